@@ -1,0 +1,52 @@
+# ragline: the two commands are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup demo test lint unit integration infrastructure e2e bench synth clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml layers/common/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev,test,openai,cdk]"
+	touch $@
+
+node_modules/.installed: package.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: setup
+	$(BIN)/ragline demo
+
+test: setup lint unit integration infrastructure e2e
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+unit: setup
+	$(BIN)/pytest tests/unit -q
+
+integration: setup
+	$(BIN)/pytest tests/integration -q
+
+infrastructure: setup node_modules/.installed
+	$(BIN)/pytest tests/infrastructure -q
+
+e2e: setup
+	$(BIN)/pytest tests/e2e -q
+
+bench: setup
+	$(BIN)/python bench/ingest.py
+
+synth: setup node_modules/.installed
+	npx cdk synth --quiet
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out .ragline .pytest_cache .mypy_cache .ruff_cache

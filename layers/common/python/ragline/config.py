@@ -1,0 +1,154 @@
+"""Settings from the environment, parsed and validated once.
+
+Logic never reads ``os.environ``: handlers and the command line call
+:func:`get_settings` (cached) or build :class:`Settings` from a mapping in tests.
+The same variables configure the local stack and Lambda (CDK sets them).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ragline.errors import ConfigurationError
+
+# Environment variable -> settings field. One table, so the names are documented in one place.
+ENVIRONMENT: dict[str, str] = {
+    "RAGLINE_DATABASE_URL": "database_url",
+    "RAGLINE_DATABASE_SECRET_ARN": "database_secret_arn",
+    "RAGLINE_DATA_DIR": "data_dir",
+    "RAGLINE_EMBEDDINGS": "embeddings",
+    "RAGLINE_EMBEDDING_DIMENSIONS": "embedding_dimensions",
+    "RAGLINE_EMBEDDING_BATCH_SIZE": "embedding_batch_size",
+    "RAGLINE_LLM": "llm",
+    "RAGLINE_LLM_FALLBACK": "llm_fallback",
+    "RAGLINE_LLM_TIMEOUT": "llm_timeout_seconds",
+    "RAGLINE_LLM_MAX_RETRIES": "llm_max_retries",
+    "RAGLINE_MAX_OUTPUT_TOKENS": "max_output_tokens",
+    "RAGLINE_SAGEMAKER_PAYLOAD": "sagemaker_payload",
+    "RAGLINE_SAGEMAKER_INSTANCE_TYPE": "sagemaker_instance_type",
+    "RAGLINE_OPENAI_SECRET_ARN": "openai_secret_arn",
+    "RAGLINE_PROFILES_FILE": "profiles_file",
+    "RAGLINE_DEFAULT_PROFILE": "default_profile",
+    "RAGLINE_PROMPTS_DIR": "prompts_dir",
+    "RAGLINE_PRICES_FILE": "prices_file",
+    "RAGLINE_COLLECTION": "default_collection",
+    "RAGLINE_TOP_K": "top_k",
+    "RAGLINE_MAX_TOP_K": "max_top_k",
+    "RAGLINE_CHUNK_TOKENS": "chunk_tokens",
+    "RAGLINE_CHUNK_OVERLAP": "chunk_overlap",
+    "RAGLINE_MAX_BODY_BYTES": "max_body_bytes",
+    "RAGLINE_MAX_QUESTION_CHARS": "max_question_chars",
+    "RAGLINE_MAX_DOCUMENT_BYTES": "max_document_bytes",
+    "RAGLINE_LOG_QUESTIONS": "log_questions",
+    "RAGLINE_QUERY_LOG_RETENTION_DAYS": "query_log_retention_days",
+    "POWERTOOLS_METRICS_NAMESPACE": "metrics_namespace",
+    "POWERTOOLS_SERVICE_NAME": "service_name",
+}
+
+_LIST_FIELDS = {"llm_fallback"}
+
+
+class Settings(BaseModel):
+    """Every knob ragline has, with its default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Store: a URL, or on AWS a Secrets Manager secret in the RDS format; neither means
+    # the embedded PostgreSQL under ``data_dir``.
+    database_url: str | None = None
+    database_secret_arn: str | None = None
+    data_dir: Path = Path(".ragline")
+
+    # Models, as provider:model strings.
+    embeddings: str = "hash"
+    embedding_dimensions: int | None = Field(default=None, ge=8, le=16000)
+    embedding_batch_size: int = Field(default=64, ge=1, le=2048)
+    llm: str = "extractive"
+    llm_fallback: tuple[str, ...] = ()
+    llm_timeout_seconds: float = Field(default=30.0, gt=0, le=900)
+    llm_max_retries: int = Field(default=2, ge=0, le=10)
+    max_output_tokens: int = Field(default=512, ge=16, le=32000)
+    sagemaker_payload: str = "messages"
+    sagemaker_instance_type: str | None = None
+    openai_secret_arn: str | None = None
+
+    # Prompts, routing profiles and prices (files override the packaged ones).
+    profiles_file: Path | None = None
+    default_profile: str = "simple"
+    prompts_dir: Path | None = None
+    prices_file: Path | None = None
+
+    # Retrieval and chunking.
+    default_collection: str = "default"
+    top_k: int = Field(default=5, ge=1, le=100)
+    max_top_k: int = Field(default=50, ge=1, le=500)
+    chunk_tokens: int = Field(default=256, ge=32, le=8192)
+    chunk_overlap: int = Field(default=40, ge=0, le=4096)
+
+    # Limits on input.
+    max_body_bytes: int = Field(default=32 * 1024, ge=256)
+    max_question_chars: int = Field(default=2000, ge=16)
+    max_document_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+
+    # Telemetry.
+    log_questions: bool = False
+    query_log_retention_days: int = Field(default=30, ge=1)
+    metrics_namespace: str = "Ragline"
+    service_name: str = "ragline"
+
+    @field_validator("llm_fallback", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @field_validator("sagemaker_payload")
+    @classmethod
+    def _check_payload(cls, value: str) -> str:
+        if value not in {"messages", "tgi"}:
+            raise ValueError("must be 'messages' (OpenAI-style) or 'tgi' (inputs/parameters)")
+        return value
+
+    @field_validator("chunk_overlap")
+    @classmethod
+    def _overlap_below_size(cls, value: int, info: Any) -> int:
+        size = info.data.get("chunk_tokens")
+        if size is not None and value >= size:
+            raise ValueError("must be smaller than RAGLINE_CHUNK_TOKENS")
+        return value
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from environment variables; raise ConfigurationError if invalid."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {
+            field: environ[name]
+            for name, field in ENVIRONMENT.items()
+            if environ.get(name, "").strip() != ""
+        }
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            field_to_env = {field: name for name, field in ENVIRONMENT.items()}
+            problems = "; ".join(
+                f"{field_to_env.get(str(err['loc'][0]), err['loc'][0])}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise ConfigurationError(f"invalid configuration: {problems}") from exc
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with some fields changed, validated again."""
+        return type(self)(**{**self.model_dump(), **changes})
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read from the environment once (cold start)."""
+    return Settings.from_env()
