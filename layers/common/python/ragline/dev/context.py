@@ -1,0 +1,95 @@
+"""A stand-in for the Lambda runtime: the context object and one "function" to invoke.
+
+Powertools' ``inject_lambda_context`` reads the context's attributes, so the fake
+carries every one of them. :class:`LambdaFunction` plays one execution environment:
+it runs one invocation at a time, as Lambda does, because handler modules keep
+per-invocation state (Powertools resolvers store the current event on the app).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+@dataclass
+class LambdaContext:
+    """The attributes and method of the context object the Python runtime passes."""
+
+    function_name: str
+    timeout_seconds: float = 30.0
+    memory_limit_in_mb: int = 1024
+    function_version: str = "$LATEST"
+    log_stream_name: str = ""
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    identity: Any = None
+    client_context: Any = None
+    _deadline: float = field(default=0.0, repr=False)
+
+    def __post_init__(self) -> None:
+        self._deadline = time.monotonic() + self.timeout_seconds
+        if not self.log_stream_name:
+            self.log_stream_name = new_log_stream_name(self.function_version)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        """The ARN the function was invoked with."""
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.function_name}"
+
+    @property
+    def log_group_name(self) -> str:
+        """The CloudWatch log group Lambda would write to."""
+        return f"/aws/lambda/{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before the function's timeout (never negative)."""
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def new_log_stream_name(version: str = "$LATEST") -> str:
+    """A log stream name in Lambda's format: date, version, environment id."""
+    return f"{datetime.now(UTC):%Y/%m/%d}/[{version}]{uuid.uuid4().hex}"
+
+
+class LambdaFunction:
+    """A handler with a name, a timeout and a memory size, invoked one event at a time."""
+
+    def __init__(
+        self,
+        name: str,
+        handler: Handler,
+        *,
+        timeout_seconds: float = 30.0,
+        memory_limit_in_mb: int = 1024,
+    ) -> None:
+        self.name = name
+        self.handler = handler
+        self.timeout_seconds = timeout_seconds
+        self.memory_limit_in_mb = memory_limit_in_mb
+        # One execution environment: its log stream outlives invocations, its request ids don't.
+        self.log_stream_name = new_log_stream_name()
+        self._lock = threading.Lock()
+
+    def new_context(self) -> LambdaContext:
+        """A context for one invocation, with a fresh request id."""
+        return LambdaContext(
+            function_name=self.name,
+            timeout_seconds=self.timeout_seconds,
+            memory_limit_in_mb=self.memory_limit_in_mb,
+            log_stream_name=self.log_stream_name,
+        )
+
+    def invoke(self, event: dict[str, Any]) -> Any:
+        """Run the handler on one event and return what it returns (or raise what it raises)."""
+        with self._lock:
+            return self.handler(event, self.new_context())

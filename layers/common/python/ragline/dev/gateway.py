@@ -1,0 +1,290 @@
+"""The HTTP server playing API Gateway: each request becomes a REST API proxy event.
+
+The API is a proxy integration at the root (``/`` and ``/{proxy+}``), as a
+``LambdaRestApi`` is, served without a stage prefix (like a custom domain), so
+Powertools resolves routes, and the Swagger UI its OpenAPI document, from the path.
+What API Gateway does and the handler can see is reproduced: the raw path with
+percent-encoding kept, decoded query strings and path parameters, last-value and
+multi-value views of headers and query strings, ``null`` for absent maps, the body as
+text or base64, and a 502 when the function fails or answers something malformed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from ragline.dev.context import ACCOUNT_ID, LambdaFunction
+
+logger = logging.getLogger(__name__)
+
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's request payload quota
+API_ID = "ragline0local"
+STAGE = "local"
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    """What goes back on the wire."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+def _group(pairs: Iterable[tuple[str, str]], *, fold_case: bool) -> dict[str, list[str]]:
+    """Values per name in arrival order; header names compare without case."""
+    grouped: dict[str, list[str]] = {}
+    spelling: dict[str, str] = {}
+    for name, value in pairs:
+        key = name.lower() if fold_case else name
+        grouped.setdefault(spelling.setdefault(key, name), []).append(value)
+    return grouped
+
+
+def build_proxy_event(
+    method: str,
+    target: str,
+    headers: Sequence[tuple[str, str]],
+    body: bytes,
+    *,
+    source_ip: str = "127.0.0.1",
+    host: str = "localhost",
+    request_id: str | None = None,
+    now: float | None = None,
+    stage: str = STAGE,
+) -> dict[str, Any]:
+    """The API Gateway REST (v1) proxy event for one HTTP request.
+
+    ``target`` is the request target as sent (path and query string, still encoded),
+    ``headers`` the header lines in order (repeated names allowed).
+    """
+    now = time.time() if now is None else now
+    request_id = request_id or str(uuid.uuid4())
+    split = urlsplit(target)
+    path = split.path or "/"
+    multi_headers = _group(headers, fold_case=True)
+    multi_query = _group(parse_qsl(split.query, keep_blank_values=True), fold_case=False)
+    user_agent = next((v[-1] for k, v in multi_headers.items() if k.lower() == "user-agent"), None)
+
+    if path == "/":
+        resource, path_parameters = "/", None
+    else:
+        resource, path_parameters = "/{proxy+}", {"proxy": unquote(path[1:])}
+
+    try:
+        text, is_base64 = (body.decode("utf-8"), False) if body else (None, False)
+    except UnicodeDecodeError:
+        # API Gateway hands binary payloads over base64-encoded (binary media types).
+        text, is_base64 = base64.b64encode(body).decode("ascii"), True
+
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": {name: values[-1] for name, values in multi_headers.items()} or None,
+        "multiValueHeaders": multi_headers or None,
+        "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
+        "multiValueQueryStringParameters": multi_query or None,
+        "pathParameters": path_parameters,
+        "stageVariables": None,
+        "requestContext": {
+            "accountId": ACCOUNT_ID,
+            "apiId": API_ID,
+            "resourceId": "proxy" if path_parameters else "root",
+            "resourcePath": resource,
+            "stage": stage,
+            "requestId": request_id,
+            "extendedRequestId": request_id,
+            "requestTime": datetime.fromtimestamp(now, UTC).strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "requestTimeEpoch": int(now * 1000),
+            "httpMethod": method,
+            "path": path,
+            "protocol": "HTTP/1.1",
+            "domainName": host,
+            "identity": {
+                "sourceIp": source_ip,
+                "userAgent": user_agent,
+                "accessKey": None,
+                "accountId": None,
+                "caller": None,
+                "cognitoAuthenticationProvider": None,
+                "cognitoAuthenticationType": None,
+                "cognitoIdentityId": None,
+                "cognitoIdentityPoolId": None,
+                "principalOrgId": None,
+                "user": None,
+                "userArn": None,
+            },
+        },
+        "body": text,
+        "isBase64Encoded": is_base64,
+    }
+
+
+def _json_response(status: int, message: str) -> HttpResponse:
+    body = json.dumps({"message": message}).encode()
+    return HttpResponse(status, [("Content-Type", "application/json")], body)
+
+
+def gateway_error(status: int = HTTPStatus.BAD_GATEWAY) -> HttpResponse:
+    """API Gateway's own answer when the integration fails."""
+    if status == HTTPStatus.BAD_GATEWAY:
+        return _json_response(status, "Internal server error")
+    return _json_response(status, HTTPStatus(status).phrase)
+
+
+def parse_proxy_response(result: Any) -> HttpResponse:
+    """The HTTP response for a proxy integration's return value, or a 502 if malformed.
+
+    ``headers`` and ``multiValueHeaders`` are merged; a name in both keeps the
+    multi-value list, as API Gateway documents.
+    """
+    if not isinstance(result, Mapping) or not isinstance(result.get("statusCode"), int):
+        return gateway_error()
+    multi = result.get("multiValueHeaders") or {}
+    single = result.get("headers") or {}
+    if not isinstance(multi, Mapping) or not isinstance(single, Mapping):
+        return gateway_error()
+    headers: list[tuple[str, str]] = []
+    for name, values in multi.items():
+        headers.extend((str(name), str(value)) for value in values)
+    in_multi = {str(name).lower() for name in multi}
+    headers.extend((str(k), str(v)) for k, v in single.items() if str(k).lower() not in in_multi)
+
+    body = result.get("body")
+    if body is None:
+        payload = b""
+    elif not isinstance(body, str):
+        return gateway_error()
+    elif result.get("isBase64Encoded"):
+        try:
+            payload = base64.b64decode(body, validate=True)
+        except ValueError:
+            return gateway_error()
+    else:
+        payload = body.encode("utf-8")
+    return HttpResponse(int(result["statusCode"]), headers, payload)
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    server: _GatewayServer
+    protocol_version = "HTTP/1.1"
+
+    def _read_body(self) -> bytes | None:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks: list[bytes] = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+                if sum(map(len, chunks)) > MAX_PAYLOAD_BYTES:
+                    return None
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_PAYLOAD_BYTES:
+            return None
+        return self.rfile.read(length) if length else b""
+
+    def _handle(self) -> None:
+        started = time.perf_counter()
+        body = self._read_body()
+        if body is None:
+            response = gateway_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+            self.close_connection = True
+        else:
+            host = self.headers.get("Host", "localhost").split(":")[0]
+            headers = [(name, value) for name, value in self.headers.items()]
+            event = build_proxy_event(
+                self.command, self.path, headers, body, source_ip=self.client_address[0], host=host
+            )
+            try:
+                response = parse_proxy_response(self.server.function.invoke(event))
+            except Exception:  # a raising handler is a 502, as an integration error is
+                name = self.server.function.name
+                logger.exception("%s failed on %s %s", name, self.command, self.path)
+                response = gateway_error()
+        self._write(response)
+        logger.info(
+            "%s %s -> %d (%.0f ms)",
+            self.command,
+            self.path,
+            response.status,
+            (time.perf_counter() - started) * 1000,
+        )
+
+    def _write(self, response: HttpResponse) -> None:
+        self.send_response(response.status)
+        names = set()
+        for name, value in response.headers:
+            if name.lower() not in {"content-length", "transfer-encoding", "connection"}:
+                self.send_header(name, value)
+                names.add(name.lower())
+        self.send_header("Content-Length", str(len(response.body)))
+        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Requests are logged once, with their status and latency, by ``_handle``."""
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+
+
+class _GatewayServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], function: LambdaFunction) -> None:
+        self.function = function
+        super().__init__(address, _RequestHandler)
+
+
+class ApiGateway:
+    """A threaded HTTP server on ``host:port`` invoking ``function`` for every request."""
+
+    def __init__(self, function: LambdaFunction, host: str = "127.0.0.1", port: int = 8000) -> None:
+        try:
+            self._server = _GatewayServer((host, port), function)
+        except OSError as exc:
+            raise OSError(
+                f"cannot listen on {host}:{port} ({exc.strerror}); choose another port "
+                f"with --api-port (0 = any free)"
+            ) from exc
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` with the port actually bound."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> str:
+        """Serve in a daemon thread and return the URL."""
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="ragline-api-gateway", daemon=True
+        )
+        self._thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        """Stop accepting requests and release the port."""
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._server.server_close()

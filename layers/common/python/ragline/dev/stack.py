@@ -1,0 +1,209 @@
+"""The local stack: moto (S3 + SQS), the ingest poller and the API gateway in one process.
+
+It runs the repository's Lambda handlers unchanged, with the events AWS would send
+them. The store is the library's own: with ``RAGLINE_DATABASE_URL`` unset it starts
+embedded PostgreSQL under the data directory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from ragline.dev.aws import FAKE_CREDENTIALS, MotoEndpoint, Resources, client, provision
+from ragline.dev.context import REGION, Handler, LambdaFunction
+from ragline.dev.gateway import ApiGateway
+from ragline.dev.poller import SqsPoller
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+logger = logging.getLogger(__name__)
+
+ENDPOINTS_FILE = "endpoints.json"
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where a running stack listens; written to ``<data dir>/endpoints.json``."""
+
+    api: str
+    s3: str
+    bucket: str
+    queue: str
+    dlq: str
+
+    def to_json(self) -> str:
+        """The JSON document clients read."""
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+    @classmethod
+    def read(cls, data_dir: Path) -> Endpoints:
+        """The endpoints a stack running on ``data_dir`` wrote."""
+        return cls(**json.loads((data_dir / ENDPOINTS_FILE).read_text()))
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    """The knobs of the local stack, with the command line's defaults."""
+
+    host: str = "127.0.0.1"
+    api_port: int = 8000
+    aws_port: int = 4566
+    data_dir: Path = Path(".ragline")
+    bucket: str = "ragline-documents"
+    queue: str = "ragline-ingest"
+    dlq: str = "ragline-ingest-dlq"
+    batch_size: int = 10
+    max_receive_count: int = 3
+    visibility_timeout: int = 5
+    ingest_timeout_seconds: float = 300.0
+    query_timeout_seconds: float = 29.0  # API Gateway's integration timeout
+
+
+def prepare_environment(data_dir: Path, s3_endpoint: str | None = None) -> None:
+    """Set what the handlers read at cold start; call before importing them.
+
+    Credentials and region are only defaulted, so real ones (for a hosted model) stay.
+    """
+    os.environ["RAGLINE_DATA_DIR"] = str(data_dir.resolve())
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", FAKE_CREDENTIALS["aws_access_key_id"])
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", FAKE_CREDENTIALS["aws_secret_access_key"])
+    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+    os.environ.setdefault("AWS_REGION", os.environ["AWS_DEFAULT_REGION"])
+    if s3_endpoint is not None:
+        # boto3's default S3 client, the one the ingest handler makes, reads this.
+        os.environ["AWS_ENDPOINT_URL_S3"] = s3_endpoint
+
+
+class LocalStack:
+    """Start with :meth:`start` (or ``with LocalStack(...) as stack``), stop with :meth:`stop`.
+
+    ``ingest_handler`` and ``query_handler`` default to the repository's
+    ``functions/ingest`` and ``functions/query``; tests pass fakes.
+    """
+
+    def __init__(
+        self,
+        options: StackOptions | None = None,
+        *,
+        ingest_handler: Handler | None = None,
+        query_handler: Handler | None = None,
+    ) -> None:
+        self.options = options or StackOptions()
+        self._ingest_handler = ingest_handler
+        self._query_handler = query_handler
+        self._moto: MotoEndpoint | None = None
+        self._poller: SqsPoller | None = None
+        self._gateway: ApiGateway | None = None
+        self._endpoints: Endpoints | None = None
+        self.resources: Resources | None = None
+
+    @property
+    def endpoints(self) -> Endpoints:
+        """Where the running stack listens."""
+        if self._endpoints is None:
+            raise RuntimeError("the local stack is not running")
+        return self._endpoints
+
+    @property
+    def endpoints_file(self) -> Path:
+        """``<data dir>/endpoints.json``, present while the stack runs."""
+        return self.options.data_dir / ENDPOINTS_FILE
+
+    def start(self) -> Endpoints:
+        """Start every part, then write ``endpoints.json``; on failure, stop what started."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> Endpoints:
+        options = self.options
+        options.data_dir.mkdir(parents=True, exist_ok=True)
+        self.endpoints_file.unlink(missing_ok=True)
+
+        self._moto = MotoEndpoint(options.host, options.aws_port)
+        s3_url = self._moto.start()
+        prepare_environment(options.data_dir, s3_url)
+        self.resources = provision(
+            s3_url,
+            bucket=options.bucket,
+            queue_name=options.queue,
+            dlq_name=options.dlq,
+            max_receive_count=options.max_receive_count,
+            visibility_timeout=options.visibility_timeout,
+        )
+        logger.info("S3 + SQS on %s: bucket %s -> %s", s3_url, options.bucket, options.queue)
+
+        ingest, query = self._load_handlers()
+        sqs: SQSClient = client("sqs", s3_url)
+        self._poller = SqsPoller(
+            sqs=sqs,
+            queue_url=self.resources.queue_url,
+            queue_arn=self.resources.queue_arn,
+            function=LambdaFunction(
+                "ragline-ingest", ingest, timeout_seconds=options.ingest_timeout_seconds
+            ),
+            batch_size=options.batch_size,
+        )
+        self._gateway = ApiGateway(
+            LambdaFunction("ragline-query", query, timeout_seconds=options.query_timeout_seconds),
+            options.host,
+            options.api_port,
+        )
+        self._poller.start()
+        api_url = self._gateway.start()
+
+        self._endpoints = Endpoints(
+            api=api_url,
+            s3=s3_url,
+            bucket=options.bucket,
+            queue=self.resources.queue_url,
+            dlq=self.resources.dlq_url,
+        )
+        # Written last, atomically: its presence tells clients everything is ready.
+        partial = self.endpoints_file.with_suffix(".json.tmp")
+        partial.write_text(self._endpoints.to_json())
+        partial.replace(self.endpoints_file)
+        return self._endpoints
+
+    def _load_handlers(self) -> tuple[Handler, Handler]:
+        from ragline.dev.handlers import load_handler
+
+        ingest = self._ingest_handler or load_handler("ingest")
+        query = self._query_handler or load_handler("query")
+        return ingest, query
+
+    def stop(self) -> None:
+        """Stop taking requests, finish the batch in hand, stop moto, remove endpoints.json."""
+        if self._endpoints is not None:
+            self.endpoints_file.unlink(missing_ok=True)
+            self._endpoints = None
+        if self._gateway is not None:
+            self._gateway.stop()
+            self._gateway = None
+        if self._poller is not None:
+            self._poller.stop()
+            self._poller = None
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,255 @@
+"""The local API Gateway: HTTP requests in, REST proxy events out, responses back."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ragline.dev.context import LambdaFunction
+from ragline.dev.gateway import ApiGateway, build_proxy_event, parse_proxy_response
+
+
+class RecordingHandler:
+    """A fake query function: records each event and context, replays a canned response."""
+
+    def __init__(self, response: Any = None, error: Exception | None = None) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.contexts: list[Any] = []
+        self.response = response or {"statusCode": 200, "headers": {}, "body": "{}"}
+        self.error = error
+
+    def __call__(self, event: dict[str, Any], context: Any) -> Any:
+        self.events.append(event)
+        self.contexts.append(context)
+        if self.error is not None:
+            raise self.error
+        return self.response
+
+
+def test_path_query_and_headers_become_a_proxy_event() -> None:
+    # GIVEN a request with a nested path, repeated query parameters and repeated headers
+    headers = [
+        ("Host", "127.0.0.1:8000"),
+        ("Accept", "application/json"),
+        ("X-Tag", "one"),
+        ("x-tag", "two"),
+        ("User-Agent", "pytest"),
+    ]
+
+    # WHEN it becomes an event
+    event = build_proxy_event(
+        "GET",
+        "/documents/doc%2F1?limit=5&tag=a&tag=b+c&empty=",
+        headers,
+        b"",
+        source_ip="10.0.0.7",
+        request_id="req-1",
+        now=1_700_000_000.25,
+    )
+
+    # THEN it has API Gateway's shape: raw path, decoded parameters, both header views
+    assert event["resource"] == "/{proxy+}"
+    assert event["path"] == "/documents/doc%2F1"
+    assert event["pathParameters"] == {"proxy": "documents/doc/1"}
+    assert event["httpMethod"] == "GET"
+    assert event["queryStringParameters"] == {"limit": "5", "tag": "b c", "empty": ""}
+    assert event["multiValueQueryStringParameters"] == {
+        "limit": ["5"],
+        "tag": ["a", "b c"],
+        "empty": [""],
+    }
+    assert event["headers"]["X-Tag"] == "two"
+    assert event["multiValueHeaders"]["X-Tag"] == ["one", "two"]
+    assert event["stageVariables"] is None
+    assert event["body"] is None
+    assert event["isBase64Encoded"] is False
+    context = event["requestContext"]
+    assert context["requestId"] == "req-1"
+    assert context["stage"] == "local"
+    assert context["httpMethod"] == "GET"
+    assert context["path"] == "/documents/doc%2F1"
+    assert context["requestTimeEpoch"] == 1_700_000_000_250
+    assert context["requestTime"] == "14/Nov/2023:22:13:20 +0000"
+    assert context["identity"]["sourceIp"] == "10.0.0.7"
+    assert context["identity"]["userAgent"] == "pytest"
+
+
+def test_root_has_no_path_parameters_and_absent_maps_are_null() -> None:
+    # GIVEN a bare request for the root
+    # WHEN it becomes an event
+    event = build_proxy_event("GET", "/", [], b"")
+
+    # THEN the root resource is used and the empty maps are null, as API Gateway sends them
+    assert event["resource"] == "/"
+    assert event["pathParameters"] is None
+    assert event["queryStringParameters"] is None
+    assert event["multiValueQueryStringParameters"] is None
+    assert event["headers"] is None
+    assert event["multiValueHeaders"] is None
+
+
+def test_text_body_is_passed_as_is_and_binary_body_as_base64() -> None:
+    # GIVEN a JSON body and a body that is not UTF-8
+    payload = json.dumps({"question": "Où est le café ?"}).encode()
+    binary = b"\x89PNG\r\n\x1a\n\xff\x00"
+
+    # WHEN they become events
+    text_event = build_proxy_event("POST", "/query", [("Content-Type", "application/json")], payload)
+    binary_event = build_proxy_event("POST", "/upload", [], binary)
+
+    # THEN text stays text and binary is base64-encoded and flagged
+    assert text_event["body"] == payload.decode()
+    assert text_event["isBase64Encoded"] is False
+    assert binary_event["isBase64Encoded"] is True
+    assert base64.b64decode(binary_event["body"]) == binary
+
+
+def test_response_headers_merge_and_base64_bodies_are_decoded() -> None:
+    # GIVEN a proxy response with both header maps and a base64 body
+    result = {
+        "statusCode": 201,
+        "headers": {"Content-Type": "image/png", "Set-Cookie": "ignored=1"},
+        "multiValueHeaders": {"Set-Cookie": ["a=1", "b=2"]},
+        "body": base64.b64encode(b"\x00\x01").decode(),
+        "isBase64Encoded": True,
+    }
+
+    # WHEN it is turned into the HTTP response
+    response = parse_proxy_response(result)
+
+    # THEN the multi-value list wins for a name in both maps, and the body is raw bytes
+    assert response.status == 201
+    assert response.headers == [
+        ("Set-Cookie", "a=1"),
+        ("Set-Cookie", "b=2"),
+        ("Content-Type", "image/png"),
+    ]
+    assert response.body == b"\x00\x01"
+
+
+@pytest.mark.parametrize(
+    "result",
+    [None, "text", {"body": "no status"}, {"statusCode": 200, "body": 12}, {"statusCode": "200"}],
+)
+def test_malformed_responses_are_a_502(result: Any) -> None:
+    # GIVEN a function answer that is not a proxy response
+    # WHEN it is turned into the HTTP response
+    response = parse_proxy_response(result)
+
+    # THEN the client sees API Gateway's integration error
+    assert response.status == 502
+    assert json.loads(response.body) == {"message": "Internal server error"}
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[ApiGateway, RecordingHandler]]:
+    handler = RecordingHandler(
+        {
+            "statusCode": 200,
+            "multiValueHeaders": {"Content-Type": ["application/json"], "X-Trace": ["1", "2"]},
+            "body": '{"ok": true}',
+            "isBase64Encoded": False,
+        }
+    )
+    gateway = ApiGateway(LambdaFunction("ragline-query", handler), "127.0.0.1", 0)
+    gateway.start()
+    yield gateway, handler
+    gateway.stop()
+
+
+def _connection(gateway: ApiGateway) -> http.client.HTTPConnection:
+    host, port = gateway.url.removeprefix("http://").split(":")
+    return http.client.HTTPConnection(host, int(port), timeout=10)
+
+
+def test_http_request_reaches_the_function_and_its_response_comes_back(
+    served: tuple[ApiGateway, RecordingHandler],
+) -> None:
+    # GIVEN the gateway serving a recording function
+    gateway, handler = served
+    connection = _connection(gateway)
+
+    # WHEN a client posts JSON with a repeated header
+    connection.putrequest("POST", "/query?top_k=3")
+    connection.putheader("Content-Type", "application/json")
+    connection.putheader("X-Tag", "one")
+    connection.putheader("X-Tag", "two")
+    body = b'{"question": "hi"}'
+    connection.putheader("Content-Length", str(len(body)))
+    connection.endheaders(body)
+    response = connection.getresponse()
+
+    # THEN the function got the proxy event and a Lambda context, and the client its answer
+    assert response.status == 200
+    assert response.getheader("X-Trace") == "1, 2"
+    assert json.loads(response.read()) == {"ok": True}
+    (event,) = handler.events
+    assert event["httpMethod"] == "POST"
+    assert event["path"] == "/query"
+    assert event["queryStringParameters"] == {"top_k": "3"}
+    assert event["multiValueHeaders"]["X-Tag"] == ["one", "two"]
+    assert event["body"] == '{"question": "hi"}'
+    (context,) = handler.contexts
+    assert context.function_name == "ragline-query"
+    assert context.invoked_function_arn.endswith(":function:ragline-query")
+    assert 0 < context.get_remaining_time_in_millis() <= 30_000
+
+
+def test_each_invocation_gets_a_fresh_request_id(
+    served: tuple[ApiGateway, RecordingHandler],
+) -> None:
+    # GIVEN the gateway serving a recording function
+    gateway, handler = served
+
+    # WHEN two requests arrive on one keep-alive connection
+    connection = _connection(gateway)
+    for _ in range(2):
+        connection.request("GET", "/health")
+        connection.getresponse().read()
+
+    # THEN each ran with its own request id, in the same execution environment
+    first, second = handler.contexts
+    assert first.aws_request_id != second.aws_request_id
+    assert first.log_stream_name == second.log_stream_name
+
+
+def test_a_raising_function_is_a_502() -> None:
+    # GIVEN a function that raises
+    gateway = ApiGateway(
+        LambdaFunction("ragline-query", RecordingHandler(error=RuntimeError("boom"))), port=0
+    )
+    gateway.start()
+    try:
+        # WHEN it is called
+        connection = _connection(gateway)
+        connection.request("GET", "/health")
+        response = connection.getresponse()
+
+        # THEN the client sees API Gateway's integration error, not a stack trace
+        assert response.status == 502
+        assert json.loads(response.read()) == {"message": "Internal server error"}
+    finally:
+        gateway.stop()
+
+
+def test_an_oversized_payload_is_refused_before_the_function_runs(
+    served: tuple[ApiGateway, RecordingHandler],
+) -> None:
+    # GIVEN the gateway serving a recording function
+    gateway, handler = served
+
+    # WHEN a client announces a body above API Gateway's 10 MB quota
+    connection = _connection(gateway)
+    connection.putrequest("POST", "/query")
+    connection.putheader("Content-Length", str(11 * 1024 * 1024))
+    connection.endheaders()
+    response = connection.getresponse()
+
+    # THEN it gets a 413 and the function never sees the request
+    assert response.status == 413
+    assert handler.events == []
