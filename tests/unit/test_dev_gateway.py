@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from ragline.dev.context import LambdaFunction
 from ragline.dev.gateway import ApiGateway, build_proxy_event, parse_proxy_response
 
@@ -99,7 +98,9 @@ def test_text_body_is_passed_as_is_and_binary_body_as_base64() -> None:
     binary = b"\x89PNG\r\n\x1a\n\xff\x00"
 
     # WHEN they become events
-    text_event = build_proxy_event("POST", "/query", [("Content-Type", "application/json")], payload)
+    text_event = build_proxy_event(
+        "POST", "/query", [("Content-Type", "application/json")], payload
+    )
     binary_event = build_proxy_event("POST", "/upload", [], binary)
 
     # THEN text stays text and binary is base64-encoded and flagged

@@ -275,8 +275,12 @@ class ApiGateway:
 
     def start(self) -> str:
         """Serve in a daemon thread and return the URL."""
+        # A short poll interval only makes shutdown quicker; requests never wait on it.
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="ragline-api-gateway", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="ragline-api-gateway",
+            daemon=True,
         )
         self._thread.start()
         return self.url
