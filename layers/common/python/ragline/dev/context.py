@@ -2,16 +2,17 @@
 
 Powertools' ``inject_lambda_context`` reads the context's attributes, so the fake
 carries every one of them. :class:`LambdaFunction` plays one execution environment:
-it runs one invocation at a time, as Lambda does, because handler modules keep
-per-invocation state (Powertools resolvers store the current event on the app).
+it runs one invocation at a time, on one thread that outlives invocations, as Lambda
+does. Handler modules rely on both: Powertools resolvers keep the current event on the
+app, and the store keeps one connection per thread, reused while the thread lives.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -78,7 +79,7 @@ class LambdaFunction:
         self.memory_limit_in_mb = memory_limit_in_mb
         # One execution environment: its log stream outlives invocations, its request ids don't.
         self.log_stream_name = new_log_stream_name()
-        self._lock = threading.Lock()
+        self._environment = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
 
     def new_context(self) -> LambdaContext:
         """A context for one invocation, with a fresh request id."""
@@ -90,6 +91,16 @@ class LambdaFunction:
         )
 
     def invoke(self, event: dict[str, Any]) -> Any:
-        """Run the handler on one event and return what it returns (or raise what it raises)."""
-        with self._lock:
-            return self.handler(event, self.new_context())
+        """Run the handler on one event and return what it returns (or raise what it raises).
+
+        Callers from several threads queue up: one invocation runs at a time.
+        """
+        # The context is made on the worker so its deadline starts when the handler does.
+        return self._environment.submit(self._run, event).result()
+
+    def _run(self, event: dict[str, Any]) -> Any:
+        return self.handler(event, self.new_context())
+
+    def close(self) -> None:
+        """Let the invocation in progress finish, then end the environment's thread."""
+        self._environment.shutdown(wait=True, cancel_futures=True)

@@ -98,6 +98,7 @@ class LocalStack:
         self.options = options or StackOptions()
         self._ingest_handler = ingest_handler
         self._query_handler = query_handler
+        self._functions: list[LambdaFunction] = []
         self._moto: MotoEndpoint | None = None
         self._poller: SqsPoller | None = None
         self._gateway: ApiGateway | None = None
@@ -143,21 +144,22 @@ class LocalStack:
         logger.info("S3 + SQS on %s: bucket %s -> %s", s3_url, options.bucket, options.queue)
 
         ingest, query = self._load_handlers()
+        ingest_function = LambdaFunction(
+            "ragline-ingest", ingest, timeout_seconds=options.ingest_timeout_seconds
+        )
+        query_function = LambdaFunction(
+            "ragline-query", query, timeout_seconds=options.query_timeout_seconds
+        )
+        self._functions = [ingest_function, query_function]
         sqs: SQSClient = client("sqs", s3_url)
         self._poller = SqsPoller(
             sqs=sqs,
             queue_url=self.resources.queue_url,
             queue_arn=self.resources.queue_arn,
-            function=LambdaFunction(
-                "ragline-ingest", ingest, timeout_seconds=options.ingest_timeout_seconds
-            ),
+            function=ingest_function,
             batch_size=options.batch_size,
         )
-        self._gateway = ApiGateway(
-            LambdaFunction("ragline-query", query, timeout_seconds=options.query_timeout_seconds),
-            options.host,
-            options.api_port,
-        )
+        self._gateway = ApiGateway(query_function, options.host, options.api_port)
         self._poller.start()
         api_url = self._gateway.start()
 
@@ -192,6 +194,9 @@ class LocalStack:
         if self._poller is not None:
             self._poller.stop()
             self._poller = None
+        for function in self._functions:
+            function.close()
+        self._functions = []
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
