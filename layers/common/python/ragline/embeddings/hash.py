@@ -1,0 +1,58 @@
+"""Deterministic feature-hashing embeddings: no model, no dependencies, for tests and demos.
+
+Words and word pairs are hashed (CRC-32, stable across processes and machines) into a
+fixed number of signed buckets, weighted by sublinear term frequency, and normalized.
+Texts that share words are close; there is no notion of synonyms.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import zlib
+from collections import Counter
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+
+from ragline.documents import count_tokens
+from ragline.embeddings.base import Embedder, EmbeddingResult, normalize
+
+_WORDS = re.compile(r"[a-z0-9_]+(?:\.[a-z0-9_]+)*")
+DEFAULT_DIMENSIONS = 384
+
+
+@lru_cache(maxsize=200_000)
+def _bucket(feature: str, dimensions: int) -> tuple[int, float]:
+    digest = zlib.crc32(feature.encode("utf-8"))
+    return digest % dimensions, (1.0 if digest & 0x80000000 else -1.0)
+
+
+def _features(text: str) -> Counter[str]:
+    words = _WORDS.findall(text.lower())
+    features: Counter[str] = Counter()
+    for word in words:
+        features[word] += 1
+        if "." in word:  # dotted names also count as their parts: os.path -> os, path
+            features.update(word.split("."))
+    features.update(f"{a} {b}" for a, b in itertools.pairwise(words))
+    return features
+
+
+class HashEmbedder(Embedder):
+    """Signed feature hashing of words and word bigrams."""
+
+    def __init__(self, dimensions: int | None = None) -> None:
+        self.dimensions = dimensions or DEFAULT_DIMENSIONS
+        self.name = "hash" if self.dimensions == DEFAULT_DIMENSIONS else f"hash:{self.dimensions}"
+
+    def embed_documents(self, texts: Sequence[str]) -> EmbeddingResult:
+        vectors = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for feature, count in _features(text).items():
+                index, sign = _bucket(feature, self.dimensions)
+                vectors[row, index] += sign * (1.0 + math.log(count))
+        tokens = sum(count_tokens(text) for text in texts)
+        return EmbeddingResult(normalize(vectors), tokens)

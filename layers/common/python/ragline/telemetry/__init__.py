@@ -1,0 +1,1 @@
+"""Telemetry: logging, metrics, the price table and cost calculation."""
