@@ -16,10 +16,11 @@ import pytest
 from aws_lambda_powertools import Logger
 from ragline.dev.aws import client
 from ragline.dev.handlers import find_repository_root
-from ragline.dev.stack import Endpoints, LocalStack, StackOptions
+from ragline.dev.stack import Endpoints, LocalStack, StackOptions, StackStartError
 from ragline.errors import ConfigurationError
 
 logger = Logger(service="ragline-dev-test")
+HEALTHY = {"statusCode": 200, "body": '{"status": "ok"}'}
 
 
 class RecordingFunction:
@@ -52,16 +53,15 @@ def stack(
     tmp_path: Path, restored_environment: None
 ) -> Iterator[tuple[LocalStack, RecordingFunction, RecordingFunction]]:
     ingest = RecordingFunction({"batchItemFailures": []})
-    query = RecordingFunction({"statusCode": 200, "body": '{"status": "ok"}'})
+    query = RecordingFunction(HEALTHY)
     options = StackOptions(api_port=0, aws_port=0, data_dir=tmp_path / "dev", bucket="docs-test")
     with LocalStack(options, ingest_handler=ingest, query_handler=query) as running:
         yield running, ingest, query
 
 
-def _with_fakes(options: StackOptions) -> LocalStack:
-    return LocalStack(
-        options, ingest_handler=RecordingFunction(), query_handler=RecordingFunction()
-    )
+def _with_fakes(options: StackOptions, query_response: Any = HEALTHY) -> LocalStack:
+    query = RecordingFunction(query_response)
+    return LocalStack(options, ingest_handler=RecordingFunction(), query_handler=query)
 
 
 def _notified_keys(function: RecordingFunction) -> list[tuple[str, str]]:
@@ -134,9 +134,9 @@ def test_http_requests_reach_the_query_function(
     with urllib.request.urlopen(f"{running.endpoints.api}/health?deep=1", timeout=10) as response:
         body = json.loads(response.read())
 
-    # THEN the query function answered a REST proxy event
+    # THEN the query function answered a REST proxy event (after the start-up health check)
     assert body == {"status": "ok"}
-    (event,) = query.events
+    event = query.events[-1]
     assert event["path"] == "/health"
     assert event["queryStringParameters"] == {"deep": "1"}
 
@@ -146,9 +146,7 @@ def test_stopping_removes_endpoints_file_and_frees_the_ports(
 ) -> None:
     # GIVEN a running stack
     options = StackOptions(api_port=0, aws_port=0, data_dir=tmp_path / "dev")
-    running = LocalStack(
-        options, ingest_handler=RecordingFunction(), query_handler=RecordingFunction()
-    )
+    running = _with_fakes(options)
     endpoints = running.start()
 
     # WHEN it stops
@@ -162,6 +160,20 @@ def test_stopping_removes_endpoints_file_and_frees_the_ports(
             assert probe.connect_ex((host, int(port))) != 0
 
 
+def test_an_unhealthy_api_stops_the_start_with_its_answer(
+    tmp_path: Path, restored_environment: None
+) -> None:
+    # GIVEN a query function whose health check fails
+    options = StackOptions(api_port=0, aws_port=0, data_dir=tmp_path / "dev")
+    unhealthy = {"statusCode": 503, "body": '{"message": "database unavailable"}'}
+
+    # WHEN the stack starts
+    # THEN it fails with the API's answer, and never announces endpoints
+    with pytest.raises(StackStartError, match=r"503.*database unavailable"):
+        _with_fakes(options, query_response=unhealthy).start()
+    assert not (tmp_path / "dev" / "endpoints.json").exists()
+
+
 def test_a_taken_port_is_a_readable_error(tmp_path: Path, restored_environment: None) -> None:
     # GIVEN a port somebody else holds
     with socket.socket() as holder:
@@ -173,9 +185,7 @@ def test_a_taken_port_is_a_readable_error(tmp_path: Path, restored_environment: 
         # WHEN the stack is asked to use it
         # THEN it says which option to change, and leaves nothing behind
         with pytest.raises(OSError, match="--aws-port"):
-            LocalStack(
-                options, ingest_handler=RecordingFunction(), query_handler=RecordingFunction()
-            ).start()
+            _with_fakes(options).start()
     assert not (tmp_path / "dev" / "endpoints.json").exists()
 
 

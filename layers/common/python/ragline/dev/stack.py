@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import urllib.error
+import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
@@ -64,6 +66,10 @@ class StackOptions:
     visibility_timeout: int = 5
     ingest_timeout_seconds: float = 300.0
     query_timeout_seconds: float = 29.0  # API Gateway's integration timeout
+    # Asked before endpoints.json is written: it starts the database (and, on a fresh data
+    # directory, creates it), so the first real request is not the slow one.
+    health_path: str | None = "/health"
+    health_timeout_seconds: float = 120.0
 
 
 def prepare_environment(data_dir: Path, s3_endpoint: str | None = None) -> None:
@@ -79,6 +85,22 @@ def prepare_environment(data_dir: Path, s3_endpoint: str | None = None) -> None:
     if s3_endpoint is not None:
         # boto3's default S3 client, the one the ingest handler makes, reads this.
         os.environ["AWS_ENDPOINT_URL_S3"] = s3_endpoint
+
+
+class StackStartError(RuntimeError):
+    """The stack came up but its API is not healthy."""
+
+
+def check_health(url: str, timeout_seconds: float) -> None:
+    """GET ``url`` through the gateway; raise StackStartError unless it answers 200."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_seconds) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode("utf-8", "replace")[:500]
+        raise StackStartError(f"health check {url} answered {exc.code}: {detail}") from exc
+    except OSError as exc:
+        raise StackStartError(f"health check {url} failed: {exc}") from exc
 
 
 class LocalStack:
@@ -160,8 +182,10 @@ class LocalStack:
             batch_size=options.batch_size,
         )
         self._gateway = ApiGateway(query_function, options.host, options.api_port)
-        self._poller.start()
         api_url = self._gateway.start()
+        if options.health_path:
+            check_health(api_url + options.health_path, options.health_timeout_seconds)
+        self._poller.start()
 
         self._endpoints = Endpoints(
             api=api_url,
