@@ -31,8 +31,10 @@ def _cost(value: float | None) -> str:
 
 def _citation_line(citation: Mapping[str, Any]) -> str:
     label = citation.get("title") or "untitled"
-    if citation.get("section") and citation["section"] != label:
-        label = f"{label} › {citation['section']}"
+    section = citation.get("section") or ""
+    if section:
+        # Section paths usually start with the document's title; do not say it twice.
+        label = section if section.startswith(label) else f"{label} › {section}"
     return f"[{citation['n']}] {citation['source']} — {label} (score {citation['score']:.3f})"
 
 
