@@ -8,19 +8,26 @@ converge on the bucket's current state instead of replaying stale history.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import unquote_plus
 
 import numpy as np
 
 from ragline.documents import chunk_document, parse_document
 from ragline.documents.chunking import SECTION_SEPARATOR
 from ragline.embeddings import Embedder, get_embedder
-from ragline.errors import DocumentParseError, RaglineError, UnsupportedDocumentError
+from ragline.errors import (
+    DocumentParseError,
+    InvalidRequestError,
+    RaglineError,
+    UnsupportedDocumentError,
+)
 from ragline.store import ChunkWrite, DocumentWrite, Store, get_store
 
 if TYPE_CHECKING:
@@ -88,6 +95,47 @@ class S3ObjectReader:
             etag=(response.get("ETag") or "").strip('"') or None,
             version_id=response.get("VersionId"),
         )
+
+
+@dataclass(frozen=True)
+class ObjectChange:
+    """One S3 event notification record: which object changed, and how."""
+
+    event_name: str
+    bucket: str
+    key: str
+
+
+def object_changes(message_body: str) -> list[ObjectChange]:
+    """The object changes an SQS message from an S3 event notification carries.
+
+    The ``s3:TestEvent`` S3 sends when notifications are configured carries none. Keys
+    arrive URL-encoded (spaces as ``+``) and are decoded once. A body that is not an S3
+    notification raises InvalidRequestError, so the message fails and is not lost.
+    """
+    try:
+        body = json.loads(message_body)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequestError(f"message body is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise InvalidRequestError("message body is not an S3 event notification")
+    if body.get("Event") == "s3:TestEvent":
+        return []
+    if "Records" not in body:
+        raise InvalidRequestError("message body is not an S3 event notification")
+    changes = []
+    for record in body["Records"]:
+        try:
+            changes.append(
+                ObjectChange(
+                    event_name=record["eventName"],
+                    bucket=record["s3"]["bucket"]["name"],
+                    key=unquote_plus(record["s3"]["object"]["key"]),
+                )
+            )
+        except (KeyError, TypeError) as exc:
+            raise InvalidRequestError(f"S3 event record lacks {exc}") from exc
+    return changes
 
 
 @dataclass(frozen=True)

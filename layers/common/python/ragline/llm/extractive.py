@@ -53,10 +53,14 @@ def content_terms(text: str) -> dict[str, float]:
         word = raw.lower()
         if word in _STOPWORDS or (len(word) < 2 and not word.isdigit()):
             continue
-        weight = 2.0 if _is_identifier(raw) else 1.0
-        for part in {word, *word.split(".")} if "." in word else {word}:
-            stemmed = _stem(part)
-            terms[stemmed] = max(terms.get(stemmed, 0.0), weight if part == word else 1.0)
+        if not _is_identifier(raw):
+            stemmed = _stem(word)
+            terms[stemmed] = max(terms.get(stemmed, 0.0), 1.0)
+            continue
+        # Identifiers match exactly (no stemming); dotted names also by their parts.
+        terms[word] = 2.0
+        for part in word.split(".") if "." in word else ():
+            terms.setdefault(part, 1.0)
     return terms
 
 

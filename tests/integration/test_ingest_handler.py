@@ -1,0 +1,193 @@
+"""The ingest Lambda with recorded SQS events, moto S3 and embedded PostgreSQL."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Iterator
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+BUCKET = "ragline-documents"
+KEY = "handbook/Vacation Policy.md"
+POLICY = b"""# Vacation policy
+
+## Allowance
+Employees get 25 vacation days each year. Unused days expire in March.
+
+## Booking
+Book vacation in the HR portal at least two weeks ahead.
+"""
+
+
+@pytest.fixture
+def s3() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+
+
+@pytest.fixture
+def ingest(s3: Any, database_url: str, cold_start: Callable[..., ModuleType]) -> ModuleType:
+    return cold_start("ingest", RAGLINE_DATABASE_URL=database_url, RAGLINE_EMBEDDINGS="hash")
+
+
+def _sqs_event(template: dict[str, Any], *keys_and_names: tuple[str, str]) -> dict[str, Any]:
+    """The recorded event, with one record per (key, event name)."""
+    record = template["Records"][0]
+    records = []
+    for index, (key, name) in enumerate(keys_and_names):
+        item = copy.deepcopy(record)
+        item["messageId"] = f"msg-{index}"
+        body = json.loads(item["body"])
+        body["Records"][0]["eventName"] = name
+        body["Records"][0]["s3"]["object"]["key"] = key.replace(" ", "+")
+        item["body"] = json.dumps(body)
+        records.append(item)
+    return {"Records": records}
+
+
+def _documents(ingest: ModuleType) -> dict[str, Any]:
+    docs, _ = ingest.ingestor.store.list_documents(limit=100)
+    return {d.source: d for d in docs}
+
+
+def test_created_object_is_ingested_with_chunks(
+    ingest: ModuleType, s3: Any, event: Callable[[str], dict[str, Any]], lambda_context: Any
+) -> None:
+    # GIVEN an object in the bucket and the S3 notification for it
+    s3.put_object(Bucket=BUCKET, Key=KEY, Body=POLICY, Metadata={"team": "hr"})
+    # WHEN the ingest Lambda gets the recorded SQS batch
+    response = ingest.lambda_handler(event("sqs_s3_object_created"), lambda_context)
+    # THEN nothing failed and the document is stored with its chunks and heading paths
+    assert response == {"batchItemFailures": []}
+    doc = _documents(ingest)[f"s3://{BUCKET}/{KEY}"]
+    assert (doc.status, doc.title, doc.format, doc.collection) == (
+        "ingested", "Vacation policy", "markdown", "default",
+    )  # fmt: skip
+    assert doc.chunk_count == 2
+    assert doc.metadata["user"] == {"team": "hr"}
+    conn = ingest.ingestor.store.connection()
+    rows = conn.execute(
+        "SELECT section FROM chunks WHERE document_id = %s ORDER BY ordinal", (doc.id,)
+    )
+    sections = [r[0] for r in rows]
+    assert sections == ["Vacation policy > Allowance", "Vacation policy > Booking"]
+
+
+def test_unchanged_content_is_not_embedded_again(
+    ingest: ModuleType, s3: Any, event: Callable[[str], dict[str, Any]], lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    s3.put_object(Bucket=BUCKET, Key=KEY, Body=POLICY)
+    ingest.lambda_handler(event("sqs_s3_object_created"), lambda_context)
+    before = _documents(ingest)[f"s3://{BUCKET}/{KEY}"]
+    calls: list[int] = []
+    original = ingest.ingestor.embedder.embed_documents
+    monkeypatch.setattr(
+        ingest.ingestor.embedder, "embed_documents",
+        lambda texts: calls.append(len(texts)) or original(texts),
+    )  # fmt: skip
+
+    # WHEN the same content is delivered again
+    response = ingest.lambda_handler(event("sqs_s3_object_created"), lambda_context)
+
+    # THEN no embedding call is made and the document row is untouched
+    assert response == {"batchItemFailures": []}
+    assert calls == []
+    assert _documents(ingest)[f"s3://{BUCKET}/{KEY}"].updated_at == before.updated_at
+
+    # AND changed content replaces the chunks in one go
+    s3.put_object(Bucket=BUCKET, Key=KEY, Body=POLICY + b"\n## Carry-over\nFive days carry over.\n")
+    ingest.lambda_handler(event("sqs_s3_object_created"), lambda_context)
+    after = _documents(ingest)[f"s3://{BUCKET}/{KEY}"]
+    assert after.id == before.id and after.chunk_count == 3 and calls == [3]
+
+
+def test_removed_object_deletes_document_and_chunks(
+    ingest: ModuleType, s3: Any, event: Callable[[str], dict[str, Any]], lambda_context: Any
+) -> None:
+    s3.put_object(Bucket=BUCKET, Key=KEY, Body=POLICY)
+    ingest.lambda_handler(event("sqs_s3_object_created"), lambda_context)
+    s3.delete_object(Bucket=BUCKET, Key=KEY)
+
+    response = ingest.lambda_handler(event("sqs_s3_object_removed"), lambda_context)
+
+    assert response == {"batchItemFailures": []}
+    assert f"s3://{BUCKET}/{KEY}" not in _documents(ingest)
+    conn = ingest.ingestor.store.connection()
+    assert conn.execute("SELECT count(*) FROM chunks").fetchone() == (0,)
+
+
+def test_late_removed_event_for_a_recreated_object_keeps_it(
+    ingest: ModuleType, s3: Any, event: Callable[[str], dict[str, Any]], lambda_context: Any
+) -> None:
+    # GIVEN an object deleted and uploaded again, whose removal event arrives last
+    s3.put_object(Bucket=BUCKET, Key=KEY, Body=POLICY)
+    ingest.lambda_handler(event("sqs_s3_object_removed"), lambda_context)
+    # THEN the store follows the bucket, which still holds the object
+    assert _documents(ingest)[f"s3://{BUCKET}/{KEY}"].status == "ingested"
+
+
+def test_test_event_is_ignored(
+    ingest: ModuleType, event: Callable[[str], dict[str, Any]], lambda_context: Any
+) -> None:
+    before = len(_documents(ingest))
+    assert ingest.lambda_handler(event("sqs_s3_test_event"), lambda_context) == {
+        "batchItemFailures": []
+    }
+    assert len(_documents(ingest)) == before
+
+
+def test_one_bad_record_never_fails_the_others(
+    ingest: ModuleType, s3: Any, event: Callable[[str], dict[str, Any]], lambda_context: Any
+) -> None:
+    # GIVEN a batch with a good document, a corrupt one, an unsupported one and junk
+    s3.put_object(Bucket=BUCKET, Key="good.md", Body=POLICY)
+    s3.put_object(Bucket=BUCKET, Key="corrupt.html", Body=b"\x89PNG\r\n\x1a\n\x00\x00binary")
+    s3.put_object(Bucket=BUCKET, Key="photo.png", Body=b"\x89PNG")
+    batch = _sqs_event(
+        event("sqs_s3_object_created"),
+        ("good.md", "ObjectCreated:Put"),
+        ("corrupt.html", "ObjectCreated:Put"),
+        ("photo.png", "ObjectCreated:Put"),
+    )
+    junk = copy.deepcopy(batch["Records"][0])
+    junk["messageId"], junk["body"] = "msg-junk", "this is not an S3 notification"
+    batch["Records"].append(junk)
+
+    # WHEN the Lambda processes the batch
+    response = ingest.lambda_handler(batch, lambda_context)
+
+    # THEN only the corrupt document and the junk message are reported for redelivery
+    assert sorted(f["itemIdentifier"] for f in response["batchItemFailures"]) == [
+        "msg-1", "msg-junk",
+    ]  # fmt: skip
+    docs = _documents(ingest)
+    assert docs[f"s3://{BUCKET}/good.md"].status == "ingested"
+    corrupt = docs[f"s3://{BUCKET}/corrupt.html"]
+    assert corrupt.status == "failed" and "NUL" in (corrupt.error or "")
+    skipped = docs[f"s3://{BUCKET}/photo.png"]
+    assert skipped.status == "skipped" and "unsupported document type '.png'" in (
+        skipped.error or ""
+    )
+
+
+def test_oversized_object_is_failed_with_the_reason(
+    s3: Any, database_url: str, cold_start: Callable[..., ModuleType],
+    event: Callable[[str], dict[str, Any]], lambda_context: Any,
+) -> None:  # fmt: skip
+    ingest = cold_start(
+        "ingest", RAGLINE_DATABASE_URL=database_url, RAGLINE_MAX_DOCUMENT_BYTES="2048"
+    )
+    s3.put_object(Bucket=BUCKET, Key="big.txt", Body=b"word " * 1000)
+    batch = _sqs_event(event("sqs_s3_object_created"), ("big.txt", "ObjectCreated:Put"))
+    response = ingest.lambda_handler(batch, lambda_context)
+    assert response["batchItemFailures"] == [{"itemIdentifier": "msg-0"}]
+    big = _documents(ingest)[f"s3://{BUCKET}/big.txt"]
+    assert big.status == "failed" and "over the limit of 2048" in (big.error or "")

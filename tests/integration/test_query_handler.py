@@ -1,0 +1,181 @@
+"""The query Lambda with recorded API Gateway events against embedded PostgreSQL."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import pytest
+from ragline.config import Settings
+from ragline.ingest import Ingestor
+from ragline.store import get_store
+
+HANDBOOK = {
+    "s3://docs/handbook/leave.md": b"""# Leave policy
+
+## Vacation
+Employees get 25 vacation days each year. Unused vacation days expire on 31 March.
+
+## Sick leave
+Sick leave needs a doctor's note after three consecutive days.
+""",
+    "s3://docs/handbook/expenses.md": b"""# Expenses
+
+## Meals
+Meals on business trips are reimbursed up to 60 euros per day with receipts.
+
+## Travel
+Book trains for trips under four hours; flights need a manager's approval.
+""",
+}
+
+
+@pytest.fixture(scope="module")
+def seeded(database_url: str) -> str:
+    settings = Settings(database_url=database_url)
+    ingestor = Ingestor.from_settings(settings)
+    for source, data in HANDBOOK.items():
+        ingestor.ingest_bytes(source, data)
+    get_store.cache_clear()
+    return database_url
+
+
+@pytest.fixture
+def api(seeded: str, cold_start: Callable[..., ModuleType]) -> ModuleType:
+    return cold_start("query", RAGLINE_DATABASE_URL=seeded, RAGLINE_MAX_BODY_BYTES="4096")
+
+
+@pytest.fixture
+def call(
+    api: ModuleType, event: Callable[[str], dict[str, Any]], lambda_context: Any
+) -> Callable[..., tuple[int, Any]]:
+    """Send one request through the handler as API Gateway would; return status and JSON."""
+
+    def send(method: str, path: str, body: Any = None, query: dict[str, str] | None = None,
+             raw_body: str | None = None) -> tuple[int, Any]:  # fmt: skip
+        request = copy.deepcopy(event("api_query"))
+        request.update(httpMethod=method, path=path, queryStringParameters=query,
+                       multiValueQueryStringParameters={k: [v] for k, v in (query or {}).items()}
+                       or None)  # fmt: skip
+        request["body"] = raw_body if raw_body is not None else (
+            json.dumps(body) if body is not None else None
+        )  # fmt: skip
+        response = api.lambda_handler(request, lambda_context)
+        return response["statusCode"], json.loads(response["body"])
+
+    return send
+
+
+def test_query_answers_with_citations_usage_and_latency(call: Callable[..., Any]) -> None:
+    # WHEN a question the handbook answers is posted
+    status, body = call("POST", "/query", {"question": "How many vacation days do employees get?"})
+    # THEN the answer quotes the policy and cites the leave document
+    assert status == 200
+    assert "25 vacation days" in body["answer"]
+    assert body["abstained"] is False
+    assert body["citations"], body
+    first = body["citations"][0]
+    assert first["source"] == "s3://docs/handbook/leave.md"
+    assert f"[{first['n']}]" in body["answer"]
+    assert set(first) >= {"n", "document_id", "source", "title", "chunk_id", "score", "text"}
+    assert body["model"] == {"provider": "extractive", "name": "extractive", "prompt": "answer@v1"}
+    assert body["usage"]["embedding_tokens"] > 0 and body["usage"]["cost_usd"] == 0.0
+    latency = body["latency_ms"]
+    assert latency["total"] >= latency["retrieve"] >= 0 and latency["generate"] >= 0
+    assert body["request_id"] == "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
+
+
+def test_query_abstains_honestly(call: Callable[..., Any]) -> None:
+    status, body = call("POST", "/query", {"question": "Which Kubernetes version runs production?"})
+    assert status == 200
+    assert body["abstained"] is True
+    assert body["answer"] == "The documents do not answer this."
+    assert body["citations"] == []
+
+
+def test_query_on_an_empty_collection_abstains_without_a_model(call: Callable[..., Any]) -> None:
+    status, body = call("POST", "/query", {"question": "vacation days?", "collection": "empty"})
+    assert status == 200 and body["abstained"] is True and body["usage"]["input_tokens"] == 0
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "vector", "keyword"])
+def test_retrieve_modes_find_the_expense_rules(call: Callable[..., Any], mode: str) -> None:
+    status, body = call("POST", "/retrieve", {"query": "meal reimbursement receipts", "mode": mode,
+                                               "top_k": 2})  # fmt: skip
+    assert status == 200
+    results = body["results"]
+    assert 1 <= len(results) <= 2
+    assert results[0]["source"] == "s3://docs/handbook/expenses.md"
+    assert results[0]["section"] == "Expenses > Meals"
+    assert set(results[0]) >= {"chunk_id", "document_id", "source", "title", "text", "score"}
+
+
+def test_documents_are_listed_in_pages_and_fetched(call: Callable[..., Any]) -> None:
+    status, first = call("GET", "/documents", query={"limit": "1"})
+    assert status == 200 and len(first["documents"]) == 1 and first["next_cursor"]
+    status, second = call("GET", "/documents", query={"limit": "1", "cursor": first["next_cursor"]})
+    assert status == 200 and len(second["documents"]) == 1 and second["next_cursor"] is None
+    sources = {first["documents"][0]["source"], second["documents"][0]["source"]}
+    assert sources == set(HANDBOOK)
+    doc = second["documents"][0]
+    status, fetched = call("GET", f"/documents/{doc['id']}")
+    assert status == 200
+    assert fetched["status"] == "ingested" and fetched["error"] is None
+    assert fetched["chunk_count"] == 2
+
+
+def test_delete_document_removes_it_from_retrieval(
+    call: Callable[..., Any], database_url: str
+) -> None:
+    ingestor = Ingestor.from_settings(Settings(database_url=database_url))
+    result = ingestor.ingest_bytes("s3://docs/tmp.md", b"# Temp\n\nThe zebra protocol is blue.")
+    status, _ = call("POST", "/retrieve", {"query": "zebra protocol", "mode": "keyword"})
+    status, body = call("DELETE", f"/documents/{result.document_id}")
+    assert (status, body) == (200, {"deleted": result.document_id})
+    status, body = call("POST", "/retrieve", {"query": "zebra protocol", "mode": "keyword"})
+    assert status == 200 and body["results"] == []
+    status, body = call("DELETE", f"/documents/{result.document_id}")
+    assert status == 404 and "no document" in body["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "payload", "status", "message"),
+    [
+        ("POST", "/query", {"question": ""}, 400, "question"),
+        ("POST", "/query", {"question": "   "}, 400, "question must not be empty"),
+        ("POST", "/query", {}, 400, "question: is required"),
+        ("POST", "/query", {"question": "x", "top_k": 0}, 400, "top_k"),
+        ("POST", "/query", {"question": "x", "top_k": 51}, 400, "top_k must be at most 50"),
+        ("POST", "/query", {"question": "x", "surprise": 1}, 400, "surprise"),
+        ("POST", "/retrieve", {"query": "x", "mode": "magic"}, 400, "mode"),
+        ("GET", "/documents/not-a-uuid", None, 400, "not a UUID"),
+        ("GET", "/documents/2b1f3c1e-0000-4000-8000-000000000000", None, 404, "no document"),
+        ("GET", "/nowhere", None, 404, ""),
+    ],
+)
+def test_bad_input_gets_a_readable_4xx(
+    call: Callable[..., Any], method: str, path: str, payload: Any, status: int, message: str
+) -> None:
+    got_status, body = call(method, path, payload)
+    assert got_status == status
+    assert message in body.get("message", "")
+    assert "Traceback" not in json.dumps(body)
+
+
+def test_invalid_json_and_oversized_bodies(call: Callable[..., Any]) -> None:
+    status, body = call("POST", "/query", raw_body="{not json")
+    assert status == 400 and "not valid JSON" in body["message"]
+    status, body = call("POST", "/query", {"question": "x" * 5000})
+    assert status == 413 and "limit is 4096" in body["message"]
+
+
+def test_health_and_openapi(call: Callable[..., Any]) -> None:
+    status, body = call("GET", "/health")
+    assert status == 200 and body["status"] == "ok"
+    assert body["database"]["pgvector"].startswith("0.8")
+    status, spec = call("GET", "/swagger", query={"format": "json"})
+    assert status == 200
+    assert {"/query", "/retrieve", "/documents", "/health"} <= set(spec["paths"])

@@ -1,0 +1,63 @@
+"""Chunking: bounded size, overlap between neighbours, one heading path per chunk."""
+
+from __future__ import annotations
+
+import itertools
+
+from ragline.documents import Block, ParsedDocument, chunk_document, count_tokens
+
+
+def _sentences(count: int, prefix: str) -> str:
+    return " ".join(f"{prefix} sentence number {i} says something useful." for i in range(count))
+
+
+def test_token_estimate_tracks_words_and_punctuation() -> None:
+    assert count_tokens("") == 0
+    assert count_tokens("a b c") == 3
+    assert count_tokens("token_urlsafe(16).") == 4 + 4  # 13 chars -> 4 pieces, "16", 3 marks
+    assert count_tokens("internationalization") == 5
+
+
+def test_chunks_respect_the_budget_and_overlap() -> None:
+    # GIVEN one long section
+    doc = ParsedDocument("T", "text", [Block(_sentences(60, "Alpha"), ("T", "S"))])
+
+    # WHEN it is chunked with a 64-token budget and 16 tokens of overlap
+    chunks = chunk_document(doc, max_tokens=64, overlap=16)
+
+    # THEN no chunk is over budget, every sentence survives, and neighbours share text
+    assert len(chunks) > 5
+    assert all(c.token_count <= 64 for c in chunks)
+    assert [c.ordinal for c in chunks] == list(range(len(chunks)))
+    joined = " ".join(c.text for c in chunks)
+    for i in range(60):
+        assert f"number {i} says" in joined
+    for before, after in itertools.pairwise(chunks):
+        assert before.text.split(". ")[-1].rstrip(".") in after.text
+
+
+def test_chunks_never_span_sections() -> None:
+    doc = ParsedDocument(
+        "Guide",
+        "markdown",
+        [
+            Block("Short intro.", ("Guide",)),
+            Block("Install with pip.", ("Guide", "Install")),
+            Block("Run it.", ("Guide", "Usage")),
+        ],
+    )
+    chunks = chunk_document(doc, max_tokens=200, overlap=20)
+    assert [(c.section, c.text) for c in chunks] == [
+        (("Guide",), "Short intro."),
+        (("Guide", "Install"), "Install with pip."),
+        (("Guide", "Usage"), "Run it."),
+    ]
+    assert chunks[1].heading == "Guide > Install"
+    assert chunks[1].embedding_text("Guide") == "Guide > Install\nInstall with pip."
+
+
+def test_an_overlong_sentence_is_split_by_words() -> None:
+    doc = ParsedDocument("T", "text", [Block("word " * 500)])
+    chunks = chunk_document(doc, max_tokens=50, overlap=0)
+    assert all(c.token_count <= 50 for c in chunks)
+    assert sum(c.text.count("word") for c in chunks) == 500
