@@ -14,6 +14,7 @@ from ragline.store.repository import (
     ChunkWrite,
     DocumentRecord,
     DocumentWrite,
+    QueryLogEntry,
     RetrievedChunk,
     Store,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "Database",
     "DocumentRecord",
     "DocumentWrite",
+    "QueryLogEntry",
     "RetrievedChunk",
     "Store",
     "apply_migrations",

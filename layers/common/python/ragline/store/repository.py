@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -100,6 +101,39 @@ class RetrievedChunk:
     similarity: float | None = None  # cosine similarity to the query, when known
 
 
+@dataclass(frozen=True)
+class QueryLogEntry:
+    """One answered query as the query log keeps it."""
+
+    request_id: str
+    collection: str
+    profile: str
+    provider: str
+    model: str
+    prompt: str
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    embedding_tokens: int
+    cost_usd: float | None
+    cost_estimated: bool
+    retrieve_ms: float
+    generate_ms: float
+    total_ms: float
+    chunks_retrieved: int
+    top_score: float | None
+    abstained: bool
+    needs_review: bool
+    fallback: bool
+    sources: list[str]
+    status_code: int = 200
+    question: str | None = None
+    created_at: datetime | None = None
+
+
+_QUERY_LOG_COLUMNS = [name for name in QueryLogEntry.__dataclass_fields__ if name != "created_at"]
+_PURGE_EVERY_SECONDS = 3600
+
 _DOCUMENT_COLUMNS = sql.SQL(
     "id, collection, source, title, format, content_hash, size_bytes, metadata, status, error,"
     " chunk_count, embedding_model, created_at, updated_at"
@@ -138,6 +172,7 @@ class Store:
         self._migrated = False
         self._lock = threading.Lock()
         self._collections: dict[str, tuple[str, int]] = {}
+        self._purged_at = 0.0
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -435,3 +470,102 @@ class Store:
             (vector, list(chunk_ids)),
         )
         return {row[0]: float(row[1]) for row in rows}
+
+    # --- the query log ----------------------------------------------------------------------
+
+    def log_query(self, entry: QueryLogEntry) -> None:
+        """Record one answered query; rows past the retention period are purged hourly."""
+        columns = list(_QUERY_LOG_COLUMNS)
+        values: list[Any] = [getattr(entry, c) for c in columns]
+        if entry.created_at is not None:
+            columns.append("created_at")
+            values.append(entry.created_at)
+        self.connection().execute(
+            sql.SQL(
+                "INSERT INTO queries ({}) VALUES ({}) ON CONFLICT (request_id) DO NOTHING"
+            ).format(
+                sql.SQL(", ").join(map(sql.Identifier, columns)),
+                sql.SQL(", ").join(sql.Placeholder() * len(columns)),
+            ),
+            values,
+        )
+        if time.monotonic() - self._purged_at > _PURGE_EVERY_SECONDS:
+            self._purged_at = time.monotonic()
+            self.purge_query_log(self.settings.query_log_retention_days)
+
+    def purge_query_log(self, retention_days: int) -> int:
+        """Delete query log rows older than ``retention_days``; return how many."""
+        cursor = self.connection().execute(
+            "DELETE FROM queries WHERE created_at < now() - make_interval(days => %s)",
+            (retention_days,),
+        )
+        return cursor.rowcount
+
+    def record_feedback(self, request_id: str, rating: str, comment: str | None) -> bool:
+        """Attach a rating to a logged query; False when no such query was logged."""
+        cursor = self.connection().execute(
+            "UPDATE queries SET rating = %s, comment = %s, rated_at = now() WHERE request_id = %s",
+            (rating, comment, request_id),
+        )
+        return cursor.rowcount == 1
+
+    def query_log(self, since: datetime) -> list[dict[str, Any]]:
+        """Logged queries since ``since``, oldest first."""
+        with self.connection().cursor(row_factory=dict_row) as cur:
+            cur.execute(
+                "SELECT * FROM queries WHERE created_at >= %s ORDER BY created_at", (since,)
+            )
+            return list(cur.fetchall())
+
+    def query_stats(self, since: datetime) -> dict[str, Any]:
+        """Aggregates of the query log since ``since``: totals, latency percentiles per
+        stage, and tokens and cost by model and by profile."""
+        conn = self.connection()
+        with conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(
+                "SELECT count(*) AS queries,"
+                " coalesce(avg(abstained::int), 0) AS abstention_rate,"
+                " coalesce(avg(needs_review::int), 0) AS review_rate,"
+                " coalesce(avg(fallback::int), 0) AS fallback_rate,"
+                " coalesce(sum(input_tokens), 0) AS input_tokens,"
+                " coalesce(sum(output_tokens), 0) AS output_tokens,"
+                " coalesce(sum(cached_input_tokens), 0) AS cached_input_tokens,"
+                " coalesce(sum(embedding_tokens), 0) AS embedding_tokens,"
+                " coalesce(sum(cost_usd), 0) AS cost_usd,"
+                " count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced,"
+                " count(*) FILTER (WHERE rating = 'up') AS rated_up,"
+                " count(*) FILTER (WHERE rating = 'down') AS rated_down,"
+                " min(created_at) AS first, max(created_at) AS last"
+                " FROM queries WHERE created_at >= %s",
+                (since,),
+            )
+            totals = cur.fetchone()
+            cur.execute(
+                "SELECT stage,"
+                " percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50,"
+                " percentile_cont(0.95) WITHIN GROUP (ORDER BY ms) AS p95"
+                " FROM queries, LATERAL (VALUES ('retrieve', retrieve_ms),"
+                " ('generate', generate_ms), ('total', total_ms)) AS s(stage, ms)"
+                " WHERE created_at >= %s GROUP BY stage",
+                (since,),
+            )
+            latency = {row["stage"]: {"p50": row["p50"], "p95": row["p95"]} for row in cur}
+            groups: dict[str, list[dict[str, Any]]] = {}
+            for name, keys in (("by_model", "provider, model"), ("by_profile", "profile")):
+                cur.execute(
+                    sql.SQL(
+                        "SELECT {keys}, count(*) AS queries,"
+                        " sum(input_tokens) AS input_tokens,"
+                        " sum(output_tokens) AS output_tokens,"
+                        " sum(cached_input_tokens) AS cached_input_tokens,"
+                        " sum(embedding_tokens) AS embedding_tokens,"
+                        " sum(cost_usd) AS cost_usd,"
+                        " count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced,"
+                        " avg(abstained::int) AS abstention_rate"
+                        " FROM queries WHERE created_at >= %s GROUP BY {keys} ORDER BY {keys}"
+                    ).format(keys=sql.SQL(keys)),
+                    (since,),
+                )
+                groups[name] = list(cur.fetchall())
+        assert totals is not None
+        return {**totals, "latency_ms": latency, **groups}

@@ -1,0 +1,133 @@
+"""CloudWatch metrics as Embedded Metric Format: one document per query, per object.
+
+Every document carries the ``service`` dimension set (what alarms and dashboard totals
+read: CloudWatch alarms cannot sum over a SEARCH); query documents also carry the set
+``service, Provider, Model, Prompt, Profile``, whose values are bounded by configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+if TYPE_CHECKING:
+    from ragline.config import Settings
+
+COUNT = MetricUnit.Count
+MS = MetricUnit.Milliseconds
+NONE = MetricUnit.NoUnit
+
+
+@dataclass(frozen=True)
+class QuerySignals:
+    """The per-query figures that go to CloudWatch, taken from the response."""
+
+    provider: str
+    model: str
+    prompt: str
+    profile: str
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    embedding_tokens: int
+    cost_usd: float | None
+    retrieve_ms: float
+    generate_ms: float
+    total_ms: float
+    chunks_retrieved: int
+    top_score: float | None
+    abstained: bool
+    needs_review: bool
+    fallback: bool
+
+
+@dataclass(frozen=True)
+class IngestSignals:
+    status: str  # ingested, unchanged, skipped, failed, deleted, absent
+    chunks: int
+    embedding_tokens: int
+    embedding_cost_usd: float | None
+    latency_ms: float
+
+
+# Ingest result status -> the counter it increments.
+_STATUS_METRIC = {
+    "ingested": "DocumentsIngested",
+    "unchanged": "DocumentsSkipped",
+    "skipped": "DocumentsSkipped",
+    "failed": "DocumentsFailed",
+    "deleted": "DocumentsDeleted",
+}
+
+
+class MetricsEmitter:
+    """Writes EMF documents to stdout, where Lambda's log agent turns them into metrics."""
+
+    def __init__(self, namespace: str, service: str) -> None:
+        self.metrics = Metrics(namespace=namespace, service=service)
+        self.service = service
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MetricsEmitter:
+        return cls(settings.metrics_namespace, settings.service_name)
+
+    @contextmanager
+    def _document(self) -> Iterator[Metrics]:
+        self.metrics.clear_metrics()
+        try:
+            yield self.metrics
+            self.metrics.flush_metrics()
+        finally:
+            self.metrics.clear_metrics()
+
+    def query(self, s: QuerySignals) -> None:
+        """One EMF document for one answered query."""
+        with self._document() as m:
+            m.add_dimensions(
+                service=self.service,
+                Provider=s.provider,
+                Model=s.model,
+                Prompt=s.prompt,
+                Profile=s.profile,
+            )
+            for name, unit, value in (
+                ("InputTokens", COUNT, s.input_tokens),
+                ("OutputTokens", COUNT, s.output_tokens),
+                ("CachedInputTokens", COUNT, s.cached_input_tokens),
+                ("EmbeddingTokens", COUNT, s.embedding_tokens),
+                ("CostUSD", NONE, s.cost_usd),  # absent, not zero, when unpriced
+                ("RetrieveLatency", MS, s.retrieve_ms),
+                ("GenerateLatency", MS, s.generate_ms),
+                ("TotalLatency", MS, s.total_ms),
+                ("ChunksRetrieved", COUNT, s.chunks_retrieved),
+                ("TopScore", NONE, s.top_score),
+                ("Abstained", COUNT, int(s.abstained)),
+                ("NeedsReview", COUNT, int(s.needs_review)),
+                ("Fallback", COUNT, int(s.fallback)),
+            ):
+                if value is not None:
+                    m.add_metric(name=name, unit=unit, value=value)
+
+    def ingest(self, s: IngestSignals) -> None:
+        """One EMF document for one object event (nothing for an absent object)."""
+        counter = _STATUS_METRIC.get(s.status)
+        if counter is None:
+            return
+        with self._document() as m:
+            m.add_metric(name=counter, unit=COUNT, value=1)
+            written = s.chunks if s.status == "ingested" else 0
+            m.add_metric(name="ChunksWritten", unit=COUNT, value=written)
+            m.add_metric(name="EmbeddingTokens", unit=COUNT, value=s.embedding_tokens)
+            if s.embedding_cost_usd is not None:
+                m.add_metric(name="EmbeddingCostUSD", unit=NONE, value=s.embedding_cost_usd)
+            m.add_metric(name="IngestLatency", unit=MS, value=s.latency_ms)
+
+    def feedback(self, rating: str) -> None:
+        with self._document() as m:
+            m.add_dimensions(service=self.service, Rating=rating)
+            m.add_metric(name="Feedback", unit=COUNT, value=1)
