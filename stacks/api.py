@@ -1,0 +1,332 @@
+"""The REST API (API Gateway v1) in front of the query function.
+
+Access control is an API key per client with a usage plan (throttling and a daily
+quota); `GET /health` and `GET /swagger` stay open for uptime checks and the browser.
+
+Request size: API Gateway REST has no body-size setting. Three layers bound it:
+1. request validators with JSON schema models (free): the question's length, and for
+   every other field the length of strings, the size of arrays and objects, and the
+   nesting depth, so no field can carry more than the handler accepts;
+2. the query handler, which rejects bodies over `RAGLINE_MAX_BODY_BYTES` exactly;
+3. optionally (`-c waf=true`, about $7/month when idle) a WAF web ACL that blocks bodies
+   over the same byte limit before they reach Lambda, plus AWS's common rule set.
+The validators are on by default because they cost nothing when idle; the WAF is the
+choice for public deployments that also want edge filtering.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_wafv2 as wafv2
+from constructs import Construct
+
+from stacks.nag import acknowledge
+
+if TYPE_CHECKING:
+    from stacks.settings import DeploymentSettings
+
+STAGE = "v1"
+# Routes that need no API key: uptime probes and the Swagger UI opened in a browser.
+OPEN_ROUTES = {("GET", "/health"), ("GET", "/swagger")}
+# Bounds of the generic JSON schema: a field may nest this deep, with at most this many
+# items or properties per level.
+MAX_DEPTH = 3
+MAX_ITEMS = 64
+MAX_PROPERTIES = 32
+# WAF inspects at most this much of a body (API Gateway allows 16, 32, 48 or 64 KB).
+WAF_INSPECTION_LIMITS_KB = (16, 32, 48, 64)
+SCALAR_TYPES = [
+    apigw.JsonSchemaType.STRING,
+    apigw.JsonSchemaType.NUMBER,
+    apigw.JsonSchemaType.INTEGER,
+    apigw.JsonSchemaType.BOOLEAN,
+    apigw.JsonSchemaType.NULL,
+]
+
+
+def bounded_value(max_string: int, depth: int = MAX_DEPTH) -> apigw.JsonSchema:
+    """A schema any JSON value passes if its strings, arrays, objects and depth are bounded.
+
+    ``maxLength``, ``maxItems`` and ``maxProperties`` only apply to values of their own
+    type, so one schema bounds every type; below ``depth`` levels only scalars remain.
+    """
+    if depth == 0:
+        return apigw.JsonSchema(type=SCALAR_TYPES, max_length=max_string)
+    child = bounded_value(max_string, depth - 1)
+    return apigw.JsonSchema(
+        max_length=max_string,
+        max_items=MAX_ITEMS,
+        max_properties=MAX_PROPERTIES,
+        items=child,
+        additional_properties=child,
+    )
+
+
+def request_schema(
+    title: str, max_string: int, bounded_fields: dict[str, int] | None = None
+) -> apigw.JsonSchema:
+    """A JSON object whose named fields have their own string bound, the others the generic one."""
+    return apigw.JsonSchema(
+        schema=apigw.JsonSchemaVersion.DRAFT4,
+        title=title,
+        type=apigw.JsonSchemaType.OBJECT,
+        max_properties=MAX_PROPERTIES,
+        properties={
+            name: apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, min_length=1, max_length=limit)
+            for name, limit in (bounded_fields or {}).items()
+        },
+        additional_properties=bounded_value(max_string, MAX_DEPTH - 1),
+    )
+
+
+class Api(Construct):
+    """REST API, stage with access logs and throttling, API key and usage plan."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: DeploymentSettings,
+        handler: lambda_.IFunction,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.access_logs = logs.LogGroup(
+            self,
+            "AccessLogs",
+            retention=settings.log_retention,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.api = apigw.RestApi(
+            self,
+            "RestApi",
+            rest_api_name=f"{settings.stack_name}-api",
+            description="ragline: ask questions over your documents, with citations",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            api_key_source_type=apigw.ApiKeySourceType.HEADER,
+            cloud_watch_role=False,
+            deploy_options=apigw.StageOptions(
+                stage_name=STAGE,
+                access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
+                access_log_format=_access_log_format(),
+                throttling_rate_limit=settings.api_throttle_rate,
+                throttling_burst_limit=settings.api_throttle_burst,
+                tracing_enabled=settings.tracing,
+            ),
+        )
+        self.api.add_gateway_response(
+            "InvalidBody",
+            type=apigw.ResponseType.BAD_REQUEST_BODY,
+            status_code="400",
+            templates={
+                "application/json": '{"message": "invalid request body", "detail": '
+                '"$util.escapeJavaScript($context.error.validationErrorString)"}'
+            },
+        )
+        body_validator = self.api.add_request_validator(
+            "BodyValidator", validate_request_body=True, validate_request_parameters=True
+        )
+        params_validator = self.api.add_request_validator(
+            "ParametersValidator", validate_request_body=False, validate_request_parameters=True
+        )
+        max_string = settings.max_body_bytes
+        question = {"question": settings.max_question_chars}
+        models = {
+            "/query": request_schema("QueryRequest", max_string, question),
+            "/retrieve": request_schema("RetrieveRequest", max_string, question),
+            "/feedback": request_schema("FeedbackRequest", max_string),
+        }
+        integration = apigw.LambdaIntegration(handler, allow_test_invoke=False)
+        root = self.api.root
+        for path, schema in models.items():
+            model = self.api.add_model(
+                schema.title or path.strip("/").capitalize(),
+                content_type="application/json",
+                schema=schema,
+            )
+            self._add(
+                root.add_resource(path.strip("/")),
+                "POST",
+                path,
+                integration,
+                request_validator=body_validator,
+                request_models={"application/json": model},
+            )
+        documents = root.add_resource("documents")
+        self._add(documents, "GET", "/documents", integration)
+        document = documents.add_resource("{id}")
+        for method in ("GET", "DELETE"):
+            self._add(
+                document,
+                method,
+                "/documents/{id}",
+                integration,
+                request_validator=params_validator,
+                request_parameters={"method.request.path.id": True},
+            )
+        self._add(root.add_resource("health"), "GET", "/health", integration)
+        self._add(root.add_resource("swagger"), "GET", "/swagger", integration)
+
+        self.api_key = self.api.add_api_key("ApiKey", description="ragline default client key")
+        self.usage_plan = self.api.add_usage_plan(
+            "UsagePlan",
+            description="ragline clients: throttling and a daily quota per API key",
+            throttle=apigw.ThrottleSettings(
+                rate_limit=settings.api_throttle_rate, burst_limit=settings.api_throttle_burst
+            ),
+            quota=apigw.QuotaSettings(limit=settings.api_quota_per_day, period=apigw.Period.DAY),
+            api_stages=[apigw.UsagePlanPerApiStage(api=self.api, stage=self.api.deployment_stage)],
+        )
+        self.usage_plan.add_api_key(self.api_key)
+        if settings.waf:
+            self.web_acl = _body_size_web_acl(self, settings, self.api.deployment_stage)
+        self._acknowledge(settings)
+
+    def _add(
+        self,
+        resource: apigw.IResource,
+        method: str,
+        path: str,
+        integration: apigw.Integration,
+        *,
+        request_validator: apigw.IRequestValidator | None = None,
+        request_models: dict[str, apigw.IModel] | None = None,
+        request_parameters: dict[str, bool] | None = None,
+    ) -> apigw.Method:
+        return resource.add_method(
+            method,
+            integration,
+            api_key_required=(method, path) not in OPEN_ROUTES,
+            request_validator=request_validator,
+            request_models=request_models,
+            request_parameters=request_parameters,
+        )
+
+    def _acknowledge(self, settings: DeploymentSettings) -> None:
+        acknowledge(
+            self.api,
+            "AwsSolutions-APIG4",
+            "Clients authenticate with API keys bound to a usage plan (throttle + quota); "
+            "/health and /swagger are deliberately open and serve no document data. IAM or "
+            "Cognito authorizers are left to deployments that put ragline behind their own "
+            "identity provider.",
+        )
+        acknowledge(
+            self.api,
+            "AwsSolutions-COG4",
+            "No Cognito user pool: API keys identify the clients, see AwsSolutions-APIG4.",
+        )
+        acknowledge(
+            self.api.deployment_stage,
+            "AwsSolutions-APIG6",
+            "Access logs record every request (status, latency, integration errors, "
+            "validation errors); execution logging would need the account-wide API Gateway "
+            "CloudWatch role, which a stack should not own.",
+        )
+        if not settings.waf:
+            acknowledge(
+                self.api.deployment_stage,
+                "AwsSolutions-APIG3",
+                "WAF is optional (-c waf=true, about $7/month idle) to keep the idle cost near "
+                "zero; request validators and the handler's byte limit bound request bodies.",
+            )
+
+
+def _access_log_format() -> apigw.AccessLogFormat:
+    return apigw.AccessLogFormat.custom(
+        '{"requestId":"$context.requestId","ip":"$context.identity.sourceIp",'
+        '"apiKeyId":"$context.identity.apiKeyId","time":"$context.requestTime",'
+        '"method":"$context.httpMethod","path":"$context.resourcePath",'
+        '"status":"$context.status","latencyMs":"$context.responseLatency",'
+        '"integrationLatencyMs":"$context.integrationLatency",'
+        '"responseLength":"$context.responseLength",'
+        '"error":"$context.error.message",'
+        '"validationError":"$context.error.validationErrorString",'
+        '"integrationError":"$context.integrationErrorMessage"}'
+    )
+
+
+def _body_size_web_acl(
+    scope: Construct, settings: DeploymentSettings, stage: apigw.Stage
+) -> wafv2.CfnWebACL:
+    """A regional web ACL: block bodies over the byte limit, and AWS's common rules."""
+    limit_kb = next(
+        (kb for kb in WAF_INSPECTION_LIMITS_KB if kb * 1024 >= settings.max_body_bytes),
+        WAF_INSPECTION_LIMITS_KB[-1],
+    )
+    web_acl = wafv2.CfnWebACL(
+        scope,
+        "WebAcl",
+        scope="REGIONAL",
+        default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+        visibility_config=_visibility("ragline-api"),
+        association_config=wafv2.CfnWebACL.AssociationConfigProperty(
+            request_body={
+                "API_GATEWAY": wafv2.CfnWebACL.RequestBodyAssociatedResourceTypeConfigProperty(
+                    default_size_inspection_limit=f"KB_{limit_kb}"
+                )
+            }
+        ),
+        rules=[
+            wafv2.CfnWebACL.RuleProperty(
+                name="BodyTooLarge",
+                priority=0,
+                action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+                visibility_config=_visibility("ragline-body-too-large"),
+                statement=wafv2.CfnWebACL.StatementProperty(
+                    size_constraint_statement=wafv2.CfnWebACL.SizeConstraintStatementProperty(
+                        comparison_operator="GT",
+                        size=min(settings.max_body_bytes, limit_kb * 1024),
+                        field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(
+                            # Bodies past the inspection limit are over our limit too.
+                            body=wafv2.CfnWebACL.BodyProperty(oversize_handling="MATCH")
+                        ),
+                        text_transformations=[
+                            wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="NONE")
+                        ],
+                    )
+                ),
+            ),
+            wafv2.CfnWebACL.RuleProperty(
+                name="AwsCommonRules",
+                priority=1,
+                override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+                visibility_config=_visibility("ragline-common-rules"),
+                statement=wafv2.CfnWebACL.StatementProperty(
+                    managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
+                        vendor_name="AWS",
+                        name="AWSManagedRulesCommonRuleSet",
+                        # Its 8 KB body rule would undercut our own limit: count only.
+                        rule_action_overrides=[
+                            wafv2.CfnWebACL.RuleActionOverrideProperty(
+                                name="SizeRestrictions_BODY",
+                                action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={}),
+                            )
+                        ],
+                    )
+                ),
+            ),
+        ],
+    )
+    stack = Stack.of(scope)
+    wafv2.CfnWebACLAssociation(
+        scope,
+        "WebAclAssociation",
+        resource_arn=f"arn:{stack.partition}:apigateway:{stack.region}::/restapis/"
+        f"{stage.rest_api.rest_api_id}/stages/{stage.stage_name}",
+        web_acl_arn=web_acl.attr_arn,
+    )
+    return web_acl
+
+
+def _visibility(metric_name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
+    return wafv2.CfnWebACL.VisibilityConfigProperty(
+        cloud_watch_metrics_enabled=True,
+        metric_name=metric_name,
+        sampled_requests_enabled=True,
+    )

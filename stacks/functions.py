@@ -1,0 +1,187 @@
+"""The three Lambda functions' common shape, and their least-privilege permissions.
+
+Each function gets its own role, its own log group (the role may write to that group
+only), the ragline layer, the VPC's application subnets and the Lambda security group.
+Model permissions are derived from the `provider:model` strings the function runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from stacks.nag import acknowledge
+from stacks.packaging import ARCHITECTURES, RUNTIME, function_code
+from stacks.settings import parse_model_string
+
+if TYPE_CHECKING:
+    from stacks.network import Network
+    from stacks.settings import DeploymentSettings
+
+# The actions Lambda needs to attach a function to the VPC; EC2 does not scope them to
+# resources (AWSLambdaVPCAccessExecutionRole grants the same on "*").
+VPC_ACCESS_ACTIONS = [
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+]
+# Bedrock model ids with these prefixes are cross-region inference profiles.
+INFERENCE_PROFILE_PREFIXES = ("us.", "eu.", "apac.", "us-gov.", "jp.", "au.", "ca.", "global.")
+
+
+class RaglineFunction(Construct):
+    """A Python 3.12 function from ``functions/<name>`` running in the VPC."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        name: str,
+        description: str,
+        settings: DeploymentSettings,
+        network: Network,
+        layer: lambda_.ILayerVersion,
+        environment: Mapping[str, str],
+        timeout: Duration,
+        memory_size: int,
+        reserved_concurrency: int | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            retention=settings.log_retention,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"ragline {name} function",
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteOwnLogs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self.log_group.log_group_arn],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(sid="AttachToVpc", actions=VPC_ACCESS_ACTIONS, resources=["*"])
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description=description,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURES[settings.architecture],
+            handler="handler.lambda_handler",
+            code=function_code(name),
+            layers=[layer],
+            role=self.role,
+            log_group=self.log_group,
+            vpc=network.vpc,
+            vpc_subnets=network.app_subnets,
+            security_groups=[network.lambda_security_group],
+            timeout=timeout,
+            memory_size=memory_size,
+            reserved_concurrent_executions=reserved_concurrency,
+            tracing=lambda_.Tracing.ACTIVE if settings.tracing else lambda_.Tracing.DISABLED,
+            environment=dict(environment),
+        )
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "Only the ENI actions Lambda needs to attach the function to the VPC, and (with "
+            "tracing) xray:PutTraceSegments/PutTelemetryRecords, use '*': neither EC2 nor "
+            "X-Ray supports resource-level permissions for these actions.",
+        )
+        acknowledge(
+            self.function,
+            "AwsSolutions-L1",
+            "Pinned to Python 3.12: the layer's compiled wheels (psycopg, numpy, pydantic-core) "
+            "are built for cp312; moving runtimes is a deliberate change of the layer build.",
+        )
+
+    def grant_models(
+        self,
+        models: Sequence[str],
+        *,
+        openai_secret: secretsmanager.ISecret | None,
+        endpoint_arns: Mapping[str, str] | None = None,
+    ) -> None:
+        """Allow exactly the model calls ``models`` (``provider:model`` strings) need.
+
+        ``endpoint_arns`` maps SageMaker endpoint names created by this stack to their
+        ARNs; other endpoint names are existing endpoints in this account and region.
+        """
+        stack = Stack.of(self)
+        bedrock: list[str] = []
+        sagemaker: list[str] = []
+        for model in models:
+            provider, name = parse_model_string(model)
+            if provider == "bedrock":
+                bedrock.extend(bedrock_model_arns(stack, name))
+            elif provider == "sagemaker":
+                arn = (endpoint_arns or {}).get(name) or sagemaker_endpoint_arn(stack, name)
+                sagemaker.append(arn)
+            elif provider == "openai" and openai_secret is not None:
+                openai_secret.grant_read(self.role)
+        if bedrock:
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="InvokeBedrockModels",
+                    actions=["bedrock:InvokeModel"],
+                    resources=sorted(set(bedrock)),
+                )
+            )
+            for arn in sorted({arn for arn in bedrock if ":bedrock:*:" in arn}):
+                acknowledge(
+                    self.role,
+                    f"AwsSolutions-IAM5[Resource::{stack.resolve(arn)}]",
+                    "A cross-region inference profile may route to this one foundation model "
+                    "in any region of its geography; the profile itself is named exactly.",
+                )
+        if sagemaker:
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="InvokeSageMakerEndpoints",
+                    actions=["sagemaker:InvokeEndpoint"],
+                    resources=list(dict.fromkeys(sagemaker)),
+                )
+            )
+
+
+def bedrock_model_arns(stack: Stack, model_id: str) -> list[str]:
+    """The ARNs ``bedrock:InvokeModel`` needs for a model id or inference profile id.
+
+    A cross-region inference profile (``us.anthropic...``) routes to the foundation
+    model in any region of its geography, so that model is granted in every region.
+    """
+    if model_id.startswith(INFERENCE_PROFILE_PREFIXES):
+        foundation = model_id.split(".", 1)[1]
+        return [
+            stack.format_arn(
+                service="bedrock", resource="inference-profile", resource_name=model_id
+            ),
+            f"arn:{stack.partition}:bedrock:*::foundation-model/{foundation}",
+        ]
+    return [f"arn:{stack.partition}:bedrock:{stack.region}::foundation-model/{model_id}"]
+
+
+def sagemaker_endpoint_arn(stack: Stack, endpoint_name: str) -> str:
+    """An endpoint's ARN in this account and region (SageMaker lower-cases the name)."""
+    return stack.format_arn(
+        service="sagemaker", resource="endpoint", resource_name=endpoint_name.lower()
+    )

@@ -1,0 +1,168 @@
+"""Documents bucket -> SQS queue (+ DLQ) -> ingest function.
+
+Every created and removed object is a message; the function takes batches, reports
+the records it could not process (partial batch response), and after
+``queue_max_receive_count`` failed attempts a message rests in the DLQ for 14 days.
+Reserved concurrency caps how many ingest functions write to the database at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_notifications as s3n
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from stacks.functions import RaglineFunction
+from stacks.nag import acknowledge, reference
+
+if TYPE_CHECKING:
+    from stacks.network import Network
+    from stacks.settings import DeploymentSettings
+
+# Lambda's guidance for SQS sources: visibility >= 6 x the function timeout (+ window).
+VISIBILITY_TIMEOUT_FACTOR = 6
+DLQ_RETENTION = Duration.days(14)
+
+
+class Ingestion(Construct):
+    """The documents bucket, its access-log bucket, the queues and the ingest function."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: DeploymentSettings,
+        network: Network,
+        layer: lambda_.ILayerVersion,
+        environment: Mapping[str, str],
+        database_secret: secretsmanager.ISecret,
+        models: Sequence[str],
+        openai_secret: secretsmanager.ISecret | None,
+        endpoint_arns: Mapping[str, str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,  # server access logs need SSE-S3
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            enforce_ssl=True,
+            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(365))],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.bucket = s3.Bucket(
+            self,
+            "Documents",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            enforce_ssl=True,
+            versioned=True,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="documents/",
+            lifecycle_rules=[
+                # Versioning guards against accidental overwrites; old versions go after 30 days.
+                s3.LifecycleRule(noncurrent_version_expiration=Duration.days(30))
+            ],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=DLQ_RETENTION,
+        )
+        visibility = (
+            VISIBILITY_TIMEOUT_FACTOR * settings.ingest_timeout_seconds
+            + settings.ingest_max_batching_window_seconds
+        )
+        self.queue = sqs.Queue(
+            self,
+            "Queue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            visibility_timeout=Duration.seconds(visibility),
+            dead_letter_queue=sqs.DeadLetterQueue(
+                max_receive_count=settings.queue_max_receive_count, queue=self.dead_letter_queue
+            ),
+        )
+        for event in (s3.EventType.OBJECT_CREATED, s3.EventType.OBJECT_REMOVED):
+            self.bucket.add_event_notification(event, s3n.SqsDestination(self.queue))
+
+        self.ingest = RaglineFunction(
+            self,
+            "Ingest",
+            name="ingest",
+            description="ragline: parse, chunk, embed and store documents from S3 events",
+            settings=settings,
+            network=network,
+            layer=layer,
+            environment=environment,
+            timeout=Duration.seconds(settings.ingest_timeout_seconds),
+            memory_size=settings.ingest_memory_mb,
+            reserved_concurrency=settings.ingest_concurrency,
+        )
+        self.ingest.function.add_event_source(
+            event_sources.SqsEventSource(
+                self.queue,
+                batch_size=settings.ingest_batch_size,
+                max_batching_window=Duration.seconds(settings.ingest_max_batching_window_seconds),
+                report_batch_item_failures=True,
+                max_concurrency=settings.ingest_concurrency,
+            )
+        )
+        self.ingest.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadDocuments",
+                actions=["s3:GetObject"],  # also authorizes HeadObject
+                resources=[self.bucket.arn_for_objects("*")],
+            )
+        )
+        # Without ListBucket, S3 answers 403 instead of 404 for an object deleted before
+        # its ObjectCreated event was processed; the handler must tell these apart.
+        self.ingest.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="TellMissingDocuments",
+                actions=["s3:ListBucket"],
+                resources=[self.bucket.bucket_arn],
+            )
+        )
+        database_secret.grant_read(self.ingest.role)
+        self.ingest.grant_models(models, openai_secret=openai_secret, endpoint_arns=endpoint_arns)
+        acknowledge(
+            self.ingest.role,
+            f"AwsSolutions-IAM5[Resource::{reference(self.bucket)}/*]",
+            "The ingest function reads any object of the documents bucket, and only that bucket: "
+            "every object in it is a document to ingest.",
+        )
+        _acknowledge_notifications_handler(self)
+
+
+def _acknowledge_notifications_handler(scope: Construct) -> None:
+    """aws-cdk-lib's bucket-notifications custom resource (one per stack, not our code)."""
+    stack = Stack.of(scope)
+    handler = stack.node.try_find_child(
+        "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
+    )
+    if handler is None:
+        return
+    acknowledge(
+        handler,
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+        "AWSLambdaBasicExecutionRole]",
+        "aws-cdk-lib's bucket-notifications handler writes its logs with the AWS managed "
+        "basic execution policy; it only configures the documents bucket's notifications.",
+    )

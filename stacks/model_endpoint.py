@@ -1,0 +1,214 @@
+"""An optional SageMaker real-time endpoint serving an open model with Hugging Face TGI.
+
+Off by default: a GPU instance costs by the hour whether or not anyone asks. When
+`sagemaker_model_id` is set, the stack creates the model (the Hugging Face LLM inference
+container, which downloads the weights from the Hugging Face Hub at startup), an
+endpoint configuration on the GPU instance type, the endpoint, and target-tracking
+autoscaling on invocations per instance.
+
+The image is AWS's Deep Learning Container `huggingface-pytorch-tgi-inference`; the
+default tag (`sagemaker_image_tag`) is PyTorch 2.4 with TGI 3.0.1, CUDA 12.4, Ubuntu 22.04.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import aws_applicationautoscaling as autoscaling
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from stacks.nag import acknowledge
+
+if TYPE_CHECKING:
+    from stacks.settings import DeploymentSettings
+
+TGI_REPOSITORY = "huggingface-pytorch-tgi-inference"
+VARIANT = "AllTraffic"
+# The accounts hosting AWS Deep Learning Containers, by region (commercial regions).
+DLC_ACCOUNTS = {
+    **dict.fromkeys(
+        [
+            "us-east-1",
+            "us-east-2",
+            "us-west-1",
+            "us-west-2",
+            "ca-central-1",
+            "sa-east-1",
+            "eu-central-1",
+            "eu-north-1",
+            "eu-west-1",
+            "eu-west-2",
+            "eu-west-3",
+            "ap-northeast-1",
+            "ap-northeast-2",
+            "ap-south-1",
+            "ap-southeast-1",
+            "ap-southeast-2",
+        ],
+        "763104351884",
+    ),
+    "af-south-1": "626614931356",
+    "ap-east-1": "871362719292",
+    "ap-northeast-3": "364406365360",
+    "ap-south-2": "772153158452",
+    "ap-southeast-3": "907027046896",
+    "ap-southeast-4": "457447274322",
+    "ca-west-1": "204538143572",
+    "eu-central-2": "380420809688",
+    "eu-south-1": "692866216735",
+    "eu-south-2": "503227376785",
+    "il-central-1": "780543022126",
+    "me-central-1": "914824155844",
+    "me-south-1": "217643126080",
+}
+
+
+def tgi_image_uri(region: str, tag: str) -> str:
+    """The TGI container image in ``region``'s Deep Learning Containers registry."""
+    account = DLC_ACCOUNTS.get(region)
+    if account is None:
+        raise ValueError(
+            f"no Hugging Face TGI image registry known for {region}; "
+            f"known: {', '.join(sorted(DLC_ACCOUNTS))}"
+        )
+    return f"{account}.dkr.ecr.{region}.amazonaws.com/{TGI_REPOSITORY}:{tag}"
+
+
+def endpoint_name_for(settings: DeploymentSettings) -> str:
+    """The endpoint's name: fixed, so its ARN, logs and the Lambda setting are known."""
+    return f"{settings.stack_name}-llm".lower()[:63]
+
+
+class ModelEndpoint(Construct):
+    """SageMaker model, endpoint configuration, endpoint and autoscaling."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, settings: DeploymentSettings):
+        super().__init__(scope, construct_id)
+        assert settings.sagemaker_model_id is not None
+        stack = Stack.of(self)
+        self.endpoint_name = endpoint_name_for(settings)
+        image = tgi_image_uri(settings.region, settings.sagemaker_image_tag)
+        registry_account = image.split(".", 1)[0]
+
+        self.role = iam.Role(
+            self,
+            "ExecutionRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="ragline model endpoint: pull the TGI image, write the endpoint's logs",
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="PullTgiImage",
+                actions=[
+                    "ecr:BatchCheckLayerAvailability",
+                    "ecr:GetDownloadUrlForLayer",
+                    "ecr:BatchGetImage",
+                ],
+                resources=[
+                    f"arn:{stack.partition}:ecr:{settings.region}:{registry_account}:"
+                    f"repository/{TGI_REPOSITORY}"
+                ],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"]
+            )
+        )
+        log_group_arn = stack.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name=f"/aws/sagemaker/Endpoints/{self.endpoint_name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteEndpointLogs",
+                actions=[
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:DescribeLogStreams",
+                    "logs:PutLogEvents",
+                ],
+                resources=[log_group_arn],
+            )
+        )
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "ecr:GetAuthorizationToken has no resource-level permissions; the image pull "
+            "itself is limited to the TGI repository.",
+        )
+        acknowledge(
+            self.role,
+            f"AwsSolutions-IAM5[Resource::{stack.resolve(log_group_arn)}]",
+            "The endpoint's own log group, any of its log streams (named per instance).",
+        )
+
+        environment = {
+            "HF_MODEL_ID": settings.sagemaker_model_id,
+            "SM_NUM_GPUS": str(settings.sagemaker_num_gpus),
+            "MAX_INPUT_TOKENS": str(settings.sagemaker_max_input_tokens),
+            "MAX_TOTAL_TOKENS": str(settings.sagemaker_max_total_tokens),
+            # The OpenAI-style chat payload (`messages`) on /invocations.
+            "MESSAGES_API_ENABLED": str(settings.sagemaker_payload == "messages").lower(),
+        }
+        if settings.sagemaker_quantize:
+            environment["HF_MODEL_QUANTIZE"] = settings.sagemaker_quantize
+        self.model = sagemaker.CfnModel(
+            self,
+            "Model",
+            execution_role_arn=self.role.role_arn,
+            primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
+                image=image, environment=environment
+            ),
+        )
+        self.model.node.add_dependency(self.role)
+        self.endpoint_config = sagemaker.CfnEndpointConfig(
+            self,
+            "EndpointConfig",
+            production_variants=[
+                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                    variant_name=VARIANT,
+                    model_name=self.model.attr_model_name,
+                    instance_type=settings.sagemaker_instance_type,
+                    initial_instance_count=settings.sagemaker_instance_count,
+                    initial_variant_weight=1,
+                    container_startup_health_check_timeout_in_seconds=(
+                        settings.sagemaker_startup_timeout_seconds
+                    ),
+                    model_data_download_timeout_in_seconds=(
+                        settings.sagemaker_startup_timeout_seconds
+                    ),
+                )
+            ],
+        )
+        self.endpoint = sagemaker.CfnEndpoint(
+            self,
+            "Endpoint",
+            endpoint_name=self.endpoint_name,
+            endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
+        )
+        # Ref of an endpoint is its ARN.
+        self.endpoint_arn = self.endpoint.ref
+
+        self.scaling = autoscaling.ScalableTarget(
+            self,
+            "Scaling",
+            service_namespace=autoscaling.ServiceNamespace.SAGEMAKER,
+            resource_id=f"endpoint/{self.endpoint_name}/variant/{VARIANT}",
+            scalable_dimension="sagemaker:variant:DesiredInstanceCount",
+            min_capacity=settings.sagemaker_instance_count,
+            max_capacity=settings.sagemaker_max_instance_count,
+        )
+        self.scaling.node.add_dependency(self.endpoint)
+        self.scaling.scale_to_track_metric(
+            "InvocationsPerInstance",
+            target_value=settings.sagemaker_invocations_per_instance,
+            predefined_metric=autoscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE,
+            scale_in_cooldown=Duration.minutes(10),
+            scale_out_cooldown=Duration.minutes(5),
+        )

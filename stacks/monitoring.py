@@ -1,0 +1,347 @@
+"""The CloudWatch dashboard and the alarms, sent to an encrypted SNS topic.
+
+The functions publish EMF metrics in the `metrics_namespace` (default `Ragline`). Every
+document carries the dimension set `{service: ragline}`, which is what the alarms and
+the dashboard's totals read: an alarm cannot aggregate a SEARCH over the per-model
+dimension set (`service, Provider, Model, Prompt, Profile`), which the dashboard uses
+only for its per-model breakdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_rds as rds
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+if TYPE_CHECKING:
+    from stacks.settings import DeploymentSettings
+
+SERVICE = "ragline"
+PERIOD = Duration.minutes(5)
+DAY = Duration.days(1)
+PER_MODEL_DIMENSIONS = "service,Provider,Model,Prompt,Profile"
+TOKEN_METRICS = ("InputTokens", "OutputTokens", "CachedInputTokens", "EmbeddingTokens")
+STAGE_LATENCIES = ("RetrieveLatency", "GenerateLatency", "TotalLatency")
+QUALITY_RATES = ("Abstained", "NeedsReview", "Fallback")
+INGEST_COUNTS = (
+    "DocumentsIngested",
+    "DocumentsSkipped",
+    "DocumentsDeleted",
+    "DocumentsFailed",
+    "ChunksWritten",
+)
+WIDTH = 8  # three widgets per row (the dashboard grid is 24 wide)
+
+
+class Monitoring(Construct):
+    """Dashboard, alarms and the alarm topic."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: DeploymentSettings,
+        api: apigw.RestApi,
+        functions: Sequence[lambda_.Function],
+        queue: sqs.IQueue,
+        dead_letter_queue: sqs.IQueue,
+        cluster: rds.IDatabaseCluster,
+        endpoint_name: str | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.namespace = settings.metrics_namespace
+        # A customer managed key: CloudWatch cannot publish to a topic encrypted with the
+        # AWS managed SNS key, whose policy cannot be changed.
+        self.key = kms.Key(
+            self,
+            "AlarmTopicKey",
+            description="ragline alarm topic",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.DESTROY,
+            pending_window=Duration.days(7),
+        )
+        self.key.grant(
+            iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*"
+        )
+        self.topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            display_name="ragline alarms",
+            master_key=self.key,
+            enforce_ssl=True,
+        )
+        if settings.alarm_email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(settings.alarm_email))
+
+        self.alarms = self._alarms(settings, api, dead_letter_queue)
+        self.dashboard = cw.Dashboard(
+            self,
+            "Dashboard",
+            dashboard_name=f"{settings.stack_name}-{SERVICE}",
+            default_interval=Duration.hours(24),
+        )
+        self._widgets(api, functions, queue, dead_letter_queue, cluster, endpoint_name)
+
+    # Metrics.
+
+    def metric(self, name: str, statistic: str = "Sum", period: Duration = PERIOD) -> cw.Metric:
+        """A ragline EMF metric with the ``{service: ragline}`` dimension set."""
+        return cw.Metric(
+            namespace=self.namespace,
+            metric_name=name,
+            dimensions_map={"service": SERVICE},
+            statistic=statistic,
+            period=period,
+            label=name,
+        )
+
+    def per_model(self, name: str, statistic: str = "Sum") -> cw.MathExpression:
+        """A SEARCH over the per-model dimension set, one line per provider/model/prompt."""
+        return cw.MathExpression(
+            expression=(
+                f"SEARCH('{{{self.namespace},{PER_MODEL_DIMENSIONS}}} "
+                f"MetricName=\"{name}\"', '{statistic}', {int(PERIOD.to_seconds())})"
+            ),
+            label="",
+            period=PERIOD,
+        )
+
+    # Alarms.
+
+    def _alarms(
+        self, settings: DeploymentSettings, api: apigw.RestApi, dead_letter_queue: sqs.IQueue
+    ) -> list[cw.Alarm]:
+        daily_cost = cw.MathExpression(
+            expression="FILL(queries, 0) + FILL(ingestion, 0)",
+            using_metrics={
+                "queries": self.metric("CostUSD", period=DAY),
+                "ingestion": self.metric("EmbeddingCostUSD", period=DAY),
+            },
+            label="model cost over the last 24 hours (USD)",
+            period=DAY,
+        )
+        definitions: list[tuple[str, cw.IMetric, float, str, int, int]] = [
+            (
+                "Api5xxRate",
+                api.metric_server_error(statistic="Average", period=PERIOD),
+                settings.alarm_5xx_rate,
+                "Share of API requests answered with a 5xx",
+                3,
+                2,
+            ),
+            (
+                "ApiLatencyP95",
+                api.metric_latency(statistic="p95", period=PERIOD),
+                settings.alarm_p95_latency_ms,
+                "95th percentile API latency in milliseconds",
+                3,
+                2,
+            ),
+            (
+                "DeadLetterQueueNotEmpty",
+                dead_letter_queue.metric_approximate_number_of_messages_visible(
+                    statistic="Maximum", period=PERIOD
+                ),
+                0,
+                "Messages the ingest function gave up on (see the DLQ)",
+                1,
+                1,
+            ),
+            (
+                "DocumentsFailed",
+                self.metric("DocumentsFailed"),
+                settings.alarm_failed_documents,
+                "Documents that could not be parsed or stored",
+                1,
+                1,
+            ),
+            (
+                "DailyCost",
+                daily_cost,
+                settings.daily_cost_budget_usd,
+                "Model spend (queries + embeddings) over the last 24 hours, USD",
+                1,
+                1,
+            ),
+        ]
+        alarms = []
+        for name, metric, threshold, description, periods, datapoints in definitions:
+            alarm = cw.Alarm(
+                self,
+                name,
+                alarm_description=f"ragline: {description} above {threshold}",
+                metric=metric,
+                threshold=threshold,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=periods,
+                datapoints_to_alarm=datapoints,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            )
+            alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
+            alarm.add_ok_action(cw_actions.SnsAction(self.topic))
+            alarms.append(alarm)
+        return alarms
+
+    # Dashboard.
+
+    def _widgets(
+        self,
+        api: apigw.RestApi,
+        functions: Sequence[lambda_.Function],
+        queue: sqs.IQueue,
+        dead_letter_queue: sqs.IQueue,
+        cluster: rds.IDatabaseCluster,
+        endpoint_name: str | None,
+    ) -> None:
+        def graph(
+            title: str,
+            left: Sequence[cw.IMetric],
+            right: Sequence[cw.IMetric] = (),
+            left_y_axis: cw.YAxisProps | None = None,
+        ) -> cw.GraphWidget:
+            return cw.GraphWidget(
+                title=title,
+                left=list(left),
+                right=list(right),
+                left_y_axis=left_y_axis,
+                width=WIDTH,
+                height=6,
+            )
+
+        def percentiles(name: str) -> list[cw.IMetric]:
+            return [
+                self.metric(name, "p50").with_(label=f"{name} p50"),
+                self.metric(name, "p95").with_(label=f"{name} p95"),
+            ]
+
+        self.dashboard.add_widgets(
+            cw.TextWidget(
+                markdown=f"# ragline\nMetrics in `{self.namespace}` with `service=ragline`; "
+                "per-model lines come from the `Provider, Model, Prompt, Profile` dimensions.",
+                width=24,
+                height=2,
+            )
+        )
+        self.dashboard.add_widgets(
+            graph(
+                "API requests and errors",
+                [api.metric_count(period=PERIOD), api.metric_client_error(period=PERIOD)],
+                right=[api.metric_server_error(period=PERIOD)],
+            ),
+            graph(
+                "API latency (ms)",
+                [
+                    api.metric_latency(statistic="p50", period=PERIOD),
+                    api.metric_latency(statistic="p95", period=PERIOD),
+                ],
+            ),
+            graph(
+                "Latency per stage (ms)", [m for name in STAGE_LATENCIES for m in percentiles(name)]
+            ),
+        )
+        self.dashboard.add_widgets(
+            graph("Tokens", [self.metric(name) for name in TOKEN_METRICS]),
+            graph("Cost (USD)", [self.metric("CostUSD"), self.metric("EmbeddingCostUSD")]),
+            graph("Cost per model (USD)", [self.per_model("CostUSD")]),
+        )
+        self.dashboard.add_widgets(
+            graph(
+                "Abstention, review and fallback rates",
+                [
+                    self.metric(name, "Average").with_(label=f"{name} rate")
+                    for name in QUALITY_RATES
+                ],
+                left_y_axis=cw.YAxisProps(min=0, max=1),
+            ),
+            graph(
+                "Retrieval",
+                [self.metric("TopScore", "Average"), self.metric("ChunksRetrieved", "Average")],
+            ),
+            graph("Feedback", [self.metric("Feedback")]),
+        )
+        self.dashboard.add_widgets(
+            graph("Ingestion", [self.metric(name) for name in INGEST_COUNTS]),
+            graph("Ingest latency (ms)", percentiles("IngestLatency")),
+            graph(
+                "Queues",
+                [
+                    queue.metric_approximate_number_of_messages_visible(period=PERIOD),
+                    queue.metric_approximate_age_of_oldest_message(period=PERIOD),
+                ],
+                right=[
+                    dead_letter_queue.metric_approximate_number_of_messages_visible(
+                        period=PERIOD, label="DLQ depth"
+                    )
+                ],
+            ),
+        )
+        self.dashboard.add_widgets(
+            graph(
+                "Lambda errors and throttles",
+                [
+                    metric
+                    for function in functions
+                    for metric in (
+                        function.metric_errors(period=PERIOD),
+                        function.metric_throttles(period=PERIOD),
+                    )
+                ],
+            ),
+            graph(
+                "Lambda duration p95 (ms)",
+                [
+                    function.metric_duration(statistic="p95", period=PERIOD)
+                    for function in functions
+                ],
+            ),
+            graph(
+                "Aurora capacity",
+                [
+                    cluster.metric(
+                        "ServerlessDatabaseCapacity", statistic="Average", period=PERIOD
+                    ),
+                ],
+                right=[cluster.metric("ACUUtilization", statistic="Average", period=PERIOD)],
+            ),
+        )
+        if endpoint_name:
+            dimensions = {"EndpointName": endpoint_name, "VariantName": "AllTraffic"}
+            self.dashboard.add_widgets(
+                graph(
+                    "SageMaker endpoint",
+                    [
+                        cw.Metric(
+                            namespace="AWS/SageMaker",
+                            metric_name="Invocations",
+                            dimensions_map=dimensions,
+                            statistic="Sum",
+                            period=PERIOD,
+                        )
+                    ],
+                    right=[
+                        cw.Metric(
+                            namespace="AWS/SageMaker",
+                            metric_name="ModelLatency",
+                            dimensions_map=dimensions,
+                            statistic="p95",
+                            period=PERIOD,
+                        )
+                    ],
+                )
+            )
+        self.dashboard.add_widgets(
+            cw.AlarmStatusWidget(alarms=list(self.alarms), title="Alarms", width=24, height=3)
+        )

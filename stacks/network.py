@@ -1,0 +1,118 @@
+"""The VPC in one of two modes.
+
+- ``nat``: public subnets with one NAT gateway (by default) so the functions in the
+  private subnets reach hosted model APIs such as OpenAI's.
+- ``isolated``: no internet gateway and no NAT; the functions reach AWS through VPC
+  interface endpoints (Secrets Manager, SQS, SageMaker and Bedrock runtimes, CloudWatch
+  Logs and metrics), and S3 through the free gateway endpoint.
+
+The database always sits in isolated subnets of its own.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+if TYPE_CHECKING:
+    from stacks.settings import DeploymentSettings
+
+INTERFACE_ENDPOINTS = {
+    "secretsmanager": ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
+    "sqs": ec2.InterfaceVpcEndpointAwsService.SQS,
+    "sagemaker-runtime": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_RUNTIME,
+    "bedrock-runtime": ec2.InterfaceVpcEndpointAwsService.BEDROCK_RUNTIME,
+    "logs": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
+    "monitoring": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING,
+}
+APP_SUBNETS = "app"
+DATA_SUBNETS = "data"
+
+
+class Network(Construct):
+    """VPC, subnets, egress (NAT or endpoints), flow logs and the functions' security group."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, settings: DeploymentSettings):
+        super().__init__(scope, construct_id)
+        nat = settings.network == "nat"
+        app_type = ec2.SubnetType.PRIVATE_WITH_EGRESS if nat else ec2.SubnetType.PRIVATE_ISOLATED
+        subnets = [
+            ec2.SubnetConfiguration(name=APP_SUBNETS, subnet_type=app_type, cidr_mask=22),
+            ec2.SubnetConfiguration(
+                name=DATA_SUBNETS, subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24
+            ),
+        ]
+        if nat:
+            subnets.insert(
+                0,
+                ec2.SubnetConfiguration(
+                    name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24
+                ),
+            )
+        self.vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            ip_addresses=ec2.IpAddresses.cidr(settings.vpc_cidr),
+            max_azs=settings.max_azs,
+            nat_gateways=settings.nat_gateways if nat else 0,
+            subnet_configuration=subnets,
+            # Restricting the default security group needs a custom resource Lambda;
+            # nothing here uses the default group.
+            restrict_default_security_group=False,
+        )
+        flow_logs = logs.LogGroup(
+            self,
+            "FlowLogs",
+            retention=settings.log_retention,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.vpc.add_flow_log(
+            "FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs)
+        )
+        self.lambda_security_group = ec2.SecurityGroup(
+            self,
+            "FunctionsSecurityGroup",
+            vpc=self.vpc,
+            description="ragline functions: HTTPS out to AWS APIs and model APIs",
+            allow_all_outbound=False,
+        )
+        # HTTPS to anywhere: in `isolated` mode the subnets have no route out, so this
+        # reaches only the VPC endpoints; in `nat` mode it reaches hosted model APIs.
+        self.lambda_security_group.add_egress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS and model APIs"
+        )
+        self.app_subnets = ec2.SubnetSelection(subnet_group_name=APP_SUBNETS)
+        self.data_subnets = ec2.SubnetSelection(subnet_group_name=DATA_SUBNETS)
+
+        # S3 through the gateway endpoint in both modes: free, and it keeps document
+        # downloads off the NAT gateway's per-GB charge.
+        self.vpc.add_gateway_endpoint(
+            "S3", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[self.app_subnets]
+        )
+        self.endpoints: dict[str, ec2.InterfaceVpcEndpoint] = {}
+        if not nat:
+            # One AZ by default: each endpoint costs per hour per AZ, and functions in
+            # the other AZ reach it across the VPC.
+            endpoint_azs = self.vpc.availability_zones[: settings.vpc_endpoint_azs]
+            for name in settings.vpc_endpoint_services:
+                self.endpoints[name] = self.vpc.add_interface_endpoint(
+                    _construct_id(name),
+                    service=INTERFACE_ENDPOINTS[name],
+                    subnets=ec2.SubnetSelection(
+                        subnet_group_name=APP_SUBNETS, availability_zones=endpoint_azs
+                    ),
+                    private_dns_enabled=True,
+                    open=False,
+                )
+                # Only the functions may use the endpoints.
+                self.endpoints[name].connections.allow_default_port_from(
+                    self.lambda_security_group, "HTTPS from the ragline functions"
+                )
+
+
+def _construct_id(service: str) -> str:
+    return "".join(part.capitalize() for part in service.split("-")) + "Endpoint"

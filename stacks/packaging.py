@@ -1,0 +1,197 @@
+"""Docker-free packaging: the `ragline` layer built by pip for the Lambda platform.
+
+CDK's local bundling runs `pip install --platform ... --only-binary=:all:` on this
+machine, so the layer gets the manylinux wheels Lambda needs (psycopg's and numpy's
+compiled extensions) whatever the build machine is. The library is copied beside its
+dependencies without `ragline/dev`, the local stack, which Lambda never runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+import jsii
+from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+if TYPE_CHECKING:
+    from stacks.settings import DeploymentSettings
+
+REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+LAYER_DIR = REPOSITORY_ROOT / "layers" / "common"
+FUNCTIONS_DIR = REPOSITORY_ROOT / "functions"
+REQUIREMENTS = LAYER_DIR / "requirements.txt"
+LIBRARY_DIR = LAYER_DIR / "python" / "ragline"
+
+PYTHON_VERSION = "3.12"
+RUNTIME = lambda_.Runtime.PYTHON_3_12
+# Lambda's limit on a function plus all its layers, unzipped.
+UNZIPPED_LIMIT_BYTES = 262_144_000
+# The Python 3.12 runtime runs on Amazon Linux 2023 (glibc 2.34): wheels up to
+# manylinux_2_28 load there; manylinux2014 (glibc 2.17) covers the older wheels.
+PIP_PLATFORMS = {
+    "x86_64": ("manylinux_2_28_x86_64", "manylinux2014_x86_64"),
+    "arm64": ("manylinux_2_28_aarch64", "manylinux2014_aarch64"),
+}
+ARCHITECTURES = {"x86_64": lambda_.Architecture.X86_64, "arm64": lambda_.Architecture.ARM_64}
+# The runtime ships boto3; a second botocore in the layer would only add 30 MB and
+# shadow the runtime's (aws-xray-sdk pulls it in).
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer")
+# What never goes into an asset: caches, build metadata, the local stack.
+SOURCE_EXCLUDES = ("__pycache__", "*.pyc", "*.egg-info")
+LAYER_SOURCE_EXCLUDES = [
+    "requirements.txt",
+    "python/ragline/dev",
+    *(f"**/{p}" for p in SOURCE_EXCLUDES),
+]
+
+
+class PackagingError(RuntimeError):
+    """The layer could not be built, or it is too large for Lambda."""
+
+
+def directory_size(path: Path) -> int:
+    """Bytes of every file under ``path``, as Lambda counts the unzipped size."""
+    return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
+
+
+def check_unzipped_size(layer_dir: Path, function_dirs: Iterable[Path]) -> int:
+    """Return the largest function + layer size; raise PackagingError over Lambda's limit."""
+    function_sizes = [directory_size(path) for path in function_dirs if path.is_dir()]
+    total = directory_size(layer_dir) + max(function_sizes, default=0)
+    if total > UNZIPPED_LIMIT_BYTES:
+        raise PackagingError(
+            f"the layer plus the largest function unzip to {total / 1e6:.1f} MB, over "
+            f"Lambda's {UNZIPPED_LIMIT_BYTES / 1e6:.0f} MB; trim layers/common/requirements.txt"
+        )
+    return total
+
+
+def _ignore_library_extras(directory: str, names: list[str]) -> set[str]:
+    ignored = set(shutil.ignore_patterns(*SOURCE_EXCLUDES)(directory, names))
+    if Path(directory).resolve() == LIBRARY_DIR.resolve():
+        ignored.add("dev")  # only the top-level ragline/dev: the local stack
+    return ignored
+
+
+def copy_library(target: Path) -> None:
+    """Copy ``ragline`` into ``target/ragline``, without the local stack and caches."""
+    shutil.copytree(LIBRARY_DIR, target / "ragline", ignore=_ignore_library_extras)
+
+
+def pip_command(architecture: str, target: Path) -> list[str]:
+    """The pip invocation that installs the layer's requirements for Lambda."""
+    platforms = [arg for tag in PIP_PLATFORMS[architecture] for arg in ("--platform", tag)]
+    return [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--requirement",
+        str(REQUIREMENTS),
+        *platforms,
+        "--implementation",
+        "cp",
+        "--python-version",
+        PYTHON_VERSION,
+        "--only-binary=:all:",
+        "--no-compile",
+        "--target",
+        str(target),
+    ]
+
+
+@jsii.implements(ILocalBundling)
+class PipLayerBundler:
+    """Builds the layer directory (``python/...``) with pip on the build machine."""
+
+    def __init__(self, architecture: str) -> None:
+        self.architecture = architecture
+
+    def try_bundle(self, output_dir: str, options: BundlingOptions) -> bool:
+        """Install the requirements and the library into ``output_dir/python``."""
+        target = Path(output_dir) / "python"
+        completed = subprocess.run(
+            pip_command(self.architecture, target), capture_output=True, text=True, check=False
+        )
+        if completed.returncode != 0:
+            raise PackagingError(f"pip could not build the ragline layer:\n{completed.stderr}")
+        for name in RUNTIME_PROVIDED:
+            shutil.rmtree(target / name, ignore_errors=True)
+            for info in target.glob(f"{name}-*.dist-info"):
+                shutil.rmtree(info)
+        shutil.rmtree(target / "bin", ignore_errors=True)
+        copy_library(target)
+        check_unzipped_size(Path(output_dir), FUNCTIONS_DIR.iterdir())
+        return True
+
+
+def layer_fingerprint(architecture: str) -> str:
+    """A hash of everything the bundled layer depends on, so unchanged layers are reused."""
+    digest = hashlib.sha256(f"{architecture}|{PYTHON_VERSION}|".encode())
+    digest.update(REQUIREMENTS.read_bytes())
+    for path in sorted(LIBRARY_DIR.rglob("*")):
+        relative = path.relative_to(LIBRARY_DIR)
+        if not path.is_file() or relative.parts[0] == "dev" or _is_excluded(relative):
+            continue
+        digest.update(str(relative).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _is_excluded(relative: Path) -> bool:
+    return any(part == "__pycache__" or part.endswith(".egg-info") for part in relative.parts) or (
+        relative.suffix == ".pyc"
+    )
+
+
+def layer_code(settings: DeploymentSettings) -> lambda_.Code:
+    """The layer's code: bundled with pip, or (``bundling=false``) the plain sources.
+
+    The unbundled layer lacks the dependencies: it is for fast synthesis in tests, not
+    for deployment.
+    """
+    if not settings.bundling:
+        return lambda_.Code.from_asset(str(LAYER_DIR), exclude=LAYER_SOURCE_EXCLUDES)
+    return lambda_.Code.from_asset(
+        str(LAYER_DIR),
+        asset_hash_type=AssetHashType.CUSTOM,
+        asset_hash=layer_fingerprint(settings.architecture),
+        bundling=BundlingOptions(
+            # Never pulled: local bundling always succeeds or raises.
+            image=DockerImage.from_registry("local-bundling-only"),
+            # jsii hands the options over as one struct, not as the keywords the
+            # generated ILocalBundling signature spells out.
+            local=cast(ILocalBundling, PipLayerBundler(settings.architecture)),
+        ),
+    )
+
+
+def function_code(name: str) -> lambda_.Code:
+    """A handler directory as a plain asset."""
+    path = FUNCTIONS_DIR / name
+    return lambda_.Code.from_asset(str(path), exclude=[f"**/{p}" for p in SOURCE_EXCLUDES])
+
+
+class CommonLayer(Construct):
+    """The `ragline` library and its dependencies as one Lambda layer."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, settings: DeploymentSettings):
+        super().__init__(scope, construct_id)
+        self.layer = lambda_.LayerVersion(
+            self,
+            "Layer",
+            code=layer_code(settings),
+            compatible_runtimes=[RUNTIME],
+            compatible_architectures=[ARCHITECTURES[settings.architecture]],
+            description="ragline library and its dependencies (Lambda platform wheels)",
+        )

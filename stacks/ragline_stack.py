@@ -1,0 +1,213 @@
+"""The ragline stack: composes one construct per concern and wires the runtime contract.
+
+The functions read their configuration from environment variables parsed by
+`ragline.config`; this module is the one place that decides their values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Duration, Environment, Stack, Tags
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from stacks.api import Api
+from stacks.database import Database
+from stacks.functions import RaglineFunction
+from stacks.ingestion import Ingestion
+from stacks.model_endpoint import ModelEndpoint
+from stacks.monitoring import SERVICE, Monitoring
+from stacks.nag import acknowledge
+from stacks.network import Network
+from stacks.packaging import CommonLayer
+from stacks.settings import DeploymentSettings, parse_model_string
+
+
+class RaglineStack(Stack):
+    """Network, database, ingestion, API, optional model endpoint and monitoring."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, settings: DeploymentSettings, **kwargs: Any
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            env=Environment(account=settings.account, region=settings.region),
+            description="ragline: serverless retrieval-augmented generation "
+            f"(S3 -> SQS -> Lambda -> Aurora pgvector -> API), network={settings.network}",
+            **kwargs,
+        )
+        Tags.of(self).add("project", SERVICE)
+        self.settings = settings
+        self.network = Network(self, "Network", settings=settings)
+        layer = CommonLayer(self, "CommonLayer", settings=settings).layer
+        self.openai_secret = self._openai_secret() if settings.uses_openai else None
+        self.model_endpoint = (
+            ModelEndpoint(self, "ModelEndpoint", settings=settings)
+            if settings.creates_sagemaker_endpoint
+            else None
+        )
+        endpoint_arns = (
+            {self.model_endpoint.endpoint_name: self.model_endpoint.endpoint_arn}
+            if self.model_endpoint
+            else {}
+        )
+
+        self.database = Database(
+            self,
+            "Database",
+            settings=settings,
+            network=self.network,
+            layer=layer,
+            environment=self._environment(),
+        )
+        environment = self._environment(self.database.secret.secret_arn)
+        self.ingestion = Ingestion(
+            self,
+            "Ingestion",
+            settings=settings,
+            network=self.network,
+            layer=layer,
+            environment=environment,
+            database_secret=self.database.secret,
+            models=[settings.embeddings],
+            openai_secret=self.openai_secret,
+            endpoint_arns=endpoint_arns,
+        )
+
+        llm = (
+            f"sagemaker:{self.model_endpoint.endpoint_name}"
+            if self.model_endpoint
+            else settings.llm
+        )
+        query_models = [settings.embeddings, llm, *settings.llm_fallback]
+        self.query = RaglineFunction(
+            self,
+            "Query",
+            name="query",
+            description="ragline: answer questions with citations; documents and feedback API",
+            settings=settings,
+            network=self.network,
+            layer=layer,
+            environment={**environment, **self._query_environment(llm, query_models)},
+            timeout=Duration.seconds(settings.query_timeout_seconds),
+            memory_size=settings.query_memory_mb,
+        )
+        self.database.secret.grant_read(self.query.role)
+        self.query.grant_models(
+            query_models, openai_secret=self.openai_secret, endpoint_arns=endpoint_arns
+        )
+        self.api = Api(self, "Api", settings=settings, handler=self.query.function)
+
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            settings=settings,
+            api=self.api.api,
+            functions=[
+                self.ingestion.ingest.function,
+                self.query.function,
+                self.database.migrations.function,
+            ],
+            queue=self.ingestion.queue,
+            dead_letter_queue=self.ingestion.dead_letter_queue,
+            cluster=self.database.cluster,
+            endpoint_name=self.model_endpoint.endpoint_name if self.model_endpoint else None,
+        )
+        self._outputs()
+
+    def _openai_secret(self) -> secretsmanager.ISecret:
+        """The secret holding the OpenAI API key: an existing one by name, or a new one.
+
+        A new secret starts with a random placeholder; the key is set after deploy with
+        `aws secretsmanager put-secret-value` and read by the functions at run time.
+        """
+        name = self.settings.openai_secret_name
+        if name:
+            return secretsmanager.Secret.from_secret_name_v2(self, "OpenAiKey", name)
+        created = secretsmanager.Secret(
+            self,
+            "OpenAiKey",
+            description="ragline: the OpenAI API key (set the value after deploy)",
+        )
+        acknowledge(
+            created,
+            "AwsSolutions-SMG4",
+            "A third-party API key: it is rotated at OpenAI and then stored here by the "
+            "operator; Secrets Manager cannot rotate it.",
+        )
+        return created
+
+    def _environment(self, database_secret_arn: str | None = None) -> dict[str, str]:
+        """The variables every function reads (``ragline.config``)."""
+        settings = self.settings
+        environment = {
+            "POWERTOOLS_SERVICE_NAME": SERVICE,
+            "POWERTOOLS_METRICS_NAMESPACE": settings.metrics_namespace,
+            "POWERTOOLS_LOG_LEVEL": settings.log_level,
+            "RAGLINE_EMBEDDINGS": settings.embeddings,
+            "RAGLINE_EMBEDDING_DIMENSIONS": str(settings.embedding_dimensions),
+        }
+        if not settings.tracing:
+            environment["POWERTOOLS_TRACE_DISABLED"] = "true"
+        if database_secret_arn:
+            environment["RAGLINE_DATABASE_SECRET_ARN"] = database_secret_arn
+        if self.openai_secret is not None:
+            environment["RAGLINE_OPENAI_SECRET_ARN"] = self.openai_secret.secret_arn
+        if settings.openai_base_url:
+            environment["OPENAI_BASE_URL"] = settings.openai_base_url
+        return environment
+
+    def _query_environment(self, llm: str, models: list[str]) -> dict[str, str]:
+        """The variables only the query function reads."""
+        settings = self.settings
+        environment = {
+            "RAGLINE_LLM": llm,
+            "RAGLINE_DEFAULT_PROFILE": settings.default_profile,
+            "RAGLINE_MAX_BODY_BYTES": str(settings.max_body_bytes),
+            "RAGLINE_MAX_QUESTION_CHARS": str(settings.max_question_chars),
+            "RAGLINE_LOG_QUESTIONS": str(settings.log_questions).lower(),
+            "RAGLINE_QUERY_LOG_RETENTION_DAYS": str(settings.query_log_retention_days),
+        }
+        if settings.llm_fallback:
+            environment["RAGLINE_LLM_FALLBACK"] = ",".join(settings.llm_fallback)
+        if any(parse_model_string(model)[0] == "sagemaker" for model in models):
+            environment["RAGLINE_SAGEMAKER_PAYLOAD"] = settings.sagemaker_payload
+            environment["RAGLINE_SAGEMAKER_INSTANCE_TYPE"] = settings.sagemaker_instance_type
+        return environment
+
+    def _outputs(self) -> None:
+        api = self.api
+        CfnOutput(self, "ApiUrl", value=api.api.url, description="Base URL of the ragline API")
+        CfnOutput(
+            self,
+            "BucketName",
+            value=self.ingestion.bucket.bucket_name,
+            description="Upload documents here (aws s3 cp); deleting an object removes it",
+        )
+        CfnOutput(
+            self,
+            "ApiKeyId",
+            value=api.api_key.key_id,
+            description="aws apigateway get-api-key --include-value --api-key <id> "
+            "--query value --output text",
+        )
+        CfnOutput(
+            self,
+            "DeadLetterQueueUrl",
+            value=self.ingestion.dead_letter_queue.queue_url,
+            description="Ingestion messages that failed every attempt",
+        )
+        CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
+        CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn)
+        if self.openai_secret is not None:
+            CfnOutput(
+                self,
+                "OpenAiSecretArn",
+                value=self.openai_secret.secret_arn,
+                description="aws secretsmanager put-secret-value --secret-id <arn> "
+                "--secret-string <your OpenAI key>",
+            )
+        if self.model_endpoint is not None:
+            CfnOutput(self, "ModelEndpointName", value=self.model_endpoint.endpoint_name)

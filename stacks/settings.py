@@ -1,0 +1,304 @@
+"""Deployment settings: the `cdk.json` context, validated once into one typed object.
+
+Every key is a field below with its default; `cdk.json` lists the common ones and
+`cdk deploy -c key=value` overrides any of them. Values given on the command line arrive
+as strings, so numbers, booleans and comma-separated lists are parsed here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from aws_cdk import aws_logs as logs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+# Providers the Lambda layer can run (`minilm` needs torch, which the layer does not ship).
+EMBEDDING_PROVIDERS = frozenset({"hash", "openai", "bedrock", "sagemaker"})
+LLM_PROVIDERS = frozenset({"extractive", "openai", "bedrock", "sagemaker"})
+# Providers reached over the internet; they cannot work in the `isolated` network mode.
+INTERNET_PROVIDERS = frozenset({"openai"})
+# Interface endpoints the `isolated` mode can create, by their short names.
+VPC_ENDPOINT_SERVICES = (
+    "secretsmanager",
+    "sqs",
+    "sagemaker-runtime",
+    "bedrock-runtime",
+    "logs",
+    "monitoring",
+)
+# The interface endpoint a provider needs in the `isolated` mode.
+PROVIDER_ENDPOINTS = {"bedrock": "bedrock-runtime", "sagemaker": "sagemaker-runtime"}
+# The retention periods CloudWatch Logs accepts, in days.
+LOG_RETENTION_DAYS = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    120: logs.RetentionDays.FOUR_MONTHS,
+    150: logs.RetentionDays.FIVE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS,
+    545: logs.RetentionDays.EIGHTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS,
+    1096: logs.RetentionDays.THREE_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+}
+# Context keys that look like ours (lower snake case); CDK's own keys contain ':' or '@'.
+_OUR_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class SettingsError(ValueError):
+    """The deployment settings are invalid; the message names every problem."""
+
+
+def parse_model_string(value: str) -> tuple[str, str]:
+    """Split a `provider:model` string; the model part may be empty (`hash`)."""
+    provider, _, model = value.partition(":")
+    return provider.strip(), model.strip()
+
+
+class DeploymentSettings(BaseModel):
+    """Every knob of the deployment, with its default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Where.
+    stack_name: str = Field(default="Ragline", pattern=r"^[A-Za-z][A-Za-z0-9-]{0,100}$")
+    account: str = Field(default="123456789012", pattern=r"^\d{12}$")
+    region: str = Field(default="us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+
+    # Network.
+    network: Literal["nat", "isolated"] = "nat"
+    vpc_cidr: str = Field(default="10.40.0.0/16", pattern=r"^\d+\.\d+\.\d+\.\d+/(1[6-9]|2[0-2])$")
+    max_azs: int = Field(default=2, ge=2, le=3)
+    nat_gateways: int = Field(default=1, ge=1, le=3)
+    vpc_endpoint_services: tuple[str, ...] = VPC_ENDPOINT_SERVICES
+    vpc_endpoint_azs: int = Field(default=1, ge=1, le=3)
+
+    # Packaging and runtime.
+    architecture: Literal["x86_64", "arm64"] = "x86_64"
+    bundling: bool = True
+    tracing: bool = True
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_retention_days: int = 30
+    metrics_namespace: str = Field(default="Ragline", pattern=r"^[A-Za-z0-9._/#:-]{1,255}$")
+
+    # Models, as provider:model strings (the runtime contract of ragline.config).
+    embeddings: str = "bedrock:amazon.titan-embed-text-v2:0"
+    embedding_dimensions: int = Field(default=1024, ge=8, le=16000)
+    llm: str = "bedrock:anthropic.claude-3-haiku-20240307-v1:0"
+    llm_fallback: tuple[str, ...] = ()
+    default_profile: str = "simple"
+    openai_secret_name: str | None = None
+    openai_base_url: str | None = None
+
+    # The optional SageMaker endpoint the stack creates (off while the model id is unset).
+    sagemaker_model_id: str | None = None
+    sagemaker_instance_type: str = Field(default="ml.g5.xlarge", pattern=r"^ml\.[a-z0-9]+\.\w+$")
+    sagemaker_instance_count: int = Field(default=1, ge=1, le=20)
+    sagemaker_max_instance_count: int = Field(default=1, ge=1, le=20)
+    sagemaker_num_gpus: int = Field(default=1, ge=1, le=8)
+    sagemaker_quantize: str | None = None
+    sagemaker_max_input_tokens: int = Field(default=4096, ge=128)
+    sagemaker_max_total_tokens: int = Field(default=8192, ge=256)
+    sagemaker_image_tag: str = "2.4.0-tgi3.0.1-gpu-py311-cu124-ubuntu22.04"
+    sagemaker_invocations_per_instance: int = Field(default=30, ge=1)
+    sagemaker_startup_timeout_seconds: int = Field(default=900, ge=60, le=3600)
+    sagemaker_payload: Literal["messages", "tgi"] = "messages"
+
+    # Database.
+    database_engine_version: str = Field(default="17.5", pattern=r"^1[6-9]\.\d+$")
+    database_min_capacity: float = Field(default=0, ge=0, le=256)
+    database_max_capacity: float = Field(default=2, ge=1, le=256)
+    database_auto_pause_minutes: int = Field(default=10, ge=5, le=1440)
+    database_backup_retention_days: int = Field(default=7, ge=1, le=35)
+    database_deletion_protection: bool = False
+
+    # Ingestion.
+    ingest_timeout_seconds: int = Field(default=300, ge=30, le=900)
+    ingest_memory_mb: int = Field(default=1024, ge=256, le=10240)
+    ingest_batch_size: int = Field(default=5, ge=1, le=100)
+    ingest_max_batching_window_seconds: int = Field(default=5, ge=0, le=300)
+    ingest_concurrency: int = Field(default=2, ge=2, le=50)
+    queue_max_receive_count: int = Field(default=5, ge=1, le=1000)
+
+    # Query API.
+    query_timeout_seconds: int = Field(default=29, ge=3, le=29)
+    query_memory_mb: int = Field(default=1024, ge=256, le=10240)
+    max_body_bytes: int = Field(default=32 * 1024, ge=1024, le=6 * 1024 * 1024)
+    max_question_chars: int = Field(default=2000, ge=16, le=100_000)
+    log_questions: bool = False
+    query_log_retention_days: int = Field(default=30, ge=1)
+    api_throttle_rate: float = Field(default=10, gt=0)
+    api_throttle_burst: int = Field(default=20, ge=1)
+    api_quota_per_day: int = Field(default=10_000, ge=1)
+    waf: bool = False
+
+    # Alarms.
+    alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    alarm_5xx_rate: float = Field(default=0.05, gt=0, le=1)
+    alarm_p95_latency_ms: int = Field(default=15_000, ge=100)
+    alarm_failed_documents: int = Field(default=0, ge=0)
+    daily_cost_budget_usd: float = Field(default=5.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_means_default(cls, values: Any) -> Any:
+        # `-c sagemaker_model_id=` switches an option back off.
+        if isinstance(values, Mapping):
+            return {key: value for key, value in values.items() if value not in ("", None)}
+        return values
+
+    @field_validator("llm_fallback", "vpc_endpoint_services", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @field_validator("vpc_endpoint_services")
+    @classmethod
+    def _known_endpoints(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(VPC_ENDPOINT_SERVICES))
+        if unknown:
+            raise ValueError(f"unknown {unknown}; known: {', '.join(VPC_ENDPOINT_SERVICES)}")
+        return value
+
+    @field_validator("embeddings")
+    @classmethod
+    def _known_embedder(cls, value: str) -> str:
+        return _check_model_string(value, EMBEDDING_PROVIDERS)
+
+    @field_validator("llm")
+    @classmethod
+    def _known_llm(cls, value: str) -> str:
+        return _check_model_string(value, LLM_PROVIDERS)
+
+    @field_validator("llm_fallback")
+    @classmethod
+    def _known_fallbacks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_check_model_string(item, LLM_PROVIDERS) for item in value)
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention_cloudwatch_accepts(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(f"CloudWatch Logs accepts only {sorted(LOG_RETENTION_DAYS)}")
+        return value
+
+    @field_validator("database_min_capacity", "database_max_capacity")
+    @classmethod
+    def _half_acu_steps(cls, value: float) -> float:
+        if (value * 2) != int(value * 2):
+            raise ValueError("Aurora capacity goes in steps of 0.5 ACU")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DeploymentSettings:
+        problems: list[str] = []
+        if self.database_max_capacity < self.database_min_capacity:
+            problems.append("database_max_capacity must be >= database_min_capacity")
+        if self.sagemaker_max_instance_count < self.sagemaker_instance_count:
+            problems.append("sagemaker_max_instance_count must be >= sagemaker_instance_count")
+        if self.sagemaker_max_total_tokens <= self.sagemaker_max_input_tokens:
+            problems.append("sagemaker_max_total_tokens must exceed sagemaker_max_input_tokens")
+        if self.nat_gateways > self.max_azs or self.vpc_endpoint_azs > self.max_azs:
+            problems.append("nat_gateways and vpc_endpoint_azs cannot exceed max_azs")
+        if self.ingest_batch_size > 10 and self.ingest_max_batching_window_seconds == 0:
+            problems.append("an SQS batch larger than 10 needs ingest_max_batching_window_seconds")
+        if self.network == "isolated":
+            problems.extend(self._isolated_problems())
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _isolated_problems(self) -> list[str]:
+        problems = []
+        for provider in sorted(self.providers & INTERNET_PROVIDERS):
+            problems.append(
+                f"provider {provider!r} needs the internet; use network=nat or a "
+                f"bedrock/sagemaker/hash/extractive model in network=isolated"
+            )
+        needed = {"secretsmanager"} | {
+            PROVIDER_ENDPOINTS[p] for p in self.providers if p in PROVIDER_ENDPOINTS
+        }
+        if self.sagemaker_model_id:
+            needed.add("sagemaker-runtime")
+        missing = sorted(needed - set(self.vpc_endpoint_services))
+        if missing:
+            problems.append(f"network=isolated needs the VPC endpoints {missing}")
+        return problems
+
+    # Derived views.
+
+    @property
+    def model_strings(self) -> tuple[str, ...]:
+        """Every configured model, embeddings first."""
+        return (self.embeddings, self.llm, *self.llm_fallback)
+
+    @property
+    def providers(self) -> frozenset[str]:
+        """The providers the configured models use."""
+        return frozenset(parse_model_string(model)[0] for model in self.model_strings)
+
+    @property
+    def log_retention(self) -> logs.RetentionDays:
+        """``log_retention_days`` as the CDK enum."""
+        return LOG_RETENTION_DAYS[self.log_retention_days]
+
+    @property
+    def creates_sagemaker_endpoint(self) -> bool:
+        """Whether the stack creates a SageMaker endpoint (a model id is set)."""
+        return self.sagemaker_model_id is not None
+
+    @property
+    def uses_openai(self) -> bool:
+        """Whether any configured model is OpenAI's (the key secret is then needed)."""
+        return "openai" in self.providers
+
+    @classmethod
+    def from_context(cls, context: Mapping[str, Any]) -> DeploymentSettings:
+        """Build the settings from a CDK context mapping; raise SettingsError if invalid.
+
+        Keys that look like ours but are not fields are reported with the closest
+        field names, so a typo in `-c netwrok=isolated` does not pass silently.
+        """
+        fields = set(cls.model_fields)
+        unknown = [key for key in context if _OUR_KEY.match(key) and key not in fields]
+        if unknown:
+            hints = [
+                f"{key} (did you mean {', '.join(difflib.get_close_matches(key, fields))}?)"
+                if difflib.get_close_matches(key, fields)
+                else key
+                for key in sorted(unknown)
+            ]
+            raise SettingsError(f"unknown ragline settings in the CDK context: {'; '.join(hints)}")
+        values = {key: value for key, value in context.items() if key in fields}
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in err['loc']) or 'settings'}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise SettingsError(f"invalid ragline settings: {problems}") from exc
+
+
+def _check_model_string(value: str, known: frozenset[str]) -> str:
+    provider, model = parse_model_string(value)
+    if provider not in known:
+        raise ValueError(
+            f"unknown provider {provider!r} in {value!r}; "
+            f"known on Lambda: {', '.join(sorted(known))}"
+        )
+    if provider in {"openai", "bedrock", "sagemaker"} and not model:
+        raise ValueError(f"{value!r} needs a model or endpoint name: '{provider}:<name>'")
+    return value
