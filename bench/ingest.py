@@ -52,8 +52,8 @@ def main() -> int:
     # Stage by stage, in memory, to show where the time goes.
     started = time.perf_counter()
     parsed = [(p, parse_document(p.name, p.read_bytes())) for p in files]
-    chunked = [(doc, chunk_document(doc, max_tokens=settings.chunk_tokens,
-                                    overlap=settings.chunk_overlap)) for _, doc in parsed]  # fmt: skip
+    size, overlap = settings.chunk_tokens, settings.chunk_overlap
+    chunked = [(doc, chunk_document(doc, max_tokens=size, overlap=overlap)) for _, doc in parsed]
     parse_seconds = time.perf_counter() - started
     texts = [c.embedding_text(doc.title) for doc, chunks in chunked for c in chunks]
     started = time.perf_counter()
@@ -85,9 +85,11 @@ def main() -> int:
         conn.execute("DROP TABLE IF EXISTS bench_chunks")
         conn.execute(f"CREATE TABLE bench_chunks (LIKE chunks {like})")
         started = time.perf_counter()
-        with conn.transaction(), conn.cursor() as cur, cur.copy(
-            f"COPY bench_chunks ({COPY_COLUMNS}) FROM STDIN WITH (FORMAT BINARY)"
-        ) as copy:
+        with (
+            conn.transaction(),
+            conn.cursor() as cur,
+            cur.copy(f"COPY bench_chunks ({COPY_COLUMNS}) FROM STDIN WITH (FORMAT BINARY)") as copy,
+        ):
             copy.set_types(["uuid", "text", "int4", "text", "text", "int4", "jsonb", "int4",
                             "vector"])  # fmt: skip
             for row in rows:
