@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class RaglineError(Exception):
     """Base class for every error ragline raises on purpose."""
@@ -50,6 +52,26 @@ class ModelError(RaglineError):
 
 
 class ModelUnavailableError(RaglineError):
-    """Every model in the fallback chain failed (HTTP 503)."""
+    """Every model in the fallback chain failed (HTTP 503).
+
+    ``failures`` pairs each model tried (``provider:model``) with why it failed, for the
+    logs. ``citations`` are the passages retrieved for the question (as JSON objects), so
+    the caller still gets the sources when no model could write the answer.
+    """
 
     status_code = 503
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        failures: tuple[tuple[str, str], ...] = (),
+        citations: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.failures = failures
+        self.citations = citations or []
+
+    def with_citations(self, citations: list[dict[str, Any]]) -> ModelUnavailableError:
+        """The same failure, carrying the retrieved passages."""
+        return ModelUnavailableError(str(self), failures=self.failures, citations=citations)

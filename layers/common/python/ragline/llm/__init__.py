@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 from ragline.errors import ConfigurationError
 from ragline.llm.base import ChatModel, Completion, GenerationRequest, Passage, Usage
+from ragline.llm.chain import ModelChain
+from ragline.llm.resilience import RetryPolicy
 
 if TYPE_CHECKING:
     from ragline.config import Settings
@@ -20,7 +22,9 @@ __all__ = [
     "ChatModel",
     "Completion",
     "GenerationRequest",
+    "ModelChain",
     "Passage",
+    "RetryPolicy",
     "Usage",
     "create_model",
 ]

@@ -11,8 +11,10 @@ from typing import Any
 class Usage:
     """Tokens a model call consumed, as the provider reported them.
 
-    ``estimated`` is true when the provider reported nothing and the counts were
-    estimated from the text.
+    ``input_tokens`` counts every prompt token, cached ones included; ``cached_input_tokens``
+    is the part of them served from the provider's prompt cache (billed at a lower rate).
+    ``estimated`` is true when the provider did not report a count and it was estimated
+    from the text.
     """
 
     input_tokens: int = 0
@@ -48,6 +50,14 @@ class GenerationRequest:
 
 @dataclass(frozen=True)
 class Completion:
+    """A model's answer with its usage.
+
+    ``details`` carries what telemetry wants beyond tokens: ``latency_ms`` of the call
+    that answered, ``attempts`` (1 without retries), ``finish_reason`` when the provider
+    gives one, and from the fallback chain ``fallback`` and ``failed`` (models that
+    failed before this one answered).
+    """
+
     text: str
     usage: Usage
     provider: str

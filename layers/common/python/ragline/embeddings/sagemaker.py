@@ -1,0 +1,116 @@
+"""Embeddings from a text-embeddings container on a SageMaker endpoint.
+
+The request is ``{"inputs": [text, ...]}`` and the response one vector per text, as
+Hugging Face's Text Embeddings Inference (TEI) serves them. The dimension is the
+model's: ``RAGLINE_EMBEDDING_DIMENSIONS`` when set, otherwise learned from one call.
+TEI does not report token counts, so they are estimated and marked as such.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ragline.documents import count_tokens
+from ragline.embeddings.base import Embedder, EmbeddingResult, normalize
+from ragline.errors import ModelError
+from ragline.llm.clients import aws_client, aws_error
+from ragline.llm.resilience import RetryPolicy
+
+if TYPE_CHECKING:
+    from ragline.config import Settings
+
+# TEI's default --max-client-batch-size: larger requests are refused.
+DEFAULT_BATCH_SIZE = 32
+
+
+def parse_vectors(data: Any) -> list[list[float]]:
+    """Vectors from a TEI-style response: a list of vectors, or ``{"embeddings": [...]}``."""
+    if isinstance(data, dict):
+        data = data.get("embeddings")
+    if not isinstance(data, list) or not data:
+        raise ValueError("expected a list of vectors")
+    for row in data:
+        if not isinstance(row, list) or not row or not isinstance(row[0], int | float):
+            raise ValueError("expected a list of vectors")
+    return data
+
+
+class SageMakerEmbedder(Embedder):
+    """``sagemaker:<endpoint>`` serving a text-embeddings container."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        client: Any,
+        *,
+        dimensions: int | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.name = f"sagemaker:{endpoint}"
+        self.client = client
+        self.batch_size = batch_size
+        self.retry = retry or RetryPolicy()
+        self._dimensions = dimensions
+
+    @classmethod
+    def from_settings(cls, model: str, settings: Settings) -> SageMakerEmbedder:
+        return cls(
+            model,
+            aws_client("sagemaker-runtime", settings.llm_timeout_seconds),
+            dimensions=settings.embedding_dimensions,
+            retry=RetryPolicy.from_settings(settings),
+        )
+
+    @property
+    def dimensions(self) -> int:
+        """The vector size: configured, or learned from the endpoint once."""
+        if self._dimensions is None:
+            self._dimensions = int(self._request(["dimensions"]).shape[1])
+        return self._dimensions
+
+    def embed_documents(self, texts: Sequence[str]) -> EmbeddingResult:
+        parts = [
+            self._request(list(texts[start : start + self.batch_size]))
+            for start in range(0, len(texts), self.batch_size)
+        ]
+        vectors = np.vstack(parts) if parts else np.zeros((0, self.dimensions), np.float32)
+        if self._dimensions is None:  # the first call tells the model's size
+            self._dimensions = int(vectors.shape[1])
+        if vectors.shape[1] != self._dimensions:
+            raise ModelError(
+                f"{self.name} returned {vectors.shape[1]}-dimensional vectors, "
+                f"expected {self._dimensions} (RAGLINE_EMBEDDING_DIMENSIONS)"
+            )
+        tokens = sum(count_tokens(text) for text in texts)
+        return EmbeddingResult(normalize(vectors), tokens, estimated_tokens=True)
+
+    def _request(self, batch: list[str]) -> np.ndarray:
+        def call() -> bytes:
+            try:
+                response = self.client.invoke_endpoint(
+                    EndpointName=self.endpoint,
+                    ContentType="application/json",
+                    Accept="application/json",
+                    Body=json.dumps({"inputs": batch}),
+                )
+                raw: bytes = response["Body"].read()
+            except (BotoCoreError, ClientError) as exc:
+                raise aws_error(exc, self.name) from exc
+            return raw
+
+        raw, _ = self.retry.run(call, what=f"{self.name} embeddings")
+        try:
+            rows = parse_vectors(json.loads(raw))
+        except ValueError as exc:
+            snippet = raw[:200].decode("utf-8", "replace")
+            raise ModelError(f"{self.name}: not a text-embeddings response: {snippet}") from exc
+        if len(rows) != len(batch):
+            raise ModelError(f"{self.name} returned {len(rows)} vectors for {len(batch)} texts")
+        return np.asarray(rows, dtype=np.float32)

@@ -1,0 +1,66 @@
+"""The fallback chain: each model in turn, with retries, until one answers."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from functools import partial
+
+from ragline.errors import ModelError, ModelUnavailableError
+from ragline.llm.base import ChatModel, Completion, GenerationRequest
+from ragline.llm.resilience import RetryPolicy
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelChain:
+    """A primary model and its fallbacks (``RAGLINE_LLM_FALLBACK``), tried in order.
+
+    A model is abandoned once its retries are spent (or at once on an error a retry
+    cannot fix); the next one gets the same request. The completion's ``details`` say
+    whether a fallback answered and which models failed first.
+    """
+
+    models: tuple[ChatModel, ...]
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        if not self.models:
+            raise ValueError("a model chain needs at least one model")
+
+    @property
+    def primary(self) -> ChatModel:
+        return self.models[0]
+
+    @property
+    def specs(self) -> tuple[str, ...]:
+        return tuple(model.spec for model in self.models)
+
+    def generate(self, request: GenerationRequest) -> Completion:
+        """The first answer any model gives; ModelUnavailableError when none does."""
+        failures: list[tuple[str, str]] = []
+        for index, model in enumerate(self.models):
+            try:
+                completion, attempts = self.retry.run(
+                    partial(model.generate, request), what=model.spec
+                )
+            except ModelError as exc:
+                failures.append((model.spec, str(exc)))
+                logger.warning("model %s failed, %s: %s", model.spec,
+                               "trying the next" if index + 1 < len(self.models) else "no more",
+                               exc)  # fmt: skip
+                continue
+            details = {
+                **completion.details,
+                "attempts": attempts,
+                "fallback": index > 0,
+                "failed": [spec for spec, _ in failures],
+            }
+            return replace(completion, details=details)
+        tried = ", ".join(spec for spec, _ in failures)
+        raise ModelUnavailableError(
+            f"no model could answer right now (tried {tried}); please retry later. "
+            "The passages retrieved for the question are in 'citations'.",
+            failures=tuple(failures),
+        )

@@ -1,0 +1,174 @@
+"""SDK clients for the model providers, created once per process, and their errors.
+
+Chat models and embedders of one provider share a client (one connection pool, one
+credential lookup). The SDKs are imported inside the functions, so importing this module
+costs nothing; only the provider actually configured pulls in its SDK.
+
+Each SDK's own retries are off: :class:`ragline.llm.resilience.RetryPolicy` is the one
+retry loop, and the functions here turn SDK exceptions into
+:class:`ragline.errors.ModelError` with ``retryable`` set.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from ragline.errors import ConfigurationError, ModelError
+from ragline.llm.resilience import retryable_status
+
+if TYPE_CHECKING:
+    import openai
+
+# How long a key read from Secrets Manager is reused before it is read again: a rotated
+# key is picked up within this many seconds without a call per request.
+SECRET_MAX_AGE_SECONDS = 300
+# Keys a JSON secret may hold the OpenAI key under.
+_SECRET_KEY_FIELDS = ("api_key", "OPENAI_API_KEY", "apiKey", "key")
+
+# AWS error codes after which the same request may succeed.
+_RETRYABLE_AWS_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "ServiceUnavailableException",
+        "ServiceUnavailable",
+        "InternalServerException",
+        "InternalFailure",
+        "ModelNotReadyException",
+        "ModelTimeoutException",
+        "RequestTimeout",
+    }
+)
+
+
+# --- AWS ------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=8)
+def aws_client(service: str, timeout_seconds: float) -> Any:
+    """A boto3 client for ``service`` (``bedrock-runtime``, ``sagemaker-runtime``).
+
+    Region and endpoint come from the standard AWS variables (``AWS_REGION``,
+    ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` for a local stand-in).
+    """
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        connect_timeout=min(timeout_seconds, 10.0),
+        read_timeout=timeout_seconds,
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        user_agent_extra="ragline",
+    )
+    return boto3.client(service, config=config)  # type: ignore[call-overload]
+
+
+def aws_error(exc: Exception, what: str) -> ModelError:
+    """A botocore exception as a ModelError; throttling, 5xx and timeouts are retryable."""
+    from botocore.exceptions import ClientError, HTTPClientError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", "Unknown"))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        # SageMaker wraps the container's own error as ModelError (HTTP 424) and passes
+        # the container's status on: that status says whether a retry can help.
+        original: Any = exc.response.get("OriginalStatusCode")
+        retryable = (
+            code in _RETRYABLE_AWS_CODES
+            or retryable_status(status)
+            or (original is not None and retryable_status(int(original)))
+        )
+        shown = f"HTTP {original} from the model container" if original else f"HTTP {status}"
+        message = error.get("Message", "")
+        return ModelError(f"{what}: {code} ({shown}): {message}", retryable=retryable)
+    if isinstance(exc, HTTPClientError | BotoConnectionError):
+        return ModelError(f"{what}: {type(exc).__name__}: {exc}", retryable=True)
+    return ModelError(f"{what}: {type(exc).__name__}: {exc}", retryable=False)
+
+
+# --- OpenAI ---------------------------------------------------------------------------------
+
+
+def _key_from_secret(value: Any, secret_arn: str) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8")
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        value = json.loads(value)
+    if isinstance(value, dict):
+        value = next((value[k] for k in _SECRET_KEY_FIELDS if value.get(k)), None)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(
+            f"secret {secret_arn} (RAGLINE_OPENAI_SECRET_ARN) holds no API key: store the key "
+            f"as the secret string, or as JSON with one of {', '.join(_SECRET_KEY_FIELDS)}"
+        )
+    return value.strip()
+
+
+def openai_key_from_secret(secret_arn: str) -> str:
+    """The OpenAI key in a Secrets Manager secret, cached by Powertools for a while."""
+    from aws_lambda_powertools.utilities.parameters import get_secret
+
+    return _key_from_secret(get_secret(secret_arn, max_age=SECRET_MAX_AGE_SECONDS), secret_arn)
+
+
+class OpenAIConnection:
+    """One ``openai.OpenAI`` client for the process, with its key kept current.
+
+    The key comes from ``OPENAI_API_KEY`` (read by the SDK), or on AWS from the secret in
+    ``RAGLINE_OPENAI_SECRET_ARN``; then :meth:`client` re-reads the (cached) secret and
+    swaps the key in when it was rotated. ``OPENAI_BASE_URL`` (read by the SDK) points
+    the client at any OpenAI-compatible server.
+    """
+
+    def __init__(self, timeout_seconds: float, secret_arn: str | None = None) -> None:
+        import openai
+
+        self.secret_arn = secret_arn
+        key = openai_key_from_secret(secret_arn) if secret_arn else None
+        try:
+            self._client = openai.OpenAI(api_key=key, timeout=timeout_seconds, max_retries=0)
+        except openai.OpenAIError as exc:
+            raise ConfigurationError(
+                "the openai provider needs an API key: set OPENAI_API_KEY (any value for a "
+                "local server that ignores it) or RAGLINE_OPENAI_SECRET_ARN"
+            ) from exc
+        self.timeout_seconds = timeout_seconds
+
+    @property
+    def base_url(self) -> str:
+        return str(self._client.base_url)
+
+    def client(self) -> openai.OpenAI:
+        """The client, with the current key."""
+        if self.secret_arn:
+            key = openai_key_from_secret(self.secret_arn)
+            if key != self._client.api_key:
+                self._client = self._client.with_options(api_key=key)
+        return self._client
+
+
+@lru_cache(maxsize=4)
+def openai_connection(timeout_seconds: float, secret_arn: str | None = None) -> OpenAIConnection:
+    """The process's OpenAI connection for these options, shared by chat and embeddings."""
+    return OpenAIConnection(timeout_seconds, secret_arn)
+
+
+def openai_error(exc: Exception, what: str) -> ModelError:
+    """An openai SDK exception as a ModelError; 429, 5xx, timeouts and resets are retryable."""
+    import openai
+
+    if isinstance(exc, openai.APIStatusError):
+        message = getattr(exc, "message", str(exc))
+        return ModelError(
+            f"{what}: HTTP {exc.status_code}: {message}",
+            retryable=retryable_status(exc.status_code),
+        )
+    if isinstance(exc, openai.APITimeoutError):
+        return ModelError(f"{what}: no response within the timeout", retryable=True)
+    if isinstance(exc, openai.APIConnectionError):
+        return ModelError(f"{what}: connection failed: {exc}", retryable=True)
+    return ModelError(f"{what}: {type(exc).__name__}: {exc}", retryable=False)
