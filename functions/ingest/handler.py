@@ -20,13 +20,16 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ragline.config import get_settings
 from ragline.ingest import DocumentFailedError, S3ObjectReader, get_ingestor, object_changes
+from ragline.telemetry.recorder import get_recorder
 
-logger = Logger()
+settings = get_settings()
+logger = Logger(service=settings.service_name)
 # A batch whose every record failed is reported item by item too (not as a Lambda error),
 # so the dev poller, logs and metrics see the same partial response in every case.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-ingestor = get_ingestor(get_settings())
+ingestor = get_ingestor(settings)
 reader = S3ObjectReader()
+recorder = get_recorder(settings)
 
 
 def record_handler(record: SQSRecord) -> None:
@@ -37,8 +40,10 @@ def record_handler(record: SQSRecord) -> None:
             result = ingestor.sync_object(reader, change.bucket, change.key)
         except DocumentFailedError as exc:
             logger.warning("document failed", extra=exc.result.to_dict())
+            recorder.ingest(exc.result)
             raise
         logger.info(f"document {result.status}", extra=result.to_dict())
+        recorder.ingest(result)
 
 
 @logger.inject_lambda_context
