@@ -22,7 +22,7 @@ from ragline.api import (
     validation_message,
 )
 from ragline.config import get_settings
-from ragline.errors import NotFoundError, RaglineError
+from ragline.errors import ModelUnavailableError, NotFoundError, RaglineError
 from ragline.schemas import QueryRequest, QueryResponse, RetrieveRequest, RetrieveResponse
 
 logger = Logger()
@@ -91,6 +91,13 @@ def handle_unknown_route(error: Exception) -> Response[str]:
 @app.exception_handler(RequestValidationError)
 def handle_validation(error: RequestValidationError) -> Response[str]:
     return error_response(400, validation_message(error.errors()))
+
+
+@app.exception_handler(ModelUnavailableError)
+def handle_no_model(error: ModelUnavailableError) -> Response[str]:
+    # 503 with the sources: the caller can show them though no model wrote an answer.
+    logger.error("no model answered", extra={"failures": dict(error.failures)})
+    return error_response(503, str(error), citations=error.citations)
 
 
 @app.exception_handler(RaglineError)

@@ -1,11 +1,15 @@
-"""The answer use case: retrieve, fill the prompt template, ask the model, cite.
+"""The answer use case: route, retrieve, fill the prompt template, ask the model, cite.
 
 An answer is grounded in the numbered passages it cites as [n], or it is the template's
 abstention sentence. When nothing relevant is retrieved the model is not called at all.
+The request's profile (:mod:`ragline.routing`) picks the model chain, the template and
+the retrieval rules: how many passages, how similar they must be, whether an answer must
+cite them and whether it goes to review.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -13,10 +17,11 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from ragline.embeddings import Embedder, get_embedder
-from ragline.errors import InvalidRequestError
-from ragline.llm import ChatModel, Completion, GenerationRequest, Passage, Usage, create_model
-from ragline.prompts import PromptTemplate, load_prompt
+from ragline.errors import InvalidRequestError, ModelUnavailableError
+from ragline.llm import ChatModel, Completion, GenerationRequest, Passage, Usage
+from ragline.prompts import PromptTemplate
 from ragline.retrieval import Retriever
+from ragline.routing import Route, Router
 from ragline.schemas import (
     Citation,
     Latency,
@@ -32,6 +37,7 @@ from ragline.telemetry.pricing import cost_of
 if TYPE_CHECKING:
     from ragline.config import Settings
 
+logger = logging.getLogger(__name__)
 _CITATION = re.compile(r"\[(\d+)\]")
 DEFAULT_PROMPT = "answer@v1"
 
@@ -53,7 +59,11 @@ def is_abstention(text: str, abstain_text: str) -> bool:
 
 
 class Answerer:
-    """Answers questions against the store with one model and one prompt template."""
+    """Answers questions against the store through the routing profiles.
+
+    Built with one model and one template (and no router), it serves them as the only
+    profile; :meth:`from_settings` routes every configured profile.
+    """
 
     def __init__(
         self,
@@ -62,21 +72,27 @@ class Answerer:
         embedder: Embedder,
         model: ChatModel,
         prompt: PromptTemplate,
+        router: Router | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.retriever = Retriever(store, embedder)
         self.model = model
         self.prompt = prompt
+        self.router = router or Router.single(settings, model, prompt)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Answerer:
+        """Build every profile's models and templates now, so bad ones fail cold start."""
+        router = Router.from_settings(settings)
+        default = router.default
         return cls(
             settings,
             get_store(settings),
             get_embedder(settings),
-            create_model(settings.llm, settings),
-            load_prompt(DEFAULT_PROMPT, settings.prompts_dir),
+            default.chain.primary,
+            default.prompt,
+            router,
         )
 
     # --- validation shared by both routes ---------------------------------------------------
@@ -128,37 +144,67 @@ class Answerer:
         profile: str | None = None,
         request_id: str | None = None,
     ) -> QueryResponse:
-        """Answer ``question`` from the collection, citing the passages used."""
+        """Answer ``question`` from the collection, citing the passages used.
+
+        ``profile`` names a routing profile (None: the default one); an unknown name is
+        InvalidRequestError. When every model of the profile's chain fails,
+        ModelUnavailableError carries the retrieved passages as citations.
+        """
+        route = self.router.route(profile)
+        rules = route.profile
         started = time.perf_counter()
         question = self._text(question, "question")
         retrieval = self.retriever.search(
-            question, collection=self._collection(collection), top_k=self._top_k(top_k)
+            question,
+            collection=self._collection(collection),
+            top_k=self._top_k(top_k or rules.top_k),
         )
         retrieved_at = time.perf_counter()
+        chunks = _similar_enough(retrieval.chunks, rules.min_score)
         passages = tuple(
-            Passage(n, c.text, c.title, c.source, c.section)
-            for n, c in enumerate(retrieval.chunks, start=1)
+            Passage(n, c.text, c.title, c.source, c.section) for n, c in enumerate(chunks, start=1)
         )
         if passages:
-            completion = self._generate(question, passages)
+            try:
+                completion = self._generate(route, question, passages)
+            except ModelUnavailableError as exc:
+                sources = [_citation(n, c).model_dump() for n, c in enumerate(chunks, start=1)]
+                raise exc.with_citations(sources) from exc
         else:  # nothing to ground an answer on: do not pay for a model call
-            completion = Completion(
-                self.prompt.abstain, Usage(), self.model.provider, self.model.model
-            )
+            primary = route.chain.primary
+            completion = Completion(route.prompt.abstain, Usage(), primary.provider, primary.model)
         finished = time.perf_counter()
 
-        abstained = is_abstention(completion.text, self.prompt.abstain)
-        cited = {int(n) for n in _CITATION.findall(completion.text)}
+        text = completion.text.strip()
+        abstained = is_abstention(text, route.prompt.abstain)
+        cited = {int(n) for n in _CITATION.findall(text)}
+        if rules.require_citations and not abstained and not cited & set(range(1, len(chunks) + 1)):
+            # An answer that cites nothing cannot be checked against the sources: withhold it.
+            logger.warning(
+                "profile %s: the answer of %s cites no passage; abstaining instead",
+                route.name, _spec(completion),
+            )  # fmt: skip
+            text, abstained = route.prompt.abstain, True
         chosen = [] if abstained else [
-            (n, c) for n, c in enumerate(retrieval.chunks, start=1) if not cited or n in cited
+            (n, c) for n, c in enumerate(chunks, start=1) if not cited or n in cited
         ]  # fmt: skip
+        fallback = bool(completion.details.get("fallback", False))
+        logger.info(
+            "answered with profile %s, model %s, prompt %s%s",
+            route.name, _spec(completion), route.prompt.ref, " (fallback)" if fallback else "",
+            extra={"profile": route.name, "model": _spec(completion), "prompt": route.prompt.ref,
+                   "fallback": fallback, "abstained": abstained},
+        )  # fmt: skip
         usage = completion.usage
         return QueryResponse(
-            answer=completion.text.strip(),
+            answer=text,
             citations=[_citation(n, c) for n, c in chosen],
             abstained=abstained,
+            profile=route.name,
+            needs_review=rules.review,
+            fallback=fallback,
             model=ModelInfo(
-                provider=completion.provider, name=completion.model, prompt=self.prompt.ref
+                provider=completion.provider, name=completion.model, prompt=route.prompt.ref
             ),
             usage=UsageInfo(
                 input_tokens=usage.input_tokens,
@@ -182,17 +228,33 @@ class Answerer:
             request_id=request_id or str(uuid.uuid4()),
         )
 
-    def _generate(self, question: str, passages: tuple[Passage, ...]) -> Completion:
-        rendered = self.prompt.render(question=question, context=format_context(passages))
+    def _generate(self, route: Route, question: str, passages: tuple[Passage, ...]) -> Completion:
+        values = {"question": question, "context": format_context(passages)}
+        # A template may leave a variable out (checked at cold start): fill what it declares.
+        rendered = route.prompt.render(**{name: values[name] for name in route.prompt.variables})
         request = GenerationRequest(
             system=rendered.system,
             user=rendered.user,
             question=question,
             passages=passages,
-            abstain_text=self.prompt.abstain,
+            abstain_text=route.prompt.abstain,
             max_tokens=self.settings.max_output_tokens,
         )
-        return self.model.generate(request)
+        return route.chain.generate(request)
+
+
+def _similar_enough(chunks: list[RetrievedChunk], min_score: float | None) -> list[RetrievedChunk]:
+    """The chunks at least ``min_score`` similar to the question (all when no bar is set);
+    a chunk of unknown similarity does not clear a bar."""
+    if min_score is None:
+        return chunks
+    return [c for c in chunks if c.similarity is not None and c.similarity >= min_score]
+
+
+def _spec(completion: Completion) -> str:
+    if completion.model == completion.provider:
+        return completion.provider
+    return f"{completion.provider}:{completion.model}"
 
 
 def _ms(seconds: float) -> float:

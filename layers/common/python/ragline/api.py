@@ -13,12 +13,16 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from ragline.errors import InvalidRequestError
 
 
-def error_response(status: int, message: str) -> Response[str]:
-    """A JSON error body with a readable message, never a stack trace."""
+def error_response(status: int, message: str, **extra: Any) -> Response[str]:
+    """A JSON error body with a readable message, never a stack trace.
+
+    ``extra`` adds fields the caller can still use, such as the citations retrieved
+    for a question no model could answer.
+    """
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
-        body=json.dumps({"message": message, "statusCode": status}),
+        body=json.dumps({"message": message, "statusCode": status, **extra}),
     )
 
 

@@ -63,6 +63,15 @@ class QueryResponse(BaseModel):
     answer: str
     citations: list[Citation]
     abstained: bool
+    profile: str = Field(description="The routing profile that served the question.")
+    needs_review: bool = Field(
+        default=False, description="The profile asks a person to review this answer."
+    )
+    fallback: bool = Field(
+        default=False,
+        description="A fallback model answered because the profile's model failed; "
+        "model names the one that answered.",
+    )
     model: ModelInfo
     usage: UsageInfo
     latency_ms: Latency

@@ -1,0 +1,231 @@
+"""Routing profiles: which models, prompt and retrieval rules serve a kind of question.
+
+A profile file (the packaged ``profiles.toml``, or ``RAGLINE_PROFILES_FILE``) has one
+``[profiles.<name>]`` table per profile with ``llm``, ``prompt``, ``top_k``,
+``min_score``, ``require_citations``, ``review`` and ``description``, all optional.
+``llm`` omitted or empty means ``RAGLINE_LLM``; ``${NAME}`` and ``${NAME:-default}`` in it
+are replaced at cold start (ragline's own variables by their validated settings), so a
+deployment swaps models by configuration alone.
+
+Everything a profile names is built and checked at cold start: its models (with the
+``RAGLINE_LLM_FALLBACK`` chain behind them) and its prompt template, so a typo fails the
+deployment, not the first request that picks the profile.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ragline.config import ENVIRONMENT
+from ragline.errors import ConfigurationError, InvalidRequestError
+from ragline.llm import ChatModel, ModelChain, RetryPolicy, create_model
+from ragline.prompts import PromptTemplate, load_prompt
+
+if TYPE_CHECKING:
+    from ragline.config import Settings
+
+PACKAGED_PROFILES = Path(__file__).parent / "profiles.toml"
+DEFAULT_PROMPT = "answer@v1"
+# The variables the answer use case fills; a template may use any of them, no others.
+ANSWER_VARIABLES = ("question", "context")
+# Profile names a request can carry (the pattern of QueryRequest.profile).
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One profile as configured, with ``llm`` resolved to a ``provider:model`` string."""
+
+    name: str
+    llm: str
+    prompt: str = DEFAULT_PROMPT
+    top_k: int | None = None
+    min_score: float | None = None
+    require_citations: bool = False
+    review: bool = False
+    description: str = ""
+
+
+# key -> the TOML types it accepts (bool is not an int here, however Python sees it).
+_KEYS: dict[str, tuple[type, ...]] = {
+    "llm": (str,),
+    "prompt": (str,),
+    "top_k": (int,),
+    "min_score": (int, float),
+    "require_citations": (bool,),
+    "review": (bool,),
+    "description": (str,),
+}
+
+
+def expand(value: str, settings: Settings, environ: Mapping[str, str]) -> str:
+    """Replace ``${NAME}`` / ``${NAME:-default}``: ragline's variables by their settings,
+    others from the environment; unset or empty takes the default (or nothing)."""
+
+    def value_of(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2) or ""
+        if name in ENVIRONMENT and environ.get(name, "").strip():
+            setting = getattr(settings, ENVIRONMENT[name])
+            found = ",".join(setting) if isinstance(setting, tuple) else str(setting)
+        else:
+            found = environ.get(name, "")
+        return found.strip() or default
+
+    return _REFERENCE.sub(value_of, value).strip()
+
+
+def _profile(name: str, table: Any, origin: str, settings: Settings,
+             environ: Mapping[str, str]) -> Profile:  # fmt: skip
+    where = f"profile file {origin}: profile {name!r}"
+    if not _NAME.match(name):
+        raise ConfigurationError(f"{where}: names are lowercase letters, digits, - and _")
+    if not isinstance(table, dict):
+        raise ConfigurationError(f"{where} must be a table of settings")
+    unknown = sorted(set(table) - set(_KEYS))
+    if unknown:
+        raise ConfigurationError(
+            f"{where}: unknown key {unknown[0]!r}; known: {', '.join(sorted(_KEYS))}"
+        )
+    for key, value in table.items():
+        allowed = _KEYS[key]
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            raise ConfigurationError(f"{where}: {key} has the wrong type ({value!r})")
+    top_k = table.get("top_k")
+    if top_k is not None and not 1 <= top_k <= settings.max_top_k:
+        limit = settings.max_top_k
+        raise ConfigurationError(f"{where}: top_k must be 1..{limit} (RAGLINE_MAX_TOP_K)")
+    min_score = table.get("min_score")
+    if min_score is not None and not -1.0 <= min_score <= 1.0:
+        raise ConfigurationError(f"{where}: min_score is a cosine similarity, -1..1")
+    return Profile(
+        name=name,
+        llm=expand(table.get("llm", ""), settings, environ) or settings.llm,
+        prompt=table.get("prompt", DEFAULT_PROMPT),
+        top_k=top_k,
+        min_score=None if min_score is None else float(min_score),
+        require_citations=table.get("require_citations", False),
+        review=table.get("review", False),
+        description=table.get("description", ""),
+    )
+
+
+def parse_profiles(
+    text: str, origin: str, settings: Settings, environ: Mapping[str, str] | None = None
+) -> dict[str, Profile]:
+    """Parse and check a profile file; ConfigurationError names what is wrong."""
+    environ = os.environ if environ is None else environ
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"profile file {origin}: invalid TOML: {exc}") from exc
+    tables = data.get("profiles")
+    if not isinstance(tables, dict) or not tables:
+        raise ConfigurationError(f"profile file {origin}: no [profiles.<name>] tables")
+    return {
+        name: _profile(name, table, origin, settings, environ) for name, table in tables.items()
+    }
+
+
+def load_profiles(
+    settings: Settings, environ: Mapping[str, str] | None = None
+) -> dict[str, Profile]:
+    """The profiles of ``RAGLINE_PROFILES_FILE``, or the packaged ones."""
+    path = settings.profiles_file or PACKAGED_PROFILES
+    try:
+        text = Path(path).read_text("utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"profile file {path} (RAGLINE_PROFILES_FILE): {exc}") from exc
+    return parse_profiles(text, str(path), settings, environ)
+
+
+def check_answer_template(template: PromptTemplate, profile: str) -> PromptTemplate:
+    """A template an answer can fill: it declares no variable beyond ANSWER_VARIABLES."""
+    for name in template.variables:
+        if name not in ANSWER_VARIABLES:
+            raise ConfigurationError(
+                f"prompt template {template.ref} (profile {profile!r}) declares variable "
+                f"{name!r}; answers supply only {', '.join(ANSWER_VARIABLES)}"
+            )
+    return template
+
+
+@dataclass(frozen=True)
+class Route:
+    """A profile made ready to serve: its model chain and its checked template."""
+
+    profile: Profile
+    chain: ModelChain
+    prompt: PromptTemplate
+
+    @property
+    def name(self) -> str:
+        return self.profile.name
+
+
+@dataclass(frozen=True)
+class Router:
+    """The routes by profile name, and the one a request without a profile takes."""
+
+    routes: dict[str, Route]
+    default_name: str
+    models: dict[str, ChatModel] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.default_name not in self.routes:
+            raise ConfigurationError(
+                f"RAGLINE_DEFAULT_PROFILE={self.default_name!r} is not a profile; "
+                f"known: {', '.join(sorted(self.routes))}"
+            )
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        environ: Mapping[str, str] | None = None,
+        models: Mapping[str, ChatModel] | None = None,
+    ) -> Router:
+        """Build every profile's models and template (cold start). ``models`` supplies
+        ready instances by ``provider:model`` (tests register fakes this way)."""
+        built: dict[str, ChatModel] = dict(models or {})
+        retry = RetryPolicy.from_settings(settings)
+        routes = {}
+        for profile in load_profiles(settings, environ).values():
+            chain = []
+            for spec in dict.fromkeys((profile.llm, *settings.llm_fallback)):
+                if spec not in built:
+                    built[spec] = create_model(spec, settings)
+                chain.append(built[spec])
+            template = load_prompt(profile.prompt, settings.prompts_dir)
+            check_answer_template(template, profile.name)
+            routes[profile.name] = Route(profile, ModelChain(tuple(chain), retry), template)
+        return cls(routes, settings.default_profile, built)
+
+    @classmethod
+    def single(cls, settings: Settings, model: ChatModel, prompt: PromptTemplate) -> Router:
+        """One route, for one model and template (the default profile's name)."""
+        profile = Profile(settings.default_profile, model.spec, prompt.ref)
+        chain = ModelChain((model,), RetryPolicy.from_settings(settings))
+        route = Route(profile, chain, check_answer_template(prompt, profile.name))
+        return cls({profile.name: route}, profile.name, {model.spec: model})
+
+    @property
+    def default(self) -> Route:
+        return self.routes[self.default_name]
+
+    def route(self, name: str | None) -> Route:
+        """The route for ``name`` (the default when None); 400 for an unknown name."""
+        if name is None:
+            return self.default
+        route = self.routes.get(name)
+        if route is None:
+            raise InvalidRequestError(
+                f"unknown profile {name!r}; known: {', '.join(sorted(self.routes))}"
+            )
+        return route
