@@ -124,8 +124,10 @@ class Api(Construct):
             type=apigw.ResponseType.BAD_REQUEST_BODY,
             status_code="400",
             templates={
-                "application/json": '{"message": "invalid request body", "detail": '
-                '"$util.escapeJavaScript($context.error.validationErrorString)"}'
+                # The handler's error shape, so clients parse one format.
+                "application/json": '{"message": "invalid request body: '
+                '$util.escapeJavaScript($context.error.validationErrorString)", '
+                '"statusCode": 400}'
             },
         )
         body_validator = self.api.add_request_validator(
@@ -135,10 +137,10 @@ class Api(Construct):
             "ParametersValidator", validate_request_body=False, validate_request_parameters=True
         )
         max_string = settings.max_body_bytes
-        question = {"question": settings.max_question_chars}
+        question_chars = settings.max_question_chars
         models = {
-            "/query": request_schema("QueryRequest", max_string, question),
-            "/retrieve": request_schema("RetrieveRequest", max_string, question),
+            "/query": request_schema("QueryRequest", max_string, {"question": question_chars}),
+            "/retrieve": request_schema("RetrieveRequest", max_string, {"query": question_chars}),
             "/feedback": request_schema("FeedbackRequest", max_string),
         }
         integration = apigw.LambdaIntegration(handler, allow_test_invoke=False)

@@ -135,7 +135,7 @@ class Database(Construct):
             settings=settings,
             network=network,
             layer=layer,
-            environment=environment,
+            environment={**environment, "RAGLINE_DATABASE_SECRET_ARN": self.secret.secret_arn},
             timeout=Duration.minutes(5),
             memory_size=512,
         )

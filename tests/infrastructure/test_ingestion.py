@@ -1,0 +1,148 @@
+"""Documents bucket -> SQS (+ DLQ) -> ingest function with partial batch responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk.assertions import Match
+
+from tests.infrastructure.synthesis import CDK_CONTEXT, Synthesized
+
+
+def _bucket(synthesized: Synthesized, path: str) -> dict[str, Any]:
+    return synthesized.resources[synthesized.logical_id(path)]
+
+
+def _bucket_policy_statements(synthesized: Synthesized, bucket_id: str) -> list[dict[str, Any]]:
+    for policy in synthesized.of_type("AWS::S3::BucketPolicy").values():
+        if policy["Properties"]["Bucket"] == {"Ref": bucket_id}:
+            statements: list[dict[str, Any]] = policy["Properties"]["PolicyDocument"]["Statement"]
+            return statements
+    raise AssertionError(f"no bucket policy for {bucket_id}")
+
+
+def test_documents_bucket_is_private_encrypted_versioned_and_logged(nat: Synthesized) -> None:
+    # GIVEN the documents bucket WHEN synthesized
+    bucket = _bucket(nat, "Ingestion/Documents")
+    properties = bucket["Properties"]
+    # THEN public access is blocked on all four counts
+    assert properties["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    # AND objects are encrypted, versioned, and access is logged to the log bucket
+    encryption = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert properties["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert properties["LoggingConfiguration"]["DestinationBucketName"] == {
+        "Ref": nat.logical_id("Ingestion/AccessLogs")
+    }
+    # AND the data outlives the stack
+    assert bucket["DeletionPolicy"] == "Retain"
+
+
+def test_both_buckets_deny_requests_without_tls(nat: Synthesized) -> None:
+    for path in ("Ingestion/Documents", "Ingestion/AccessLogs"):
+        # GIVEN each bucket's policy WHEN synthesized
+        statements = _bucket_policy_statements(nat, nat.logical_id(path))
+        # THEN it denies every action over plain HTTP, to everyone
+        assert any(
+            statement["Effect"] == "Deny"
+            and statement["Action"] == "s3:*"
+            and statement["Principal"] == {"AWS": "*"}
+            and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for statement in statements
+        )
+        access = _bucket(nat, path)["Properties"]["PublicAccessBlockConfiguration"]
+        assert all(access.values())
+
+
+def test_created_and_removed_objects_notify_the_queue(nat: Synthesized) -> None:
+    # GIVEN the bucket notifications WHEN synthesized
+    queue = nat.logical_id("Ingestion/Queue")
+    (notifications,) = nat.of_type("Custom::S3BucketNotifications").values()
+    configurations = notifications["Properties"]["NotificationConfiguration"]
+    # THEN ObjectCreated and ObjectRemoved both go to the ingest queue
+    assert sorted(
+        (event, configuration["QueueArn"]["Fn::GetAtt"][0])
+        for configuration in configurations["QueueConfigurations"]
+        for event in configuration["Events"]
+    ) == [("s3:ObjectCreated:*", queue), ("s3:ObjectRemoved:*", queue)]
+    # AND the queue policy lets exactly this bucket send to it
+    nat.template.has_resource_properties(
+        "AWS::SQS::QueuePolicy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Action": Match.array_with(["sqs:SendMessage"]),
+                                "Principal": {"Service": "s3.amazonaws.com"},
+                                "Condition": {
+                                    "ArnLike": {
+                                        "aws:SourceArn": {
+                                            "Fn::GetAtt": [
+                                                nat.logical_id("Ingestion/Documents"),
+                                                "Arn",
+                                            ]
+                                        }
+                                    }
+                                },
+                            }
+                        )
+                    ]
+                )
+            }
+        },
+    )
+
+
+def test_queue_and_dead_letter_queue(nat: Synthesized) -> None:
+    # GIVEN both queues and the ingest function WHEN synthesized
+    queue = _bucket(nat, "Ingestion/Queue")["Properties"]
+    dlq_id = nat.logical_id("Ingestion/DeadLetterQueue")
+    dlq = nat.resources[dlq_id]["Properties"]
+    ingest = nat.resources[nat.logical_id("Ingestion/Ingest/Function")]["Properties"]
+    # THEN failures move to the DLQ after maxReceiveCount, where they stay 14 days
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]},
+        "maxReceiveCount": 5,
+    }
+    assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
+    # AND a message stays invisible while six function timeouts could process it
+    assert queue["VisibilityTimeout"] >= 6 * ingest["Timeout"]
+    # AND both are encrypted by SQS and refuse plain HTTP
+    for properties in (queue, dlq):
+        assert properties["SqsManagedSseEnabled"] is True
+    for policy in nat.of_type("AWS::SQS::QueuePolicy").values():
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert any(
+            s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in statements
+        )
+    nat.template.resource_count_is("AWS::SQS::QueuePolicy", 2)
+
+
+def test_ingest_function_reads_batches_with_partial_failures(nat: Synthesized) -> None:
+    # GIVEN the event source mapping WHEN synthesized
+    # THEN it reports item failures, batches as configured, and caps concurrency
+    nat.template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "EventSourceArn": {"Fn::GetAtt": [nat.logical_id("Ingestion/Queue"), "Arn"]},
+            "FunctionName": {"Ref": nat.logical_id("Ingestion/Ingest/Function")},
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "BatchSize": CDK_CONTEXT["ingest_batch_size"],
+            "MaximumBatchingWindowInSeconds": CDK_CONTEXT["ingest_max_batching_window_seconds"],
+            "ScalingConfig": {"MaximumConcurrency": CDK_CONTEXT["ingest_concurrency"]},
+        },
+    )
+    # AND reserved concurrency protects the database
+    ingest = nat.resources[nat.logical_id("Ingestion/Ingest/Function")]["Properties"]
+    assert ingest["ReservedConcurrentExecutions"] == CDK_CONTEXT["ingest_concurrency"]
+    assert ingest["Handler"] == "handler.lambda_handler"
+    assert ingest["Runtime"] == "python3.12"
+    assert ingest["Architectures"] == ["x86_64"]
