@@ -81,7 +81,8 @@ def format_ingest_summary(results: Sequence[_Result]) -> str:
         **{status: status for status in counts if status not in STATUS_LABELS},
     }
     parts = [f"{counts.get(status, 0)} {label}" for status, label in labels.items()]
-    chunks = sum(result.chunks for result in results)
+    # Unchanged documents report the chunks they already had; only new ones were written.
+    chunks = sum(result.chunks for result in results if result.status == "ingested")
     tokens = sum(result.embedding_tokens for result in results)
     lines = [
         f"{len(results)} files: " + ", ".join(parts),
