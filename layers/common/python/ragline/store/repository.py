@@ -524,13 +524,13 @@ class Store:
         with conn.cursor(row_factory=dict_row) as cur:
             cur.execute(
                 "SELECT count(*) AS queries,"
-                " coalesce(avg(abstained::int), 0) AS abstention_rate,"
-                " coalesce(avg(needs_review::int), 0) AS review_rate,"
-                " coalesce(avg(fallback::int), 0) AS fallback_rate,"
-                " coalesce(sum(input_tokens), 0) AS input_tokens,"
-                " coalesce(sum(output_tokens), 0) AS output_tokens,"
-                " coalesce(sum(cached_input_tokens), 0) AS cached_input_tokens,"
-                " coalesce(sum(embedding_tokens), 0) AS embedding_tokens,"
+                " coalesce(avg(abstained::int), 0)::float8 AS abstention_rate,"
+                " coalesce(avg(needs_review::int), 0)::float8 AS review_rate,"
+                " coalesce(avg(fallback::int), 0)::float8 AS fallback_rate,"
+                " coalesce(sum(input_tokens), 0)::bigint AS input_tokens,"
+                " coalesce(sum(output_tokens), 0)::bigint AS output_tokens,"
+                " coalesce(sum(cached_input_tokens), 0)::bigint AS cached_input_tokens,"
+                " coalesce(sum(embedding_tokens), 0)::bigint AS embedding_tokens,"
                 " coalesce(sum(cost_usd), 0) AS cost_usd,"
                 " count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced,"
                 " count(*) FILTER (WHERE rating = 'up') AS rated_up,"
@@ -555,13 +555,13 @@ class Store:
                 cur.execute(
                     sql.SQL(
                         "SELECT {keys}, count(*) AS queries,"
-                        " sum(input_tokens) AS input_tokens,"
-                        " sum(output_tokens) AS output_tokens,"
-                        " sum(cached_input_tokens) AS cached_input_tokens,"
-                        " sum(embedding_tokens) AS embedding_tokens,"
+                        " sum(input_tokens)::bigint AS input_tokens,"
+                        " sum(output_tokens)::bigint AS output_tokens,"
+                        " sum(cached_input_tokens)::bigint AS cached_input_tokens,"
+                        " sum(embedding_tokens)::bigint AS embedding_tokens,"
                         " sum(cost_usd) AS cost_usd,"
                         " count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced,"
-                        " avg(abstained::int) AS abstention_rate"
+                        " avg(abstained::int)::float8 AS abstention_rate"
                         " FROM queries WHERE created_at >= %s GROUP BY {keys} ORDER BY {keys}"
                     ).format(keys=sql.SQL(keys)),
                     (since,),

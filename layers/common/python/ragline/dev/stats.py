@@ -1,0 +1,155 @@
+"""``ragline stats``: what the queries cost and how long they took, from the query log.
+
+The text report reads the store's aggregates; ``--plot`` draws cost and latency over
+time with matplotlib (imported only then).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ragline.store import Store
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(value: str) -> timedelta:
+    """``30m``, ``24h``, ``7d``, ``2w`` -> a timedelta; ValueError otherwise."""
+    match = _DURATION.match(value)
+    if not match:
+        raise ValueError(f"{value!r} is not a duration like 30m, 24h, 7d or 2w")
+    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+
+
+def _money(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.6f}"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def _group_rows(rows: list[dict[str, Any]], key: str) -> list[str]:
+    lines = [
+        f"  {key:<34} {'queries':>7} {'input':>9} {'cached':>8} {'output':>8} {'embed':>7}"
+        f" {'abstain':>7} {'cost USD':>11}"
+    ]
+    for row in rows:
+        name = f"{row['provider']}:{row['model']}" if key == "model" else row["profile"]
+        cost = _money(row["cost_usd"])
+        if row["unpriced"]:
+            cost += f" (+{row['unpriced']} unpriced)"
+        lines.append(
+            f"  {name:<34} {row['queries']:>7} {row['input_tokens']:>9,} "
+            f"{row['cached_input_tokens']:>8,} {row['output_tokens']:>8,} "
+            f"{row['embedding_tokens']:>7,} {row['abstention_rate']:>7.0%} {cost:>11}"
+        )
+    return lines
+
+
+def render_stats(stats: dict[str, Any], since: datetime, now: datetime) -> str:
+    """The report as text."""
+    window = f"{since:%Y-%m-%d %H:%M} → {now:%Y-%m-%d %H:%M} UTC"
+    if not stats["queries"]:
+        return f"ragline stats · {window}\nno queries logged in this window"
+    lines = [
+        f"ragline stats · {window}",
+        f"queries    {stats['queries']}    abstained {stats['abstention_rate']:.1%}    "
+        f"needs review {stats['review_rate']:.1%}    fallback {stats['fallback_rate']:.1%}",
+        f"tokens     input {stats['input_tokens']:,} (cached {stats['cached_input_tokens']:,})"
+        f"    output {stats['output_tokens']:,}    embedding {stats['embedding_tokens']:,}",
+        f"cost       ${_money(stats['cost_usd'])}"
+        + (f"  (+{stats['unpriced']} queries with unpriced models)" if stats["unpriced"] else ""),
+        f"feedback   {stats['rated_up']} up, {stats['rated_down']} down",
+        "",
+        f"  {'latency (ms)':<14} {'p50':>10} {'p95':>10}",
+    ]
+    for stage in ("retrieve", "generate", "total"):
+        figures = stats["latency_ms"].get(stage, {})
+        lines.append(f"  {stage:<14} {_ms(figures.get('p50')):>10} {_ms(figures.get('p95')):>10}")
+    lines += ["", "by model", *_group_rows(stats["by_model"], "model")]
+    lines += ["", "by profile", *_group_rows(stats["by_profile"], "profile")]
+    return "\n".join(lines)
+
+
+def _buckets(rows: list[dict[str, Any]], since: datetime, now: datetime) -> list[dict[str, Any]]:
+    """Split the window into about 24 intervals: cost summed, latencies' p50 and p95."""
+    span = max((now - since).total_seconds(), 1.0)
+    width = span / 24
+    buckets: list[dict[str, Any]] = []
+    for index in range(24):
+        start = since + timedelta(seconds=index * width)
+        inside = [
+            r for r in rows
+            if start <= r["created_at"] < start + timedelta(seconds=width)
+            or (index == 23 and r["created_at"] >= start)
+        ]  # fmt: skip
+        totals = sorted(r["total_ms"] for r in inside)
+        buckets.append(
+            {
+                "start": start + timedelta(seconds=width / 2),
+                "cost": sum(r["cost_usd"] or 0.0 for r in inside),
+                "queries": len(inside),
+                "p50": _percentile(totals, 0.5),
+                "p95": _percentile(totals, 0.95),
+            }
+        )
+    return buckets
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks, as PostgreSQL's percentile_cont."""
+    if not values:
+        return None
+    position = (len(values) - 1) * q
+    low = int(position)
+    high = min(low + 1, len(values) - 1)
+    return values[low] + (values[high] - values[low]) * (position - low)
+
+
+def plot_stats(rows: list[dict[str, Any]], since: datetime, now: datetime, path: Path) -> None:
+    """Cost per interval (bars) over latency p50 and p95 per interval (lines), as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    buckets = _buckets(rows, since, now)
+    times = [b["start"] for b in buckets]
+    width = (now - since) / 24 * 0.8
+    figure, (cost_axis, latency_axis) = plt.subplots(
+        2, 1, figsize=(10, 6.5), sharex=True, constrained_layout=True
+    )
+    figure.suptitle(f"ragline · {len(rows)} queries, {since:%Y-%m-%d %H:%M} to {now:%H:%M} UTC")
+    cost_axis.bar(times, [b["cost"] for b in buckets], width=width, color="#2b7bba")
+    cost_axis.set_ylabel("cost (USD)")
+    cost_axis.set_title("cost per interval", loc="left", fontsize=10)
+    for label, key, style in (("p50", "p50", "-o"), ("p95", "p95", "--s")):
+        points = [(b["start"], b[key]) for b in buckets if b[key] is not None]
+        latency_axis.plot([p[0] for p in points], [p[1] for p in points], style, label=label,
+                          markersize=4)  # fmt: skip
+    latency_axis.set_ylabel("total latency (ms)")
+    latency_axis.set_title("latency per interval", loc="left", fontsize=10)
+    latency_axis.legend(loc="upper left")
+    latency_axis.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))
+    for axis in (cost_axis, latency_axis):
+        axis.grid(alpha=0.3)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def run_stats(store: Store, since: timedelta, plot: Path | None = None) -> str:
+    """The report for the last ``since``; also draws the plot when asked."""
+    now = datetime.now(UTC)
+    start = now - since
+    report = render_stats(store.query_stats(start), start, now)
+    if plot is not None:
+        plot_stats(store.query_log(start), start, now, plot)
+        report += f"\n\nplot written to {plot}"
+    return report
