@@ -116,16 +116,18 @@ class ExtractiveModel(ChatModel):
         if not candidates:
             return request.abstain_text
         candidates.sort(key=lambda c: (-c.score, c.rank, c.position))
-        floor = max(0.2, candidates[0].score * 0.6)
+        floor = max(0.2, candidates[0].score * 0.7)
         chosen: list[_Candidate] = []
-        seen: set[str] = set()
+        covered: set[str] = set()
         for candidate in candidates:
             if candidate.score < floor or len(chosen) == self.max_sentences:
                 break
-            key = candidate.sentence.lower()
-            if key in seen:
+            # A further sentence must add a question word the answer lacks so far;
+            # otherwise it repeats the first one or drifts to a neighbouring topic.
+            terms = set(content_terms(candidate.sentence)) & question.keys()
+            if chosen and not terms - covered:
                 continue
-            seen.add(key)
+            covered |= terms
             chosen.append(candidate)
         return " ".join(f"{_shorten(c.sentence)} [{c.n}]" for c in chosen)
 
