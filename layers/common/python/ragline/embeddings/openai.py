@@ -59,6 +59,9 @@ def batches(
 class OpenAIEmbedder(Embedder):
     """``openai:<model>``, for example ``openai:text-embedding-3-small``."""
 
+    max_inputs = MAX_INPUTS_PER_REQUEST
+    max_tokens = MAX_TOKENS_PER_REQUEST
+
     def __init__(
         self,
         model: str,
@@ -94,7 +97,7 @@ class OpenAIEmbedder(Embedder):
     def embed_documents(self, texts: Sequence[str]) -> EmbeddingResult:
         parts: list[np.ndarray] = []
         tokens, estimated = 0, False
-        for batch in batches(texts):
+        for batch in batches(texts, max_inputs=self.max_inputs, max_tokens=self.max_tokens):
             result = self._request(batch)
             parts.append(result.vectors)
             tokens += result.tokens

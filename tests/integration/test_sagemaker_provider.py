@@ -1,0 +1,144 @@
+"""SageMaker chat models (both payload styles) and the TEI embedder through moto's
+sagemaker-runtime; error classification through botocore's Stubber."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import numpy as np
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+from ragline.embeddings.sagemaker import SageMakerEmbedder
+from ragline.errors import ModelError
+from ragline.llm import GenerationRequest
+from ragline.llm.sagemaker import SageMakerChatModel
+
+from tests.support.sagemaker import endpoint_payloads, queue_endpoint_results
+
+REQUEST = GenerationRequest(
+    system="Answer from the passages.",
+    user="[1] Kayaks launch from dock B.\n\nQuestion: Where do kayaks launch?",
+    question="Where do kayaks launch?",
+    passages=(),
+    abstain_text="The documents do not answer this.",
+    max_tokens=128,
+)
+
+
+@pytest.fixture
+def runtime() -> Iterator[Any]:
+    with mock_aws():
+        yield boto3.client("sagemaker-runtime", region_name="us-east-1")
+
+
+def test_messages_payload_round_trip(runtime: Any) -> None:
+    # GIVEN an endpoint serving the OpenAI chat shape (vLLM, LMI, TGI Messages API)
+    queue_endpoint_results({
+        "choices": [{"index": 0, "message": {"role": "assistant",
+                                             "content": "From dock B [1]."},
+                     "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 57, "completion_tokens": 6, "total_tokens": 63},
+    })  # fmt: skip
+    # WHEN the model answers
+    completion = SageMakerChatModel("llm-endpoint", runtime, "messages").generate(REQUEST)
+    # THEN text and token counts are the container's
+    assert completion.text == "From dock B [1]."
+    assert (completion.usage.input_tokens, completion.usage.output_tokens) == (57, 6)
+    assert not completion.usage.estimated
+    assert (completion.provider, completion.model) == ("sagemaker", "llm-endpoint")
+    # AND the endpoint received the chat messages and the limits
+    assert endpoint_payloads() == [
+        {
+            "messages": [
+                {"role": "system", "content": REQUEST.system},
+                {"role": "user", "content": REQUEST.user},
+            ],
+            "max_tokens": 128,
+            "temperature": 0.0,
+        }
+    ]
+
+
+def test_messages_without_usage_are_estimated(runtime: Any) -> None:
+    queue_endpoint_results({"choices": [{"message": {"content": "From dock B [1]."}}]})
+    usage = SageMakerChatModel("llm-endpoint", runtime, "messages").generate(REQUEST).usage
+    assert usage.estimated and usage.input_tokens > 10 and usage.output_tokens > 0
+
+
+def test_tgi_payload_round_trip(runtime: Any) -> None:
+    # GIVEN an endpoint serving TGI's generate shape with details
+    queue_endpoint_results([{
+        "generated_text": "Kayaks launch from dock B [1].",
+        "details": {"finish_reason": "eos_token", "generated_tokens": 9, "seed": None},
+    }])  # fmt: skip
+    # WHEN the model answers
+    completion = SageMakerChatModel("tgi-endpoint", runtime, "tgi").generate(REQUEST)
+    # THEN the text is TGI's, the output count TGI's, the input count an estimate
+    assert completion.text == "Kayaks launch from dock B [1]."
+    assert completion.usage.output_tokens == 9 and completion.usage.estimated
+    assert completion.usage.input_tokens > 10
+    assert completion.details["finish_reason"] == "eos_token"
+    # AND the endpoint received one prompt and greedy parameters asking for details
+    (payload,) = endpoint_payloads()
+    assert payload["inputs"] == f"{REQUEST.system}\n\n{REQUEST.user}"
+    assert payload["parameters"] == {
+        "max_new_tokens": 128,
+        "details": True,
+        "return_full_text": False,
+        "do_sample": False,
+    }
+
+
+def test_tgi_prefill_gives_the_input_count(runtime: Any) -> None:
+    queue_endpoint_results({
+        "generated_text": "Dock B [1].",
+        "details": {"generated_tokens": 4, "prefill": [{"id": i} for i in range(31)]},
+    })  # fmt: skip
+    usage = SageMakerChatModel("tgi-endpoint", runtime, "tgi").generate(REQUEST).usage
+    assert (usage.input_tokens, usage.output_tokens, usage.estimated) == (31, 4, False)
+
+
+def test_a_response_of_the_other_style_names_the_setting(runtime: Any) -> None:
+    queue_endpoint_results([{"generated_text": "hello"}])
+    with pytest.raises(ModelError, match="RAGLINE_SAGEMAKER_PAYLOAD"):
+        SageMakerChatModel("llm-endpoint", runtime, "messages").generate(REQUEST)
+
+
+def test_tei_embeddings(runtime: Any) -> None:
+    # GIVEN a text-embeddings container returning one vector per input
+    queue_endpoint_results([[3.0, 4.0, 0.0], [0.0, 0.0, 2.0]])
+    embedder = SageMakerEmbedder("tei-endpoint", runtime)
+    # WHEN two texts are embedded
+    result = embedder.embed_documents(["first text", "second text"])
+    # THEN the vectors are the container's, normalized, and the size is learned
+    assert result.vectors == pytest.approx(np.array([[0.6, 0.8, 0.0], [0.0, 0.0, 1.0]]))
+    assert embedder.dimensions == 3 and result.estimated_tokens and result.tokens > 0
+    assert endpoint_payloads() == [{"inputs": ["first text", "second text"]}]
+
+
+# --- errors, as the runtime reports them ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "fields", "retryable"),
+    [
+        ("ThrottlingException", 400, {}, True),
+        ("ServiceUnavailable", 503, {}, True),
+        ("ModelNotReadyException", 429, {}, True),
+        ("ModelError", 424, {"OriginalStatusCode": 503}, True),
+        ("ModelError", 424, {"OriginalStatusCode": 400}, False),
+        ("ValidationError", 400, {}, False),
+    ],
+)
+def test_endpoint_errors_are_classified(
+    code: str, status: int, fields: dict[str, Any], retryable: bool
+) -> None:
+    client = boto3.client("sagemaker-runtime", region_name="us-east-1")
+    with Stubber(client) as stub:
+        stub.add_client_error("invoke_endpoint", code, "it failed", status, modeled_fields=fields)
+        with pytest.raises(ModelError, match=code) as caught:
+            SageMakerChatModel("llm-endpoint", client).generate(REQUEST)
+    assert caught.value.retryable is retryable

@@ -1,0 +1,219 @@
+"""An OpenAI-compatible HTTP server on loopback, for testing the real openai SDK.
+
+It serves ``POST /v1/chat/completions`` and ``POST /v1/embeddings`` the way the OpenAI
+API (and vLLM, Ollama, llama.cpp's server...) does, records every request it receives,
+and plays scripted failures: a status (429, 500, 401...) or a delay longer than the
+client's timeout, either queued for the next requests or always for one model.
+
+    with OpenAICompatibleServer(reply="25 days [1].") as server:
+        ... OPENAI_BASE_URL=server.base_url ...
+        server.script(CHAT, Scripted(status=429))   # the next chat request is throttled
+        server.fail_model("gpt-broken", 500)        # this model always fails
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from ragline.embeddings.hash import HashEmbedder
+
+CHAT = "/v1/chat/completions"
+EMBEDDINGS = "/v1/embeddings"
+# Native sizes the server gives models when the request sets no dimensions.
+DEFAULT_DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072}
+OTHER_MODEL_DIMENSIONS = 48
+
+# status -> the error type the OpenAI API puts in the body
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "invalid_api_key",
+    404: "model_not_found",
+    429: "rate_limit_exceeded",
+    500: "server_error",
+    503: "server_error",
+}
+
+
+@dataclass(frozen=True)
+class Scripted:
+    """One scripted reply: an error status, and/or a delay before answering."""
+
+    status: int = 200
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: dict[str, Any]
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class Recorded:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ChatUsage:
+    prompt_tokens: int = 412
+    completion_tokens: int = 23
+    cached_tokens: int = 256
+
+
+@dataclass
+class OpenAICompatibleServer:
+    """A loopback server; ``reply`` is the completion text, or a function of the request."""
+
+    reply: str | Callable[[dict[str, Any]], str] = "The documents do not answer this."
+    usage: ChatUsage = field(default_factory=ChatUsage)
+    api_key: str | None = None  # when set, other keys get 401
+    requests: list[Recorded] = field(default_factory=list)
+    _queue: dict[str, list[Scripted]] = field(default_factory=dict)
+    _failing_models: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _server: ThreadingHTTPServer | None = None
+
+    # --- control ----------------------------------------------------------------------------
+
+    def script(self, path: str, *replies: Scripted) -> None:
+        """Queue replies for the next requests to ``path``, before normal service resumes."""
+        with self._lock:
+            self._queue.setdefault(path, []).extend(replies)
+
+    def fail_model(self, model: str, status: int) -> None:
+        """Every request naming ``model`` fails with ``status``."""
+        self._failing_models[model] = status
+
+    def received(self, path: str) -> list[Recorded]:
+        with self._lock:
+            return [r for r in self.requests if r.path == path]
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None, "start the server first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}/v1"
+
+    def start(self) -> OpenAICompatibleServer:
+        handler = type("Handler", (_Handler,), {"owner": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def __enter__(self) -> OpenAICompatibleServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- serving ----------------------------------------------------------------------------
+
+    def _next_script(self, path: str) -> Scripted | None:
+        with self._lock:
+            queue = self._queue.get(path)
+            return queue.pop(0) if queue else None
+
+    def respond(self, path: str, headers: dict[str, str], body: dict[str, Any]) -> Reply:
+        """Record the request and decide the reply: scripted, failing model, or service."""
+        with self._lock:
+            self.requests.append(Recorded(path, headers, body))
+        if self.api_key is not None and headers.get("authorization") != f"Bearer {self.api_key}":
+            return _error(401, "Incorrect API key provided.")
+        scripted = self._next_script(path)
+        if scripted is not None and scripted.status != 200:
+            return _error(scripted.status, f"scripted failure {scripted.status}")
+        status = self._failing_models.get(str(body.get("model")))
+        if status is not None:
+            return _error(status, f"model {body.get('model')} is failing ({status})")
+        serve = {CHAT: self._chat, EMBEDDINGS: self._embeddings}.get(path)
+        if serve is None:
+            return _error(404, f"no route {path}")
+        return Reply(200, serve(body), scripted.delay if scripted is not None else 0.0)
+
+    def _chat(self, body: dict[str, Any]) -> dict[str, Any]:
+        text = self.reply(body) if callable(self.reply) else self.reply
+        usage = self.usage
+        return {
+            "id": "chatcmpl-loopback",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+                "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+            },
+        }
+
+    def _embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        model = str(body["model"])
+        dimensions = body.get("dimensions") or DEFAULT_DIMENSIONS.get(model, OTHER_MODEL_DIMENSIONS)
+        vectors = HashEmbedder(dimensions).embed_documents(texts).vectors
+        return {
+            "object": "list",
+            "model": model,
+            "data": [
+                {"object": "embedding", "index": i, "embedding": vector.tolist()}
+                for i, vector in enumerate(vectors)
+            ],
+            "usage": {
+                "prompt_tokens": 7 * len(texts),
+                "total_tokens": 7 * len(texts),
+            },
+        }
+
+
+def _error(status: int, message: str) -> Reply:
+    kind = _ERROR_TYPES.get(status, "error")
+    return Reply(status, {"error": {"message": message, "type": kind, "code": kind, "param": None}})
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: OpenAICompatibleServer
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", 0))
+        body = json.loads(self.rfile.read(length) or b"{}")
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        reply = self.owner.respond(self.path, headers, body)
+        if reply.delay:
+            time.sleep(reply.delay)  # scripted to outlast the client's timeout
+        data = json.dumps(reply.body).encode()
+        try:
+            self.send_response(reply.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up waiting (the timeout case)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # keep test output clean

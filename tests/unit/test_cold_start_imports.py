@@ -1,0 +1,50 @@
+"""Cold start: with the embedded defaults, no model SDK is imported."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PROBE = """
+import importlib.util, json, sys
+import ragline.llm, ragline.embeddings
+spec = importlib.util.spec_from_file_location("handler", "functions/query/handler.py")
+handler = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(handler)
+print(json.dumps(sorted(sys.modules)))
+"""
+PROVIDER_MODULES = {
+    "openai",
+    "ragline.llm.openai",
+    "ragline.llm.sagemaker",
+    "ragline.llm.bedrock",
+    "ragline.llm.clients",
+    "ragline.embeddings.openai",
+    "ragline.embeddings.bedrock",
+    "ragline.embeddings.sagemaker",
+}
+
+
+def test_the_query_handler_with_extractive_imports_no_model_sdk() -> None:
+    # GIVEN the extractive model and hash embeddings (the defaults)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("RAGLINE_", "OPENAI_"))}
+    environment.update(
+        RAGLINE_LLM="extractive",
+        RAGLINE_EMBEDDINGS="hash",
+        # never contacted at import: the store connects on first use
+        RAGLINE_DATABASE_URL="postgresql://ragline@127.0.0.1:9/unused",
+    )
+    # WHEN a fresh interpreter imports the packages and the query handler
+    probe = subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=ROOT, env=environment, capture_output=True,
+        text=True, timeout=60, check=True,
+    )  # fmt: skip
+    imported = set(json.loads(probe.stdout.strip().splitlines()[-1]))
+    # THEN the answerer is built, but no provider module or SDK was loaded
+    assert "ragline.answer" in imported and "ragline.llm.extractive" in imported
+    assert imported & PROVIDER_MODULES == set()
+    assert not any(name.startswith("openai.") for name in imported)

@@ -1,0 +1,101 @@
+"""Routing profiles: the file format, references to the environment, and the router."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ragline.config import Settings
+from ragline.errors import ConfigurationError, InvalidRequestError
+from ragline.llm import ChatModel, Completion, GenerationRequest, Usage
+from ragline.routing import Router, expand, load_profiles, parse_profiles
+
+
+class FakeModel(ChatModel):
+    def __init__(self, spec: str) -> None:
+        self.provider, _, self.model = spec.partition(":")
+
+    def generate(self, request: GenerationRequest) -> Completion:
+        return Completion("x", Usage(), self.provider, self.model)
+
+
+SETTINGS = Settings(llm="fake:small")
+
+
+def test_the_packaged_profiles() -> None:
+    # WHEN the packaged file is loaded with nothing set
+    profiles = load_profiles(SETTINGS, environ={})
+    # THEN three profiles route to RAGLINE_LLM with their own rules
+    assert sorted(profiles) == ["critical", "reasoning", "simple"]
+    assert {p.llm for p in profiles.values()} == {"fake:small"}
+    simple, reasoning, critical = (profiles[n] for n in ("simple", "reasoning", "critical"))
+    assert (simple.prompt, simple.min_score, simple.review) == ("answer@v1", None, False)
+    assert (reasoning.prompt, reasoning.top_k) == ("answer-steps@v1", 8)
+    assert critical.prompt == "answer-strict@v1" and critical.top_k == 10
+    assert critical.min_score == 0.3 and critical.require_citations and critical.review
+
+
+def test_profile_models_follow_the_environment() -> None:
+    environ = {"RAGLINE_LLM": "fake:small", "RAGLINE_REASONING_LLM": "fake:large"}
+    profiles = load_profiles(SETTINGS, environ=environ)
+    assert profiles["reasoning"].llm == "fake:large"
+    assert profiles["simple"].llm == profiles["critical"].llm == "fake:small"
+
+
+@pytest.mark.parametrize(
+    ("value", "environ", "expected"),
+    [
+        ("${RAGLINE_LLM}", {"RAGLINE_LLM": "openai:gpt-4o"}, "fake:small"),  # the setting wins
+        ("${RAGLINE_LLM}", {}, ""),
+        ("${BIG_MODEL:-bedrock:model:0}", {}, "bedrock:model:0"),
+        ("${BIG_MODEL:-bedrock:model:0}", {"BIG_MODEL": "openai:o3"}, "openai:o3"),
+        ("${BIG_MODEL}", {"BIG_MODEL": "  "}, ""),
+        ("sagemaker:${ENDPOINT}", {"ENDPOINT": "llm-1"}, "sagemaker:llm-1"),
+    ],
+)
+def test_references_are_expanded(value: str, environ: dict[str, str], expected: str) -> None:
+    # RAGLINE_ variables resolve to their validated settings, others to the environment
+    assert expand(value, SETTINGS, environ) == expected
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("[profiles.fast]\ntopk = 3", "unknown key 'topk'; known: description, llm"),
+        ('[profiles.fast]\ntop_k = "3"', "top_k has the wrong type"),
+        ("[profiles.fast]\nreview = 1", "review has the wrong type"),
+        ("[profiles.fast]\ntop_k = 500", "top_k must be 1..50"),
+        ("[profiles.fast]\nmin_score = 1.5", "min_score is a cosine similarity"),
+        ("[profiles.Fast]\ntop_k = 3", "names are lowercase"),
+        ("[other]\nx = 1", "no [profiles.<name>] tables"),
+        ("[profiles.fast", "invalid TOML"),
+    ],
+)
+def test_bad_profile_files_name_the_problem(table: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message.replace("[", r"\[").replace(".", r"\.")):
+        parse_profiles(table, "p.toml", SETTINGS, {})
+
+
+def test_the_router_builds_each_model_once_with_the_fallback_chain(tmp_path: Path) -> None:
+    # GIVEN two profiles sharing a model, and a fallback that is also a primary
+    (tmp_path / "p.toml").write_text(
+        '[profiles.simple]\nllm = "fake:small"\n\n'
+        '[profiles.deep]\nllm = "fake:large"\nprompt = "answer-steps@v1"\n'
+    )
+    settings = Settings(profiles_file=tmp_path / "p.toml", llm_fallback=("fake:small", "fake:b"))
+    models = {spec: FakeModel(spec) for spec in ("fake:small", "fake:large", "fake:b")}
+    # WHEN the router is built
+    router = Router.from_settings(settings, environ={}, models=models)
+    # THEN each route's chain is its model then the fallbacks, without repeats
+    assert router.route("simple").chain.specs == ("fake:small", "fake:b")
+    assert router.route("deep").chain.specs == ("fake:large", "fake:small", "fake:b")
+    assert router.route("deep").chain.models[1] is router.route("simple").chain.primary
+    assert router.route(None) is router.route("simple")
+    assert router.route("deep").prompt.ref == "answer-steps@v1"
+    with pytest.raises(InvalidRequestError, match="unknown profile 'x'; known: deep, simple"):
+        router.route("x")
+
+
+def test_a_missing_profile_file_is_a_configuration_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="RAGLINE_PROFILES_FILE"):
+        load_profiles(Settings(profiles_file=tmp_path / "nope.toml"), environ={})
