@@ -379,3 +379,20 @@ def test_query_with_openai_embeddings_on_a_hash_collection_is_a_409(
     assert status == 409
     assert "holds 384-dimensional vectors from 'hash'" in body["message"]
     assert "'openai:text-embedding-3-small' (256 dimensions)" in body["message"]
+
+
+def test_the_answer_log_line_names_profile_model_and_prompt(
+    start: Callable[..., ModuleType], post: Post, caplog: pytest.LogCaptureFixture
+) -> None:
+    api = start(RAGLINE_LLM="openai:gpt-4o-mini")
+    with caplog.at_level("INFO", logger="ragline.answer"):
+        post(api, {"question": QUESTION, "profile": "reasoning"})
+    (record,) = [r for r in caplog.records if r.name == "ragline.answer"]
+    assert record.getMessage() == (
+        "answered with profile reasoning, model openai:gpt-4o-mini, prompt answer-steps@v1"
+    )
+    assert (record.profile, record.prompt, record.fallback) == (  # type: ignore[attr-defined]
+        "reasoning",
+        "answer-steps@v1",
+        False,
+    )
