@@ -195,20 +195,30 @@ class ModelEndpoint(Construct):
         # Ref of an endpoint is its ARN.
         self.endpoint_arn = self.endpoint.ref
 
-        self.scaling = autoscaling.ScalableTarget(
+        # L1 without a RoleARN: Application Auto Scaling then uses (and creates if need
+        # be) its service-linked role for SageMaker, which holds exactly the permissions.
+        self.scaling = autoscaling.CfnScalableTarget(
             self,
             "Scaling",
-            service_namespace=autoscaling.ServiceNamespace.SAGEMAKER,
+            service_namespace="sagemaker",
             resource_id=f"endpoint/{self.endpoint_name}/variant/{VARIANT}",
             scalable_dimension="sagemaker:variant:DesiredInstanceCount",
             min_capacity=settings.sagemaker_instance_count,
             max_capacity=settings.sagemaker_max_instance_count,
         )
-        self.scaling.node.add_dependency(self.endpoint)
-        self.scaling.scale_to_track_metric(
-            "InvocationsPerInstance",
-            target_value=settings.sagemaker_invocations_per_instance,
-            predefined_metric=autoscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE,
-            scale_in_cooldown=Duration.minutes(10),
-            scale_out_cooldown=Duration.minutes(5),
+        self.scaling.add_dependency(self.endpoint)
+        autoscaling.CfnScalingPolicy(
+            self,
+            "ScaleOnInvocations",
+            policy_name=f"{self.endpoint_name}-invocations-per-instance",
+            policy_type="TargetTrackingScaling",
+            scaling_target_id=self.scaling.ref,
+            target_tracking_scaling_policy_configuration=autoscaling.CfnScalingPolicy.TargetTrackingScalingPolicyConfigurationProperty(
+                target_value=settings.sagemaker_invocations_per_instance,
+                predefined_metric_specification=autoscaling.CfnScalingPolicy.PredefinedMetricSpecificationProperty(
+                    predefined_metric_type="SageMakerVariantInvocationsPerInstance"
+                ),
+                scale_in_cooldown=int(Duration.minutes(10).to_seconds()),
+                scale_out_cooldown=int(Duration.minutes(5).to_seconds()),
+            ),
         )

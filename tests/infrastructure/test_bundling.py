@@ -1,0 +1,48 @@
+"""The one test that runs the real layer bundler: pip for the Lambda platform, no Docker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from aws_cdk import App, Stack
+
+from stacks.packaging import UNZIPPED_LIMIT_BYTES, CommonLayer, directory_size
+from stacks.settings import DeploymentSettings
+
+
+def _wheel_tags(site: Path, distribution: str) -> list[str]:
+    (wheel,) = site.glob(f"{distribution}-*.dist-info/WHEEL")
+    return [
+        line.split(":", 1)[1].strip()
+        for line in wheel.read_text().splitlines()
+        if line.startswith("Tag:")
+    ]
+
+
+@pytest.mark.slow
+def test_layer_asset_holds_lambda_platform_binaries_and_no_local_stack(tmp_path: Path) -> None:
+    # GIVEN the layer with bundling on (the default), for x86_64 Lambda
+    app = App(outdir=str(tmp_path))
+    stack = Stack(app, "Bundling")
+    CommonLayer(stack, "CommonLayer", settings=DeploymentSettings(bundling=True))
+    # WHEN the app is synthesized (pip runs on this machine)
+    app.synth()
+    (asset,) = [p for p in tmp_path.glob("asset.*") if (p / "python").is_dir()]
+    site = asset / "python"
+    # THEN the compiled extensions are CPython 3.12 manylinux x86_64 builds
+    assert list((site / "psycopg_binary").glob("_psycopg.cpython-312-x86_64-linux-gnu.so"))
+    for distribution in ("psycopg_binary", "numpy", "pydantic_core"):
+        tags = _wheel_tags(site, distribution)
+        assert tags, distribution
+        assert all(
+            tag.startswith("cp312-cp312-manylinux") and tag.endswith("x86_64") for tag in tags
+        ), (distribution, tags)
+    # AND the library is there with its SQL migrations, without the local stack or caches
+    assert (site / "ragline" / "config.py").is_file()
+    assert list((site / "ragline" / "store" / "migrations").glob("*.sql"))
+    assert not (site / "ragline" / "dev").exists()
+    assert not list(site.rglob("__pycache__"))
+    # AND what the Lambda runtime provides is left out, and it all fits Lambda's limit
+    assert not (site / "botocore").exists() and not (site / "boto3").exists()
+    assert directory_size(asset) < UNZIPPED_LIMIT_BYTES

@@ -1,0 +1,79 @@
+"""`npx cdk synth` through the pinned aws-cdk CLI: offline, with no AWS credentials."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.infrastructure.synthesis import ROOT
+
+CLI = ROOT / "node_modules" / ".bin" / "cdk"
+
+
+def _install_cli() -> None:
+    if CLI.exists():
+        return
+    if shutil.which("npm") is None:
+        pytest.skip("npm is not installed")
+    subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=ROOT,
+        check=True,
+        timeout=300,
+    )
+
+
+def _environment_without_credentials(home: Path) -> dict[str, str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDK_"))}
+    environment.update(
+        {
+            "HOME": str(home),  # no ~/.aws, no ~/.cdk.json
+            "AWS_CONFIG_FILE": str(home / "no-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(home / "no-credentials"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "CDK_DISABLE_CLI_TELEMETRY": "true",
+            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+        }
+    )
+    return environment
+
+
+@pytest.mark.slow
+def test_npx_cdk_synth_succeeds_offline_without_credentials(tmp_path: Path) -> None:
+    # GIVEN the pinned CLI and an environment with no AWS credentials at all
+    _install_cli()
+    outdir = tmp_path / "cdk.out"
+    # WHEN `npx cdk synth` runs the app as a user would (bundling skipped for speed)
+    completed = subprocess.run(
+        [
+            "npx",
+            "--no-install",
+            "cdk",
+            "synth",
+            "--quiet",
+            "--no-notices",
+            "--no-version-reporting",
+            "--context",
+            "bundling=false",
+            "--output",
+            str(outdir),
+        ],
+        cwd=ROOT,
+        env=_environment_without_credentials(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    # THEN it succeeds, with no context lookup, and writes the stack's template
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    template = json.loads((outdir / "Ragline.template.json").read_text())
+    types = {resource["Type"] for resource in template["Resources"].values()}
+    assert {"AWS::RDS::DBCluster", "AWS::ApiGateway::RestApi", "AWS::SQS::Queue"} <= types
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    assert "missing" not in manifest  # no lookup left unresolved (AZs come from cdk.json)

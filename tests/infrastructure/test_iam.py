@@ -1,0 +1,148 @@
+"""Least privilege: each function may do exactly what it does, on exactly what it uses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.infrastructure.synthesis import INFERENCE_PROFILE, Synthesized
+
+# Actions that have no resource-level permissions, so "*" is the only possible resource.
+UNSCOPABLE_ACTIONS = {
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "ecr:GetAuthorizationToken",
+}
+TITAN = "arn:aws:bedrock:us-east-1::foundation-model/amazon.titan-embed-text-v2:0"
+HAIKU = "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0"
+
+
+def _statements(synthesized: Synthesized, role_path: str) -> list[dict[str, Any]]:
+    role = {"Ref": synthesized.logical_id(role_path)}
+    return [
+        statement
+        for policy in synthesized.of_type("AWS::IAM::Policy").values()
+        if role in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    actions = statement["Action"]
+    return [actions] if isinstance(actions, str) else list(actions)
+
+
+def _granted(synthesized: Synthesized, role_path: str, action: str) -> list[Any]:
+    """Every resource ``action`` is allowed on for the role."""
+    resources: list[Any] = []
+    for statement in _statements(synthesized, role_path):
+        if action in _actions(statement):
+            found = statement["Resource"]
+            resources.extend(found if isinstance(found, list) else [found])
+    return resources
+
+
+@pytest.mark.parametrize("configuration", ["nat", "isolated", "endpoint", "openai"])
+def test_wildcard_resources_only_for_actions_that_cannot_be_scoped(
+    configuration: str, synthesized: Any
+) -> None:
+    # GIVEN every IAM policy of the configuration WHEN synthesized
+    for policy in synthesized(configuration).of_type("AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            # THEN a "*" resource appears only with actions that have no resource scope
+            resources = statement["Resource"]
+            if "*" in (resources if isinstance(resources, list) else [resources]):
+                assert set(_actions(statement)) <= UNSCOPABLE_ACTIONS, statement
+            # AND no action is a service-wide wildcard
+            assert not any(action.endswith(":*") for action in _actions(statement)), statement
+
+
+def test_each_function_writes_only_its_own_log_group(nat: Synthesized) -> None:
+    for function in ("Ingestion/Ingest", "Query", "Database/Migrate"):
+        # GIVEN the function's role THEN it writes logs to its own group only
+        assert _granted(nat, f"{function}/Role", "logs:PutLogEvents") == [
+            {"Fn::GetAtt": [nat.logical_id(f"{function}/Logs"), "Arn"]}
+        ]
+        # AND the function logs there
+        function_properties = nat.resources[nat.logical_id(f"{function}/Function")]["Properties"]
+        assert function_properties["LoggingConfig"]["LogGroup"] == {
+            "Ref": nat.logical_id(f"{function}/Logs")
+        }
+
+
+def test_ingest_reads_documents_and_invokes_only_the_embedding_model(nat: Synthesized) -> None:
+    bucket = nat.logical_id("Ingestion/Documents")
+    role = "Ingestion/Ingest/Role"
+    # GIVEN the ingest role THEN it reads objects of the documents bucket only
+    assert _granted(nat, role, "s3:GetObject") == [
+        {"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, "/*"]]}
+    ]
+    assert _granted(nat, role, "s3:ListBucket") == [{"Fn::GetAtt": [bucket, "Arn"]}]
+    assert not _granted(nat, role, "s3:PutObject") and not _granted(nat, role, "s3:DeleteObject")
+    # AND reads exactly the database secret
+    assert _granted(nat, role, "secretsmanager:GetSecretValue") == [
+        {"Ref": nat.logical_id("Database/Cluster/Secret/Attachment")}
+    ]
+    # AND invokes only the embedding model
+    assert _granted(nat, role, "bedrock:InvokeModel") == [TITAN]
+
+
+def test_query_invokes_exactly_the_configured_models_and_touches_no_bucket(
+    nat: Synthesized,
+) -> None:
+    role = "Query/Role"
+    # GIVEN the query role THEN it invokes the embedding model and the LLM, nothing else
+    assert sorted(_granted(nat, role, "bedrock:InvokeModel")) == [TITAN, HAIKU]
+    # AND it has no S3 permission at all
+    assert not any(
+        action.startswith("s3:")
+        for statement in _statements(nat, role)
+        for action in _actions(statement)
+    )
+    assert _granted(nat, role, "secretsmanager:GetSecretValue") == [
+        {"Ref": nat.logical_id("Database/Cluster/Secret/Attachment")}
+    ]
+
+
+def test_migrate_reads_the_database_secret_and_calls_no_model(nat: Synthesized) -> None:
+    actions = {a for s in _statements(nat, "Database/Migrate/Role") for a in _actions(s)}
+    assert "secretsmanager:GetSecretValue" in actions
+    assert not any(a.startswith(("bedrock:", "sagemaker:", "s3:")) for a in actions)
+
+
+def test_openai_key_is_a_secret_read_at_run_time(openai: Synthesized) -> None:
+    secret = {"Ref": openai.logical_id("OpenAiKey")}
+    for function in ("Ingestion/Ingest", "Query"):
+        # GIVEN an OpenAI model WHEN synthesized
+        properties = openai.resources[openai.logical_id(f"{function}/Function")]["Properties"]
+        variables = properties["Environment"]["Variables"]
+        # THEN the function gets the secret's ARN, never a key
+        assert variables["RAGLINE_OPENAI_SECRET_ARN"] == secret
+        assert "OPENAI_API_KEY" not in variables
+        # AND its role may read exactly that secret
+        assert secret in _granted(openai, f"{function}/Role", "secretsmanager:GetSecretValue")
+    # AND the secret's value is generated, not written in the template
+    openai.template.has_resource_properties(
+        "AWS::SecretsManager::Secret",
+        {"Description": "ragline: the OpenAI API key (set the value after deploy)"},
+    )
+
+
+def test_inference_profile_grants_the_profile_and_its_model(openai: Synthesized) -> None:
+    # GIVEN a cross-region inference profile as fallback WHEN synthesized
+    granted = _granted(openai, "Query/Role", "bedrock:InvokeModel")
+    # THEN the query role may invoke the profile and the model it routes to
+    foundation = INFERENCE_PROFILE.split(".", 1)[1]
+    assert sorted(granted) == [
+        f"arn:aws:bedrock:*::foundation-model/{foundation}",
+        f"arn:aws:bedrock:us-east-1:123456789012:inference-profile/{INFERENCE_PROFILE}",
+    ]
+    # AND the ingest role, whose embeddings are OpenAI's, may invoke no Bedrock model
+    assert _granted(openai, "Ingestion/Ingest/Role", "bedrock:InvokeModel") == []
