@@ -23,12 +23,20 @@ from ragline.api import (
 )
 from ragline.config import get_settings
 from ragline.errors import ModelUnavailableError, NotFoundError, RaglineError
-from ragline.schemas import QueryRequest, QueryResponse, RetrieveRequest, RetrieveResponse
+from ragline.schemas import (
+    FeedbackRequest,
+    QueryRequest,
+    QueryResponse,
+    RetrieveRequest,
+    RetrieveResponse,
+)
+from ragline.telemetry.recorder import get_recorder
 
-logger = Logger()
 settings = get_settings()
+logger = Logger(service=settings.service_name)
 answerer = get_answerer(settings)
 store = answerer.store
+recorder = get_recorder(settings)
 app = APIGatewayRestResolver(enable_validation=True)
 app.enable_swagger(path="/swagger", title="ragline", version="0.1.0")
 
@@ -47,6 +55,12 @@ def retrieve(body: RetrieveRequest) -> RetrieveResponse:
     return answerer.retrieve(
         body.query, collection=body.collection, top_k=body.top_k, mode=body.mode
     )
+
+
+@app.post("/feedback")
+def feedback(body: FeedbackRequest) -> dict[str, Any]:
+    recorder.feedback(body.request_id, body.rating, body.comment)
+    return {"request_id": body.request_id, "rating": body.rating}
 
 
 @app.get("/documents")

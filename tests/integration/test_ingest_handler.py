@@ -68,8 +68,11 @@ def test_created_object_is_ingested_with_chunks(
     assert response == {"batchItemFailures": []}
     doc = _documents(ingest)[f"s3://{BUCKET}/{KEY}"]
     assert (doc.status, doc.title, doc.format, doc.collection) == (
-        "ingested", "Vacation policy", "markdown", "default",
-    )  # fmt: skip
+        "ingested",
+        "Vacation policy",
+        "markdown",
+        "default",
+    )
     assert doc.chunk_count == 2
     assert doc.metadata["user"] == {"team": "hr"}
     conn = ingest.ingestor.store.connection()
@@ -81,18 +84,22 @@ def test_created_object_is_ingested_with_chunks(
 
 
 def test_unchanged_content_is_not_embedded_again(
-    ingest: ModuleType, s3: Any, event: Callable[[str], dict[str, Any]], lambda_context: Any,
+    ingest: ModuleType,
+    s3: Any,
+    event: Callable[[str], dict[str, Any]],
+    lambda_context: Any,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     s3.put_object(Bucket=BUCKET, Key=KEY, Body=POLICY)
     ingest.lambda_handler(event("sqs_s3_object_created"), lambda_context)
     before = _documents(ingest)[f"s3://{BUCKET}/{KEY}"]
     calls: list[int] = []
     original = ingest.ingestor.embedder.embed_documents
     monkeypatch.setattr(
-        ingest.ingestor.embedder, "embed_documents",
+        ingest.ingestor.embedder,
+        "embed_documents",
         lambda texts: calls.append(len(texts)) or original(texts),
-    )  # fmt: skip
+    )
 
     # WHEN the same content is delivered again
     response = ingest.lambda_handler(event("sqs_s3_object_created"), lambda_context)
@@ -166,8 +173,9 @@ def test_one_bad_record_never_fails_the_others(
 
     # THEN only the corrupt document and the junk message are reported for redelivery
     assert sorted(f["itemIdentifier"] for f in response["batchItemFailures"]) == [
-        "msg-1", "msg-junk",
-    ]  # fmt: skip
+        "msg-1",
+        "msg-junk",
+    ]
     docs = _documents(ingest)
     assert docs[f"s3://{BUCKET}/good.md"].status == "ingested"
     corrupt = docs[f"s3://{BUCKET}/corrupt.html"]
@@ -179,9 +187,12 @@ def test_one_bad_record_never_fails_the_others(
 
 
 def test_oversized_object_is_failed_with_the_reason(
-    s3: Any, database_url: str, cold_start: Callable[..., ModuleType],
-    event: Callable[[str], dict[str, Any]], lambda_context: Any,
-) -> None:  # fmt: skip
+    s3: Any,
+    database_url: str,
+    cold_start: Callable[..., ModuleType],
+    event: Callable[[str], dict[str, Any]],
+    lambda_context: Any,
+) -> None:
     ingest = cold_start(
         "ingest", RAGLINE_DATABASE_URL=database_url, RAGLINE_MAX_DOCUMENT_BYTES="2048"
     )

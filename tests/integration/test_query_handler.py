@@ -54,15 +54,23 @@ def call(
 ) -> Callable[..., tuple[int, Any]]:
     """Send one request through the handler as API Gateway would; return status and JSON."""
 
-    def send(method: str, path: str, body: Any = None, query: dict[str, str] | None = None,
-             raw_body: str | None = None) -> tuple[int, Any]:  # fmt: skip
+    def send(
+        method: str,
+        path: str,
+        body: Any = None,
+        query: dict[str, str] | None = None,
+        raw_body: str | None = None,
+    ) -> tuple[int, Any]:
         request = copy.deepcopy(event("api_query"))
-        request.update(httpMethod=method, path=path, queryStringParameters=query,
-                       multiValueQueryStringParameters={k: [v] for k, v in (query or {}).items()}
-                       or None)  # fmt: skip
-        request["body"] = raw_body if raw_body is not None else (
-            json.dumps(body) if body is not None else None
-        )  # fmt: skip
+        request.update(
+            httpMethod=method,
+            path=path,
+            queryStringParameters=query,
+            multiValueQueryStringParameters={k: [v] for k, v in (query or {}).items()} or None,
+        )
+        request["body"] = (
+            raw_body if raw_body is not None else (json.dumps(body) if body is not None else None)
+        )
         response = api.lambda_handler(request, lambda_context)
         return response["statusCode"], json.loads(response["body"])
 
@@ -103,8 +111,9 @@ def test_query_on_an_empty_collection_abstains_without_a_model(call: Callable[..
 
 @pytest.mark.parametrize("mode", ["hybrid", "vector", "keyword"])
 def test_retrieve_modes_find_the_expense_rules(call: Callable[..., Any], mode: str) -> None:
-    status, body = call("POST", "/retrieve", {"query": "meal reimbursement receipts", "mode": mode,
-                                               "top_k": 2})  # fmt: skip
+    status, body = call(
+        "POST", "/retrieve", {"query": "meal reimbursement receipts", "mode": mode, "top_k": 2}
+    )
     assert status == 200
     results = body["results"]
     assert 1 <= len(results) <= 2

@@ -17,13 +17,30 @@ NOW = datetime.now(UTC)
 
 def _entry(n: int, **changes: object) -> QueryLogEntry:
     values: dict[str, object] = dict(
-        request_id=f"req-{n}", collection="default", profile="simple", provider="openai",
-        model="gpt-4o-mini", prompt="answer@v1", input_tokens=1000, output_tokens=100,
-        cached_input_tokens=200, embedding_tokens=10, cost_usd=0.0002, cost_estimated=False,
-        retrieve_ms=10.0 * n, generate_ms=100.0 * n, total_ms=110.0 * n, chunks_retrieved=5,
-        top_score=0.5, abstained=False, needs_review=False, fallback=False,
-        sources=["s3://b/a.md"], question="q?", created_at=NOW - timedelta(minutes=n),
-    )  # fmt: skip
+        request_id=f"req-{n}",
+        collection="default",
+        profile="simple",
+        provider="openai",
+        model="gpt-4o-mini",
+        prompt="answer@v1",
+        input_tokens=1000,
+        output_tokens=100,
+        cached_input_tokens=200,
+        embedding_tokens=10,
+        cost_usd=0.0002,
+        cost_estimated=False,
+        retrieve_ms=10.0 * n,
+        generate_ms=100.0 * n,
+        total_ms=110.0 * n,
+        chunks_retrieved=5,
+        top_score=0.5,
+        abstained=False,
+        needs_review=False,
+        fallback=False,
+        sources=["s3://b/a.md"],
+        question="q?",
+        created_at=NOW - timedelta(minutes=n),
+    )
     values.update(changes)
     return QueryLogEntry(**values)  # type: ignore[arg-type]
 
@@ -35,8 +52,16 @@ def store(database_url: str) -> Store:
     store = Store(Settings(database_url=database_url))
     for n in range(1, 9):
         store.log_query(_entry(n, abstained=n == 8))
-    store.log_query(_entry(9, provider="sagemaker", model="llama", cost_usd=None,
-                           profile="critical", needs_review=True))  # fmt: skip
+    store.log_query(
+        _entry(
+            9,
+            provider="sagemaker",
+            model="llama",
+            cost_usd=None,
+            profile="critical",
+            needs_review=True,
+        )
+    )
     store.log_query(_entry(10, created_at=NOW - timedelta(days=2)))
     store.log_query(_entry(1, input_tokens=999_999))  # a retried log of the same request
     assert store.record_feedback("req-2", "up", "great")
@@ -65,8 +90,9 @@ def test_stats_match_the_logged_requests(store: Store) -> None:
     assert by_model["openai", "gpt-4o-mini"]["cost_usd"] == pytest.approx(8 * 0.0002)
     assert by_model["sagemaker", "llama"]["cost_usd"] is None
     assert {r["profile"]: r["queries"] for r in stats["by_profile"]} == {
-        "critical": 1, "simple": 8,
-    }  # fmt: skip
+        "critical": 1,
+        "simple": 8,
+    }
 
 
 def test_the_report_shows_the_same_figures(store: Store) -> None:

@@ -54,8 +54,9 @@ def test_query_with_a_mismatched_embedder_is_a_clear_error(database_url: str) ->
     from ragline.llm.extractive import ExtractiveModel
     from ragline.prompts import load_prompt
 
-    other = Answerer(settings, Store(settings), HashEmbedder(64), ExtractiveModel(),
-                     load_prompt("answer@v1"))  # fmt: skip
+    other = Answerer(
+        settings, Store(settings), HashEmbedder(64), ExtractiveModel(), load_prompt("answer@v1")
+    )
     with pytest.raises(EmbeddingDimensionError, match="use the same model"):
         other.answer("alpha?")
 
@@ -87,8 +88,12 @@ def test_save_replaces_chunks_atomically_and_searches_find_them(store: Store) ->
 def test_marking_failed_drops_stale_chunks(store: Store) -> None:
     store.ensure_collection("c2", "hash:8", 8)
     doc = DocumentWrite("c2", "s3://b/flaky.md", content_hash="v1")
-    store.save_document(doc, [ChunkWrite(0, "", "old text", 2)], np.eye(8, dtype=np.float32)[:1],
-                        embedding_model="hash:8")  # fmt: skip
+    store.save_document(
+        doc,
+        [ChunkWrite(0, "", "old text", 2)],
+        np.eye(8, dtype=np.float32)[:1],
+        embedding_model="hash:8",
+    )
     record = store.mark_document(
         DocumentWrite("c2", "s3://b/flaky.md", content_hash="v2"), "failed", "bad bytes"
     )

@@ -12,9 +12,13 @@ from ragline.prompts import load_prompt, parse_template
 
 def test_settings_from_environment() -> None:
     settings = Settings.from_env(
-        {"RAGLINE_LLM": "openai:gpt-4o-mini", "RAGLINE_LLM_FALLBACK": "extractive, bedrock:x",
-         "RAGLINE_TOP_K": "7", "RAGLINE_DATABASE_URL": ""}
-    )  # fmt: skip
+        {
+            "RAGLINE_LLM": "openai:gpt-4o-mini",
+            "RAGLINE_LLM_FALLBACK": "extractive, bedrock:x",
+            "RAGLINE_TOP_K": "7",
+            "RAGLINE_DATABASE_URL": "",
+        }
+    )
     assert settings.llm == "openai:gpt-4o-mini"
     assert settings.llm_fallback == ("extractive", "bedrock:x")
     assert settings.top_k == 7

@@ -30,8 +30,12 @@ def test_same_across_processes() -> None:
         "from ragline.embeddings.hash import HashEmbedder;"
         "print(HashEmbedder().embed_documents(['vacation days policy']).vectors[0][:8].tolist())"
     )
-    runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           check=True).stdout for _ in range(2)}  # fmt: skip
+    runs = {
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
+        for _ in range(2)
+    }
     here = str(HashEmbedder().embed_documents(["vacation days policy"]).vectors[0][:8].tolist())
     assert runs == {here + "\n"}
 

@@ -8,11 +8,24 @@ from ragline.telemetry.metrics import IngestSignals, MetricsEmitter, QuerySignal
 from tests.support.emf import check_emf, dimension_sets, emf_documents, metric_units, value
 
 SIGNALS = QuerySignals(
-    provider="openai", model="gpt-4o-mini", prompt="answer@v1", profile="simple",
-    input_tokens=812, output_tokens=64, cached_input_tokens=512, embedding_tokens=9,
-    cost_usd=0.000123, retrieve_ms=41.5, generate_ms=630.25, total_ms=672.0,
-    chunks_retrieved=5, top_score=0.71, abstained=False, needs_review=True, fallback=False,
-)  # fmt: skip
+    provider="openai",
+    model="gpt-4o-mini",
+    prompt="answer@v1",
+    profile="simple",
+    input_tokens=812,
+    output_tokens=64,
+    cached_input_tokens=512,
+    embedding_tokens=9,
+    cost_usd=0.000123,
+    retrieve_ms=41.5,
+    generate_ms=630.25,
+    total_ms=672.0,
+    chunks_retrieved=5,
+    top_score=0.71,
+    abstained=False,
+    needs_review=True,
+    fallback=False,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -33,22 +46,36 @@ def test_a_query_is_one_document_with_every_figure(capsys: pytest.CaptureFixture
         ["service", "Provider", "Model", "Prompt", "Profile"],
     ]
     assert (doc["service"], doc["Provider"], doc["Model"], doc["Prompt"], doc["Profile"]) == (
-        "ragline", "openai", "gpt-4o-mini", "answer@v1", "simple",
-    )  # fmt: skip
+        "ragline",
+        "openai",
+        "gpt-4o-mini",
+        "answer@v1",
+        "simple",
+    )
     units = metric_units(doc)
     assert units == {
-        "InputTokens": "Count", "OutputTokens": "Count", "CachedInputTokens": "Count",
-        "EmbeddingTokens": "Count", "CostUSD": "None", "RetrieveLatency": "Milliseconds",
-        "GenerateLatency": "Milliseconds", "TotalLatency": "Milliseconds",
-        "ChunksRetrieved": "Count", "TopScore": "None", "Abstained": "Count",
-        "NeedsReview": "Count", "Fallback": "Count",
-    }  # fmt: skip
+        "InputTokens": "Count",
+        "OutputTokens": "Count",
+        "CachedInputTokens": "Count",
+        "EmbeddingTokens": "Count",
+        "CostUSD": "None",
+        "RetrieveLatency": "Milliseconds",
+        "GenerateLatency": "Milliseconds",
+        "TotalLatency": "Milliseconds",
+        "ChunksRetrieved": "Count",
+        "TopScore": "None",
+        "Abstained": "Count",
+        "NeedsReview": "Count",
+        "Fallback": "Count",
+    }
     figures = {n: value(doc, n) for n in units}
     assert (figures["InputTokens"], figures["CachedInputTokens"]) == (812, 512)
     assert figures["CostUSD"] == 0.000123 and figures["TopScore"] == 0.71
     assert (figures["NeedsReview"], figures["Abstained"], figures["GenerateLatency"]) == (
-        1, 0, 630.25,
-    )  # fmt: skip
+        1,
+        0,
+        630.25,
+    )
 
 
 def test_unpriced_cost_is_absent_not_zero(capsys: pytest.CaptureFixture[str]) -> None:
@@ -63,10 +90,14 @@ def test_unpriced_cost_is_absent_not_zero(capsys: pytest.CaptureFixture[str]) ->
 
 @pytest.mark.parametrize(
     ("status", "counter", "written"),
-    [("ingested", "DocumentsIngested", 7), ("unchanged", "DocumentsSkipped", 0),
-     ("skipped", "DocumentsSkipped", 0), ("failed", "DocumentsFailed", 0),
-     ("deleted", "DocumentsDeleted", 0)],
-)  # fmt: skip
+    [
+        ("ingested", "DocumentsIngested", 7),
+        ("unchanged", "DocumentsSkipped", 0),
+        ("skipped", "DocumentsSkipped", 0),
+        ("failed", "DocumentsFailed", 0),
+        ("deleted", "DocumentsDeleted", 0),
+    ],
+)
 def test_an_object_is_one_document(
     capsys: pytest.CaptureFixture[str], status: str, counter: str, written: int
 ) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from ragline.errors import ConfigurationError
 from ragline.llm import Usage
-from ragline.telemetry.pricing import Cost, PriceTable, cost_of
+from ragline.telemetry.pricing import Cost, PriceTable
 
 
 @pytest.fixture
@@ -53,9 +53,12 @@ def test_a_missing_price_is_null_with_a_warning(
 
 def test_sagemaker_cost_is_instance_time_and_flagged_estimated(table: PriceTable) -> None:
     cost = table.generation_cost(
-        "sagemaker", "my-endpoint", Usage(100, 100, estimated=True),
-        seconds=2.5, instance_type="ml.g5.xlarge",
-    )  # fmt: skip
+        "sagemaker",
+        "my-endpoint",
+        Usage(100, 100, estimated=True),
+        seconds=2.5,
+        instance_type="ml.g5.xlarge",
+    )
     assert cost.usd == pytest.approx(1.408 * 2.5 / 3600)
     assert cost.estimated
     assert table.generation_cost("sagemaker", "e", Usage(), seconds=1.0).usd is None
@@ -65,21 +68,26 @@ def test_embedding_cost_and_free_local_models(table: PriceTable) -> None:
     assert table.embedding_cost("openai:text-embedding-3-small", 5000).usd == pytest.approx(1e-4)
     assert table.embedding_cost("hash:128", 5000).usd == 0.0
     assert table.embedding_cost("minilm", 5000).usd == 0.0
-    assert cost_of("extractive", "extractive", Usage(500, 50), embedder="hash",
-                   embedding_tokens=20) == 0.0  # fmt: skip
-    assert cost_of("openai", "gpt-4o-mini", Usage(1000, 200, 400),
-                   embedder="openai:text-embedding-3-small", embedding_tokens=1000) == (
-        pytest.approx(240e-6 + 20e-6)
-    )  # fmt: skip
+    free = table.generation_cost("extractive", "extractive", Usage(500, 50))
+    assert (free + table.embedding_cost("hash", 20)).usd == 0.0
+    paid = table.generation_cost("openai", "gpt-4o-mini", Usage(1000, 200, 400))
+    paid += table.embedding_cost("openai:text-embedding-3-small", 1000)
+    assert paid.usd == pytest.approx(240e-6 + 20e-6)
 
 
 def test_override_file_adds_and_replaces_prices(tmp_path: Path) -> None:
     override = tmp_path / "prices.json"
-    override.write_text(json.dumps({
-        "models": {"openai:my-finetune": {"input": 3, "output": 12},
-                   "openai:gpt-4o-mini": {"input": 1, "output": 1}},
-        "sagemaker_instances": {"ml.g6.xlarge": 0.9},
-    }))  # fmt: skip
+    override.write_text(
+        json.dumps(
+            {
+                "models": {
+                    "openai:my-finetune": {"input": 3, "output": 12},
+                    "openai:gpt-4o-mini": {"input": 1, "output": 1},
+                },
+                "sagemaker_instances": {"ml.g6.xlarge": 0.9},
+            }
+        )
+    )
     table = PriceTable.load(override)
     assert table.generation_cost("openai", "my-finetune", Usage(1_000_000, 0)).usd == 3
     assert table.generation_cost("openai", "gpt-4o-mini", Usage(1_000_000, 0)).usd == 1

@@ -19,9 +19,16 @@ def test_created_event_key_is_url_decoded_once(event: Callable[[str], dict[str, 
 
 
 def test_percent_encoding_is_decoded_once() -> None:
-    body = json.dumps({"Records": [{"eventName": "ObjectRemoved:Delete",
-                                    "s3": {"bucket": {"name": "b"},
-                                           "object": {"key": "a%2Bb%2520c+d.md"}}}]})  # fmt: skip
+    body = json.dumps(
+        {
+            "Records": [
+                {
+                    "eventName": "ObjectRemoved:Delete",
+                    "s3": {"bucket": {"name": "b"}, "object": {"key": "a%2Bb%2520c+d.md"}},
+                }
+            ]
+        }
+    )
     assert object_changes(body)[0].key == "a+b%20c d.md"
 
 

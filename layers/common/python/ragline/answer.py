@@ -32,7 +32,8 @@ from ragline.schemas import (
     UsageInfo,
 )
 from ragline.store import RetrievedChunk, Store, get_store
-from ragline.telemetry.pricing import cost_of
+from ragline.telemetry.pricing import Cost, get_price_table
+from ragline.telemetry.recorder import QueryContext, Recorder, get_recorder
 
 if TYPE_CHECKING:
     from ragline.config import Settings
@@ -73,6 +74,7 @@ class Answerer:
         model: ChatModel,
         prompt: PromptTemplate,
         router: Router | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -80,6 +82,8 @@ class Answerer:
         self.model = model
         self.prompt = prompt
         self.router = router or Router.single(settings, model, prompt)
+        self.recorder = recorder
+        self.prices = get_price_table(settings.prices_file)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Answerer:
@@ -93,6 +97,7 @@ class Answerer:
             default.chain.primary,
             default.prompt,
             router,
+            get_recorder(settings),
         )
 
     # --- validation shared by both routes ---------------------------------------------------
@@ -154,10 +159,9 @@ class Answerer:
         rules = route.profile
         started = time.perf_counter()
         question = self._text(question, "question")
+        collection = self._collection(collection)
         retrieval = self.retriever.search(
-            question,
-            collection=self._collection(collection),
-            top_k=self._top_k(top_k or rules.top_k),
+            question, collection=collection, top_k=self._top_k(top_k or rules.top_k)
         )
         retrieved_at = time.perf_counter()
         chunks = _similar_enough(retrieval.chunks, rules.min_score)
@@ -196,7 +200,8 @@ class Answerer:
                    "fallback": fallback, "abstained": abstained},
         )  # fmt: skip
         usage = completion.usage
-        return QueryResponse(
+        cost = self._cost(completion, retrieval.embedding_tokens, called=bool(passages))
+        response = QueryResponse(
             answer=text,
             citations=[_citation(n, c) for n, c in chosen],
             abstained=abstained,
@@ -211,13 +216,8 @@ class Answerer:
                 output_tokens=usage.output_tokens,
                 cached_input_tokens=usage.cached_input_tokens,
                 embedding_tokens=retrieval.embedding_tokens,
-                cost_usd=cost_of(
-                    completion.provider,
-                    completion.model,
-                    usage,
-                    embedder=self.retriever.embedder.name,
-                    embedding_tokens=retrieval.embedding_tokens,
-                ),
+                cost_usd=None if cost.usd is None else round(cost.usd, 10),
+                cost_estimated=cost.estimated,
                 estimated=usage.estimated,
             ),
             latency_ms=Latency(
@@ -227,6 +227,38 @@ class Answerer:
             ),
             request_id=request_id or str(uuid.uuid4()),
         )
+        if self.recorder is not None:
+            top = retrieval.chunks[0].similarity if retrieval.chunks else None
+            context = QueryContext(
+                question=question,
+                collection=collection,
+                profile=route.name,
+                chunks_retrieved=len(retrieval.chunks),
+                top_score=None if top is None else round(top, 6),
+                fallback=fallback,
+                needs_review=rules.review,
+                cost_estimated=cost.estimated,
+            )
+            try:
+                self.recorder.query(response, context)
+            except Exception:  # the answer stands even if the ledger cannot be written
+                logger.exception("could not record query %s", response.request_id)
+        return response
+
+    def _cost(self, completion: Completion, embedding_tokens: int, *, called: bool) -> Cost:
+        """Generation (none when no model was called) plus the question's embedding."""
+        embedding = self.prices.embedding_cost(self.retriever.embedder.name, embedding_tokens)
+        if not called:
+            return Cost(0.0) + embedding
+        seconds = completion.details.get("latency_ms")
+        generation = self.prices.generation_cost(
+            completion.provider,
+            completion.model,
+            completion.usage,
+            seconds=None if seconds is None else float(seconds) / 1000,
+            instance_type=self.settings.sagemaker_instance_type,
+        )
+        return generation + embedding
 
     def _generate(self, route: Route, question: str, passages: tuple[Passage, ...]) -> Completion:
         values = {"question": question, "context": format_context(passages)}

@@ -27,6 +27,14 @@ class RetrieveRequest(BaseModel):
     collection: str | None = Field(default=None, pattern=COLLECTION_PATTERN)
 
 
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(min_length=1, max_length=128)
+    rating: Literal["up", "down"]
+    comment: str | None = Field(default=None, max_length=2000)
+
+
 class Citation(BaseModel):
     n: int
     document_id: str
@@ -50,6 +58,7 @@ class UsageInfo(BaseModel):
     cached_input_tokens: int = 0
     embedding_tokens: int = 0
     cost_usd: float | None = 0.0
+    cost_estimated: bool = False
     estimated: bool = False
 
 

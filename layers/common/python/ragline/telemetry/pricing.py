@@ -171,22 +171,3 @@ class PriceTable:
 def get_price_table(override: Path | None = None) -> PriceTable:
     """The price table for this process (loaded once)."""
     return PriceTable.load(override)
-
-
-def cost_of(
-    provider: str,
-    model: str,
-    usage: Usage,
-    *,
-    embedder: str | None = None,
-    embedding_tokens: int = 0,
-    prices: PriceTable | None = None,
-    seconds: float | None = None,
-    instance_type: str | None = None,
-) -> float | None:
-    """USD for one request's generation and query embedding; None when not priced."""
-    table = prices or get_price_table()
-    cost = table.generation_cost(
-        provider, model, usage, seconds=seconds, instance_type=instance_type
-    ) + table.embedding_cost(embedder or "hash", embedding_tokens)
-    return None if cost.usd is None else round(cost.usd, 10)
