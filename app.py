@@ -36,4 +36,6 @@ def default_context(environ: dict[str, str]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    build_app(default_context(dict(os.environ))).synth()
+    # The CLI names the output directory; run directly, write where the CLI would.
+    outdir = None if os.environ.get("CDK_OUTDIR") else "cdk.out"
+    build_app(default_context(dict(os.environ)), outdir=outdir).synth()

@@ -113,7 +113,9 @@ class Ingestion(Construct):
             environment=environment,
             timeout=Duration.seconds(settings.ingest_timeout_seconds),
             memory_size=settings.ingest_memory_mb,
-            reserved_concurrency=settings.ingest_concurrency,
+            reserved_concurrency=(
+                settings.ingest_concurrency if settings.ingest_reserve_concurrency else None
+            ),
         )
         self.ingest.function.add_event_source(
             event_sources.SqsEventSource(

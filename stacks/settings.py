@@ -128,6 +128,9 @@ class DeploymentSettings(BaseModel):
     ingest_batch_size: int = Field(default=5, ge=1, le=100)
     ingest_max_batching_window_seconds: int = Field(default=5, ge=0, le=300)
     ingest_concurrency: int = Field(default=2, ge=2, le=50)
+    # Reserved concurrency needs 10 unreserved executions left in the account; new accounts
+    # whose quota is 10 switch it off (the event source's maximum concurrency still caps).
+    ingest_reserve_concurrency: bool = True
     queue_max_receive_count: int = Field(default=5, ge=1, le=1000)
 
     # Query API.
