@@ -16,8 +16,8 @@ $(VENV)/.installed: pyproject.toml layers/common/requirements.txt
 	$(BIN)/python -m pip install -q -e ".[dev,test,openai,cdk]"
 	touch $@
 
-node_modules/.installed: package.json
-	npm install --no-audit --no-fund --loglevel=error
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 demo: setup
