@@ -113,10 +113,10 @@ class DevProcess:
 
         return wait_until(ready, timeout=timeout, what="endpoints.json")
 
-    def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM, as a supervisor would; kill if it does not exit within ``timeout``."""
+    def stop(self, timeout: float = 30.0, signum: int = signal.SIGTERM) -> int:
+        """Send SIGTERM (as a supervisor would) or ``signum``; kill after ``timeout``."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(signum)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:

@@ -7,6 +7,7 @@ announces in endpoints.json, exactly as any client would.
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
@@ -158,14 +159,15 @@ def test_corrupt_object_fails_and_lands_in_the_dlq_while_the_others_are_ingested
     assert sources["batch/second.txt"] in _retrieved_sources(endpoints["api"], "Gannetwood slipway")
 
 
-def test_sigterm_stops_the_stack_cleanly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_signal_stops_the_stack_cleanly(tmp_path: Path, signum: int) -> None:
     # GIVEN a second `ragline dev`, ready
     stack = DevProcess.start(tmp_path / "data")
     try:
         endpoints = stack.wait_for_endpoints()
     finally:
-        # WHEN it is sent SIGTERM
-        returncode = stack.stop()
+        # WHEN it is sent SIGTERM, or SIGINT as Ctrl-C does
+        returncode = stack.stop(signum=signum)
 
     # THEN it exits 0, withdraws endpoints.json and stops its embedded PostgreSQL
     assert returncode == 0, stack.output()

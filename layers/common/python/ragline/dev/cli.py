@@ -7,6 +7,7 @@ directory) is put in the environment before the library is imported.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -39,6 +40,14 @@ def _use_data_dir(data_dir: Path | None) -> None:
         os.environ["RAGLINE_DATA_DIR"] = str(data_dir.resolve())
 
 
+def _without_emf() -> None:
+    """Keep EMF metric documents off stdout: no log agent reads them here, people do.
+
+    The query log in the store still records every answer.
+    """
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+
+
 def _port(value: str) -> int:
     port = int(value)
     if not 0 <= port <= 65535:
@@ -50,20 +59,23 @@ def _port(value: str) -> int:
 
 
 def _wait_for_termination() -> None:
-    """Block until Ctrl-C or SIGTERM; both end in a clean shutdown (atexit hooks run)."""
+    """Block until Ctrl-C (SIGINT) or SIGTERM; both end in a clean shutdown (atexit hooks run).
+
+    Both are handled explicitly: a shell starting us in the background hands SIGINT down
+    as ignored, and Python would then never raise KeyboardInterrupt.
+    """
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stopping.set()
 
-    previous = signal.signal(signal.SIGTERM, on_signal)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         while not stopping.wait(0.5):
             pass
-    except KeyboardInterrupt:
-        pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -97,7 +109,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
             f"Upload with any S3 client, for example:\n"
             f"  aws --endpoint-url {endpoints.s3} s3 cp handbook.md s3://{endpoints.bucket}/\n"
             f"Ask:\n"
-            f'  curl -s {endpoints.api}/query -d \'{{"question": "..."}}\'\n'
+            f"  curl -s {endpoints.api}/query -H 'Content-Type: application/json' \\\n"
+            f'       -d \'{{"question": "..."}}\'\n'
             f"Ctrl-C stops.",
             flush=True,
         )
@@ -137,6 +150,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         return 2
 
     _use_data_dir(args.data_dir)
+    _without_emf()
     from tqdm import tqdm
 
     from ragline.ingest import DocumentFailedError, IngestResult, get_ingestor
@@ -170,13 +184,16 @@ def _describe(exc: BaseException) -> str:
 def cmd_ask(args: argparse.Namespace) -> int:
     """Answer one question in-process, from the store the data directory holds."""
     _use_data_dir(args.data_dir)
+    _without_emf()
     from ragline.answer import get_answerer
     from ragline.errors import RaglineError
 
     try:
-        response = get_answerer().answer(
-            args.question, collection=args.collection, top_k=args.top_k, profile=args.profile
-        )
+        # Anything the library prints goes to stderr: stdout is the answer (or its JSON).
+        with contextlib.redirect_stdout(sys.stderr):
+            response = get_answerer().answer(
+                args.question, collection=args.collection, top_k=args.top_k, profile=args.profile
+            )
     except RaglineError as exc:
         print(f"ragline ask: {exc}", file=sys.stderr)
         return 1
