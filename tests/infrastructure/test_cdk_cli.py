@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,28 @@ def test_npx_cdk_synth_succeeds_offline_without_credentials(tmp_path: Path) -> N
     assert {"AWS::RDS::DBCluster", "AWS::ApiGateway::RestApi", "AWS::SQS::Queue"} <= types
     manifest = json.loads((outdir / "manifest.json").read_text())
     assert "missing" not in manifest  # no lookup left unresolved (AZs come from cdk.json)
+
+
+@pytest.mark.slow
+def test_python_app_py_synthesizes_with_cdk_json_context(tmp_path: Path) -> None:
+    # GIVEN app.py run directly, as `python app.py`, with one override in CDK's own
+    # context variable (how the CLI passes `-c`) and no AWS credentials
+    environment = _environment_without_credentials(tmp_path)
+    environment["CDK_CONTEXT_JSON"] = json.dumps({"bundling": "false", "network": "isolated"})
+    environment["CDK_OUTDIR"] = str(tmp_path / "out")
+    # WHEN it runs
+    completed = subprocess.run(
+        [sys.executable, "app.py"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    # THEN the template reflects cdk.json's defaults and the override
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    template = json.loads((tmp_path / "out" / "Ragline.template.json").read_text())
+    types = [resource["Type"] for resource in template["Resources"].values()]
+    assert "AWS::EC2::NatGateway" not in types
+    assert types.count("AWS::EC2::VPCEndpoint") == 7
