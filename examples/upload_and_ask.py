@@ -1,7 +1,7 @@
 """Upload a document to a running `ragline dev` with boto3, then ask about it over HTTP.
 
 ragline dev &                      # in another terminal
-python examples/upload_and_ask.py examples/docs/tours.txt "What does the Lighthouse Tour cost?"
+python examples/upload_and_ask.py examples/docs/tours.txt "How much does the Lighthouse Tour cost?"
 """
 
 from __future__ import annotations
