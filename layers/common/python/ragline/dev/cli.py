@@ -80,7 +80,8 @@ def _wait_for_termination() -> None:
 
 def cmd_dev(args: argparse.Namespace) -> int:
     """Run the local stack until interrupted."""
-    from ragline.dev.stack import LocalStack, StackOptions
+    from ragline.dev.stack import LocalStack, StackOptions, StackStartError
+    from ragline.errors import RaglineError
 
     _configure_logging(logging.INFO)
     options = StackOptions(
@@ -96,7 +97,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     stack = LocalStack(options)
     try:
         endpoints = stack.start()
-    except OSError as exc:
+    except (OSError, RaglineError, StackStartError) as exc:  # ports, handlers, database
         print(f"ragline dev: {exc}", file=sys.stderr)
         return 1
     try:
@@ -223,6 +224,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
+# --- ragline stats --------------------------------------------------------------------------
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    """Report queries, latency, tokens and cost from the query log."""
+    _use_data_dir(args.data_dir)
+    from ragline.config import get_settings
+    from ragline.dev.stats import parse_since, run_stats
+    from ragline.store import get_store
+
+    try:
+        since = parse_since(args.since)
+    except ValueError as exc:
+        print(f"ragline stats: {exc}", file=sys.stderr)
+        return 2
+    print(run_stats(get_store(get_settings()), since, plot=args.plot))
+    return 0
+
+
 # --- the parser -----------------------------------------------------------------------------
 
 
@@ -298,13 +318,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="also fail when an answer misses its expected source or abstention",
     )
     demo.set_defaults(run=cmd_demo)
+
+    stats = commands.add_parser(
+        "stats",
+        help="queries, latency per stage, tokens and cost by model and profile",
+        description="Summarise the query log: p50/p95 latency per stage, tokens and cost by "
+        "model and profile, abstention rate, feedback; --plot draws cost and latency.",
+    )
+    stats.add_argument("--since", default="24h", help="window: 30m, 24h, 7d, 2w (default 24h)")
+    stats.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw a PNG")
+    stats.add_argument("--data-dir", type=Path, help="data directory of the embedded database")
+    stats.set_defaults(run=cmd_stats)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ragline`` console script."""
     args = build_parser().parse_args(argv)
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:  # Ctrl-C outside `ragline dev`, which handles it itself
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

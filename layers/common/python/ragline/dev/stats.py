@@ -40,7 +40,11 @@ def _group_rows(rows: list[dict[str, Any]], key: str) -> list[str]:
         f" {'abstain':>7} {'cost USD':>11}"
     ]
     for row in rows:
-        name = f"{row['provider']}:{row['model']}" if key == "model" else row["profile"]
+        if key == "model":
+            same = row["provider"] == row["model"]
+            name = row["provider"] if same else f"{row['provider']}:{row['model']}"
+        else:
+            name = row["profile"]
         cost = _money(row["cost_usd"])
         if row["unpriced"]:
             cost += f" (+{row['unpriced']} unpriced)"
@@ -113,31 +117,52 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 
 def plot_stats(rows: list[dict[str, Any]], since: datetime, now: datetime, path: Path) -> None:
-    """Cost per interval (bars) over latency p50 and p95 per interval (lines), as a PNG."""
+    """Cost per interval (bars, with the running total) over latency p50 and p95 per
+    interval (lines), as a PNG. The time axis spans the logged queries of the window."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
+    if rows:
+        since = rows[0]["created_at"]
+        now = max(rows[-1]["created_at"], since + timedelta(minutes=1))
     buckets = _buckets(rows, since, now)
     times = [b["start"] for b in buckets]
     width = (now - since) / 24 * 0.8
+    total_cost = sum(r["cost_usd"] or 0.0 for r in rows)
     figure, (cost_axis, latency_axis) = plt.subplots(
         2, 1, figsize=(10, 6.5), sharex=True, constrained_layout=True
     )
-    figure.suptitle(f"ragline · {len(rows)} queries, {since:%Y-%m-%d %H:%M} to {now:%H:%M} UTC")
+    figure.suptitle(
+        f"ragline · {len(rows)} queries · ${total_cost:.4f} · "
+        f"{since:%Y-%m-%d %H:%M} to {now:%Y-%m-%d %H:%M} UTC"
+    )
     cost_axis.bar(times, [b["cost"] for b in buckets], width=width, color="#2b7bba")
-    cost_axis.set_ylabel("cost (USD)")
-    cost_axis.set_title("cost per interval", loc="left", fontsize=10)
+    cost_axis.set_ylabel("cost per interval (USD)")
+    running, total = [], 0.0
+    for bucket in buckets:
+        total += bucket["cost"]
+        running.append(total)
+    cumulative_axis = cost_axis.twinx()
+    cumulative_axis.plot(times, running, color="#d95f02", label="running total")
+    cumulative_axis.set_ylabel("running total (USD)")
+    cumulative_axis.legend(loc="upper left")
+    cost_axis.set_title("cost", loc="left", fontsize=10)
     for label, key, style in (("p50", "p50", "-o"), ("p95", "p95", "--s")):
         points = [(b["start"], b[key]) for b in buckets if b[key] is not None]
-        latency_axis.plot([p[0] for p in points], [p[1] for p in points], style, label=label,
-                          markersize=4)  # fmt: skip
+        latency_axis.plot(
+            [p[0] for p in points], [p[1] for p in points], style, label=label, markersize=4
+        )
     latency_axis.set_ylabel("total latency (ms)")
-    latency_axis.set_title("latency per interval", loc="left", fontsize=10)
+    latency_axis.set_title("latency", loc="left", fontsize=10)
     latency_axis.legend(loc="upper left")
-    latency_axis.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))
+    span = now - since
+    tick = "%H:%M:%S" if span <= timedelta(hours=1) else "%H:%M"
+    latency_axis.xaxis.set_major_formatter(
+        mdates.DateFormatter(tick if span <= timedelta(days=1) else "%m-%d %H:%M")
+    )
     for axis in (cost_axis, latency_axis):
         axis.grid(alpha=0.3)
     figure.savefig(path, dpi=110)
