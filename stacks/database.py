@@ -164,6 +164,10 @@ class Database(Construct):
             },
         )
         self.migration_run.node.add_dependency(self.cluster)
+        # In the isolated mode the function reaches Secrets Manager only through its
+        # endpoint, which must exist (with its private DNS) before the first run.
+        for endpoint in network.endpoints.values():
+            self.migration_run.node.add_dependency(endpoint)
         _acknowledge_provider(provider, self.migrations.function)
 
     def _acknowledge(self, settings: DeploymentSettings) -> None:
@@ -177,9 +181,9 @@ class Database(Construct):
         acknowledge(
             self.cluster,
             "AwsSolutions-SMG4",
-            "The functions cache the credentials for their lifetime; rotation would need the "
-            "store to reconnect with refreshed secrets, planned separately. The secret never "
-            "leaves AWS and only the ragline functions may read it.",
+            "Rotation would change the password under the functions' open connections, and "
+            "the store re-reads the secret only when it reconnects; rotation waits for a "
+            "reconnect-on-authentication-failure path. Only the ragline roles may read it.",
         )
         if not settings.database_deletion_protection:
             acknowledge(

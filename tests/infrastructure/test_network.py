@@ -82,3 +82,11 @@ def test_vpc_has_flow_logs_and_the_functions_have_no_open_egress(nat: Synthesize
         "AWS::EC2::SecurityGroupEgress",
         {"FromPort": 5432, "ToPort": 5432, "IpProtocol": "tcp"},
     )
+
+
+def test_isolated_migrations_wait_for_the_secrets_manager_endpoint(isolated: Synthesized) -> None:
+    # GIVEN the isolated mode, where Secrets Manager is reachable only through its endpoint
+    (migrations,) = isolated.of_type("Custom::RaglineMigrations").values()
+    # THEN the first migration run waits until the endpoint exists
+    endpoint = isolated.logical_id("Network/Vpc/SecretsmanagerEndpoint")
+    assert endpoint in migrations["DependsOn"]
