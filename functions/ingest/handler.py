@@ -21,6 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from ragline.config import get_settings
 from ragline.ingest import DocumentFailedError, S3ObjectReader, get_ingestor, object_changes
 from ragline.telemetry.recorder import get_recorder
+from ragline.telemetry.tracing import trace_handler
 
 settings = get_settings()
 logger = Logger(service=settings.service_name)
@@ -47,6 +48,7 @@ def record_handler(record: SQSRecord) -> None:
 
 
 @logger.inject_lambda_context
+@trace_handler(settings)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context

@@ -31,6 +31,7 @@ from ragline.schemas import (
     RetrieveResponse,
 )
 from ragline.telemetry.recorder import get_recorder
+from ragline.telemetry.tracing import trace_handler
 
 settings = get_settings()
 logger = Logger(service=settings.service_name)
@@ -129,6 +130,7 @@ def handle_unexpected(error: Exception) -> Response[str]:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@trace_handler(settings)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     too_large = oversized_body_response(event, settings.max_body_bytes)
     if too_large is not None:

@@ -48,3 +48,26 @@ def test_the_query_handler_with_extractive_imports_no_model_sdk() -> None:
     assert "ragline.answer" in imported and "ragline.llm.extractive" in imported
     assert imported & PROVIDER_MODULES == set()
     assert not any(name.startswith("openai.") for name in imported)
+
+
+def test_tracing_is_off_outside_lambda_and_loads_no_xray() -> None:
+    # GIVEN no Lambda environment and no RAGLINE_TRACING
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("RAGLINE_", "OPENAI_", "AWS_LAMBDA_"))
+    }
+    environment["RAGLINE_DATABASE_URL"] = "postgresql://ragline@127.0.0.1:9/unused"
+    # WHEN a fresh interpreter imports the query handler
+    probe = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    imported = set(json.loads(probe.stdout.strip().splitlines()[-1]))
+    # THEN the X-Ray SDK was never imported
+    assert not any(name.startswith("aws_xray_sdk") for name in imported)

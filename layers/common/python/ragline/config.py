@@ -47,11 +47,10 @@ ENVIRONMENT: dict[str, str] = {
     "RAGLINE_MAX_DOCUMENT_BYTES": "max_document_bytes",
     "RAGLINE_LOG_QUESTIONS": "log_questions",
     "RAGLINE_QUERY_LOG_RETENTION_DAYS": "query_log_retention_days",
+    "RAGLINE_TRACING": "tracing",
     "POWERTOOLS_METRICS_NAMESPACE": "metrics_namespace",
     "POWERTOOLS_SERVICE_NAME": "service_name",
 }
-
-_LIST_FIELDS = {"llm_fallback"}
 
 
 class Settings(BaseModel):
@@ -99,6 +98,7 @@ class Settings(BaseModel):
     # Telemetry.
     log_questions: bool = False
     query_log_retention_days: int = Field(default=30, ge=1)
+    tracing: bool = False  # X-Ray; on by default only inside Lambda (see from_env)
     metrics_namespace: str = "Ragline"
     service_name: str = "ragline"
 
@@ -133,6 +133,8 @@ class Settings(BaseModel):
             for name, field in ENVIRONMENT.items()
             if environ.get(name, "").strip() != ""
         }
+        # Tracing defaults to on inside Lambda and off elsewhere (no X-Ray daemon locally).
+        values.setdefault("tracing", bool(environ.get("AWS_LAMBDA_FUNCTION_NAME")))
         try:
             return cls(**values)
         except ValidationError as exc:
