@@ -109,16 +109,32 @@ class Api(Construct):
             description="ragline: ask questions over your documents, with citations",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             api_key_source_type=apigw.ApiKeySourceType.HEADER,
-            cloud_watch_role=False,
+            # API Gateway writes any log (access or execution) through one role per account
+            # and region; it is kept when the stack goes, since other APIs may rely on it.
+            cloud_watch_role=settings.api_account_cloudwatch_role,
+            cloud_watch_role_removal_policy=(
+                RemovalPolicy.RETAIN if settings.api_account_cloudwatch_role else None
+            ),
             deploy_options=apigw.StageOptions(
                 stage_name=STAGE,
                 access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
                 access_log_format=_access_log_format(),
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                data_trace_enabled=False,
                 throttling_rate_limit=settings.api_throttle_rate,
                 throttling_burst_limit=settings.api_throttle_burst,
                 tracing_enabled=settings.tracing,
             ),
         )
+        # Created here, before the stage, so the execution log has a retention.
+        execution_logs = logs.LogGroup(
+            self,
+            "ExecutionLogs",
+            log_group_name=f"API-Gateway-Execution-Logs_{self.api.rest_api_id}/{STAGE}",
+            retention=settings.log_retention,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.api.deployment_stage.node.add_dependency(execution_logs)
         self.api.add_gateway_response(
             "InvalidBody",
             type=apigw.ResponseType.BAD_REQUEST_BODY,
@@ -223,13 +239,14 @@ class Api(Construct):
             "AwsSolutions-COG4",
             "No Cognito user pool: API keys identify the clients, see AwsSolutions-APIG4.",
         )
-        acknowledge(
-            self.api.deployment_stage,
-            "AwsSolutions-APIG6",
-            "Access logs record every request (status, latency, integration errors, "
-            "validation errors); execution logging would need the account-wide API Gateway "
-            "CloudWatch role, which a stack should not own.",
-        )
+        if settings.api_account_cloudwatch_role:
+            acknowledge(
+                self.api,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AmazonAPIGatewayPushToCloudWatchLogs]",
+                "API Gateway's account-level logging role: the AWS managed policy is the one "
+                "API Gateway documents for it, and the service alone can assume the role.",
+            )
         if not settings.waf:
             acknowledge(
                 self.api.deployment_stage,

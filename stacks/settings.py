@@ -144,6 +144,9 @@ class DeploymentSettings(BaseModel):
     api_throttle_burst: int = Field(default=20, ge=1)
     api_quota_per_day: int = Field(default=10_000, ge=1)
     waf: bool = False
+    # API Gateway logs through one CloudWatch role per account and region; false when the
+    # account already has one set (API Gateway console, Settings).
+    api_account_cloudwatch_role: bool = True
 
     # Alarms.
     alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

@@ -88,8 +88,33 @@ def test_stage_writes_access_logs_and_throttles(nat: Synthesized) -> None:
     assert {"Ref": nat.logical_id("Api/AccessLogs")} in settings["DestinationArn"]["Fn::Join"][1]
     log_format = json.loads(settings["Format"])
     assert {"requestId", "status", "latencyMs", "validationError", "apiKeyId"} <= set(log_format)
-    # AND the stage itself throttles unkeyed routes too
+    # AND execution errors are logged to a group with a retention, created first
     (method_settings,) = stage["MethodSettings"]
+    assert method_settings["LoggingLevel"] == "ERROR"
+    assert method_settings["DataTraceEnabled"] is False
+    stage_resource = nat.resources[nat.logical_id("Api/RestApi/DeploymentStage.v1")]
+    assert nat.logical_id("Api/ExecutionLogs") in stage_resource["DependsOn"]
+    # AND API Gateway's account-level logging role outlives the stack (other APIs use it)
+    nat.template.has_resource("AWS::ApiGateway::Account", {"DeletionPolicy": "Retain"})
+    nat.template.has_resource(
+        "AWS::IAM::Role",
+        {
+            "DeletionPolicy": "Retain",
+            "Properties": {
+                "AssumeRolePolicyDocument": {
+                    "Statement": [
+                        {
+                            "Action": "sts:AssumeRole",
+                            "Effect": "Allow",
+                            "Principal": {"Service": "apigateway.amazonaws.com"},
+                        }
+                    ],
+                    "Version": "2012-10-17",
+                }
+            },
+        },
+    )
+    # AND the stage itself throttles unkeyed routes too
     assert method_settings["ThrottlingRateLimit"] == CDK_CONTEXT["api_throttle_rate"]
     assert method_settings["ThrottlingBurstLimit"] == CDK_CONTEXT["api_throttle_burst"]
     nat.template.has_resource_properties(
