@@ -148,9 +148,9 @@ class RaglineStack(Stack):
             "POWERTOOLS_LOG_LEVEL": settings.log_level,
             "RAGLINE_EMBEDDINGS": settings.embeddings,
             "RAGLINE_EMBEDDING_DIMENSIONS": str(settings.embedding_dimensions),
+            # Matches the functions' X-Ray mode (active tracing or none).
+            "RAGLINE_TRACING": str(settings.tracing).lower(),
         }
-        if not settings.tracing:
-            environment["POWERTOOLS_TRACE_DISABLED"] = "true"
         if database_secret_arn:
             environment["RAGLINE_DATABASE_SECRET_ARN"] = database_secret_arn
         if self.openai_secret is not None:

@@ -146,3 +146,15 @@ def test_inference_profile_grants_the_profile_and_its_model(openai: Synthesized)
     ]
     # AND the ingest role, whose embeddings are OpenAI's, may invoke no Bedrock model
     assert _granted(openai, "Ingestion/Ingest/Role", "bedrock:InvokeModel") == []
+
+
+def test_tracing_setting_reaches_the_functions_and_their_roles(
+    nat: Synthesized, openai: Synthesized
+) -> None:
+    for synthesized, tracing in ((nat, True), (openai, False)):
+        # GIVEN tracing on (the default) or off
+        query = synthesized.resources[synthesized.logical_id("Query/Function")]["Properties"]
+        # THEN the function's X-Ray mode, the library's setting and the role agree
+        assert ("TracingConfig" in query) is tracing
+        assert query["Environment"]["Variables"]["RAGLINE_TRACING"] == str(tracing).lower()
+        assert bool(_granted(synthesized, "Query/Role", "xray:PutTraceSegments")) is tracing
