@@ -61,3 +61,18 @@ def test_an_overlong_sentence_is_split_by_words() -> None:
     chunks = chunk_document(doc, max_tokens=50, overlap=0)
     assert all(c.token_count <= 50 for c in chunks)
     assert sum(c.text.count("word") for c in chunks) == 500
+
+
+def test_chunks_fit_what_the_embedder_reads() -> None:
+    from ragline.config import Settings
+    from ragline.embeddings.hash import HashEmbedder
+    from ragline.ingest import Ingestor
+
+    class ShortReader(HashEmbedder):
+        max_input_tokens = 48
+
+    settings = Settings(chunk_tokens=256, chunk_overlap=40)
+    ingestor = Ingestor(settings, store=None, embedder=ShortReader())  # type: ignore[arg-type]
+    assert (ingestor.chunk_tokens, ingestor.chunk_overlap) == (48, 24)
+    plain = Ingestor(settings, store=None, embedder=HashEmbedder())  # type: ignore[arg-type]
+    assert (plain.chunk_tokens, plain.chunk_overlap) == (256, 40)

@@ -172,6 +172,16 @@ class Ingestor:
     def from_settings(cls, settings: Settings) -> Ingestor:
         return cls(settings, get_store(settings), get_embedder(settings))
 
+    @property
+    def chunk_tokens(self) -> int:
+        """The chunk size: the setting, or less when the embedder reads less."""
+        limit = self.embedder.max_input_tokens
+        return min(self.settings.chunk_tokens, limit) if limit else self.settings.chunk_tokens
+
+    @property
+    def chunk_overlap(self) -> int:
+        return min(self.settings.chunk_overlap, self.chunk_tokens // 2)
+
     def sync_object(self, reader: ObjectReader, bucket: str, key: str) -> IngestResult:
         """Make the store match ``s3://bucket/key`` as the bucket holds it now."""
         obj = reader.get(bucket, key)
@@ -263,9 +273,7 @@ class Ingestor:
         except DocumentParseError as exc:
             return self._failed(base, str(exc), started)
 
-        chunks = chunk_document(
-            parsed, max_tokens=self.settings.chunk_tokens, overlap=self.settings.chunk_overlap
-        )
+        chunks = chunk_document(parsed, max_tokens=self.chunk_tokens, overlap=self.chunk_overlap)
         self.store.ensure_collection(collection, self.embedder.name, self.embedder.dimensions)
         vectors, tokens = self._embed([c.embedding_text(parsed.title) for c in chunks])
         document = DocumentWrite(

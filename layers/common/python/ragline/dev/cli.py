@@ -185,6 +185,8 @@ def _describe(exc: BaseException) -> str:
 def cmd_ask(args: argparse.Namespace) -> int:
     """Answer one question in-process, from the store the data directory holds."""
     _use_data_dir(args.data_dir)
+    # The query is logged for `ragline stats`; its EMF line is for CloudWatch, not a terminal.
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     _without_emf()
     from ragline.answer import get_answerer
     from ragline.errors import RaglineError

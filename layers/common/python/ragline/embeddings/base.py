@@ -27,6 +27,8 @@ class Embedder(ABC):
 
     name: str
     dimensions: int
+    # The longest input (in estimated tokens) the model reads whole; chunks are cut to fit.
+    max_input_tokens: int | None = None
 
     @abstractmethod
     def embed_documents(self, texts: Sequence[str]) -> EmbeddingResult:

@@ -29,6 +29,8 @@ class MiniLMEmbedder(Embedder):
 
     name = "minilm"
     dimensions = 384
+    # The model reads 256 word pieces; leave room for the heading path embedded with a chunk.
+    max_input_tokens = 200
 
     def __init__(self) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -44,5 +46,9 @@ class MiniLMEmbedder(Embedder):
 
     def embed_documents(self, texts: Sequence[str]) -> EmbeddingResult:
         vectors = self._model.encode(list(texts), batch_size=32, convert_to_numpy=True)
-        tokens = sum(len(ids) for ids in self._tokenizer(list(texts))["input_ids"])
+        # Count the word pieces the model actually read (it truncates at max_seq_length).
+        encoded = self._tokenizer(
+            list(texts), truncation=True, max_length=self._model.max_seq_length
+        )
+        tokens = sum(len(ids) for ids in encoded["input_ids"])
         return EmbeddingResult(normalize(vectors), tokens)
