@@ -23,7 +23,8 @@ from typing import Any
 from ragline.dev.aws import client
 from ragline.dev.handlers import find_repository_root
 from ragline.dev.render import format_answer
-from ragline.dev.stack import LocalStack, StackOptions
+from ragline.dev.stack import LocalStack, StackOptions, StackStartError
+from ragline.errors import RaglineError
 
 MARKER = ".ragline-demo"  # the demo only empties directories it created
 TERMINAL_STATUSES = {"ingested", "skipped", "failed"}
@@ -45,6 +46,15 @@ class Question:
 def load_questions(path: Path) -> list[Question]:
     """The questions of ``questions.json`` (a list of objects)."""
     return [Question(**item) for item in json.loads(path.read_text(encoding="utf-8"))]
+
+
+def _read_questions(path: Path) -> list[Question]:
+    try:
+        return load_questions(path)
+    except OSError as exc:
+        raise DemoError(f"cannot read the questions: {exc}") from exc
+    except (ValueError, TypeError) as exc:
+        raise DemoError(f"{path} is not a list of questions: {exc}") from exc
 
 
 def http_json(method: str, url: str, body: Any = None, timeout: float = 60.0) -> tuple[int, Any]:
@@ -174,12 +184,12 @@ def run_demo(
     strict: bool = False,
 ) -> int:
     """Run the demo; 0 when every document is ingested and every question answered."""
-    examples = examples or find_repository_root() / "examples"
-    questions = load_questions(examples / "questions.json")
     # The handlers' own logs and metrics would bury the answers; warnings still show.
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     try:
+        examples = examples or find_repository_root() / "examples"
+        questions = _read_questions(examples / "questions.json")
         _fresh_data_dir(data_dir)
         options = StackOptions(api_port=0, aws_port=0, data_dir=data_dir)
         with LocalStack(options) as stack:
@@ -188,7 +198,7 @@ def run_demo(
             sources = _upload(stack, examples / "docs")
             _wait_for_ingestion(api, sources, timeout_seconds)
             met, failures = _ask(api, questions)
-    except DemoError as exc:
+    except (DemoError, OSError, RaglineError, StackStartError) as exc:
         print(f"\nragline demo failed: {exc}")
         return 1
     print(
