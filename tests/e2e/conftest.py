@@ -1,8 +1,15 @@
-"""One ``ragline dev`` subprocess for the module, and clients for the endpoints it announces."""
+"""One ``ragline dev`` subprocess for the module, and clients for the endpoints it announces.
+
+Data directories (each holding an embedded PostgreSQL) live outside pytest's temporary
+directories: pytest prunes old ones when another run starts, even under a running server.
+"""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -11,11 +18,29 @@ import pytest
 from tests.e2e.support import DevProcess
 
 
+def _scratch() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="ragline-e2e-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def scratch() -> Iterator[Path]:
+    """A fresh directory for one test, removed afterwards (servers in it stopped first)."""
+    yield from _scratch()
+
+
 @pytest.fixture(scope="module")
-def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevProcess]:
+def module_scratch() -> Iterator[Path]:
+    """A fresh directory for the module's stack."""
+    yield from _scratch()
+
+
+@pytest.fixture(scope="module")
+def dev_stack(module_scratch: Path) -> Iterator[DevProcess]:
     """``ragline dev`` on free ports with a fresh data dir; SIGTERM at the end."""
     stack = DevProcess.start(
-        tmp_path_factory.mktemp("e2e") / "data",
+        module_scratch / "data",
         # Short redelivery, so a failing message reaches the DLQ in seconds.
         "--visibility-timeout",
         "2",

@@ -14,13 +14,13 @@ pytestmark = pytest.mark.slow
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-def test_demo_exits_zero_and_prints_answers_citing_the_examples(tmp_path: Path) -> None:
+def test_demo_exits_zero_and_prints_answers_citing_the_examples(scratch: Path) -> None:
     # GIVEN the example documents and questions
     documents = sorted(path.name for path in (EXAMPLES / "docs").iterdir())
     questions = json.loads((EXAMPLES / "questions.json").read_text())
 
     # WHEN `ragline demo` runs (strict: every answer must cite its expected document)
-    result = run_ragline("demo", "--data-dir", str(tmp_path / "demo"), "--strict")
+    result = run_ragline("demo", "--data-dir", str(scratch / "demo"), "--strict")
 
     # THEN it exits 0 after printing an answer per question, citing every example document
     assert result.returncode == 0, result.stdout + result.stderr
@@ -32,25 +32,25 @@ def test_demo_exits_zero_and_prints_answers_citing_the_examples(tmp_path: Path) 
     assert "cost $" in output and "Latency:" in output
 
 
-def test_demo_fails_clearly_when_a_document_cannot_be_ingested(tmp_path: Path) -> None:
+def test_demo_fails_clearly_when_a_document_cannot_be_ingested(scratch: Path) -> None:
     # GIVEN examples where one document is not valid UTF-8
-    examples = tmp_path / "examples"
+    examples = scratch / "examples"
     (examples / "docs").mkdir(parents=True)
     (examples / "docs" / "good.md").write_text("# Good\n\nThe good document is fine.\n")
     (examples / "docs" / "broken.md").write_bytes(b"\xff\xfe\x00\x01 binary")
     (examples / "questions.json").write_text('[{"question": "Is the good document fine?"}]')
 
     # WHEN the demo runs on them
-    result = run_ragline("demo", "--data-dir", str(tmp_path / "demo"), "--examples", str(examples))
+    result = run_ragline("demo", "--data-dir", str(scratch / "demo"), "--examples", str(examples))
 
     # THEN it exits non-zero and names the document and the reason
     assert result.returncode == 1, result.stdout + result.stderr
     assert "s3://ragline-documents/broken.md: failed" in result.stdout
 
 
-def test_ingest_then_ask_in_process(tmp_path: Path) -> None:
+def test_ingest_then_ask_in_process(scratch: Path) -> None:
     # GIVEN a directory with the examples, an unsupported file, a corrupt file and a hidden one
-    corpus = tmp_path / "corpus"
+    corpus = scratch / "corpus"
     (corpus / "handbook").mkdir(parents=True)
     for path in (EXAMPLES / "docs").iterdir():
         (corpus / "handbook" / path.name).write_bytes(path.read_bytes())
@@ -58,7 +58,7 @@ def test_ingest_then_ask_in_process(tmp_path: Path) -> None:
     (corpus / "broken.md").write_bytes(b"\xff\xfe\x80 not text")
     (corpus / ".hidden").mkdir()
     (corpus / ".hidden" / "notes.md").write_text("# Hidden\n\nNever ingested.\n")
-    data_dir = str(tmp_path / "data")
+    data_dir = str(scratch / "data")
 
     # WHEN it is ingested twice, then a question is asked
     first = run_ragline("ingest", str(corpus), "--data-dir", data_dir)
@@ -82,9 +82,9 @@ def test_ingest_then_ask_in_process(tmp_path: Path) -> None:
     assert set(answer) >= {"answer", "citations", "model", "usage", "latency_ms", "request_id"}
 
 
-def test_ask_prints_answer_citations_usage_and_latency(tmp_path: Path) -> None:
+def test_ask_prints_answer_citations_usage_and_latency(scratch: Path) -> None:
     # GIVEN a store holding the examples
-    data_dir = str(tmp_path / "data")
+    data_dir = str(scratch / "data")
     ingested = run_ragline("ingest", str(EXAMPLES / "docs"), "--data-dir", data_dir, "--quiet")
     assert ingested.returncode == 0, ingested.stdout + ingested.stderr
 

@@ -160,9 +160,9 @@ def test_corrupt_object_fails_and_lands_in_the_dlq_while_the_others_are_ingested
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
-def test_a_signal_stops_the_stack_cleanly(tmp_path: Path, signum: int) -> None:
+def test_a_signal_stops_the_stack_cleanly(scratch: Path, signum: int) -> None:
     # GIVEN a second `ragline dev`, ready
-    stack = DevProcess.start(tmp_path / "data")
+    stack = DevProcess.start(scratch / "data")
     try:
         endpoints = stack.wait_for_endpoints()
     finally:
@@ -173,4 +173,4 @@ def test_a_signal_stops_the_stack_cleanly(tmp_path: Path, signum: int) -> None:
     assert returncode == 0, stack.output()
     assert endpoints["api"]
     assert not stack.endpoints_file.exists()
-    assert not (tmp_path / "data" / "pgdata" / "postmaster.pid").exists()
+    assert not (scratch / "data" / "pgdata" / "postmaster.pid").exists()
