@@ -24,7 +24,9 @@ from ragline.telemetry.recorder import get_recorder
 from ragline.telemetry.tracing import trace_handler
 
 settings = get_settings()
-logger = Logger(service=settings.service_name)
+# Each function logs as its own service: two handlers in one process (ragline dev) must not
+# share a Powertools logger, whose Lambda context and correlation id are per logger.
+logger = Logger(service=f"{settings.service_name}-ingest")
 # A batch whose every record failed is reported item by item too (not as a Lambda error),
 # so the dev poller, logs and metrics see the same partial response in every case.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)

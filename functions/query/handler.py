@@ -16,6 +16,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ragline.answer import get_answerer
 from ragline.api import (
+    as_json_request,
     document_id,
     error_response,
     oversized_body_response,
@@ -34,7 +35,7 @@ from ragline.telemetry.recorder import get_recorder
 from ragline.telemetry.tracing import trace_handler
 
 settings = get_settings()
-logger = Logger(service=settings.service_name)
+logger = Logger(service=f"{settings.service_name}-query")
 answerer = get_answerer(settings)
 store = answerer.store
 recorder = get_recorder(settings)
@@ -135,4 +136,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     too_large = oversized_body_response(event, settings.max_body_bytes)
     if too_large is not None:
         return too_large
-    return app.resolve(event, context)
+    return app.resolve(as_json_request(event), context)

@@ -188,3 +188,18 @@ def test_health_and_openapi(call: Callable[..., Any]) -> None:
     status, spec = call("GET", "/swagger", query={"format": "json"})
     assert status == 200
     assert {"/query", "/retrieve", "/documents", "/health"} <= set(spec["paths"])
+
+
+def test_a_json_body_sent_as_form_data_is_read_as_json(
+    api: Any, event: Callable[[str], dict[str, Any]], lambda_context: Any
+) -> None:
+    # GIVEN a request as `curl -d '{...}'` sends it, labelled as a form
+    request = copy.deepcopy(event("api_query"))
+    form = "application/x-www-form-urlencoded"
+    request["headers"]["Content-Type"] = form
+    request["multiValueHeaders"]["Content-Type"] = [form]
+    # WHEN it reaches the handler
+    response = api.lambda_handler(request, lambda_context)
+    # THEN the JSON body is read as such
+    assert response["statusCode"] == 200, response["body"]
+    assert "25 vacation days" in json.loads(response["body"])["answer"]

@@ -57,6 +57,25 @@ def oversized_body_response(event: dict[str, Any], limit: int) -> dict[str, Any]
     }
 
 
+def as_json_request(event: dict[str, Any]) -> dict[str, Any]:
+    """The event with its body declared JSON, whatever Content-Type the client sent.
+
+    The API speaks only JSON, but ``curl -d`` labels bodies as form data; read as a form,
+    a JSON body would fail validation with a confusing message.
+    """
+    if not event.get("body"):
+        return event
+    headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
+    multi = {
+        k: v
+        for k, v in (event.get("multiValueHeaders") or {}).items()
+        if k.lower() != "content-type"
+    }
+    headers["Content-Type"] = "application/json"
+    multi["Content-Type"] = ["application/json"]
+    return {**event, "headers": headers, "multiValueHeaders": multi}
+
+
 def document_id(value: str) -> UUID:
     """Parse a document id from a path; a malformed one is the caller's error (400)."""
     try:
