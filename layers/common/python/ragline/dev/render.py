@@ -55,7 +55,7 @@ def format_answer(response: Mapping[str, Any], question: str | None = None) -> s
     latency = response["latency_ms"]
     estimated = " (estimated)" if usage.get("estimated") else ""
     lines += [
-        f"   Model: {model['provider']}:{model['name']} · prompt {model['prompt']}",
+        f"   Model: {_model_name(model)} · prompt {model['prompt']}",
         f"   Usage: {usage['input_tokens']} in / {usage['output_tokens']} out tokens{estimated}"
         f" · {usage['embedding_tokens']} embedding tokens · cost {_cost(usage.get('cost_usd'))}",
         f"   Latency: {latency['total']:.0f} ms (retrieve {latency['retrieve']:.0f}"
@@ -95,3 +95,9 @@ def format_ingest_summary(results: Sequence[_Result]) -> str:
             if result.status == status
         ]
     return "\n".join(lines)
+
+
+def _model_name(model: dict[str, Any]) -> str:
+    """``provider:name``, or the provider alone when the two are the same (extractive)."""
+    same = model["provider"] == model["name"]
+    return str(model["provider"]) if same else f"{model['provider']}:{model['name']}"
