@@ -55,7 +55,7 @@ def server() -> Iterator[OpenAICompatibleServer]:
 
 def _post(api: ModuleType, event: dict[str, Any], context: Any, path: str, body: Any) -> Any:
     request = copy.deepcopy(event)
-    request.update(path=path, httpMethod="POST", body=json.dumps(body))
+    request.update(path=path, httpMethod="POST")
     request["requestContext"]["requestId"] = body.get("_id", "req-" + path.strip("/"))
     request["body"] = json.dumps({k: v for k, v in body.items() if k != "_id"})
     response = api.lambda_handler(request, context)

@@ -253,6 +253,9 @@ class Store:
             )
 
     def collection_model(self, name: str) -> tuple[str, int] | None:
+        """The (embedding model, dimensions) a collection was built with, or None."""
+        if name in self._collections:  # a collection's model never changes once recorded
+            return self._collections[name]
         row = (
             self.connection()
             .execute("SELECT embedding_model, dimensions FROM collections WHERE name = %s", (name,))
