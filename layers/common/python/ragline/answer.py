@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 _CITATION = re.compile(r"\[(\d+)\]")
-DEFAULT_PROMPT = "answer@v1"
 
 
 def format_context(passages: tuple[Passage, ...]) -> str:

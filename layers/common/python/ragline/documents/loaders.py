@@ -99,6 +99,13 @@ def _paragraphs(lines: list[str]) -> list[str]:
     return paragraphs
 
 
+def _open_section(headings: list[tuple[int, str]], level: int, heading: str) -> None:
+    """Enter a section: close those at its level or deeper, then open it."""
+    while headings and headings[-1][0] >= level:
+        headings.pop()
+    headings.append((level, heading))
+
+
 # --- plain text ---------------------------------------------------------------------------
 
 
@@ -152,9 +159,7 @@ def parse_markdown(text: str) -> ParsedDocument:
         nonlocal title
         flush()
         heading = _clean_markdown_inline(heading).strip()
-        while headings and headings[-1][0] >= level:
-            headings.pop()
-        headings.append((level, heading))
+        _open_section(headings, level, heading)
         title = title or heading
 
     index = 0
@@ -288,9 +293,7 @@ def parse_rst(text: str) -> ParsedDocument:
             if style not in styles:
                 styles.append(style)
             level = styles.index(style)
-            while headings and headings[-1][0] >= level:
-                headings.pop()
-            headings.append((level, _clean_rst_inline(heading)))
+            _open_section(headings, level, _clean_rst_inline(heading))
             title = title or _clean_rst_inline(heading)
             index += consumed
             continue
@@ -377,9 +380,7 @@ class _HtmlText(HTMLParser):
             level = self._heading_level
             self._heading_level = None
             if heading:
-                while self._headings and self._headings[-1][0] >= level:
-                    self._headings.pop()
-                self._headings.append((level, heading))
+                _open_section(self._headings, level, heading)
                 if level == 1 and not self.title:
                     self.title = heading
         elif tag in _HTML_BLOCK_TAGS:
