@@ -1,6 +1,7 @@
 """PostgreSQL + pgvector: migrations, document and chunk writes (COPY), retrieval.
 
-The only package that imports psycopg.
+The only package that imports psycopg. ``Store`` (``facade``) is the door; behind it the
+SQL lives in ``documents``, ``search`` and ``query_log``, the dataclasses in ``records``.
 """
 
 from __future__ import annotations
@@ -9,14 +10,14 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from ragline.store.database import Database
+from ragline.store.facade import Store
 from ragline.store.migrate import apply_migrations, available_migrations
-from ragline.store.repository import (
+from ragline.store.records import (
     ChunkWrite,
     DocumentRecord,
     DocumentWrite,
     QueryLogEntry,
     RetrievedChunk,
-    Store,
 )
 
 if TYPE_CHECKING:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import logging
 import threading
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -100,13 +98,6 @@ class Database:
             conn = self._open()
             self._local.conn = conn
         return conn
-
-    @contextmanager
-    def transaction(self) -> Iterator[psycopg.Connection[Any]]:
-        """A connection inside a transaction, committed on success, rolled back on error."""
-        conn = self.connection()
-        with conn.transaction():
-            yield conn
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

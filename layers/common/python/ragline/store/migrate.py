@@ -47,3 +47,14 @@ def apply_migrations(conn: psycopg.Connection[Any]) -> list[int]:
             )
             applied_now.append(version)
     return applied_now
+
+
+def versions(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+    """The server's PostgreSQL and pgvector versions, and the schema version it is at."""
+    row = conn.execute(
+        "SELECT current_setting('server_version') AS server,"
+        " (SELECT extversion FROM pg_extension WHERE extname = 'vector') AS pgvector,"
+        " (SELECT max(version) FROM schema_migrations) AS schema_version"
+    ).fetchone()
+    assert row is not None
+    return {"postgres": row[0], "pgvector": row[1], "schema_version": row[2]}

@@ -1,0 +1,261 @@
+"""Collections, documents and their chunks: the SQL that writes and reads them.
+
+Each function takes the connection to run on; the ``Store`` facade decides which one.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from ragline.errors import InvalidRequestError
+from ragline.store.records import DocumentRecord
+
+if TYPE_CHECKING:
+    from uuid import UUID
+
+    import numpy as np
+    import psycopg
+
+    from ragline.store.records import ChunkWrite, DocumentWrite
+
+_DOCUMENT_COLUMNS = sql.SQL(
+    "id, collection, source, title, format, content_hash, size_bytes, metadata, status, error,"
+    " chunk_count, embedding_model, created_at, updated_at"
+)
+_COPY_CHUNKS = (
+    "COPY chunks (document_id, collection, ordinal, section, text, token_count, metadata,"
+    " dimensions, embedding) FROM STDIN WITH (FORMAT BINARY)"
+)
+_COPY_TYPES = ["uuid", "text", "int4", "text", "text", "int4", "jsonb", "int4", "vector"]
+
+
+def _document(row: dict[str, Any] | None) -> DocumentRecord | None:
+    return DocumentRecord(**row) if row else None
+
+
+def encode_cursor(source: str) -> str:
+    """The opaque cursor of the page that starts after ``source``."""
+    return base64.urlsafe_b64encode(json.dumps({"after": source}).encode()).decode()
+
+
+def decode_cursor(cursor: str) -> str:
+    """The source a cursor points after; InvalidRequestError for anything else."""
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor.encode()))["after"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidRequestError("invalid cursor") from exc
+    if not isinstance(value, str):
+        raise InvalidRequestError("invalid cursor")
+    return value
+
+
+# --- collections --------------------------------------------------------------------------
+
+
+def record_collection(
+    conn: psycopg.Connection[Any], name: str, embedding_model: str, dimensions: int
+) -> tuple[str, int]:
+    """Record the collection's model unless one is recorded; return the recorded one.
+
+    Creates the partial HNSW index for the dimension when this model is the recorded one.
+    """
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('ragline.collections'))")
+        conn.execute(
+            "INSERT INTO collections (name, embedding_model, dimensions)"
+            " VALUES (%s, %s, %s) ON CONFLICT (name) DO NOTHING",
+            (name, embedding_model, dimensions),
+        )
+        row = conn.execute(
+            "SELECT embedding_model, dimensions FROM collections WHERE name = %s", (name,)
+        ).fetchone()
+        assert row is not None
+        known: tuple[str, int] = (row[0], row[1])
+        if known == (embedding_model, dimensions):
+            conn.execute(
+                sql.SQL(
+                    "CREATE INDEX IF NOT EXISTS {index} ON chunks USING hnsw"
+                    " ((embedding::vector({dims})) vector_cosine_ops)"
+                    " WHERE dimensions = {dims}"
+                ).format(
+                    index=sql.Identifier(f"chunks_embedding_hnsw_{dimensions}"),
+                    dims=sql.Literal(dimensions),
+                )
+            )
+    return known
+
+
+def collection_model(conn: psycopg.Connection[Any], name: str) -> tuple[str, int] | None:
+    """The (embedding model, dimensions) a collection was built with, or None."""
+    row = conn.execute(
+        "SELECT embedding_model, dimensions FROM collections WHERE name = %s", (name,)
+    ).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+# --- documents ----------------------------------------------------------------------------
+
+
+def find_document(conn: psycopg.Connection[Any], source: str) -> DocumentRecord | None:
+    """The document stored from ``source``, or None."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            sql.SQL("SELECT {} FROM documents WHERE source = %s").format(_DOCUMENT_COLUMNS),
+            (source,),
+        )
+        return _document(cur.fetchone())
+
+
+def get_document(conn: psycopg.Connection[Any], document_id: UUID) -> DocumentRecord | None:
+    """The document with this id, or None."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            sql.SQL("SELECT {} FROM documents WHERE id = %s").format(_DOCUMENT_COLUMNS),
+            (document_id,),
+        )
+        return _document(cur.fetchone())
+
+
+def list_documents(
+    conn: psycopg.Connection[Any],
+    *,
+    collection: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[DocumentRecord], str | None]:
+    """A page of documents ordered by source, and the cursor of the next page."""
+    conditions: list[sql.Composable] = [sql.SQL("TRUE")]
+    params: list[Any] = []
+    for column, value in (("collection", collection), ("status", status)):
+        if value is not None:
+            conditions.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
+            params.append(value)
+    if cursor:
+        conditions.append(sql.SQL("source > %s"))
+        params.append(decode_cursor(cursor))
+    query = sql.SQL("SELECT {} FROM documents WHERE {} ORDER BY source LIMIT %s").format(
+        _DOCUMENT_COLUMNS, sql.SQL(" AND ").join(conditions)
+    )
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query, [*params, limit + 1])
+        rows = [DocumentRecord(**row) for row in cur.fetchall()]
+    next_cursor = encode_cursor(rows[limit - 1].source) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+def save_document(
+    conn: psycopg.Connection[Any],
+    document: DocumentWrite,
+    chunks: Sequence[ChunkWrite],
+    vectors: np.ndarray,
+    *,
+    embedding_model: str,
+) -> DocumentRecord:
+    """Replace the document's chunks with these, all in one transaction."""
+    if len(chunks) != len(vectors):
+        raise ValueError("one vector per chunk")
+    dimensions = int(vectors.shape[1]) if len(vectors) else 0
+    with conn.transaction():
+        document_id = _upsert(conn, document, "pending", None, embedding_model)
+        conn.execute("DELETE FROM chunks WHERE document_id = %s", (document_id,))
+        with conn.cursor() as cur, cur.copy(_COPY_CHUNKS) as copy:
+            copy.set_types(_COPY_TYPES)
+            for chunk, vector in zip(chunks, vectors, strict=True):
+                copy.write_row(
+                    (
+                        document_id,
+                        document.collection,
+                        chunk.ordinal,
+                        chunk.section,
+                        chunk.text,
+                        chunk.token_count,
+                        Jsonb(chunk.metadata),
+                        dimensions,
+                        vector,
+                    )
+                )
+        with conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(
+                sql.SQL(
+                    "UPDATE documents SET status = 'ingested', error = NULL, chunk_count = %s,"
+                    " updated_at = now() WHERE id = %s RETURNING {}"
+                ).format(_DOCUMENT_COLUMNS),
+                (len(chunks), document_id),
+            )
+            record = _document(cur.fetchone())
+    assert record is not None
+    return record
+
+
+def mark_document(
+    conn: psycopg.Connection[Any], document: DocumentWrite, status: str, error: str | None
+) -> DocumentRecord:
+    """Record a document that was not ingested (failed or skipped) and drop its chunks.
+
+    Chunks of an earlier version go too: the bucket no longer holds that content, so
+    answers must not cite it.
+    """
+    with conn.transaction():
+        document_id = _upsert(conn, document, status, error, None)
+        conn.execute("DELETE FROM chunks WHERE document_id = %s", (document_id,))
+        conn.execute("UPDATE documents SET chunk_count = 0 WHERE id = %s", (document_id,))
+    record = get_document(conn, document_id)
+    assert record is not None
+    return record
+
+
+def _upsert(
+    conn: psycopg.Connection[Any],
+    document: DocumentWrite,
+    status: str,
+    error: str | None,
+    embedding_model: str | None,
+) -> UUID:
+    row = conn.execute(
+        "INSERT INTO documents (collection, source, title, format, content_hash, size_bytes,"
+        " metadata, status, error, embedding_model)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (source) DO UPDATE SET collection = EXCLUDED.collection,"
+        " title = EXCLUDED.title, format = EXCLUDED.format,"
+        " content_hash = EXCLUDED.content_hash, size_bytes = EXCLUDED.size_bytes,"
+        " metadata = EXCLUDED.metadata, status = EXCLUDED.status, error = EXCLUDED.error,"
+        " embedding_model = EXCLUDED.embedding_model, updated_at = now()"
+        " RETURNING id",
+        (
+            document.collection,
+            document.source,
+            document.title,
+            document.format,
+            document.content_hash,
+            document.size_bytes,
+            Jsonb(document.metadata),
+            status,
+            error,
+            embedding_model,
+        ),
+    ).fetchone()
+    assert row is not None
+    document_id: UUID = row[0]
+    return document_id
+
+
+def delete_by_source(conn: psycopg.Connection[Any], source: str) -> UUID | None:
+    """Delete the document stored from ``source`` and its chunks; return its id."""
+    row = conn.execute("DELETE FROM documents WHERE source = %s RETURNING id", (source,)).fetchone()
+    return row[0] if row else None
+
+
+def delete_document(conn: psycopg.Connection[Any], document_id: UUID) -> bool:
+    """Delete the document and its chunks; False when there was no such document."""
+    row = conn.execute(
+        "DELETE FROM documents WHERE id = %s RETURNING id", (document_id,)
+    ).fetchone()
+    return row is not None

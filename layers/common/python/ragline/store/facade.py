@@ -1,0 +1,190 @@
+"""``Store``: the one door to the database, and the only part of it that knows the driver.
+
+It opens (and on first use migrates) the connection, keeps what is worth remembering
+between calls, and hands the connection to the SQL modules: ``documents`` (collections,
+documents and chunks), ``search`` (retrieval) and ``query_log``. Another driver slots in
+here, behind the same methods.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from ragline.errors import EmbeddingDimensionError
+from ragline.store import documents, search
+from ragline.store import query_log as queries
+from ragline.store.database import Database
+from ragline.store.migrate import apply_migrations, versions
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+    from uuid import UUID
+
+    import numpy as np
+    import psycopg
+
+    from ragline.config import Settings
+    from ragline.store.records import (
+        ChunkWrite,
+        DocumentRecord,
+        DocumentWrite,
+        QueryLogEntry,
+        RetrievedChunk,
+    )
+
+_PURGE_EVERY_SECONDS = 3600
+
+
+class Store:
+    """The only door to PostgreSQL. Applies migrations once per process on first use."""
+
+    def __init__(self, settings: Settings, database: Database | None = None) -> None:
+        self.settings = settings
+        self.database = database or Database(settings)
+        self._migrated = False
+        self._lock = threading.Lock()
+        self._collections: dict[str, tuple[str, int]] = {}
+        self._purged_at = 0.0
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def connection(self) -> psycopg.Connection[Any]:
+        conn = self.database.connection()
+        if not self._migrated:
+            with self._lock:
+                if not self._migrated:
+                    apply_migrations(conn)
+                    self._migrated = True
+        return conn
+
+    def migrate(self) -> list[int]:
+        """Apply pending migrations now; return the versions applied."""
+        applied = apply_migrations(self.database.connection())
+        self._migrated = True
+        return applied
+
+    def health(self) -> dict[str, Any]:
+        return versions(self.connection())
+
+    # --- collections ----------------------------------------------------------------------
+
+    def ensure_collection(self, name: str, embedding_model: str, dimensions: int) -> None:
+        """Record the collection's embedding model, or check it matches the recorded one.
+
+        Creates the partial HNSW index for the dimension on first use. Raises
+        EmbeddingDimensionError when the collection was built with another model.
+        """
+        known = self._collections.get(name)
+        if known is None:
+            known = documents.record_collection(
+                self.connection(), name, embedding_model, dimensions
+            )
+            self._collections[name] = known
+        if known != (embedding_model, dimensions):
+            raise EmbeddingDimensionError(
+                f"collection {name!r} holds {known[1]}-dimensional vectors from {known[0]!r}, "
+                f"but the configured embeddings are {embedding_model!r} ({dimensions} "
+                "dimensions); use the same model, another collection, or re-ingest"
+            )
+
+    def collection_model(self, name: str) -> tuple[str, int] | None:
+        """The (embedding model, dimensions) a collection was built with, or None."""
+        if name in self._collections:  # a collection's model never changes once recorded
+            return self._collections[name]
+        return documents.collection_model(self.connection(), name)
+
+    # --- documents ------------------------------------------------------------------------
+
+    def find_document(self, source: str) -> DocumentRecord | None:
+        return documents.find_document(self.connection(), source)
+
+    def get_document(self, document_id: UUID) -> DocumentRecord | None:
+        return documents.get_document(self.connection(), document_id)
+
+    def list_documents(
+        self,
+        *,
+        collection: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[DocumentRecord], str | None]:
+        """A page of documents ordered by source, and the cursor of the next page."""
+        return documents.list_documents(
+            self.connection(), collection=collection, status=status, limit=limit, cursor=cursor
+        )
+
+    def save_document(
+        self,
+        document: DocumentWrite,
+        chunks: Sequence[ChunkWrite],
+        vectors: np.ndarray,
+        *,
+        embedding_model: str,
+    ) -> DocumentRecord:
+        """Replace the document's chunks with these, all in one transaction."""
+        return documents.save_document(
+            self.connection(), document, chunks, vectors, embedding_model=embedding_model
+        )
+
+    def mark_document(
+        self, document: DocumentWrite, status: str, error: str | None
+    ) -> DocumentRecord:
+        """Record a document that was not ingested (failed or skipped) and drop its chunks.
+
+        Chunks of an earlier version go too: the bucket no longer holds that content, so
+        answers must not cite it.
+        """
+        return documents.mark_document(self.connection(), document, status, error)
+
+    def delete_by_source(self, source: str) -> UUID | None:
+        """Delete the document stored from ``source`` and its chunks; return its id."""
+        return documents.delete_by_source(self.connection(), source)
+
+    def delete_document(self, document_id: UUID) -> bool:
+        return documents.delete_document(self.connection(), document_id)
+
+    # --- retrieval ------------------------------------------------------------------------
+
+    def vector_search(
+        self, collection: str, vector: np.ndarray, limit: int
+    ) -> list[RetrievedChunk]:
+        """Nearest chunks by cosine distance through the dimension's HNSW index."""
+        return search.vector_search(self.connection(), collection, vector, limit)
+
+    def keyword_search(self, collection: str, text: str, limit: int) -> list[RetrievedChunk]:
+        """Full-text search; any query word may match, chunks matching more rank higher."""
+        return search.keyword_search(self.connection(), collection, text, limit)
+
+    def similarities(self, chunk_ids: Sequence[int], vector: np.ndarray) -> dict[int, float]:
+        """Cosine similarity of the query to each of these chunks."""
+        return search.similarities(self.connection(), chunk_ids, vector)
+
+    # --- the query log ----------------------------------------------------------------------
+
+    def log_query(self, entry: QueryLogEntry) -> None:
+        """Record one answered query; rows past the retention period are purged hourly."""
+        queries.log_query(self.connection(), entry)
+        if time.monotonic() - self._purged_at > _PURGE_EVERY_SECONDS:
+            self._purged_at = time.monotonic()
+            self.purge_query_log(self.settings.query_log_retention_days)
+
+    def purge_query_log(self, retention_days: int) -> int:
+        """Delete query log rows older than ``retention_days``; return how many."""
+        return queries.purge_query_log(self.connection(), retention_days)
+
+    def record_feedback(self, request_id: str, rating: str, comment: str | None) -> bool:
+        """Attach a rating to a logged query; False when no such query was logged."""
+        return queries.record_feedback(self.connection(), request_id, rating, comment)
+
+    def query_log(self, since: datetime) -> list[dict[str, Any]]:
+        """Logged queries since ``since``, oldest first."""
+        return queries.query_log(self.connection(), since)
+
+    def query_stats(self, since: datetime) -> dict[str, Any]:
+        """Aggregates of the query log since ``since``: totals, latency percentiles per
+        stage, and tokens and cost by model and by profile."""
+        return queries.query_stats(self.connection(), since)

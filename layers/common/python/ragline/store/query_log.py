@@ -1,0 +1,117 @@
+"""The query log: one row per answered query, feedback on it, retention, and its stats.
+
+Each function takes the connection to run on; the ``Store`` facade decides which one,
+and when to purge.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from ragline.store.records import QueryLogEntry
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    import psycopg
+
+_QUERY_LOG_COLUMNS = [name for name in QueryLogEntry.__dataclass_fields__ if name != "created_at"]
+
+
+def log_query(conn: psycopg.Connection[Any], entry: QueryLogEntry) -> None:
+    """Record one answered query; a retried log of the same request changes nothing."""
+    columns = list(_QUERY_LOG_COLUMNS)
+    values: list[Any] = [getattr(entry, c) for c in columns]
+    if entry.created_at is not None:
+        columns.append("created_at")
+        values.append(entry.created_at)
+    conn.execute(
+        sql.SQL("INSERT INTO queries ({}) VALUES ({}) ON CONFLICT (request_id) DO NOTHING").format(
+            sql.SQL(", ").join(map(sql.Identifier, columns)),
+            sql.SQL(", ").join(sql.Placeholder() * len(columns)),
+        ),
+        values,
+    )
+
+
+def purge_query_log(conn: psycopg.Connection[Any], retention_days: int) -> int:
+    """Delete query log rows older than ``retention_days``; return how many."""
+    cursor = conn.execute(
+        "DELETE FROM queries WHERE created_at < now() - make_interval(days => %s)",
+        (retention_days,),
+    )
+    return cursor.rowcount
+
+
+def record_feedback(
+    conn: psycopg.Connection[Any], request_id: str, rating: str, comment: str | None
+) -> bool:
+    """Attach a rating to a logged query; False when no such query was logged."""
+    cursor = conn.execute(
+        "UPDATE queries SET rating = %s, comment = %s, rated_at = now() WHERE request_id = %s",
+        (rating, comment, request_id),
+    )
+    return cursor.rowcount == 1
+
+
+def query_log(conn: psycopg.Connection[Any], since: datetime) -> list[dict[str, Any]]:
+    """Logged queries since ``since``, oldest first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute("SELECT * FROM queries WHERE created_at >= %s ORDER BY created_at", (since,))
+        return list(cur.fetchall())
+
+
+def query_stats(conn: psycopg.Connection[Any], since: datetime) -> dict[str, Any]:
+    """Aggregates of the query log since ``since``: totals, latency percentiles per
+    stage, and tokens and cost by model and by profile."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT count(*) AS queries,"
+            " coalesce(avg(abstained::int), 0)::float8 AS abstention_rate,"
+            " coalesce(avg(needs_review::int), 0)::float8 AS review_rate,"
+            " coalesce(avg(fallback::int), 0)::float8 AS fallback_rate,"
+            " coalesce(sum(input_tokens), 0)::bigint AS input_tokens,"
+            " coalesce(sum(output_tokens), 0)::bigint AS output_tokens,"
+            " coalesce(sum(cached_input_tokens), 0)::bigint AS cached_input_tokens,"
+            " coalesce(sum(embedding_tokens), 0)::bigint AS embedding_tokens,"
+            " coalesce(sum(cost_usd), 0) AS cost_usd,"
+            " count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced,"
+            " count(*) FILTER (WHERE rating = 'up') AS rated_up,"
+            " count(*) FILTER (WHERE rating = 'down') AS rated_down,"
+            " min(created_at) AS first, max(created_at) AS last"
+            " FROM queries WHERE created_at >= %s",
+            (since,),
+        )
+        totals = cur.fetchone()
+        cur.execute(
+            "SELECT stage,"
+            " percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50,"
+            " percentile_cont(0.95) WITHIN GROUP (ORDER BY ms) AS p95"
+            " FROM queries, LATERAL (VALUES ('retrieve', retrieve_ms),"
+            " ('generate', generate_ms), ('total', total_ms)) AS s(stage, ms)"
+            " WHERE created_at >= %s GROUP BY stage",
+            (since,),
+        )
+        latency = {row["stage"]: {"p50": row["p50"], "p95": row["p95"]} for row in cur}
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for name, keys in (("by_model", "provider, model"), ("by_profile", "profile")):
+            cur.execute(
+                sql.SQL(
+                    "SELECT {keys}, count(*) AS queries,"
+                    " sum(input_tokens)::bigint AS input_tokens,"
+                    " sum(output_tokens)::bigint AS output_tokens,"
+                    " sum(cached_input_tokens)::bigint AS cached_input_tokens,"
+                    " sum(embedding_tokens)::bigint AS embedding_tokens,"
+                    " sum(cost_usd) AS cost_usd,"
+                    " count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced,"
+                    " avg(abstained::int)::float8 AS abstention_rate"
+                    " FROM queries WHERE created_at >= %s GROUP BY {keys} ORDER BY {keys}"
+                ).format(keys=sql.SQL(keys)),
+                (since,),
+            )
+            groups[name] = list(cur.fetchall())
+    assert totals is not None
+    return {**totals, "latency_ms": latency, **groups}

@@ -1,0 +1,78 @@
+"""Retrieval: nearest chunks by vector, chunks by keywords, and cosine similarities.
+
+Each function takes the connection to run on; the ``Store`` facade decides which one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from ragline.store.records import RetrievedChunk
+
+if TYPE_CHECKING:
+    import numpy as np
+    import psycopg
+
+
+def vector_search(
+    conn: psycopg.Connection[Any], collection: str, vector: np.ndarray, limit: int
+) -> list[RetrievedChunk]:
+    """Nearest chunks by cosine distance through the dimension's HNSW index."""
+    dims = sql.Literal(int(vector.shape[0]))
+    query = sql.SQL(
+        "WITH nearest AS MATERIALIZED ("
+        " SELECT id, embedding::vector({dims}) <=> %(q)s::vector({dims}) AS distance"
+        " FROM chunks WHERE dimensions = {dims} AND collection = %(c)s"
+        " ORDER BY distance LIMIT %(k)s)"
+        " SELECT c.id AS chunk_id, c.document_id, d.source, d.title, c.section, c.text,"
+        " c.token_count, 1 - n.distance AS score, 1 - n.distance AS similarity"
+        " FROM nearest n JOIN chunks c ON c.id = n.id"
+        " JOIN documents d ON d.id = c.document_id ORDER BY n.distance, c.id"
+    ).format(dims=dims)
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        # Filtered HNSW scans keep searching until enough rows pass the filter.
+        cur.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        cur.execute(
+            sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(max(40, limit * 2)))
+        )
+        cur.execute(query, {"q": vector, "c": collection, "k": limit})
+        return [RetrievedChunk(**row) for row in cur.fetchall()]
+
+
+def keyword_search(
+    conn: psycopg.Connection[Any], collection: str, text: str, limit: int
+) -> list[RetrievedChunk]:
+    """Full-text search; any query word may match, chunks matching more rank higher."""
+    query = (
+        "WITH q AS (SELECT NULLIF(replace(plainto_tsquery('english', %(t)s)::text,"
+        " ' & ', ' | '), '')::tsquery AS query)"
+        " SELECT c.id AS chunk_id, c.document_id, d.source, d.title, c.section, c.text,"
+        " c.token_count, ts_rank_cd(c.tsv, q.query, 32) AS score"
+        " FROM q, chunks c JOIN documents d ON d.id = c.document_id"
+        " WHERE q.query IS NOT NULL AND c.collection = %(c)s AND c.tsv @@ q.query"
+        " ORDER BY score DESC, c.id LIMIT %(k)s"
+    )
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query, {"t": text, "c": collection, "k": limit})
+        return [RetrievedChunk(**row) for row in cur.fetchall()]
+
+
+def similarities(
+    conn: psycopg.Connection[Any], chunk_ids: Sequence[int], vector: np.ndarray
+) -> dict[int, float]:
+    """Cosine similarity of the query to each of these chunks."""
+    if not chunk_ids:
+        return {}
+    dims = sql.Literal(int(vector.shape[0]))
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT id, 1 - (embedding::vector({dims}) <=> %s::vector({dims}))"
+            " FROM chunks WHERE id = ANY(%s) AND dimensions = {dims}"
+        ).format(dims=dims),
+        (vector, list(chunk_ids)),
+    )
+    return {row[0]: float(row[1]) for row in rows}
