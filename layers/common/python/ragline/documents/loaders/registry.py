@@ -1,0 +1,67 @@
+"""The formats ragline reads, found by file suffix, and ``parse_document`` over them."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from ragline.documents.loaders import html, markdown, rst, text
+from ragline.documents.loaders.base import Loader, ParsedDocument
+from ragline.errors import DocumentParseError, UnsupportedDocumentError
+
+# One line per format; its module says which suffixes it reads.
+LOADERS: tuple[Loader, ...] = (
+    text.LOADER,
+    markdown.LOADER,
+    rst.LOADER,
+    html.LOADER,
+)
+
+_LOADERS = {loader.format: loader for loader in LOADERS}
+_FORMATS_BY_SUFFIX = {suffix: loader.format for loader in LOADERS for suffix in loader.suffixes}
+
+
+def format_for(name: str) -> str:
+    """The format of an object from its key or file name; raises UnsupportedDocumentError.
+
+    ``guide.rst.txt`` is read as reStructuredText (a common way to publish rst sources).
+    """
+    path = PurePosixPath(name.lower())
+    suffixes = path.suffixes
+    for suffix in (suffixes[-2:-1] if len(suffixes) > 1 and suffixes[-1] == ".txt" else []) + [
+        path.suffix
+    ]:
+        if suffix in _FORMATS_BY_SUFFIX:
+            return _FORMATS_BY_SUFFIX[suffix]
+    raise UnsupportedDocumentError(
+        f"unsupported document type {path.suffix or '(no extension)'!r}; "
+        f"supported: {', '.join(sorted(_FORMATS_BY_SUFFIX))}"
+    )
+
+
+def parse_document(name: str, data: bytes) -> ParsedDocument:
+    """Parse an object's bytes by its name's extension.
+
+    Raises UnsupportedDocumentError for types without a loader and DocumentParseError
+    for content that cannot be read as a document of its type.
+    """
+    fmt = format_for(name)
+    decoded = _decode(data)
+    parsed = _LOADERS[fmt].parse(decoded)
+    parsed.blocks = [b for b in parsed.blocks if b.text.strip()]
+    if not parsed.blocks:
+        raise DocumentParseError("the document contains no text")
+    if not parsed.title:
+        parsed.title = PurePosixPath(name).name.split(".")[0].replace("_", " ").replace("-", " ")
+    return parsed
+
+
+def _decode(data: bytes) -> str:
+    if b"\x00" in data[:8192]:
+        raise DocumentParseError("binary content (NUL bytes) in a text document")
+    try:
+        decoded = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DocumentParseError(
+            f"not valid UTF-8 text (invalid byte at offset {exc.start})"
+        ) from exc
+    return decoded.replace("\r\n", "\n").replace("\r", "\n")
