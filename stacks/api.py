@@ -9,7 +9,8 @@ Request size: API Gateway REST has no body-size setting. Three layers bound it:
    nesting depth, so no field can carry more than the handler accepts;
 2. the query handler, which rejects bodies over `RAGLINE_MAX_BODY_BYTES` exactly;
 3. optionally (`-c waf=true`, about $7/month when idle) a WAF web ACL that blocks bodies
-   over the same byte limit before they reach Lambda, plus AWS's common rule set.
+   over the same byte limit before they reach Lambda, plus AWS's common rule set
+   (`stacks/waf.py`, attached by the stack).
 The validators are on by default because they cost nothing when idle; the WAF is the
 choice for public deployments that also want edge filtering.
 """
@@ -18,11 +19,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from stacks.nag import acknowledge
@@ -38,8 +38,6 @@ OPEN_ROUTES = {("GET", "/health"), ("GET", "/swagger")}
 MAX_DEPTH = 3
 MAX_ITEMS = 64
 MAX_PROPERTIES = 32
-# WAF inspects at most this much of a body (API Gateway allows 16, 32, 48 or 64 KB).
-WAF_INSPECTION_LIMITS_KB = (16, 32, 48, 64)
 SCALAR_TYPES = [
     apigw.JsonSchemaType.STRING,
     apigw.JsonSchemaType.NUMBER,
@@ -201,8 +199,6 @@ class Api(Construct):
             api_stages=[apigw.UsagePlanPerApiStage(api=self.api, stage=self.api.deployment_stage)],
         )
         self.usage_plan.add_api_key(self.api_key)
-        if settings.waf:
-            self.web_acl = _body_size_web_acl(self, settings, self.api.deployment_stage)
         self._acknowledge(settings)
 
     def _add(
@@ -267,85 +263,4 @@ def _access_log_format() -> apigw.AccessLogFormat:
         '"error":"$context.error.message",'
         '"validationError":"$context.error.validationErrorString",'
         '"integrationError":"$context.integrationErrorMessage"}'
-    )
-
-
-def _body_size_web_acl(
-    scope: Construct, settings: DeploymentSettings, stage: apigw.Stage
-) -> wafv2.CfnWebACL:
-    """A regional web ACL: block bodies over the byte limit, and AWS's common rules."""
-    limit_kb = next(
-        (kb for kb in WAF_INSPECTION_LIMITS_KB if kb * 1024 >= settings.max_body_bytes),
-        WAF_INSPECTION_LIMITS_KB[-1],
-    )
-    web_acl = wafv2.CfnWebACL(
-        scope,
-        "WebAcl",
-        scope="REGIONAL",
-        default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
-        visibility_config=_visibility("ragline-api"),
-        association_config=wafv2.CfnWebACL.AssociationConfigProperty(
-            request_body={
-                "API_GATEWAY": wafv2.CfnWebACL.RequestBodyAssociatedResourceTypeConfigProperty(
-                    default_size_inspection_limit=f"KB_{limit_kb}"
-                )
-            }
-        ),
-        rules=[
-            wafv2.CfnWebACL.RuleProperty(
-                name="BodyTooLarge",
-                priority=0,
-                action=wafv2.CfnWebACL.RuleActionProperty(block={}),
-                visibility_config=_visibility("ragline-body-too-large"),
-                statement=wafv2.CfnWebACL.StatementProperty(
-                    size_constraint_statement=wafv2.CfnWebACL.SizeConstraintStatementProperty(
-                        comparison_operator="GT",
-                        size=min(settings.max_body_bytes, limit_kb * 1024),
-                        field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(
-                            # Bodies past the inspection limit are over our limit too.
-                            body=wafv2.CfnWebACL.BodyProperty(oversize_handling="MATCH")
-                        ),
-                        text_transformations=[
-                            wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="NONE")
-                        ],
-                    )
-                ),
-            ),
-            wafv2.CfnWebACL.RuleProperty(
-                name="AwsCommonRules",
-                priority=1,
-                override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
-                visibility_config=_visibility("ragline-common-rules"),
-                statement=wafv2.CfnWebACL.StatementProperty(
-                    managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
-                        vendor_name="AWS",
-                        name="AWSManagedRulesCommonRuleSet",
-                        # Its 8 KB body rule would undercut our own limit: count only.
-                        rule_action_overrides=[
-                            wafv2.CfnWebACL.RuleActionOverrideProperty(
-                                name="SizeRestrictions_BODY",
-                                action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={}),
-                            )
-                        ],
-                    )
-                ),
-            ),
-        ],
-    )
-    stack = Stack.of(scope)
-    wafv2.CfnWebACLAssociation(
-        scope,
-        "WebAclAssociation",
-        resource_arn=f"arn:{stack.partition}:apigateway:{stack.region}::/restapis/"
-        f"{stage.rest_api.rest_api_id}/stages/{stage.stage_name}",
-        web_acl_arn=web_acl.attr_arn,
-    )
-    return web_acl
-
-
-def _visibility(metric_name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
-    return wafv2.CfnWebACL.VisibilityConfigProperty(
-        cloud_watch_metrics_enabled=True,
-        metric_name=metric_name,
-        sampled_requests_enabled=True,
     )

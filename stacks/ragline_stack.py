@@ -22,10 +22,11 @@ from stacks.nag import acknowledge
 from stacks.network import Network
 from stacks.packaging import CommonLayer
 from stacks.settings import DeploymentSettings, parse_model_string
+from stacks.waf import Waf
 
 
 class RaglineStack(Stack):
-    """Network, database, ingestion, API, optional model endpoint and monitoring."""
+    """Network, database, ingestion, API, optional WAF and model endpoint, monitoring."""
 
     def __init__(
         self, scope: Construct, construct_id: str, *, settings: DeploymentSettings, **kwargs: Any
@@ -99,6 +100,13 @@ class RaglineStack(Stack):
             query_models, openai_secret=self.openai_secret, endpoint_arns=endpoint_arns
         )
         self.api = Api(self, "Api", settings=settings, handler=self.query.function)
+        # Under the API as "Default", an id CDK leaves out of logical ids: the web ACL keeps
+        # the ids it had when the API built it, so no deploy replaces it.
+        self.waf = (
+            Waf(self.api, "Default", settings=settings, stage=self.api.api.deployment_stage)
+            if settings.waf
+            else None
+        )
 
         self.monitoring = Monitoring(
             self,
