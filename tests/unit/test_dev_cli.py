@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from ragline.dev.cli import build_parser, collect_files
+from ragline.dev.cli import build_parser
+from ragline.dev.commands.ingest import collect_files
 from ragline.dev.render import format_answer, format_ingest_summary
 
 ANSWER = {

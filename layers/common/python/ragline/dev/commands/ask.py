@@ -1,0 +1,40 @@
+"""``ragline ask``: one question answered in-process, as ``POST /query`` would."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from typing import TYPE_CHECKING
+
+from ragline.dev.commands.common import use_data_dir, without_emf
+
+if TYPE_CHECKING:
+    import argparse
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    """Answer one question in-process, from the store the data directory holds."""
+    use_data_dir(args.data_dir)
+    # The query is logged for `ragline stats`; its EMF line is for CloudWatch, not a terminal.
+    without_emf()
+    from ragline.answer import get_answerer
+    from ragline.errors import RaglineError
+
+    try:
+        # Anything the library prints goes to stderr: stdout is the answer (or its JSON).
+        with contextlib.redirect_stdout(sys.stderr):
+            response = get_answerer().answer(
+                args.question, collection=args.collection, top_k=args.top_k, profile=args.profile
+            )
+    except RaglineError as exc:
+        print(f"ragline ask: {exc}", file=sys.stderr)
+        return 1
+    body = response.model_dump(mode="json")
+    if args.json:
+        print(json.dumps(body, indent=2, ensure_ascii=False))
+    else:
+        from ragline.dev.render import format_answer
+
+        print(format_answer(body))
+    return 0

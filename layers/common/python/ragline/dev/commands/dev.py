@@ -1,0 +1,79 @@
+"""``ragline dev``: the local stack, until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from typing import TYPE_CHECKING
+
+from ragline.dev.commands.common import configure_logging
+
+if TYPE_CHECKING:
+    import argparse
+    from types import FrameType
+
+
+def _wait_for_termination() -> None:
+    """Block until Ctrl-C (SIGINT) or SIGTERM; both end in a clean shutdown (atexit hooks run).
+
+    Both are handled explicitly: a shell starting us in the background hands SIGINT down
+    as ignored, and Python would then never raise KeyboardInterrupt.
+    """
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stopping.wait(0.5):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    """Run the local stack until interrupted."""
+    from ragline.dev.stack import LocalStack, StackOptions, StackStartError
+    from ragline.errors import RaglineError
+
+    configure_logging(logging.INFO)
+    options = StackOptions(
+        host=args.host,
+        api_port=args.api_port,
+        aws_port=args.aws_port,
+        data_dir=args.data_dir,
+        bucket=args.bucket,
+        batch_size=args.batch_size,
+        max_receive_count=args.max_receive_count,
+        visibility_timeout=args.visibility_timeout,
+    )
+    stack = LocalStack(options)
+    try:
+        endpoints = stack.start()
+    except (OSError, RaglineError, StackStartError) as exc:  # ports, handlers, database
+        print(f"ragline dev: {exc}", file=sys.stderr)
+        return 1
+    try:
+        print(
+            f"ragline dev is ready ({stack.endpoints_file})\n"
+            f"  API       {endpoints.api}   (Swagger UI: {endpoints.api}/swagger)\n"
+            f"  S3        {endpoints.s3}   bucket {endpoints.bucket}\n"
+            f"  SQS       {endpoints.queue}\n"
+            f"  DLQ       {endpoints.dlq}\n"
+            f"Upload with any S3 client, for example:\n"
+            f"  aws --endpoint-url {endpoints.s3} s3 cp handbook.md s3://{endpoints.bucket}/\n"
+            f"Ask:\n"
+            f"  curl -s {endpoints.api}/query -H 'Content-Type: application/json' \\\n"
+            f'       -d \'{{"question": "..."}}\'\n'
+            f"Ctrl-C stops.",
+            flush=True,
+        )
+        _wait_for_termination()
+    finally:
+        print("stopping…", file=sys.stderr, flush=True)
+        stack.stop()
+    return 0
