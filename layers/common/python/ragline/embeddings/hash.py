@@ -17,8 +17,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from ragline.documents import count_tokens
 from ragline.embeddings.base import Embedder, EmbeddingResult, normalize
+from ragline.tokens import count_tokens
 
 _WORDS = re.compile(r"[a-z0-9_]+(?:\.[a-z0-9_]+)*")
 DEFAULT_DIMENSIONS = 384

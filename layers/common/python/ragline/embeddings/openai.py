@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import openai
 
-from ragline.documents import count_tokens
 from ragline.embeddings.base import Embedder, EmbeddingResult, normalize
 from ragline.errors import ModelError
 from ragline.llm.clients import OpenAIConnection, openai_connection, openai_error
 from ragline.llm.resilience import RetryPolicy
+from ragline.tokens import count_tokens
 
 if TYPE_CHECKING:
     from ragline.config import Settings

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ragline.documents import count_tokens
 from ragline.embeddings.base import Embedder, EmbeddingResult, normalize
 from ragline.errors import ModelError
 from ragline.llm.clients import aws_client, aws_error
 from ragline.llm.resilience import RetryPolicy
+from ragline.tokens import count_tokens
 
 if TYPE_CHECKING:
     from ragline.config import Settings
