@@ -13,8 +13,8 @@ from ragline.config import Settings
 from ragline.embeddings.openai import OpenAIEmbedder, batches
 from ragline.errors import ConfigurationError, ModelError, ModelUnavailableError
 from ragline.llm import GenerationRequest, ModelChain, RetryPolicy
-from ragline.llm.clients import OpenAIConnection, openai_connection
 from ragline.llm.openai import OpenAIChatModel
+from ragline.providers.clients import OpenAIConnection, openai_connection
 
 from tests.support.openai_server import CHAT, EMBEDDINGS, OpenAICompatibleServer, Scripted
 

@@ -16,8 +16,8 @@ import openai
 
 from ragline.embeddings.base import Embedder, EmbeddingResult, normalize
 from ragline.errors import ModelError
-from ragline.llm.clients import OpenAIConnection, openai_connection, openai_error
-from ragline.llm.resilience import RetryPolicy
+from ragline.providers.clients import OpenAIConnection, openai_connection, openai_error
+from ragline.providers.retry import RetryPolicy
 from ragline.tokens import count_tokens
 
 if TYPE_CHECKING:

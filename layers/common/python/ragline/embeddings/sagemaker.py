@@ -17,8 +17,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ragline.embeddings.base import Embedder, EmbeddingResult, normalize
 from ragline.errors import ModelError
-from ragline.llm.clients import aws_client, aws_error
-from ragline.llm.resilience import RetryPolicy
+from ragline.providers.clients import aws_client, aws_error
+from ragline.providers.retry import RetryPolicy
 from ragline.tokens import count_tokens
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from ragline.errors import ConfigurationError
 from ragline.llm.base import ChatModel, Completion, GenerationRequest, Passage, Usage
 from ragline.llm.chain import ModelChain
-from ragline.llm.resilience import RetryPolicy
+from ragline.providers.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from ragline.config import Settings

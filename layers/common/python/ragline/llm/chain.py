@@ -8,7 +8,7 @@ from functools import partial
 
 from ragline.errors import ModelError, ModelUnavailableError
 from ragline.llm.base import ChatModel, Completion, GenerationRequest
-from ragline.llm.resilience import RetryPolicy
+from ragline.providers.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
 

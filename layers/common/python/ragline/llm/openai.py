@@ -13,7 +13,7 @@ import openai
 
 from ragline.errors import ModelError
 from ragline.llm.base import ChatModel, Completion, GenerationRequest, Usage
-from ragline.llm.clients import OpenAIConnection, openai_connection, openai_error
+from ragline.providers.clients import OpenAIConnection, openai_connection, openai_error
 from ragline.tokens import count_tokens
 
 if TYPE_CHECKING:
