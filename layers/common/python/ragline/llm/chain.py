@@ -33,10 +33,6 @@ class ModelChain:
     def primary(self) -> ChatModel:
         return self.models[0]
 
-    @property
-    def specs(self) -> tuple[str, ...]:
-        return tuple(model.spec for model in self.models)
-
     def generate(self, request: GenerationRequest) -> Completion:
         """The first answer any model gives; ModelUnavailableError when none does."""
         failures: list[tuple[str, str]] = []
