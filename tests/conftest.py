@@ -96,7 +96,7 @@ def lambda_context() -> FakeContext:
 def clear_caches() -> None:
     """Forget process-wide singletons so the next handler import reads the environment."""
     from ragline import answer, config, embeddings, ingest, store
-    from ragline.llm import clients
+    from ragline.providers import clients
     from ragline.telemetry import pricing, recorder
 
     for cached in (

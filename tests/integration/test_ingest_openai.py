@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from ragline.config import Settings
 from ragline.ingest import Ingestor
-from ragline.llm.clients import openai_connection
+from ragline.providers.clients import openai_connection
 from ragline.store import get_store
 
 from tests.support.openai_server import EMBEDDINGS, OpenAICompatibleServer

@@ -10,11 +10,12 @@ import boto3
 import pytest
 from moto import mock_aws
 from ragline.config import Settings
-from ragline.embeddings.openai import OpenAIEmbedder, batches
+from ragline.embeddings.base import batches as split_into_batches
+from ragline.embeddings.openai import OpenAIEmbedder
 from ragline.errors import ConfigurationError, ModelError, ModelUnavailableError
 from ragline.llm import GenerationRequest, ModelChain, RetryPolicy
-from ragline.llm.clients import OpenAIConnection, openai_connection
 from ragline.llm.openai import OpenAIChatModel
+from ragline.providers.clients import OpenAIConnection, openai_connection
 
 from tests.support.openai_server import CHAT, EMBEDDINGS, OpenAICompatibleServer, Scripted
 
@@ -161,7 +162,7 @@ def test_embeddings_are_batched_with_the_requested_dimensions(
 ) -> None:
     # GIVEN an embedder asking for 64 dimensions, limited to 3 inputs a request
     embedder = OpenAIEmbedder("text-embedding-3-small", OpenAIConnection(5.0), dimensions=64)
-    embedder.max_inputs = 3
+    embedder.batch_size = 3
     texts = [f"passage number {i} about kayaks" for i in range(7)]
     # WHEN seven texts are embedded
     result = embedder.embed_documents(texts)
@@ -195,6 +196,13 @@ def test_embedding_throttling_is_retried(server: OpenAICompatibleServer) -> None
     )
     assert embedder.embed_documents(["x"]).vectors.shape == (1, 32)
     assert len(server.received(EMBEDDINGS)) == 2
+
+
+def batches(texts: list[str]) -> Iterator[list[str]]:
+    """The requests the embedder's texts are split into, within the API's two limits."""
+    return split_into_batches(
+        texts, max_inputs=OpenAIEmbedder.batch_size, max_tokens=OpenAIEmbedder.batch_tokens
+    )
 
 
 def test_batches_respect_both_api_limits() -> None:

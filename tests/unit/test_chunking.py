@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import itertools
 
-from ragline.documents import Block, ParsedDocument, chunk_document, count_tokens
+from ragline.documents import Block, ParsedDocument, chunk_document
 
 
 def _sentences(count: int, prefix: str) -> str:
     return " ".join(f"{prefix} sentence number {i} says something useful." for i in range(count))
-
-
-def test_token_estimate_tracks_words_and_punctuation() -> None:
-    assert count_tokens("") == 0
-    assert count_tokens("a b c") == 3
-    assert count_tokens("token_urlsafe(16).") == 4 + 4  # 13 chars -> 4 pieces, "16", 3 marks
-    assert count_tokens("internationalization") == 5
 
 
 def test_chunks_respect_the_budget_and_overlap() -> None:

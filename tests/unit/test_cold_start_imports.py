@@ -22,7 +22,7 @@ PROVIDER_MODULES = {
     "ragline.llm.openai",
     "ragline.llm.sagemaker",
     "ragline.llm.bedrock",
-    "ragline.llm.clients",
+    "ragline.providers.clients",
     "ragline.embeddings.openai",
     "ragline.embeddings.bedrock",
     "ragline.embeddings.sagemaker",

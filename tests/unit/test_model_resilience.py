@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from ragline.errors import ModelError, ModelUnavailableError
 from ragline.llm import ChatModel, Completion, GenerationRequest, ModelChain, RetryPolicy, Usage
-from ragline.llm.resilience import retryable_status
+from ragline.providers.retry import retryable_status
 
 REQUEST = GenerationRequest("system", "user", "question?", (), "I don't know.")
 

@@ -1,7 +1,8 @@
 """Documents: one loader per format, and token-aware chunking that keeps the heading path."""
 
-from ragline.documents.chunking import Chunk, chunk_document, count_tokens
+from ragline.documents.chunking import Chunk, chunk_document
 from ragline.documents.loaders import Block, ParsedDocument, format_for, parse_document
+from ragline.tokens import count_tokens
 
 __all__ = [
     "Block",

@@ -1,9 +1,7 @@
 """Token-aware chunking with overlap that keeps each chunk's section heading path.
 
-Token counts are estimated without a model tokenizer (none can be downloaded at run
-time, and shipping one per embedding model would bloat the layer): word pieces of up
-to four characters and each punctuation mark count as one token, which tracks BPE
-tokenizers of English prose and code within about 15%.
+Sizes are in estimated tokens (:func:`ragline.tokens.count_tokens`), the same estimate
+the embedders budget their requests with.
 """
 
 from __future__ import annotations
@@ -12,15 +10,10 @@ import re
 from dataclasses import dataclass
 
 from ragline.documents.loaders import Block, ParsedDocument
+from ragline.tokens import count_tokens
 
-_PIECES = re.compile(r"\w{1,4}|[^\w\s]")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 SECTION_SEPARATOR = " > "
-
-
-def count_tokens(text: str) -> int:
-    """Estimate the number of model tokens in ``text``."""
-    return len(_PIECES.findall(text))
 
 
 @dataclass(frozen=True)

@@ -19,36 +19,27 @@ if TYPE_CHECKING:
 __all__ = ["Embedder", "EmbeddingResult", "create_embedder", "get_embedder", "normalize"]
 
 
-def _hash(model: str, settings: Settings) -> Embedder:
-    from ragline.embeddings.hash import HashEmbedder
-
-    dimensions = int(model) if model else settings.embedding_dimensions
-    return HashEmbedder(dimensions)
-
-
-def _minilm(model: str, settings: Settings) -> Embedder:
-    from ragline.embeddings.minilm import MiniLMEmbedder
-
-    return MiniLMEmbedder()
-
-
-def _provider(module: str, cls: str) -> Callable[[str, Settings], Embedder]:
+def _provider(
+    module: str, cls: str, *, needs_model: bool = True
+) -> Callable[[str, Settings], Embedder]:
     def build(model: str, settings: Settings) -> Embedder:
-        if not model:
+        if needs_model and not model:
             raise ConfigurationError(
                 f"embeddings provider {module!r} needs a model: {module}:MODEL"
             )
-        provider = getattr(importlib.import_module(f"ragline.embeddings.{module}"), cls)
+        provider: type[Embedder] = getattr(
+            importlib.import_module(f"ragline.embeddings.{module}"), cls
+        )
         return provider.from_settings(model, settings)
 
     return build
 
 
-# provider name -> factory(model, settings). Providers other than hash/minilm live in
-# their own modules and are imported only when chosen.
+# provider name -> factory(model, settings), which builds the provider class through its
+# Embedder.from_settings. Each provider's module (and SDK) is imported only when chosen.
 PROVIDERS: dict[str, Callable[[str, Settings], Embedder]] = {
-    "hash": _hash,
-    "minilm": _minilm,
+    "hash": _provider("hash", "HashEmbedder", needs_model=False),
+    "minilm": _provider("minilm", "MiniLMEmbedder", needs_model=False),
     "openai": _provider("openai", "OpenAIEmbedder"),
     "bedrock": _provider("bedrock", "BedrockEmbedder"),
     "sagemaker": _provider("sagemaker", "SageMakerEmbedder"),

@@ -8,17 +8,16 @@ on the one (thread-safe) client. Vectors are 256, 512 or 1,024 long
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ragline.embeddings.base import Embedder, EmbeddingResult, normalize
+from ragline.embeddings.base import Embedder, EmbeddingResult
 from ragline.errors import ConfigurationError, ModelError
-from ragline.llm.clients import aws_client, aws_error
-from ragline.llm.resilience import RetryPolicy
+from ragline.providers.clients import aws_client, aws_error
+from ragline.providers.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from ragline.config import Settings
@@ -61,9 +60,9 @@ class BedrockEmbedder(Embedder):
                 f"RAGLINE_EMBEDDING_DIMENSIONS={dimensions} is not offered by {model_id}; "
                 f"choose one of {', '.join(map(str, allowed))}"
             )
+        super().__init__(dimensions)
         self.model_id = model_id
         self.name = f"bedrock:{model_id}"
-        self.dimensions = dimensions
         self.client = client
         self.retry = retry or RetryPolicy()
         self.workers = workers
@@ -77,16 +76,15 @@ class BedrockEmbedder(Embedder):
             retry=RetryPolicy.from_settings(settings),
         )
 
-    def embed_documents(self, texts: Sequence[str]) -> EmbeddingResult:
-        if not texts:
-            return EmbeddingResult(np.zeros((0, self.dimensions), np.float32), 0)
+    def embed_batch(self, texts: list[str]) -> EmbeddingResult:
+        """The whole input as concurrent calls (Titan takes one text a call)."""
         if self.workers <= 1 or len(texts) == 1:
             results = [self._embed_one(text) for text in texts]
         else:
             with ThreadPoolExecutor(min(self.workers, len(texts))) as pool:
                 results = list(pool.map(self._embed_one, texts))
         vectors = np.asarray([vector for vector, _ in results], dtype=np.float32)
-        return EmbeddingResult(normalize(vectors), sum(tokens for _, tokens in results))
+        return EmbeddingResult(vectors, sum(tokens for _, tokens in results))
 
     def _embed_one(self, text: str) -> tuple[list[float], int]:
         body = {"inputText": text, "dimensions": self.dimensions, "normalize": True}

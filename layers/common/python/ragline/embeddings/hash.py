@@ -12,13 +12,16 @@ import math
 import re
 import zlib
 from collections import Counter
-from collections.abc import Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ragline.documents import count_tokens
-from ragline.embeddings.base import Embedder, EmbeddingResult, normalize
+from ragline.embeddings.base import Embedder, EmbeddingResult
+from ragline.tokens import count_tokens
+
+if TYPE_CHECKING:
+    from ragline.config import Settings
 
 _WORDS = re.compile(r"[a-z0-9_]+(?:\.[a-z0-9_]+)*")
 DEFAULT_DIMENSIONS = 384
@@ -45,14 +48,18 @@ class HashEmbedder(Embedder):
     """Signed feature hashing of words and word bigrams."""
 
     def __init__(self, dimensions: int | None = None) -> None:
-        self.dimensions = dimensions or DEFAULT_DIMENSIONS
+        super().__init__(dimensions or DEFAULT_DIMENSIONS)
         self.name = "hash" if self.dimensions == DEFAULT_DIMENSIONS else f"hash:{self.dimensions}"
 
-    def embed_documents(self, texts: Sequence[str]) -> EmbeddingResult:
+    @classmethod
+    def from_settings(cls, model: str, settings: Settings) -> HashEmbedder:
+        """``hash`` or ``hash:<dimensions>``; without a size, RAGLINE_EMBEDDING_DIMENSIONS."""
+        return cls(int(model) if model else settings.embedding_dimensions)
+
+    def embed_batch(self, texts: list[str]) -> EmbeddingResult:
         vectors = np.zeros((len(texts), self.dimensions), dtype=np.float32)
         for row, text in enumerate(texts):
             for feature, count in _features(text).items():
                 index, sign = _bucket(feature, self.dimensions)
                 vectors[row, index] += sign * (1.0 + math.log(count))
-        tokens = sum(count_tokens(text) for text in texts)
-        return EmbeddingResult(normalize(vectors), tokens)
+        return EmbeddingResult(vectors, sum(count_tokens(text) for text in texts))

@@ -8,25 +8,22 @@ OpenAI's models and learned from one call for any other.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import openai
 
-from ragline.documents import count_tokens
-from ragline.embeddings.base import Embedder, EmbeddingResult, normalize
+from ragline.embeddings.base import Embedder, EmbeddingResult
 from ragline.errors import ModelError
-from ragline.llm.clients import OpenAIConnection, openai_connection, openai_error
-from ragline.llm.resilience import RetryPolicy
+from ragline.providers.clients import OpenAIConnection, openai_connection, openai_error
+from ragline.providers.retry import RetryPolicy
+from ragline.tokens import count_tokens
 
 if TYPE_CHECKING:
     from ragline.config import Settings
 
 MAX_INPUTS_PER_REQUEST = 2048
 MAX_TOKENS_PER_REQUEST = 300_000
-# The token estimate is not the model's tokenizer: keep a margin under the API's limit.
-_TOKEN_BUDGET_SHARE = 0.8
 # Native dimensions of OpenAI's embedding models; others are learned from a first call.
 NATIVE_DIMENSIONS = {
     "text-embedding-3-small": 1536,
@@ -35,32 +32,11 @@ NATIVE_DIMENSIONS = {
 }
 
 
-def batches(
-    texts: Sequence[str],
-    *,
-    max_inputs: int = MAX_INPUTS_PER_REQUEST,
-    max_tokens: int = MAX_TOKENS_PER_REQUEST,
-) -> Iterator[list[str]]:
-    """Consecutive groups of texts, each within both request limits."""
-    budget = int(max_tokens * _TOKEN_BUDGET_SHARE)
-    batch: list[str] = []
-    tokens = 0
-    for text in texts:
-        size = count_tokens(text)
-        if batch and (len(batch) == max_inputs or tokens + size > budget):
-            yield batch
-            batch, tokens = [], 0
-        batch.append(text)
-        tokens += size
-    if batch:
-        yield batch
-
-
 class OpenAIEmbedder(Embedder):
     """``openai:<model>``, for example ``openai:text-embedding-3-small``."""
 
-    max_inputs = MAX_INPUTS_PER_REQUEST
-    max_tokens = MAX_TOKENS_PER_REQUEST
+    batch_size = MAX_INPUTS_PER_REQUEST
+    batch_tokens = MAX_TOKENS_PER_REQUEST
 
     def __init__(
         self,
@@ -70,12 +46,12 @@ class OpenAIEmbedder(Embedder):
         dimensions: int | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
+        super().__init__(dimensions or NATIVE_DIMENSIONS.get(model))
         self.model = model
         self.name = f"openai:{model}"
         self.connection = connection
         self.requested_dimensions = dimensions
         self.retry = retry or RetryPolicy()
-        self._dimensions = dimensions or NATIVE_DIMENSIONS.get(model)
 
     @classmethod
     def from_settings(cls, model: str, settings: Settings) -> OpenAIEmbedder:
@@ -87,34 +63,9 @@ class OpenAIEmbedder(Embedder):
             retry=RetryPolicy.from_settings(settings),
         )
 
-    @property
-    def dimensions(self) -> int:
-        """The vector size; a model of unknown size is asked once."""
-        if self._dimensions is None:
-            self._dimensions = int(self._request(["dimensions"]).vectors.shape[1])
-        return self._dimensions
-
-    def embed_documents(self, texts: Sequence[str]) -> EmbeddingResult:
-        parts: list[np.ndarray] = []
-        tokens, estimated = 0, False
-        for batch in batches(texts, max_inputs=self.max_inputs, max_tokens=self.max_tokens):
-            result = self._request(batch)
-            parts.append(result.vectors)
-            tokens += result.tokens
-            estimated = estimated or result.estimated_tokens
-        vectors = np.vstack(parts) if parts else np.zeros((0, self.dimensions), np.float32)
-        if self._dimensions is None:  # the first call tells the model's size
-            self._dimensions = int(vectors.shape[1])
-        if vectors.shape[1] != self._dimensions:
-            raise ModelError(
-                f"{self.name} returned {vectors.shape[1]}-dimensional vectors, "
-                f"expected {self._dimensions} (RAGLINE_EMBEDDING_DIMENSIONS)"
-            )
-        return EmbeddingResult(normalize(vectors), tokens, estimated)
-
-    def _request(self, batch: list[str]) -> EmbeddingResult:
+    def embed_batch(self, texts: list[str]) -> EmbeddingResult:
         """One API request: raw vectors and the tokens the server counted."""
-        options: dict[str, Any] = {"model": self.model, "input": batch}
+        options: dict[str, Any] = {"model": self.model, "input": texts}
         if self.requested_dimensions is not None:
             options["dimensions"] = self.requested_dimensions
         # Floats, not the SDK's default base64: every compatible server speaks floats.
@@ -128,10 +79,10 @@ class OpenAIEmbedder(Embedder):
 
         response, _ = self.retry.run(call, what=f"{self.name} embeddings")
         rows = sorted(response.data, key=lambda item: item.index)
-        if len(rows) != len(batch):
-            raise ModelError(f"{self.name} returned {len(rows)} vectors for {len(batch)} texts")
+        if len(rows) != len(texts):
+            raise ModelError(f"{self.name} returned {len(rows)} vectors for {len(texts)} texts")
         vectors = np.asarray([row.embedding for row in rows], dtype=np.float32)
         usage = getattr(response, "usage", None)
         if usage is None or usage.prompt_tokens is None:
-            return EmbeddingResult(vectors, sum(count_tokens(t) for t in batch), True)
+            return EmbeddingResult(vectors, sum(count_tokens(t) for t in texts), True)
         return EmbeddingResult(vectors, usage.prompt_tokens)

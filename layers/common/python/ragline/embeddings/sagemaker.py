@@ -9,17 +9,16 @@ TEI does not report token counts, so they are estimated and marked as such.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ragline.documents import count_tokens
-from ragline.embeddings.base import Embedder, EmbeddingResult, normalize
+from ragline.embeddings.base import Embedder, EmbeddingResult
 from ragline.errors import ModelError
-from ragline.llm.clients import aws_client, aws_error
-from ragline.llm.resilience import RetryPolicy
+from ragline.providers.clients import aws_client, aws_error
+from ragline.providers.retry import RetryPolicy
+from ragline.tokens import count_tokens
 
 if TYPE_CHECKING:
     from ragline.config import Settings
@@ -43,6 +42,8 @@ def parse_vectors(data: Any) -> list[list[float]]:
 class SageMakerEmbedder(Embedder):
     """``sagemaker:<endpoint>`` serving a text-embeddings container."""
 
+    batch_size = DEFAULT_BATCH_SIZE
+
     def __init__(
         self,
         endpoint: str,
@@ -52,12 +53,12 @@ class SageMakerEmbedder(Embedder):
         batch_size: int = DEFAULT_BATCH_SIZE,
         retry: RetryPolicy | None = None,
     ) -> None:
+        super().__init__(dimensions)
         self.endpoint = endpoint
         self.name = f"sagemaker:{endpoint}"
         self.client = client
         self.batch_size = batch_size
         self.retry = retry or RetryPolicy()
-        self._dimensions = dimensions
 
     @classmethod
     def from_settings(cls, model: str, settings: Settings) -> SageMakerEmbedder:
@@ -68,37 +69,16 @@ class SageMakerEmbedder(Embedder):
             retry=RetryPolicy.from_settings(settings),
         )
 
-    @property
-    def dimensions(self) -> int:
-        """The vector size: configured, or learned from the endpoint once."""
-        if self._dimensions is None:
-            self._dimensions = int(self._request(["dimensions"]).shape[1])
-        return self._dimensions
+    def embed_batch(self, texts: list[str]) -> EmbeddingResult:
+        """One endpoint call; TEI reports no token counts, so they are estimated."""
 
-    def embed_documents(self, texts: Sequence[str]) -> EmbeddingResult:
-        parts = [
-            self._request(list(texts[start : start + self.batch_size]))
-            for start in range(0, len(texts), self.batch_size)
-        ]
-        vectors = np.vstack(parts) if parts else np.zeros((0, self.dimensions), np.float32)
-        if self._dimensions is None:  # the first call tells the model's size
-            self._dimensions = int(vectors.shape[1])
-        if vectors.shape[1] != self._dimensions:
-            raise ModelError(
-                f"{self.name} returned {vectors.shape[1]}-dimensional vectors, "
-                f"expected {self._dimensions} (RAGLINE_EMBEDDING_DIMENSIONS)"
-            )
-        tokens = sum(count_tokens(text) for text in texts)
-        return EmbeddingResult(normalize(vectors), tokens, estimated_tokens=True)
-
-    def _request(self, batch: list[str]) -> np.ndarray:
         def call() -> bytes:
             try:
                 response = self.client.invoke_endpoint(
                     EndpointName=self.endpoint,
                     ContentType="application/json",
                     Accept="application/json",
-                    Body=json.dumps({"inputs": batch}),
+                    Body=json.dumps({"inputs": texts}),
                 )
                 raw: bytes = response["Body"].read()
             except (BotoCoreError, ClientError) as exc:
@@ -111,6 +91,7 @@ class SageMakerEmbedder(Embedder):
         except ValueError as exc:
             snippet = raw[:200].decode("utf-8", "replace")
             raise ModelError(f"{self.name}: not a text-embeddings response: {snippet}") from exc
-        if len(rows) != len(batch):
-            raise ModelError(f"{self.name} returned {len(rows)} vectors for {len(batch)} texts")
-        return np.asarray(rows, dtype=np.float32)
+        if len(rows) != len(texts):
+            raise ModelError(f"{self.name} returned {len(rows)} vectors for {len(texts)} texts")
+        vectors = np.asarray(rows, dtype=np.float32)
+        return EmbeddingResult(vectors, sum(count_tokens(t) for t in texts), estimated_tokens=True)

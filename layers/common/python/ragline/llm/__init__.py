@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from ragline.errors import ConfigurationError
 from ragline.llm.base import ChatModel, Completion, GenerationRequest, Passage, Usage
 from ragline.llm.chain import ModelChain
-from ragline.llm.resilience import RetryPolicy
+from ragline.providers.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from ragline.config import Settings
@@ -30,25 +30,22 @@ __all__ = [
 ]
 
 
-def _extractive(model: str, settings: Settings) -> ChatModel:
-    from ragline.llm.extractive import ExtractiveModel
-
-    return ExtractiveModel()
-
-
-def _provider(module: str, cls: str) -> Callable[[str, Settings], ChatModel]:
+def _provider(
+    module: str, cls: str, *, needs_model: bool = True
+) -> Callable[[str, Settings], ChatModel]:
     def build(model: str, settings: Settings) -> ChatModel:
-        if not model:
+        if needs_model and not model:
             raise ConfigurationError(f"model provider {module!r} needs a model: {module}:MODEL")
-        provider = getattr(importlib.import_module(f"ragline.llm.{module}"), cls)
+        provider: type[ChatModel] = getattr(importlib.import_module(f"ragline.llm.{module}"), cls)
         return provider.from_settings(model, settings)
 
     return build
 
 
-# provider name -> factory(model, settings)
+# provider name -> factory(model, settings), which builds the provider class through its
+# ChatModel.from_settings. Each provider's module (and SDK) is imported only when chosen.
 PROVIDERS: dict[str, Callable[[str, Settings], ChatModel]] = {
-    "extractive": _extractive,
+    "extractive": _provider("extractive", "ExtractiveModel", needs_model=False),
     "openai": _provider("openai", "OpenAIChatModel"),
     "sagemaker": _provider("sagemaker", "SageMakerChatModel"),
     "bedrock": _provider("bedrock", "BedrockChatModel"),

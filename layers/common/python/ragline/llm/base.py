@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
+
+if TYPE_CHECKING:
+    from ragline.config import Settings
 
 
 @dataclass(frozen=True)
@@ -66,10 +69,19 @@ class Completion:
 
 
 class ChatModel(ABC):
-    """One chat model. Subclasses set ``provider`` and ``model`` and implement ``generate``."""
+    """One chat model. Subclasses set ``provider`` and ``model`` and implement ``generate``;
+    providers in the registry also implement :meth:`from_settings`."""
 
     provider: str
     model: str
+
+    @classmethod
+    def from_settings(cls, model: str, settings: Settings) -> Self:
+        """The model ``<provider>:<model>`` as configured; the registry builds it so.
+
+        ``model`` is the part of the spec after the colon (may be empty).
+        """
+        raise NotImplementedError(f"{cls.__name__} cannot be built from settings")
 
     @property
     def spec(self) -> str:

@@ -9,7 +9,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ragline.errors import ModelError
 from ragline.llm.base import ChatModel, Completion, GenerationRequest, Usage
-from ragline.llm.clients import aws_client, aws_error
+from ragline.providers.clients import aws_client, aws_error
 
 if TYPE_CHECKING:
     from ragline.config import Settings

@@ -8,7 +8,7 @@ from functools import partial
 
 from ragline.errors import ModelError, ModelUnavailableError
 from ragline.llm.base import ChatModel, Completion, GenerationRequest
-from ragline.llm.resilience import RetryPolicy
+from ragline.providers.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +32,6 @@ class ModelChain:
     @property
     def primary(self) -> ChatModel:
         return self.models[0]
-
-    @property
-    def specs(self) -> tuple[str, ...]:
-        return tuple(model.spec for model in self.models)
 
     def generate(self, request: GenerationRequest) -> Completion:
         """The first answer any model gives; ModelUnavailableError when none does."""

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ragline.documents import count_tokens
 from ragline.llm.base import ChatModel, Completion, GenerationRequest, Usage
+from ragline.tokens import count_tokens
+
+if TYPE_CHECKING:
+    from ragline.config import Settings
 
 _WORD = re.compile(r"[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*")
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
@@ -82,6 +86,11 @@ class ExtractiveModel(ChatModel):
     def __init__(self, *, min_coverage: float = 0.5, max_sentences: int = 3) -> None:
         self.min_coverage = min_coverage
         self.max_sentences = max_sentences
+
+    @classmethod
+    def from_settings(cls, model: str, settings: Settings) -> ExtractiveModel:
+        """``extractive``: no weights, nothing to configure."""
+        return cls()
 
     def generate(self, request: GenerationRequest) -> Completion:
         text = self._answer(request)

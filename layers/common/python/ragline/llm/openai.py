@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 import openai
 
-from ragline.documents import count_tokens
 from ragline.errors import ModelError
 from ragline.llm.base import ChatModel, Completion, GenerationRequest, Usage
-from ragline.llm.clients import OpenAIConnection, openai_connection, openai_error
+from ragline.providers.clients import OpenAIConnection, openai_connection, openai_error
+from ragline.tokens import count_tokens
 
 if TYPE_CHECKING:
     from ragline.config import Settings

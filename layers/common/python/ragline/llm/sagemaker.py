@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ragline.documents import count_tokens
 from ragline.errors import ModelError
 from ragline.llm.base import ChatModel, Completion, GenerationRequest, Usage
-from ragline.llm.clients import aws_client, aws_error
+from ragline.providers.clients import aws_client, aws_error
+from ragline.tokens import count_tokens
 
 if TYPE_CHECKING:
     from ragline.config import Settings

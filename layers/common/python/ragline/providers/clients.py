@@ -4,7 +4,7 @@ Chat models and embedders of one provider share a client (one connection pool, o
 credential lookup). The SDKs are imported inside the functions, so importing this module
 costs nothing; only the provider actually configured pulls in its SDK.
 
-Each SDK's own retries are off: :class:`ragline.llm.resilience.RetryPolicy` is the one
+Each SDK's own retries are off: :class:`ragline.providers.retry.RetryPolicy` is the one
 retry loop, and the functions here turn SDK exceptions into
 :class:`ragline.errors.ModelError` with ``retryable`` set.
 """
@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from ragline.errors import ConfigurationError, ModelError
-from ragline.llm.resilience import retryable_status
+from ragline.providers.retry import retryable_status
 
 if TYPE_CHECKING:
     import openai
