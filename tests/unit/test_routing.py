@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from ragline.answer.routing import Router, expand, load_profiles, parse_profiles
 from ragline.config import Settings
 from ragline.errors import ConfigurationError, InvalidRequestError
 from ragline.llm import ChatModel, Completion, GenerationRequest, Usage
-from ragline.routing import Router, expand, load_profiles, parse_profiles
 
 
 class FakeModel(ChatModel):

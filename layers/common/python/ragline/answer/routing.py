@@ -30,7 +30,8 @@ from ragline.prompts import PromptTemplate, load_prompt
 if TYPE_CHECKING:
     from ragline.config import Settings
 
-PACKAGED_PROFILES = Path(__file__).parent / "profiles.toml"
+# The packaged file sits at the package root, where docs/models.md points.
+PACKAGED_PROFILES = Path(__file__).resolve().parents[1] / "profiles.toml"
 DEFAULT_PROMPT = "answer@v1"
 # The variables the answer use case fills; a template may use any of them, no others.
 ANSWER_VARIABLES = ("question", "context")
