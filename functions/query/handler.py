@@ -24,6 +24,7 @@ from ragline.api import (
 )
 from ragline.config import get_settings
 from ragline.errors import ModelUnavailableError, NotFoundError, RaglineError
+from ragline.ledger import get_ledger
 from ragline.schemas import (
     FeedbackRequest,
     QueryRequest,
@@ -31,14 +32,13 @@ from ragline.schemas import (
     RetrieveRequest,
     RetrieveResponse,
 )
-from ragline.telemetry.recorder import get_recorder
 from ragline.telemetry.tracing import trace_handler
 
 settings = get_settings()
 logger = Logger(service=f"{settings.service_name}-query")
 answerer = get_answerer(settings)
 store = answerer.store
-recorder = get_recorder(settings)
+ledger = get_ledger(settings)
 app = APIGatewayRestResolver(enable_validation=True)
 app.enable_swagger(path="/swagger", title="ragline", version="0.1.0")
 
@@ -61,7 +61,7 @@ def retrieve(body: RetrieveRequest) -> RetrieveResponse:
 
 @app.post("/feedback")
 def feedback(body: FeedbackRequest) -> dict[str, Any]:
-    recorder.feedback(body.request_id, body.rating, body.comment)
+    ledger.feedback(body.request_id, body.rating, body.comment)
     return {"request_id": body.request_id, "rating": body.rating}
 
 

@@ -19,12 +19,11 @@ from ragline.answer.guard import check_answer, similar_enough
 from ragline.answer.routing import Route, Router
 from ragline.embeddings import get_embedder
 from ragline.errors import InvalidRequestError, ModelUnavailableError
+from ragline.ledger import Costs, Ledger, get_ledger, query_record
 from ragline.llm import Completion, GenerationRequest, Usage
 from ragline.retrieval import Retriever
 from ragline.schemas import Latency, QueryResponse, RetrieveResponse
 from ragline.store import get_store
-from ragline.telemetry.pricing import Cost, get_price_table
-from ragline.telemetry.recorder import QueryContext, Recorder, get_recorder
 
 if TYPE_CHECKING:
     from ragline.answer.guard import Verdict
@@ -46,14 +45,14 @@ class Answerer:
         store: Store,
         embedder: Embedder,
         router: Router,
-        recorder: Recorder | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.retriever = Retriever(store, embedder)
         self.router = router
-        self.recorder = recorder
-        self.prices = get_price_table(settings.prices_file)
+        self.ledger = ledger
+        self.costs = ledger.costs if ledger is not None else Costs.from_settings(settings)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Answerer:
@@ -63,7 +62,7 @@ class Answerer:
             get_store(settings),
             get_embedder(settings),
             Router.from_settings(settings),
-            get_recorder(settings),
+            get_ledger(settings),
         )
 
     # --- validation shared by both routes ---------------------------------------------------
@@ -147,7 +146,11 @@ class Answerer:
             prompt=route.prompt.ref,
             needs_review=rules.review,
             embedding_tokens=retrieval.embedding_tokens,
-            cost=self._cost(completion, retrieval.embedding_tokens, called=bool(chunks)),
+            cost=self.costs.query(
+                completion if chunks else None,  # no passages: no model was called
+                embedder=self.retriever.embedder.name,
+                embedding_tokens=retrieval.embedding_tokens,
+            ),
             latency=Latency(
                 retrieve=_ms(retrieved_at - started),
                 generate=_ms(finished - retrieved_at),
@@ -182,39 +185,21 @@ class Answerer:
             sources = [c.model_dump() for c in responses.citations(chunks)]
             raise exc.with_citations(sources) from exc
 
-    def _cost(self, completion: Completion, embedding_tokens: int, *, called: bool) -> Cost:
-        """Generation (none when no model was called) plus the question's embedding."""
-        embedding = self.prices.embedding_cost(self.retriever.embedder.name, embedding_tokens)
-        if not called:
-            return Cost(0.0) + embedding
-        seconds = completion.details.get("latency_ms")
-        generation = self.prices.generation_cost(
-            completion.provider,
-            completion.model,
-            completion.usage,
-            seconds=None if seconds is None else float(seconds) / 1000,
-            instance_type=self.settings.sagemaker_instance_type,
-        )
-        return generation + embedding
-
     def _record(
         self, response: QueryResponse, question: str, collection: str, retrieval: Retrieval
     ) -> None:
-        if self.recorder is None:
+        if self.ledger is None:
             return
         top = retrieval.chunks[0].similarity if retrieval.chunks else None
-        context = QueryContext(
+        record = query_record(
+            response,
             question=question,
             collection=collection,
-            profile=response.profile,
             chunks_retrieved=len(retrieval.chunks),
-            top_score=None if top is None else round(top, 6),
-            fallback=response.fallback,
-            needs_review=response.needs_review,
-            cost_estimated=response.usage.cost_estimated,
+            top_score=top,
         )
         try:
-            self.recorder.query(response, context)
+            self.ledger.query(record)
         except Exception:  # the answer stands even if the ledger cannot be written
             logger.exception("could not record query %s", response.request_id)
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from ragline.ingest.events import ObjectChange, object_changes
 from ragline.ingest.objects import ObjectReader, S3ObjectReader, StoredObject
-from ragline.ingest.pipeline import DocumentFailedError, Ingestor, IngestResult, get_ingestor
+from ragline.ingest.pipeline import DocumentFailedError, Ingestor, get_ingestor
+from ragline.records import IngestResult
 
 __all__ = [
     "DocumentFailedError",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ from ragline.documents import chunk_document, parse_document
 from ragline.documents.chunking import SECTION_SEPARATOR
 from ragline.embeddings import Embedder, get_embedder
 from ragline.errors import DocumentParseError, RaglineError, UnsupportedDocumentError
+from ragline.records import IngestResult
 from ragline.store import ChunkWrite, DocumentWrite, Store, get_store
 
 if TYPE_CHECKING:
@@ -34,28 +34,6 @@ class DocumentFailedError(RaglineError):
     def __init__(self, result: IngestResult) -> None:
         super().__init__(f"{result.source}: {result.error}")
         self.result = result
-
-
-@dataclass(frozen=True)
-class IngestResult:
-    """What happened to one object.
-
-    ``status``: ingested, unchanged (same content, not re-embedded), skipped (no loader),
-    failed (recorded with the reason), deleted, or absent (nothing to delete).
-    """
-
-    source: str
-    status: str
-    document_id: str | None = None
-    collection: str | None = None
-    chunks: int = 0
-    embedding_tokens: int = 0
-    embedding_model: str | None = None
-    error: str | None = None
-    latency_ms: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
 class Ingestor:

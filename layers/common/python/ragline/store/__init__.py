@@ -14,7 +14,6 @@ from ragline.store.repository import (
     ChunkWrite,
     DocumentRecord,
     DocumentWrite,
-    QueryLogEntry,
     RetrievedChunk,
     Store,
 )
@@ -27,7 +26,6 @@ __all__ = [
     "Database",
     "DocumentRecord",
     "DocumentWrite",
-    "QueryLogEntry",
     "RetrievedChunk",
     "Store",
     "apply_migrations",

@@ -18,6 +18,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from ragline.errors import EmbeddingDimensionError, InvalidRequestError
+from ragline.records import QueryRecord
 from ragline.store.database import Database
 from ragline.store.migrate import apply_migrations
 
@@ -101,37 +102,7 @@ class RetrievedChunk:
     similarity: float | None = None  # cosine similarity to the query, when known
 
 
-@dataclass(frozen=True)
-class QueryLogEntry:
-    """One answered query as the query log keeps it."""
-
-    request_id: str
-    collection: str
-    profile: str
-    provider: str
-    model: str
-    prompt: str
-    input_tokens: int
-    output_tokens: int
-    cached_input_tokens: int
-    embedding_tokens: int
-    cost_usd: float | None
-    cost_estimated: bool
-    retrieve_ms: float
-    generate_ms: float
-    total_ms: float
-    chunks_retrieved: int
-    top_score: float | None
-    abstained: bool
-    needs_review: bool
-    fallback: bool
-    sources: list[str]
-    status_code: int = 200
-    question: str | None = None
-    created_at: datetime | None = None
-
-
-_QUERY_LOG_COLUMNS = [name for name in QueryLogEntry.__dataclass_fields__ if name != "created_at"]
+_QUERY_LOG_COLUMNS = [name for name in QueryRecord.__dataclass_fields__ if name != "created_at"]
 _PURGE_EVERY_SECONDS = 3600
 
 _DOCUMENT_COLUMNS = sql.SQL(
@@ -476,7 +447,7 @@ class Store:
 
     # --- the query log ----------------------------------------------------------------------
 
-    def log_query(self, entry: QueryLogEntry) -> None:
+    def log_query(self, entry: QueryRecord) -> None:
         """Record one answered query; rows past the retention period are purged hourly."""
         columns = list(_QUERY_LOG_COLUMNS)
         values: list[Any] = [getattr(entry, c) for c in columns]
