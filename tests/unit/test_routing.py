@@ -42,6 +42,17 @@ def test_profile_models_follow_the_environment() -> None:
     assert profiles["simple"].llm == profiles["critical"].llm == "fake:small"
 
 
+def test_profile_models_are_settings() -> None:
+    # GIVEN the profile models as settings, with nothing in the environment
+    settings = Settings(llm="fake:small", reasoning_llm="fake:large", critical_llm="fake:strict")
+    # WHEN the packaged profiles are loaded
+    profiles = load_profiles(settings, environ={})
+    # THEN ${RAGLINE_REASONING_LLM} and ${RAGLINE_CRITICAL_LLM} expand from the settings
+    assert profiles["reasoning"].llm == "fake:large"
+    assert profiles["critical"].llm == "fake:strict"
+    assert profiles["simple"].llm == "fake:small"
+
+
 @pytest.mark.parametrize(
     ("value", "environ", "expected"),
     [
