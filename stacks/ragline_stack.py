@@ -82,7 +82,7 @@ class RaglineStack(Stack):
             if self.model_endpoint
             else settings.llm
         )
-        query_models = [settings.embeddings, llm, *settings.llm_fallback]
+        query_models = [settings.embeddings, llm, *settings.llm_fallback, *settings.profile_llms]
         self.query = RaglineFunction(
             self,
             "Query",
@@ -180,6 +180,10 @@ class RaglineStack(Stack):
         }
         if settings.llm_fallback:
             environment["RAGLINE_LLM_FALLBACK"] = ",".join(settings.llm_fallback)
+        if settings.reasoning_llm:
+            environment["RAGLINE_REASONING_LLM"] = settings.reasoning_llm
+        if settings.critical_llm:
+            environment["RAGLINE_CRITICAL_LLM"] = settings.critical_llm
         if any(parse_model_string(model)[0] == "sagemaker" for model in models):
             environment["RAGLINE_SAGEMAKER_PAYLOAD"] = settings.sagemaker_payload
             environment["RAGLINE_SAGEMAKER_INSTANCE_TYPE"] = settings.sagemaker_instance_type

@@ -15,7 +15,10 @@ from typing import Any, Literal
 from aws_cdk import aws_logs as logs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-# Providers the Lambda layer can run (`minilm` needs torch, which the layer does not ship).
+# Providers the Lambda layer can run: the library's registries (`ragline.embeddings` and
+# `ragline.llm` PROVIDERS) less those it cannot ship; tests/infrastructure/test_settings.py
+# keeps the lists in step. Written out because the CDK app does not import the library.
+NOT_IN_LAYER = frozenset({"minilm"})  # needs torch, which the layer does not ship
 EMBEDDING_PROVIDERS = frozenset({"hash", "openai", "bedrock", "sagemaker"})
 LLM_PROVIDERS = frozenset({"extractive", "openai", "bedrock", "sagemaker"})
 # Providers reached over the internet; they cannot work in the `isolated` network mode.
@@ -96,6 +99,9 @@ class DeploymentSettings(BaseModel):
     embedding_dimensions: int = Field(default=1024, ge=8, le=16000)
     llm: str = "bedrock:anthropic.claude-3-haiku-20240307-v1:0"
     llm_fallback: tuple[str, ...] = ()
+    # The models of the packaged `reasoning` and `critical` profiles (unset: `llm`).
+    reasoning_llm: str | None = None
+    critical_llm: str | None = None
     default_profile: str = "simple"
     openai_secret_name: str | None = None
     openai_base_url: str | None = None
@@ -183,10 +189,10 @@ class DeploymentSettings(BaseModel):
     def _known_embedder(cls, value: str) -> str:
         return _check_model_string(value, EMBEDDING_PROVIDERS)
 
-    @field_validator("llm")
+    @field_validator("llm", "reasoning_llm", "critical_llm")
     @classmethod
-    def _known_llm(cls, value: str) -> str:
-        return _check_model_string(value, LLM_PROVIDERS)
+    def _known_llm(cls, value: str | None) -> str | None:
+        return None if value is None else _check_model_string(value, LLM_PROVIDERS)
 
     @field_validator("llm_fallback")
     @classmethod
@@ -246,9 +252,14 @@ class DeploymentSettings(BaseModel):
     # Derived views.
 
     @property
+    def profile_llms(self) -> tuple[str, ...]:
+        """The profile models that are set (the query function needs their grants)."""
+        return tuple(model for model in (self.reasoning_llm, self.critical_llm) if model)
+
+    @property
     def model_strings(self) -> tuple[str, ...]:
         """Every configured model, embeddings first."""
-        return (self.embeddings, self.llm, *self.llm_fallback)
+        return (self.embeddings, self.llm, *self.llm_fallback, *self.profile_llms)
 
     @property
     def providers(self) -> frozenset[str]:

@@ -95,9 +95,9 @@ def lambda_context() -> FakeContext:
 
 def clear_caches() -> None:
     """Forget process-wide singletons so the next handler import reads the environment."""
-    from ragline import answer, config, embeddings, ingest, store
+    from ragline import answer, config, embeddings, ingest, ledger, store
     from ragline.providers import clients
-    from ragline.telemetry import pricing, recorder
+    from ragline.telemetry import pricing
 
     for cached in (
         config.get_settings,
@@ -105,7 +105,7 @@ def clear_caches() -> None:
         embeddings.get_embedder,
         ingest.get_ingestor,
         answer.get_answerer,
-        recorder.get_recorder,
+        ledger.get_ledger,
         pricing.get_price_table,
         # model SDK clients read OPENAI_BASE_URL, AWS endpoints and keys when created
         clients.openai_connection,

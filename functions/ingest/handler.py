@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ragline.config import get_settings
 from ragline.ingest import DocumentFailedError, S3ObjectReader, get_ingestor, object_changes
-from ragline.telemetry.recorder import get_recorder
+from ragline.ledger import get_ledger
 from ragline.telemetry.tracing import trace_handler
 
 settings = get_settings()
@@ -32,7 +32,7 @@ logger = Logger(service=f"{settings.service_name}-ingest")
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 ingestor = get_ingestor(settings)
 reader = S3ObjectReader()
-recorder = get_recorder(settings)
+ledger = get_ledger(settings)
 
 
 def record_handler(record: SQSRecord) -> None:
@@ -43,10 +43,10 @@ def record_handler(record: SQSRecord) -> None:
             result = ingestor.sync_object(reader, change.bucket, change.key)
         except DocumentFailedError as exc:
             logger.warning("document failed", extra=exc.result.to_dict())
-            recorder.ingest(exc.result)
+            ledger.ingest(exc.result)
             raise
         logger.info(f"document {result.status}", extra=result.to_dict())
-        recorder.ingest(result)
+        ledger.ingest(result)
 
 
 @logger.inject_lambda_context

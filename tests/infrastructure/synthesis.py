@@ -26,11 +26,17 @@ ROOT = Path(__file__).resolve().parents[2]
 CDK_CONTEXT: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]
 ENDPOINT_MODEL = "Qwen/Qwen2.5-7B-Instruct"
 INFERENCE_PROFILE = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
+REASONING_MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0"
+CRITICAL_ENDPOINT = "critical-llm"
 
 # Name -> context overrides, as strings like `cdk deploy -c key=value` passes them.
 CONFIGURATIONS: dict[str, dict[str, str]] = {
     "nat": {},
-    "isolated": {"network": "isolated"},
+    "isolated": {
+        "network": "isolated",
+        "reasoning_llm": f"bedrock:{REASONING_MODEL}",
+        "critical_llm": f"sagemaker:{CRITICAL_ENDPOINT}",
+    },
     "endpoint": {
         "network": "isolated",
         "sagemaker_model_id": ENDPOINT_MODEL,

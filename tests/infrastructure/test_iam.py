@@ -6,7 +6,12 @@ from typing import Any
 
 import pytest
 
-from tests.infrastructure.synthesis import INFERENCE_PROFILE, Synthesized
+from tests.infrastructure.synthesis import (
+    CRITICAL_ENDPOINT,
+    INFERENCE_PROFILE,
+    REASONING_MODEL,
+    Synthesized,
+)
 
 # Actions that have no resource-level permissions, so "*" is the only possible resource.
 UNSCOPABLE_ACTIONS = {
@@ -109,6 +114,28 @@ def test_query_invokes_exactly_the_configured_models_and_touches_no_bucket(
     assert _granted(nat, role, "secretsmanager:GetSecretValue") == [
         {"Ref": nat.logical_id("Database/Cluster/Secret/Attachment")}
     ]
+
+
+def test_profile_models_reach_the_query_function_with_their_grants(
+    isolated: Synthesized,
+) -> None:
+    # GIVEN reasoning_llm on Bedrock and critical_llm on a SageMaker endpoint
+    query = isolated.resources[isolated.logical_id("Query/Function")]["Properties"]
+    variables = query["Environment"]["Variables"]
+    # THEN the query function is told which models the profiles use
+    assert variables["RAGLINE_REASONING_LLM"] == f"bedrock:{REASONING_MODEL}"
+    assert variables["RAGLINE_CRITICAL_LLM"] == f"sagemaker:{CRITICAL_ENDPOINT}"
+    # AND its role may invoke them, besides the embedding model and the LLM
+    reasoning = f"arn:aws:bedrock:us-east-1::foundation-model/{REASONING_MODEL}"
+    granted = _granted(isolated, "Query/Role", "bedrock:InvokeModel")
+    assert sorted(granted) == sorted([TITAN, HAIKU, reasoning])
+    assert _granted(isolated, "Query/Role", "sagemaker:InvokeEndpoint") == [
+        f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{CRITICAL_ENDPOINT}"
+    ]
+    # AND the ingest function neither knows nor may call them
+    ingest = isolated.resources[isolated.logical_id("Ingestion/Ingest/Function")]["Properties"]
+    assert "RAGLINE_REASONING_LLM" not in ingest["Environment"]["Variables"]
+    assert _granted(isolated, "Ingestion/Ingest/Role", "bedrock:InvokeModel") == [TITAN]
 
 
 def test_migrate_reads_the_database_secret_and_calls_no_model(nat: Synthesized) -> None:

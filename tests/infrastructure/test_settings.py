@@ -5,8 +5,15 @@ from __future__ import annotations
 import re
 
 import pytest
+from ragline import embeddings, llm
 
-from stacks.settings import DeploymentSettings, SettingsError
+from stacks.settings import (
+    EMBEDDING_PROVIDERS,
+    LLM_PROVIDERS,
+    NOT_IN_LAYER,
+    DeploymentSettings,
+    SettingsError,
+)
 from tests.infrastructure.synthesis import CDK_CONTEXT
 
 
@@ -86,3 +93,24 @@ def test_keys_of_cdk_itself_are_not_mistaken_for_typos() -> None:
     }
     # WHEN parsed THEN they are ignored
     assert DeploymentSettings.from_context(context).network == "nat"
+
+
+def test_the_deployable_providers_are_the_library_registries() -> None:
+    # GIVEN the providers the library can build and those the stack accepts
+    # THEN they are the same names, less the ones the layer cannot ship
+    assert set(EMBEDDING_PROVIDERS) == set(embeddings.PROVIDERS) - NOT_IN_LAYER
+    assert set(LLM_PROVIDERS) == set(llm.PROVIDERS) - NOT_IN_LAYER
+
+
+def test_profile_models_are_checked_and_count_as_configured_models() -> None:
+    # GIVEN a reasoning model on OpenAI and a critical one on Bedrock
+    settings = DeploymentSettings.from_context(
+        {"reasoning_llm": "openai:gpt-4o", "critical_llm": "bedrock:anthropic.claude-v2"}
+    )
+    # THEN their providers are the stack's to provision (the OpenAI key secret, grants)
+    assert settings.profile_llms == ("openai:gpt-4o", "bedrock:anthropic.claude-v2")
+    assert settings.uses_openai and {"openai", "bedrock"} <= settings.providers
+    # AND an unknown provider or a blank value is handled like `llm`'s
+    with pytest.raises(SettingsError, match="unknown provider 'gemini'"):
+        DeploymentSettings.from_context({"critical_llm": "gemini:pro"})
+    assert DeploymentSettings.from_context({"reasoning_llm": ""}).reasoning_llm is None

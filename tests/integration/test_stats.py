@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 from ragline.config import Settings
 from ragline.dev.stats import parse_since, render_stats, run_stats
-from ragline.store import QueryLogEntry, Store
+from ragline.records import QueryRecord
+from ragline.store import Store
 
 NOW = datetime.now(UTC)
 
 
-def _entry(n: int, **changes: object) -> QueryLogEntry:
+def _entry(n: int, **changes: object) -> QueryRecord:
     values: dict[str, object] = dict(
         request_id=f"req-{n}",
         collection="default",
@@ -42,7 +43,7 @@ def _entry(n: int, **changes: object) -> QueryLogEntry:
         created_at=NOW - timedelta(minutes=n),
     )
     values.update(changes)
-    return QueryLogEntry(**values)  # type: ignore[arg-type]
+    return QueryRecord(**values)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")

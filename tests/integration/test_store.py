@@ -49,14 +49,13 @@ def test_a_collection_refuses_vectors_of_another_model(store: Store) -> None:
 def test_query_with_a_mismatched_embedder_is_a_clear_error(database_url: str) -> None:
     settings = Settings(database_url=database_url, default_collection="mixed")
     Ingestor.from_settings(settings).ingest_bytes("s3://b/a.txt", b"Alpha beta gamma.")
-    from ragline.answer import Answerer
+    from ragline.answer import Answerer, Router
     from ragline.embeddings.hash import HashEmbedder
     from ragline.llm.extractive import ExtractiveModel
     from ragline.prompts import load_prompt
 
-    other = Answerer(
-        settings, Store(settings), HashEmbedder(64), ExtractiveModel(), load_prompt("answer@v1")
-    )
+    router = Router.single(settings, ExtractiveModel(), load_prompt("answer@v1"))
+    other = Answerer(settings, Store(settings), HashEmbedder(64), router)
     with pytest.raises(EmbeddingDimensionError, match="use the same model"):
         other.answer("alpha?")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from ragline.answer.routing import Router, expand, load_profiles, parse_profiles
 from ragline.config import Settings
 from ragline.errors import ConfigurationError, InvalidRequestError
 from ragline.llm import ChatModel, Completion, GenerationRequest, ModelChain, Usage
-from ragline.routing import Router, expand, load_profiles, parse_profiles
 
 
 class FakeModel(ChatModel):
@@ -45,6 +45,17 @@ def test_profile_models_follow_the_environment() -> None:
     profiles = load_profiles(SETTINGS, environ=environ)
     assert profiles["reasoning"].llm == "fake:large"
     assert profiles["simple"].llm == profiles["critical"].llm == "fake:small"
+
+
+def test_profile_models_are_settings() -> None:
+    # GIVEN the profile models as settings, with nothing in the environment
+    settings = Settings(llm="fake:small", reasoning_llm="fake:large", critical_llm="fake:strict")
+    # WHEN the packaged profiles are loaded
+    profiles = load_profiles(settings, environ={})
+    # THEN ${RAGLINE_REASONING_LLM} and ${RAGLINE_CRITICAL_LLM} expand from the settings
+    assert profiles["reasoning"].llm == "fake:large"
+    assert profiles["critical"].llm == "fake:strict"
+    assert profiles["simple"].llm == "fake:small"
 
 
 @pytest.mark.parametrize(

@@ -1,16 +1,20 @@
-"""Helpers for the REST handler: error bodies, request limits, identifiers."""
+"""Helpers for the REST handler: error bodies, the error-to-status mapping, request limits."""
 
 from __future__ import annotations
 
 import base64
 import json
 from collections.abc import Sequence
-from typing import Any
-from uuid import UUID
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from ragline.errors import InvalidRequestError
+from ragline.errors import ModelUnavailableError, RaglineError
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
 
 def error_response(status: int, message: str, **extra: Any) -> Response[str]:
@@ -76,9 +80,33 @@ def as_json_request(event: dict[str, Any]) -> dict[str, Any]:
     return {**event, "headers": headers, "multiValueHeaders": multi}
 
 
-def document_id(value: str) -> UUID:
-    """Parse a document id from a path; a malformed one is the caller's error (400)."""
-    try:
-        return UUID(value)
-    except ValueError as exc:
-        raise InvalidRequestError(f"document id {value!r} is not a UUID") from exc
+def handle_errors(app: APIGatewayRestResolver, logger: Logger) -> None:
+    """Map errors to responses: domain errors to their status codes, validation errors to
+    400, unknown routes to 404, and anything else to a 500 naming the request id."""
+
+    @app.not_found
+    def handle_unknown_route(error: Exception) -> Response[str]:
+        event = app.current_event
+        return error_response(404, f"no route for {event.http_method} {event.path}")
+
+    @app.exception_handler(RequestValidationError)
+    def handle_validation(error: RequestValidationError) -> Response[str]:
+        return error_response(400, validation_message(error.errors()))
+
+    @app.exception_handler(ModelUnavailableError)
+    def handle_no_model(error: ModelUnavailableError) -> Response[str]:
+        # 503 with the sources: the caller can show them though no model wrote an answer.
+        logger.error("no model answered", extra={"failures": dict(error.failures)})
+        return error_response(503, str(error), citations=error.citations)
+
+    @app.exception_handler(RaglineError)
+    def handle_domain_error(error: RaglineError) -> Response[str]:
+        if error.status_code >= 500:
+            logger.exception("request failed")
+        return error_response(error.status_code, str(error))
+
+    @app.exception_handler(Exception)
+    def handle_unexpected(error: Exception) -> Response[str]:
+        logger.exception("unexpected error")
+        request_id = app.current_event.request_context.request_id
+        return error_response(500, f"internal error (request id {request_id})")

@@ -27,6 +27,8 @@ ENVIRONMENT: dict[str, str] = {
     "RAGLINE_EMBEDDING_BATCH_SIZE": "embedding_batch_size",
     "RAGLINE_LLM": "llm",
     "RAGLINE_LLM_FALLBACK": "llm_fallback",
+    "RAGLINE_REASONING_LLM": "reasoning_llm",
+    "RAGLINE_CRITICAL_LLM": "critical_llm",
     "RAGLINE_LLM_TIMEOUT": "llm_timeout_seconds",
     "RAGLINE_LLM_MAX_RETRIES": "llm_max_retries",
     "RAGLINE_MAX_OUTPUT_TOKENS": "max_output_tokens",
@@ -70,6 +72,10 @@ class Settings(BaseModel):
     embedding_batch_size: int = Field(default=64, ge=1, le=2048)
     llm: str = "extractive"
     llm_fallback: tuple[str, ...] = ()
+    # The packaged profiles' models (${RAGLINE_REASONING_LLM}, ${RAGLINE_CRITICAL_LLM});
+    # unset, those profiles use ``llm``.
+    reasoning_llm: str | None = None
+    critical_llm: str | None = None
     llm_timeout_seconds: float = Field(default=30.0, gt=0, le=900)
     llm_max_retries: int = Field(default=2, ge=0, le=10)
     max_output_tokens: int = Field(default=512, ge=16, le=32000)

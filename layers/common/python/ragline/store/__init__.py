@@ -16,7 +16,6 @@ from ragline.store.records import (
     ChunkWrite,
     DocumentRecord,
     DocumentWrite,
-    QueryLogEntry,
     RetrievedChunk,
 )
 
@@ -28,7 +27,6 @@ __all__ = [
     "Database",
     "DocumentRecord",
     "DocumentWrite",
-    "QueryLogEntry",
     "RetrievedChunk",
     "Store",
     "apply_migrations",

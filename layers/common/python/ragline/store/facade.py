@@ -27,11 +27,11 @@ if TYPE_CHECKING:
     import psycopg
 
     from ragline.config import Settings
+    from ragline.records import QueryRecord
     from ragline.store.records import (
         ChunkWrite,
         DocumentRecord,
         DocumentWrite,
-        QueryLogEntry,
         RetrievedChunk,
     )
 
@@ -165,7 +165,7 @@ class Store:
 
     # --- the query log ----------------------------------------------------------------------
 
-    def log_query(self, entry: QueryLogEntry) -> None:
+    def log_query(self, entry: QueryRecord) -> None:
         """Record one answered query; rows past the retention period are purged hourly."""
         queries.log_query(self.connection(), entry)
         if time.monotonic() - self._purged_at > _PURGE_EVERY_SECONDS:

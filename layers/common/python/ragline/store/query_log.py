@@ -11,17 +11,17 @@ from typing import TYPE_CHECKING, Any
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from ragline.store.records import QueryLogEntry
+from ragline.records import QueryRecord
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     import psycopg
 
-_QUERY_LOG_COLUMNS = [name for name in QueryLogEntry.__dataclass_fields__ if name != "created_at"]
+_QUERY_LOG_COLUMNS = [name for name in QueryRecord.__dataclass_fields__ if name != "created_at"]
 
 
-def log_query(conn: psycopg.Connection[Any], entry: QueryLogEntry) -> None:
+def log_query(conn: psycopg.Connection[Any], entry: QueryRecord) -> None:
     """Record one answered query; a retried log of the same request changes nothing."""
     columns = list(_QUERY_LOG_COLUMNS)
     values: list[Any] = [getattr(entry, c) for c in columns]

@@ -79,33 +79,3 @@ class RetrievedChunk:
     token_count: int
     score: float
     similarity: float | None = None  # cosine similarity to the query, when known
-
-
-@dataclass(frozen=True)
-class QueryLogEntry:
-    """One answered query as the query log keeps it."""
-
-    request_id: str
-    collection: str
-    profile: str
-    provider: str
-    model: str
-    prompt: str
-    input_tokens: int
-    output_tokens: int
-    cached_input_tokens: int
-    embedding_tokens: int
-    cost_usd: float | None
-    cost_estimated: bool
-    retrieve_ms: float
-    generate_ms: float
-    total_ms: float
-    chunks_retrieved: int
-    top_score: float | None
-    abstained: bool
-    needs_review: bool
-    fallback: bool
-    sources: list[str]
-    status_code: int = 200
-    question: str | None = None
-    created_at: datetime | None = None

@@ -17,6 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 if TYPE_CHECKING:
     from ragline.config import Settings
+    from ragline.records import QuerySignals
 
 COUNT = MetricUnit.Count
 MS = MetricUnit.Milliseconds
@@ -24,30 +25,9 @@ NONE = MetricUnit.NoUnit
 
 
 @dataclass(frozen=True)
-class QuerySignals:
-    """The per-query figures that go to CloudWatch, taken from the response."""
-
-    provider: str
-    model: str
-    prompt: str
-    profile: str
-    input_tokens: int
-    output_tokens: int
-    cached_input_tokens: int
-    embedding_tokens: int
-    cost_usd: float | None
-    retrieve_ms: float
-    generate_ms: float
-    total_ms: float
-    chunks_retrieved: int
-    top_score: float | None
-    abstained: bool
-    needs_review: bool
-    fallback: bool
-
-
-@dataclass(frozen=True)
 class IngestSignals:
+    """The figures of one object event that go to CloudWatch."""
+
     status: str  # ingested, unchanged, skipped, failed, deleted, absent
     chunks: int
     embedding_tokens: int

@@ -15,17 +15,25 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ragline.errors import ConfigurationError
-
-if TYPE_CHECKING:
-    from ragline.llm import Usage
 
 logger = logging.getLogger(__name__)
 PER_MILLION = 1_000_000
 # What providers append to a model name for a dated or pinned snapshot of it.
 _SNAPSHOT_SUFFIX = re.compile(r"-\d{4}-\d{2}-\d{2}|-\d{4}|-\d{8}|-latest")
+
+
+class TokenUsage(Protocol):
+    """The token counts a model call reports (``ragline.llm.Usage`` is one)."""
+
+    @property
+    def input_tokens(self) -> int: ...
+    @property
+    def output_tokens(self) -> int: ...
+    @property
+    def cached_input_tokens(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -114,7 +122,7 @@ class PriceTable:
         self,
         provider: str,
         model: str,
-        usage: Usage,
+        usage: TokenUsage,
         *,
         seconds: float | None = None,
         instance_type: str | None = None,

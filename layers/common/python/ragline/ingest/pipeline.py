@@ -1,4 +1,4 @@
-"""The ingest use case: keep the store in step with the objects in the bucket.
+"""The ingest pipeline: read the object, parse, chunk, embed, store.
 
 Every S3 event, created or removed, means "make the store match this key as the bucket
 holds it now": the object is read again, so events that arrive late or out of order
@@ -8,30 +8,24 @@ converge on the bucket's current state instead of replaying stale history.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import unquote_plus
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ragline.documents import chunk_document, parse_document
 from ragline.documents.chunking import SECTION_SEPARATOR
 from ragline.embeddings import Embedder, get_embedder
-from ragline.errors import (
-    DocumentParseError,
-    InvalidRequestError,
-    RaglineError,
-    UnsupportedDocumentError,
-)
+from ragline.errors import DocumentParseError, RaglineError, UnsupportedDocumentError
+from ragline.records import IngestResult
 from ragline.store import ChunkWrite, DocumentWrite, Store, get_store
 
 if TYPE_CHECKING:
     from ragline.config import Settings
+    from ragline.ingest.objects import ObjectReader
 
 
 class DocumentFailedError(RaglineError):
@@ -40,124 +34,6 @@ class DocumentFailedError(RaglineError):
     def __init__(self, result: IngestResult) -> None:
         super().__init__(f"{result.source}: {result.error}")
         self.result = result
-
-
-@dataclass(frozen=True)
-class StoredObject:
-    """An object as the bucket holds it now."""
-
-    bucket: str
-    key: str
-    size: int
-    read: Callable[[], bytes]
-    metadata: dict[str, str] = field(default_factory=dict)
-    content_type: str | None = None
-    etag: str | None = None
-    version_id: str | None = None
-
-    @property
-    def source(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
-
-
-class ObjectReader(Protocol):
-    def get(self, bucket: str, key: str) -> StoredObject | None:
-        """The object, or None when the bucket no longer holds it."""
-
-
-class S3ObjectReader:
-    """Reads objects with a boto3 S3 client (created lazily, reused)."""
-
-    def __init__(self, client: Any | None = None) -> None:
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            import boto3
-
-            self._client = boto3.client("s3")
-        return self._client
-
-    def get(self, bucket: str, key: str) -> StoredObject | None:
-        try:
-            response = self.client.get_object(Bucket=bucket, Key=key)
-        except self.client.exceptions.NoSuchKey:
-            return None
-        body = response["Body"]
-        return StoredObject(
-            bucket=bucket,
-            key=key,
-            size=int(response.get("ContentLength", 0)),
-            read=body.read,
-            metadata={k.lower(): v for k, v in response.get("Metadata", {}).items()},
-            content_type=response.get("ContentType"),
-            etag=(response.get("ETag") or "").strip('"') or None,
-            version_id=response.get("VersionId"),
-        )
-
-
-@dataclass(frozen=True)
-class ObjectChange:
-    """One S3 event notification record: which object changed, and how."""
-
-    event_name: str
-    bucket: str
-    key: str
-
-
-def object_changes(message_body: str) -> list[ObjectChange]:
-    """The object changes an SQS message from an S3 event notification carries.
-
-    The ``s3:TestEvent`` S3 sends when notifications are configured carries none. Keys
-    arrive URL-encoded (spaces as ``+``) and are decoded once. A body that is not an S3
-    notification raises InvalidRequestError, so the message fails and is not lost.
-    """
-    try:
-        body = json.loads(message_body)
-    except json.JSONDecodeError as exc:
-        raise InvalidRequestError(f"message body is not JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise InvalidRequestError("message body is not an S3 event notification")
-    if body.get("Event") == "s3:TestEvent":
-        return []
-    if "Records" not in body:
-        raise InvalidRequestError("message body is not an S3 event notification")
-    changes = []
-    for record in body["Records"]:
-        try:
-            changes.append(
-                ObjectChange(
-                    event_name=record["eventName"],
-                    bucket=record["s3"]["bucket"]["name"],
-                    key=unquote_plus(record["s3"]["object"]["key"]),
-                )
-            )
-        except (KeyError, TypeError) as exc:
-            raise InvalidRequestError(f"S3 event record lacks {exc}") from exc
-    return changes
-
-
-@dataclass(frozen=True)
-class IngestResult:
-    """What happened to one object.
-
-    ``status``: ingested, unchanged (same content, not re-embedded), skipped (no loader),
-    failed (recorded with the reason), deleted, or absent (nothing to delete).
-    """
-
-    source: str
-    status: str
-    document_id: str | None = None
-    collection: str | None = None
-    chunks: int = 0
-    embedding_tokens: int = 0
-    embedding_model: str | None = None
-    error: str | None = None
-    latency_ms: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
 class Ingestor:
@@ -187,18 +63,8 @@ class Ingestor:
         obj = reader.get(bucket, key)
         if obj is None:
             return self.delete_source(f"s3://{bucket}/{key}")
-        collection = obj.metadata.get("collection") or self.settings.default_collection
-        metadata: dict[str, Any] = {"s3": {"bucket": bucket, "key": key}}
-        for name, value in (
-            ("content_type", obj.content_type),
-            ("etag", obj.etag),
-            ("version_id", obj.version_id),
-        ):
-            if value:
-                metadata["s3"][name] = value
-        user_metadata = {k: v for k, v in obj.metadata.items() if k != "collection"}
-        if user_metadata:
-            metadata["user"] = user_metadata
+        collection = obj.collection or self.settings.default_collection
+        metadata = obj.document_metadata()
         if obj.size > self.settings.max_document_bytes:
             started = time.perf_counter()
             document = DocumentWrite(collection, obj.source, size_bytes=obj.size, metadata=metadata)

@@ -4,8 +4,9 @@ A profile file (the packaged ``profiles.toml``, or ``RAGLINE_PROFILES_FILE``) ha
 ``[profiles.<name>]`` table per profile with ``llm``, ``prompt``, ``top_k``,
 ``min_score``, ``require_citations``, ``review`` and ``description``, all optional.
 ``llm`` omitted or empty means ``RAGLINE_LLM``; ``${NAME}`` and ``${NAME:-default}`` in it
-are replaced at cold start (ragline's own variables by their validated settings), so a
-deployment swaps models by configuration alone.
+are replaced at cold start (ragline's own variables, such as ``RAGLINE_REASONING_LLM``
+and ``RAGLINE_CRITICAL_LLM``, by their validated settings; others from the environment),
+so a deployment swaps models by configuration alone.
 
 Everything a profile names is built and checked at cold start: its models (with the
 ``RAGLINE_LLM_FALLBACK`` chain behind them) and its prompt template, so a typo fails the
@@ -30,7 +31,8 @@ from ragline.prompts import PromptTemplate, load_prompt
 if TYPE_CHECKING:
     from ragline.config import Settings
 
-PACKAGED_PROFILES = Path(__file__).parent / "profiles.toml"
+# The packaged file sits at the package root, where docs/models.md points.
+PACKAGED_PROFILES = Path(__file__).resolve().parents[1] / "profiles.toml"
 DEFAULT_PROMPT = "answer@v1"
 # The variables the answer use case fills; a template may use any of them, no others.
 ANSWER_VARIABLES = ("question", "context")
@@ -71,11 +73,16 @@ def expand(value: str, settings: Settings, environ: Mapping[str, str]) -> str:
 
     def value_of(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2) or ""
-        if name in ENVIRONMENT and environ.get(name, "").strip():
-            setting = getattr(settings, ENVIRONMENT[name])
-            found = ",".join(setting) if isinstance(setting, tuple) else str(setting)
-        else:
-            found = environ.get(name, "")
+        found = environ.get(name, "")
+        if name in ENVIRONMENT:
+            field = ENVIRONMENT[name]
+            setting = getattr(settings, field)
+            # A setting with a default counts as set only when the environment sets it
+            # (so ${RAGLINE_LLM:-x} can fall back); an optional one (the profile models)
+            # whenever it has a value, however the settings were built.
+            optional = type(settings).model_fields[field].default is None
+            if setting is not None and (optional or found.strip()):
+                found = ",".join(setting) if isinstance(setting, tuple) else str(setting)
         return found.strip() or default
 
     return _REFERENCE.sub(value_of, value).strip()

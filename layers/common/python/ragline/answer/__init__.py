@@ -1,0 +1,23 @@
+"""The answer use case: questions answered from the store, grounded and cited.
+
+``routing`` turns the profile file into routes (model chain, template, retrieval rules),
+``guard`` keeps answers grounded in the passages they cite, ``responses`` maps chunks to
+what the API returns, and ``answerer`` composes them.
+"""
+
+from __future__ import annotations
+
+from ragline.answer.answerer import Answerer, get_answerer
+from ragline.answer.guard import is_abstention
+from ragline.answer.responses import format_context
+from ragline.answer.routing import Profile, Route, Router
+
+__all__ = [
+    "Answerer",
+    "Profile",
+    "Route",
+    "Router",
+    "format_context",
+    "get_answerer",
+    "is_abstention",
+]

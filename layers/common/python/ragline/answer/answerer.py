@@ -1,0 +1,231 @@
+"""The answer use case: route, retrieve, fill the prompt template, ask the model, guard, cite.
+
+When nothing relevant is retrieved the model is not called at all. The request's
+profile (:mod:`ragline.answer.routing`) picks the model chain, the template and the
+retrieval rules; :mod:`ragline.answer.guard` decides what the answer may say and cite;
+:mod:`ragline.answer.responses` shapes what the caller gets.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from ragline.answer import responses
+from ragline.answer.guard import check_answer, similar_enough
+from ragline.answer.routing import Route, Router
+from ragline.embeddings import get_embedder
+from ragline.errors import InvalidRequestError, ModelUnavailableError
+from ragline.ledger import Costs, Ledger, get_ledger, query_record
+from ragline.llm import Completion, GenerationRequest, Usage
+from ragline.retrieval import Retriever
+from ragline.schemas import Latency, QueryResponse, RetrieveResponse
+from ragline.store import get_store
+
+if TYPE_CHECKING:
+    from ragline.answer.guard import Verdict
+    from ragline.config import Settings
+    from ragline.embeddings import Embedder
+    from ragline.retrieval import Retrieval
+    from ragline.store import RetrievedChunk, Store
+
+# The package's name, not this module's: operators filter the answer log line on it.
+logger = logging.getLogger("ragline.answer")
+
+
+class Answerer:
+    """Answers questions against the store through the routing profiles."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        embedder: Embedder,
+        router: Router,
+        ledger: Ledger | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.retriever = Retriever(store, embedder)
+        self.router = router
+        self.ledger = ledger
+        self.costs = ledger.costs if ledger is not None else Costs.from_settings(settings)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Answerer:
+        """Build every profile's models and templates now, so bad ones fail cold start."""
+        return cls(
+            settings,
+            get_store(settings),
+            get_embedder(settings),
+            Router.from_settings(settings),
+            get_ledger(settings),
+        )
+
+    # --- validation shared by both routes ---------------------------------------------------
+
+    def _collection(self, collection: str | None) -> str:
+        return collection or self.settings.default_collection
+
+    def _top_k(self, top_k: int | None) -> int:
+        value = top_k or self.settings.top_k
+        if value > self.settings.max_top_k:
+            raise InvalidRequestError(f"top_k must be at most {self.settings.max_top_k}")
+        return value
+
+    def _text(self, text: str, field: str) -> str:
+        text = text.strip()
+        if not text:
+            raise InvalidRequestError(f"{field} must not be empty")
+        if len(text) > self.settings.max_question_chars:
+            raise InvalidRequestError(
+                f"{field} is {len(text)} characters; "
+                f"the limit is {self.settings.max_question_chars}"
+            )
+        return text
+
+    # --- use cases --------------------------------------------------------------------------
+
+    def retrieve(
+        self, query: str, *, collection: str | None = None, top_k: int | None = None,
+        mode: str = "hybrid",
+    ) -> RetrieveResponse:  # fmt: skip
+        """Search without generating: the chunks a question would be answered from."""
+        retrieval = self.retriever.search(
+            self._text(query, "query"),
+            collection=self._collection(collection),
+            top_k=self._top_k(top_k),
+            mode=mode,
+        )
+        return RetrieveResponse(
+            results=[responses.retrieved_item(c) for c in retrieval.chunks],
+            embedding_tokens=retrieval.embedding_tokens,
+        )
+
+    def answer(
+        self,
+        question: str,
+        *,
+        collection: str | None = None,
+        top_k: int | None = None,
+        profile: str | None = None,
+        request_id: str | None = None,
+    ) -> QueryResponse:
+        """Answer ``question`` from the collection, citing the passages used.
+
+        ``profile`` names a routing profile (None: the default one); an unknown name is
+        InvalidRequestError. When every model of the profile's chain fails,
+        ModelUnavailableError carries the retrieved passages as citations.
+        """
+        route = self.router.route(profile)
+        rules = route.profile
+        started = time.perf_counter()
+        question = self._text(question, "question")
+        collection = self._collection(collection)
+        retrieval = self.retriever.search(
+            question, collection=collection, top_k=self._top_k(top_k or rules.top_k)
+        )
+        retrieved_at = time.perf_counter()
+        chunks = similar_enough(retrieval.chunks, rules.min_score)
+        completion = self._generate(route, question, chunks)
+        finished = time.perf_counter()
+        verdict = check_answer(
+            completion.text,
+            chunks,
+            abstain_text=route.prompt.abstain,
+            require_citations=rules.require_citations,
+        )
+        self._log(route, completion, verdict)
+        response = responses.query_response(
+            verdict,
+            completion,
+            profile=route.name,
+            prompt=route.prompt.ref,
+            needs_review=rules.review,
+            embedding_tokens=retrieval.embedding_tokens,
+            cost=self.costs.query(
+                completion if chunks else None,  # no passages: no model was called
+                embedder=self.retriever.embedder.name,
+                embedding_tokens=retrieval.embedding_tokens,
+            ),
+            latency=Latency(
+                retrieve=_ms(retrieved_at - started),
+                generate=_ms(finished - retrieved_at),
+                total=_ms(finished - started),
+            ),
+            request_id=request_id or str(uuid.uuid4()),
+        )
+        self._record(response, question, collection, retrieval)
+        return response
+
+    def _generate(self, route: Route, question: str, chunks: list[RetrievedChunk]) -> Completion:
+        """The model's completion over the passages; the abstention, without a model call,
+        when there is nothing to ground an answer on."""
+        if not chunks:
+            primary = route.chain.primary
+            return Completion(route.prompt.abstain, Usage(), primary.provider, primary.model)
+        passages = responses.passages(chunks)
+        values = {"question": question, "context": responses.format_context(passages)}
+        # A template may leave a variable out (checked at cold start): fill what it declares.
+        rendered = route.prompt.render(**{name: values[name] for name in route.prompt.variables})
+        request = GenerationRequest(
+            system=rendered.system,
+            user=rendered.user,
+            question=question,
+            passages=passages,
+            abstain_text=route.prompt.abstain,
+            max_tokens=self.settings.max_output_tokens,
+        )
+        try:
+            return route.chain.generate(request)
+        except ModelUnavailableError as exc:
+            sources = [c.model_dump() for c in responses.citations(chunks)]
+            raise exc.with_citations(sources) from exc
+
+    def _record(
+        self, response: QueryResponse, question: str, collection: str, retrieval: Retrieval
+    ) -> None:
+        if self.ledger is None:
+            return
+        top = retrieval.chunks[0].similarity if retrieval.chunks else None
+        record = query_record(
+            response,
+            question=question,
+            collection=collection,
+            chunks_retrieved=len(retrieval.chunks),
+            top_score=top,
+        )
+        try:
+            self.ledger.query(record)
+        except Exception:  # the answer stands even if the ledger cannot be written
+            logger.exception("could not record query %s", response.request_id)
+
+    @staticmethod
+    def _log(route: Route, completion: Completion, verdict: Verdict) -> None:
+        model, fallback = responses.model_spec(completion), responses.is_fallback(completion)
+        if verdict.withheld:
+            logger.warning(
+                "profile %s: the answer of %s cites no passage; abstaining instead",
+                route.name, model,
+            )  # fmt: skip
+        logger.info(
+            "answered with profile %s, model %s, prompt %s%s",
+            route.name, model, route.prompt.ref, " (fallback)" if fallback else "",
+            extra={"profile": route.name, "model": model, "prompt": route.prompt.ref,
+                   "fallback": fallback, "abstained": verdict.abstained},
+        )  # fmt: skip
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)
+
+
+@lru_cache(maxsize=4)
+def get_answerer(settings: Settings | None = None) -> Answerer:
+    """The process's answerer, created once (at cold start in the query Lambda)."""
+    from ragline.config import get_settings
+
+    return Answerer.from_settings(settings or get_settings())

@@ -1,0 +1,113 @@
+"""Response mapping: retrieved chunks as passages for the model, and as the API's
+citations, search results and query responses."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ragline.llm import Passage
+from ragline.schemas import Citation, Latency, ModelInfo, QueryResponse, RetrievedItem, UsageInfo
+
+if TYPE_CHECKING:
+    from ragline.answer.guard import Verdict
+    from ragline.llm import Completion
+    from ragline.store import RetrievedChunk
+    from ragline.telemetry.pricing import Cost
+
+
+def passages(chunks: list[RetrievedChunk]) -> tuple[Passage, ...]:
+    """The chunks as the numbered passages a model reads (numbered from 1)."""
+    return tuple(
+        Passage(n, c.text, c.title, c.source, c.section) for n, c in enumerate(chunks, start=1)
+    )
+
+
+def format_context(passages: tuple[Passage, ...]) -> str:
+    """The passages as the model reads them: number, title and section, then the text."""
+    blocks = []
+    for passage in passages:
+        heading = " — ".join(p for p in (passage.title, passage.section) if p)
+        blocks.append(f"[{passage.n}] {heading}\n{passage.text}".strip())
+    return "\n\n".join(blocks)
+
+
+def retrieved_item(chunk: RetrievedChunk) -> RetrievedItem:
+    """One search result."""
+    return RetrievedItem(
+        chunk_id=chunk.chunk_id,
+        document_id=str(chunk.document_id),
+        source=chunk.source,
+        title=chunk.title,
+        section=chunk.section,
+        text=chunk.text,
+        score=chunk.score,
+        similarity=chunk.similarity,
+    )
+
+
+def citation(n: int, chunk: RetrievedChunk) -> Citation:
+    """Passage ``n`` as the caller sees it cited."""
+    return Citation(
+        n=n,
+        document_id=str(chunk.document_id),
+        source=chunk.source,
+        title=chunk.title,
+        chunk_id=chunk.chunk_id,
+        score=chunk.score,
+        text=chunk.text,
+        section=chunk.section,
+    )
+
+
+def citations(chunks: list[RetrievedChunk]) -> list[Citation]:
+    """Every chunk as a citation, numbered from 1."""
+    return [citation(n, c) for n, c in enumerate(chunks, start=1)]
+
+
+def query_response(
+    verdict: Verdict,
+    completion: Completion,
+    *,
+    profile: str,
+    prompt: str,
+    needs_review: bool,
+    embedding_tokens: int,
+    cost: Cost,
+    latency: Latency,
+    request_id: str,
+) -> QueryResponse:
+    """The API's answer: the guarded text, its citations, the model, usage and cost."""
+    usage = completion.usage
+    return QueryResponse(
+        answer=verdict.text,
+        citations=[citation(n, c) for n, c in verdict.sources],
+        abstained=verdict.abstained,
+        profile=profile,
+        needs_review=needs_review,
+        fallback=is_fallback(completion),
+        model=ModelInfo(provider=completion.provider, name=completion.model, prompt=prompt),
+        usage=UsageInfo(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cached_input_tokens=usage.cached_input_tokens,
+            embedding_tokens=embedding_tokens,
+            cost_usd=None if cost.usd is None else round(cost.usd, 10),
+            cost_estimated=cost.estimated,
+            estimated=usage.estimated,
+        ),
+        latency_ms=latency,
+        request_id=request_id,
+    )
+
+
+def is_fallback(completion: Completion) -> bool:
+    """Whether a fallback model of the chain wrote the completion."""
+    return bool(completion.details.get("fallback", False))
+
+
+def model_spec(completion: Completion) -> str:
+    """``provider:model`` of the model that wrote the completion (``provider`` alone when
+    the two are the same, as for ``extractive``)."""
+    if completion.model == completion.provider:
+        return completion.provider
+    return f"{completion.provider}:{completion.model}"

@@ -1,0 +1,74 @@
+"""The documents use case: what the store holds, as the API lists, shows and deletes it.
+
+Deleting a document here removes it from retrieval only; its object stays in the bucket
+(and a later event for that key ingests it again).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from ragline.errors import InvalidRequestError, NotFoundError
+from ragline.store import get_store
+
+if TYPE_CHECKING:
+    from ragline.config import Settings
+    from ragline.store import Store
+
+
+def document_id(value: str) -> UUID:
+    """Parse a document id; a malformed one is the caller's error (400)."""
+    try:
+        return UUID(value)
+    except ValueError as exc:
+        raise InvalidRequestError(f"document id {value!r} is not a UUID") from exc
+
+
+class Catalog:
+    """Lists, shows and deletes stored documents, and reports the store's health."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Catalog:
+        return cls(get_store(settings))
+
+    def list(
+        self,
+        *,
+        collection: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """A page of documents ordered by source, and the cursor of the next page."""
+        documents, next_cursor = self.store.list_documents(
+            collection=collection, status=status, limit=limit, cursor=cursor
+        )
+        return {"documents": [d.to_dict() for d in documents], "next_cursor": next_cursor}
+
+    def get(self, id: str) -> dict[str, Any]:
+        """One document; 404 when there is none with this id."""
+        document = self.store.get_document(document_id(id))
+        if document is None:
+            raise NotFoundError(f"no document with id {id}")
+        return document.to_dict()
+
+    def delete(self, id: str) -> dict[str, Any]:
+        """Delete a document and its chunks; 404 when there is none with this id."""
+        if not self.store.delete_document(document_id(id)):
+            raise NotFoundError(f"no document with id {id}")
+        return {"deleted": id}
+
+    def health(self) -> dict[str, Any]:
+        """The service's health, with the database's."""
+        return {"status": "ok", "database": self.store.health()}
+
+
+@lru_cache(maxsize=4)
+def get_catalog(settings: Settings) -> Catalog:
+    """The process's catalog, created once."""
+    return Catalog.from_settings(settings)

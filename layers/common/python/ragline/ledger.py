@@ -1,0 +1,157 @@
+"""The ledger: what each query and each object event cost, logged and counted once.
+
+One record per query (:class:`~ragline.records.QueryRecord`) becomes both the EMF
+document and the query-log row; one :class:`~ragline.records.IngestResult` per object
+event becomes its EMF document. :class:`Costs` is the one place usage is turned into
+money, for answers and for ingestion alike, so the response, the log and the metrics
+cannot disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from ragline.errors import NotFoundError
+from ragline.records import QueryRecord
+from ragline.store import get_store
+from ragline.telemetry.metrics import IngestSignals, MetricsEmitter
+from ragline.telemetry.pricing import Cost, PriceTable, get_price_table
+
+if TYPE_CHECKING:
+    from ragline.config import Settings
+    from ragline.llm import Completion
+    from ragline.records import IngestResult
+    from ragline.schemas import QueryResponse
+    from ragline.store import Store
+
+
+class Costs:
+    """What model calls cost, from the usage they reported and the price table."""
+
+    def __init__(self, prices: PriceTable, instance_type: str | None = None) -> None:
+        self.prices = prices
+        # The SageMaker instance type prices the time a generation held the endpoint.
+        self.instance_type = instance_type
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Costs:
+        return cls(get_price_table(settings.prices_file), settings.sagemaker_instance_type)
+
+    def embedding(self, embedder: str, tokens: int) -> Cost:
+        """Embedding ``tokens`` tokens with the embedder named ``embedder``."""
+        return self.prices.embedding_cost(embedder, tokens)
+
+    def query(self, completion: Completion | None, *, embedder: str, embedding_tokens: int) -> Cost:
+        """An answer: its generation (``completion`` None when no model was called) plus
+        the question's embedding."""
+        embedding = self.embedding(embedder, embedding_tokens)
+        if completion is None:
+            return Cost(0.0) + embedding
+        seconds = completion.details.get("latency_ms")
+        generation = self.prices.generation_cost(
+            completion.provider,
+            completion.model,
+            completion.usage,
+            seconds=None if seconds is None else float(seconds) / 1000,
+            instance_type=self.instance_type,
+        )
+        return generation + embedding
+
+    def ingestion(self, result: IngestResult) -> float | None:
+        """What an object event's embeddings cost in USD (0 when nothing was embedded,
+        None when the embedder is not priced)."""
+        if not result.embedding_model:
+            return 0.0
+        return self.embedding(result.embedding_model, result.embedding_tokens).usd
+
+
+def query_record(
+    response: QueryResponse,
+    *,
+    question: str,
+    collection: str,
+    chunks_retrieved: int,
+    top_score: float | None,
+) -> QueryRecord:
+    """The ledger's record of one answered query, from the response the caller gets."""
+    usage, latency = response.usage, response.latency_ms
+    return QueryRecord(
+        request_id=response.request_id,
+        collection=collection,
+        profile=response.profile,
+        provider=response.model.provider,
+        model=response.model.name,
+        prompt=response.model.prompt,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cached_input_tokens=usage.cached_input_tokens,
+        embedding_tokens=usage.embedding_tokens,
+        cost_usd=usage.cost_usd,
+        cost_estimated=usage.cost_estimated,
+        retrieve_ms=latency.retrieve,
+        generate_ms=latency.generate,
+        total_ms=latency.total,
+        chunks_retrieved=chunks_retrieved,
+        top_score=None if top_score is None else round(top_score, 6),
+        abstained=response.abstained,
+        needs_review=response.needs_review,
+        fallback=response.fallback,
+        sources=sorted({c.source for c in response.citations}),
+        question=question,
+    )
+
+
+class Ledger:
+    """Writes the query log and the EMF metrics for queries, objects and feedback."""
+
+    def __init__(
+        self, settings: Settings, store: Store, emitter: MetricsEmitter, costs: Costs
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.emitter = emitter
+        self.costs = costs
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Ledger:
+        return cls(
+            settings,
+            get_store(settings),
+            MetricsEmitter.from_settings(settings),
+            Costs.from_settings(settings),
+        )
+
+    def query(self, record: QueryRecord) -> None:
+        """Emit one answered query's EMF document and write its query-log row."""
+        self.emitter.query(record)
+        self.store.log_query(self.query_log_row(record))
+
+    def query_log_row(self, record: QueryRecord) -> QueryRecord:
+        """The row the query log keeps: the question only when RAGLINE_LOG_QUESTIONS."""
+        return record if self.settings.log_questions else replace(record, question=None)
+
+    def ingest(self, result: IngestResult) -> None:
+        """Emit the EMF document of one object event, with what its embeddings cost."""
+        self.emitter.ingest(
+            IngestSignals(
+                status=result.status,
+                chunks=result.chunks,
+                embedding_tokens=result.embedding_tokens,
+                embedding_cost_usd=self.costs.ingestion(result),
+                latency_ms=result.latency_ms,
+            )
+        )
+
+    def feedback(self, request_id: str, rating: str, comment: str | None) -> None:
+        """Store a caller's rating with its query and count it; 404 for unknown queries."""
+        if not self.store.record_feedback(request_id, rating, comment):
+            raise NotFoundError(f"no logged query with request id {request_id}")
+        self.emitter.feedback(rating)
+
+
+@lru_cache(maxsize=4)
+def get_ledger(settings: Settings) -> Ledger:
+    """The process's ledger, created once."""
+    return Ledger.from_settings(settings)

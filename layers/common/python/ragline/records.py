@@ -1,0 +1,72 @@
+"""What the ledger keeps of each query and each object event, as plain values.
+
+A leaf like ``config`` and ``errors``: the store writes a :class:`QueryRecord` as a
+query-log row and telemetry writes its :class:`QuerySignals` part as an EMF document,
+so neither imports the other, and the fields are declared once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class QuerySignals:
+    """The figures of one answered query that go to CloudWatch (and to the query log)."""
+
+    provider: str
+    model: str
+    prompt: str
+    profile: str
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    embedding_tokens: int
+    cost_usd: float | None
+    retrieve_ms: float
+    generate_ms: float
+    total_ms: float
+    chunks_retrieved: int
+    top_score: float | None
+    abstained: bool
+    needs_review: bool
+    fallback: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueryRecord(QuerySignals):
+    """One answered query as the ledger keeps it: its signals, plus what only the query
+    log holds (metrics must not carry per-request values such as ids or sources)."""
+
+    request_id: str
+    collection: str
+    cost_estimated: bool
+    sources: list[str]
+    status_code: int = 200
+    question: str | None = None
+    created_at: datetime | None = None  # None: the time it is written
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What happened to one object.
+
+    ``status``: ingested, unchanged (same content, not re-embedded), skipped (no loader),
+    failed (recorded with the reason), deleted, or absent (nothing to delete).
+    """
+
+    source: str
+    status: str
+    document_id: str | None = None
+    collection: str | None = None
+    chunks: int = 0
+    embedding_tokens: int = 0
+    embedding_model: str | None = None
+    error: str | None = None
+    latency_ms: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as a flat mapping (the fields of a log line)."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
