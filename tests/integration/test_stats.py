@@ -42,7 +42,7 @@ def _entry(n: int, **changes: object) -> QueryLogEntry:
         created_at=NOW - timedelta(minutes=n),
     )
     values.update(changes)
-    return QueryLogEntry(**values)  # type: ignore[arg-type]
+    return QueryLogEntry(**values)
 
 
 @pytest.fixture(scope="module")

@@ -75,7 +75,7 @@ def test_save_replaces_chunks_atomically_and_searches_find_them(store: Store) ->
     bad = [ChunkWrite(0, "", "x", 1), ChunkWrite(0, "", "duplicate ordinal", 1)]
     with pytest.raises(Exception, match="duplicate key"):
         store.save_document(doc, bad, vectors[:2], embedding_model="hash:8")
-    assert store.get_document(first.id).chunk_count == 3  # type: ignore[union-attr]
+    assert store.get_document(first.id).chunk_count == 3
 
     nearest = store.vector_search("c1", vectors[1], 2)
     assert next(c.text for c in nearest) == "chunk 1 about otters"

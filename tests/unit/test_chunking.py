@@ -72,7 +72,7 @@ def test_chunks_fit_what_the_embedder_reads() -> None:
         max_input_tokens = 48
 
     settings = Settings(chunk_tokens=256, chunk_overlap=40)
-    ingestor = Ingestor(settings, store=None, embedder=ShortReader())  # type: ignore[arg-type]
+    ingestor = Ingestor(settings, store=None, embedder=ShortReader())
     assert (ingestor.chunk_tokens, ingestor.chunk_overlap) == (48, 24)
-    plain = Ingestor(settings, store=None, embedder=HashEmbedder())  # type: ignore[arg-type]
+    plain = Ingestor(settings, store=None, embedder=HashEmbedder())
     assert (plain.chunk_tokens, plain.chunk_overlap) == (256, 40)

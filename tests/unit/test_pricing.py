@@ -22,7 +22,7 @@ def test_cached_input_tokens_are_billed_at_the_cached_rate(table: PriceTable) ->
     usage = Usage(input_tokens=1000, output_tokens=200, cached_input_tokens=400)
     # WHEN priced: 600 x 0.15 + 400 x 0.075 + 200 x 0.60 = 240 (per million)
     cost = table.generation_cost("openai", "gpt-4o-mini", usage)
-    assert cost == Cost(pytest.approx(240e-6))  # type: ignore[arg-type]
+    assert cost == Cost(pytest.approx(240e-6))
     assert not cost.estimated
 
 
