@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-# Workers for the whole suite; tests of one synthesized CDK app share a worker (loadgroup).
+# Workers for the whole suite; the tests of synthesized CDK apps share one (tests/conftest.py).
 WORKERS ?= auto
 PARALLEL := -n $(WORKERS) --dist loadgroup
 

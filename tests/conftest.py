@@ -131,12 +131,25 @@ def cold_start(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Module
     clear_caches()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under ``--dist loadgroup``, keep every test of a synthesized CDK app on one worker.
+# Under pytest-xdist, session fixtures are per worker: the tests that read a synthesized
+# CDK app (tests/infrastructure/conftest.py) go to one worker, so each configuration is
+# synthesized once per run. An `xdist_group` marker would say so, but pytest-xdist 3.8
+# cannot tag pytest 9's node ids with it; scheduling by path does the same.
+SYNTHESIS_SCOPE = "tests/infrastructure/"
+# infrastructure tests that synthesize on their own (a subprocess, pip), free to go anywhere
+SELF_CONTAINED = ("tests/infrastructure/test_cdk_cli.py", "tests/infrastructure/test_bundling.py")
 
-    Session fixtures are per worker, so this is what keeps each configuration
-    synthesized once per run.
-    """
-    for item in items:
-        if "synthesized" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("cdk-synthesis"))
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup``: tests spread one by one, but the synthesis scope stays together."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SynthesisOnOneWorker(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith(SYNTHESIS_SCOPE) and not nodeid.startswith(SELF_CONTAINED):
+                return SYNTHESIS_SCOPE
+            return nodeid
+
+    return SynthesisOnOneWorker(config, log)
