@@ -1,4 +1,6 @@
-# ragline: the two commands are `make demo` and `make test`.
+# ragline: the commands are `make demo`, `make check` (the inner loop: lint, types and the
+# fast tests, about a minute) and `make test` (everything, as CI runs it).
+# `pre-commit install` runs the same ruff and mypy on each commit (.pre-commit-config.yaml).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -6,7 +8,11 @@ BIN := $(VENV)/bin
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup demo test lint unit integration infrastructure e2e bench synth clean
+# Workers for the whole suite; the tests of synthesized CDK apps share one (tests/conftest.py).
+WORKERS ?= auto
+PARALLEL := -n $(WORKERS) --dist loadgroup
+
+.PHONY: setup demo check test lint unit integration infrastructure e2e bench synth clean
 
 setup: $(VENV)/.installed
 
@@ -23,7 +29,12 @@ node_modules/.installed: package.json package-lock.json
 demo: setup
 	$(BIN)/ragline demo
 
-test: setup lint unit integration infrastructure e2e
+check: setup lint
+	$(BIN)/pytest tests/unit tests/integration -m "not slow" -q
+
+# Every tier in one run: PostgreSQL boots once per worker, each CDK configuration synthesizes once.
+test: setup node_modules/.installed lint
+	$(BIN)/pytest tests $(PARALLEL) -q
 
 lint: setup
 	$(BIN)/ruff check .
@@ -37,10 +48,10 @@ integration: setup
 	$(BIN)/pytest tests/integration -q
 
 infrastructure: setup node_modules/.installed
-	$(BIN)/pytest tests/infrastructure -q
+	$(BIN)/pytest tests/infrastructure $(PARALLEL) -q
 
 e2e: setup
-	$(BIN)/pytest tests/e2e -q
+	$(BIN)/pytest tests/e2e $(PARALLEL) -q
 
 bench: setup
 	$(BIN)/python bench/ingest.py

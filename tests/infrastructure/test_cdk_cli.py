@@ -14,6 +14,12 @@ import pytest
 from tests.infrastructure.synthesis import ROOT
 
 CLI = ROOT / "node_modules" / ".bin" / "cdk"
+# jsii's default package cache for this user
+_JSII_PACKAGE_CACHE = Path.home() / (
+    "Library/Caches/com.amazonaws.jsii/package-cache"
+    if sys.platform == "darwin"
+    else ".cache/aws/jsii/package-cache"
+)
 
 
 def _install_cli() -> None:
@@ -39,6 +45,11 @@ def _environment_without_credentials(home: Path) -> dict[str, str]:
             "AWS_EC2_METADATA_DISABLED": "true",
             "CDK_DISABLE_CLI_TELEMETRY": "true",
             "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+            # jsii unpacks aws-cdk-lib (200 MB) into a cache under $HOME; keep this user's
+            # cache, or each run spends a minute unpacking it into the fresh HOME.
+            "JSII_RUNTIME_PACKAGE_CACHE_ROOT": os.environ.get(
+                "JSII_RUNTIME_PACKAGE_CACHE_ROOT", str(_JSII_PACKAGE_CACHE)
+            ),
         }
     )
     return environment

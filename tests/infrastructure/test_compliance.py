@@ -1,25 +1,23 @@
 """cdk-nag AwsSolutions with zero unacknowledged findings, and cfn-lint with zero errors.
 
-Every acknowledgment lives next to its cause in `stacks/` with a reason; a second
-synthesis with the acknowledgments recorded but not applied shows that each one covers
-a real finding, so none outlives the finding it was written for.
+Every acknowledgment lives next to its cause in `stacks/` with a reason; the findings
+cdk-nag reports before any acknowledgment is applied (see synthesis.py) show that each
+one covers a real finding, so none outlives the finding it was written for.
 """
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 from cfnlint.api import lint_file
 
-import stacks.nag
-from stacks import build_app
-from tests.infrastructure.synthesis import CONFIGURATIONS, Synthesized, context_for
+from tests.infrastructure.synthesis import (
+    CONFIGURATIONS,
+    Acknowledged,
+    Finding,
+    Synthesized,
+)
 
 NAG_PLUGIN = "AwsSolutions"
 ALL = list(CONFIGURATIONS)
@@ -40,15 +38,13 @@ def test_cdk_nag_reports_no_finding(
 
 @pytest.mark.parametrize("configuration", ALL)
 def test_every_acknowledgment_matches_a_finding_and_has_a_reason(
-    configuration: str, tmp_path: Path
+    configuration: str, synthesized: Callable[[str], Synthesized]
 ) -> None:
-    # GIVEN the acknowledgments recorded instead of applied
-    with recorded_acknowledgments() as acknowledged:
-        app = build_app(context_for(CONFIGURATIONS[configuration]), outdir=str(tmp_path))
-        # WHEN synthesized, cdk-nag reports every finding
-        with pytest.raises(RuntimeError, match="ValidationFailed"):
-            app.synth()
-    findings = _findings(json.loads((tmp_path / "validation-report.json").read_text()))
+    # GIVEN the acknowledgments the stacks made
+    synthesis = synthesized(configuration)
+    acknowledged = synthesis.acknowledgments
+    # WHEN cdk-nag checks the tree before they are applied, it reports every finding
+    findings = synthesis.findings
     # THEN each finding is covered by an acknowledgment on its construct or a parent
     unacknowledged = [f for f in findings if not any(_covers(a, f) for a in acknowledged)]
     assert unacknowledged == []
@@ -70,40 +66,7 @@ def test_cfn_lint_finds_no_error(
     assert errors == []
 
 
-@contextmanager
-def recorded_acknowledgments() -> Iterator[list[tuple[str, str, str]]]:
-    """Replace ``acknowledge`` in every stacks module with a recorder, for the block."""
-    recorded: list[tuple[str, str, str]] = []
-
-    def record(scope: Any, rule: str, reason: str) -> None:
-        recorded.append((scope.node.path, rule, reason))
-
-    original = stacks.nag.acknowledge
-    patched = [
-        module
-        for name, module in sys.modules.items()
-        if name.startswith("stacks.") and getattr(module, "acknowledge", None) is original
-    ]
-    for module in patched:
-        module.acknowledge = record  # type: ignore[attr-defined]
-    try:
-        yield recorded
-    finally:
-        for module in patched:
-            module.acknowledge = original  # type: ignore[attr-defined]
-
-
-def _findings(report: dict[str, Any]) -> list[tuple[str, str]]:
-    return [
-        (construct["constructPath"], violation["ruleName"])
-        for plugin in report["pluginReports"]
-        if plugin["pluginName"] == NAG_PLUGIN
-        for violation in plugin["violations"]
-        for construct in violation["violatingConstructs"]
-    ]
-
-
-def _covers(acknowledgment: tuple[str, str, str], finding: tuple[str, str]) -> bool:
+def _covers(acknowledgment: Acknowledged, finding: Finding) -> bool:
     path, rule, _reason = acknowledgment
     finding_path, finding_rule = finding
     return rule == finding_rule and (finding_path == path or finding_path.startswith(f"{path}/"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tests.infrastructure.synthesis import Synthesized
 
 INTERFACE_SERVICES = (
@@ -14,7 +16,7 @@ INTERFACE_SERVICES = (
 )
 
 
-def _endpoint_services(synthesized: Synthesized) -> dict[str, dict[str, object]]:
+def _endpoint_services(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
     """Service suffix (``secretsmanager``, ``s3``...) -> endpoint properties."""
     services = {}
     for endpoint in synthesized.of_type("AWS::EC2::VPCEndpoint").values():

@@ -95,11 +95,12 @@ def test_unchanged_content_is_not_embedded_again(
     before = _documents(ingest)[f"s3://{BUCKET}/{KEY}"]
     calls: list[int] = []
     original = ingest.ingestor.embedder.embed_documents
-    monkeypatch.setattr(
-        ingest.ingestor.embedder,
-        "embed_documents",
-        lambda texts: calls.append(len(texts)) or original(texts),
-    )
+
+    def counting(texts: list[str]) -> Any:
+        calls.append(len(texts))
+        return original(texts)
+
+    monkeypatch.setattr(ingest.ingestor.embedder, "embed_documents", counting)
 
     # WHEN the same content is delivered again
     response = ingest.lambda_handler(event("sqs_s3_object_created"), lambda_context)

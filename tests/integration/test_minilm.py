@@ -15,6 +15,9 @@ DOCS = {
     "s3://docs/laptops.md": b"# Equipment\n\nEvery engineer receives a laptop on the first day.",
 }
 
+# Loading torch and the model takes about half a minute: not part of `make check`.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def settings(database_url: str) -> Settings:

@@ -4,26 +4,12 @@ from __future__ import annotations
 
 import pytest
 from ragline.errors import ModelError, ModelUnavailableError
-from ragline.llm import ChatModel, Completion, GenerationRequest, ModelChain, RetryPolicy, Usage
+from ragline.llm import ChatModel, GenerationRequest, ModelChain, RetryPolicy
 from ragline.providers.retry import retryable_status
 
+from tests.support.models import ScriptedModel
+
 REQUEST = GenerationRequest("system", "user", "question?", (), "I don't know.")
-
-
-class ScriptedModel(ChatModel):
-    """Replays a queue of outcomes (an exception to raise, or text) and records calls."""
-
-    def __init__(self, name: str, *outcomes: str | Exception) -> None:
-        self.provider, self.model = "fake", name
-        self.outcomes = list(outcomes)
-        self.calls = 0
-
-    def generate(self, request: GenerationRequest) -> Completion:
-        self.calls += 1
-        outcome = self.outcomes.pop(0)
-        if isinstance(outcome, Exception):
-            raise outcome
-        return Completion(outcome, Usage(10, 2), self.provider, self.model, {"latency_ms": 1.0})
 
 
 def recording_policy(max_retries: int = 2) -> tuple[RetryPolicy, list[float]]:

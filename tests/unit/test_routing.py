@@ -8,16 +8,9 @@ import pytest
 from ragline.answer.routing import Router, expand, load_profiles, parse_profiles
 from ragline.config import Settings
 from ragline.errors import ConfigurationError, InvalidRequestError
-from ragline.llm import ChatModel, Completion, GenerationRequest, ModelChain, Usage
+from ragline.llm import ModelChain
 
-
-class FakeModel(ChatModel):
-    def __init__(self, spec: str) -> None:
-        self.provider, _, self.model = spec.partition(":")
-
-    def generate(self, request: GenerationRequest) -> Completion:
-        return Completion("x", Usage(), self.provider, self.model)
-
+from tests.support.models import ScriptedModel
 
 SETTINGS = Settings(llm="fake:small")
 
@@ -99,7 +92,9 @@ def test_the_router_builds_each_model_once_with_the_fallback_chain(tmp_path: Pat
         '[profiles.deep]\nllm = "fake:large"\nprompt = "answer-steps@v1"\n'
     )
     settings = Settings(profiles_file=tmp_path / "p.toml", llm_fallback=("fake:small", "fake:b"))
-    models = {spec: FakeModel(spec) for spec in ("fake:small", "fake:large", "fake:b")}
+    models = {
+        spec: ScriptedModel(spec, default="x") for spec in ("fake:small", "fake:large", "fake:b")
+    }
     # WHEN the router is built
     router = Router.from_settings(settings, environ={}, models=models)
     # THEN each route's chain is its model then the fallbacks, without repeats

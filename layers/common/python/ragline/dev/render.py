@@ -14,11 +14,16 @@ from typing import Any, Protocol
 
 
 class _Result(Protocol):
-    source: str
-    status: str
-    chunks: int
-    embedding_tokens: int
-    error: str | None
+    @property
+    def source(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def chunks(self) -> int: ...
+    @property
+    def embedding_tokens(self) -> int: ...
+    @property
+    def error(self) -> str | None: ...
 
 
 def _width() -> int:
