@@ -12,7 +12,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 WORKERS ?= auto
 PARALLEL := -n $(WORKERS) --dist loadgroup
 
-.PHONY: setup demo check test lint unit integration infrastructure e2e bench synth clean
+.PHONY: setup demo check test lint style types suite unit integration infrastructure e2e bench synth clean
 
 setup: $(VENV)/.installed
 
@@ -32,13 +32,22 @@ demo: setup
 check: setup lint
 	$(BIN)/pytest tests/unit tests/integration -m "not slow" -q
 
-# Every tier in one run: PostgreSQL boots once per worker, each CDK configuration synthesizes once.
-test: setup node_modules/.installed lint
+# Style first (seconds), then the type check beside every test tier in one run: mypy is
+# one busy core for minutes on a fresh clone, while the tests mostly wait on servers.
+# PostgreSQL boots once per worker; each CDK configuration synthesizes once.
+test: setup node_modules/.installed style
+	$(MAKE) --no-print-directory -j2 --output-sync=target types suite
+
+suite: setup node_modules/.installed
 	$(BIN)/pytest tests $(PARALLEL) -q
 
-lint: setup
+lint: style types
+
+style: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+types: setup
 	$(BIN)/mypy
 
 unit: setup
