@@ -1,4 +1,4 @@
-"""The ``ragline`` command line: ``dev``, ``ingest``, ``ask``, ``demo`` and ``stats``.
+"""The ``ragline`` command line: ``dev``, ``ingest``, ``ask``, ``demo``, ``stats`` and ``eval``.
 
 This module is the parser and the dispatch; each subcommand lives in its own module
 under ``ragline.dev.commands``.
@@ -14,6 +14,7 @@ from pathlib import Path
 from ragline.dev.commands.ask import cmd_ask
 from ragline.dev.commands.demo import cmd_demo
 from ragline.dev.commands.dev import cmd_dev
+from ragline.dev.commands.eval import DEFAULT_BAR, cmd_eval
 from ragline.dev.commands.ingest import cmd_ingest
 from ragline.dev.commands.stats import cmd_stats
 
@@ -110,6 +111,44 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw a PNG")
     stats.add_argument("--data-dir", type=Path, help="data directory of the embedded database")
     stats.set_defaults(run=cmd_stats)
+
+    evaluation = commands.add_parser(
+        "eval",
+        help="score retrieval per search mode and answers per model on an evaluation set",
+        description="Run an evaluation set (JSON lines: id, question, gold, answer, "
+        "must_contain) through POST /retrieve per search mode and POST /query per model, "
+        "in-process; name the cheapest model that meets the bar. Exits 1 when --bar is "
+        "given and no model meets it.",
+    )
+    evaluation.add_argument("set", type=Path, metavar="SET.jsonl", help="the evaluation set")
+    evaluation.add_argument(
+        "--corpus",
+        type=Path,
+        metavar="DIR",
+        help="ingest this directory first, into a collection named by its content hash "
+        "(COPYRIGHT and LICENSES/ left out; a second run re-embeds nothing)",
+    )
+    evaluation.add_argument(
+        "--collection", help="without --corpus: the collection to evaluate (default: settings)"
+    )
+    evaluation.add_argument(
+        "--modes", default="hybrid,vector,keyword", help="search modes to score, comma-separated"
+    )
+    evaluation.add_argument(
+        "--llm", metavar="A,B,...", help="provider:model specs to compare (default: RAGLINE_LLM)"
+    )
+    evaluation.add_argument("--reranker", metavar="SPEC", help="RAGLINE_RERANKER for this run")
+    evaluation.add_argument("--embeddings", metavar="SPEC", help="RAGLINE_EMBEDDINGS for this run")
+    evaluation.add_argument(
+        "--bar",
+        help=f"what a model must meet, e.g. hit@5>=0.9,answer>=0.8 (default: {DEFAULT_BAR})",
+    )
+    evaluation.add_argument("--top-k", type=int, help="passages per answer (default: settings)")
+    evaluation.add_argument("--json", type=Path, metavar="FILE", help="also write the report")
+    evaluation.add_argument("--plot", type=Path, metavar="FILE.png", help="quality against cost")
+    evaluation.add_argument("--data-dir", type=Path, help="data directory of the embedded database")
+    evaluation.add_argument("--quiet", action="store_true", help="no progress bars")
+    evaluation.set_defaults(run=cmd_eval)
     return parser
 
 

@@ -1,0 +1,484 @@
+"""Run an evaluation set through the API's own code path.
+
+Retrieval goes through :meth:`Answerer.retrieve` (``POST /retrieve``) once per search
+mode; answers go through :meth:`Answerer.answer` (``POST /query``), once per model,
+each model built from the settings with ``RAGLINE_LLM`` set to it, as a deployment
+configured for it would. Nothing here computes a score the API does not return: the
+cost is the response's, priced by the ledger's :class:`~ragline.ledger.Costs`.
+
+Answers are not written to the query log (``ragline stats`` stays about real traffic),
+and each model runs without the ``RAGLINE_LLM_FALLBACK`` chain, so a model that fails
+shows as errors instead of borrowing another model's answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ragline.answer import Answerer, Router
+from ragline.config import ENVIRONMENT
+from ragline.embeddings import get_embedder
+from ragline.errors import ConfigurationError, RaglineError
+from ragline.evaluation import metrics
+from ragline.evaluation.bar import RETRIEVAL_METRICS, Bar
+from ragline.evaluation.dataset import (
+    collection_name,
+    corpus_files,
+    document_of,
+    fingerprint,
+    matches_gold,
+    source_for,
+)
+from ragline.ingest import DocumentFailedError, Ingestor
+from ragline.retrieval import MODES
+from ragline.store import get_store
+
+if TYPE_CHECKING:
+    from ragline.config import Settings
+    from ragline.embeddings import Embedder
+    from ragline.evaluation.dataset import Question
+    from ragline.schemas import QueryResponse
+    from ragline.store import Store
+
+T = TypeVar("T")
+# Wraps a loop to show progress (tqdm in the command line): items, label -> items.
+Progress = Callable[[Sequence[Any], str], Iterable[Any]]
+# Ranked metrics look this deep whatever the answers' top_k: MRR@10 and nDCG@10.
+RANKING_DEPTH = 10
+# The mode POST /query retrieves with, whose figures the bar's retrieval terms read.
+ANSWER_MODE = "hybrid"
+RERANKER_VARIABLE = "RAGLINE_RERANKER"
+
+
+def _quietly(items: Sequence[Any], label: str) -> Iterable[Any]:
+    return items
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """What to evaluate. Empty ``models`` means the settings' ``RAGLINE_LLM``."""
+
+    modes: tuple[str, ...] = MODES
+    models: tuple[str, ...] = ()
+    bar: Bar = field(default_factory=lambda: Bar(()))
+    corpus: Path | None = None
+    collection: str | None = None
+    top_k: int | None = None
+
+
+@dataclass
+class CorpusReport:
+    directory: str
+    collection: str
+    files: int
+    ingested: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    failed: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+    failures: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ModeReport:
+    mode: str
+    questions: int
+    hit_at_1: float
+    hit_at_5: float
+    mrr_at_10: float
+    ndcg_at_10: float
+    p50_ms: float | None
+    p95_ms: float | None
+    errors: int = 0
+
+    def values(self) -> dict[str, float | None]:
+        """The figures under the bar's names."""
+        return dict(zip(RETRIEVAL_METRICS, self._ranked(), strict=True))
+
+    def _ranked(self) -> tuple[float, ...]:
+        return (self.hit_at_1, self.hit_at_5, self.mrr_at_10, self.ndcg_at_10)
+
+
+@dataclass
+class ModelReport:
+    model: str
+    questions: int
+    correct_answers: int
+    answer_accuracy: float | None
+    correct_abstentions: int
+    unanswerable: int
+    false_abstentions: int
+    answerable: int
+    citation_precision: float | None
+    cited_passages: int
+    input_tokens: int
+    output_tokens: int
+    embedding_tokens: int
+    cost_usd: float | None
+    cost_per_1000: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+    errors: int
+    unpriced: bool = False
+    meets_bar: bool = False
+    unmet: list[str] = field(default_factory=list)
+
+    def values(self) -> dict[str, float | None]:
+        """The figures under the bar's names."""
+        return {
+            "answer": self.answer_accuracy,
+            "abstain": _share(self.correct_abstentions, self.unanswerable),
+            "false_abstain": _share(self.false_abstentions, self.answerable),
+            "citation": self.citation_precision,
+            "cost": self.cost_per_1000,
+            "p50": self.p50_ms,
+            "p95": self.p95_ms,
+        }
+
+
+@dataclass
+class Report:
+    """Everything one run measured; ``to_dict`` is the ``--json`` document."""
+
+    set: str
+    questions: int
+    answerable: int
+    unanswerable: int
+    collection: str
+    embeddings: str
+    reranker: str | None
+    top_k: int
+    bar: str
+    corpus: CorpusReport | None
+    retrieval: dict[str, ModeReport]
+    models: dict[str, ModelReport]
+    choice: str | None
+    per_question: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def _round(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def parsing_digest() -> str:
+    """A digest of the parsing and chunking code, so a changed loader is a new collection
+    even though the files are the same."""
+    digest = hashlib.sha256()
+    package = resources.files("ragline.documents")
+    for path in sorted(Path(str(package)).rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+class Evaluator:
+    """Runs a set against one store and embedder, for several modes and models."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store | None = None,
+        embedder: Embedder | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store or get_store(settings)
+        self.embedder = embedder or get_embedder(settings)
+        self.progress: Progress = progress or _quietly
+
+    def _each(self, items: Sequence[T], label: str) -> Iterable[T]:
+        return self.progress(items, label)
+
+    # --- the corpus ---------------------------------------------------------------------
+
+    def ingest_corpus(self, corpus: Path) -> CorpusReport:
+        """Ingest ``corpus`` into the collection its content names; files already there
+        unchanged are skipped by the ingestor, so a second run embeds nothing."""
+        files = corpus_files(corpus)
+        ingestor = Ingestor(self.settings, self.store, self.embedder)
+        chunking = f"{ingestor.chunk_tokens}/{ingestor.chunk_overlap}/{parsing_digest()}"
+        digest = fingerprint(corpus, files, embedder=self.embedder.name, chunking=chunking)
+        collection = collection_name(corpus, digest)
+        report = CorpusReport(str(corpus), collection, len(files))
+        started = time.perf_counter()
+        for path in self._each(files, "ingesting"):
+            relative = path.relative_to(corpus).as_posix()
+            source = source_for(collection, relative)
+            try:
+                result = ingestor.ingest_bytes(
+                    source, path.read_bytes(), name=path.name, collection=collection
+                )
+            except DocumentFailedError as exc:  # recorded as failed; the others go on
+                report.failed += 1
+                report.failures.append(f"{relative}: {exc.result.error}")
+                continue
+            report.chunks += result.chunks
+            if result.status == "skipped":
+                report.skipped += 1
+            elif result.status == "unchanged":
+                report.unchanged += 1
+            else:
+                report.ingested += 1
+        report.seconds = round(time.perf_counter() - started, 2)
+        return report
+
+    # --- answerers ----------------------------------------------------------------------
+
+    def answerer(self, model: str) -> Answerer:
+        """An answerer whose default profile answers with ``model`` (and no fallback), over
+        this evaluator's store and embedder, writing nothing to the query log."""
+        settings = self.settings.with_overrides(llm=model, llm_fallback=())
+        return Answerer(settings, self.store, self.embedder, Router.from_settings(settings))
+
+    # --- the run ------------------------------------------------------------------------
+
+    def run(self, questions: Sequence[Question], options: EvalOptions, *, name: str) -> Report:
+        """Evaluate ``questions`` (from the set called ``name``) as ``options`` say."""
+        unknown = [m for m in options.modes if m not in MODES]
+        if unknown:
+            raise ConfigurationError(f"unknown mode {unknown[0]!r}; known: {', '.join(MODES)}")
+        if options.bar.uses_retrieval and ANSWER_MODE not in options.modes:
+            raise ConfigurationError(
+                f"the bar's retrieval terms read the {ANSWER_MODE} mode (the one answers use): "
+                f"add {ANSWER_MODE} to the modes"
+            )
+        models = tuple(dict.fromkeys(options.models or (self.settings.llm,)))
+        # Every model is built before anything is ingested: a typo fails in a second.
+        answerers = {model: self.answerer(model) for model in models}
+        corpus = self.ingest_corpus(options.corpus) if options.corpus is not None else None
+        collection = (
+            corpus.collection if corpus else options.collection or self.settings.default_collection
+        )
+        if self.store.collection_model(collection) is None:
+            raise ConfigurationError(
+                f"collection {collection!r} holds nothing: give a corpus to ingest, "
+                "or the collection the documents were ingested into"
+            )
+        top_k = options.top_k or self.settings.top_k
+        rows: dict[str, dict[str, Any]] = {
+            q.id: {"id": q.id, "answerable": q.answerable, "retrieval": {}, "answers": {}}
+            for q in questions
+        }
+        first = answerers[models[0]]
+        retrieval = {
+            mode: self._retrieval(first, mode, questions, collection, rows)
+            for mode in options.modes
+        }
+        reports = {
+            model: self._answers(answerer, model, questions, collection, top_k, rows)
+            for model, answerer in answerers.items()
+        }
+        shared = retrieval[ANSWER_MODE].values() if ANSWER_MODE in retrieval else {}
+        for report in reports.values():
+            report.unmet = options.bar.unmet({**shared, **report.values()})
+            report.meets_bar = not report.unmet
+        return Report(
+            set=name,
+            questions=len(questions),
+            answerable=sum(q.answerable for q in questions),
+            unanswerable=sum(not q.answerable for q in questions),
+            collection=collection,
+            embeddings=self.embedder.name,
+            reranker=self._reranker(),
+            top_k=top_k,
+            bar=str(options.bar),
+            corpus=corpus,
+            retrieval=retrieval,
+            models=reports,
+            choice=cheapest(list(reports.values())),
+            per_question=list(rows.values()),
+        )
+
+    def _reranker(self) -> str | None:
+        return reranker_of(self.settings)
+
+    def _retrieval(
+        self,
+        answerer: Answerer,
+        mode: str,
+        questions: Sequence[Question],
+        collection: str,
+        rows: dict[str, dict[str, Any]],
+    ) -> ModeReport:
+        answerable = [q for q in questions if q.answerable]
+        hits1: list[float] = []
+        hits5: list[float] = []
+        reciprocal: list[float] = []
+        gains: list[float] = []
+        latencies: list[float] = []
+        errors = 0
+        for q in self._each(answerable, f"retrieve {mode}"):
+            started = time.perf_counter()
+            try:
+                results = answerer.retrieve(
+                    q.question, collection=collection, top_k=RANKING_DEPTH, mode=mode
+                ).results
+            except RaglineError as exc:
+                errors += 1
+                rows[q.id]["retrieval"][mode] = {"error": str(exc)}
+                results = []
+            else:
+                latencies.append((time.perf_counter() - started) * 1000)
+            documents = [document_of(r.source, collection) for r in results]
+            ranking = [matches_gold(d, q.gold) or d for d in documents]
+            hits1.append(float(metrics.hit_at(ranking, q.gold, 1)))
+            hits5.append(float(metrics.hit_at(ranking, q.gold, 5)))
+            reciprocal.append(metrics.reciprocal_rank(ranking, q.gold, RANKING_DEPTH))
+            gains.append(metrics.ndcg(ranking, q.gold, RANKING_DEPTH))
+            rows[q.id]["retrieval"].setdefault(
+                mode, {"rank": metrics.first_hit(ranking, q.gold), "documents": documents}
+            )
+        return ModeReport(
+            mode=mode,
+            questions=len(answerable),
+            hit_at_1=round(metrics.mean(hits1) or 0.0, 4),
+            hit_at_5=round(metrics.mean(hits5) or 0.0, 4),
+            mrr_at_10=round(metrics.mean(reciprocal) or 0.0, 4),
+            ndcg_at_10=round(metrics.mean(gains) or 0.0, 4),
+            p50_ms=_round(metrics.percentile(latencies, 0.5)),
+            p95_ms=_round(metrics.percentile(latencies, 0.95)),
+            errors=errors,
+        )
+
+    def _answers(
+        self,
+        answerer: Answerer,
+        model: str,
+        questions: Sequence[Question],
+        collection: str,
+        top_k: int,
+        rows: dict[str, dict[str, Any]],
+    ) -> ModelReport:
+        responses: dict[str, QueryResponse] = {}
+        errors: dict[str, str] = {}
+        for q in self._each(questions, f"answer {model}"):
+            try:
+                responses[q.id] = answerer.answer(q.question, collection=collection, top_k=top_k)
+            except RaglineError as exc:  # a failing model is a finding, not the end of the run
+                errors[q.id] = f"{type(exc).__name__}: {exc}"
+        return _score(model, questions, collection, responses, errors, rows)
+
+
+def _score(
+    model: str,
+    questions: Sequence[Question],
+    collection: str,
+    responses: dict[str, QueryResponse],
+    errors: dict[str, str],
+    rows: dict[str, dict[str, Any]],
+) -> ModelReport:
+    correct = correct_abstentions = false_abstentions = cited = cited_gold = 0
+    costs: list[float | None] = []
+    for q in questions:
+        response = responses.get(q.id)
+        if response is None:
+            rows[q.id]["answers"][model] = {"error": errors[q.id]}
+            continue
+        documents = [document_of(c.source, collection) for c in response.citations]
+        from_gold = [matches_gold(d, q.gold) is not None for d in documents]
+        answered_well = not response.abstained and metrics.contains_all(
+            response.answer, q.must_contain
+        )
+        right = q.answerable and answered_well
+        if q.answerable:
+            correct += right
+            false_abstentions += response.abstained
+            if not response.abstained:
+                cited += len(from_gold)
+                cited_gold += sum(from_gold)
+        else:
+            correct_abstentions += response.abstained
+        costs.append(response.usage.cost_usd)
+        rows[q.id]["answers"][model] = {
+            "answer": response.answer,
+            "abstained": response.abstained,
+            "correct": right if q.answerable else response.abstained,
+            "cited": documents,
+            "cost_usd": response.usage.cost_usd,
+            "latency_ms": response.latency_ms.total,
+        }
+    answered = list(responses.values())
+    answerable = sum(q.answerable for q in questions)
+    priced = [c for c in costs if c is not None]
+    unpriced = len(priced) < len(costs)
+    total_cost = None if unpriced or not costs else sum(priced)
+    latencies = [r.latency_ms.total for r in answered]
+    return ModelReport(
+        model=model,
+        questions=len(questions),
+        correct_answers=correct,
+        answer_accuracy=_round(_share(correct, answerable), 4),
+        correct_abstentions=correct_abstentions,
+        unanswerable=len(questions) - answerable,
+        false_abstentions=false_abstentions,
+        answerable=answerable,
+        citation_precision=_round(_share(cited_gold, cited), 4),
+        cited_passages=cited,
+        input_tokens=sum(r.usage.input_tokens for r in answered),
+        output_tokens=sum(r.usage.output_tokens for r in answered),
+        embedding_tokens=sum(r.usage.embedding_tokens for r in answered),
+        cost_usd=_round(total_cost, 8),
+        cost_per_1000=_round(None if total_cost is None else total_cost / len(questions) * 1000, 6),
+        p50_ms=_round(metrics.percentile(latencies, 0.5)),
+        p95_ms=_round(metrics.percentile(latencies, 0.95)),
+        errors=len(errors),
+        unpriced=unpriced,
+    )
+
+
+def reranker_of(settings: Settings) -> str | None:
+    """The reranker the settings configure, or None (also when this version has no
+    ``RAGLINE_RERANKER`` setting)."""
+    field_name = ENVIRONMENT.get(RERANKER_VARIABLE)
+    value = getattr(settings, field_name, None) if field_name else None
+    return None if value in (None, "", "none") else str(value)
+
+
+def with_reranker(settings: Settings, spec: str) -> Settings:
+    """``settings`` with ``RAGLINE_RERANKER`` set to ``spec``, validated as at cold start."""
+    field_name = ENVIRONMENT.get(RERANKER_VARIABLE)
+    if field_name is None:
+        raise ConfigurationError(f"this version of ragline has no {RERANKER_VARIABLE} setting")
+    try:
+        return settings.with_overrides(**{field_name: spec})
+    except ValueError as exc:  # pydantic's ValidationError
+        raise ConfigurationError(f"{RERANKER_VARIABLE}={spec!r}: {exc}") from exc
+
+
+def cheapest(models: Sequence[ModelReport]) -> str | None:
+    """The model meeting the bar at the lowest cost per 1,000 questions (unpriced ones
+    last; ties to the more accurate), or None when no model meets it."""
+    meeting = [m for m in models if m.meets_bar]
+    if not meeting:
+        return None
+    best = min(
+        meeting,
+        key=lambda m: (m.cost_per_1000 is None, m.cost_per_1000 or 0.0, -(m.answer_accuracy or 0)),
+    )
+    return best.model
+
+
+def evaluate(
+    settings: Settings,
+    questions: Sequence[Question],
+    options: EvalOptions,
+    *,
+    name: str,
+    progress: Progress | None = None,
+) -> Report:
+    """Evaluate a set with these settings: the one call the command line makes."""
+    return Evaluator(settings, progress=progress).run(questions, options, name=name)
