@@ -3,7 +3,8 @@
 CDK's local bundling runs `pip install --platform ... --only-binary=:all:` on this
 machine, so the layer gets the manylinux wheels Lambda needs (psycopg's and numpy's
 compiled extensions) whatever the build machine is. The library is copied beside its
-dependencies without `ragline/dev`, the local stack, which Lambda never runs.
+dependencies without what Lambda never runs: `ragline/dev`, the local stack, and
+`ragline/evaluation`, the `ragline eval` use case.
 """
 
 from __future__ import annotations
@@ -44,11 +45,13 @@ ARCHITECTURES = {"x86_64": lambda_.Architecture.X86_64, "arm64": lambda_.Archite
 # The runtime ships boto3; a second botocore in the layer would only add 30 MB and
 # shadow the runtime's (aws-xray-sdk pulls it in).
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer")
-# What never goes into an asset: caches, build metadata, the local stack.
+# What never goes into an asset: caches, build metadata, and the top-level ragline
+# packages no Lambda runs (the local stack, the evaluation).
 SOURCE_EXCLUDES = ("__pycache__", "*.pyc", "*.egg-info")
+NOT_SHIPPED = ("dev", "evaluation")
 LAYER_SOURCE_EXCLUDES = [
     "requirements.txt",
-    "python/ragline/dev",
+    *(f"python/ragline/{package}" for package in NOT_SHIPPED),
     *(f"**/{p}" for p in SOURCE_EXCLUDES),
 ]
 
@@ -77,12 +80,13 @@ def check_unzipped_size(layer_dir: Path, function_dirs: Iterable[Path]) -> int:
 def _ignore_library_extras(directory: str, names: list[str]) -> set[str]:
     ignored = set(shutil.ignore_patterns(*SOURCE_EXCLUDES)(directory, names))
     if Path(directory).resolve() == LIBRARY_DIR.resolve():
-        ignored.add("dev")  # only the top-level ragline/dev: the local stack
+        ignored.update(set(NOT_SHIPPED) & set(names))  # only the top-level packages
     return ignored
 
 
 def copy_library(target: Path) -> None:
-    """Copy ``ragline`` into ``target/ragline``, without the local stack and caches."""
+    """Copy ``ragline`` into ``target/ragline``, without the packages no Lambda runs and
+    caches."""
     shutil.copytree(LIBRARY_DIR, target / "ragline", ignore=_ignore_library_extras)
 
 
@@ -141,7 +145,7 @@ def layer_fingerprint(architecture: str) -> str:
     digest.update(REQUIREMENTS.read_bytes())
     for path in sorted(LIBRARY_DIR.rglob("*")):
         relative = path.relative_to(LIBRARY_DIR)
-        if not path.is_file() or relative.parts[0] == "dev" or _is_excluded(relative):
+        if not path.is_file() or relative.parts[0] in NOT_SHIPPED or _is_excluded(relative):
             continue
         digest.update(str(relative).encode())
         digest.update(path.read_bytes())

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from aws_cdk import App, Stack
 
-from stacks.packaging import UNZIPPED_LIMIT_BYTES, CommonLayer, directory_size
+from stacks.packaging import UNZIPPED_LIMIT_BYTES, CommonLayer, copy_library, directory_size
 from stacks.settings import DeploymentSettings
 
 
@@ -42,7 +42,19 @@ def test_layer_asset_holds_lambda_platform_binaries_and_no_local_stack(tmp_path:
     assert (site / "ragline" / "config.py").is_file()
     assert list((site / "ragline" / "store" / "migrations").glob("*.sql"))
     assert not (site / "ragline" / "dev").exists()
+    assert not (site / "ragline" / "evaluation").exists()
     assert not list(site.rglob("__pycache__"))
     # AND what the Lambda runtime provides is left out, and it all fits Lambda's limit
     assert not (site / "botocore").exists() and not (site / "boto3").exists()
     assert directory_size(asset) < UNZIPPED_LIMIT_BYTES
+
+
+def test_the_library_copy_leaves_out_the_packages_no_lambda_runs(tmp_path: Path) -> None:
+    # WHEN the library is copied as the bundler copies it
+    copy_library(tmp_path)
+    library = tmp_path / "ragline"
+    # THEN the use cases the handlers call are there; the local stack and the evaluation
+    # (the ragline command's) are not
+    assert (library / "answer" / "answerer.py").is_file()
+    assert (library / "ingest" / "pipeline.py").is_file()
+    assert not (library / "dev").exists() and not (library / "evaluation").exists()

@@ -53,10 +53,14 @@ FORBIDDEN: dict[str, set[str]] = {
         "catalog",
         "dev",
     },
-    # the shipped library never reaches into the local stack
-    "answer": {"dev"},
-    "ingest": {"dev"},
-    "ledger": {"dev", "answer", "ingest"},
+    # the shipped library never reaches into the local stack, nor into the evaluation
+    # (which composes the use cases and is not shipped)
+    "answer": {"dev", "evaluation"},
+    "ingest": {"dev", "evaluation"},
+    "ledger": {"dev", "answer", "ingest", "evaluation"},
+    "retrieval": {"evaluation", "dev"},
+    "catalog": {"evaluation", "dev"},
+    "evaluation": {"dev"},
 }
 
 # third-party modules only one package may import

@@ -1,0 +1,242 @@
+"""``ragline eval`` end to end, in-process: a tiny corpus ingested into real PostgreSQL,
+retrieval per mode, and three "models" behind the loopback OpenAI-compatible server, of
+different quality and price, answering through the real openai SDK."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ragline.config import Settings
+from ragline.dev.cli import main
+from ragline.store import get_store
+
+from tests.conftest import clear_caches
+from tests.support.openai_server import CHAT, ChatUsage, OpenAICompatibleServer
+
+ABSTAIN = "The documents do not answer this."
+DOCUMENTS = {
+    "tides.md": "# Tides\n\nThe harbour ferry waits for the spring tide, which peaks at "
+    "noon-thirty on full moon days.\n",
+    "kayaks/rental.md": "# Kayak rental\n\nA kayak rents for a deposit of 75 crowns, "
+    "returned when the paddle comes back dry.\n",
+    "lighthouse.txt": "The lighthouse keeper climbs 212 stairs to polish the lamp lens "
+    "every Tuesday evening.\n",
+    "bakery.md": "# Bakery\n\nThe village bakery sells cardamom buns only before eight in "
+    "the morning.\n",
+    # licence texts are not documents: never ingested, never retrieved
+    "COPYRIGHT": "Copyright the lighthouse keeper. The lamp lens is not a document.\n",
+    "LICENSES/notes.copyright": "Kayak deposit licence text.\n",
+}
+QUESTIONS = [
+    ("q1", "When does the spring tide peak for the harbour ferry?", ["tides.md"], "noon-thirty"),
+    ("q2", "What deposit does a kayak rental take?", ["kayaks/rental.md"], "75 crowns"),
+    ("q3", "How many stairs does the lighthouse keeper climb?", ["lighthouse.txt"], "212"),
+    ("q4", "When does the village bakery sell cardamom buns?", ["bakery.md"], "before eight"),
+    # answerable in principle, but its page is not in the corpus: a retrieval miss
+    ("q5", "What colour is the harbour master's rowing boat?", ["harbour-master.md"], "green"),
+]
+UNANSWERABLE = ("q6", "Which stock exchange lists the shipping company?")
+# USD per million tokens; the server reports 412 input and 23 output tokens per call
+PRICES = {
+    "openai:bad": {"input": 0.1, "output": 0.2},
+    "openai:good": {"input": 1.0, "output": 2.0},
+    "openai:premium": {"input": 10.0, "output": 20.0},
+}
+PER_1000 = {name: (412 * p["input"] + 23 * p["output"]) / 1e6 * 1000 for name, p in PRICES.items()}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _passages(user: str) -> dict[int, str]:
+    """The numbered passages of the rendered answer@v1 prompt."""
+    blocks = re.split(r"^\[(\d+)\] ", user, flags=re.MULTILINE)
+    return {int(n): text for n, text in zip(blocks[1::2], blocks[2::2], strict=True)}
+
+
+def reply(body: dict[str, Any]) -> str:
+    """Good models quote the phrase and cite the passage holding it, or abstain when none
+    does; the bad one answers without it and cites a passage that lacks it."""
+    user = body["messages"][1]["content"]
+    phrase = next((q[3] for q in QUESTIONS if q[1] in user), None)
+    passages = _passages(user)
+    holding = [n for n, text in passages.items() if phrase and phrase in text]
+    if body["model"] == "bad":
+        other = next(n for n, text in passages.items() if not phrase or phrase not in text)
+        return f"Probably on a Sunday [{other}]."
+    if not holding:
+        return ABSTAIN
+    return f"It is {phrase} [{holding[0]}]."
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    corpus = tmp_path / "harbour"
+    for name, text in DOCUMENTS.items():
+        (corpus / name).parent.mkdir(parents=True, exist_ok=True)
+        (corpus / name).write_text(text)
+    rows = [
+        {"id": i, "question": q, "gold": g, "answer": a, "must_contain": [a]}
+        for i, q, g, a in QUESTIONS
+    ]
+    rows.append({"id": UNANSWERABLE[0], "question": UNANSWERABLE[1], "gold": [],
+                 "answer": "not in the documents", "must_contain": []})  # fmt: skip
+    (tmp_path / "set.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "prices.json").write_text(json.dumps({"models": PRICES}))
+    return tmp_path
+
+
+@pytest.fixture
+def server() -> Iterator[OpenAICompatibleServer]:
+    with OpenAICompatibleServer(reply=reply, usage=ChatUsage(412, 23, 0)) as running:
+        yield running
+
+
+@pytest.fixture
+def environment(
+    database_url: str,
+    workspace: Path,
+    server: OpenAICompatibleServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[None]:
+    for name, value in {
+        "RAGLINE_DATABASE_URL": database_url,
+        "RAGLINE_PRICES_FILE": str(workspace / "prices.json"),
+        "OPENAI_BASE_URL": server.base_url,
+        "OPENAI_API_KEY": "test",
+        "RAGLINE_LLM_MAX_RETRIES": "0",
+    }.items():
+        monkeypatch.setenv(name, value)
+    clear_caches()
+    yield
+    clear_caches()
+
+
+def run_eval(workspace: Path, *options: str) -> int:
+    return main(
+        ["eval", str(workspace / "set.jsonl"), "--corpus", str(workspace / "harbour"),
+         "--embeddings", "hash", "--llm", "openai:bad,openai:good,openai:premium", "--quiet",
+         *options]
+    )  # fmt: skip
+
+
+@pytest.mark.usefixtures("environment")
+def test_eval_scores_modes_and_models_and_names_the_cheapest_good_enough_model(
+    workspace: Path,
+    server: OpenAICompatibleServer,
+    database_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN a corpus of four documents (and two licence texts), five answerable questions
+    # (one whose page is missing) and one the corpus does not answer
+    started = datetime.now(UTC) - timedelta(minutes=1)
+    # WHEN ragline eval runs three models against a bar the cheapest one misses
+    code = run_eval(
+        workspace, "--bar", "answer>=0.8,abstain>=1.0",
+        "--json", str(workspace / "report.json"), "--plot", str(workspace / "report.png"),
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    # THEN the corpus was ingested without its licence texts
+    assert code == 0, out
+    report = json.loads((workspace / "report.json").read_text())
+    corpus = report["corpus"]
+    # (ingested here, or by another test of this module: the collection is the content's)
+    assert corpus["files"] == 4 and corpus["ingested"] + corpus["unchanged"] == 4
+    assert report["collection"].startswith("eval-harbour-")
+    # AND every mode found the four pages in the corpus first, and missed the fifth
+    assert set(report["retrieval"]) == {"hybrid", "vector", "keyword"}
+    for mode in report["retrieval"].values():
+        figures = (mode["hit_at_1"], mode["hit_at_5"], mode["mrr_at_10"], mode["ndcg_at_10"])
+        assert figures == (0.8, 0.8, 0.8, 0.8), mode
+        assert mode["p50_ms"] is not None and mode["p95_ms"] >= mode["p50_ms"]
+    retrieved = {d for row in report["per_question"] for r in row["retrieval"].values()
+                 for d in r["documents"]}  # fmt: skip
+    assert retrieved == {"tides.md", "kayaks/rental.md", "lighthouse.txt", "bakery.md"}
+    # AND the good models answered the four answerable questions, abstained on the missing
+    # page and on the unanswerable one, citing only gold pages
+    good, premium, bad = (report["models"][f"openai:{m}"] for m in ("good", "premium", "bad"))
+    for model in (good, premium):
+        assert model["correct_answers"] == 4 and model["answer_accuracy"] == 0.8
+        assert (model["correct_abstentions"], model["unanswerable"]) == (1, 1)
+        assert (model["false_abstentions"], model["answerable"]) == (1, 5)
+        assert model["citation_precision"] == 1.0 and model["cited_passages"] == 4
+        assert model["meets_bar"] is True
+    # AND the bad one answered everything wrongly, citing pages that do not hold the answer
+    assert (bad["correct_answers"], bad["correct_abstentions"], bad["false_abstentions"]) == (
+        0, 0, 0,
+    )  # fmt: skip
+    assert bad["citation_precision"] == 0.0
+    assert bad["meets_bar"] is False and bad["unmet"] == ["answer>=0.8 (0)", "abstain>=1 (0)"]
+    # AND tokens and cost per 1,000 questions are the server's usage at the price file's rates
+    # (the abstentions without passages cost nothing: every question here had passages)
+    for name, model in (("openai:good", good), ("openai:premium", premium), ("openai:bad", bad)):
+        assert (model["input_tokens"], model["output_tokens"]) == (412 * 6, 23 * 6)
+        assert model["cost_per_1000"] == pytest.approx(PER_1000[name], rel=1e-6)
+        assert model["errors"] == 0
+    # AND the cheapest model meeting the bar is named: not the cheaper bad one, not premium
+    assert report["choice"] == "openai:good"
+    assert "cheapest model meeting the bar (answer>=0.8,abstain>=1): openai:good" in out
+    assert re.search(r"hybrid\s+0\.800\s+0\.800\s+0\.800\s+0\.800", out)
+    # AND every model answered every question through the server, as POST /query would
+    models = [r.body["model"] for r in server.received(CHAT)]
+    assert {m: models.count(m) for m in set(models)} == {"bad": 6, "good": 6, "premium": 6}
+    # AND the plot is a PNG, and the query log kept none of the evaluation's questions
+    assert (workspace / "report.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert get_store(Settings(database_url=database_url)).query_log(started) == []
+
+
+@pytest.mark.usefixtures("environment")
+def test_an_unmet_bar_names_no_model_and_reuses_the_ingested_corpus(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN the corpus evaluated once already
+    assert run_eval(workspace, "--modes", "vector", "--json", str(workspace / "a.json")) == 0
+    capsys.readouterr()
+    # WHEN the same run asks for more than any model gives
+    code = run_eval(
+        workspace, "--modes", "hybrid", "--bar", "hit@5>=0.9,answer>=0.8",
+        "--json", str(workspace / "b.json"),
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    # THEN no model is named and the command fails, for CI to stop on
+    assert code == 1
+    assert "no model meets the bar (hit@5>=0.9,answer>=0.8)" in out
+    report = json.loads((workspace / "b.json").read_text())
+    assert report["choice"] is None
+    assert report["models"]["openai:good"]["unmet"] == ["hit@5>=0.9 (0.8)"]
+    # AND the collection named by the corpus's content was reused: nothing embedded again
+    first = json.loads((workspace / "a.json").read_text())["corpus"]
+    assert report["corpus"]["collection"] == first["collection"]
+    assert (report["corpus"]["ingested"], report["corpus"]["unchanged"]) == (0, 4)
+
+
+@pytest.mark.usefixtures("environment")
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (("--bar", "recall>=0.9"), "unknown metric 'recall'"),
+        (("--modes", "fuzzy"), "unknown mode 'fuzzy'"),
+        (("--modes", "vector", "--bar", "hit@5>=0.9"), "add hybrid to the modes"),
+        (("--llm", "nosuch:model"), "nosuch"),
+    ],
+)
+def test_bad_options_fail_before_anything_runs(
+    workspace: Path,
+    server: OpenAICompatibleServer,
+    capsys: pytest.CaptureFixture[str],
+    options: tuple[str, ...],
+    message: str,
+) -> None:
+    # WHEN the command is given an option it cannot honour
+    code = main(
+        ["eval", str(workspace / "set.jsonl"), "--corpus", str(workspace / "harbour"),
+         "--embeddings", "hash", "--quiet", *options]
+    )  # fmt: skip
+    # THEN it says why on stderr, exits 2, and no model was asked anything
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert server.received(CHAT) == []
