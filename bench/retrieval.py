@@ -1,22 +1,19 @@
-"""Retrieval and abstention quality on an evaluation set, per embedder and search mode.
+"""Retrieval and answers on an evaluation set, per embedder: `ragline eval` once for each.
 
-Ingests a corpus (default ../shared/corpora/python-docs) into a fresh embedded
-PostgreSQL once per embedder, then for every question of the evaluation set
-(default ../shared/eval/python_docs_eval.jsonl: question, gold files, or none when the
-answer must be an abstention) prints hit@1/hit@5 and MRR per search mode, and how the
-extractive model's abstentions match the set. Figures, not a test.
+The evaluation itself is `ragline eval` (ragline.evaluation); this script only runs it
+for several embedders over the same corpus and set (default ../shared/corpora/python-docs
+and ../shared/eval/python_docs_eval.jsonl) so they can be compared. Every other option
+goes to `ragline eval` as is. The data directory defaults to a fresh temporary one; give
+--data-dir to keep the ingested collections (named by content hash) between runs.
 
-    python bench/retrieval.py [--embedders hash,minilm]
+    python bench/retrieval.py [--embedders hash,minilm] [--llm extractive] [--json-dir DIR]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,74 +25,23 @@ def main() -> int:
     parser.add_argument("--corpus", type=Path, default=SHARED / "corpora" / "python-docs")
     parser.add_argument("--eval", type=Path, default=SHARED / "eval" / "python_docs_eval.jsonl")
     parser.add_argument("--embedders", default="hash,minilm")
-    parser.add_argument("--top-k", type=int, default=5)
-    args = parser.parse_args()
-    questions = [json.loads(line) for line in args.eval.read_text().splitlines() if line.strip()]
-    files = sorted(p for p in args.corpus.rglob("*.txt") if p.is_file())
-    os.environ["RAGLINE_DATA_DIR"] = tempfile.mkdtemp(prefix="ragline-eval-")
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # figures, not EMF lines
+    parser.add_argument("--data-dir", type=Path, help="default: a fresh temporary directory")
+    parser.add_argument("--json-dir", type=Path, help="write <embedder>.json reports here")
+    args, passed_on = parser.parse_known_args()
+    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="ragline-bench-"))
 
-    from ragline.answer import Answerer
-    from ragline.config import Settings
+    from ragline.dev.cli import main as ragline
 
-    answerable = [q for q in questions if q["gold"]]
-    print(
-        f"{len(files)} documents; {len(answerable)} answerable questions, "
-        f"{len(questions) - len(answerable)} to abstain on; top_k={args.top_k}"
-    )
-    for embedder in args.embedders.split(","):
-        settings = Settings.from_env().with_overrides(
-            embeddings=embedder, default_collection=f"eval-{embedder.replace(':', '-')}"
-        )
-        from ragline.ingest import Ingestor
-
-        ingestor = Ingestor.from_settings(settings)
-        started = time.perf_counter()
-        for path in files:
-            ingestor.ingest_bytes(
-                f"file://{path.relative_to(args.corpus)}#{embedder}",
-                path.read_bytes(),
-                name=path.name,
-            )
-        ingest_seconds = time.perf_counter() - started
-        answerer = Answerer.from_settings(settings)
-        print(f"\n{embedder}: ingested in {ingest_seconds:.1f} s")
-        for mode in ("vector", "keyword", "hybrid"):
-            hits1 = hits_k = 0
-            reciprocal = 0.0
-            for q in answerable:
-                results = answerer.retrieve(q["question"], mode=mode, top_k=args.top_k).results
-                ranks = [
-                    i
-                    for i, r in enumerate(results, 1)
-                    if any(r.source.split("#")[0].endswith(g) for g in q["gold"])
-                ]
-                hits1 += bool(ranks and ranks[0] == 1)
-                hits_k += bool(ranks)
-                reciprocal += 1 / ranks[0] if ranks else 0.0
-            n = len(answerable)
-            print(
-                f"  {mode:8} hit@1 {hits1 / n:5.0%}   hit@{args.top_k} {hits_k / n:5.0%}"
-                f"   MRR {reciprocal / n:.2f}"
-            )
-        correct_abstain = wrong_abstain = cited_gold = 0
-        for q in questions:
-            response = answerer.answer(q["question"], top_k=args.top_k)
-            if not q["gold"]:
-                correct_abstain += response.abstained
-            elif response.abstained:
-                wrong_abstain += 1
-            elif any(
-                c.source.split("#")[0].endswith(g) for c in response.citations for g in q["gold"]
-            ):
-                cited_gold += 1
-        unanswerable = len(questions) - len(answerable)
-        print(
-            f"  extractive: abstained on {correct_abstain}/{unanswerable} unanswerable, "
-            f"on {wrong_abstain}/{len(answerable)} answerable; "
-            f"cited a gold file in {cited_gold}/{len(answerable)}"
-        )
-    return 0
+    worst = 0
+    for embedder in (e.strip() for e in args.embedders.split(",") if e.strip()):
+        print(f"\n=== embeddings {embedder}", flush=True)
+        command = ["eval", str(args.eval), "--corpus", str(args.corpus), "--embeddings",
+                   embedder, "--data-dir", str(data_dir), *passed_on]  # fmt: skip
+        if args.json_dir is not None:
+            args.json_dir.mkdir(parents=True, exist_ok=True)
+            command += ["--json", str(args.json_dir / f"{embedder.replace(':', '-')}.json")]
+        worst = max(worst, ragline(command))
+    return worst
 
 
 if __name__ == "__main__":
