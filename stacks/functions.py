@@ -103,9 +103,10 @@ class RaglineFunction(Construct):
         acknowledge(
             self.role,
             "AwsSolutions-IAM5[Resource::*]",
-            "Only the ENI actions Lambda needs to attach the function to the VPC, and (with "
-            "tracing) xray:PutTraceSegments/PutTelemetryRecords, use '*': neither EC2 nor "
-            "X-Ray supports resource-level permissions for these actions.",
+            "Only the ENI actions Lambda needs to attach the function to the VPC, (with "
+            "tracing) xray:PutTraceSegments/PutTelemetryRecords and (with a Bedrock reranker) "
+            "bedrock:Rerank use '*': EC2, X-Ray and the Rerank action support no resource-level "
+            "permissions (the reranking model itself is scoped by bedrock:InvokeModel).",
         )
         acknowledge(
             self.function,
@@ -161,6 +162,16 @@ class RaglineFunction(Construct):
                     resources=list(dict.fromkeys(sagemaker)),
                 )
             )
+
+    def grant_bedrock_rerank(self) -> None:
+        """Allow the Bedrock Rerank API. The action has no resource type, so it is granted
+        on "*"; the model it runs needs bedrock:InvokeModel on its ARN besides, which
+        :meth:`grant_models` gives (AWS: "Permissions for reranking in Amazon Bedrock")."""
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RerankWithBedrock", actions=["bedrock:Rerank"], resources=["*"]
+            )
+        )
 
 
 def bedrock_model_arns(stack: Stack, model_id: str) -> list[str]:

@@ -26,6 +26,7 @@ INTERFACE_ENDPOINTS = {
     "sqs": ec2.InterfaceVpcEndpointAwsService.SQS,
     "sagemaker-runtime": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_RUNTIME,
     "bedrock-runtime": ec2.InterfaceVpcEndpointAwsService.BEDROCK_RUNTIME,
+    "bedrock-agent-runtime": ec2.InterfaceVpcEndpointAwsService.BEDROCK_AGENT_RUNTIME,
     "logs": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
     "monitoring": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING,
 }
@@ -98,7 +99,7 @@ class Network(Construct):
             # One AZ by default: each endpoint costs per hour per AZ, and functions in
             # the other AZ reach it across the VPC.
             endpoint_azs = self.vpc.availability_zones[: settings.vpc_endpoint_azs]
-            for name in settings.vpc_endpoint_services:
+            for name in settings.interface_endpoints:
                 self.endpoints[name] = self.vpc.add_interface_endpoint(
                     _construct_id(name),
                     service=INTERFACE_ENDPOINTS[name],

@@ -96,9 +96,17 @@ class RaglineStack(Stack):
             memory_size=settings.query_memory_mb,
         )
         self.database.secret.grant_read(self.query.role)
-        self.query.grant_models(
-            query_models, openai_secret=self.openai_secret, endpoint_arns=endpoint_arns
+        # A Bedrock or SageMaker reranker is invoked like a model; an http one needs nothing.
+        invoked_rerankers = (
+            [settings.reranker] if settings.reranker_provider in {"bedrock", "sagemaker"} else []
         )
+        self.query.grant_models(
+            [*query_models, *invoked_rerankers],
+            openai_secret=self.openai_secret,
+            endpoint_arns=endpoint_arns,
+        )
+        if settings.reranker_provider == "bedrock":
+            self.query.grant_bedrock_rerank()
         self.api = Api(self, "Api", settings=settings, handler=self.query.function)
         # Under the API as "Default", an id CDK leaves out of logical ids: the web ACL keeps
         # the ids it had when the API built it, so no deploy replaces it.
@@ -187,6 +195,13 @@ class RaglineStack(Stack):
         if any(parse_model_string(model)[0] == "sagemaker" for model in models):
             environment["RAGLINE_SAGEMAKER_PAYLOAD"] = settings.sagemaker_payload
             environment["RAGLINE_SAGEMAKER_INSTANCE_TYPE"] = settings.sagemaker_instance_type
+        if settings.reranker_provider:
+            environment["RAGLINE_RERANKER"] = settings.reranker
+            environment["RAGLINE_RERANK_DEPTH"] = str(settings.rerank_depth)
+            if settings.reranker_url:
+                environment["RAGLINE_RERANKER_URL"] = settings.reranker_url
+            if settings.reranker_instance_type:
+                environment["RAGLINE_RERANKER_INSTANCE_TYPE"] = settings.reranker_instance_type
         return environment
 
     def _outputs(self) -> None:

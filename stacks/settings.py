@@ -21,6 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 NOT_IN_LAYER = frozenset({"minilm"})  # needs torch, which the layer does not ship
 EMBEDDING_PROVIDERS = frozenset({"hash", "openai", "bedrock", "sagemaker"})
 LLM_PROVIDERS = frozenset({"extractive", "openai", "bedrock", "sagemaker"})
+# Rerankers the query function can run (`ragline.rerankers` PROVIDERS), and the value
+# that switches reranking off.
+RERANKER_PROVIDERS = frozenset({"bedrock", "http", "sagemaker"})
+RERANKER_OFF = "none"
 # Providers reached over the internet; they cannot work in the `isolated` network mode.
 INTERNET_PROVIDERS = frozenset({"openai"})
 # Interface endpoints the `isolated` mode can create, by their short names.
@@ -32,8 +36,12 @@ VPC_ENDPOINT_SERVICES = (
     "logs",
     "monitoring",
 )
+# Interface endpoints created only when a configured model needs them (each one costs
+# per hour): the Bedrock Rerank API is served by bedrock-agent-runtime.
+OPTIONAL_VPC_ENDPOINT_SERVICES = ("bedrock-agent-runtime",)
 # The interface endpoint a provider needs in the `isolated` mode.
 PROVIDER_ENDPOINTS = {"bedrock": "bedrock-runtime", "sagemaker": "sagemaker-runtime"}
+RERANKER_ENDPOINTS = {"bedrock": "bedrock-agent-runtime", "sagemaker": "sagemaker-runtime"}
 # The retention periods CloudWatch Logs accepts, in days.
 LOG_RETENTION_DAYS = {
     1: logs.RetentionDays.ONE_DAY,
@@ -105,6 +113,12 @@ class DeploymentSettings(BaseModel):
     default_profile: str = "simple"
     openai_secret_name: str | None = None
     openai_base_url: str | None = None
+    # Reranking of the search's best `rerank_depth` candidates (off by default):
+    # `bedrock:<model>`, `http:<model>` with `reranker_url`, or `sagemaker:<endpoint>`.
+    reranker: str = RERANKER_OFF
+    reranker_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    reranker_instance_type: str | None = Field(default=None, pattern=r"^ml\.[a-z0-9]+\.\w+$")
+    rerank_depth: int = Field(default=20, ge=1, le=1000)
 
     # The optional SageMaker endpoint the stack creates (off while the model id is unset).
     sagemaker_model_id: str | None = None
@@ -179,9 +193,10 @@ class DeploymentSettings(BaseModel):
     @field_validator("vpc_endpoint_services")
     @classmethod
     def _known_endpoints(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = sorted(set(value) - set(VPC_ENDPOINT_SERVICES))
+        known = (*VPC_ENDPOINT_SERVICES, *OPTIONAL_VPC_ENDPOINT_SERVICES)
+        unknown = sorted(set(value) - set(known))
         if unknown:
-            raise ValueError(f"unknown {unknown}; known: {', '.join(VPC_ENDPOINT_SERVICES)}")
+            raise ValueError(f"unknown {unknown}; known: {', '.join(known)}")
         return value
 
     @field_validator("embeddings")
@@ -193,6 +208,19 @@ class DeploymentSettings(BaseModel):
     @classmethod
     def _known_llm(cls, value: str | None) -> str | None:
         return None if value is None else _check_model_string(value, LLM_PROVIDERS)
+
+    @field_validator("reranker")
+    @classmethod
+    def _known_reranker(cls, value: str) -> str:
+        if value.strip() == RERANKER_OFF:
+            return RERANKER_OFF
+        provider, model = parse_model_string(value)
+        if provider not in RERANKER_PROVIDERS:
+            known = ", ".join([RERANKER_OFF, *sorted(RERANKER_PROVIDERS)])
+            raise ValueError(f"unknown reranker {provider!r} in {value!r}; known: {known}")
+        if not model:
+            raise ValueError(f"{value!r} needs a model or endpoint name: '{provider}:<name>'")
+        return value
 
     @field_validator("llm_fallback")
     @classmethod
@@ -226,6 +254,8 @@ class DeploymentSettings(BaseModel):
             problems.append("nat_gateways and vpc_endpoint_azs cannot exceed max_azs")
         if self.ingest_batch_size > 10 and self.ingest_max_batching_window_seconds == 0:
             problems.append("an SQS batch larger than 10 needs ingest_max_batching_window_seconds")
+        if self.reranker_provider == "http" and not self.reranker_url:
+            problems.append(f"reranker={self.reranker} needs reranker_url, the server's base URL")
         if self.network == "isolated":
             problems.extend(self._isolated_problems())
         if problems:
@@ -244,6 +274,9 @@ class DeploymentSettings(BaseModel):
         }
         if self.sagemaker_model_id:
             needed.add("sagemaker-runtime")
+        if self.reranker_provider == "sagemaker":
+            needed.add("sagemaker-runtime")
+        # bedrock-agent-runtime, for a Bedrock reranker, is added by `interface_endpoints`.
         missing = sorted(needed - set(self.vpc_endpoint_services))
         if missing:
             problems.append(f"network=isolated needs the VPC endpoints {missing}")
@@ -265,6 +298,21 @@ class DeploymentSettings(BaseModel):
     def providers(self) -> frozenset[str]:
         """The providers the configured models use."""
         return frozenset(parse_model_string(model)[0] for model in self.model_strings)
+
+    @property
+    def reranker_provider(self) -> str | None:
+        """The reranker's provider, or None when reranking is off."""
+        return None if self.reranker == RERANKER_OFF else parse_model_string(self.reranker)[0]
+
+    @property
+    def interface_endpoints(self) -> tuple[str, ...]:
+        """The VPC interface endpoints the `isolated` mode creates: the listed ones, and
+        bedrock-agent-runtime when a Bedrock reranker needs it."""
+        endpoints = list(self.vpc_endpoint_services)
+        needed = RERANKER_ENDPOINTS.get(self.reranker_provider or "")
+        if needed and needed not in endpoints:
+            endpoints.append(needed)
+        return tuple(endpoints)
 
     @property
     def log_retention(self) -> logs.RetentionDays:

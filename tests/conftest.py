@@ -85,7 +85,7 @@ def lambda_context() -> LambdaContext:
 
 def clear_caches() -> None:
     """Forget process-wide singletons so the next handler import reads the environment."""
-    from ragline import answer, config, embeddings, ingest, ledger, store
+    from ragline import answer, config, embeddings, ingest, ledger, rerankers, store
     from ragline.providers import clients
     from ragline.telemetry import pricing
 
@@ -93,6 +93,7 @@ def clear_caches() -> None:
         config.get_settings,
         store.get_store,
         embeddings.get_embedder,
+        rerankers.get_reranker,
         ingest.get_ingestor,
         answer.get_answerer,
         ledger.get_ledger,

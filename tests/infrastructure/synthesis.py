@@ -40,6 +40,7 @@ ENDPOINT_MODEL = "Qwen/Qwen2.5-7B-Instruct"
 INFERENCE_PROFILE = "us.anthropic.claude-3-5-haiku-20241022-v1:0"
 REASONING_MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0"
 CRITICAL_ENDPOINT = "critical-llm"
+RERANK_MODEL = "amazon.rerank-v1:0"
 
 # Name -> context overrides, as strings like `cdk deploy -c key=value` passes them.
 CONFIGURATIONS: dict[str, dict[str, str]] = {
@@ -61,6 +62,7 @@ CONFIGURATIONS: dict[str, dict[str, str]] = {
         "embedding_dimensions": "1536",
         "llm": "openai:gpt-4o-mini",
         "llm_fallback": f"bedrock:{INFERENCE_PROFILE},extractive",
+        "reranker": f"bedrock:{RERANK_MODEL}",
         "waf": "true",
         "architecture": "arm64",
         "tracing": "false",

@@ -10,6 +10,7 @@ from tests.infrastructure.synthesis import (
     CRITICAL_ENDPOINT,
     INFERENCE_PROFILE,
     REASONING_MODEL,
+    RERANK_MODEL,
     Synthesized,
 )
 
@@ -24,6 +25,7 @@ UNSCOPABLE_ACTIONS = {
     "xray:PutTraceSegments",
     "xray:PutTelemetryRecords",
     "ecr:GetAuthorizationToken",
+    "bedrock:Rerank",
 }
 TITAN = "arn:aws:bedrock:us-east-1::foundation-model/amazon.titan-embed-text-v2:0"
 HAIKU = "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0"
@@ -165,11 +167,13 @@ def test_openai_key_is_a_secret_read_at_run_time(openai: Synthesized) -> None:
 def test_inference_profile_grants_the_profile_and_its_model(openai: Synthesized) -> None:
     # GIVEN a cross-region inference profile as fallback WHEN synthesized
     granted = _granted(openai, "Query/Role", "bedrock:InvokeModel")
-    # THEN the query role may invoke the profile and the model it routes to
+    # THEN the query role may invoke the profile and the model it routes to (and the
+    # reranking model this configuration also sets)
     foundation = INFERENCE_PROFILE.split(".", 1)[1]
     assert sorted(granted) == [
         f"arn:aws:bedrock:*::foundation-model/{foundation}",
         f"arn:aws:bedrock:us-east-1:123456789012:inference-profile/{INFERENCE_PROFILE}",
+        f"arn:aws:bedrock:us-east-1::foundation-model/{RERANK_MODEL}",
     ]
     # AND the ingest role, whose embeddings are OpenAI's, may invoke no Bedrock model
     assert _granted(openai, "Ingestion/Ingest/Role", "bedrock:InvokeModel") == []
@@ -185,3 +189,26 @@ def test_tracing_setting_reaches_the_functions_and_their_roles(
         assert ("TracingConfig" in query) is tracing
         assert query["Environment"]["Variables"]["RAGLINE_TRACING"] == str(tracing).lower()
         assert bool(_granted(synthesized, "Query/Role", "xray:PutTraceSegments")) is tracing
+
+
+def test_a_bedrock_reranker_is_granted_only_where_configured(
+    nat: Synthesized, openai: Synthesized
+) -> None:
+    # GIVEN the openai configuration with reranker=bedrock:amazon.rerank-v1:0
+    rerank_model = f"arn:aws:bedrock:us-east-1::foundation-model/{RERANK_MODEL}"
+    query = openai.resources[openai.logical_id("Query/Function")]["Properties"]
+    variables = query["Environment"]["Variables"]
+    # THEN the query function is told to rerank, with how many candidates
+    assert variables["RAGLINE_RERANKER"] == f"bedrock:{RERANK_MODEL}"
+    assert variables["RAGLINE_RERANK_DEPTH"] == "20"
+    # AND its role may call the Rerank API (no resource type: "*") and run that one model
+    assert _granted(openai, "Query/Role", "bedrock:Rerank") == ["*"]
+    assert rerank_model in _granted(openai, "Query/Role", "bedrock:InvokeModel")
+    # AND the ingest function may do neither
+    assert _granted(openai, "Ingestion/Ingest/Role", "bedrock:Rerank") == []
+    assert rerank_model not in _granted(openai, "Ingestion/Ingest/Role", "bedrock:InvokeModel")
+    # AND without a reranker (the default) nothing of it is granted or set
+    nat_query = nat.resources[nat.logical_id("Query/Function")]["Properties"]
+    assert "RAGLINE_RERANKER" not in nat_query["Environment"]["Variables"]
+    for role in ("Query/Role", "Ingestion/Ingest/Role", "Database/Migrate/Role"):
+        assert _granted(nat, role, "bedrock:Rerank") == []

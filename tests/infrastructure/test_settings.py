@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 
 import pytest
-from ragline import embeddings, llm
+from ragline import embeddings, llm, rerankers
 
 from stacks.settings import (
     EMBEDDING_PROVIDERS,
     LLM_PROVIDERS,
     NOT_IN_LAYER,
+    RERANKER_PROVIDERS,
     DeploymentSettings,
     SettingsError,
 )
@@ -73,6 +74,19 @@ def test_a_blank_value_switches_an_option_back_to_its_default() -> None:
         ),
         ({"vpc_endpoint_services": "dynamodb"}, "unknown ['dynamodb']"),
         ({"ingest_concurrency": "1"}, "ingest_concurrency"),
+        ({"reranker": "cohere:rerank-v3.5"}, "known: none, bedrock, http, sagemaker"),
+        ({"reranker": "bedrock"}, "needs a model or endpoint name"),
+        ({"reranker": "http:bge-reranker-base"}, "needs reranker_url"),
+        ({"reranker_url": "tei.internal:8080"}, "reranker_url"),
+        ({"rerank_depth": "0"}, "rerank_depth"),
+        (
+            {
+                "network": "isolated",
+                "reranker": "sagemaker:rerank",
+                "vpc_endpoint_services": "secretsmanager,bedrock-runtime",
+            },
+            "needs the VPC endpoints ['sagemaker-runtime']",
+        ),
         ({"query_timeout_seconds": "60"}, "query_timeout_seconds"),
     ],
 )
@@ -100,6 +114,7 @@ def test_the_deployable_providers_are_the_library_registries() -> None:
     # THEN they are the same names, less the ones the layer cannot ship
     assert set(EMBEDDING_PROVIDERS) == set(embeddings.PROVIDERS) - NOT_IN_LAYER
     assert set(LLM_PROVIDERS) == set(llm.PROVIDERS) - NOT_IN_LAYER
+    assert set(RERANKER_PROVIDERS) == set(rerankers.PROVIDERS)
 
 
 def test_profile_models_are_checked_and_count_as_configured_models() -> None:
@@ -114,3 +129,22 @@ def test_profile_models_are_checked_and_count_as_configured_models() -> None:
     with pytest.raises(SettingsError, match="unknown provider 'gemini'"):
         DeploymentSettings.from_context({"critical_llm": "gemini:pro"})
     assert DeploymentSettings.from_context({"reasoning_llm": ""}).reasoning_llm is None
+
+
+def test_reranking_is_off_by_default_and_a_bedrock_one_brings_its_endpoint() -> None:
+    # GIVEN no reranker setting THEN reranking is off and no endpoint is added for it
+    default = DeploymentSettings.from_context({"network": "isolated"})
+    assert default.reranker == "none" and default.reranker_provider is None
+    assert "bedrock-agent-runtime" not in default.interface_endpoints
+    # WHEN a Bedrock reranker is configured in the isolated mode
+    settings = DeploymentSettings.from_context(
+        {"network": "isolated", "reranker": "bedrock:cohere.rerank-v3-5:0"}
+    )
+    # THEN the Rerank API's own endpoint joins the listed ones, once
+    assert settings.reranker_provider == "bedrock"
+    assert settings.interface_endpoints == (*default.interface_endpoints, "bedrock-agent-runtime")
+    # AND an http reranker with its URL needs no endpoint of AWS
+    served = DeploymentSettings.from_context(
+        {"reranker": "http:bge-reranker-base", "reranker_url": "http://tei.internal:8080"}
+    )
+    assert served.interface_endpoints == served.vpc_endpoint_services

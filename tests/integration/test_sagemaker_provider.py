@@ -142,3 +142,29 @@ def test_endpoint_errors_are_classified(
         with pytest.raises(ModelError, match=code) as caught:
             SageMakerChatModel("llm-endpoint", client).generate(REQUEST)
     assert caught.value.retryable is retryable
+
+
+def test_tei_reranker_round_trip(runtime: Any) -> None:
+    from ragline.rerankers.sagemaker import SageMakerReranker
+
+    # GIVEN a TEI reranker endpoint answering every text, best first, as a bare list
+    queue_endpoint_results([{"index": 2, "score": 0.98}, {"index": 0, "score": 0.31},
+                            {"index": 1, "score": 0.02}])  # fmt: skip
+    texts = ["Kayaks need a permit.", "The cafe opens at 9.", "Kayaks launch from dock B."]
+    # WHEN the two best are asked for
+    result = SageMakerReranker("rerank-endpoint", runtime).rerank(
+        "Where do kayaks launch?", texts, 2
+    )
+    # THEN they are the endpoint's best two, and it was sent TEI's request
+    assert [(r.index, r.score) for r in result.ranked] == [(2, 0.98), (0, 0.31)]
+    assert endpoint_payloads() == [{"query": "Where do kayaks launch?", "texts": texts}]
+
+
+def test_tei_reranker_malformed_answer_is_a_model_error(runtime: Any) -> None:
+    from ragline.rerankers.sagemaker import SageMakerReranker
+
+    # GIVEN an endpoint that serves embeddings, not a ranking
+    queue_endpoint_results([[0.1, 0.2], [0.3, 0.4]])
+    # WHEN asked to rerank THEN the answer is refused as a ModelError
+    with pytest.raises(ModelError, match="not a rerank answer"):
+        SageMakerReranker("embed-endpoint", runtime).rerank("q", ["a", "b"], 2)

@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = """
 import importlib.util, json, sys
-import ragline.llm, ragline.embeddings
+import ragline.llm, ragline.embeddings, ragline.rerankers
 spec = importlib.util.spec_from_file_location("handler", "functions/query/handler.py")
 handler = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(handler)
@@ -26,11 +26,16 @@ PROVIDER_MODULES = {
     "ragline.embeddings.openai",
     "ragline.embeddings.bedrock",
     "ragline.embeddings.sagemaker",
+    "ragline.rerankers.bedrock",
+    "ragline.rerankers.http",
+    "ragline.rerankers.sagemaker",
+    "boto3",
+    "urllib.request",
 }
 
 
 def test_the_query_handler_with_extractive_imports_no_model_sdk() -> None:
-    # GIVEN the extractive model and hash embeddings (the defaults)
+    # GIVEN the extractive model, hash embeddings and no reranker (the defaults)
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("RAGLINE_", "OPENAI_"))}
     environment.update(
         RAGLINE_LLM="extractive",
@@ -46,6 +51,7 @@ def test_the_query_handler_with_extractive_imports_no_model_sdk() -> None:
     imported = set(json.loads(probe.stdout.strip().splitlines()[-1]))
     # THEN the answerer is built, but no provider module or SDK was loaded
     assert "ragline.answer" in imported and "ragline.llm.extractive" in imported
+    assert "ragline.rerankers" in imported
     assert imported & PROVIDER_MODULES == set()
     assert not any(name.startswith("openai.") for name in imported)
 

@@ -42,6 +42,12 @@ ENVIRONMENT: dict[str, str] = {
     "RAGLINE_COLLECTION": "default_collection",
     "RAGLINE_TOP_K": "top_k",
     "RAGLINE_MAX_TOP_K": "max_top_k",
+    "RAGLINE_RERANKER": "reranker",
+    "RAGLINE_RERANKER_URL": "reranker_url",
+    "RAGLINE_RERANKER_API_KEY": "reranker_api_key",
+    "RAGLINE_RERANKER_INSTANCE_TYPE": "reranker_instance_type",
+    "RAGLINE_RERANK_DEPTH": "rerank_depth",
+    "RAGLINE_RERANK_TIMEOUT": "rerank_timeout_seconds",
     "RAGLINE_CHUNK_TOKENS": "chunk_tokens",
     "RAGLINE_CHUNK_OVERLAP": "chunk_overlap",
     "RAGLINE_MAX_BODY_BYTES": "max_body_bytes",
@@ -93,6 +99,15 @@ class Settings(BaseModel):
     default_collection: str = "default"
     top_k: int = Field(default=5, ge=1, le=100)
     max_top_k: int = Field(default=50, ge=1, le=500)
+    # Reranking the search's best candidates: ``none``, ``bedrock:<model>``,
+    # ``http:<model>`` (a /rerank server at ``reranker_url``) or ``sagemaker:<endpoint>``.
+    reranker: str = "none"
+    reranker_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    reranker_api_key: str | None = None
+    reranker_instance_type: str | None = None  # prices a sagemaker reranker's time
+    rerank_depth: int = Field(default=20, ge=1, le=1000)
+    # Short: the reranker is on every query's path, and a slow one is skipped, not waited on.
+    rerank_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     chunk_tokens: int = Field(default=256, ge=32, le=8192)
     chunk_overlap: int = Field(default=40, ge=0, le=4096)
 

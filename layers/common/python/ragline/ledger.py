@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ragline.config import Settings
     from ragline.llm import Completion
     from ragline.records import IngestResult
+    from ragline.retrieval import Reranking
     from ragline.schemas import QueryResponse
     from ragline.store import Store
 
@@ -30,23 +31,53 @@ if TYPE_CHECKING:
 class Costs:
     """What model calls cost, from the usage they reported and the price table."""
 
-    def __init__(self, prices: PriceTable, instance_type: str | None = None) -> None:
+    def __init__(
+        self,
+        prices: PriceTable,
+        instance_type: str | None = None,
+        reranker_instance_type: str | None = None,
+    ) -> None:
         self.prices = prices
-        # The SageMaker instance type prices the time a generation held the endpoint.
+        # The SageMaker instance types price the time a generation (or a rerank) held the
+        # endpoint.
         self.instance_type = instance_type
+        self.reranker_instance_type = reranker_instance_type
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Costs:
-        return cls(get_price_table(settings.prices_file), settings.sagemaker_instance_type)
+        return cls(
+            get_price_table(settings.prices_file),
+            settings.sagemaker_instance_type,
+            settings.reranker_instance_type,
+        )
 
     def embedding(self, embedder: str, tokens: int) -> Cost:
         """Embedding ``tokens`` tokens with the embedder named ``embedder``."""
         return self.prices.embedding_cost(embedder, tokens)
 
-    def query(self, completion: Completion | None, *, embedder: str, embedding_tokens: int) -> Cost:
+    def rerank(self, reranking: Reranking | None) -> Cost:
+        """What reranking one search cost: 0 without a reranker, or when it failed (a
+        call that fails is not billed)."""
+        if reranking is None or reranking.failed:
+            return Cost(0.0)
+        return self.prices.rerank_cost(
+            reranking.reranker,
+            reranking.queries,
+            seconds=reranking.latency_ms / 1000,
+            instance_type=self.reranker_instance_type,
+        )
+
+    def query(
+        self,
+        completion: Completion | None,
+        *,
+        embedder: str,
+        embedding_tokens: int,
+        rerank: Cost | None = None,
+    ) -> Cost:
         """An answer: its generation (``completion`` None when no model was called) plus
-        the question's embedding."""
-        embedding = self.embedding(embedder, embedding_tokens)
+        the question's embedding and the reranker's cost (:meth:`rerank`)."""
+        embedding = self.embedding(embedder, embedding_tokens) + (rerank or Cost(0.0))
         if completion is None:
             return Cost(0.0) + embedding
         seconds = completion.details.get("latency_ms")
@@ -74,8 +105,10 @@ def query_record(
     collection: str,
     chunks_retrieved: int,
     top_score: float | None,
+    reranking: Reranking | None = None,
 ) -> QueryRecord:
-    """The ledger's record of one answered query, from the response the caller gets."""
+    """The ledger's record of one answered query, from the response the caller gets
+    (and ``reranking``, when a reranker is configured, for whether it failed)."""
     usage, latency = response.usage, response.latency_ms
     return QueryRecord(
         request_id=response.request_id,
@@ -98,6 +131,9 @@ def query_record(
         abstained=response.abstained,
         needs_review=response.needs_review,
         fallback=response.fallback,
+        rerank_ms=None if reranking is None else latency.rerank,
+        rerank_cost_usd=None if reranking is None else usage.rerank_cost_usd,
+        rerank_failed=None if reranking is None else reranking.failed,
         sources=sorted({c.source for c in response.citations}),
         question=question,
     )

@@ -33,6 +33,15 @@ class QuerySignals:
     abstained: bool
     needs_review: bool
     fallback: bool
+    # The reranker's figures; None when no reranker is configured.
+    rerank_ms: float | None = None
+    rerank_cost_usd: float | None = None
+    rerank_failed: bool | None = None
+
+
+# Signals that go to CloudWatch but have no query-log column (retrieve_ms and cost_usd
+# there include the reranker's share).
+NOT_IN_QUERY_LOG = frozenset({"rerank_ms", "rerank_cost_usd", "rerank_failed"})
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,16 +1,22 @@
-"""Retrieval: vector, keyword, and hybrid search fused with Reciprocal Rank Fusion."""
+"""Retrieval: vector, keyword, and hybrid search fused with Reciprocal Rank Fusion, and
+optionally reranked."""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from ragline.errors import InvalidRequestError
+from ragline.errors import InvalidRequestError, ModelError
 
 if TYPE_CHECKING:
     from ragline.embeddings import Embedder
+    from ragline.rerankers import Reranker
     from ragline.store import RetrievedChunk, Store
+
+logger = logging.getLogger(__name__)
 
 RRF_K = 60  # the constant of Cormack et al. (2009); damps the weight of the very top ranks
 MODES = ("hybrid", "vector", "keyword")
@@ -44,19 +50,77 @@ def reciprocal_rank_fusion(
 
 
 @dataclass(frozen=True)
+class Reranking:
+    """What the reranker did for one search: which one, how long it took, how many
+    documents it read and the queries a per-query price counts. ``failed``: it did not
+    answer (or answered nonsense), so the search's own order stands."""
+
+    reranker: str
+    latency_ms: float
+    documents: int = 0
+    queries: int = 0
+    failed: bool = False
+
+
+@dataclass(frozen=True)
 class Retrieval:
     chunks: list[RetrievedChunk]
     embedding_tokens: int
+    reranking: Reranking | None = None  # None: no reranker configured (or no candidates)
 
 
 class Retriever:
-    """Runs searches against one store with one embedder."""
+    """Runs searches against one store with one embedder, and the reranker if any."""
 
-    def __init__(self, store: Store, embedder: Embedder) -> None:
+    def __init__(
+        self,
+        store: Store,
+        embedder: Embedder,
+        reranker: Reranker | None = None,
+        *,
+        rerank_depth: int = 20,
+    ) -> None:
         self.store = store
         self.embedder = embedder
+        self.reranker = reranker
+        self.rerank_depth = rerank_depth
 
     def search(self, query: str, *, collection: str, top_k: int, mode: str = "hybrid") -> Retrieval:
+        """The ``top_k`` best chunks for ``query``: the search's own, or with a reranker,
+        its order of the search's best ``rerank_depth`` candidates."""
+        if self.reranker is None:
+            return self.candidates(query, collection=collection, top_k=top_k, mode=mode)
+        depth = max(top_k, self.rerank_depth)
+        found = self.candidates(query, collection=collection, top_k=depth, mode=mode)
+        return self.rerank(query, found, top_k)
+
+    def rerank(self, query: str, found: Retrieval, top_k: int) -> Retrieval:
+        """The reranker's ``top_k`` of ``found``, scored by the reranker (``similarity``
+        stays the cosine similarity). A failing reranker costs the order, never the
+        answer: the search's own top ``top_k`` come back, with a warning."""
+        if self.reranker is None or not found.chunks:
+            return replace(found, chunks=found.chunks[:top_k])
+        name = self.reranker.name
+        documents = [_rerank_text(chunk) for chunk in found.chunks]
+        started = time.perf_counter()
+        try:
+            result = self.reranker.rerank(query, documents, top_k)
+        except ModelError as exc:
+            waited = round((time.perf_counter() - started) * 1000, 2)
+            logger.warning(
+                "reranker %s failed; keeping the search's order: %s", name, exc,
+                extra={"reranker": name, "rerank_failed": True},
+            )  # fmt: skip
+            failed = Reranking(name, waited, len(documents), failed=True)
+            return replace(found, chunks=found.chunks[:top_k], reranking=failed)
+        chunks = [replace(found.chunks[r.index], score=round(r.score, 6)) for r in result.ranked]
+        reranking = Reranking(name, result.latency_ms, result.documents, result.queries)
+        return replace(found, chunks=chunks[:top_k], reranking=reranking)
+
+    def candidates(
+        self, query: str, *, collection: str, top_k: int, mode: str = "hybrid"
+    ) -> Retrieval:
+        """The search itself: ``top_k`` chunks by vector, keyword or fused hybrid search."""
         if mode not in MODES:
             raise InvalidRequestError(f"mode must be one of {', '.join(MODES)}")
         known = self.store.collection_model(collection)
@@ -87,3 +151,9 @@ class Retriever:
                 for c in fused
             ]  # fmt: skip
         return Retrieval(fused, embedded.tokens)
+
+
+def _rerank_text(chunk: RetrievedChunk) -> str:
+    """A candidate as the reranker reads it: heading path, then text (as the model will)."""
+    heading = " — ".join(part for part in (chunk.title, chunk.section) if part)
+    return f"{heading}\n{chunk.text}" if heading else chunk.text

@@ -60,12 +60,16 @@ class UsageInfo(BaseModel):
     cost_usd: float | None = 0.0
     cost_estimated: bool = False
     estimated: bool = False
+    rerank_cost_usd: float | None = Field(
+        default=0.0, description="The reranker's part of cost_usd (null when unpriced)."
+    )
 
 
 class Latency(BaseModel):
     retrieve: float
     generate: float
     total: float
+    rerank: float = Field(default=0.0, description="The reranker's part of retrieve.")
 
 
 class QueryResponse(BaseModel):
@@ -85,6 +89,11 @@ class QueryResponse(BaseModel):
     usage: UsageInfo
     latency_ms: Latency
     request_id: str
+    reranker: str | None = Field(
+        default=None,
+        description="The reranker that ordered the passages; null when none is configured "
+        "or it failed (the passages are then in the search's order).",
+    )
 
 
 class RetrievedItem(BaseModel):
@@ -101,3 +110,8 @@ class RetrievedItem(BaseModel):
 class RetrieveResponse(BaseModel):
     results: list[RetrievedItem]
     embedding_tokens: int = 0
+    reranker: str | None = Field(
+        default=None, description="The reranker that ordered the results, as in /query."
+    )
+    rerank_ms: float = 0.0
+    rerank_cost_usd: float | None = 0.0

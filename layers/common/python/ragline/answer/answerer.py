@@ -21,6 +21,7 @@ from ragline.embeddings import get_embedder
 from ragline.errors import InvalidRequestError, ModelUnavailableError
 from ragline.ledger import Costs, Ledger, get_ledger, query_record
 from ragline.llm import Completion, GenerationRequest, Usage
+from ragline.rerankers import get_reranker
 from ragline.retrieval import Retriever
 from ragline.schemas import Latency, QueryResponse, RetrieveResponse
 from ragline.store import get_store
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from ragline.answer.guard import Verdict
     from ragline.config import Settings
     from ragline.embeddings import Embedder
+    from ragline.rerankers import Reranker
     from ragline.retrieval import Retrieval
     from ragline.store import RetrievedChunk, Store
 
@@ -46,10 +48,11 @@ class Answerer:
         embedder: Embedder,
         router: Router,
         ledger: Ledger | None = None,
+        reranker: Reranker | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
-        self.retriever = Retriever(store, embedder)
+        self.retriever = Retriever(store, embedder, reranker, rerank_depth=settings.rerank_depth)
         self.router = router
         self.ledger = ledger
         self.costs = ledger.costs if ledger is not None else Costs.from_settings(settings)
@@ -63,6 +66,7 @@ class Answerer:
             get_embedder(settings),
             Router.from_settings(settings),
             get_ledger(settings),
+            get_reranker(settings),
         )
 
     # --- validation shared by both routes ---------------------------------------------------
@@ -100,9 +104,14 @@ class Answerer:
             top_k=self._top_k(top_k),
             mode=mode,
         )
+        reranking = retrieval.reranking
+        rerank_cost = self.costs.rerank(reranking).usd
         return RetrieveResponse(
             results=[responses.retrieved_item(c) for c in retrieval.chunks],
             embedding_tokens=retrieval.embedding_tokens,
+            reranker=responses.reranker(reranking),
+            rerank_ms=0.0 if reranking is None else reranking.latency_ms,
+            rerank_cost_usd=None if rerank_cost is None else round(rerank_cost, 10),
         )
 
     def answer(
@@ -132,6 +141,8 @@ class Answerer:
         chunks = similar_enough(retrieval.chunks, rules.min_score)
         completion = self._generate(route, question, chunks)
         finished = time.perf_counter()
+        reranking = retrieval.reranking
+        rerank_cost = self.costs.rerank(reranking)
         verdict = check_answer(
             completion.text,
             chunks,
@@ -150,11 +161,15 @@ class Answerer:
                 completion if chunks else None,  # no passages: no model was called
                 embedder=self.retriever.embedder.name,
                 embedding_tokens=retrieval.embedding_tokens,
+                rerank=rerank_cost,
             ),
+            rerank_cost=rerank_cost,
+            reranker=responses.reranker(reranking),
             latency=Latency(
                 retrieve=_ms(retrieved_at - started),
                 generate=_ms(finished - retrieved_at),
                 total=_ms(finished - started),
+                rerank=0.0 if reranking is None else reranking.latency_ms,
             ),
             request_id=request_id or str(uuid.uuid4()),
         )
@@ -197,6 +212,7 @@ class Answerer:
             collection=collection,
             chunks_retrieved=len(retrieval.chunks),
             top_score=top,
+            reranking=retrieval.reranking,
         )
         try:
             self.ledger.query(record)

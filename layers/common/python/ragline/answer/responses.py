@@ -11,6 +11,7 @@ from ragline.schemas import Citation, Latency, ModelInfo, QueryResponse, Retriev
 if TYPE_CHECKING:
     from ragline.answer.guard import Verdict
     from ragline.llm import Completion
+    from ragline.retrieval import Reranking
     from ragline.store import RetrievedChunk
     from ragline.telemetry.pricing import Cost
 
@@ -75,6 +76,8 @@ def query_response(
     cost: Cost,
     latency: Latency,
     request_id: str,
+    rerank_cost: Cost | None = None,
+    reranker: str | None = None,
 ) -> QueryResponse:
     """The API's answer: the guarded text, its citations, the model, usage and cost."""
     usage = completion.usage
@@ -91,13 +94,26 @@ def query_response(
             output_tokens=usage.output_tokens,
             cached_input_tokens=usage.cached_input_tokens,
             embedding_tokens=embedding_tokens,
-            cost_usd=None if cost.usd is None else round(cost.usd, 10),
+            cost_usd=_usd(cost.usd),
             cost_estimated=cost.estimated,
             estimated=usage.estimated,
+            rerank_cost_usd=_usd(rerank_cost.usd) if rerank_cost is not None else 0.0,
         ),
         latency_ms=latency,
         request_id=request_id,
+        reranker=reranker,
     )
+
+
+def reranker(reranking: Reranking | None) -> str | None:
+    """The reranker that ordered the passages: None when none is configured or it failed."""
+    if reranking is None or reranking.failed:
+        return None
+    return reranking.reranker
+
+
+def _usd(amount: float | None) -> float | None:
+    return None if amount is None else round(amount, 10)
 
 
 def is_fallback(completion: Completion) -> bool:

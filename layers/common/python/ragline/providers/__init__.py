@@ -1,5 +1,6 @@
-"""What the model providers of ``llm/`` and ``embeddings/`` share: SDK clients and retries.
+"""What the model providers of ``llm/``, ``embeddings/`` and ``rerankers/`` share: SDK
+clients and retries.
 
-It sits below both packages so neither imports the other. Nothing is imported here:
+It sits below those packages so none imports another. Nothing is imported here:
 the SDKs load only inside :mod:`ragline.providers.clients`, when a provider is built.
 """

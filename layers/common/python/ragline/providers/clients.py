@@ -1,6 +1,6 @@
 """SDK clients for the model providers, created once per process, and their errors.
 
-Chat models and embedders of one provider share a client (one connection pool, one
+Chat models, embedders and rerankers of one provider share a client (one connection pool, one
 credential lookup). The SDKs are imported inside the functions, so importing this module
 costs nothing; only the provider actually configured pulls in its SDK.
 
@@ -88,6 +88,47 @@ def aws_error(exc: Exception, what: str) -> ModelError:
     if isinstance(exc, HTTPClientError | BotoConnectionError):
         return ModelError(f"{what}: {type(exc).__name__}: {exc}", retryable=True)
     return ModelError(f"{what}: {type(exc).__name__}: {exc}", retryable=False)
+
+
+# --- HTTP -----------------------------------------------------------------------------------
+
+
+def post_json(
+    url: str, body: Any, *, timeout_seconds: float, what: str, api_key: str | None = None
+) -> Any:
+    """POST ``body`` as JSON and return the parsed JSON answer, for model servers that
+    have no SDK (a ``/rerank`` server).
+
+    The standard library's client: one request per call, nothing to install. Failures
+    are ModelErrors: 429, 5xx, timeouts and refused connections retryable, other
+    statuses and an answer that is not JSON not.
+    """
+    import http.client
+    import urllib.error
+    import urllib.request
+
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode("utf-8"), headers=headers, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_seconds) as response:
+            raw: bytes = response.read()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read()[:200].decode("utf-8", "replace")
+        raise ModelError(
+            f"{what}: HTTP {exc.code}: {detail}", retryable=retryable_status(exc.code)
+        ) from exc
+    except (http.client.HTTPException, OSError) as exc:  # refused, reset, timed out
+        reason = getattr(exc, "reason", exc)
+        raise ModelError(f"{what}: {type(exc).__name__}: {reason}", retryable=True) from exc
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        snippet = raw[:200].decode("utf-8", "replace")
+        raise ModelError(f"{what}: the answer is not JSON: {snippet}") from exc
 
 
 # --- OpenAI ---------------------------------------------------------------------------------

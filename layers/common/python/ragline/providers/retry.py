@@ -54,8 +54,10 @@ class RetryPolicy:
     )
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> RetryPolicy:
-        return cls(max_retries=settings.llm_max_retries)
+    def from_settings(cls, settings: Settings, *, max_retries: int | None = None) -> RetryPolicy:
+        """The configured policy (``RAGLINE_LLM_MAX_RETRIES``), or ``max_retries`` when a
+        caller on a tighter budget (the reranker) sets its own."""
+        return cls(max_retries=settings.llm_max_retries if max_retries is None else max_retries)
 
     def delay(self, retry: int) -> float:
         """Seconds to wait before retry number ``retry`` (0-based)."""

@@ -11,14 +11,18 @@ from typing import TYPE_CHECKING, Any
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from ragline.records import QueryRecord
+from ragline.records import NOT_IN_QUERY_LOG, QueryRecord
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     import psycopg
 
-_QUERY_LOG_COLUMNS = [name for name in QueryRecord.__dataclass_fields__ if name != "created_at"]
+_QUERY_LOG_COLUMNS = [
+    name
+    for name in QueryRecord.__dataclass_fields__
+    if name != "created_at" and name not in NOT_IN_QUERY_LOG
+]
 
 
 def log_query(conn: psycopg.Connection[Any], entry: QueryRecord) -> None:

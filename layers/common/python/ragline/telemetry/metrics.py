@@ -92,6 +92,11 @@ class MetricsEmitter:
             ):
                 if value is not None:
                     m.add_metric(name=name, unit=unit, value=value)
+            if s.rerank_ms is not None:  # a reranker is configured
+                m.add_metric(name="RerankLatency", unit=MS, value=s.rerank_ms)
+                m.add_metric(name="RerankFailed", unit=COUNT, value=int(bool(s.rerank_failed)))
+                if s.rerank_cost_usd is not None:
+                    m.add_metric(name="RerankCostUSD", unit=NONE, value=s.rerank_cost_usd)
 
     def ingest(self, s: IngestSignals) -> None:
         """One EMF document for one object event (nothing for an absent object)."""

@@ -1,9 +1,9 @@
 """The price table and the cost of a request, computed once from the usage reported.
 
-Prices are data (``prices.json`` in this package, USD per million tokens, and per hour
-for SageMaker instances), overridable by a file the deployer supplies
-(``RAGLINE_PRICES_FILE``, merged over the packaged table). A model missing from the
-table costs ``None`` with a warning, never a silent zero.
+Prices are data (``prices.json`` in this package, USD per million tokens, per 1,000
+queries for rerankers, and per hour for SageMaker instances), overridable by a file the
+deployer supplies (``RAGLINE_PRICES_FILE``, merged over the packaged table). A model
+missing from the table costs ``None`` with a warning, never a silent zero.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from ragline.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
 PER_MILLION = 1_000_000
+PER_THOUSAND = 1_000
 # What providers append to a model name for a dated or pinned snapshot of it.
 _SNAPSHOT_SUFFIX = re.compile(r"-\d{4}-\d{2}-\d{2}|-\d{4}|-\d{8}|-latest")
 
@@ -78,17 +79,34 @@ def _price(entry: Any, name: str) -> ModelPrice:
 
 
 class PriceTable:
-    """Model prices by ``provider:model`` and SageMaker instance prices by type."""
+    """Model prices by ``provider:model``, reranker prices (USD per 1,000 queries) by
+    ``provider:model``, and SageMaker instance prices by type."""
 
-    def __init__(self, models: dict[str, ModelPrice], instances: dict[str, float]) -> None:
+    def __init__(
+        self,
+        models: dict[str, ModelPrice],
+        instances: dict[str, float],
+        rerankers: dict[str, float] | None = None,
+    ) -> None:
         self.models = models
         self.instances = instances
+        self.rerankers = rerankers or {}
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> PriceTable:
         models = {name: _price(entry, name) for name, entry in data.get("models", {}).items()}
         instances = {k: float(v) for k, v in data.get("sagemaker_instances", {}).items()}
-        return cls(models, instances)
+        rerankers: dict[str, float] = {}
+        for name, price in data.get("rerankers", {}).items():
+            if name == "about":
+                continue
+            try:
+                rerankers[name] = float(price)
+            except (TypeError, ValueError) as exc:
+                raise ConfigurationError(
+                    f"price table: reranker {name!r} needs a number (USD per 1,000 queries)"
+                ) from exc
+        return cls(models, instances, rerankers)
 
     @classmethod
     def load(cls, override: Path | None = None) -> PriceTable:
@@ -101,6 +119,7 @@ class PriceTable:
             except (OSError, ValueError) as exc:
                 raise ConfigurationError(f"price file {override}: {exc}") from exc
             data["models"] = {**data.get("models", {}), **extra.get("models", {})}
+            data["rerankers"] = {**data.get("rerankers", {}), **extra.get("rerankers", {})}
             data["sagemaker_instances"] = {
                 **data.get("sagemaker_instances", {}),
                 **extra.get("sagemaker_instances", {}),
@@ -164,6 +183,22 @@ class PriceTable:
         if price is None:
             return self._unpriced(spec)
         return Cost(tokens * price.input / PER_MILLION)
+
+    def rerank_cost(
+        self, spec: str, queries: int, *, seconds: float | None = None,
+        instance_type: str | None = None,
+    ) -> Cost:  # fmt: skip
+        """Cost of one rerank call: ``queries`` billed queries with the reranker ``spec``,
+        or for a SageMaker endpoint the instance time the call held."""
+        if spec.startswith("sagemaker:"):
+            hourly = self.instances.get(instance_type or "")
+            if hourly is None or seconds is None:
+                return self._unpriced(f"sagemaker instance {instance_type or '(unset)'}")
+            return Cost(hourly * seconds / 3600, estimated=True)
+        price = self.rerankers.get(spec)
+        if price is None:
+            return self._unpriced(f"reranker {spec}")
+        return Cost(queries * price / PER_THOUSAND)
 
     @staticmethod
     def _unpriced(name: str) -> Cost:
