@@ -32,7 +32,14 @@ def test_schema_has_the_indexes_retrieval_relies_on(store: Store) -> None:
             "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'chunks'"
         )
     }
-    assert "USING gin (tsv)" in indexes["chunks_tsv"]
+    assert "chunks_tsv" not in indexes  # keyword search reads the BM25 postings instead
+    postings = (
+        store.connection()
+        .execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'bm25_postings_pkey'")
+        .fetchone()
+    )
+    assert postings is not None
+    assert "(collection, lexeme, chunk_id) INCLUDE (tf, length)" in postings[0]
     hnsw = indexes["chunks_embedding_hnsw_8"]
     assert "USING hnsw" in hnsw and "vector_cosine_ops" in hnsw and "(dimensions = 8)" in hnsw
 

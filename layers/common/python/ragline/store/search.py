@@ -46,15 +46,17 @@ def vector_search(
 def keyword_search(
     conn: psycopg.Connection[Any], collection: str, text: str, limit: int
 ) -> list[RetrievedChunk]:
-    """Full-text search; any query word may match, chunks matching more rank higher."""
+    """The ``limit`` best chunks for ``text`` by Okapi BM25 over the collection.
+
+    Ranked by ``bm25_search`` (migration 0003): exact scores from statistics that the
+    chunk writes keep current, without scoring every chunk that shares a common word.
+    """
     query = (
-        "WITH q AS (SELECT NULLIF(replace(plainto_tsquery('english', %(t)s)::text,"
-        " ' & ', ' | '), '')::tsquery AS query)"
-        " SELECT c.id AS chunk_id, c.document_id, d.source, d.title, c.section, c.text,"
-        " c.token_count, ts_rank_cd(c.tsv, q.query, 32) AS score"
-        " FROM q, chunks c JOIN documents d ON d.id = c.document_id"
-        " WHERE q.query IS NOT NULL AND c.collection = %(c)s AND c.tsv @@ q.query"
-        " ORDER BY score DESC, c.id LIMIT %(k)s"
+        "SELECT c.id AS chunk_id, c.document_id, d.source, d.title, c.section, c.text,"
+        " c.token_count, r.score"
+        " FROM bm25_search(%(c)s, %(t)s, %(k)s) r"
+        " JOIN chunks c ON c.id = r.chunk_id JOIN documents d ON d.id = c.document_id"
+        " ORDER BY r.score DESC, c.id"
     )
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(query, {"t": text, "c": collection, "k": limit})
