@@ -115,9 +115,14 @@ LANGUAGE sql STABLE AS $$
     SELECT p.chunk_id,
            sum(q.idf * p.tf * (k1 + 1) / (p.tf + k1 * (1 - b + b * p.length / avg_length)))
     FROM unnest(lexemes, idfs) AS q(lexeme, idf)
-    JOIN bm25_postings p
-      ON p.collection = p_collection AND p.lexeme = q.lexeme
-     AND p.chunk_id = ANY(candidates)
+    CROSS JOIN LATERAL (
+        -- One index range per term, whatever the planner guesses of the candidates
+        -- (OFFSET 0 keeps the subquery from being flattened into one scan of them all).
+        SELECT e.chunk_id, e.tf, e.length FROM bm25_postings e
+        WHERE e.collection = p_collection AND e.lexeme = q.lexeme
+          AND e.chunk_id = ANY(candidates)
+        OFFSET 0
+    ) p
     GROUP BY p.chunk_id
 $$;
 
@@ -130,7 +135,11 @@ LANGUAGE sql STABLE AS $$
     SELECT p.chunk_id,
            sum(q.idf * p.tf * (k1 + 1) / (p.tf + k1 * (1 - b + b * p.length / avg_length)))
     FROM unnest(lexemes, idfs) AS q(lexeme, idf)
-    JOIN bm25_postings p ON p.collection = p_collection AND p.lexeme = q.lexeme
+    CROSS JOIN LATERAL (
+        SELECT e.chunk_id, e.tf, e.length FROM bm25_postings e
+        WHERE e.collection = p_collection AND e.lexeme = q.lexeme
+        OFFSET 0
+    ) p
     GROUP BY p.chunk_id
 $$;
 
