@@ -31,7 +31,7 @@ def main() -> int:
     parser.add_argument("--top-k", type=int, default=5)
     args = parser.parse_args()
     questions = [json.loads(line) for line in args.eval.read_text().splitlines() if line.strip()]
-    files = sorted(p for p in args.corpus.rglob("*.txt") if p.is_file())
+    files = sorted(p for p in args.corpus.rglob("*") if p.is_file() and _readable(p))
     os.environ["RAGLINE_DATA_DIR"] = tempfile.mkdtemp(prefix="ragline-eval-")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # figures, not EMF lines
 
@@ -96,6 +96,18 @@ def main() -> int:
             f"cited a gold file in {cited_gold}/{len(answerable)}"
         )
     return 0
+
+
+def _readable(path: Path) -> bool:
+    """Whether a loader reads the file (by suffix), so HTML or Markdown corpora work too."""
+    from ragline.documents.loaders.registry import format_for
+    from ragline.errors import UnsupportedDocumentError
+
+    try:
+        format_for(path.name)
+    except UnsupportedDocumentError:
+        return False
+    return True
 
 
 if __name__ == "__main__":
