@@ -5,8 +5,8 @@ What is dropped, with everything inside it (a small rule set, not per-site selec
 1. Elements that are never content: ``script``, ``style``, ``noscript``, ``template``,
    ``svg``, ``iframe``, ``object``, ``canvas``, ``head`` (its ``<title>`` is still read),
    and anything with the ``hidden`` attribute.
-2. Navigation and side content: ``nav``, ``aside``, and any element whose ``role`` is
-   ``navigation``, ``banner``, ``contentinfo``, ``complementary`` or ``search``.
+2. Navigation and side content: ``nav``, ``aside``, ``search``, and any element whose
+   ``role`` is ``navigation``, ``banner``, ``contentinfo``, ``complementary`` or ``search``.
 3. The page's ``header`` and ``footer``: those not inside ``article``, ``section`` or
    ``main`` (the ones HTML maps to the banner and contentinfo roles). An article's own
    header holds its heading and is kept.
@@ -37,7 +37,7 @@ from ragline.documents.loaders.base import Block, Loader, ParsedDocument, open_s
 
 DROPPED_TAGS = frozenset(
     {"script", "style", "noscript", "template", "svg", "iframe", "object", "canvas", "head"}
-    | {"nav", "aside"}
+    | {"nav", "aside", "search"}
 )
 DROPPED_ROLES = frozenset({"navigation", "banner", "contentinfo", "complementary", "search"})
 DROPPED_NAMES = frozenset(
@@ -243,12 +243,15 @@ class _HtmlText(HTMLParser):
         if tag in _BLOCKS or tag in _IMPLIED_ENDS:  # a block start ends an open paragraph
             rules.append((_PARAGRAPH, _PARAGRAPH_BOUNDS))
         for closes, bounds in rules:
+            # The outermost match below the bound: a <tr> ends the open cell and its row.
+            outermost = None
             for index in range(len(self._open) - 1, -1, -1):
                 if self._open[index] in closes:
-                    self._close_to(index)
+                    outermost = index
+                elif self._open[index] in bounds:
                     break
-                if self._open[index] in bounds:
-                    break
+            if outermost is not None:
+                self._close_to(outermost)
 
     # HTMLParser callbacks
 
