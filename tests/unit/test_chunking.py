@@ -56,6 +56,23 @@ def test_an_overlong_sentence_is_split_by_words() -> None:
     assert sum(c.text.count("word") for c in chunks) == 500
 
 
+def test_an_oversized_code_block_is_cut_between_lines_and_keeps_them() -> None:
+    # GIVEN a code block far over budget, one of its lines itself over budget
+    lines = [f"    call_number_{i}(argument, other_argument)" for i in range(80)]
+    lines[40] = "x " * 120
+    doc = ParsedDocument("T", "markdown", [Block("\n".join(lines), ("T",), kind="code")])
+
+    # WHEN it is chunked
+    chunks = chunk_document(doc, max_tokens=48, overlap=0)
+
+    # THEN chunks hold whole lines on their own lines, the long one cut by words
+    assert all(c.token_count <= 48 for c in chunks)
+    text = "\n".join(c.text for c in chunks)
+    for line in lines[:40] + lines[41:]:
+        assert f"{line}\n" in f"{text}\n"
+    assert text.count("x") == 120
+
+
 def test_chunks_fit_what_the_embedder_reads() -> None:
     from ragline.config import Settings
     from ragline.embeddings.hash import HashEmbedder

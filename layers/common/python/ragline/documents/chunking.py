@@ -14,6 +14,9 @@ from ragline.tokens import count_tokens
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 SECTION_SEPARATOR = " > "
+# Blocks whose lines are their structure: an oversized one is cut between lines, and the
+# lines of a chunk stay on their own lines.
+_LINE_KINDS = frozenset({"code", "table"})
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class _Unit:
     text: str
     tokens: int
     paragraph: int  # units of one paragraph are joined with a space, others with a blank line
+    line: bool = False  # starts a line of a code block or table: a newline, not a space, before it
 
 
 def _split_block(block: Block, paragraph: int, max_tokens: int) -> list[_Unit]:
@@ -50,27 +54,29 @@ def _split_block(block: Block, paragraph: int, max_tokens: int) -> list[_Unit]:
     tokens = count_tokens(block.text)
     if tokens <= max_tokens:
         return [_Unit(block.text, tokens, paragraph)]
-    pieces = block.text.split("\n") if block.kind == "code" else _SENTENCE_END.split(block.text)
+    by_line = block.kind in _LINE_KINDS
+    pieces = block.text.split("\n") if by_line else _SENTENCE_END.split(block.text)
     units: list[_Unit] = []
     for piece in pieces:
         piece_tokens = count_tokens(piece)
         if piece_tokens <= max_tokens:
             if piece.strip():
-                units.append(_Unit(piece, piece_tokens, paragraph))
+                units.append(_Unit(piece, piece_tokens, paragraph, by_line))
             continue
         words: list[str] = []
         words_tokens = 0
+        new_line = by_line  # only a long line's first piece starts a line
         for word in piece.split(" "):
             word_tokens = count_tokens(word)
             if words and words_tokens + word_tokens > max_tokens:
                 text = " ".join(words)
-                units.append(_Unit(text, count_tokens(text), paragraph))
-                words, words_tokens = [], 0
+                units.append(_Unit(text, count_tokens(text), paragraph, new_line))
+                words, words_tokens, new_line = [], 0, False
             words.append(word)
             words_tokens += word_tokens
         if words:
             text = " ".join(words)
-            units.append(_Unit(text, count_tokens(text), paragraph))
+            units.append(_Unit(text, count_tokens(text), paragraph, new_line))
     return units
 
 
@@ -78,7 +84,10 @@ def _join(units: list[_Unit]) -> str:
     parts: list[str] = []
     for index, unit in enumerate(units):
         if index:
-            parts.append(" " if unit.paragraph == units[index - 1].paragraph else "\n\n")
+            if unit.paragraph != units[index - 1].paragraph:
+                parts.append("\n\n")
+            else:
+                parts.append("\n" if unit.line else " ")
         parts.append(unit.text)
     return "".join(parts)
 
