@@ -178,6 +178,8 @@ class RaglineStack(Stack):
             "RAGLINE_LOG_QUESTIONS": str(settings.log_questions).lower(),
             "RAGLINE_QUERY_LOG_RETENTION_DAYS": str(settings.query_log_retention_days),
         }
+        if settings.hnsw_ef_search is not None:
+            environment["RAGLINE_HNSW_EF_SEARCH"] = str(settings.hnsw_ef_search)
         if settings.llm_fallback:
             environment["RAGLINE_LLM_FALLBACK"] = ",".join(settings.llm_fallback)
         if settings.reasoning_llm:

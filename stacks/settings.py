@@ -146,6 +146,9 @@ class DeploymentSettings(BaseModel):
     max_question_chars: int = Field(default=2000, ge=16, le=100_000)
     log_questions: bool = False
     query_log_retention_days: int = Field(default=30, ge=1)
+    # HNSW candidates per vector search (RAGLINE_HNSW_EF_SEARCH); unset, the library's
+    # default, chosen from bench/vector_recall.py's recall/latency curve.
+    hnsw_ef_search: int | None = Field(default=None, ge=10, le=1000)
     api_throttle_rate: float = Field(default=10, gt=0)
     api_throttle_burst: int = Field(default=20, ge=1)
     api_quota_per_day: int = Field(default=10_000, ge=1)

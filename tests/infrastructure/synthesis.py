@@ -65,6 +65,7 @@ CONFIGURATIONS: dict[str, dict[str, str]] = {
         "architecture": "arm64",
         "tracing": "false",
         "alarm_email": "ops@example.com",
+        "hnsw_ef_search": "300",
     },
 }
 

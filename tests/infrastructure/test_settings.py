@@ -14,7 +14,7 @@ from stacks.settings import (
     DeploymentSettings,
     SettingsError,
 )
-from tests.infrastructure.synthesis import CDK_CONTEXT
+from tests.infrastructure.synthesis import CDK_CONTEXT, Synthesized
 
 
 def test_cdk_json_context_is_valid_and_keeps_the_cheap_defaults() -> None:
@@ -74,6 +74,8 @@ def test_a_blank_value_switches_an_option_back_to_its_default() -> None:
         ({"vpc_endpoint_services": "dynamodb"}, "unknown ['dynamodb']"),
         ({"ingest_concurrency": "1"}, "ingest_concurrency"),
         ({"query_timeout_seconds": "60"}, "query_timeout_seconds"),
+        ({"hnsw_ef_search": "9"}, "hnsw_ef_search"),
+        ({"hnsw_ef_search": "1001"}, "hnsw_ef_search"),
     ],
 )
 def test_invalid_settings_fail_with_a_message_naming_the_problem(
@@ -114,3 +116,19 @@ def test_profile_models_are_checked_and_count_as_configured_models() -> None:
     with pytest.raises(SettingsError, match="unknown provider 'gemini'"):
         DeploymentSettings.from_context({"critical_llm": "gemini:pro"})
     assert DeploymentSettings.from_context({"reasoning_llm": ""}).reasoning_llm is None
+
+
+def test_hnsw_ef_search_reaches_only_the_query_function(
+    openai: Synthesized, nat: Synthesized
+) -> None:
+    # GIVEN `-c hnsw_ef_search=300` (the openai configuration), and no such key (nat)
+    def variables(synthesized: Synthesized, function: str) -> dict[str, str]:
+        resource = synthesized.resources[synthesized.logical_id(function)]
+        return dict(resource["Properties"]["Environment"]["Variables"])
+
+    # THEN the query function searches with it
+    assert variables(openai, "Query/Function")["RAGLINE_HNSW_EF_SEARCH"] == "300"
+    # AND the ingest function, which never searches, is not told
+    assert "RAGLINE_HNSW_EF_SEARCH" not in variables(openai, "Ingestion/Ingest/Function")
+    # AND unset, the library's default applies
+    assert "RAGLINE_HNSW_EF_SEARCH" not in variables(nat, "Query/Function")

@@ -42,6 +42,7 @@ ENVIRONMENT: dict[str, str] = {
     "RAGLINE_COLLECTION": "default_collection",
     "RAGLINE_TOP_K": "top_k",
     "RAGLINE_MAX_TOP_K": "max_top_k",
+    "RAGLINE_HNSW_EF_SEARCH": "hnsw_ef_search",
     "RAGLINE_CHUNK_TOKENS": "chunk_tokens",
     "RAGLINE_CHUNK_OVERLAP": "chunk_overlap",
     "RAGLINE_MAX_BODY_BYTES": "max_body_bytes",
@@ -93,6 +94,9 @@ class Settings(BaseModel):
     default_collection: str = "default"
     top_k: int = Field(default=5, ge=1, le=100)
     max_top_k: int = Field(default=50, ge=1, le=500)
+    # HNSW candidate list per vector search (pgvector's hnsw.ef_search, 1000 at most):
+    # recall against exact search for latency; bench/vector_recall.py prints the curve.
+    hnsw_ef_search: int = Field(default=100, ge=10, le=1000)
     chunk_tokens: int = Field(default=256, ge=32, le=8192)
     chunk_overlap: int = Field(default=40, ge=0, le=4096)
 

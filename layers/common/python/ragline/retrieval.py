@@ -56,7 +56,16 @@ class Retriever:
         self.store = store
         self.embedder = embedder
 
-    def search(self, query: str, *, collection: str, top_k: int, mode: str = "hybrid") -> Retrieval:
+    def search(
+        self,
+        query: str,
+        *,
+        collection: str,
+        top_k: int,
+        mode: str = "hybrid",
+        ef_search: int | None = None,
+    ) -> Retrieval:
+        """The top chunks for ``query``; ``ef_search`` overrides RAGLINE_HNSW_EF_SEARCH."""
         if mode not in MODES:
             raise InvalidRequestError(f"mode must be one of {', '.join(MODES)}")
         known = self.store.collection_model(collection)
@@ -69,11 +78,14 @@ class Retriever:
         embedded = self.embedder.embed_query(query)
         vector = embedded.vectors[0]
         if mode == "vector":
-            return Retrieval(self.store.vector_search(collection, vector, top_k), embedded.tokens)
+            return Retrieval(
+                self.store.vector_search(collection, vector, top_k, ef_search=ef_search),
+                embedded.tokens,
+            )
         depth = max(20, top_k * 4)
         fused = reciprocal_rank_fusion(
             [
-                self.store.vector_search(collection, vector, depth),
+                self.store.vector_search(collection, vector, depth, ef_search=ef_search),
                 self.store.keyword_search(collection, query, depth),
             ],
             limit=top_k,

@@ -150,10 +150,20 @@ class Store:
     # --- retrieval ------------------------------------------------------------------------
 
     def vector_search(
-        self, collection: str, vector: np.ndarray, limit: int
+        self, collection: str, vector: np.ndarray, limit: int, *, ef_search: int | None = None
     ) -> list[RetrievedChunk]:
-        """Nearest chunks by cosine distance through the dimension's HNSW index."""
-        return search.vector_search(self.connection(), collection, vector, limit)
+        """Nearest chunks by cosine distance through the dimension's HNSW index.
+
+        ``ef_search`` (default RAGLINE_HNSW_EF_SEARCH) trades time for recall; the
+        search uses at least ``limit``.
+        """
+        return search.vector_search(
+            self.connection(),
+            collection,
+            vector,
+            limit,
+            ef_search=self.settings.hnsw_ef_search if ef_search is None else ef_search,
+        )
 
     def keyword_search(self, collection: str, text: str, limit: int) -> list[RetrievedChunk]:
         """Full-text search; any query word may match, chunks matching more rank higher."""
