@@ -66,6 +66,7 @@ CONFIGURATIONS: dict[str, dict[str, str]] = {
         "tracing": "false",
         "alarm_email": "ops@example.com",
         "hnsw_ef_search": "300",
+        "hnsw_ef_construction": "200",
     },
 }
 

@@ -76,6 +76,7 @@ def test_a_blank_value_switches_an_option_back_to_its_default() -> None:
         ({"query_timeout_seconds": "60"}, "query_timeout_seconds"),
         ({"hnsw_ef_search": "9"}, "hnsw_ef_search"),
         ({"hnsw_ef_search": "1001"}, "hnsw_ef_search"),
+        ({"hnsw_m": "24", "hnsw_ef_construction": "40"}, "at least twice hnsw_m"),
     ],
 )
 def test_invalid_settings_fail_with_a_message_naming_the_problem(
@@ -132,3 +133,18 @@ def test_hnsw_ef_search_reaches_only_the_query_function(
     assert "RAGLINE_HNSW_EF_SEARCH" not in variables(openai, "Ingestion/Ingest/Function")
     # AND unset, the library's default applies
     assert "RAGLINE_HNSW_EF_SEARCH" not in variables(nat, "Query/Function")
+
+
+def test_hnsw_build_parameters_reach_every_function_that_may_create_the_index(
+    openai: Synthesized, nat: Synthesized
+) -> None:
+    # GIVEN `-c hnsw_ef_construction=200` (the openai configuration), and nothing (nat)
+    for function in ("Query/Function", "Ingestion/Ingest/Function"):
+        resource = openai.resources[openai.logical_id(function)]
+        variables = resource["Properties"]["Environment"]["Variables"]
+        # THEN both the ingest and the query function build the index with it
+        assert variables["RAGLINE_HNSW_EF_CONSTRUCTION"] == "200"
+        # AND m, unset, is left to the library's default
+        assert "RAGLINE_HNSW_M" not in variables
+    resource = nat.resources[nat.logical_id("Ingestion/Ingest/Function")]
+    assert "RAGLINE_HNSW_EF_CONSTRUCTION" not in resource["Properties"]["Environment"]["Variables"]

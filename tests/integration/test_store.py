@@ -40,6 +40,20 @@ def test_schema_has_the_indexes_retrieval_relies_on(store: Store) -> None:
     assert "USING hnsw" in hnsw and "vector_cosine_ops" in hnsw and "(dimensions = 8)" in hnsw
 
 
+def test_the_hnsw_index_is_built_with_the_configured_parameters(store: Store) -> None:
+    # GIVEN a store configured with non-default HNSW build parameters
+    tuned = Store(store.settings.with_overrides(hnsw_m=8, hnsw_ef_construction=40))
+    # WHEN a collection of a new dimension is recorded
+    tuned.ensure_collection("tuned", "hash:12", 12)
+    # THEN its index is built with them
+    row = (
+        tuned.connection()
+        .execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'chunks_embedding_hnsw_12'")
+        .fetchone()
+    )
+    assert row is not None and "m='8'" in row[0] and "ef_construction='40'" in row[0]
+
+
 def test_a_collection_refuses_vectors_of_another_model(store: Store) -> None:
     store.ensure_collection("docs", "hash", 384)
     with pytest.raises(EmbeddingDimensionError, match="384-dimensional vectors from 'hash'"):

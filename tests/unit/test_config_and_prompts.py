@@ -47,6 +47,17 @@ def test_hnsw_ef_search_is_read_from_the_environment() -> None:
     assert Settings.from_env({}).hnsw_ef_search == Settings().hnsw_ef_search
 
 
+def test_hnsw_build_parameters_are_checked_as_pgvector_would() -> None:
+    # GIVEN an ef_construction below twice m, which pgvector refuses to build
+    # WHEN the settings are read THEN the error names the variable before any index exists
+    with pytest.raises(ConfigurationError, match="RAGLINE_HNSW_EF_CONSTRUCTION"):
+        Settings.from_env({"RAGLINE_HNSW_M": "32", "RAGLINE_HNSW_EF_CONSTRUCTION": "40"})
+    with pytest.raises(ConfigurationError, match="RAGLINE_HNSW_M"):
+        Settings.from_env({"RAGLINE_HNSW_M": "1"})
+    settings = Settings.from_env({"RAGLINE_HNSW_M": "24", "RAGLINE_HNSW_EF_CONSTRUCTION": "200"})
+    assert (settings.hnsw_m, settings.hnsw_ef_construction) == (24, 200)
+
+
 def test_packaged_answer_template_renders() -> None:
     template = load_prompt("answer@v1")
     assert template.ref == "answer@v1"
