@@ -167,6 +167,12 @@ class RaglineStack(Stack):
             # Matches the functions' X-Ray mode (active tracing or none).
             "RAGLINE_TRACING": str(settings.tracing).lower(),
         }
+        # Either function may create a dimension's HNSW index (ingesting, or querying a
+        # collection first), so both know how to build it.
+        if settings.hnsw_m is not None:
+            environment["RAGLINE_HNSW_M"] = str(settings.hnsw_m)
+        if settings.hnsw_ef_construction is not None:
+            environment["RAGLINE_HNSW_EF_CONSTRUCTION"] = str(settings.hnsw_ef_construction)
         if database_secret_arn:
             environment["RAGLINE_DATABASE_SECRET_ARN"] = database_secret_arn
         if self.openai_secret is not None:
@@ -186,6 +192,8 @@ class RaglineStack(Stack):
             "RAGLINE_LOG_QUESTIONS": str(settings.log_questions).lower(),
             "RAGLINE_QUERY_LOG_RETENTION_DAYS": str(settings.query_log_retention_days),
         }
+        if settings.hnsw_ef_search is not None:
+            environment["RAGLINE_HNSW_EF_SEARCH"] = str(settings.hnsw_ef_search)
         if settings.llm_fallback:
             environment["RAGLINE_LLM_FALLBACK"] = ",".join(settings.llm_fallback)
         if settings.reasoning_llm:

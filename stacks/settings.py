@@ -160,6 +160,13 @@ class DeploymentSettings(BaseModel):
     max_question_chars: int = Field(default=2000, ge=16, le=100_000)
     log_questions: bool = False
     query_log_retention_days: int = Field(default=30, ge=1)
+    # HNSW candidates per vector search (RAGLINE_HNSW_EF_SEARCH); unset, the library's
+    # default, chosen from bench/vector_recall.py's recall/latency curve.
+    hnsw_ef_search: int | None = Field(default=None, ge=10, le=1000)
+    # The HNSW index's build parameters (RAGLINE_HNSW_M, RAGLINE_HNSW_EF_CONSTRUCTION),
+    # used when a dimension's index is first created; unset, pgvector's 16 and 64.
+    hnsw_m: int | None = Field(default=None, ge=2, le=100)
+    hnsw_ef_construction: int | None = Field(default=None, ge=4, le=1000)
     api_throttle_rate: float = Field(default=10, gt=0)
     api_throttle_burst: int = Field(default=20, ge=1)
     api_quota_per_day: int = Field(default=10_000, ge=1)
@@ -256,6 +263,10 @@ class DeploymentSettings(BaseModel):
             problems.append("an SQS batch larger than 10 needs ingest_max_batching_window_seconds")
         if self.reranker_provider == "http" and not self.reranker_url:
             problems.append(f"reranker={self.reranker} needs reranker_url, the server's base URL")
+        if self.hnsw_ef_construction is not None and self.hnsw_ef_construction < 2 * (
+            self.hnsw_m or 16
+        ):
+            problems.append("hnsw_ef_construction must be at least twice hnsw_m (16 unset)")
         if self.network == "isolated":
             problems.extend(self._isolated_problems())
         if problems:

@@ -40,15 +40,16 @@ def query(body: QueryRequest) -> QueryResponse:
     request_id = app.current_event.request_context.request_id
     return answerer.answer(
         body.question, collection=body.collection, top_k=body.top_k, profile=body.profile,
-        request_id=request_id,
+        request_id=request_id, ef_search=body.ef_search,
     )  # fmt: skip
 
 
 @app.post("/retrieve")
 def retrieve(body: RetrieveRequest) -> RetrieveResponse:
     return answerer.retrieve(
-        body.query, collection=body.collection, top_k=body.top_k, mode=body.mode
-    )
+        body.query, collection=body.collection, top_k=body.top_k, mode=body.mode,
+        ef_search=body.ef_search,
+    )  # fmt: skip
 
 
 @app.post("/feedback")

@@ -67,6 +67,8 @@ CONFIGURATIONS: dict[str, dict[str, str]] = {
         "architecture": "arm64",
         "tracing": "false",
         "alarm_email": "ops@example.com",
+        "hnsw_ef_search": "300",
+        "hnsw_ef_construction": "200",
     },
 }
 

@@ -15,7 +15,7 @@ from stacks.settings import (
     DeploymentSettings,
     SettingsError,
 )
-from tests.infrastructure.synthesis import CDK_CONTEXT
+from tests.infrastructure.synthesis import CDK_CONTEXT, Synthesized
 
 
 def test_cdk_json_context_is_valid_and_keeps_the_cheap_defaults() -> None:
@@ -88,6 +88,9 @@ def test_a_blank_value_switches_an_option_back_to_its_default() -> None:
             "needs the VPC endpoints ['sagemaker-runtime']",
         ),
         ({"query_timeout_seconds": "60"}, "query_timeout_seconds"),
+        ({"hnsw_ef_search": "9"}, "hnsw_ef_search"),
+        ({"hnsw_ef_search": "1001"}, "hnsw_ef_search"),
+        ({"hnsw_m": "24", "hnsw_ef_construction": "40"}, "at least twice hnsw_m"),
     ],
 )
 def test_invalid_settings_fail_with_a_message_naming_the_problem(
@@ -148,3 +151,34 @@ def test_reranking_is_off_by_default_and_a_bedrock_one_brings_its_endpoint() -> 
         {"reranker": "http:bge-reranker-base", "reranker_url": "http://tei.internal:8080"}
     )
     assert served.interface_endpoints == served.vpc_endpoint_services
+
+
+def test_hnsw_ef_search_reaches_only_the_query_function(
+    openai: Synthesized, nat: Synthesized
+) -> None:
+    # GIVEN `-c hnsw_ef_search=300` (the openai configuration), and no such key (nat)
+    def variables(synthesized: Synthesized, function: str) -> dict[str, str]:
+        resource = synthesized.resources[synthesized.logical_id(function)]
+        return dict(resource["Properties"]["Environment"]["Variables"])
+
+    # THEN the query function searches with it
+    assert variables(openai, "Query/Function")["RAGLINE_HNSW_EF_SEARCH"] == "300"
+    # AND the ingest function, which never searches, is not told
+    assert "RAGLINE_HNSW_EF_SEARCH" not in variables(openai, "Ingestion/Ingest/Function")
+    # AND unset, the library's default applies
+    assert "RAGLINE_HNSW_EF_SEARCH" not in variables(nat, "Query/Function")
+
+
+def test_hnsw_build_parameters_reach_every_function_that_may_create_the_index(
+    openai: Synthesized, nat: Synthesized
+) -> None:
+    # GIVEN `-c hnsw_ef_construction=200` (the openai configuration), and nothing (nat)
+    for function in ("Query/Function", "Ingestion/Ingest/Function"):
+        resource = openai.resources[openai.logical_id(function)]
+        variables = resource["Properties"]["Environment"]["Variables"]
+        # THEN both the ingest and the query function build the index with it
+        assert variables["RAGLINE_HNSW_EF_CONSTRUCTION"] == "200"
+        # AND m, unset, is left to the library's default
+        assert "RAGLINE_HNSW_M" not in variables
+    resource = nat.resources[nat.logical_id("Ingestion/Ingest/Function")]
+    assert "RAGLINE_HNSW_EF_CONSTRUCTION" not in resource["Properties"]["Environment"]["Variables"]

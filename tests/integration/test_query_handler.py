@@ -122,6 +122,19 @@ def test_retrieve_modes_find_the_expense_rules(call: Callable[..., Any], mode: s
     assert set(results[0]) >= {"chunk_id", "document_id", "source", "title", "text", "score"}
 
 
+@pytest.mark.parametrize(("path", "field"), [("/retrieve", "query"), ("/query", "question")])
+def test_a_request_may_set_its_own_ef_search(
+    call: Callable[..., Any], path: str, field: str
+) -> None:
+    # GIVEN a request asking for the largest HNSW candidate list
+    payload = {field: "meal reimbursement receipts", "ef_search": 1000}
+    # WHEN it is served THEN it is accepted and finds the expense rules
+    status, body = call("POST", path, payload)
+    assert status == 200
+    found = body["results"] if path == "/retrieve" else body["citations"]
+    assert found[0]["source"] == "s3://docs/handbook/expenses.md"
+
+
 def test_documents_are_listed_in_pages_and_fetched(call: Callable[..., Any]) -> None:
     status, first = call("GET", "/documents", query={"limit": "1"})
     assert status == 200 and len(first["documents"]) == 1 and first["next_cursor"]
@@ -160,6 +173,9 @@ def test_delete_document_removes_it_from_retrieval(
         ("POST", "/query", {"question": "x", "top_k": 51}, 400, "top_k must be at most 50"),
         ("POST", "/query", {"question": "x", "surprise": 1}, 400, "surprise"),
         ("POST", "/retrieve", {"query": "x", "mode": "magic"}, 400, "mode"),
+        ("POST", "/retrieve", {"query": "x", "ef_search": 9}, 400, "ef_search"),
+        ("POST", "/retrieve", {"query": "x", "ef_search": "lots"}, 400, "ef_search"),
+        ("POST", "/query", {"question": "x", "ef_search": 1001}, 400, "ef_search"),
         ("GET", "/documents/not-a-uuid", None, 400, "not a UUID"),
         ("GET", "/documents/2b1f3c1e-0000-4000-8000-000000000000", None, 404, "no document"),
         ("GET", "/nowhere", None, 404, ""),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pytest
 from ragline.config import Settings
@@ -42,6 +45,20 @@ def test_schema_has_the_indexes_retrieval_relies_on(store: Store) -> None:
     assert "(collection, lexeme, chunk_id) INCLUDE (tf, length)" in postings[0]
     hnsw = indexes["chunks_embedding_hnsw_8"]
     assert "USING hnsw" in hnsw and "vector_cosine_ops" in hnsw and "(dimensions = 8)" in hnsw
+
+
+def test_the_hnsw_index_is_built_with_the_configured_parameters(store: Store) -> None:
+    # GIVEN a store configured with non-default HNSW build parameters
+    tuned = Store(store.settings.with_overrides(hnsw_m=8, hnsw_ef_construction=40))
+    # WHEN a collection of a new dimension is recorded
+    tuned.ensure_collection("tuned", "hash:12", 12)
+    # THEN its index is built with them
+    row = (
+        tuned.connection()
+        .execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'chunks_embedding_hnsw_12'")
+        .fetchone()
+    )
+    assert row is not None and "m='8'" in row[0] and "ef_construction='40'" in row[0]
 
 
 def test_a_collection_refuses_vectors_of_another_model(store: Store) -> None:
@@ -105,3 +122,81 @@ def test_marking_failed_drops_stale_chunks(store: Store) -> None:
     )
     assert (record.status, record.error, record.chunk_count) == ("failed", "bad bytes", 0)
     assert store.keyword_search("c2", "old text", 5) == []
+
+
+DIMS = 128  # random directions in this many dimensions defeat short HNSW candidate lists
+
+
+@pytest.fixture(scope="module")
+def scattered(store: Store) -> tuple[np.ndarray, np.ndarray]:
+    """A collection of 2,000 random unit vectors, and 60 random queries.
+
+    Random directions have no clusters to steer by: the hardest case for a graph index,
+    where a short candidate list misses many true nearest neighbours.
+    """
+    rng = np.random.default_rng(12)
+    points = rng.standard_normal((2000, DIMS)).astype(np.float32)
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    store.ensure_collection("scattered", "random", DIMS)
+    for start in range(0, len(points), 500):
+        store.save_document(
+            DocumentWrite("scattered", f"s3://b/points-{start}.txt", content_hash=str(start)),
+            [ChunkWrite(i, "", f"point {start + i}", 2) for i in range(500)],
+            points[start : start + 500],
+            embedding_model="random",
+        )
+    # Fresh statistics, so the planner sees 2,000 rows and takes the HNSW index.
+    store.connection().execute("ANALYZE chunks")
+    return points, rng.standard_normal((60, DIMS)).astype(np.float32)
+
+
+def _recall_at_1(
+    search: Callable[[np.ndarray], list[Any]], points: np.ndarray, queries: np.ndarray
+) -> float:
+    """The share of queries whose exact nearest point comes back first."""
+    found = 0
+    for query in queries:
+        results = search(query)
+        found += bool(results) and results[0].text == f"point {int(np.argmax(points @ query))}"
+    return found / len(queries)
+
+
+def test_hnsw_ef_search_setting_trades_recall(
+    store: Store, scattered: tuple[np.ndarray, np.ndarray]
+) -> None:
+    # GIVEN random vectors, and stores whose RAGLINE_HNSW_EF_SEARCH is the least and a lot
+    points, queries = scattered
+    short = Store(store.settings.with_overrides(hnsw_ef_search=10))
+    long = Store(store.settings.with_overrides(hnsw_ef_search=400))
+    # WHEN each finds the nearest point to every query
+    short_recall = _recall_at_1(lambda q: short.vector_search("scattered", q, 1), points, queries)
+    long_recall = _recall_at_1(lambda q: long.vector_search("scattered", q, 1), points, queries)
+    # THEN the short candidate list misses many that the long one finds
+    assert short_recall < 0.85
+    assert long_recall >= 0.95
+
+
+def test_ef_search_per_call_overrides_the_setting(
+    store: Store, scattered: tuple[np.ndarray, np.ndarray]
+) -> None:
+    # GIVEN a store set to the shortest candidate list
+    points, queries = scattered
+    short = Store(store.settings.with_overrides(hnsw_ef_search=10))
+    # WHEN a call asks for a long one THEN it finds (nearly) every true nearest point
+    recall = _recall_at_1(
+        lambda q: short.vector_search("scattered", q, 1, ef_search=400), points, queries
+    )
+    assert recall >= 0.95
+
+
+def test_a_search_never_returns_fewer_rows_than_asked(
+    store: Store, scattered: tuple[np.ndarray, np.ndarray]
+) -> None:
+    # GIVEN a candidate list shorter than the rows asked for
+    _, queries = scattered
+    # WHEN 200 nearest chunks are asked for with ef_search 10
+    results = store.vector_search("scattered", queries[0], 200, ef_search=10)
+    # THEN 200 distinct chunks come back, nearest first
+    assert len({r.chunk_id for r in results}) == 200
+    similarities = [float(r.similarity or 0.0) for r in results]
+    assert similarities == sorted(similarities, reverse=True)

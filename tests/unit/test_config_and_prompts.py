@@ -32,6 +32,32 @@ def test_invalid_settings_name_the_variable() -> None:
         Settings.from_env({"RAGLINE_CHUNK_TOKENS": "64", "RAGLINE_CHUNK_OVERLAP": "64"})
 
 
+@pytest.mark.parametrize("value", ["9", "1001", "many"])
+def test_hnsw_ef_search_is_bounded_by_what_pgvector_accepts(value: str) -> None:
+    # GIVEN a candidate list size outside 10..1000 (pgvector's own ceiling is 1000)
+    # WHEN the settings are read THEN the error names the variable
+    with pytest.raises(ConfigurationError, match="RAGLINE_HNSW_EF_SEARCH"):
+        Settings.from_env({"RAGLINE_HNSW_EF_SEARCH": value})
+
+
+def test_hnsw_ef_search_is_read_from_the_environment() -> None:
+    # GIVEN the variable set, and unset
+    # THEN it is taken as given, and the default is what the recall benchmark chose
+    assert Settings.from_env({"RAGLINE_HNSW_EF_SEARCH": "250"}).hnsw_ef_search == 250
+    assert Settings.from_env({}).hnsw_ef_search == Settings().hnsw_ef_search
+
+
+def test_hnsw_build_parameters_are_checked_as_pgvector_would() -> None:
+    # GIVEN an ef_construction below twice m, which pgvector refuses to build
+    # WHEN the settings are read THEN the error names the variable before any index exists
+    with pytest.raises(ConfigurationError, match="RAGLINE_HNSW_EF_CONSTRUCTION"):
+        Settings.from_env({"RAGLINE_HNSW_M": "32", "RAGLINE_HNSW_EF_CONSTRUCTION": "40"})
+    with pytest.raises(ConfigurationError, match="RAGLINE_HNSW_M"):
+        Settings.from_env({"RAGLINE_HNSW_M": "1"})
+    settings = Settings.from_env({"RAGLINE_HNSW_M": "24", "RAGLINE_HNSW_EF_CONSTRUCTION": "200"})
+    assert (settings.hnsw_m, settings.hnsw_ef_construction) == (24, 200)
+
+
 def test_packaged_answer_template_renders() -> None:
     template = load_prompt("answer@v1")
     assert template.ref == "answer@v1"

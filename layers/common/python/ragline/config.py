@@ -48,6 +48,9 @@ ENVIRONMENT: dict[str, str] = {
     "RAGLINE_RERANKER_INSTANCE_TYPE": "reranker_instance_type",
     "RAGLINE_RERANK_DEPTH": "rerank_depth",
     "RAGLINE_RERANK_TIMEOUT": "rerank_timeout_seconds",
+    "RAGLINE_HNSW_EF_SEARCH": "hnsw_ef_search",
+    "RAGLINE_HNSW_M": "hnsw_m",
+    "RAGLINE_HNSW_EF_CONSTRUCTION": "hnsw_ef_construction",
     "RAGLINE_CHUNK_TOKENS": "chunk_tokens",
     "RAGLINE_CHUNK_OVERLAP": "chunk_overlap",
     "RAGLINE_MAX_BODY_BYTES": "max_body_bytes",
@@ -108,6 +111,13 @@ class Settings(BaseModel):
     rerank_depth: int = Field(default=20, ge=1, le=1000)
     # Short: the reranker is on every query's path, and a slow one is skipped, not waited on.
     rerank_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # HNSW candidate list per vector search (pgvector's hnsw.ef_search, 1000 at most):
+    # recall against exact search for latency; bench/vector_recall.py prints the curve.
+    hnsw_ef_search: int = Field(default=200, ge=10, le=1000)
+    # The HNSW index's build parameters, used when a dimension's index is first created
+    # (pgvector's defaults; a larger ef_construction buys recall with slower ingestion).
+    hnsw_m: int = Field(default=16, ge=2, le=100)
+    hnsw_ef_construction: int = Field(default=64, ge=4, le=1000)
     chunk_tokens: int = Field(default=256, ge=32, le=8192)
     chunk_overlap: int = Field(default=40, ge=0, le=4096)
 
@@ -143,6 +153,14 @@ class Settings(BaseModel):
         size = info.data.get("chunk_tokens")
         if size is not None and value >= size:
             raise ValueError("must be smaller than RAGLINE_CHUNK_TOKENS")
+        return value
+
+    @field_validator("hnsw_ef_construction")
+    @classmethod
+    def _ef_construction_covers_m(cls, value: int, info: Any) -> int:
+        m = info.data.get("hnsw_m")
+        if m is not None and value < 2 * m:
+            raise ValueError("must be at least twice RAGLINE_HNSW_M (pgvector requires it)")
         return value
 
     @classmethod

@@ -85,13 +85,26 @@ class Retriever:
         self.reranker = reranker
         self.rerank_depth = rerank_depth
 
-    def search(self, query: str, *, collection: str, top_k: int, mode: str = "hybrid") -> Retrieval:
+    def search(
+        self,
+        query: str,
+        *,
+        collection: str,
+        top_k: int,
+        mode: str = "hybrid",
+        ef_search: int | None = None,
+    ) -> Retrieval:
         """The ``top_k`` best chunks for ``query``: the search's own, or with a reranker,
-        its order of the search's best ``rerank_depth`` candidates."""
+        its order of the search's best ``rerank_depth`` candidates. ``ef_search``
+        overrides RAGLINE_HNSW_EF_SEARCH."""
         if self.reranker is None:
-            return self.candidates(query, collection=collection, top_k=top_k, mode=mode)
+            return self.candidates(
+                query, collection=collection, top_k=top_k, mode=mode, ef_search=ef_search
+            )
         depth = max(top_k, self.rerank_depth)
-        found = self.candidates(query, collection=collection, top_k=depth, mode=mode)
+        found = self.candidates(
+            query, collection=collection, top_k=depth, mode=mode, ef_search=ef_search
+        )
         return self.rerank(query, found, top_k)
 
     def rerank(self, query: str, found: Retrieval, top_k: int) -> Retrieval:
@@ -118,7 +131,13 @@ class Retriever:
         return replace(found, chunks=chunks[:top_k], reranking=reranking)
 
     def candidates(
-        self, query: str, *, collection: str, top_k: int, mode: str = "hybrid"
+        self,
+        query: str,
+        *,
+        collection: str,
+        top_k: int,
+        mode: str = "hybrid",
+        ef_search: int | None = None,
     ) -> Retrieval:
         """The search itself: ``top_k`` chunks by vector, keyword or fused hybrid search."""
         if mode not in MODES:
@@ -133,11 +152,14 @@ class Retriever:
         embedded = self.embedder.embed_query(query)
         vector = embedded.vectors[0]
         if mode == "vector":
-            return Retrieval(self.store.vector_search(collection, vector, top_k), embedded.tokens)
+            return Retrieval(
+                self.store.vector_search(collection, vector, top_k, ef_search=ef_search),
+                embedded.tokens,
+            )
         depth = max(20, top_k * 4)
         fused = reciprocal_rank_fusion(
             [
-                self.store.vector_search(collection, vector, depth),
+                self.store.vector_search(collection, vector, depth, ef_search=ef_search),
                 self.store.keyword_search(collection, query, depth),
             ],
             limit=top_k,

@@ -7,6 +7,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 COLLECTION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+EF_SEARCH = Field(
+    default=None,
+    ge=10,
+    le=1000,
+    description="HNSW candidates per vector search (default RAGLINE_HNSW_EF_SEARCH): "
+    "higher finds more of the exact nearest chunks and takes longer.",
+)
 
 
 class QueryRequest(BaseModel):
@@ -16,6 +23,7 @@ class QueryRequest(BaseModel):
     collection: str | None = Field(default=None, pattern=COLLECTION_PATTERN)
     top_k: int | None = Field(default=None, ge=1, le=100)
     profile: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+    ef_search: int | None = EF_SEARCH
 
 
 class RetrieveRequest(BaseModel):
@@ -25,6 +33,7 @@ class RetrieveRequest(BaseModel):
     top_k: int | None = Field(default=None, ge=1, le=100)
     mode: Literal["hybrid", "vector", "keyword"] = "hybrid"
     collection: str | None = Field(default=None, pattern=COLLECTION_PATTERN)
+    ef_search: int | None = EF_SEARCH
 
 
 class FeedbackRequest(BaseModel):

@@ -95,7 +95,7 @@ class Answerer:
 
     def retrieve(
         self, query: str, *, collection: str | None = None, top_k: int | None = None,
-        mode: str = "hybrid",
+        mode: str = "hybrid", ef_search: int | None = None,
     ) -> RetrieveResponse:  # fmt: skip
         """Search without generating: the chunks a question would be answered from."""
         retrieval = self.retriever.search(
@@ -103,6 +103,7 @@ class Answerer:
             collection=self._collection(collection),
             top_k=self._top_k(top_k),
             mode=mode,
+            ef_search=ef_search,
         )
         reranking = retrieval.reranking
         rerank_cost = self.costs.rerank(reranking).usd
@@ -122,6 +123,7 @@ class Answerer:
         top_k: int | None = None,
         profile: str | None = None,
         request_id: str | None = None,
+        ef_search: int | None = None,
     ) -> QueryResponse:
         """Answer ``question`` from the collection, citing the passages used.
 
@@ -135,7 +137,10 @@ class Answerer:
         question = self._text(question, "question")
         collection = self._collection(collection)
         retrieval = self.retriever.search(
-            question, collection=collection, top_k=self._top_k(top_k or rules.top_k)
+            question,
+            collection=collection,
+            top_k=self._top_k(top_k or rules.top_k),
+            ef_search=ef_search,
         )
         retrieved_at = time.perf_counter()
         chunks = similar_enough(retrieval.chunks, rules.min_score)

@@ -60,11 +60,19 @@ def decode_cursor(cursor: str) -> str:
 
 
 def record_collection(
-    conn: psycopg.Connection[Any], name: str, embedding_model: str, dimensions: int
+    conn: psycopg.Connection[Any],
+    name: str,
+    embedding_model: str,
+    dimensions: int,
+    *,
+    hnsw_m: int = 16,
+    hnsw_ef_construction: int = 64,
 ) -> tuple[str, int]:
     """Record the collection's model unless one is recorded; return the recorded one.
 
-    Creates the partial HNSW index for the dimension when this model is the recorded one.
+    Creates the partial HNSW index for the dimension, with these build parameters, when
+    this model is the recorded one and the dimension has no index yet (an existing index
+    keeps the parameters it was built with).
     """
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('ragline.collections'))")
@@ -83,10 +91,13 @@ def record_collection(
                 sql.SQL(
                     "CREATE INDEX IF NOT EXISTS {index} ON chunks USING hnsw"
                     " ((embedding::vector({dims})) vector_cosine_ops)"
+                    " WITH (m = {m}, ef_construction = {ef_construction})"
                     " WHERE dimensions = {dims}"
                 ).format(
                     index=sql.Identifier(f"chunks_embedding_hnsw_{dimensions}"),
                     dims=sql.Literal(dimensions),
+                    m=sql.Literal(hnsw_m),
+                    ef_construction=sql.Literal(hnsw_ef_construction),
                 )
             )
     return known

@@ -74,13 +74,19 @@ class Store:
     def ensure_collection(self, name: str, embedding_model: str, dimensions: int) -> None:
         """Record the collection's embedding model, or check it matches the recorded one.
 
-        Creates the partial HNSW index for the dimension on first use. Raises
+        Creates the partial HNSW index for the dimension on first use, built with
+        RAGLINE_HNSW_M and RAGLINE_HNSW_EF_CONSTRUCTION. Raises
         EmbeddingDimensionError when the collection was built with another model.
         """
         known = self._collections.get(name)
         if known is None:
             known = documents.record_collection(
-                self.connection(), name, embedding_model, dimensions
+                self.connection(),
+                name,
+                embedding_model,
+                dimensions,
+                hnsw_m=self.settings.hnsw_m,
+                hnsw_ef_construction=self.settings.hnsw_ef_construction,
             )
             self._collections[name] = known
         if known != (embedding_model, dimensions):
@@ -150,10 +156,20 @@ class Store:
     # --- retrieval ------------------------------------------------------------------------
 
     def vector_search(
-        self, collection: str, vector: np.ndarray, limit: int
+        self, collection: str, vector: np.ndarray, limit: int, *, ef_search: int | None = None
     ) -> list[RetrievedChunk]:
-        """Nearest chunks by cosine distance through the dimension's HNSW index."""
-        return search.vector_search(self.connection(), collection, vector, limit)
+        """Nearest chunks by cosine distance through the dimension's HNSW index.
+
+        ``ef_search`` (default RAGLINE_HNSW_EF_SEARCH) trades time for recall; the
+        search uses at least ``limit``.
+        """
+        return search.vector_search(
+            self.connection(),
+            collection,
+            vector,
+            limit,
+            ef_search=self.settings.hnsw_ef_search if ef_search is None else ef_search,
+        )
 
     def keyword_search(self, collection: str, text: str, limit: int) -> list[RetrievedChunk]:
         """Full-text search; any query word may match, chunks matching more rank higher."""

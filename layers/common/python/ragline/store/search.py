@@ -18,10 +18,25 @@ if TYPE_CHECKING:
     import psycopg
 
 
+# pgvector's upper bound for hnsw.ef_search.
+HNSW_MAX_EF_SEARCH = 1000
+
+
 def vector_search(
-    conn: psycopg.Connection[Any], collection: str, vector: np.ndarray, limit: int
+    conn: psycopg.Connection[Any],
+    collection: str,
+    vector: np.ndarray,
+    limit: int,
+    *,
+    ef_search: int,
 ) -> list[RetrievedChunk]:
-    """Nearest chunks by cosine distance through the dimension's HNSW index."""
+    """Nearest chunks by cosine distance through the dimension's HNSW index.
+
+    ``ef_search`` is the size of the HNSW candidate list: larger finds more of the exact
+    nearest chunks, at some cost in time. It is raised to ``limit`` so a search never
+    looks at fewer candidates than it returns, and capped at pgvector's maximum (past
+    which the iterative scan still fetches as many rows as ``limit`` asks).
+    """
     dims = sql.Literal(int(vector.shape[0]))
     query = sql.SQL(
         "WITH nearest AS MATERIALIZED ("
@@ -36,9 +51,8 @@ def vector_search(
     with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
         # Filtered HNSW scans keep searching until enough rows pass the filter.
         cur.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        cur.execute(
-            sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(max(40, limit * 2)))
-        )
+        candidates = min(HNSW_MAX_EF_SEARCH, max(ef_search, limit))
+        cur.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(candidates)))
         cur.execute(query, {"q": vector, "c": collection, "k": limit})
         return [RetrievedChunk(**row) for row in cur.fetchall()]
 
