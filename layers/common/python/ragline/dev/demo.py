@@ -195,6 +195,7 @@ def run_demo(
         with LocalStack(options) as stack:
             api = stack.endpoints.api
             print(f"Local stack up: API {api}, S3 + SQS {stack.endpoints.s3}")
+            print(f"Embeddings: {os.environ.get('RAGLINE_EMBEDDINGS') or 'hash'}")
             sources = _upload(stack, examples / "docs")
             _wait_for_ingestion(api, sources, timeout_seconds)
             met, failures = _ask(api, questions)

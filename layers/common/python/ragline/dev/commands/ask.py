@@ -7,7 +7,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from ragline.dev.commands.common import use_data_dir, without_emf
+from ragline.dev.commands.common import local_embeddings, use_data_dir, without_emf
 
 if TYPE_CHECKING:
     import argparse
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 def cmd_ask(args: argparse.Namespace) -> int:
     """Answer one question in-process, from the store the data directory holds."""
     use_data_dir(args.data_dir)
+    local_embeddings()
     # The query is logged for `ragline stats`; its EMF line is for CloudWatch, not a terminal.
     without_emf()
     from ragline.answer import get_answerer

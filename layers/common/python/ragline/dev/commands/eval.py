@@ -6,7 +6,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ragline.dev.commands.common import use_data_dir, without_emf
+from ragline.dev.commands.common import local_embeddings, use_data_dir, without_emf
 
 if TYPE_CHECKING:
     import argparse
@@ -23,6 +23,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate retrieval per search mode and answers per model; name the cheapest model
     that meets the bar."""
     use_data_dir(args.data_dir)
+    local_embeddings()
     without_emf()
     from tqdm import tqdm
 

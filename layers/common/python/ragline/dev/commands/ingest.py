@@ -6,7 +6,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from ragline.dev.commands.common import use_data_dir, without_emf
+from ragline.dev.commands.common import local_embeddings, use_data_dir, without_emf
 
 if TYPE_CHECKING:
     import argparse
@@ -41,6 +41,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         return 2
 
     use_data_dir(args.data_dir)
+    local_embeddings()
     without_emf()
     from tqdm import tqdm
 
