@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -48,6 +48,8 @@ ENVIRONMENT: dict[str, str] = {
     "RAGLINE_RERANKER_INSTANCE_TYPE": "reranker_instance_type",
     "RAGLINE_RERANK_DEPTH": "rerank_depth",
     "RAGLINE_RERANK_TIMEOUT": "rerank_timeout_seconds",
+    "RAGLINE_FUSION": "fusion",
+    "RAGLINE_FUSION_VECTOR_WEIGHT": "fusion_vector_weight",
     "RAGLINE_HNSW_EF_SEARCH": "hnsw_ef_search",
     "RAGLINE_HNSW_M": "hnsw_m",
     "RAGLINE_HNSW_EF_CONSTRUCTION": "hnsw_ef_construction",
@@ -111,6 +113,10 @@ class Settings(BaseModel):
     rerank_depth: int = Field(default=20, ge=1, le=1000)
     # Short: the reranker is on every query's path, and a slow one is skipped, not waited on.
     rerank_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # How hybrid search fuses its vector and keyword lists: "rrf" (Reciprocal Rank Fusion)
+    # or "relative" (each list's scores scaled to 0..1, weighted by fusion_vector_weight).
+    fusion: Literal["rrf", "relative"] = "rrf"
+    fusion_vector_weight: float = Field(default=0.5, ge=0.0, le=1.0)
     # HNSW candidate list per vector search (pgvector's hnsw.ef_search, 1000 at most):
     # recall against exact search for latency; bench/vector_recall.py prints the curve.
     hnsw_ef_search: int = Field(default=200, ge=10, le=1000)

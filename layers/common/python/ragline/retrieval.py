@@ -1,11 +1,11 @@
-"""Retrieval: vector, keyword, and hybrid search fused with Reciprocal Rank Fusion, and
-optionally reranked."""
+"""Retrieval: vector, keyword, and hybrid search fused with Reciprocal Rank Fusion or by
+relative scores, and optionally reranked."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 RRF_K = 60  # the constant of Cormack et al. (2009); damps the weight of the very top ranks
 MODES = ("hybrid", "vector", "keyword")
+FUSIONS = ("rrf", "relative")
 
 
 def reciprocal_rank_fusion(
@@ -42,6 +43,53 @@ def reciprocal_rank_fusion(
                     similarity.get(chunk.chunk_id, -1.0), chunk.similarity
                 )
     order = sorted(scores, key=lambda cid: -scores[cid])  # stable: first appearance wins ties
+    fused = [
+        replace(first[cid], score=round(scores[cid], 6), similarity=similarity.get(cid))
+        for cid in order
+    ]
+    return fused[:limit] if limit is not None else fused
+
+
+def relative_score_fusion(
+    vector: Sequence[RetrievedChunk],
+    keyword: Sequence[RetrievedChunk],
+    *,
+    vector_weight: float = 0.5,
+    limit: int | None = None,
+) -> list[RetrievedChunk]:
+    """Fuse by score, not rank: each list's scores scaled to 0..1 (min-max within the list;
+    a chunk a list did not return counts 0 there), then weighted and summed.
+
+    Unlike RRF, a clear winner of one list keeps its lead: a passage far more similar
+    than the rest is not pulled down to the level of the other list's weak matches.
+    The returned chunks carry the fused score and the cosine similarity when known.
+    """
+
+    def scaled(
+        ranking: Sequence[RetrievedChunk], value: Callable[[RetrievedChunk], float]
+    ) -> dict[int, float]:
+        values = [value(chunk) for chunk in ranking]
+        if not values:
+            return {}
+        low, high = min(values), max(values)
+        span = high - low
+        return {
+            c.chunk_id: (v - low) / span if span > 0 else 1.0
+            for c, v in zip(ranking, values, strict=True)
+        }
+
+    by_vector = scaled(vector, lambda c: c.similarity if c.similarity is not None else c.score)
+    by_keyword = scaled(keyword, lambda c: c.score)
+    first: dict[int, RetrievedChunk] = {}
+    for chunk in (*vector, *keyword):
+        first.setdefault(chunk.chunk_id, chunk)
+    similarity = {c.chunk_id: c.similarity for c in vector if c.similarity is not None}
+    scores = {
+        cid: vector_weight * by_vector.get(cid, 0.0)
+        + (1 - vector_weight) * by_keyword.get(cid, 0.0)
+        for cid in first
+    }
+    order = sorted(first, key=lambda cid: -scores[cid])  # stable: first appearance wins ties
     fused = [
         replace(first[cid], score=round(scores[cid], 6), similarity=similarity.get(cid))
         for cid in order
@@ -79,11 +127,15 @@ class Retriever:
         reranker: Reranker | None = None,
         *,
         rerank_depth: int = 20,
+        fusion: str = "rrf",
+        vector_weight: float = 0.5,
     ) -> None:
         self.store = store
         self.embedder = embedder
         self.reranker = reranker
         self.rerank_depth = rerank_depth
+        self.fusion = fusion
+        self.vector_weight = vector_weight
 
     def search(
         self,
@@ -157,13 +209,14 @@ class Retriever:
                 embedded.tokens,
             )
         depth = max(20, top_k * 4)
-        fused = reciprocal_rank_fusion(
-            [
-                self.store.vector_search(collection, vector, depth, ef_search=ef_search),
-                self.store.keyword_search(collection, query, depth),
-            ],
-            limit=top_k,
-        )
+        by_vector = self.store.vector_search(collection, vector, depth, ef_search=ef_search)
+        by_keyword = self.store.keyword_search(collection, query, depth)
+        if self.fusion == "relative":
+            fused = relative_score_fusion(
+                by_vector, by_keyword, vector_weight=self.vector_weight, limit=top_k
+            )
+        else:
+            fused = reciprocal_rank_fusion([by_vector, by_keyword], limit=top_k)
         missing = [c.chunk_id for c in fused if c.similarity is None]
         if missing:
             known_similarity = self.store.similarities(missing, vector)

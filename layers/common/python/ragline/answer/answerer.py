@@ -52,7 +52,10 @@ class Answerer:
     ) -> None:
         self.settings = settings
         self.store = store
-        self.retriever = Retriever(store, embedder, reranker, rerank_depth=settings.rerank_depth)
+        self.retriever = Retriever(
+            store, embedder, reranker, rerank_depth=settings.rerank_depth,
+            fusion=settings.fusion, vector_weight=settings.fusion_vector_weight,
+        )  # fmt: skip
         self.router = router
         self.ledger = ledger
         self.costs = ledger.costs if ledger is not None else Costs.from_settings(settings)
