@@ -52,3 +52,41 @@ def test_one_empty_list_and_equal_scores() -> None:
     fused = relative_score_fusion([], _keyword((7, 3.0), (8, 3.0)), vector_weight=0.5)
     assert [(c.chunk_id, c.score) for c in fused] == [(7, 0.5), (8, 0.5)]
     assert relative_score_fusion([], []) == []
+
+
+class _Lists:
+    """A store that returns fixed vector and keyword lists (the fusion is under test)."""
+
+    def __init__(self, vector: list[RetrievedChunk], keyword: list[RetrievedChunk]) -> None:
+        self.vector, self.keyword = vector, keyword
+
+    def collection_model(self, name: str) -> tuple[str, int]:
+        return ("hash", 384)
+
+    def ensure_collection(self, name: str, model: str, dimensions: int) -> None:
+        pass
+
+    def vector_search(self, *args: object, **kwargs: object) -> list[RetrievedChunk]:
+        return self.vector
+
+    def keyword_search(self, *args: object) -> list[RetrievedChunk]:
+        return self.keyword
+
+    def similarities(self, ids: list[int], vector: object) -> dict[int, float]:
+        return {}
+
+
+@pytest.mark.parametrize(("embedder", "winner"), [("hash", 3), ("minilm-like", 1)])
+def test_hybrid_weighs_each_embedder_as_calibrated(embedder: str, winner: int) -> None:
+    from ragline.embeddings.hash import HashEmbedder
+    from ragline.retrieval import Retriever
+
+    # GIVEN vector and keyword lists that disagree on the best chunk
+    store = _Lists(_vector((1, 0.9), (2, 0.5), (3, 0.45)), _keyword((3, 9.0), (2, 5.0), (1, 1.0)))
+    model = HashEmbedder()
+    if embedder != "hash":  # an embedder with the base class's weight, as MiniLM has
+        model.fusion_weight = type(model).__mro__[1].fusion_weight  # type: ignore[attr-defined]
+    # WHEN hybrid search fuses them with no weight configured
+    found = Retriever(store, model).search("q", collection="c", top_k=1)  # type: ignore[arg-type]
+    # THEN the hash embedder leans on keywords (0.3), a real embedder on its vectors (0.6)
+    assert [c.chunk_id for c in found.chunks] == [winner]

@@ -113,10 +113,11 @@ class Settings(BaseModel):
     rerank_depth: int = Field(default=20, ge=1, le=1000)
     # Short: the reranker is on every query's path, and a slow one is skipped, not waited on.
     rerank_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
-    # How hybrid search fuses its vector and keyword lists: "rrf" (Reciprocal Rank Fusion)
-    # or "relative" (each list's scores scaled to 0..1, weighted by fusion_vector_weight).
-    fusion: Literal["rrf", "relative"] = "rrf"
-    fusion_vector_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    # How hybrid search fuses its vector and keyword lists: "relative" (each list's scores
+    # scaled to 0..1, the vector list weighted by fusion_vector_weight, by default the
+    # embedder's own weight) or "rrf" (Reciprocal Rank Fusion, which ignores scores).
+    fusion: Literal["rrf", "relative"] = "relative"
+    fusion_vector_weight: float | None = Field(default=None, ge=0.0, le=1.0)
     # HNSW candidate list per vector search (pgvector's hnsw.ef_search, 1000 at most):
     # recall against exact search for latency; bench/vector_recall.py prints the curve.
     hnsw_ef_search: int = Field(default=200, ge=10, le=1000)

@@ -127,15 +127,15 @@ class Retriever:
         reranker: Reranker | None = None,
         *,
         rerank_depth: int = 20,
-        fusion: str = "rrf",
-        vector_weight: float = 0.5,
+        fusion: str = "relative",
+        vector_weight: float | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
         self.reranker = reranker
         self.rerank_depth = rerank_depth
         self.fusion = fusion
-        self.vector_weight = vector_weight
+        self.vector_weight = vector_weight  # None: the embedder's own, calibrated for it
 
     def search(
         self,
@@ -212,9 +212,10 @@ class Retriever:
         by_vector = self.store.vector_search(collection, vector, depth, ef_search=ef_search)
         by_keyword = self.store.keyword_search(collection, query, depth)
         if self.fusion == "relative":
-            fused = relative_score_fusion(
-                by_vector, by_keyword, vector_weight=self.vector_weight, limit=top_k
-            )
+            weight = self.vector_weight
+            if weight is None:
+                weight = self.embedder.fusion_weight
+            fused = relative_score_fusion(by_vector, by_keyword, vector_weight=weight, limit=top_k)
         else:
             fused = reciprocal_rank_fusion([by_vector, by_keyword], limit=top_k)
         missing = [c.chunk_id for c in fused if c.similarity is None]

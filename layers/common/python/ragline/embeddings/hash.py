@@ -47,6 +47,10 @@ def _features(text: str) -> Counter[str]:
 class HashEmbedder(Embedder):
     """Signed feature hashing of words and word bigrams."""
 
+    # It knows no synonyms, so BM25 ranks better than it does: lean on keywords when
+    # fusing (0.3 on the Python docs set; checked on git's manual).
+    fusion_weight = 0.3
+
     def __init__(self, dimensions: int | None = None) -> None:
         super().__init__(dimensions or DEFAULT_DIMENSIONS)
         self.name = "hash" if self.dimensions == DEFAULT_DIMENSIONS else f"hash:{self.dimensions}"
