@@ -34,6 +34,9 @@ for name, value in {
     "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
+    # The tests embed with the hash embedder; the local commands they run in-process would
+    # otherwise pick MiniLM (and leave that choice in the environment for later tests).
+    "RAGLINE_EMBEDDINGS": "hash",
 }.items():
     os.environ.setdefault(name, value)
 
