@@ -12,11 +12,10 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from botocore.exceptions import BotoCoreError, ClientError
 
 from ragline.embeddings.base import Embedder, EmbeddingResult
 from ragline.errors import ModelError
-from ragline.providers.clients import aws_client, aws_error
+from ragline.providers.clients import aws_client, invoke_endpoint
 from ragline.providers.retry import RetryPolicy
 from ragline.tokens import count_tokens
 
@@ -73,17 +72,7 @@ class SageMakerEmbedder(Embedder):
         """One endpoint call; TEI reports no token counts, so they are estimated."""
 
         def call() -> bytes:
-            try:
-                response = self.client.invoke_endpoint(
-                    EndpointName=self.endpoint,
-                    ContentType="application/json",
-                    Accept="application/json",
-                    Body=json.dumps({"inputs": texts}),
-                )
-                raw: bytes = response["Body"].read()
-            except (BotoCoreError, ClientError) as exc:
-                raise aws_error(exc, self.name) from exc
-            return raw
+            return invoke_endpoint(self.client, self.endpoint, {"inputs": texts}, self.name)
 
         raw, _ = self.retry.run(call, what=f"{self.name} embeddings")
         try:

@@ -19,11 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from ragline.errors import ModelError
 from ragline.llm.base import ChatModel, Completion, GenerationRequest, Usage
-from ragline.providers.clients import aws_client, aws_error
+from ragline.providers.clients import aws_client, invoke_endpoint
 from ragline.tokens import count_tokens
 
 if TYPE_CHECKING:
@@ -132,16 +130,7 @@ class SageMakerChatModel(ChatModel):
     def generate(self, request: GenerationRequest) -> Completion:
         build, parse = PAYLOADS[self.payload]
         started = time.perf_counter()
-        try:
-            response = self.client.invoke_endpoint(
-                EndpointName=self.model,
-                ContentType="application/json",
-                Accept="application/json",
-                Body=json.dumps(build(request)),
-            )
-            raw = response["Body"].read()
-        except (BotoCoreError, ClientError) as exc:
-            raise aws_error(exc, self.spec) from exc
+        raw = invoke_endpoint(self.client, self.model, build(request), self.spec)
         latency_ms = round((time.perf_counter() - started) * 1000, 2)
         try:
             parsed = parse(json.loads(raw), request)

@@ -93,6 +93,24 @@ def aws_error(exc: Exception, what: str) -> ModelError:
 # --- HTTP -----------------------------------------------------------------------------------
 
 
+def invoke_endpoint(client: Any, endpoint: str, payload: Any, what: str) -> bytes:
+    """POST ``payload`` as JSON to a SageMaker endpoint and return the raw answer; SDK
+    errors become ModelError (chat models, embedders and rerankers all call it)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        response = client.invoke_endpoint(
+            EndpointName=endpoint,
+            ContentType="application/json",
+            Accept="application/json",
+            Body=json.dumps(payload),
+        )
+        raw: bytes = response["Body"].read()
+    except (BotoCoreError, ClientError) as exc:
+        raise aws_error(exc, what) from exc
+    return raw
+
+
 def post_json(
     url: str, body: Any, *, timeout_seconds: float, what: str, api_key: str | None = None
 ) -> Any:

@@ -12,10 +12,8 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from ragline.errors import ModelError
-from ragline.providers.clients import aws_client, aws_error
+from ragline.providers.clients import aws_client, invoke_endpoint
 from ragline.providers.retry import RetryPolicy
 from ragline.rerankers.base import Ranked, Reranker, parse_ranking, ranking_rows, rerank_retry
 
@@ -41,20 +39,10 @@ class SageMakerReranker(Reranker):
         )
 
     def rank(self, query: str, documents: Sequence[str], top_n: int) -> list[Ranked]:
-        body = json.dumps({"query": query, "texts": list(documents)})
+        payload = {"query": query, "texts": list(documents)}
 
         def call() -> bytes:
-            try:
-                response = self.client.invoke_endpoint(
-                    EndpointName=self.endpoint,
-                    ContentType="application/json",
-                    Accept="application/json",
-                    Body=body,
-                )
-                raw: bytes = response["Body"].read()
-            except (BotoCoreError, ClientError) as exc:
-                raise aws_error(exc, self.name) from exc
-            return raw
+            return invoke_endpoint(self.client, self.endpoint, payload, self.name)
 
         raw, _ = self.retry.run(call, what=f"{self.name} rerank")
         try:
