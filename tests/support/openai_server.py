@@ -23,6 +23,8 @@ from typing import Any
 
 from ragline.embeddings.hash import HashEmbedder
 
+from tests.support.loopback import LoopbackServer
+
 CHAT = "/v1/chat/completions"
 EMBEDDINGS = "/v1/embeddings"
 # Native sizes the server gives models when the request sets no dimensions.
@@ -70,7 +72,7 @@ class ChatUsage:
 
 
 @dataclass
-class OpenAICompatibleServer:
+class OpenAICompatibleServer(LoopbackServer):
     """A loopback server; ``reply`` is the completion text, or a function of the request."""
 
     reply: str | Callable[[dict[str, Any]], str] = "The documents do not answer this."
@@ -99,29 +101,10 @@ class OpenAICompatibleServer:
 
     @property
     def base_url(self) -> str:
-        assert self._server is not None, "start the server first"
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/v1"
+        return self.address + "/v1"
 
-    def start(self) -> OpenAICompatibleServer:
-        handler = type("Handler", (_Handler,), {"owner": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-    def __enter__(self) -> OpenAICompatibleServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _Handler
 
     # --- serving ----------------------------------------------------------------------------
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
+from tests.support.loopback import LoopbackServer
+
 _WORD = re.compile(r"\w+")
 
 
@@ -49,7 +51,7 @@ def overlap_score(query: str, document: str) -> float:
 
 
 @dataclass
-class RerankServer:
+class RerankServer(LoopbackServer):
     """A loopback ``/rerank`` server answering in ``shape`` (``cohere`` or ``tei``)."""
 
     shape: Literal["cohere", "tei"] = "cohere"
@@ -66,29 +68,10 @@ class RerankServer:
 
     @property
     def base_url(self) -> str:
-        assert self._server is not None, "start the server first"
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self.address
 
-    def start(self) -> RerankServer:
-        handler = type("Handler", (_Handler,), {"owner": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-    def __enter__(self) -> RerankServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _Handler
 
     def _next(self) -> Scripted | None:
         with self._lock:
