@@ -48,3 +48,37 @@ def test_identifiers_weigh_double() -> None:
     assert terms["threadgate"] == 1.0
     assert terms["default"] == 1.0
     assert "what" not in terms
+
+
+def test_abstains_when_the_question_names_something_no_passage_mentions() -> None:
+    # GIVEN a passage sharing most of the question's ordinary words
+    passage = "To enable hardware tracing, set the tracing option in the engine settings."
+    # WHEN the question names a product the passage never mentions, THEN the model abstains
+    request = _request("How do I enable hardware ray tracing in Unreal Engine 5?", passage)
+    assert ExtractiveModel().generate(request).text == ABSTAIN
+    # AND an identifier the passages never mention is refused the same way
+    request = _request(
+        "What does the tracing option of hyperjson.turbo_loads do?",
+        "The tracing option makes loads record what it parsed.",
+    )
+    assert ExtractiveModel().generate(request).text == ABSTAIN
+
+
+def test_answers_in_the_users_own_words_when_the_names_are_there() -> None:
+    # GIVEN a question that shares few words with the passage but names only what it says
+    request = _request(
+        "My colleague on Windows wants a shell script marked executable for us; how, in Git 2.4?",
+        "On Windows, Git records the executable bit with git update-index --chmod=+x.",
+    )
+    # WHEN the model answers, THEN it quotes the passage (the version number is no name)
+    text = ExtractiveModel().generate(request).text
+    assert text.startswith("On Windows, Git records the executable bit") and "[1]" in text
+
+
+def test_question_names_are_proper_nouns_and_identifiers() -> None:
+    from ragline.llm.extractive import question_names
+
+    names = question_names(
+        "I'm on Python 3.11. Does GitHub's Team plan use asyncio.ThreadGate or max_workers in v1.2?"
+    )
+    assert names == {"python", "github", "team", "asyncio.threadgate", "max_workers"}
