@@ -18,6 +18,7 @@ from ragline.store import get_store
 
 from tests.conftest import clear_caches
 from tests.support.openai_server import CHAT, ChatUsage, OpenAICompatibleServer
+from tests.support.rerank_server import RerankServer
 
 ABSTAIN = "The documents do not answer this."
 DOCUMENTS = {
@@ -240,3 +241,36 @@ def test_bad_options_fail_before_anything_runs(
     assert code == 2
     assert message in capsys.readouterr().err
     assert server.received(CHAT) == []
+
+
+class ReversedReranker(RerankServer):
+    """Ranks the candidates in the reverse of the order it was sent them: the search's
+    best last, so a report that used it cannot be mistaken for one that did not."""
+
+    def answer(self, body: dict[str, Any]) -> tuple[int, Any]:
+        count = len(body["documents"])
+        results = [{"index": i, "relevance_score": (i + 1) / count} for i in reversed(range(count))]
+        return 200, {"results": results[: body.get("top_n") or count]}
+
+
+@pytest.mark.usefixtures("environment")
+def test_eval_ranks_through_the_reranker_it_names(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a reranker server that puts the search's best candidate last
+    with ReversedReranker() as reranker:
+        monkeypatch.setenv("RAGLINE_RERANKER_URL", reranker.base_url)
+        # WHEN ragline eval runs with --reranker
+        code = run_eval(
+            workspace, "--modes", "hybrid", "--llm", "openai:good",
+            "--reranker", "http:reversed", "--json", str(workspace / "r.json"),
+        )  # fmt: skip
+    # THEN the report names it, and the searches and answers went through it
+    assert code == 0
+    report = json.loads((workspace / "r.json").read_text())
+    assert report["reranker"] == "http:reversed"
+    assert len(reranker.requests) == 5 + 6  # five answerable searches, six answers
+    assert {r.body["model"] for r in reranker.requests} == {"reversed"}
+    # AND its order is the one scored: no gold page is first any more
+    assert report["retrieval"]["hybrid"]["hit_at_1"] == 0.0
+    assert report["retrieval"]["hybrid"]["hit_at_5"] == 0.8

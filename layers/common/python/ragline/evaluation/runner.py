@@ -36,6 +36,7 @@ from ragline.evaluation.dataset import (
     source_for,
 )
 from ragline.ingest import DocumentFailedError, Ingestor
+from ragline.rerankers import get_reranker
 from ragline.retrieval import MODES
 from ragline.store import get_store
 
@@ -242,7 +243,10 @@ class Evaluator:
         """An answerer whose default profile answers with ``model`` (and no fallback), over
         this evaluator's store and embedder, writing nothing to the query log."""
         settings = self.settings.with_overrides(llm=model, llm_fallback=())
-        return Answerer(settings, self.store, self.embedder, Router.from_settings(settings))
+        return Answerer(
+            settings, self.store, self.embedder, Router.from_settings(settings),
+            reranker=get_reranker(settings),
+        )  # fmt: skip
 
     # --- the run ------------------------------------------------------------------------
 
