@@ -314,4 +314,4 @@ def parse_html(text: str) -> ParsedDocument:
     return ParsedDocument(title=title, format="html", blocks=parser.blocks)
 
 
-LOADER = Loader("html", (".html", ".htm"), parse_html)
+LOADER = Loader("html", (".html", ".htm"), parse=parse_html)

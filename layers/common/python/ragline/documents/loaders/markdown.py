@@ -90,4 +90,4 @@ def parse_markdown(text: str) -> ParsedDocument:
     return ParsedDocument(title=title, format="markdown", blocks=blocks)
 
 
-LOADER = Loader("markdown", (".md", ".markdown"), parse_markdown)
+LOADER = Loader("markdown", (".md", ".markdown"), parse=parse_markdown)

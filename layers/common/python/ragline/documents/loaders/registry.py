@@ -44,24 +44,10 @@ def parse_document(name: str, data: bytes) -> ParsedDocument:
     Raises UnsupportedDocumentError for types without a loader and DocumentParseError
     for content that cannot be read as a document of its type.
     """
-    fmt = format_for(name)
-    decoded = _decode(data)
-    parsed = _LOADERS[fmt].parse(decoded)
+    parsed = _LOADERS[format_for(name)].read(data)
     parsed.blocks = [b for b in parsed.blocks if b.text.strip()]
     if not parsed.blocks:
         raise DocumentParseError("the document contains no text")
     if not parsed.title:
         parsed.title = PurePosixPath(name).name.split(".")[0].replace("_", " ").replace("-", " ")
     return parsed
-
-
-def _decode(data: bytes) -> str:
-    if b"\x00" in data[:8192]:
-        raise DocumentParseError("binary content (NUL bytes) in a text document")
-    try:
-        decoded = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DocumentParseError(
-            f"not valid UTF-8 text (invalid byte at offset {exc.start})"
-        ) from exc
-    return decoded.replace("\r\n", "\n").replace("\r", "\n")

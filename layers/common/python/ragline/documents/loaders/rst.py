@@ -141,4 +141,4 @@ def parse_rst(text: str) -> ParsedDocument:
     return ParsedDocument(title=title, format="rst", blocks=blocks)
 
 
-LOADER = Loader("rst", (".rst",), parse_rst)
+LOADER = Loader("rst", (".rst",), parse=parse_rst)

@@ -12,4 +12,4 @@ def parse_text(text: str) -> ParsedDocument:
     return ParsedDocument(title=title, format="text", blocks=[Block(p) for p in paragraphs])
 
 
-LOADER = Loader("text", (".txt", ".text"), parse_text)
+LOADER = Loader("text", (".txt", ".text"), parse=parse_text)
