@@ -53,6 +53,11 @@ class Citation(BaseModel):
     score: float
     text: str
     section: str = ""
+    page: int | None = Field(
+        default=None,
+        description="The page the passage starts on (PDF); null for formats without pages. "
+        "source then ends in #page=N.",
+    )
 
 
 class ModelInfo(BaseModel):
@@ -114,6 +119,11 @@ class RetrievedItem(BaseModel):
     text: str
     score: float
     similarity: float | None = None
+    page: int | None = Field(
+        default=None,
+        description="The page the passage starts on (PDF); null for formats without pages. "
+        "source then ends in #page=N.",
+    )
 
 
 class RetrieveResponse(BaseModel):

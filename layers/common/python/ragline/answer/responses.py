@@ -32,17 +32,24 @@ def format_context(passages: tuple[Passage, ...]) -> str:
     return "\n\n".join(blocks)
 
 
+def linked_source(chunk: RetrievedChunk) -> str:
+    """The chunk's source, with ``#page=N`` for a paged document: the fragment PDF viewers
+    open at that page."""
+    return chunk.source if chunk.page is None else f"{chunk.source}#page={chunk.page}"
+
+
 def retrieved_item(chunk: RetrievedChunk) -> RetrievedItem:
     """One search result."""
     return RetrievedItem(
         chunk_id=chunk.chunk_id,
         document_id=str(chunk.document_id),
-        source=chunk.source,
+        source=linked_source(chunk),
         title=chunk.title,
         section=chunk.section,
         text=chunk.text,
         score=chunk.score,
         similarity=chunk.similarity,
+        page=chunk.page,
     )
 
 
@@ -51,12 +58,13 @@ def citation(n: int, chunk: RetrievedChunk) -> Citation:
     return Citation(
         n=n,
         document_id=str(chunk.document_id),
-        source=chunk.source,
+        source=linked_source(chunk),
         title=chunk.title,
         chunk_id=chunk.chunk_id,
         score=chunk.score,
         text=chunk.text,
         section=chunk.section,
+        page=chunk.page,
     )
 
 

@@ -1,4 +1,5 @@
-"""Token-aware chunking with overlap that keeps each chunk's section heading path.
+"""Token-aware chunking with overlap that keeps each chunk's section heading path, and
+for paged formats (PDF) the pages it was printed on.
 
 Sizes are in estimated tokens (:func:`ragline.tokens.count_tokens`), the same estimate
 the embedders budget their requests with.
@@ -27,6 +28,15 @@ class Chunk:
     text: str
     section: tuple[str, ...]
     token_count: int
+    # First and last page of the chunk's text, for formats with pages; None otherwise.
+    pages: tuple[int, int] | None = None
+
+    @property
+    def metadata(self) -> dict[str, int]:
+        """What the chunk's row keeps beside its text: its first and last page, if any."""
+        if self.pages is None:
+            return {}
+        return {"page": self.pages[0], "last_page": self.pages[1]}
 
     @property
     def heading(self) -> str:
@@ -47,13 +57,14 @@ class _Unit:
     tokens: int
     paragraph: int  # units of one paragraph are joined with a space, others with a blank line
     line: bool = False  # starts a line of a code block or table: a newline, not a space, before it
+    page: int | None = None
 
 
 def _split_block(block: Block, paragraph: int, max_tokens: int) -> list[_Unit]:
     """Break a block into units no longer than ``max_tokens``: sentences, then words."""
     tokens = count_tokens(block.text)
     if tokens <= max_tokens:
-        return [_Unit(block.text, tokens, paragraph)]
+        return [_Unit(block.text, tokens, paragraph, page=block.page)]
     by_line = block.kind in _LINE_KINDS
     pieces = block.text.split("\n") if by_line else _SENTENCE_END.split(block.text)
     units: list[_Unit] = []
@@ -61,7 +72,7 @@ def _split_block(block: Block, paragraph: int, max_tokens: int) -> list[_Unit]:
         piece_tokens = count_tokens(piece)
         if piece_tokens <= max_tokens:
             if piece.strip():
-                units.append(_Unit(piece, piece_tokens, paragraph, by_line))
+                units.append(_Unit(piece, piece_tokens, paragraph, by_line, block.page))
             continue
         words: list[str] = []
         words_tokens = 0
@@ -70,13 +81,13 @@ def _split_block(block: Block, paragraph: int, max_tokens: int) -> list[_Unit]:
             word_tokens = count_tokens(word)
             if words and words_tokens + word_tokens > max_tokens:
                 text = " ".join(words)
-                units.append(_Unit(text, count_tokens(text), paragraph, new_line))
+                units.append(_Unit(text, count_tokens(text), paragraph, new_line, block.page))
                 words, words_tokens, new_line = [], 0, False
             words.append(word)
             words_tokens += word_tokens
         if words:
             text = " ".join(words)
-            units.append(_Unit(text, count_tokens(text), paragraph, new_line))
+            units.append(_Unit(text, count_tokens(text), paragraph, new_line, block.page))
     return units
 
 
@@ -92,6 +103,20 @@ def _join(units: list[_Unit]) -> str:
     return "".join(parts)
 
 
+def _pages(units: list[_Unit]) -> tuple[int, int] | None:
+    pages = [u.page for u in units if u.page is not None]
+    return (min(pages), max(pages)) if pages else None
+
+
+def _jumps(window: list[_Unit], unit: _Unit) -> bool:
+    """Whether ``unit`` is printed more than a page away from the window's text: a
+    section resumed after other pages, which one chunk must not present as contiguous."""
+    pages = _pages(window)
+    if pages is None or unit.page is None:
+        return False
+    return unit.page < pages[0] or unit.page > pages[1] + 1
+
+
 def chunk_document(
     document: ParsedDocument, *, max_tokens: int = 256, overlap: int = 40
 ) -> list[Chunk]:
@@ -99,7 +124,9 @@ def chunk_document(
 
     Chunks never span two sections, so each carries one heading path. Within a section
     consecutive chunks share up to ``overlap`` tokens of whole sentences, so a fact cut
-    at a boundary is still whole in one of them.
+    at a boundary is still whole in one of them. Blocks with pages give each chunk its
+    first and last page; a chunk ends where its section skips pages (text resumed after
+    a gap), and carries nothing over that gap.
     """
     if overlap >= max_tokens:
         raise ValueError("overlap must be smaller than max_tokens")
@@ -115,9 +142,16 @@ def chunk_document(
         window_tokens = 0
         fresh = 0  # units in the window not yet emitted in an earlier chunk
         for unit in units:
+            if window and _jumps(window, unit):
+                if fresh:
+                    text = _join(window)
+                    chunks.append(
+                        Chunk(len(chunks), text, section, count_tokens(text), _pages(window))
+                    )
+                window, window_tokens, fresh = [], 0, 0
             if window and window_tokens + unit.tokens > max_tokens:
                 text = _join(window)
-                chunks.append(Chunk(len(chunks), text, section, count_tokens(text)))
+                chunks.append(Chunk(len(chunks), text, section, count_tokens(text), _pages(window)))
                 # Carry whole trailing units up to the overlap budget into the next chunk.
                 carried: list[_Unit] = []
                 carried_tokens = 0
@@ -134,5 +168,5 @@ def chunk_document(
             fresh += 1
         if window and fresh:
             text = _join(window)
-            chunks.append(Chunk(len(chunks), text, section, count_tokens(text)))
+            chunks.append(Chunk(len(chunks), text, section, count_tokens(text), _pages(window)))
     return chunks

@@ -152,7 +152,9 @@ class Ingestor:
             metadata=metadata or {},
         )
         writes = [
-            ChunkWrite(c.ordinal, SECTION_SEPARATOR.join(c.section), c.text, c.token_count)
+            ChunkWrite(
+                c.ordinal, SECTION_SEPARATOR.join(c.section), c.text, c.token_count, c.metadata
+            )
             for c in chunks
         ]
         record = self.store.save_document(

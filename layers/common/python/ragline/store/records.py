@@ -79,3 +79,6 @@ class RetrievedChunk:
     token_count: int
     score: float
     similarity: float | None = None  # cosine similarity to the query, when known
+    # First and last page the chunk's text is printed on (PDF); None for formats without pages.
+    page: int | None = None
+    last_page: int | None = None

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 # pgvector's upper bound for hnsw.ef_search.
 HNSW_MAX_EF_SEARCH = 1000
+# A chunk's pages live in its metadata (written by the ingest from chunking): NULL for
+# formats without pages.
+CHUNK_PAGES = "(c.metadata->>'page')::int AS page, (c.metadata->>'last_page')::int AS last_page"
 
 
 def vector_search(
@@ -44,8 +47,9 @@ def vector_search(
         " FROM chunks WHERE dimensions = {dims} AND collection = %(c)s"
         " ORDER BY distance LIMIT %(k)s)"
         " SELECT c.id AS chunk_id, c.document_id, d.source, d.title, c.section, c.text,"
-        " c.token_count, 1 - n.distance AS score, 1 - n.distance AS similarity"
-        " FROM nearest n JOIN chunks c ON c.id = n.id"
+        " c.token_count, 1 - n.distance AS score, 1 - n.distance AS similarity, "
+        + CHUNK_PAGES
+        + " FROM nearest n JOIN chunks c ON c.id = n.id"
         " JOIN documents d ON d.id = c.document_id ORDER BY n.distance, c.id"
     ).format(dims=dims)
     with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
@@ -67,8 +71,7 @@ def keyword_search(
     """
     query = (
         "SELECT c.id AS chunk_id, c.document_id, d.source, d.title, c.section, c.text,"
-        " c.token_count, r.score"
-        " FROM bm25_search(%(c)s, %(t)s, %(k)s) r"
+        " c.token_count, r.score, " + CHUNK_PAGES + " FROM bm25_search(%(c)s, %(t)s, %(k)s) r"
         " JOIN chunks c ON c.id = r.chunk_id JOIN documents d ON d.id = c.document_id"
         " ORDER BY r.score DESC, c.id"
     )
