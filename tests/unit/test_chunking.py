@@ -86,3 +86,32 @@ def test_chunks_fit_what_the_embedder_reads() -> None:
     assert (ingestor.chunk_tokens, ingestor.chunk_overlap) == (48, 24)
     plain = Ingestor(settings, store=None, embedder=HashEmbedder())  # type: ignore[arg-type]
     assert (plain.chunk_tokens, plain.chunk_overlap) == (256, 40)
+
+
+def test_chunks_keep_their_first_and_last_page_and_end_at_a_gap_in_pages() -> None:
+    # GIVEN one section printed on pages 4 and 5, then resumed on page 9
+    section = ("Manual", "Mooring")
+    doc = ParsedDocument(
+        "Manual",
+        "pdf",
+        [
+            Block("Ships moor at the north quay.", section, page=4),
+            Block("Tugs are booked a day ahead.", section, page=5),
+            Block("Lines are doubled in a gale.", section, page=9),
+        ],
+    )
+
+    # WHEN it is chunked with room for all three blocks
+    chunks = chunk_document(doc, max_tokens=200, overlap=40)
+
+    # THEN pages 4-5 are one chunk and page 9 another, nothing carried over the gap
+    assert [(c.pages, c.text) for c in chunks] == [
+        ((4, 5), "Ships moor at the north quay.\n\nTugs are booked a day ahead."),
+        ((9, 9), "Lines are doubled in a gale."),
+    ]
+    assert chunks[0].metadata == {"page": 4, "last_page": 5}
+
+
+def test_chunks_of_formats_without_pages_have_no_page_metadata() -> None:
+    doc = ParsedDocument("T", "markdown", [Block("Plain text.", ("T",))])
+    assert [(c.pages, c.metadata) for c in chunk_document(doc)] == [(None, {})]
