@@ -207,3 +207,23 @@ def test_sources_map_back_to_corpus_paths_and_gold_matches_their_endings() -> No
     # AND a source from elsewhere is compared with gold paths by its ending
     assert matches_gold("s3://bucket/docs/howto/a.html", ("howto/a.html",)) == "howto/a.html"
     assert matches_gold("s3://bucket/docs/xhowto/a.html", ("howto/a.html",)) is None
+
+
+def test_a_page_hit_needs_a_gold_document_passage_on_a_gold_page_within_k() -> None:
+    from ragline.evaluation.metrics import page_hit_at
+
+    # GIVEN passages from a gold document on pages 3-4 and 10, and one from another file
+    spans = [None, (3, 4), (10, 10)]
+    # THEN gold page 4 is hit at 2, page 10 only from rank 3, page 7 not at all
+    assert page_hit_at(spans, [4], 2) and not page_hit_at(spans, [4], 1)
+    assert page_hit_at(spans, [10], 3) and not page_hit_at(spans, [10], 2)
+    assert not page_hit_at(spans, [7], 5)
+
+
+def test_gold_pages_are_read_from_the_set(tmp_path: Path) -> None:
+    path = tmp_path / "set.jsonl"
+    path.write_text(
+        '{"id": "a", "question": "q?", "gold": ["m.pdf"], "pages": [7, 10]}\n'
+        '{"id": "b", "question": "q?", "gold": ["m.md"]}\n'
+    )
+    assert [q.pages for q in load_questions(path)] == [(7, 10), ()]

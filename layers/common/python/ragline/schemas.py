@@ -58,6 +58,9 @@ class Citation(BaseModel):
         description="The page the passage starts on (PDF); null for formats without pages. "
         "source then ends in #page=N.",
     )
+    last_page: int | None = Field(
+        default=None, description="The page the passage ends on (PDF); null without pages."
+    )
 
 
 class ModelInfo(BaseModel):
@@ -123,6 +126,9 @@ class RetrievedItem(BaseModel):
         default=None,
         description="The page the passage starts on (PDF); null for formats without pages. "
         "source then ends in #page=N.",
+    )
+    last_page: int | None = Field(
+        default=None, description="The page the passage ends on (PDF); null without pages."
     )
 
 

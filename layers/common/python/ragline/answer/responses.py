@@ -50,6 +50,7 @@ def retrieved_item(chunk: RetrievedChunk) -> RetrievedItem:
         score=chunk.score,
         similarity=chunk.similarity,
         page=chunk.page,
+        last_page=chunk.last_page,
     )
 
 
@@ -65,6 +66,7 @@ def citation(n: int, chunk: RetrievedChunk) -> Citation:
         text=chunk.text,
         section=chunk.section,
         page=chunk.page,
+        last_page=chunk.last_page,
     )
 
 

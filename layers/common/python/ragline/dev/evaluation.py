@@ -44,16 +44,20 @@ def render_report(report: Report) -> str:
         f"top_k {report.top_k} · bar {report.bar}"
     )
     if report.retrieval:
+        # A page column only for sets that give gold pages: others print as they did.
+        paged = any(m.page_hit_at_5 is not None for m in report.retrieval.values())
         lines += [
             "",
             f"retrieval ({report.answerable} answerable questions, POST /retrieve)",
-            f"  {'mode':<9} {'hit@1':>6} {'hit@5':>6} {'MRR@10':>7} {'nDCG@10':>8}"
-            f" {'p50 ms':>8} {'p95 ms':>8}",
+            f"  {'mode':<9} {'hit@1':>6} {'hit@5':>6}"
+            + (f" {'page@5':>6}" if paged else "")
+            + f" {'MRR@10':>7} {'nDCG@10':>8} {'p50 ms':>8} {'p95 ms':>8}",
         ]
         for mode in report.retrieval.values():
             errors = f"  ({mode.errors} errors)" if mode.errors else ""
+            page = f" {_figure(mode.page_hit_at_5, '.3f'):>6}" if paged else ""
             lines.append(
-                f"  {mode.mode:<9} {mode.hit_at_1:>6.3f} {mode.hit_at_5:>6.3f}"
+                f"  {mode.mode:<9} {mode.hit_at_1:>6.3f} {mode.hit_at_5:>6.3f}{page}"
                 f" {mode.mrr_at_10:>7.3f} {mode.ndcg_at_10:>8.3f}"
                 f" {_figure(mode.p50_ms, '.1f'):>8} {_figure(mode.p95_ms, '.1f'):>8}{errors}"
             )

@@ -8,7 +8,8 @@ A set is JSON lines, one question each::
 
 ``gold`` lists paths relative to the corpus directory; an empty list means the corpus
 does not answer the question and the right behaviour is to abstain. Keys beyond these
-(``pages`` in the PDF set) are kept but not scored.
+are kept; ``pages`` (1-based page numbers of the gold files, as in the PDF set) adds a
+page-level hit@5.
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ class Question:
     @property
     def answerable(self) -> bool:
         return bool(self.gold)
+
+    @property
+    def pages(self) -> tuple[int, ...]:
+        """The gold pages (PDF sets), or () when the set gives none."""
+        pages = self.extra.get("pages", ())
+        return tuple(p for p in pages if isinstance(p, int)) if isinstance(pages, list) else ()
 
 
 def _strings(value: Any, key: str, where: str) -> tuple[str, ...]:

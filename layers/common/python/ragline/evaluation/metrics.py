@@ -26,6 +26,14 @@ def hit_at(ranking: Sequence[str], gold: Collection[str], k: int) -> bool:
     return rank is not None and rank <= k
 
 
+def page_hit_at(spans: Sequence[tuple[int, int] | None], pages: Collection[int], k: int) -> bool:
+    """Whether one of the first ``k`` passages is printed on a gold page: ``spans`` are the
+    first and last page of each passage from a gold document, None for the others."""
+    return any(
+        span is not None and any(span[0] <= page <= span[1] for page in pages) for span in spans[:k]
+    )
+
+
 def reciprocal_rank(ranking: Sequence[str], gold: Collection[str], k: int = 10) -> float:
     """1 / rank of the first gold document within the first ``k``; 0 when there is none
     (the per-question term of MRR@k)."""

@@ -98,6 +98,9 @@ class ModeReport:
     p50_ms: float | None
     p95_ms: float | None
     errors: int = 0
+    # Share of the questions with gold pages that have a passage from a gold page of a
+    # gold file in the first 5; None when the set gives no pages (and left out of --json).
+    page_hit_at_5: float | None = None
 
     def values(self) -> dict[str, float | None]:
         """The figures under the bar's names."""
@@ -164,7 +167,11 @@ class Report:
     per_question: list[dict[str, Any]]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        document = asdict(self)
+        for mode in document["retrieval"].values():
+            if mode["page_hit_at_5"] is None:  # a set without pages reads as it always did
+                del mode["page_hit_at_5"]
+        return document
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -323,6 +330,7 @@ class Evaluator:
         hits5: list[float] = []
         reciprocal: list[float] = []
         gains: list[float] = []
+        page_hits: list[float] = []
         latencies: list[float] = []
         errors = 0
         for q in self._each(answerable, f"retrieve {mode}"):
@@ -343,9 +351,16 @@ class Evaluator:
             hits5.append(float(metrics.hit_at(ranking, q.gold, 5)))
             reciprocal.append(metrics.reciprocal_rank(ranking, q.gold, RANKING_DEPTH))
             gains.append(metrics.ndcg(ranking, q.gold, RANKING_DEPTH))
-            rows[q.id]["retrieval"].setdefault(
+            row = rows[q.id]["retrieval"].setdefault(
                 mode, {"rank": metrics.first_hit(ranking, q.gold), "documents": documents}
             )
+            if q.pages:
+                spans = [
+                    (r.page, r.last_page or r.page) if ranked in q.gold and r.page else None
+                    for ranked, r in zip(ranking, results, strict=True)
+                ]
+                page_hits.append(float(metrics.page_hit_at(spans, q.pages, 5)))
+                row.setdefault("pages", [list(span) if span else None for span in spans])
         return ModeReport(
             mode=mode,
             questions=len(answerable),
@@ -356,6 +371,7 @@ class Evaluator:
             p50_ms=_round(metrics.percentile(latencies, 0.5)),
             p95_ms=_round(metrics.percentile(latencies, 0.95)),
             errors=errors,
+            page_hit_at_5=round(metrics.mean(page_hits) or 0.0, 4) if page_hits else None,
         )
 
     def _answers(
