@@ -97,7 +97,11 @@ def plain_loader(extract: Callable[[bytes], Pages]) -> Callable[[bytes], object]
     from ragline.documents.loaders.base import Block, ParsedDocument
 
     def parse(data: bytes) -> ParsedDocument:
-        blocks = [Block(" ".join(text.split()), page=n) for n, text in extract(data)]
+        # Control characters (pypdf can return NUL) cannot be stored: dropped, as the loader does.
+        unprinted = dict.fromkeys([*range(0x20), 0x7F, 0xFFFE, 0xFEFF], " ")
+        blocks = [
+            Block(" ".join(text.translate(unprinted).split()), page=n) for n, text in extract(data)
+        ]
         return ParsedDocument(title="", format="pdf", blocks=blocks)
 
     return parse

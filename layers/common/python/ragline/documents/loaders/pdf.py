@@ -60,6 +60,9 @@ _PAGE_NUMBER = re.compile(
 )
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _SECTION_NUMBER = re.compile(r"^\d+(?:\.\d+)*\.?\s+")
+# Control characters (a NUL cannot be stored in PostgreSQL text) and PDFium's marks for
+# a word hyphenated at a line end (U+FFFE, U+0002): dropped, which joins the word again.
+_UNPRINTED = dict.fromkeys([*range(0x20), 0x7F, 0xFFFE, 0xFEFF])
 _HYPHENATED = re.compile(r"[A-Za-z]-$")
 
 
@@ -182,7 +185,13 @@ def _page_lines(document: Any, index: int) -> list[_Line]:
             x, y = ctypes.c_double(), ctypes.c_double()
             pdfium_c.FPDFText_GetCharOrigin(textpage.raw, first, ctypes.byref(x), ctypes.byref(y))
             cells = _cells(textpage, text, start, end, size)
-            lines.append(_Line(" ".join(stripped.split()), size, y.value, cells))
+            if stripped.endswith("\ufffe"):  # hyphenated at the line end
+                stripped = stripped[:-1] + "-"
+            clean = " ".join(stripped.translate(_UNPRINTED).split())
+            if clean:
+                lines.append(
+                    _Line(clean, size, y.value, tuple(c.translate(_UNPRINTED) for c in cells))
+                )
         return lines
     finally:
         textpage.close()
