@@ -160,7 +160,8 @@ def _ask(api: str, questions: list[Question]) -> tuple[int, list[str]]:
             failures.append(f"question {number} answered {status}")
             continue
         print(format_answer(body, item.question))
-        cited = {PurePosixPath(c["source"]).name for c in body["citations"]}
+        # A PDF's source ends in #page=N: the file is the part before it.
+        cited = {PurePosixPath(c["source"].split("#")[0]).name for c in body["citations"]}
         if item.expect_abstain:
             ok = bool(body["abstained"])
             verdict = "abstained, as expected" if ok else "expected an abstention"
