@@ -274,3 +274,56 @@ def test_eval_ranks_through_the_reranker_it_names(
     # AND its order is the one scored: no gold page is first any more
     assert report["retrieval"]["hybrid"]["hit_at_1"] == 0.0
     assert report["retrieval"]["hybrid"]["hit_at_5"] == 0.8
+
+
+def test_a_set_with_gold_pages_scores_page_hits_in_the_table_and_json(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    from tests.support.pdfs import build_pdf, text_page
+
+    # GIVEN a PDF of three sections, one a page, and a set whose first question names
+    # the page that answers it, and whose second names a page that shares no word with it
+    corpus = tmp_path / "pilots"
+    corpus.mkdir()
+    pages = [
+        text_page(["The pilot boat leaves the outer buoy at dawn every day."]),
+        text_page(["Cranes lift forty tonnes."]),
+        text_page(["Tug crews change shift at the lighthouse slipway at noon."]),
+    ]
+    outline = [("Pilots", 0), ("Cranes", 1), ("Tugs", 2)]
+    (corpus / "harbour.pdf").write_bytes(build_pdf(pages, outline=outline))
+    rows = [
+        {"id": "p1", "question": "When does the pilot boat leave the outer buoy?",
+         "gold": ["harbour.pdf"], "pages": [1]},
+        {"id": "p2", "question": "Where do tug crews change shift?",
+         "gold": ["harbour.pdf"], "pages": [2]},
+    ]  # fmt: skip
+    (tmp_path / "set.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.setenv("RAGLINE_DATABASE_URL", database_url)
+    clear_caches()
+
+    # WHEN it is evaluated with keyword search
+    code = main(
+        ["eval", str(tmp_path / "set.jsonl"), "--corpus", str(corpus), "--embeddings", "hash",
+         "--modes", "keyword", "--llm", "extractive", "--quiet", "--json",
+         str(tmp_path / "report.json")]
+    )  # fmt: skip
+    clear_caches()
+
+    # THEN both find the file, but only the first finds its gold page
+    assert code == 0
+    mode = json.loads((tmp_path / "report.json").read_text())["retrieval"]["keyword"]
+    assert (mode["hit_at_5"], mode["page_hit_at_5"]) == (1.0, 0.5)
+    out = capsys.readouterr().out
+    assert re.search(r"hit@5 page@5\s+MRR@10", out)
+    assert re.search(r"keyword\s+\S+\s+1\.000\s+0\.500", out)
+
+
+@pytest.mark.usefixtures("environment")
+def test_a_set_without_pages_reports_no_page_column(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_eval(workspace, "--modes", "keyword", "--json", str(workspace / "r.json")) == 0
+    assert "page@5" not in capsys.readouterr().out
+    mode = json.loads((workspace / "r.json").read_text())["retrieval"]["keyword"]
+    assert "page_hit_at_5" not in mode
