@@ -89,4 +89,6 @@ def test_a_pdf_is_ingested_and_cited_by_page(
     # AND /retrieve results carry their pages too
     request.update(path="/retrieve", body=json.dumps({"query": question, "top_k": 3}))
     results = json.loads(query.lambda_handler(request, lambda_context)["body"])["results"]
-    assert results and all(r["page"] and r["source"].endswith(f"#page={r['page']}") for r in results)
+    assert results and all(
+        r["page"] and r["source"].endswith(f"#page={r['page']}") for r in results
+    )
