@@ -15,7 +15,9 @@ What the loader keeps and drops:
    hyphenated across lines is joined again.
 3. Table rows (lines whose words are set apart by wide gaps, three or more such lines in
    a row) become one ``table`` block with one line per row and its cells joined by
-   `` | ``, its header row (the first) included, as the HTML loader writes tables.
+   `` | ``, its header row (the first) included, as the HTML loader writes tables. A
+   line without such a gap right under a row is that row's last cell wrapped. A long
+   table is cut into parts of whole rows that each repeat the header row.
 4. Running headers and footers are dropped: a line in the top or bottom two of a page
    that repeats (digits ignored) on at least a fifth of the pages (and on three; found by
    a first, text-only pass), and bare page numbers there (``12``, ``Page 3 of 9``, ``xiv``).
@@ -36,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from ragline.documents.loaders.base import Block, Loader, ParsedDocument, open_section
 from ragline.errors import DocumentParseError
+from ragline.tokens import count_tokens
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -54,6 +57,9 @@ HEADING_MAX_CHARS = 120
 # A gap between two words of a line this many times the font size separates table cells.
 CELL_GAP = 1.6
 MIN_TABLE_ROWS = 3
+# A longer table is cut into parts of whole rows, each under the header row: within the
+# default chunk size (256), so chunking keeps the parts whole.
+TABLE_PART_TOKENS = 200
 
 _PAGE_NUMBER = re.compile(
     r"(?:page\s+)?(?:\d{1,5}|[ivxlcdm]{1,7})(?:\s*(?:of|/)\s*\d{1,5})?", re.IGNORECASE
@@ -255,8 +261,7 @@ def _blocks(
     def flush() -> None:
         nonlocal paragraph, table
         if len(table) >= MIN_TABLE_ROWS:
-            rows = "\n".join(" | ".join(cells) for cells in table)
-            blocks.append(Block(rows, section(), "table", page))
+            blocks.extend(Block(rows, section(), "table", page) for rows in _table_parts(table))
         elif table:
             paragraph = [" ".join(cells) for cells in table] + paragraph
         if paragraph:
@@ -274,17 +279,39 @@ def _blocks(
             open_section(headings, level, line.text)
             previous = line
             continue
-        if previous is not None and _breaks(previous, line):
-            flush()
-        if line.cells and not paragraph:
+        broken = previous is not None and _breaks(previous, line)
+        if line.cells:
+            if paragraph or broken:  # a table starts (or a new one does)
+                flush()
             table.append(line.cells)
+        elif table and not broken:
+            # A cell's text wrapped onto a line of its own: it belongs to the row above.
+            table[-1] = (*table[-1][:-1], _join_lines([table[-1][-1], line.text]))
         else:
-            if table:
+            if broken or table:
                 flush()
             paragraph.append(line.text)
         previous = line
     flush()
     return blocks
+
+
+def _table_parts(table: list[tuple[str, ...]]) -> list[str]:
+    """A table's rows as text, cells joined by `` | ``: one part while it fits
+    TABLE_PART_TOKENS, else parts of whole rows that each start with the header row, so
+    a chunk cut from a long table still says what its columns are."""
+    rows = [" | ".join(cells) for cells in table]
+    header, parts, current = rows[0], [], [rows[0]]
+    budget = count_tokens(header)
+    for row in rows[1:]:
+        tokens = count_tokens(row)
+        if len(current) > 1 and budget + tokens > TABLE_PART_TOKENS:
+            parts.append("\n".join(current))
+            current, budget = [header], count_tokens(header)
+        current.append(row)
+        budget += tokens
+    parts.append("\n".join(current))
+    return parts
 
 
 def _title_key(text: str) -> str:
