@@ -21,6 +21,7 @@ less the packages the layer already holds (layers/common/requirements.txt).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
@@ -165,9 +166,11 @@ def retrieval(
         with tempfile.TemporaryDirectory(prefix=f"pdf-{parser}-") as scratch:
             report = Path(scratch) / "report.json"
             data = Path(scratch) / "data"
-            ragline(["eval", str(questions), "--corpus", str(corpus), "--embeddings", embeddings,
-                     "--modes", MODE, "--llm", "extractive", "--data-dir", str(data),
-                     "--json", str(report), "--quiet"])  # fmt: skip
+            with contextlib.redirect_stdout(sys.stderr):  # its own report: only the figures here
+                ragline(["eval", str(questions), "--corpus", str(corpus),
+                         "--embeddings", embeddings, "--modes", MODE, "--llm", "extractive",
+                         "--data-dir", str(data),
+                         "--json", str(report), "--quiet"])  # fmt: skip
             figures = json.loads(report.read_text())["retrieval"][MODE]
     finally:
         registry._LOADERS["pdf"] = original
@@ -188,6 +191,7 @@ def main() -> int:
     files = [p for p in corpus_files(args.corpus) if p.suffix.lower() == ".pdf"]
     names = [p.strip() for p in args.parsers.split(",") if p.strip()]
     sizes = {} if args.no_size else layer_megabytes(names)
+    print(f"layer MB: {sizes}", file=sys.stderr, flush=True)
     rows = []
     for name in names:
         pages, seconds = speed(EXTRACTORS[name], files)
