@@ -1,7 +1,8 @@
 """Loaders: bytes of one object -> a title and blocks of text, each under its heading path.
 
-Every loader is pure Python (no parser dependencies in the Lambda layer). A loader keeps
-what a reader of the rendered document would read and drops markup that only shapes it.
+Text loaders are pure Python; a binary format imports its parser (a layer requirement)
+only when a file of its kind is read (cold start). A loader keeps what a reader of the
+rendered document would read and drops markup that only shapes it.
 
 One module per format defines its ``LOADER``; ``registry.LOADERS`` lists them. Adding a
 format is a module and a line there.
