@@ -38,6 +38,10 @@ def test_layer_asset_holds_lambda_platform_binaries_and_no_local_stack(tmp_path:
         assert all(
             tag.startswith("cp312-cp312-manylinux") and tag.endswith("x86_64") for tag in tags
         ), (distribution, tags)
+    # AND the PDF loader's parser ships with PDFium built for x86_64 Linux
+    pdfium_tags = _wheel_tags(site, "pypdfium2")
+    assert pdfium_tags and all("manylinux" in t and t.endswith("x86_64") for t in pdfium_tags)
+    assert list((site / "pypdfium2_raw").glob("libpdfium*.so"))
     # AND the library is there with its SQL migrations, without the local stack or caches
     assert (site / "ragline" / "config.py").is_file()
     assert list((site / "ragline" / "store" / "migrations").glob("*.sql"))
