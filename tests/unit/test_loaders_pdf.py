@@ -213,3 +213,25 @@ def test_every_corpus_manual_parses_with_pages() -> None:
     for path in sorted(MANUALS.glob("*.pdf")):
         doc = parse_document(path.name, path.read_bytes())
         assert doc.blocks and all(b.page for b in doc.blocks), path.name
+
+
+def test_pdfium_loads_only_when_a_pdf_is_read() -> None:
+    import subprocess
+    import sys
+
+    # GIVEN a fresh interpreter that imports the loaders and reads a Markdown file, then a PDF
+    probe = """
+import sys
+from ragline.documents import parse_document
+from tests.support.pdfs import build_pdf, text_page
+parse_document("a.md", b"# A\\n\\nText.")
+print("pypdfium2" in sys.modules)
+parse_document("a.pdf", build_pdf([text_page(["Text."])]))
+print("pypdfium2" in sys.modules)
+"""
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.split()
+    # THEN PDFium was not loaded for the Markdown file (cold start), only for the PDF
+    assert out == ["False", "True"]
