@@ -318,7 +318,7 @@ def test_a_request_whose_length_cannot_be_read_gets_a_400(
 
 
 @pytest.mark.parametrize(
-    ("method", "status"), [("TRACE", 405), ("CONNECT", 405), ("BREW", 501), ("", 400)]
+    ("method", "status"), [("TRACE", 405), ("CONNECT", 405), ("QUERY", 405), ("", 400)]
 )
 def test_methods_the_api_does_not_serve_get_a_json_error(
     served: tuple[ApiGateway, RecordingHandler], method: str, status: int
@@ -330,10 +330,12 @@ def test_methods_the_api_does_not_serve_get_a_json_error(
     request_line = f"{method} /health HTTP/1.1" if method else "GARBAGE"
     raw = _raw_exchange(gateway, f"{request_line}\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
 
-    # THEN it gets the status with a JSON message, as every other answer, not an HTML page
+    # THEN it gets a 4xx with a JSON message, as every other answer, not an HTML page (a 405
+    # names the methods that are served)
     head, _, body = raw.partition(b"\r\n\r\n")
     assert head.startswith(f"HTTP/1.1 {status} ".encode()), raw
     assert b"Content-Type: application/json" in head
+    assert (b"Allow: GET, HEAD, POST" in head) == (status == 405)
     assert json.loads(body)["message"]
     assert handler.events == []
 

@@ -8,7 +8,7 @@ percent-encoding kept, decoded query strings and path parameters, last-value and
 multi-value views of headers and query strings, ``null`` for absent maps, the body as
 text or base64, and a 502 when the function fails or answers something malformed.
 As a server it answers every request: HEAD as the GET without its body, a 400 for a body
-whose length cannot be read, a 405 or 501 for methods no route serves, all as JSON.
+whose length cannot be read, a 405 for methods no route serves (TRACE), all as JSON.
 """
 
 from __future__ import annotations
@@ -197,8 +197,6 @@ class _RequestHandler(BaseHTTPRequestHandler):
     # (a buffered wfile, flushed once per request) rather than headers, then body.
     disable_nagle_algorithm = True
     wbufsize = 64 * 1024
-    # Methods API Gateway knows but a REST API's proxy integration does not serve.
-    unsupported_methods = frozenset({"TRACE", "CONNECT"})
 
     def _read_body(self) -> bytes | None:
         """The request body; None when it is over API Gateway's quota.
@@ -251,12 +249,6 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if body is None:
             self.close_connection = True
             return gateway_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
-        if self.command in self.unsupported_methods:
-            return _json_response(
-                HTTPStatus.METHOD_NOT_ALLOWED,
-                f"method {self.command} is not allowed",
-                [("Allow", ", ".join(SERVED_METHODS))],
-            )
         host = self.headers.get("Host", "localhost").split(":")[0]
         headers = [(name, value) for name, value in self.headers.items()]
         # HEAD is GET without the body: the function answers the GET, _write drops the body.
@@ -292,17 +284,22 @@ class _RequestHandler(BaseHTTPRequestHandler):
             # The request line itself was unreadable; still answer with a status line.
             self.command, self.request_version = "", self.protocol_version
         if code == HTTPStatus.NOT_IMPLEMENTED:
-            text = f"method {self.command} is not implemented"
+            # A method no route serves (TRACE, CONNECT, QUERY, ...): the resource does not
+            # allow it, which is the client's error to fix, not the server's.
+            response = _json_response(
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                f"method {self.command} is not allowed",
+                [("Allow", ", ".join(SERVED_METHODS))],
+            )
         else:
-            text = message or HTTPStatus(code).phrase
-        self._write(_json_response(code, text))
+            response = _json_response(code, message or HTTPStatus(code).phrase)
+        self._write(response)
         self.wfile.flush()
 
     def log_message(self, format: str, *args: Any) -> None:
         """Requests are logged once, with their status and latency, by ``_handle``."""
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
-    do_TRACE = do_CONNECT = _handle
 
 
 def _chunk_size(line: bytes) -> int:
