@@ -135,7 +135,7 @@ def test_a_configured_top_k_above_the_documented_limit_fails_the_cold_start() ->
     [
         ("/query", {"question": "high tide", "top_k": "5"}, "top_k"),
         ("/query", {"question": "high tide", "top_k": True}, "top_k"),
-        ("/retrieve", {"query": "high tide", "top_k": 5.0}, "top_k"),
+        ("/retrieve", {"query": "high tide", "top_k": 5.5}, "top_k"),
         ("/retrieve", {"query": "high tide", "ef_search": "100"}, "ef_search"),
         ("/query", {"question": 5}, "question"),
         ("/feedback", {"request_id": 7, "rating": "up"}, "request_id"),
@@ -149,3 +149,23 @@ def test_types_are_strict(
     status, answer = send("POST", path, body)
     assert status == 400, answer
     assert answer["message"].startswith(f"invalid request: {field}")
+
+
+def test_an_integer_written_with_a_zero_fraction_is_an_integer(
+    send: Callable[..., tuple[int, Any]],
+) -> None:
+    # GIVEN top_k written as 2.0, an integer to JSON Schema (and so to the OpenAPI document)
+    # WHEN it is posted THEN it is served as 2
+    status, answer = send("POST", "/retrieve", {"query": "high tide", "top_k": 2.0})
+    assert status == 200, answer
+
+
+@pytest.mark.parametrize(("method", "path"), [("PUT", "/query"), ("POST", "/health")])
+def test_a_method_a_path_does_not_serve_is_a_405_naming_those_it_does(
+    send: Callable[..., tuple[int, Any]], method: str, path: str
+) -> None:
+    # GIVEN a path that exists, and a method no route serves on it
+    # WHEN it is called THEN the answer is 405, not 404, and says which methods to use
+    status, answer = send(method, path)
+    assert status == 405
+    assert answer["message"].startswith(f"{method} is not allowed on {path}; use ")

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.models import OpenAPI
 from aws_lambda_powertools.shared.json_encoder import Encoder
 
 from ragline.errors import ModelUnavailableError, RaglineError
@@ -20,6 +19,7 @@ from ragline.schemas import COLLECTION_PATTERN, CURSOR_PATTERN, TEXT_PATTERN, Er
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.event_handler.openapi.models import OpenAPI
     from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 # NaN and Infinity are not JSON: a response carrying one fails loudly (a 500 naming the
@@ -64,6 +64,9 @@ class RestResolver(APIGatewayRestResolver):
 
     def get_openapi_schema(self, **kwargs: Any) -> OpenAPI:
         """The OpenAPI document, without the 422 responses no route ever sends."""
+        # Imported here: only /swagger needs the document's models, not the cold start.
+        from aws_lambda_powertools.event_handler.openapi.models import OpenAPI
+
         spec = super().get_openapi_schema(**kwargs)
         document = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
         for item in document.get("paths", {}).values():
@@ -77,8 +80,15 @@ class RestResolver(APIGatewayRestResolver):
                 schemas.pop(unused, None)
         return OpenAPI.model_validate(document)
 
+    def allowed_methods(self, path: str) -> list[str]:
+        """The methods some route serves on ``path``; empty when no route has the path."""
+        routes = self._static_routes + self._dynamic_routes
+        return sorted({route.method for route in routes if route.rule.match(path)})
 
-def error_response(status: int, message: str, **extra: Any) -> Response[str]:
+
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> Response[str]:
     """A JSON error body with a readable message, never a stack trace.
 
     ``extra`` adds fields the caller can still use, such as the citations retrieved
@@ -88,6 +98,7 @@ def error_response(status: int, message: str, **extra: Any) -> Response[str]:
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
         body=to_json({"message": message, "statusCode": status, **extra}),
+        headers=headers,
     )
 
 
@@ -196,6 +207,12 @@ def handle_errors(app: APIGatewayRestResolver, logger: Logger) -> None:
     @app.not_found
     def handle_unknown_route(error: Exception) -> Response[str]:
         event = app.current_event
+        allowed = app.allowed_methods(event.path) if isinstance(app, RestResolver) else []
+        if allowed:  # the path exists, the method does not
+            message = (
+                f"{event.http_method} is not allowed on {event.path}; use {', '.join(allowed)}"
+            )
+            return error_response(405, message, headers={"Allow": ", ".join(allowed)})
         return error_response(404, f"no route for {event.http_method} {event.path}")
 
     @app.exception_handler(RequestValidationError)

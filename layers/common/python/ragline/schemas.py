@@ -7,9 +7,9 @@ here, by the schema the OpenAPI document shows, every route is covered.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ragline.config import MAX_TOP_K
 
@@ -18,6 +18,7 @@ TEXT_PATTERN = r"^[^\x00]*$"  # any text without a NUL character
 CURSOR_PATTERN = r"^[A-Za-z0-9_=-]*$"  # the URL-safe base64 a listing hands out
 PROFILE_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 DOCUMENT_STATUS_PATTERN = "^(pending|ingested|skipped|failed)$"
+
 EF_SEARCH = Field(
     default=None,
     ge=10,
@@ -36,6 +37,16 @@ TOP_K = Field(
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _integral_numbers_are_integers(cls, value: Any) -> Any:
+        """JSON Schema's integer: a number with no fraction (``5.0`` is 5). Strings and
+        booleans stay what they are, and strict mode turns them away from integer fields
+        (lax mode would read ``"5"`` and ``true`` as numbers)."""
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
 
 
 class QueryRequest(_Request):
