@@ -6,6 +6,7 @@ import base64
 import http.client
 import json
 import socket
+import statistics
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -279,16 +280,19 @@ def test_keep_alive_requests_after_the_first_do_not_wait_for_a_delayed_ack(
     connection.getresponse().read()
 
     # WHEN 20 more requests follow on it
-    started = time.perf_counter()
+    took = []
     for _ in range(20):
+        started = time.perf_counter()
         connection.request("POST", "/query", body=b'{"question": "hi"}')
         connection.getresponse().read()
-    elapsed = time.perf_counter() - started
+        took.append(time.perf_counter() - started)
 
-    # THEN none waited for the client's delayed ACK (~40 ms each, 0.8 s in all, when
-    # Nagle's algorithm holds the body back): well under half of that, even on a busy host
+    # THEN they do not wait for the client's delayed ACK, which Nagle's algorithm makes
+    # them do (~40 ms each, a kernel timer: never less): the median is well under that,
+    # whatever a busy host adds to a few of them
     assert len(handler.events) == 21
-    assert elapsed < 0.4, f"20 keep-alive requests took {elapsed * 1000:.0f} ms"
+    median = statistics.median(took)
+    assert median < 0.02, f"median keep-alive request took {median * 1000:.1f} ms"
 
 
 @pytest.mark.parametrize(
