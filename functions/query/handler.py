@@ -45,7 +45,7 @@ app.enable_swagger(path="/swagger", title="ragline", version="0.1.0")
 handle_errors(app, logger)
 
 
-@app.post("/query", responses=documented_errors(409, 413))
+@app.post("/query", responses=documented_errors(409, 413, 502))
 def query(body: QueryRequest) -> QueryResponse:
     request_id = app.current_event.request_context.request_id
     return answerer.answer(
@@ -96,9 +96,8 @@ def health() -> dict[str, Any]:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @trace_handler(settings)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    refused = oversized_body_response(event, settings.max_body_bytes) or undecodable_body_response(
-        event
-    )
+    too_large = oversized_body_response(event, settings.max_body_bytes)
+    refused = too_large or undecodable_body_response(event)
     if refused is not None:
         return refused
     return app.resolve(as_json_request(event), context)

@@ -31,7 +31,7 @@ ERRORS: dict[int, str] = {
     404: "No such route or resource.",
     409: "The collection was embedded with another model than the one configured.",
     413: "The request body is over RAGLINE_MAX_BODY_BYTES.",
-    502: "The embedding model failed.",
+    502: "The embedding model failed (no answer is written without the search).",
     503: "The database, or every model of the profile, is unavailable; retry later.",
 }
 
