@@ -17,6 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ragline.errors import ConfigurationError
 
+# The most passages one request may ask for: the API schema's limit (ragline.schemas) and
+# the ceiling of RAGLINE_MAX_TOP_K, so the documented limit and the enforced one agree.
+MAX_TOP_K = 50
+
 # Environment variable -> settings field. One table, so the names are documented in one place.
 ENVIRONMENT: dict[str, str] = {
     "RAGLINE_DATABASE_URL": "database_url",
@@ -102,8 +106,9 @@ class Settings(BaseModel):
 
     # Retrieval and chunking.
     default_collection: str = "default"
-    top_k: int = Field(default=5, ge=1, le=100)
-    max_top_k: int = Field(default=50, ge=1, le=500)
+    top_k: int = Field(default=5, ge=1, le=MAX_TOP_K)
+    # May lower the API's documented limit, never raise it: the schema would then lie.
+    max_top_k: int = Field(default=MAX_TOP_K, ge=1, le=MAX_TOP_K)
     # Reranking the search's best candidates: ``none``, ``bedrock:<model>``,
     # ``http:<model>`` (a /rerank server at ``reranker_url``) or ``sagemaker:<endpoint>``.
     reranker: str = "none"

@@ -203,6 +203,13 @@ class Retriever:
         self.store.ensure_collection(collection, self.embedder.name, self.embedder.dimensions)
         embedded = self.embedder.embed_query(query)
         vector = embedded.vectors[0]
+        if not vector.any():
+            # A query with nothing the embedder can read ("!!!") embeds as the zero vector,
+            # whose cosine distance to every chunk is undefined (NaN): no chunk is near it.
+            # Vector search finds nothing; hybrid search is the keyword search alone.
+            if mode == "vector":
+                return Retrieval([], embedded.tokens)
+            return Retrieval(self.store.keyword_search(collection, query, top_k), embedded.tokens)
         if mode == "vector":
             return Retrieval(
                 self.store.vector_search(collection, vector, top_k, ef_search=ef_search),

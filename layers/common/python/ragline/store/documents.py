@@ -51,7 +51,7 @@ def decode_cursor(cursor: str) -> str:
         value = json.loads(base64.urlsafe_b64decode(cursor.encode()))["after"]
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidRequestError("invalid cursor") from exc
-    if not isinstance(value, str):
+    if not isinstance(value, str) or "\x00" in value:  # PostgreSQL text cannot hold NUL
         raise InvalidRequestError("invalid cursor")
     return value
 
