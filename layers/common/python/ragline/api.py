@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from ragline.errors import ModelUnavailableError, RaglineError
+from ragline.errors import DatabaseUnavailableError, ModelUnavailableError, RaglineError
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
@@ -98,6 +98,13 @@ def handle_errors(app: APIGatewayRestResolver, logger: Logger) -> None:
         # 503 with the sources: the caller can show them though no model wrote an answer.
         logger.error("no model answered", extra={"failures": dict(error.failures)})
         return error_response(503, str(error), citations=error.citations)
+
+    @app.exception_handler(DatabaseUnavailableError)
+    def handle_database_down(error: DatabaseUnavailableError) -> Response[str]:
+        # The store logged why; the caller learns when to come back, not the driver's text.
+        response = error_response(error.status_code, str(error))
+        response.headers["Retry-After"] = str(error.retry_after_seconds)
+        return response
 
     @app.exception_handler(RaglineError)
     def handle_domain_error(error: RaglineError) -> Response[str]:

@@ -85,6 +85,20 @@ class EmbeddingDimensionError(RaglineError):
     status_code = 409
 
 
+class DatabaseUnavailableError(RaglineError):
+    """The database cannot be reached (HTTP 503): down, restarting, or the network is.
+
+    ``retry_after_seconds`` is the wait the caller is told (``Retry-After``); the next
+    request opens a new connection.
+    """
+
+    status_code = 503
+    retry_after_seconds = 5
+
+    def __init__(self, message: str = "database unavailable") -> None:
+        super().__init__(message)
+
+
 class ModelError(RaglineError):
     """A model call failed. ``retryable`` says whether trying again may help.
 

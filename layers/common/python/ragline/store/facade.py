@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ragline.errors import EmbeddingDimensionError
 from ragline.store import documents, search
 from ragline.store import query_log as queries
-from ragline.store.database import Database
+from ragline.store.database import Database, unavailable_when_disconnected
 from ragline.store.migrate import apply_migrations, versions
 
 if TYPE_CHECKING:
@@ -38,8 +38,13 @@ if TYPE_CHECKING:
 _PURGE_EVERY_SECONDS = 3600
 
 
+@unavailable_when_disconnected
 class Store:
-    """The only door to PostgreSQL. Applies migrations once per process on first use."""
+    """The only door to PostgreSQL. Applies migrations once per process on first use.
+
+    A lost connection is DatabaseUnavailableError from any method (HTTP 503); the next
+    call reconnects.
+    """
 
     def __init__(self, settings: Settings, database: Database | None = None) -> None:
         self.settings = settings
