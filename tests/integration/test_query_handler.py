@@ -89,7 +89,7 @@ def test_query_answers_with_citations_usage_and_latency(call: Callable[..., Any]
     assert first["source"] == "s3://docs/handbook/leave.md"
     assert f"[{first['n']}]" in body["answer"]
     assert set(first) >= {"n", "document_id", "source", "title", "chunk_id", "score", "text"}
-    assert body["model"] == {"provider": "extractive", "name": "extractive", "prompt": "answer@v1"}
+    assert body["model"] == {"provider": "extractive", "name": "extractive", "prompt": "answer@v2"}
     assert body["usage"]["embedding_tokens"] > 0 and body["usage"]["cost_usd"] == 0.0
     latency = body["latency_ms"]
     assert latency["total"] >= latency["retrieve"] >= 0 and latency["generate"] >= 0

@@ -130,6 +130,7 @@ def query_record(
         top_score=None if top_score is None else round(top_score, 6),
         abstained=response.abstained,
         needs_review=response.needs_review,
+        instruction_echo=response.review_reason is not None,
         fallback=response.fallback,
         rerank_ms=None if reranking is None else latency.rerank,
         rerank_cost_usd=None if reranking is None else usage.rerank_cost_usd,
