@@ -6,6 +6,7 @@ Routes: POST /query, POST /retrieve, POST /feedback, GET /documents, GET/DELETE
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
@@ -14,7 +15,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ragline.answer import get_answerer
-from ragline.api import as_json_request, handle_errors, oversized_body_response
+from ragline.api import as_json_request, handle_errors, oversized_body_response, rejected_query
 from ragline.catalog import get_catalog
 from ragline.config import get_settings
 from ragline.ledger import get_ledger
@@ -86,7 +87,11 @@ def health() -> dict[str, Any]:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @trace_handler(settings)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    too_large = oversized_body_response(event, settings.max_body_bytes)
-    if too_large is not None:
-        return too_large
-    return app.resolve(as_json_request(event), context)
+    started = time.perf_counter()
+    response = oversized_body_response(event, settings.max_body_bytes)
+    if response is None:
+        response = app.resolve(as_json_request(event), context)
+    rejected = rejected_query(event, response)  # answered questions log themselves
+    if rejected is not None:
+        ledger.rejected_query(**rejected, total_ms=(time.perf_counter() - started) * 1000)
+    return response

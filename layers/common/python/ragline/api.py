@@ -117,3 +117,47 @@ def handle_errors(app: APIGatewayRestResolver, logger: Logger) -> None:
         logger.exception("unexpected error")
         request_id = app.current_event.request_context.request_id
         return error_response(500, f"internal error (request id {request_id})")
+
+
+def rejected_query(event: dict[str, Any], response: dict[str, Any]) -> dict[str, Any] | None:
+    """For ``POST /query`` answered with an error status, what the query log keeps of it:
+    ``request_id``, ``status_code``, and the ``collection`` and ``profile`` asked for (None
+    when not given, "" when not a plausible name). None for other requests and for a
+    database outage, which cannot be written to the database it is about."""
+    status = int(response.get("statusCode", 200))
+    if event.get("httpMethod") != "POST" or event.get("path") != "/query" or status < 400:
+        return None
+    if status == DatabaseUnavailableError.status_code and _message(response) == str(
+        DatabaseUnavailableError()
+    ):
+        return None
+    raw = event.get("body") or "{}"
+    try:
+        body = json.loads(base64.b64decode(raw) if event.get("isBase64Encoded") else raw)
+    except ValueError:  # not JSON, not UTF-8, not base64
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+
+    def name(key: str) -> str | None:
+        # What was refused may be anything; a name is kept only if it could be one.
+        value = body.get(key)
+        if value is None:
+            return None
+        plausible = isinstance(value, str) and len(value) <= 64 and value.isprintable()
+        return value if plausible else ""
+
+    return {
+        "request_id": str(event.get("requestContext", {}).get("requestId", "")),
+        "status_code": status,
+        "collection": name("collection"),
+        "profile": name("profile"),
+    }
+
+
+def _message(response: dict[str, Any]) -> str | None:
+    try:
+        message = json.loads(response.get("body") or "{}").get("message")
+    except (ValueError, AttributeError):
+        return None
+    return message if isinstance(message, str) else None

@@ -9,6 +9,7 @@ cannot disagree.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from ragline.retrieval import Reranking
     from ragline.schemas import QueryResponse
     from ragline.store import Store
+
+logger = logging.getLogger(__name__)
 
 
 class Costs:
@@ -164,6 +167,37 @@ class Ledger:
         """Emit one answered query's EMF document and write its query-log row."""
         self.emitter.query(record)
         self.store.log_query(self.query_log_row(record))
+
+    def rejected_query(
+        self,
+        request_id: str,
+        status_code: int,
+        *,
+        collection: str | None = None,
+        profile: str | None = None,
+        total_ms: float = 0.0,
+    ) -> None:
+        """Write the query-log row of a question answered with an error status (4xx, 5xx):
+        no model, no usage, the collection and profile asked for (the defaults when none).
+
+        Never raises: the caller's error response stands whatever happens here.
+        """
+        record = QueryRecord(
+            request_id=request_id,
+            status_code=status_code,
+            collection=self.settings.default_collection if collection is None else collection,
+            profile=self.settings.default_profile if profile is None else profile,
+            provider="", model="", prompt="",
+            input_tokens=0, output_tokens=0, cached_input_tokens=0, embedding_tokens=0,
+            cost_usd=None, cost_estimated=False,
+            retrieve_ms=0.0, generate_ms=0.0, total_ms=round(total_ms, 2),
+            chunks_retrieved=0, top_score=None,
+            abstained=False, needs_review=False, fallback=False, sources=[],
+        )  # fmt: skip
+        try:
+            self.store.log_query(record)
+        except Exception:  # a failed log line must not turn a 4xx into a 500
+            logger.exception("could not record rejected query %s", request_id)
 
     def query_log_row(self, record: QueryRecord) -> QueryRecord:
         """The row the query log keeps: the question only when RAGLINE_LOG_QUESTIONS."""
