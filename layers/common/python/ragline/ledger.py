@@ -39,12 +39,14 @@ class Costs:
         prices: PriceTable,
         instance_type: str | None = None,
         reranker_instance_type: str | None = None,
+        embeddings_instance_type: str | None = None,
     ) -> None:
         self.prices = prices
-        # The SageMaker instance types price the time a generation (or a rerank) held the
-        # endpoint.
+        # The SageMaker instance types price the time a generation (or a rerank, or an
+        # embedding) held the endpoint.
         self.instance_type = instance_type
         self.reranker_instance_type = reranker_instance_type
+        self.embeddings_instance_type = embeddings_instance_type
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Costs:
@@ -52,11 +54,15 @@ class Costs:
             get_price_table(settings.prices_file),
             settings.sagemaker_instance_type,
             settings.reranker_instance_type,
+            settings.embeddings_instance_type,
         )
 
-    def embedding(self, embedder: str, tokens: int) -> Cost:
-        """Embedding ``tokens`` tokens with the embedder named ``embedder``."""
-        return self.prices.embedding_cost(embedder, tokens)
+    def embedding(self, embedder: str, tokens: int, seconds: float = 0.0) -> Cost:
+        """Embedding ``tokens`` tokens with the embedder named ``embedder``; for a SageMaker
+        endpoint, the ``seconds`` the calls held its instance."""
+        return self.prices.embedding_cost(
+            embedder, tokens, seconds=seconds, instance_type=self.embeddings_instance_type
+        )
 
     def rerank(self, reranking: Reranking | None) -> Cost:
         """What reranking one search cost: 0 without a reranker, or when it failed (a
@@ -77,10 +83,13 @@ class Costs:
         embedder: str,
         embedding_tokens: int,
         rerank: Cost | None = None,
+        embedding_seconds: float = 0.0,
     ) -> Cost:
         """An answer: its generation (``completion`` None when no model was called) plus
         the question's embedding and the reranker's cost (:meth:`rerank`)."""
-        embedding = self.embedding(embedder, embedding_tokens) + (rerank or Cost(0.0))
+        embedding = self.embedding(embedder, embedding_tokens, embedding_seconds) + (
+            rerank or Cost(0.0)
+        )
         if completion is None:
             return Cost(0.0) + embedding
         seconds = completion.details.get("latency_ms")
@@ -98,7 +107,9 @@ class Costs:
         None when the embedder is not priced)."""
         if not result.embedding_model:
             return 0.0
-        return self.embedding(result.embedding_model, result.embedding_tokens).usd
+        return self.embedding(
+            result.embedding_model, result.embedding_tokens, result.embedding_seconds
+        ).usd
 
 
 def query_record(

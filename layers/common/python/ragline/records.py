@@ -77,6 +77,8 @@ class IngestResult:
     embedding_model: str | None = None
     error: str | None = None
     latency_ms: float = 0.0
+    # How long the embedding calls held an endpoint billed by the hour (SageMaker).
+    embedding_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """The result as a flat mapping (the fields of a log line)."""

@@ -170,6 +170,7 @@ class Answerer:
                 embedder=self.retriever.embedder.name,
                 embedding_tokens=retrieval.embedding_tokens,
                 rerank=rerank_cost,
+                embedding_seconds=retrieval.embedding_seconds,
             ),
             rerank_cost=rerank_cost,
             reranker=responses.reranker(reranking),
