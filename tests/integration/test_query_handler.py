@@ -154,7 +154,11 @@ def test_delete_document_removes_it_from_retrieval(
 ) -> None:
     ingestor = Ingestor.from_settings(Settings(database_url=database_url))
     result = ingestor.ingest_bytes("s3://docs/tmp.md", b"# Temp\n\nThe zebra protocol is blue.")
-    status, _ = call("POST", "/retrieve", {"query": "zebra protocol", "mode": "keyword"})
+    # GIVEN the document is retrievable
+    status, body = call("POST", "/retrieve", {"query": "zebra protocol", "mode": "keyword"})
+    assert status == 200
+    assert [r["document_id"] for r in body["results"]] == [result.document_id]
+    # WHEN it is deleted THEN retrieval no longer finds it
     status, body = call("DELETE", f"/documents/{result.document_id}")
     assert (status, body) == (200, {"deleted": result.document_id})
     status, body = call("POST", "/retrieve", {"query": "zebra protocol", "mode": "keyword"})
