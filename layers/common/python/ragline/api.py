@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -148,7 +149,8 @@ def rejected_query(event: dict[str, Any], response: dict[str, Any]) -> dict[str,
         return value if plausible else ""
 
     return {
-        "request_id": str(event.get("requestContext", {}).get("requestId", "")),
+        # a request without an id (a hand-made event) still gets a row of its own
+        "request_id": str(event.get("requestContext", {}).get("requestId") or uuid.uuid4()),
         "status_code": status,
         "collection": name("collection"),
         "profile": name("profile"),
