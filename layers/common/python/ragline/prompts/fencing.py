@@ -22,7 +22,7 @@ _HEADING_LIKE = re.compile(r"^(\s*)\[(\d+)\]", re.MULTILINE)
 
 def new_fence() -> str:
     """A fence id for one prompt: random, so no stored document can contain it."""
-    return secrets.token_hex(8)
+    return secrets.token_hex(6)  # 48 bits: no document guesses it; few tokens a fence
 
 
 def neutralise(text: str) -> str:
