@@ -118,6 +118,8 @@ class DeploymentSettings(BaseModel):
     reranker: str = RERANKER_OFF
     reranker_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
     reranker_instance_type: str | None = Field(default=None, pattern=r"^ml\.[a-z0-9]+\.\w+$")
+    # The instance type of a `sagemaker:` embeddings endpoint, which prices its time.
+    embeddings_instance_type: str | None = Field(default=None, pattern=r"^ml\.[a-z0-9]+\.\w+$")
     rerank_depth: int = Field(default=20, ge=1, le=1000)
 
     # The optional SageMaker endpoint the stack creates (off while the model id is unset).

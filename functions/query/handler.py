@@ -6,6 +6,7 @@ Routes: POST /query, POST /retrieve, POST /feedback, GET /documents, GET/DELETE
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -20,6 +21,7 @@ from ragline.api import (
     documented_errors,
     handle_errors,
     oversized_body_response,
+    rejected_query,
     undecodable_body_response,
 )
 from ragline.catalog import get_catalog
@@ -96,8 +98,12 @@ def health() -> dict[str, Any]:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @trace_handler(settings)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    too_large = oversized_body_response(event, settings.max_body_bytes)
-    refused = too_large or undecodable_body_response(event)
-    if refused is not None:
-        return refused
-    return app.resolve(as_json_request(event), context)
+    started = time.perf_counter()
+    response = oversized_body_response(event, settings.max_body_bytes)
+    response = response or undecodable_body_response(event)
+    if response is None:
+        response = app.resolve(as_json_request(event), context)
+    rejected = rejected_query(event, response)  # answered questions log themselves
+    if rejected is not None:
+        ledger.rejected_query(**rejected, total_ms=(time.perf_counter() - started) * 1000)
+    return response

@@ -182,3 +182,22 @@ def test_hnsw_build_parameters_reach_every_function_that_may_create_the_index(
         assert "RAGLINE_HNSW_M" not in variables
     resource = nat.resources[nat.logical_id("Ingestion/Ingest/Function")]
     assert "RAGLINE_HNSW_EF_CONSTRUCTION" not in resource["Properties"]["Environment"]["Variables"]
+
+
+def test_the_embeddings_instance_type_reaches_both_functions_that_embed(
+    endpoint: Synthesized, nat: Synthesized
+) -> None:
+    # GIVEN `-c embeddings_instance_type=ml.g5.2xlarge` (endpoint), and no such key (nat)
+    for function in ("Query/Function", "Ingestion/Ingest/Function"):
+        resource = endpoint.resources[endpoint.logical_id(function)]
+        variables = resource["Properties"]["Environment"]["Variables"]
+        # THEN the ingest and the query function price a SageMaker embedder's time with it
+        assert variables["RAGLINE_EMBEDDINGS_INSTANCE_TYPE"] == "ml.g5.2xlarge"
+        resource = nat.resources[nat.logical_id(function)]
+        assert (
+            "RAGLINE_EMBEDDINGS_INSTANCE_TYPE"
+            not in resource["Properties"]["Environment"]["Variables"]
+        )
+    # AND a value that is not an instance type is refused at synthesis
+    with pytest.raises(SettingsError, match="embeddings_instance_type"):
+        DeploymentSettings.from_context({"embeddings_instance_type": "g5.xlarge"})

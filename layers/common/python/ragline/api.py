@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import uuid
 from collections.abc import Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.shared.json_encoder import Encoder
 
-from ragline.errors import ModelUnavailableError, RaglineError
+from ragline.errors import DatabaseUnavailableError, ModelUnavailableError, RaglineError
 from ragline.schemas import COLLECTION_PATTERN, CURSOR_PATTERN, TEXT_PATTERN, ErrorBody
 
 if TYPE_CHECKING:
@@ -225,6 +226,13 @@ def handle_errors(app: APIGatewayRestResolver, logger: Logger) -> None:
         logger.error("no model answered", extra={"failures": dict(error.failures)})
         return error_response(503, str(error), citations=error.citations)
 
+    @app.exception_handler(DatabaseUnavailableError)
+    def handle_database_down(error: DatabaseUnavailableError) -> Response[str]:
+        # The store logged why; the caller learns when to come back, not the driver's text.
+        response = error_response(error.status_code, str(error))
+        response.headers["Retry-After"] = str(error.retry_after_seconds)
+        return response
+
     @app.exception_handler(RaglineError)
     def handle_domain_error(error: RaglineError) -> Response[str]:
         if error.status_code >= 500:
@@ -236,3 +244,48 @@ def handle_errors(app: APIGatewayRestResolver, logger: Logger) -> None:
         logger.exception("unexpected error")
         request_id = app.current_event.request_context.request_id
         return error_response(500, f"internal error (request id {request_id})")
+
+
+def rejected_query(event: dict[str, Any], response: dict[str, Any]) -> dict[str, Any] | None:
+    """For ``POST /query`` answered with an error status, what the query log keeps of it:
+    ``request_id``, ``status_code``, and the ``collection`` and ``profile`` asked for (None
+    when not given, "" when not a plausible name). None for other requests and for a
+    database outage, which cannot be written to the database it is about."""
+    status = int(response.get("statusCode", 200))
+    if event.get("httpMethod") != "POST" or event.get("path") != "/query" or status < 400:
+        return None
+    if status == DatabaseUnavailableError.status_code and _message(response) == str(
+        DatabaseUnavailableError()
+    ):
+        return None
+    raw = event.get("body") or "{}"
+    try:
+        body = json.loads(base64.b64decode(raw) if event.get("isBase64Encoded") else raw)
+    except ValueError:  # not JSON, not UTF-8, not base64
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+
+    def name(key: str) -> str | None:
+        # What was refused may be anything; a name is kept only if it could be one.
+        value = body.get(key)
+        if value is None:
+            return None
+        plausible = isinstance(value, str) and len(value) <= 64 and value.isprintable()
+        return value if plausible else ""
+
+    return {
+        # a request without an id (a hand-made event) still gets a row of its own
+        "request_id": str(event.get("requestContext", {}).get("requestId") or uuid.uuid4()),
+        "status_code": status,
+        "collection": name("collection"),
+        "profile": name("profile"),
+    }
+
+
+def _message(response: dict[str, Any]) -> str | None:
+    try:
+        message = json.loads(response.get("body") or "{}").get("message")
+    except (ValueError, AttributeError):
+        return None
+    return message if isinstance(message, str) else None

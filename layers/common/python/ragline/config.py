@@ -50,6 +50,7 @@ ENVIRONMENT: dict[str, str] = {
     "RAGLINE_RERANKER_URL": "reranker_url",
     "RAGLINE_RERANKER_API_KEY": "reranker_api_key",
     "RAGLINE_RERANKER_INSTANCE_TYPE": "reranker_instance_type",
+    "RAGLINE_EMBEDDINGS_INSTANCE_TYPE": "embeddings_instance_type",
     "RAGLINE_RERANK_DEPTH": "rerank_depth",
     "RAGLINE_RERANK_TIMEOUT": "rerank_timeout_seconds",
     "RAGLINE_FUSION": "fusion",
@@ -115,6 +116,7 @@ class Settings(BaseModel):
     reranker_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
     reranker_api_key: str | None = None
     reranker_instance_type: str | None = None  # prices a sagemaker reranker's time
+    embeddings_instance_type: str | None = None  # prices a sagemaker embedder's time
     rerank_depth: int = Field(default=20, ge=1, le=1000)
     # Short: the reranker is on every query's path, and a slow one is skipped, not waited on.
     rerank_timeout_seconds: float = Field(default=5.0, gt=0, le=60)

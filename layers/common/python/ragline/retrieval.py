@@ -115,6 +115,7 @@ class Retrieval:
     chunks: list[RetrievedChunk]
     embedding_tokens: int
     reranking: Reranking | None = None  # None: no reranker configured (or no candidates)
+    embedding_seconds: float = 0.0  # endpoint time of the query's embedding (SageMaker)
 
 
 class Retriever:
@@ -214,6 +215,7 @@ class Retriever:
             return Retrieval(
                 self.store.vector_search(collection, vector, top_k, ef_search=ef_search),
                 embedded.tokens,
+                embedding_seconds=embedded.seconds,
             )
         depth = max(20, top_k * 4)
         by_vector = self.store.vector_search(collection, vector, depth, ef_search=ef_search)
@@ -233,7 +235,7 @@ class Retriever:
                 else replace(c, similarity=known_similarity.get(c.chunk_id))
                 for c in fused
             ]  # fmt: skip
-        return Retrieval(fused, embedded.tokens)
+        return Retrieval(fused, embedded.tokens, embedding_seconds=embedded.seconds)
 
 
 def _rerank_text(chunk: RetrievedChunk) -> str:

@@ -146,6 +146,11 @@ class QueryResponse(_Response):
         description="The reranker that ordered the passages; null when none is configured "
         "or it failed (the passages are then in the search's order).",
     )
+    review_reason: str | None = Field(
+        default=None,
+        description="Why this answer needs review beyond its profile's rule, such as an "
+        "instruction from a passage that the answer repeats; null when there is none.",
+    )
 
 
 class RetrievedItem(_Response):

@@ -141,7 +141,7 @@ class Ingestor:
 
         chunks = chunk_document(parsed, max_tokens=self.chunk_tokens, overlap=self.chunk_overlap)
         self.store.ensure_collection(collection, self.embedder.name, self.embedder.dimensions)
-        vectors, tokens = self._embed([c.embedding_text(parsed.title) for c in chunks])
+        vectors, tokens, seconds = self._embed([c.embedding_text(parsed.title) for c in chunks])
         document = DocumentWrite(
             collection=collection,
             source=source,
@@ -167,6 +167,7 @@ class Ingestor:
             tokens,
             self.embedder.name,
             latency_ms=_elapsed(started),
+            embedding_seconds=seconds,
         )
 
     def delete_source(self, source: str) -> IngestResult:
@@ -187,15 +188,17 @@ class Ingestor:
         )  # fmt: skip
         raise DocumentFailedError(result)
 
-    def _embed(self, texts: list[str]) -> tuple[np.ndarray, int]:
+    def _embed(self, texts: list[str]) -> tuple[np.ndarray, int, float]:
+        """The vectors, the tokens billed and the endpoint seconds held, for ``texts``."""
         if not texts:
-            return np.zeros((0, self.embedder.dimensions), dtype=np.float32), 0
-        parts, tokens = [], 0
+            return np.zeros((0, self.embedder.dimensions), dtype=np.float32), 0, 0.0
+        parts, tokens, seconds = [], 0, 0.0
         for batch in _batches(texts, self.settings.embedding_batch_size):
             result = self.embedder.embed_documents(batch)
             parts.append(result.vectors)
             tokens += result.tokens
-        return np.vstack(parts), tokens
+            seconds += result.seconds
+        return np.vstack(parts), tokens, seconds
 
 
 def _batches(items: list[str], size: int) -> Iterator[list[str]]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ragline.errors import EmbeddingDimensionError
 from ragline.store import documents, search
 from ragline.store import query_log as queries
-from ragline.store.database import Database
+from ragline.store.database import Database, unavailable_when_disconnected
 from ragline.store.migrate import apply_migrations, versions
 
 if TYPE_CHECKING:
@@ -38,8 +38,13 @@ if TYPE_CHECKING:
 _PURGE_EVERY_SECONDS = 3600
 
 
+@unavailable_when_disconnected
 class Store:
-    """The only door to PostgreSQL. Applies migrations once per process on first use."""
+    """The only door to PostgreSQL. Applies migrations once per process on first use.
+
+    A lost connection is DatabaseUnavailableError from any method (HTTP 503); the next
+    call reconnects.
+    """
 
     def __init__(self, settings: Settings, database: Database | None = None) -> None:
         self.settings = settings
@@ -47,7 +52,9 @@ class Store:
         self._migrated = False
         self._lock = threading.Lock()
         self._collections: dict[str, tuple[str, int]] = {}
-        self._purged_at = 0.0
+        # When this process last purged the query log (time.monotonic()); None: not yet,
+        # so the first query a process logs purges, however young the host.
+        self._purged_at: float | None = None
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -182,10 +189,12 @@ class Store:
     # --- the query log ----------------------------------------------------------------------
 
     def log_query(self, entry: QueryRecord) -> None:
-        """Record one answered query; rows past the retention period are purged hourly."""
+        """Record one query; rows past the retention period are purged by the first call
+        in a process, then at most hourly."""
         queries.log_query(self.connection(), entry)
-        if time.monotonic() - self._purged_at > _PURGE_EVERY_SECONDS:
-            self._purged_at = time.monotonic()
+        now = time.monotonic()
+        if self._purged_at is None or now - self._purged_at >= _PURGE_EVERY_SECONDS:
+            self._purged_at = now
             self.purge_query_log(self.settings.query_log_retention_days)
 
     def purge_query_log(self, retention_days: int) -> int:
