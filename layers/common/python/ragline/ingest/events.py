@@ -22,6 +22,10 @@ class ObjectChange:
     event_name: str
     bucket: str
     key: str
+    # Which version the event is about, when S3 says (moto's events carry no sequencer).
+    sequencer: str | None = None
+    etag: str | None = None
+    version_id: str | None = None
 
 
 def object_changes(message_body: str) -> list[ObjectChange]:
@@ -44,13 +48,17 @@ def object_changes(message_body: str) -> list[ObjectChange]:
     changes = []
     for record in body["Records"]:
         try:
+            obj = record["s3"]["object"]
             changes.append(
                 ObjectChange(
                     event_name=record["eventName"],
                     bucket=record["s3"]["bucket"]["name"],
-                    key=unquote_plus(record["s3"]["object"]["key"]),
+                    key=unquote_plus(obj["key"]),
+                    sequencer=obj.get("sequencer"),
+                    etag=obj.get("eTag"),
+                    version_id=obj.get("versionId"),
                 )
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, AttributeError) as exc:
             raise InvalidRequestError(f"S3 event record lacks {exc}") from exc
     return changes
