@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -67,6 +67,16 @@ class StoredObject:
         return metadata
 
 
+@dataclass(frozen=True)
+class ListedObject:
+    """An object as a bucket listing shows it: enough to tell whether it changed."""
+
+    key: str
+    size: int
+    etag: str | None
+    modified: datetime | None
+
+
 class ObjectReader(Protocol):
     def get(self, bucket: str, key: str) -> StoredObject | None:
         """The object, or None when the bucket no longer holds it."""
@@ -107,6 +117,23 @@ class S3ObjectReader:
             version_id=response.get("VersionId"),
             modified=response.get("LastModified"),
         )
+
+    def list_objects(
+        self, bucket: str, prefix: str = "", *, page_size: int = 1000
+    ) -> Iterator[ListedObject]:
+        """Every object under ``prefix``, a page of the listing at a time."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(
+            Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size}
+        )
+        for page in pages:
+            for item in page.get("Contents", []):
+                yield ListedObject(
+                    key=item["Key"],
+                    size=int(item.get("Size", 0)),
+                    etag=_etag(item),
+                    modified=item.get("LastModified"),
+                )
 
     def head(self, bucket: str, key: str) -> ObjectVersion | None:
         """The object's current version, or None when the bucket no longer holds it."""
