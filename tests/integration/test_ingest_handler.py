@@ -257,3 +257,37 @@ def test_new_metadata_on_identical_bytes_applies_without_embedding(
     store = ingest.ingestor.store
     assert {c.source for c in store.keyword_search("handbook-2027", "vacation", 5)} == {source}
     assert [c for c in store.keyword_search("default", "vacation", 5) if c.source == source] == []
+
+
+def test_the_event_sequencer_is_kept_only_when_the_event_names_the_version_read(
+    ingest: ModuleType, s3: Any, event: Callable[[str], dict[str, Any]], lambda_context: Any
+) -> None:
+    # GIVEN two objects, and events naming the first's ETag but an older one for the second
+    etags = {}
+    for key in ("named.md", "replaced.md"):
+        etags[key] = s3.put_object(Bucket=BUCKET, Key=key, Body=POLICY + key.encode())["ETag"]
+    batch = _sqs_event(
+        event("sqs_s3_object_created"),
+        ("named.md", "ObjectCreated:Put"),
+        ("replaced.md", "ObjectCreated:Put"),
+    )
+    for record, etag in zip(batch["Records"], (etags["named.md"], '"0123older"'), strict=True):
+        body = json.loads(record["body"])
+        s3_object = body["Records"][0]["s3"]["object"]
+        s3_object.update(eTag=etag.strip('"'), sequencer="00AB12")
+        s3_object.pop("versionId")  # the bucket is not versioned
+        record["body"] = json.dumps(body)
+
+    # WHEN the Lambda processes them
+    assert ingest.lambda_handler(batch, lambda_context) == {"batchItemFailures": []}
+
+    # THEN each document records the version it was made from, with the sequencer only
+    # where the event was about that version
+    docs = _documents(ingest)
+    named, replaced = docs[f"s3://{BUCKET}/named.md"], docs[f"s3://{BUCKET}/replaced.md"]
+    assert (named.object_etag, named.object_sequencer) == (etags["named.md"].strip('"'), "00AB12")
+    assert (replaced.object_etag, replaced.object_sequencer) == (
+        etags["replaced.md"].strip('"'),
+        None,
+    )
+    assert named.object_modified is not None

@@ -9,7 +9,7 @@ make the store match the key as the bucket holds it now.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote_plus
 
 from ragline.errors import InvalidRequestError
@@ -22,10 +22,11 @@ class ObjectChange:
     event_name: str
     bucket: str
     key: str
-    # Which version the event is about, when S3 says (moto's events carry no sequencer).
-    sequencer: str | None = None
-    etag: str | None = None
-    version_id: str | None = None
+    # Which version the event is about, when S3 says (moto's events carry no sequencer);
+    # details of the change, not what tells one change from another.
+    sequencer: str | None = field(default=None, compare=False)
+    etag: str | None = field(default=None, compare=False)
+    version_id: str | None = field(default=None, compare=False)
 
 
 def object_changes(message_body: str) -> list[ObjectChange]:
