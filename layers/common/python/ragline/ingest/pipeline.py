@@ -97,8 +97,10 @@ class Ingestor:
         guard = _still_current(obj.version, lambda: reader.head(bucket, key))
         if obj.size > self.settings.max_document_bytes:
             started = time.perf_counter()
+            named = obj.collection
+            collection = named if named and _COLLECTION.fullmatch(named) else None
             document = DocumentWrite(
-                self.settings.default_collection,
+                collection or self.settings.default_collection,
                 obj.source,
                 size_bytes=obj.size,
                 metadata=metadata,
