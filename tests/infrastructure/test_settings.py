@@ -91,6 +91,8 @@ def test_a_blank_value_switches_an_option_back_to_its_default() -> None:
         ({"hnsw_ef_search": "9"}, "hnsw_ef_search"),
         ({"hnsw_ef_search": "1001"}, "hnsw_ef_search"),
         ({"hnsw_m": "24", "hnsw_ef_construction": "40"}, "at least twice hnsw_m"),
+        ({"reconcile_schedule": "every day"}, "reconcile_schedule"),
+        ({"reconcile_schedule": "rate(1 fortnight)"}, "reconcile_schedule"),
     ],
 )
 def test_invalid_settings_fail_with_a_message_naming_the_problem(

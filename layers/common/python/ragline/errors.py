@@ -79,6 +79,13 @@ class DocumentParseError(RaglineError):
     """The object could not be parsed; the document is recorded as failed."""
 
 
+class SupersededError(RaglineError):
+    """A write was refused because the store or the bucket holds a newer version of the
+    object than the one read; the newer version's own event brings it (or already did)."""
+
+    status_code = 409
+
+
 class EmbeddingDimensionError(RaglineError):
     """The embedder's dimension differs from the one the collection was built with."""
 

@@ -64,8 +64,10 @@ class QueryRecord(QuerySignals):
 class IngestResult:
     """What happened to one object.
 
-    ``status``: ingested, unchanged (same content, not re-embedded), skipped (no loader),
-    failed (recorded with the reason), deleted, or absent (nothing to delete).
+    ``status``: ingested, unchanged (same content, not re-embedded), updated (same
+    content, new collection or metadata applied without re-embedding), skipped (no
+    loader), failed (recorded with the reason), deleted, absent (nothing to delete), or
+    superseded (a newer version of the object won a race; nothing written).
     """
 
     source: str

@@ -19,7 +19,7 @@ from ragline.store.database import Database, unavailable_when_disconnected
 from ragline.store.migrate import apply_migrations, versions
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
     from datetime import datetime
     from uuid import UUID
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from ragline.config import Settings
     from ragline.records import QueryRecord
+    from ragline.store.documents import WriteGuard
     from ragline.store.records import (
         ChunkWrite,
         DocumentRecord,
@@ -137,25 +138,56 @@ class Store:
         vectors: np.ndarray,
         *,
         embedding_model: str,
+        guard: WriteGuard | None = None,
     ) -> DocumentRecord:
-        """Replace the document's chunks with these, all in one transaction."""
+        """Replace the document's chunks with these, all in one transaction.
+
+        ``guard`` is asked, inside the transaction and with the source locked, with the
+        document stored now (or None); when it answers False nothing is written and
+        SupersededError is raised. Writers of one source are serialised by that lock.
+        """
         return documents.save_document(
-            self.connection(), document, chunks, vectors, embedding_model=embedding_model
+            self.connection(),
+            document,
+            chunks,
+            vectors,
+            embedding_model=embedding_model,
+            guard=guard,
         )
 
     def mark_document(
-        self, document: DocumentWrite, status: str, error: str | None
+        self,
+        document: DocumentWrite,
+        status: str,
+        error: str | None,
+        *,
+        guard: WriteGuard | None = None,
     ) -> DocumentRecord:
         """Record a document that was not ingested (failed or skipped) and drop its chunks.
 
         Chunks of an earlier version go too: the bucket no longer holds that content, so
-        answers must not cite it.
+        answers must not cite it. ``guard`` as for :meth:`save_document`.
         """
-        return documents.mark_document(self.connection(), document, status, error)
+        return documents.mark_document(self.connection(), document, status, error, guard=guard)
 
-    def delete_by_source(self, source: str) -> UUID | None:
-        """Delete the document stored from ``source`` and its chunks; return its id."""
-        return documents.delete_by_source(self.connection(), source)
+    def update_document(
+        self, document: DocumentWrite, *, guard: WriteGuard | None = None
+    ) -> DocumentRecord:
+        """Apply new collection, metadata and object version to a stored document whose
+        content is unchanged, without touching its vectors. ``guard`` as for
+        :meth:`save_document`."""
+        return documents.update_document(self.connection(), document, guard=guard)
+
+    def delete_by_source(self, source: str, *, guard: WriteGuard | None = None) -> UUID | None:
+        """Delete the document stored from ``source`` and its chunks; return its id.
+
+        ``guard`` as for :meth:`save_document`.
+        """
+        return documents.delete_by_source(self.connection(), source, guard=guard)
+
+    def iter_documents(self, source_prefix: str) -> Iterator[DocumentRecord]:
+        """Every document whose source starts with ``source_prefix``, ordered by source."""
+        return documents.iter_documents(self.connection(), source_prefix)
 
     def delete_document(self, document_id: UUID) -> bool:
         return documents.delete_document(self.connection(), document_id)
