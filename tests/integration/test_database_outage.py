@@ -120,3 +120,28 @@ def test_an_outage_is_a_503_with_retry_after_and_the_service_recovers(
     assert get_store(Settings(database_url=server.url)) is store
     status, _, body = call("POST", "/retrieve", {"query": "vacation days", "mode": "keyword"})
     assert status == 200 and body["results"][0]["source"] == "s3://docs/leave.md"
+
+
+def test_a_database_that_never_answers_is_unavailable_within_the_connect_timeout() -> None:
+    import socket
+    import time
+
+    from ragline.errors import DatabaseUnavailableError
+    from ragline.store.database import Database
+
+    # GIVEN a "database" whose host takes the connection and then says nothing
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    settings = Settings(database_connect_timeout_seconds=1)
+    database = Database(settings, url=f"postgresql://u:p@127.0.0.1:{port}/db")
+    try:
+        # WHEN a request asks for a connection
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnavailableError):
+            database.connection()
+        # THEN it is told the database is unavailable after the configured wait, not 30 s
+        assert time.monotonic() - started < 5
+    finally:
+        listener.close()

@@ -53,6 +53,7 @@ ENVIRONMENT: dict[str, str] = {
     "RAGLINE_EMBEDDINGS_INSTANCE_TYPE": "embeddings_instance_type",
     "RAGLINE_RERANK_DEPTH": "rerank_depth",
     "RAGLINE_RERANK_TIMEOUT": "rerank_timeout_seconds",
+    "RAGLINE_DATABASE_CONNECT_TIMEOUT": "database_connect_timeout_seconds",
     "RAGLINE_FUSION": "fusion",
     "RAGLINE_FUSION_VECTOR_WEIGHT": "fusion_vector_weight",
     "RAGLINE_HNSW_EF_SEARCH": "hnsw_ef_search",
@@ -120,6 +121,8 @@ class Settings(BaseModel):
     rerank_depth: int = Field(default=20, ge=1, le=1000)
     # Short: the reranker is on every query's path, and a slow one is skipped, not waited on.
     rerank_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # Below API Gateway's 29 s: a database that never answers is a 503, not a 504.
+    database_connect_timeout_seconds: float = Field(default=20.0, ge=1, le=300)
     # How hybrid search fuses its vector and keyword lists: "relative" (each list's scores
     # scaled to 0..1, the vector list weighted by fusion_vector_weight, by default the
     # embedder's own weight) or "rrf" (Reciprocal Rank Fusion, which ignores scores).

@@ -91,9 +91,11 @@ class Database:
         return self._url
 
     def _open(self) -> psycopg.Connection[Any]:
-        # Aurora Serverless resuming from zero capacity takes several seconds.
+        # Aurora Serverless resuming from zero capacity takes several seconds; the default
+        # bound still leaves an API request time to answer 503 within API Gateway's 29 s.
+        timeout = max(1, round(self._settings.database_connect_timeout_seconds))
         try:
-            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=30)
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=timeout)
         except psycopg.OperationalError as exc:
             logger.warning("cannot connect to the database: %s", exc)
             raise DatabaseUnavailableError() from exc
