@@ -59,6 +59,7 @@ ENVIRONMENT: dict[str, str] = {
     "RAGLINE_HNSW_EF_SEARCH": "hnsw_ef_search",
     "RAGLINE_HNSW_M": "hnsw_m",
     "RAGLINE_HNSW_EF_CONSTRUCTION": "hnsw_ef_construction",
+    "RAGLINE_INDEX_BUILD_MEMORY_MB": "index_build_memory_mb",
     "RAGLINE_CHUNK_TOKENS": "chunk_tokens",
     "RAGLINE_CHUNK_OVERLAP": "chunk_overlap",
     "RAGLINE_MAX_BODY_BYTES": "max_body_bytes",
@@ -135,6 +136,8 @@ class Settings(BaseModel):
     # (pgvector's defaults; a larger ef_construction buys recall with slower ingestion).
     hnsw_m: int = Field(default=16, ge=2, le=100)
     hnsw_ef_construction: int = Field(default=64, ge=4, le=1000)
+    # maintenance_work_mem for an HNSW index built after a bulk load (None: the server's).
+    index_build_memory_mb: int | None = Field(default=None, ge=64, le=65536)
     chunk_tokens: int = Field(default=256, ge=32, le=8192)
     chunk_overlap: int = Field(default=40, ge=0, le=4096)
 
