@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from ragline.documents.loaders import html, markdown, rst, text
+from ragline.documents.loaders import delimited, html, json, markdown, rst, text
 from ragline.documents.loaders.base import Loader, ParsedDocument
 from ragline.errors import DocumentParseError, UnsupportedDocumentError
 
@@ -14,6 +14,10 @@ LOADERS: tuple[Loader, ...] = (
     markdown.LOADER,
     rst.LOADER,
     html.LOADER,
+    delimited.CSV_LOADER,
+    delimited.TSV_LOADER,
+    json.JSON_LOADER,
+    json.JSONL_LOADER,
 )
 
 _LOADERS = {loader.format: loader for loader in LOADERS}
