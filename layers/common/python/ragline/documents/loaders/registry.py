@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from ragline.documents.loaders import delimited, html, json, markdown, rst, text
+from ragline.documents.loaders import delimited, docx, html, json, markdown, pptx, rst, text, xlsx
 from ragline.documents.loaders.base import Loader, ParsedDocument
 from ragline.errors import DocumentParseError, UnsupportedDocumentError
 
@@ -14,6 +14,9 @@ LOADERS: tuple[Loader, ...] = (
     markdown.LOADER,
     rst.LOADER,
     html.LOADER,
+    docx.LOADER,
+    pptx.LOADER,
+    xlsx.LOADER,
     delimited.CSV_LOADER,
     delimited.TSV_LOADER,
     json.JSON_LOADER,
