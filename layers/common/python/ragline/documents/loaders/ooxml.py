@@ -35,7 +35,9 @@ def check_package(data: bytes, name: str, main_part: str) -> None:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as package:
             parts = package.infolist()
-    except (zipfile.BadZipFile, ValueError) as exc:
+    # what zipfile raises on a damaged directory, or one it cannot read (NotImplementedError:
+    # a member needing a newer ZIP version)
+    except (zipfile.BadZipFile, ValueError, NotImplementedError, EOFError) as exc:
         raise DocumentParseError(f"not a valid {name} file (not a ZIP package: {exc})") from exc
     if main_part not in {part.filename for part in parts}:
         raise DocumentParseError(f"not a valid {name} file (the package has no {main_part})")
