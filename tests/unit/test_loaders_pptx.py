@@ -6,6 +6,7 @@ import io
 
 import pytest
 from pptx import Presentation
+from pptx.enum.shapes import PP_PLACEHOLDER
 from pptx.util import Inches
 from ragline.documents import Block, parse_document
 from ragline.errors import DocumentParseError
@@ -22,6 +23,18 @@ def _deck() -> bytes:
     detail = body.add_paragraph()
     detail.text, detail.level = "North led the growth", 1
     first.notes_slide.notes_text_frame.text = "Mention the new region.\nKeep it short."
+    layout = deck.slide_layouts[TITLE_AND_CONTENT]
+    for placeholder in list(layout.placeholders):
+        if placeholder.placeholder_format.type in (
+            PP_PLACEHOLDER.FOOTER,
+            PP_PLACEHOLDER.SLIDE_NUMBER,
+        ):
+            first.shapes.clone_placeholder(placeholder)
+    for shape in first.placeholders:
+        if shape.placeholder_format.type == PP_PLACEHOLDER.FOOTER:
+            shape.text_frame.text = "Confidential"
+        elif shape.placeholder_format.type == PP_PLACEHOLDER.SLIDE_NUMBER:
+            shape.text_frame.text = "1"
 
     second = deck.slides.add_slide(deck.slide_layouts[BLANK])  # no title placeholder
     table = second.shapes.add_table(3, 2, Inches(1), Inches(3), Inches(4), Inches(2)).table
@@ -42,13 +55,15 @@ def _deck() -> bytes:
 
 
 def test_a_section_per_slide_with_its_title_tables_and_notes() -> None:
-    # GIVEN a deck: a titled slide with nested bullets and speaker notes, an untitled slide
+    # GIVEN a deck: a titled slide with nested bullets, speaker notes, a footer and a
+    # slide number, an untitled slide
     # with a table between two text boxes (added out of reading order), a third slide
     # WHEN it is parsed
     parsed = parse_document("results.pptx", _deck())
 
     # THEN each slide is a section under its title ("Slide 2" without one), its shapes
-    # read top to bottom, its notes marked, and every block carries its slide number
+    # read top to bottom, its notes marked, and every block carries its slide number; the
+    # footer and slide number are left out
     assert (parsed.title, parsed.format) == ("Quarterly results", "pptx")
     assert parsed.blocks == [
         Block("Revenue grew 12%\n  North led the growth", ("Quarterly results",), "list", 1),

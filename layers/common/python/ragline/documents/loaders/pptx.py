@@ -7,7 +7,8 @@ with more a ``list`` block of one line per paragraph (indented two spaces per le
 table is a ``table`` block, its first row first. Speaker notes follow the slide's
 content as one block starting ``Speaker notes:``. The title is the presentation's title
 property, else the first slide title. Pictures, charts and media are not read, nor are
-the masters and layouts (their text is template, not content).
+the masters and layouts (their text is template, not content), nor a slide's footer,
+date and slide number placeholders.
 """
 
 from __future__ import annotations
@@ -52,9 +53,15 @@ def _table_block(table: Table, section: tuple[str, ...], page: int) -> Block | N
 
 
 def _shape_blocks(shape: BaseShape, section: tuple[str, ...], page: int) -> Iterator[Block]:
+    from pptx.enum.shapes import PP_PLACEHOLDER
     from pptx.shapes.graphfrm import GraphicFrame
     from pptx.shapes.group import GroupShape
 
+    # the footer, date and slide number a slide repeats: page furniture, not content
+    furniture = {PP_PLACEHOLDER.FOOTER, PP_PLACEHOLDER.DATE, PP_PLACEHOLDER.SLIDE_NUMBER}
+
+    if shape.is_placeholder and shape.placeholder_format.type in furniture:
+        return
     if isinstance(shape, GroupShape):
         for inner in _reading_order(shape.shapes):
             yield from _shape_blocks(inner, section, page)
