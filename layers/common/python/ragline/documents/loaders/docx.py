@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 _NAME = "Word (.docx)"
 _W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 _HEADING_STYLE = re.compile(r"heading (\d)\Z", re.IGNORECASE)
-_ORDERED_FORMATS_EXCLUDED = {"bullet", "none"}
+_UNNUMBERED_FORMATS = {"bullet", "none"}
 
 
 def _style_chain(paragraph: Paragraph) -> list[BaseStyle]:
@@ -104,7 +104,7 @@ class _Lists:
         else:
             # A level the list does not define (single-level lists) numbers like its first.
             fmt = self._formats.get((num_id, level)) or self._formats.get((num_id, "0"), "bullet")
-            ordered = fmt not in _ORDERED_FORMATS_EXCLUDED
+            ordered = fmt not in _UNNUMBERED_FORMATS
         indent = "  " * (int(level) if level.isdigit() else 0)
         if not ordered:
             return f"{indent}- {text}"

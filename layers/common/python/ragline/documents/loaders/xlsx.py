@@ -51,10 +51,11 @@ def parse_xlsx(data: bytes) -> ParsedDocument:
             for sheet in workbook.worksheets:
                 sheet.reset_dimensions()
                 rows: list[list[str]] = []
+                where = f"sheet {sheet.title!r}"
                 for row in sheet.iter_rows(values_only=True):
                     cells = [cell_value(value) for value in row]
                     if any(cell.strip() for cell in cells):
-                        counter.count(f"sheet {sheet.title!r}")
+                        counter.count(where)
                         rows.append(cells)
                 block = table_block(rows, (sheet.title,))
                 if block is not None:
