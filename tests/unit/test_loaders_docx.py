@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 import docx
 import pytest
-from docx.oxml import OxmlElement
-from docx.oxml.ns import qn
+from docx.oxml import OxmlElement, parse_xml
+from docx.oxml.ns import nsdecls, qn
 from ragline.documents import Block, chunk_document, parse_document
 from ragline.errors import DocumentParseError
 
@@ -168,3 +168,50 @@ def test_a_zip_without_a_document_or_with_broken_xml_fails_with_the_reason() -> 
         DocumentParseError, match=r"unreadable Word \(\.docx\) file \(XMLSyntaxError"
     ):
         parse_document("damaged.docx", damaged.getvalue())
+
+
+def test_tracked_insertions_links_fields_and_content_controls_are_read() -> None:
+    # GIVEN a paragraph with a tracked insertion and deletion, a hyperlink, a smart tag,
+    # a simple field, a moved-away run, and a tab and a line break
+    document = docx.Document()
+    paragraph = document.add_paragraph("Start")
+    ns = nsdecls("w")
+    for xml in (
+        f'<w:ins {ns} w:id="1" w:author="a"><w:r><w:t xml:space="preserve"> inserted</w:t>'
+        "</w:r></w:ins>",
+        f'<w:del {ns} w:id="2" w:author="a"><w:r><w:delText> deleted</w:delText></w:r></w:del>',
+        f'<w:moveFrom {ns} w:id="3" w:author="a"><w:r><w:t> moved away</w:t></w:r></w:moveFrom>',
+        f'<w:hyperlink {ns}><w:r><w:t xml:space="preserve"> a link</w:t></w:r></w:hyperlink>',
+        f'<w:smartTag {ns} w:uri="u" w:element="place"><w:r><w:t> Paris</w:t></w:r></w:smartTag>',
+        f'<w:fldSimple {ns} w:instr="NUMPAGES"><w:r><w:t> 7</w:t></w:r></w:fldSimple>',
+    ):
+        paragraph._p.append(parse_xml(xml))
+    run = paragraph.add_run(" tab")
+    run.add_tab()
+    run.add_text("after")
+    run.add_break()
+    run.add_text("next line")
+    # AND a content control holding a paragraph, and a generated table of contents
+    body = document.element.body
+    body.insert(
+        len(body) - 1,
+        parse_xml(
+            f"<w:sdt {ns}><w:sdtPr/><w:sdtContent><w:p><w:r><w:t>In a control</w:t></w:r></w:p>"
+            "</w:sdtContent></w:sdt>"
+        ),
+    )
+    body.insert(
+        len(body) - 1,
+        parse_xml(
+            f'<w:sdt {ns}><w:sdtPr><w:docPartObj><w:docPartGallery w:val="Table of Contents"/>'
+            "</w:docPartObj></w:sdtPr><w:sdtContent><w:p><w:r><w:t>Contents 1</w:t></w:r></w:p>"
+            "</w:sdtContent></w:sdt>"
+        ),
+    )
+    # WHEN it is parsed
+    parsed = parse_document("tracked.docx", _saved(document))
+    # THEN what a reader sees is there, the deleted and moved-away text and contents not
+    assert [b.text for b in parsed.blocks] == [
+        "Start inserted a link Paris 7 tab after next line",
+        "In a control",
+    ]

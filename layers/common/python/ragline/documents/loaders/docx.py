@@ -11,14 +11,16 @@
 - The title is the document's title property, else its ``Title`` paragraph, else its
   first heading.
 
-Page headers and footers, footnotes, comments, text boxes and content controls (a cover
-page, a generated table of contents) are not read.
+Paragraph text includes tracked insertions, hyperlinks, smart tags and field results,
+not deleted text or field codes; content controls are read, except a generated table of
+contents. Page headers and footers, footnotes, comments and text boxes are not read.
 """
 
 from __future__ import annotations
 
 import io
 import re
+from collections.abc import Iterator
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +39,11 @@ _NAME = "Word (.docx)"
 _W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 _HEADING_STYLE = re.compile(r"heading (\d)\Z", re.IGNORECASE)
 _UNNUMBERED_FORMATS = {"bullet", "none"}
+_RUN_CONTENT = (
+    ".//w:r[not(ancestor::w:moveFrom) and not(ancestor::w:txbxContent)]"
+    "/*[self::w:t or self::w:tab or self::w:br or self::w:cr or self::w:noBreakHyphen]"
+)
+_TABLE_OF_CONTENTS = "./w:sdtPr/w:docPartObj/w:docPartGallery[@w:val='Table of Contents']"
 
 
 def _style_chain(paragraph: Paragraph) -> list[BaseStyle]:
@@ -142,6 +149,37 @@ def _numbering_element(document: Document) -> BaseOxmlElement | None:
     return element
 
 
+def _paragraph_text(paragraph: Paragraph) -> str:
+    """What a reader sees of a paragraph: its text, tabs and breaks as spaces.
+
+    Tracked insertions (``w:ins``), smart tags and simple fields are read, though
+    python-docx's ``Paragraph.text`` leaves them out; deleted text (``w:delText``), field
+    codes (``w:instrText``), the old place of moved text (``w:moveFrom``) and text boxes
+    (``w:txbxContent``) are not.
+    """
+    parts = []
+    for node in _xpath(paragraph._p, _RUN_CONTENT):
+        tag = node.tag.rsplit("}", 1)[-1]
+        parts.append((node.text or "") if tag == "t" else "-" if tag == "noBreakHyphen" else " ")
+    return cell_text("".join(parts))
+
+
+def _body_items(container: BaseOxmlElement, parent: Any) -> Iterator[Paragraph | Table]:
+    """The paragraphs and tables of a body in order, those inside content controls too
+    (python-docx's ``iter_inner_content`` skips them), but not a table of contents."""
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
+
+    for child in container.iterchildren():
+        if child.tag == _w("p"):
+            yield Paragraph(child, parent)
+        elif child.tag == _w("tbl"):
+            yield Table(child, parent)
+        elif child.tag == _w("sdt") and not _xpath(child, _TABLE_OF_CONTENTS):
+            for content in _xpath(child, "./w:sdtContent"):
+                yield from _body_items(content, parent)
+
+
 def _cell_text(cell: _Cell) -> str:
     from docx.table import Table
 
@@ -150,7 +188,7 @@ def _cell_text(cell: _Cell) -> str:
         if isinstance(item, Table):
             parts.append("; ".join(" ".join(_cells(row.cells)) for row in item.rows))
         else:
-            parts.append(item.text)
+            parts.append(_paragraph_text(item))
     return cell_text(" ".join(parts))
 
 
@@ -189,13 +227,13 @@ def parse_docx(data: bytes) -> ParsedDocument:
                 blocks.append(Block("\n".join(items), section(), "list"))
                 items.clear()
 
-        for item in document.iter_inner_content():
+        for item in _body_items(document.element.body, document._body):
             if isinstance(item, Table):
                 end_list()
                 if (block := _table(item, section())) is not None:
                     blocks.append(block)
                 continue
-            text = cell_text(item.text)
+            text = _paragraph_text(item)
             if not text:
                 continue
             chain = _style_chain(item)
