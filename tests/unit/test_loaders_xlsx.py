@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import zipfile
 from datetime import datetime
 
 import openpyxl
@@ -18,6 +19,18 @@ def _saved(workbook: openpyxl.Workbook) -> bytes:
     return buffer.getvalue()
 
 
+def _with_part_edited(data: bytes, part: str, old: bytes, new: bytes) -> bytes:
+    edited = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(edited, "w") as target:
+        for item in source.infolist():
+            content = source.read(item)
+            if item.filename == part:
+                assert old in content
+                content = content.replace(old, new)
+            target.writestr(item, content)
+    return edited.getvalue()
+
+
 def test_a_table_per_sheet_under_the_sheet_name() -> None:
     # GIVEN a workbook: a stock sheet with a blank row, an unused formatted column and a
     # formula, an empty sheet, and a sheet of dates and booleans
@@ -28,7 +41,7 @@ def test_a_table_per_sheet_under_the_sheet_name() -> None:
     stock.append(["sku", "name", "price", None])
     stock.append(["A-12", "Widget", 3.0])
     stock.append([])
-    stock.append(["B-7", "Gadget\nlarge", 2.5, None])
+    stock.append(["B-7", "Gadget\nlarge", 0.25, None])
     stock["E1"].number_format = "0.00"  # formatted, never filled
     stock["C6"] = "=SUM(C2:C4)"  # no value saved: openpyxl computes nothing
     workbook.create_sheet("Empty")
@@ -37,15 +50,21 @@ def test_a_table_per_sheet_under_the_sheet_name() -> None:
     log.append([datetime(2024, 5, 1), True])
     log.append([datetime(2024, 5, 2, 14, 30), False])
 
+    # AND a computed price saved in full binary precision, as Excel saves it (openpyxl
+    # writes fewer digits, so the saved part is edited)
+    data = _with_part_edited(
+        _saved(workbook), "xl/worksheets/sheet1.xml", b"<v>0.25</v>", b"<v>0.30000000000000004</v>"
+    )
+
     # WHEN it is parsed
-    parsed = parse_document("inventory.xlsx", _saved(workbook))
+    parsed = parse_document("inventory.xlsx", data)
 
     # THEN each sheet with rows is one table under its name, header first, values as
     # shown, empty rows and columns and the unsaved formula left out
     assert (parsed.title, parsed.format) == ("Inventory", "xlsx")
     assert parsed.blocks == [
         Block(
-            "sku | name | price\nA-12 | Widget | 3\nB-7 | Gadget large | 2.5", ("Stock",), "table"
+            "sku | name | price\nA-12 | Widget | 3\nB-7 | Gadget large | 0.3", ("Stock",), "table"
         ),
         Block("when | checked\n2024-05-01 | TRUE\n2024-05-02 14:30:00 | FALSE", ("Log",), "table"),
     ]

@@ -6,9 +6,11 @@ instead of building the cell grid, and the sheet's recorded dimensions are ignor
 writers record ``A1`` for a full sheet). Values, not formulas: a formula cell reads as
 the value the spreadsheet program last computed and saved with the file; a file written
 by a program that computes nothing (openpyxl itself) has no such value and the cell reads
-as empty. Whole numbers read without ``.0``, dates as ISO dates, booleans as TRUE and
-FALSE. Chart sheets hold no rows and are left out; hidden sheets are read. Documents of
-more than :data:`~ragline.documents.loaders.tabular.MAX_TABLE_ROWS` rows fail.
+as empty. Numbers read to the 15 significant digits a spreadsheet shows, whole ones
+without ``.0`` (number formats such as percentages and currencies are not applied); dates
+as ISO dates, booleans as TRUE and FALSE. Chart sheets hold no rows and are left out;
+hidden sheets are read. Documents of more than
+:data:`~ragline.documents.loaders.tabular.MAX_TABLE_ROWS` rows fail.
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ def cell_value(value: object) -> str:
         return ""
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
+    if isinstance(value, float):
+        # 15 significant digits, as the spreadsheet shows them: 0.1 + 0.2 is saved as
+        # 0.30000000000000004 and read as 0.3; whole numbers without ".0"
+        return f"{value:.15g}"
     if isinstance(value, datetime):
         return value.date().isoformat() if value.time() == time() else value.isoformat(" ")
     if isinstance(value, (date, time)):
