@@ -15,8 +15,9 @@ from ragline.errors import DocumentParseError
 
 CELL_SEPARATOR = " | "
 # The most rows one document may hold across its sheets: past it the document fails with
-# the reason rather than being cut short. 100,000 rows of a dozen short cells make about
-# 6,000 chunks of 256 tokens, minutes of embedding on a provider and within one Lambda run.
+# the reason rather than being cut short. 100,000 rows of six short cells take openpyxl
+# about 16 s and make about 12,000 chunks of 256 tokens (3 M tokens to embed): minutes on
+# a provider, within one Lambda run (bench/sheet_loaders.py).
 MAX_TABLE_ROWS = 100_000
 
 
