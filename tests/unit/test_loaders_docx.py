@@ -48,7 +48,7 @@ def _handbook() -> bytes:
     ):
         for column, value in enumerate(values):
             table.cell(row, column).text = value
-    document.add_paragraph("Booking:")
+    document.add_paragraph("Booking:", style="List Paragraph")  # indented, not an item
     document.add_paragraph("Open the HR portal", style="List Number")
     document.add_paragraph("Pick the days", style="List Number")
     _nest(document.add_paragraph("Weekends are free", style="List Number"), 1)

@@ -104,9 +104,11 @@ class _Lists:
                 break
         style_name = (chain[0].name or "") if chain else ""
         if num_id is None or num_id == "0":
-            if not style_name.lower().startswith("list "):
+            # Word's list styles without numbering of their own; not "List Paragraph" or
+            # "List Continue", which only indent
+            if not style_name.lower().startswith(("list bullet", "list number")):
                 return None
-            ordered = "number" in style_name.lower()
+            ordered = style_name.lower().startswith("list number")
             num_id = style_name
         else:
             # A level the list does not define (single-level lists) numbers like its first.
