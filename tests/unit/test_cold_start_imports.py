@@ -93,8 +93,17 @@ with open(sys.argv[1], "rb") as word:
     parse_document("hello.docx", word.read())
 print(json.dumps([before, sorted(sys.modules)]))
 """
-# The Office parsers and what they pull in (lxml, Pillow, XlsxWriter, et_xmlfile).
-PARSER_PACKAGES = {"docx", "pptx", "openpyxl", "lxml", "PIL", "xlsxwriter", "et_xmlfile"}
+# The Office parsers and what they pull in (lxml, Pillow, XlsxWriter, et_xmlfile, defusedxml).
+PARSER_PACKAGES = {
+    "docx",
+    "pptx",
+    "openpyxl",
+    "lxml",
+    "PIL",
+    "xlsxwriter",
+    "et_xmlfile",
+    "defusedxml",
+}
 
 
 def _packages(modules: list[str]) -> set[str]:
