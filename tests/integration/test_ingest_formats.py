@@ -6,16 +6,15 @@ from __future__ import annotations
 import copy
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 from ragline.retrieval import Retriever
 
-BUCKET = "ragline-documents"
+from tests.support.s3 import BUCKET
+
 HEADER = ("Part", "Code", "Location")
 TARGET = ("torque wrench", "TW-300", "aisle 7b")
 # 150 parts, the one asked about far down the table, so its chunk is not the first
@@ -90,19 +89,6 @@ FILES: dict[str, Callable[[], bytes]] = {
 }
 HEADER_LINE = " | ".join(HEADER)
 TARGET_LINE = " | ".join(TARGET)
-
-
-@pytest.fixture
-def s3() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
-
-
-@pytest.fixture
-def ingest(s3: Any, database_url: str, cold_start: Callable[..., ModuleType]) -> ModuleType:
-    return cold_start("ingest", RAGLINE_DATABASE_URL=database_url, RAGLINE_EMBEDDINGS="hash")
 
 
 def _created(template: dict[str, Any], key: str) -> dict[str, Any]:
