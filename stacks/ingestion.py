@@ -4,6 +4,9 @@ Every created and removed object is a message; the function takes batches, repor
 the records it could not process (partial batch response), and after
 ``queue_max_receive_count`` failed attempts a message rests in the DLQ for 14 days.
 Reserved concurrency caps how many ingest functions write to the database at once.
+With ``reconcile`` on, a scheduled function makes the store match the bucket, repairing
+what lost events leave behind (the library's ``ragline.ingest.reconcile``, as
+``ragline sync`` runs it).
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
@@ -31,6 +36,8 @@ if TYPE_CHECKING:
 # Lambda's guidance for SQS sources: visibility >= 6 x the function timeout (+ window).
 VISIBILITY_TIMEOUT_FACTOR = 6
 DLQ_RETENTION = Duration.days(14)
+# A reconcile reads the whole bucket; Lambda's longest run is what a large one needs.
+RECONCILE_TIMEOUT = Duration.minutes(15)
 
 
 class Ingestion(Construct):
@@ -150,7 +157,88 @@ class Ingestion(Construct):
             "The ingest function reads any object of the documents bucket, and only that bucket: "
             "every object in it is a document to ingest.",
         )
+        self.reconcile: RaglineFunction | None = None
+        if settings.reconcile:
+            self.reconcile = self._reconcile_function(
+                settings=settings,
+                network=network,
+                layer=layer,
+                environment=environment,
+                database_secret=database_secret,
+                models=models,
+                openai_secret=openai_secret,
+                endpoint_arns=endpoint_arns,
+            )
         _acknowledge_notifications_handler(self)
+
+    def _reconcile_function(
+        self,
+        *,
+        settings: DeploymentSettings,
+        network: Network,
+        layer: lambda_.ILayerVersion,
+        environment: Mapping[str, str],
+        database_secret: secretsmanager.ISecret,
+        models: Sequence[str],
+        openai_secret: secretsmanager.ISecret | None,
+        endpoint_arns: Mapping[str, str],
+    ) -> RaglineFunction:
+        """The scheduled reconcile: lists and reads the bucket, writes the store, embeds
+        with the ingest function's model, nothing else."""
+        reconcile = RaglineFunction(
+            self,
+            "Reconcile",
+            name="reconcile",
+            description="ragline: reconcile the store with the documents bucket (scheduled)",
+            settings=settings,
+            network=network,
+            layer=layer,
+            environment=environment,
+            timeout=RECONCILE_TIMEOUT,
+            memory_size=settings.ingest_memory_mb,
+        )
+        reconcile.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ListDocuments",
+                actions=["s3:ListBucket"],  # the listing, and 404 (not 403) for a gone object
+                resources=[self.bucket.bucket_arn],
+            )
+        )
+        reconcile.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="ReadDocuments",
+                actions=["s3:GetObject"],  # also authorizes HeadObject
+                resources=[self.bucket.arn_for_objects("*")],
+            )
+        )
+        database_secret.grant_read(reconcile.role)
+        reconcile.grant_models(models, openai_secret=openai_secret, endpoint_arns=endpoint_arns)
+        acknowledge(
+            reconcile.role,
+            f"AwsSolutions-IAM5[Resource::{reference(self.bucket)}/*]",
+            "The reconcile function compares every object of the documents bucket, and only "
+            "that bucket, with the store: every object in it is a document.",
+        )
+        events.Rule(
+            self,
+            "ReconcileSchedule",
+            description="ragline: reconcile the store with the documents bucket",
+            schedule=events.Schedule.expression(settings.reconcile_schedule),
+            targets=[
+                targets.LambdaFunction(
+                    reconcile.function,
+                    event=events.RuleTargetInput.from_object({"bucket": self.bucket.bucket_name}),
+                )
+            ],
+        )
+        # Read by `ragline sync --stack`, which invokes the function with the same input.
+        CfnOutput(
+            Stack.of(self),
+            "ReconcileFunctionName",
+            value=reconcile.function.function_name,
+            description="ragline sync --stack <name> runs this function",
+        )
+        return reconcile
 
 
 def _acknowledge_notifications_handler(scope: Construct) -> None:

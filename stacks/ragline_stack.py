@@ -179,6 +179,9 @@ class RaglineStack(Stack):
             environment["RAGLINE_OPENAI_SECRET_ARN"] = self.openai_secret.secret_arn
         if settings.openai_base_url:
             environment["OPENAI_BASE_URL"] = settings.openai_base_url
+        # Both functions embed (documents, questions), so both price the endpoint's time.
+        if settings.embeddings_instance_type:
+            environment["RAGLINE_EMBEDDINGS_INSTANCE_TYPE"] = settings.embeddings_instance_type
         return environment
 
     def _query_environment(self, llm: str, models: list[str]) -> dict[str, str]:

@@ -118,6 +118,8 @@ class DeploymentSettings(BaseModel):
     reranker: str = RERANKER_OFF
     reranker_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
     reranker_instance_type: str | None = Field(default=None, pattern=r"^ml\.[a-z0-9]+\.\w+$")
+    # The instance type of a `sagemaker:` embeddings endpoint, which prices its time.
+    embeddings_instance_type: str | None = Field(default=None, pattern=r"^ml\.[a-z0-9]+\.\w+$")
     rerank_depth: int = Field(default=20, ge=1, le=1000)
 
     # The optional SageMaker endpoint the stack creates (off while the model id is unset).
@@ -152,6 +154,14 @@ class DeploymentSettings(BaseModel):
     # whose quota is 10 switch it off (the event source's maximum concurrency still caps).
     ingest_reserve_concurrency: bool = True
     queue_max_receive_count: int = Field(default=5, ge=1, le=1000)
+    # A scheduled Lambda that makes the store match the bucket (`ragline sync`), repairing
+    # what lost events leave behind; off by default. Its schedule is an EventBridge
+    # expression.
+    reconcile: bool = False
+    reconcile_schedule: str = Field(
+        default="rate(1 day)",
+        pattern=r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\([^()]+\))$",
+    )
 
     # Query API.
     query_timeout_seconds: int = Field(default=29, ge=3, le=29)

@@ -40,7 +40,7 @@ def record_handler(record: SQSRecord) -> None:
     for change in object_changes(record.body):
         logger.set_correlation_id(f"s3://{change.bucket}/{change.key}")
         try:
-            result = ingestor.sync_object(reader, change.bucket, change.key)
+            result = ingestor.sync_object(reader, change.bucket, change.key, event=change)
         except DocumentFailedError as exc:
             logger.warning("document failed", extra=exc.result.to_dict())
             ledger.ingest(exc.result)

@@ -6,19 +6,31 @@ Routes: POST /query, POST /retrieve, POST /feedback, GET /documents, GET/DELETE
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
+from uuid import UUID
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
-from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ragline.answer import get_answerer
-from ragline.api import as_json_request, handle_errors, oversized_body_response
+from ragline.api import (
+    RestResolver,
+    as_json_request,
+    documented_errors,
+    handle_errors,
+    oversized_body_response,
+    rejected_query,
+    undecodable_body_response,
+)
 from ragline.catalog import get_catalog
 from ragline.config import get_settings
 from ragline.ledger import get_ledger
 from ragline.schemas import (
+    COLLECTION_PATTERN,
+    CURSOR_PATTERN,
+    DOCUMENT_STATUS_PATTERN,
     FeedbackRequest,
     QueryRequest,
     QueryResponse,
@@ -30,12 +42,12 @@ from ragline.telemetry.tracing import trace_handler
 settings = get_settings()
 logger = Logger(service=f"{settings.service_name}-query")
 answerer, catalog, ledger = get_answerer(settings), get_catalog(settings), get_ledger(settings)
-app = APIGatewayRestResolver(enable_validation=True)
+app = RestResolver()
 app.enable_swagger(path="/swagger", title="ragline", version="0.1.0")
 handle_errors(app, logger)
 
 
-@app.post("/query")
+@app.post("/query", responses=documented_errors(409, 413, 502))
 def query(body: QueryRequest) -> QueryResponse:
     request_id = app.current_event.request_context.request_id
     return answerer.answer(
@@ -44,7 +56,7 @@ def query(body: QueryRequest) -> QueryResponse:
     )  # fmt: skip
 
 
-@app.post("/retrieve")
+@app.post("/retrieve", responses=documented_errors(409, 413, 502))
 def retrieve(body: RetrieveRequest) -> RetrieveResponse:
     return answerer.retrieve(
         body.query, collection=body.collection, top_k=body.top_k, mode=body.mode,
@@ -52,33 +64,33 @@ def retrieve(body: RetrieveRequest) -> RetrieveResponse:
     )  # fmt: skip
 
 
-@app.post("/feedback")
+@app.post("/feedback", responses=documented_errors(404, 413))
 def feedback(body: FeedbackRequest) -> dict[str, Any]:
     ledger.feedback(body.request_id, body.rating, body.comment)
     return {"request_id": body.request_id, "rating": body.rating}
 
 
-@app.get("/documents")
+@app.get("/documents", responses=documented_errors())
 def list_documents(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
-    collection: Annotated[str | None, Query(max_length=64)] = None,
-    status: Annotated[str | None, Query(pattern="^(pending|ingested|skipped|failed)$")] = None,
+    cursor: Annotated[str | None, Query(max_length=512, pattern=CURSOR_PATTERN)] = None,
+    collection: Annotated[str | None, Query(pattern=COLLECTION_PATTERN)] = None,
+    status: Annotated[str | None, Query(pattern=DOCUMENT_STATUS_PATTERN)] = None,
 ) -> dict[str, Any]:
     return catalog.list(collection=collection, status=status, limit=limit, cursor=cursor)
 
 
-@app.get("/documents/<id>")
-def get_document(id: str) -> dict[str, Any]:
-    return catalog.get(id)
+@app.get("/documents/<id>", responses=documented_errors(404))
+def get_document(id: Annotated[UUID, Path()]) -> dict[str, Any]:
+    return catalog.get(str(id))
 
 
-@app.delete("/documents/<id>")
-def delete_document(id: str) -> dict[str, Any]:
-    return catalog.delete(id)
+@app.delete("/documents/<id>", responses=documented_errors(404))
+def delete_document(id: Annotated[UUID, Path()]) -> dict[str, Any]:
+    return catalog.delete(str(id))
 
 
-@app.get("/health")
+@app.get("/health", responses=documented_errors())
 def health() -> dict[str, Any]:
     return catalog.health()
 
@@ -86,7 +98,12 @@ def health() -> dict[str, Any]:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @trace_handler(settings)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    too_large = oversized_body_response(event, settings.max_body_bytes)
-    if too_large is not None:
-        return too_large
-    return app.resolve(as_json_request(event), context)
+    started = time.perf_counter()
+    response = oversized_body_response(event, settings.max_body_bytes)
+    response = response or undecodable_body_response(event)
+    if response is None:
+        response = app.resolve(as_json_request(event), context)
+    rejected = rejected_query(event, response)  # answered questions log themselves
+    if rejected is not None:
+        ledger.rejected_query(**rejected, total_ms=(time.perf_counter() - started) * 1000)
+    return response

@@ -56,6 +56,9 @@ CONFIGURATIONS: dict[str, dict[str, str]] = {
         "sagemaker_quantize": "awq",
         "sagemaker_max_instance_count": "3",
         "llm_fallback": "extractive",
+        "embeddings_instance_type": "ml.g5.2xlarge",
+        "reconcile": "true",
+        "reconcile_schedule": "rate(6 hours)",
     },
     "openai": {
         "embeddings": "openai:text-embedding-3-small",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_cdk.assertions import Match
@@ -146,3 +147,70 @@ def test_ingest_function_reads_batches_with_partial_failures(nat: Synthesized) -
     assert ingest["Handler"] == "handler.lambda_handler"
     assert ingest["Runtime"] == "python3.12"
     assert ingest["Architectures"] == ["x86_64"]
+
+
+def _reconcile_functions(synthesized: Synthesized) -> dict[str, Any]:
+    return {
+        logical_id: function
+        for logical_id, function in synthesized.of_type("AWS::Lambda::Function").items()
+        if "reconcile" in function["Properties"].get("Description", "")
+    }
+
+
+def test_the_reconcile_function_is_absent_by_default(nat: Synthesized) -> None:
+    # GIVEN the default context WHEN synthesized THEN there is no reconcile function,
+    # no schedule, and no output naming one
+    assert CDK_CONTEXT.get("reconcile", False) in (False, "false")
+    assert _reconcile_functions(nat) == {}
+    assert nat.of_type("AWS::Events::Rule") == {}
+    assert "ReconcileFunctionName" not in nat.template.to_json()["Outputs"]
+
+
+def test_reconcile_on_schedules_a_least_privilege_function(endpoint: Synthesized) -> None:
+    # GIVEN `-c reconcile=true -c reconcile_schedule="rate(6 hours)"` WHEN synthesized
+    [function_id] = _reconcile_functions(endpoint)
+    bucket = endpoint.logical_id("Ingestion/Documents")
+    # THEN a rule invokes it on the schedule with the documents bucket as its input
+    [rule] = endpoint.of_type("AWS::Events::Rule").values()
+    assert rule["Properties"]["ScheduleExpression"] == "rate(6 hours)"
+    [target] = rule["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
+    assert "Ref" in json.dumps(target["Input"]) and bucket in json.dumps(target["Input"])
+    endpoint.template.has_resource_properties(
+        "AWS::Lambda::Permission",
+        {
+            "Action": "lambda:InvokeFunction",
+            "FunctionName": {"Fn::GetAtt": [function_id, "Arn"]},
+            "Principal": "events.amazonaws.com",
+        },
+    )
+    # AND its role may list and read the documents bucket and read the database secret,
+    # and write nothing to S3, SQS or Lambda
+    role = endpoint.logical_id("Ingestion/Reconcile/Role")
+    statements = [
+        statement
+        for policy in endpoint.of_type("AWS::IAM::Policy").values()
+        if {"Ref": role} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    actions = {
+        action
+        for statement in statements
+        for action in (
+            [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        )
+    }
+    s3_actions = {a for a in actions if a.startswith("s3:")}
+    assert s3_actions == {"s3:ListBucket", "s3:GetObject"}
+    assert not any(a.startswith(("sqs:", "lambda:")) for a in actions)
+    # AND it may call the embedding model (Bedrock here), not the chat model (SageMaker)
+    assert {"secretsmanager:GetSecretValue", "bedrock:InvokeModel"} <= actions
+    assert "sagemaker:InvokeEndpoint" not in actions
+    by_sid = {s.get("Sid"): s for s in statements}
+    assert by_sid["ListDocuments"]["Resource"] == {"Fn::GetAtt": [bucket, "Arn"]}
+    assert bucket in json.dumps(by_sid["ReadDocuments"]["Resource"])
+    # AND the function runs up to Lambda's 15 minutes, in the VPC, and is announced
+    properties = endpoint.resources[function_id]["Properties"]
+    assert properties["Timeout"] == 900 and "VpcConfig" in properties
+    outputs = endpoint.template.to_json()["Outputs"]
+    assert outputs["ReconcileFunctionName"]["Value"] == {"Ref": function_id}

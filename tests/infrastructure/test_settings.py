@@ -91,6 +91,8 @@ def test_a_blank_value_switches_an_option_back_to_its_default() -> None:
         ({"hnsw_ef_search": "9"}, "hnsw_ef_search"),
         ({"hnsw_ef_search": "1001"}, "hnsw_ef_search"),
         ({"hnsw_m": "24", "hnsw_ef_construction": "40"}, "at least twice hnsw_m"),
+        ({"reconcile_schedule": "every day"}, "reconcile_schedule"),
+        ({"reconcile_schedule": "rate(1 fortnight)"}, "reconcile_schedule"),
     ],
 )
 def test_invalid_settings_fail_with_a_message_naming_the_problem(
@@ -182,3 +184,22 @@ def test_hnsw_build_parameters_reach_every_function_that_may_create_the_index(
         assert "RAGLINE_HNSW_M" not in variables
     resource = nat.resources[nat.logical_id("Ingestion/Ingest/Function")]
     assert "RAGLINE_HNSW_EF_CONSTRUCTION" not in resource["Properties"]["Environment"]["Variables"]
+
+
+def test_the_embeddings_instance_type_reaches_both_functions_that_embed(
+    endpoint: Synthesized, nat: Synthesized
+) -> None:
+    # GIVEN `-c embeddings_instance_type=ml.g5.2xlarge` (endpoint), and no such key (nat)
+    for function in ("Query/Function", "Ingestion/Ingest/Function"):
+        resource = endpoint.resources[endpoint.logical_id(function)]
+        variables = resource["Properties"]["Environment"]["Variables"]
+        # THEN the ingest and the query function price a SageMaker embedder's time with it
+        assert variables["RAGLINE_EMBEDDINGS_INSTANCE_TYPE"] == "ml.g5.2xlarge"
+        resource = nat.resources[nat.logical_id(function)]
+        assert (
+            "RAGLINE_EMBEDDINGS_INSTANCE_TYPE"
+            not in resource["Properties"]["Environment"]["Variables"]
+        )
+    # AND a value that is not an instance type is refused at synthesis
+    with pytest.raises(SettingsError, match="embeddings_instance_type"):
+        DeploymentSettings.from_context({"embeddings_instance_type": "g5.xlarge"})

@@ -54,7 +54,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _passages(user: str) -> dict[int, str]:
-    """The numbered passages of the rendered answer@v1 prompt."""
+    """The numbered passages of the rendered answer@v2 prompt."""
     blocks = re.split(r"^\[(\d+)\] ", user, flags=re.MULTILINE)
     return {int(n): text for n, text in zip(blocks[1::2], blocks[2::2], strict=True)}
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
-BUCKET = "ragline-documents"
+from tests.support.s3 import BUCKET
+
 KEY = "handbook/Vacation Policy.md"
 POLICY = b"""# Vacation policy
 
@@ -22,19 +21,6 @@ Employees get 25 vacation days each year. Unused days expire in March.
 ## Booking
 Book vacation in the HR portal at least two weeks ahead.
 """
-
-
-@pytest.fixture
-def s3() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
-
-
-@pytest.fixture
-def ingest(s3: Any, database_url: str, cold_start: Callable[..., ModuleType]) -> ModuleType:
-    return cold_start("ingest", RAGLINE_DATABASE_URL=database_url, RAGLINE_EMBEDDINGS="hash")
 
 
 def _sqs_event(template: dict[str, Any], *keys_and_names: tuple[str, str]) -> dict[str, Any]:
@@ -203,3 +189,91 @@ def test_oversized_object_is_failed_with_the_reason(
     assert response["batchItemFailures"] == [{"itemIdentifier": "msg-0"}]
     big = _documents(ingest)[f"s3://{BUCKET}/big.txt"]
     assert big.status == "failed" and "over the limit of 2048" in (big.error or "")
+
+
+def test_collection_the_api_could_never_query_fails_the_document_with_the_reason(
+    ingest: ModuleType, s3: Any, event: Callable[[str], dict[str, Any]], lambda_context: Any
+) -> None:
+    # GIVEN an object whose collection metadata breaks the API's collection pattern
+    s3.put_object(Bucket=BUCKET, Key="bad.md", Body=POLICY, Metadata={"collection": "bad name!"})
+    batch = _sqs_event(event("sqs_s3_object_created"), ("bad.md", "ObjectCreated:Put"))
+    # WHEN the Lambda processes its event
+    response = ingest.lambda_handler(batch, lambda_context)
+    # THEN the message fails and the document is failed with the reason, not ingested
+    assert response["batchItemFailures"] == [{"itemIdentifier": "msg-0"}]
+    doc = _documents(ingest)[f"s3://{BUCKET}/bad.md"]
+    assert doc.status == "failed" and doc.chunk_count == 0
+    assert "invalid collection 'bad name!'" in (doc.error or "")
+
+
+def test_new_metadata_on_identical_bytes_applies_without_embedding(
+    ingest: ModuleType,
+    s3: Any,
+    event: Callable[[str], dict[str, Any]],
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN a document ingested with some user metadata into one collection
+    source = f"s3://{BUCKET}/{KEY}"
+    s3.put_object(Bucket=BUCKET, Key=KEY, Body=POLICY, Metadata={"team": "hr"})
+    ingest.lambda_handler(event("sqs_s3_object_created"), lambda_context)
+    before = _documents(ingest)[source]
+    calls: list[int] = []
+    monkeypatch.setattr(
+        ingest.ingestor.embedder, "embed_documents", lambda texts: calls.append(len(texts))
+    )
+
+    # WHEN the same bytes are uploaded again with new metadata and another collection
+    s3.put_object(
+        Bucket=BUCKET,
+        Key=KEY,
+        Body=POLICY,
+        Metadata={"team": "people-ops", "collection": "handbook-2027"},
+    )
+    response = ingest.lambda_handler(event("sqs_s3_object_created"), lambda_context)
+
+    # THEN nothing is embedded, and the metadata and the collection are the new ones
+    assert response == {"batchItemFailures": []}
+    assert calls == []
+    after = _documents(ingest)[source]
+    assert after.id == before.id and after.chunk_count == before.chunk_count
+    assert after.metadata["user"] == {"team": "people-ops"}
+    assert after.collection == "handbook-2027"
+    # AND the chunks moved with it: keyword search finds them in the new collection only
+    store = ingest.ingestor.store
+    assert {c.source for c in store.keyword_search("handbook-2027", "vacation", 5)} == {source}
+    assert [c for c in store.keyword_search("default", "vacation", 5) if c.source == source] == []
+
+
+def test_the_event_sequencer_is_kept_only_when_the_event_names_the_version_read(
+    ingest: ModuleType, s3: Any, event: Callable[[str], dict[str, Any]], lambda_context: Any
+) -> None:
+    # GIVEN two objects, and events naming the first's ETag but an older one for the second
+    etags = {}
+    for key in ("named.md", "replaced.md"):
+        etags[key] = s3.put_object(Bucket=BUCKET, Key=key, Body=POLICY + key.encode())["ETag"]
+    batch = _sqs_event(
+        event("sqs_s3_object_created"),
+        ("named.md", "ObjectCreated:Put"),
+        ("replaced.md", "ObjectCreated:Put"),
+    )
+    for record, etag in zip(batch["Records"], (etags["named.md"], '"0123older"'), strict=True):
+        body = json.loads(record["body"])
+        s3_object = body["Records"][0]["s3"]["object"]
+        s3_object.update(eTag=etag.strip('"'), sequencer="00AB12")
+        s3_object.pop("versionId")  # the bucket is not versioned
+        record["body"] = json.dumps(body)
+
+    # WHEN the Lambda processes them
+    assert ingest.lambda_handler(batch, lambda_context) == {"batchItemFailures": []}
+
+    # THEN each document records the version it was made from, with the sequencer only
+    # where the event was about that version
+    docs = _documents(ingest)
+    named, replaced = docs[f"s3://{BUCKET}/named.md"], docs[f"s3://{BUCKET}/replaced.md"]
+    assert (named.object_etag, named.object_sequencer) == (etags["named.md"].strip('"'), "00AB12")
+    assert (replaced.object_etag, replaced.object_sequencer) == (
+        etags["replaced.md"].strip('"'),
+        None,
+    )
+    assert named.object_modified is not None

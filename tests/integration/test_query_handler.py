@@ -89,7 +89,7 @@ def test_query_answers_with_citations_usage_and_latency(call: Callable[..., Any]
     assert first["source"] == "s3://docs/handbook/leave.md"
     assert f"[{first['n']}]" in body["answer"]
     assert set(first) >= {"n", "document_id", "source", "title", "chunk_id", "score", "text"}
-    assert body["model"] == {"provider": "extractive", "name": "extractive", "prompt": "answer@v1"}
+    assert body["model"] == {"provider": "extractive", "name": "extractive", "prompt": "answer@v2"}
     assert body["usage"]["embedding_tokens"] > 0 and body["usage"]["cost_usd"] == 0.0
     latency = body["latency_ms"]
     assert latency["total"] >= latency["retrieve"] >= 0 and latency["generate"] >= 0
@@ -154,7 +154,11 @@ def test_delete_document_removes_it_from_retrieval(
 ) -> None:
     ingestor = Ingestor.from_settings(Settings(database_url=database_url))
     result = ingestor.ingest_bytes("s3://docs/tmp.md", b"# Temp\n\nThe zebra protocol is blue.")
-    status, _ = call("POST", "/retrieve", {"query": "zebra protocol", "mode": "keyword"})
+    # GIVEN the document is retrievable
+    status, body = call("POST", "/retrieve", {"query": "zebra protocol", "mode": "keyword"})
+    assert status == 200
+    assert [r["document_id"] for r in body["results"]] == [result.document_id]
+    # WHEN it is deleted THEN retrieval no longer finds it
     status, body = call("DELETE", f"/documents/{result.document_id}")
     assert (status, body) == (200, {"deleted": result.document_id})
     status, body = call("POST", "/retrieve", {"query": "zebra protocol", "mode": "keyword"})

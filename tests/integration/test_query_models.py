@@ -105,7 +105,7 @@ def test_openai_answer_usage_and_model_come_from_the_server(
     # THEN the answer, the token counts and the model are the server's
     assert status == 200, body
     assert body["answer"] == ANSWER and body["abstained"] is False
-    assert body["model"] == {"provider": "openai", "name": "gpt-4o-mini", "prompt": "answer@v1"}
+    assert body["model"] == {"provider": "openai", "name": "gpt-4o-mini", "prompt": "answer@v2"}
     usage = body["usage"]
     assert (usage["input_tokens"], usage["output_tokens"], usage["cached_input_tokens"]) == (
         412,
@@ -115,10 +115,10 @@ def test_openai_answer_usage_and_model_come_from_the_server(
     assert usage["estimated"] is False
     assert (body["profile"], body["fallback"], body["needs_review"]) == ("simple", False, False)
     assert body["citations"][0]["source"] == "s3://docs/handbook/leave.md"
-    # AND the server received what the answer@v1 template rendered
+    # AND the server received what the answer@v2 template rendered
     (request,) = server.received(CHAT)
     system, user = (m["content"] for m in request.body["messages"])
-    template = load_prompt("answer@v1")
+    template = load_prompt("answer@v2")
     assert system == template.render(question="-", context="-").system
     assert f"Question: {QUESTION}" in user
     cited = body["citations"][0]
@@ -156,7 +156,7 @@ def test_a_failing_openai_model_falls_back_to_a_sagemaker_endpoint(
         status, body = post(api, {"question": QUESTION})
     assert status == 200, body
     assert body["model"] == {"provider": "sagemaker", "name": "llm-endpoint",
-                             "prompt": "answer@v1"}  # fmt: skip
+                             "prompt": "answer@v2"}  # fmt: skip
     assert body["fallback"] is True and body["usage"]["input_tokens"] == 90
 
 
@@ -205,7 +205,7 @@ def test_sagemaker_endpoint_answers_through_post_query(
     assert status == 200, body
     assert body["answer"] == ANSWER
     assert body["model"] == {"provider": "sagemaker", "name": "llm-endpoint",
-                             "prompt": "answer@v1"}  # fmt: skip
+                             "prompt": "answer@v2"}  # fmt: skip
     assert body["usage"]["output_tokens"] == 11
     assert body["usage"]["estimated"] is (style == "tgi")
     # AND the endpoint got the rendered prompt in its own shape
@@ -236,7 +236,7 @@ def test_reasoning_uses_its_model_and_the_step_by_step_template(
     # THEN the larger model answered from the step-by-step template, over more passages
     assert status == 200, body
     assert body["profile"] == "reasoning"
-    assert body["model"] == {"provider": "openai", "name": "gpt-4o", "prompt": "answer-steps@v1"}
+    assert body["model"] == {"provider": "openai", "name": "gpt-4o", "prompt": "answer-steps@v2"}
     (request,) = server.received(CHAT)
     assert request.body["model"] == "gpt-4o"
     system, user = (m["content"] for m in request.body["messages"])
@@ -255,7 +255,7 @@ def test_critical_keeps_only_similar_passages_and_flags_review(
     # THEN only passages above the similarity bar reached the model, with the strict template
     assert status == 200, body
     assert (body["profile"], body["needs_review"], body["abstained"]) == ("critical", True, False)
-    assert body["model"]["prompt"] == "answer-strict@v1"
+    assert body["model"]["prompt"] == "answer-strict@v2"
     user = server.received(CHAT)[0].body["messages"][1]["content"]
     assert "[1] " in user and "25 vacation days" in user
     assert "[2] " not in user and "60 euros" not in user
@@ -347,7 +347,9 @@ def test_a_custom_template_serves_when_it_is_good(
     status, body = post(api, {"question": QUESTION, "profile": "custom"})
     assert status == 200 and body["model"]["prompt"] == "answer-custom@v2"
     system, user = (m["content"] for m in server.received(CHAT)[0].body["messages"])
-    assert system == "House rules." and user.startswith(f"Q: {QUESTION}\n[1] ")
+    # (the context is fenced passages whatever the template: a custom one is as safe)
+    assert system == "House rules." and user.startswith(f'Q: {QUESTION}\n<passage n="1" ')
+    assert '">\n[1] ' in user
 
 
 @pytest.mark.parametrize(
@@ -389,10 +391,10 @@ def test_the_answer_log_line_names_profile_model_and_prompt(
         post(api, {"question": QUESTION, "profile": "reasoning"})
     (record,) = [r for r in caplog.records if r.name == "ragline.answer"]
     assert record.getMessage() == (
-        "answered with profile reasoning, model openai:gpt-4o-mini, prompt answer-steps@v1"
+        "answered with profile reasoning, model openai:gpt-4o-mini, prompt answer-steps@v2"
     )
     assert (record.profile, record.prompt, record.fallback) == (  # type: ignore[attr-defined]
         "reasoning",
-        "answer-steps@v1",
+        "answer-steps@v2",
         False,
     )

@@ -105,7 +105,7 @@ def test_a_query_emits_one_document_equal_to_its_response(
     assert (doc["Provider"], doc["Model"], doc["Prompt"], doc["Profile"]) == (
         "openai",
         "gpt-4o-mini",
-        "answer@v1",
+        "answer@v2",
         body["profile"],
     )
     usage, latency = body["usage"], body["latency_ms"]
@@ -149,7 +149,7 @@ def test_a_query_emits_one_document_equal_to_its_response(
     assert row["total_ms"] == pytest.approx(latency["total"])
     assert row["sources"] == ["s3://docs/guide.md"]
     assert row["question"] == "When does the office open?"
-    assert row["prompt"] == "answer@v1" and row["abstained"] is False
+    assert row["prompt"] == "answer@v2" and row["abstained"] is False
 
     # AND feedback on it is stored and counted
     capsys.readouterr()

@@ -77,7 +77,7 @@ class OpenAICompatibleServer(LoopbackServer):
 
     reply: str | Callable[[dict[str, Any]], str] = "The documents do not answer this."
     usage: ChatUsage = field(default_factory=ChatUsage)
-    api_key: str | None = None  # when set, other keys get 401
+    api_key: str | None = None  # when set, other keys get 401 quoting the key they sent
     requests: list[Recorded] = field(default_factory=list)
     _queue: dict[str, list[Scripted]] = field(default_factory=dict)
     _failing_models: dict[str, int] = field(default_factory=dict)
@@ -117,8 +117,11 @@ class OpenAICompatibleServer(LoopbackServer):
         """Record the request and decide the reply: scripted, failing model, or service."""
         with self._lock:
             self.requests.append(Recorded(path, headers, body))
-        if self.api_key is not None and headers.get("authorization") != f"Bearer {self.api_key}":
-            return _error(401, "Incorrect API key provided.")
+        presented = headers.get("authorization", "")
+        if self.api_key is not None and presented != f"Bearer {self.api_key}":
+            # Like some upstreams, the message quotes the key it was sent (and the header).
+            key = presented.removeprefix("Bearer ")
+            return _error(401, f"Incorrect API key provided: {key} (header {presented!r}).")
         scripted = self._next_script(path)
         if scripted is not None and scripted.status != 200:
             return _error(scripted.status, f"scripted failure {scripted.status}")

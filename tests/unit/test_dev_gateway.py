@@ -5,6 +5,9 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import socket
+import statistics
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -254,3 +257,111 @@ def test_an_oversized_payload_is_refused_before_the_function_runs(
     # THEN it gets a 413 and the function never sees the request
     assert response.status == 413
     assert handler.events == []
+
+
+def _raw_exchange(gateway: ApiGateway, request: bytes) -> bytes:
+    """Send raw bytes on a fresh connection; return everything until the server closes it."""
+    host, port = gateway.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(request)
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+    return received
+
+
+def test_keep_alive_requests_after_the_first_do_not_wait_for_a_delayed_ack(
+    served: tuple[ApiGateway, RecordingHandler],
+) -> None:
+    # GIVEN the gateway and one keep-alive connection
+    gateway, handler = served
+    connection = _connection(gateway)
+    connection.request("GET", "/health")
+    connection.getresponse().read()
+
+    # WHEN 20 more requests follow on it
+    took = []
+    for _ in range(20):
+        started = time.perf_counter()
+        connection.request("POST", "/query", body=b'{"question": "hi"}')
+        connection.getresponse().read()
+        took.append(time.perf_counter() - started)
+
+    # THEN they do not wait for the client's delayed ACK, which Nagle's algorithm makes
+    # them do (~40 ms each, a kernel timer: never less): the median is well under that,
+    # whatever a busy host adds to a few of them
+    assert len(handler.events) == 21
+    median = statistics.median(took)
+    assert median < 0.02, f"median keep-alive request took {median * 1000:.1f} ms"
+
+
+@pytest.mark.parametrize(
+    ("framing", "body", "message"),
+    [
+        (b"Content-Length: abc\r\n", b"{}", "Content-Length 'abc' is not a number"),
+        (b"Content-Length: -5\r\n", b"{}", "Content-Length '-5' is not a number"),
+        (b"Content-Length: 2\r\nContent-Length: 3\r\n", b"{}", "conflicting Content-Length"),
+        (b"Transfer-Encoding: chunked\r\n", b"zz\r\n{}", "chunk size 'zz' is not hexadecimal"),
+    ],
+)
+def test_a_request_whose_length_cannot_be_read_gets_a_400(
+    served: tuple[ApiGateway, RecordingHandler], framing: bytes, body: bytes, message: str
+) -> None:
+    # GIVEN the gateway serving a recording function
+    gateway, handler = served
+
+    # WHEN a request arrives with a body length that cannot be read
+    raw = _raw_exchange(gateway, b"POST /query HTTP/1.1\r\nHost: x\r\n" + framing + b"\r\n" + body)
+
+    # THEN it gets a JSON 400 naming the problem (not a dropped connection), unseen by the function
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), raw
+    assert b"Connection: close" in head
+    assert message in json.loads(body)["message"]
+    assert handler.events == []
+
+
+@pytest.mark.parametrize(
+    ("method", "status"), [("TRACE", 405), ("CONNECT", 405), ("QUERY", 405), ("", 400)]
+)
+def test_methods_the_api_does_not_serve_get_a_json_error(
+    served: tuple[ApiGateway, RecordingHandler], method: str, status: int
+) -> None:
+    # GIVEN the gateway serving a recording function
+    gateway, handler = served
+
+    # WHEN a client sends a method no route serves (or no request line at all)
+    request_line = f"{method} /health HTTP/1.1" if method else "GARBAGE"
+    raw = _raw_exchange(gateway, f"{request_line}\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+
+    # THEN it gets a 4xx with a JSON message, as every other answer, not an HTML page (a 405
+    # names the methods that are served)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(f"HTTP/1.1 {status} ".encode()), raw
+    assert b"Content-Type: application/json" in head
+    assert (b"Allow: GET, HEAD, POST" in head) == (status == 405)
+    assert json.loads(body)["message"]
+    assert handler.events == []
+
+
+def test_head_answers_the_get_headers_without_a_body(
+    served: tuple[ApiGateway, RecordingHandler],
+) -> None:
+    # GIVEN the gateway serving a recording function
+    gateway, handler = served
+    connection = _connection(gateway)
+
+    # WHEN a client sends HEAD, then a GET on the same connection
+    connection.request("HEAD", "/health")
+    head = connection.getresponse()
+    head_body = head.read()
+    connection.request("GET", "/health")
+    get = connection.getresponse()
+    get_body = get.read()
+
+    # THEN HEAD has the GET's status and headers (its Content-Length too) and no body,
+    # and the function served it as the GET it stands for
+    assert head.status == get.status == 200
+    assert head.getheader("Content-Length") == str(len(get_body)) != "0"
+    assert head_body == b""
+    assert [event["httpMethod"] for event in handler.events] == ["GET", "GET"]

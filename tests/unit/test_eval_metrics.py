@@ -209,6 +209,29 @@ def test_sources_map_back_to_corpus_paths_and_gold_matches_their_endings() -> No
     assert matches_gold("s3://bucket/docs/xhowto/a.html", ("howto/a.html",)) is None
 
 
+def test_the_corpus_cache_key_is_the_chunks_the_files_become(tmp_path: Path) -> None:
+    from ragline.evaluation.runner import chunks_digest
+
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "a.md").write_text("# Tides\n\nThe ferry waits for the spring tide.\n")
+    files = [corpus / "a.md"]
+
+    def key() -> str:
+        return chunks_digest(corpus, files, max_tokens=200, overlap=20)
+
+    first = key()
+    # the same chunks from different bytes (a trailing blank line): the same key
+    (corpus / "a.md").write_text("# Tides\n\nThe ferry waits for the spring tide.\n\n\n")
+    assert key() == first
+    # other text: another key
+    (corpus / "a.md").write_text("# Tides\n\nThe ferry waits for the neap tide.\n")
+    assert key() != first
+    # AND chunk settings count when they change the chunks
+    (corpus / "a.md").write_text("# Tides\n\n" + "The ferry waits for the tide. " * 60)
+    assert chunks_digest(corpus, files, max_tokens=60, overlap=10) != key()
+
+
 def test_a_page_hit_needs_a_gold_document_passage_on_a_gold_page_within_k() -> None:
     from ragline.evaluation.metrics import page_hit_at
 

@@ -67,6 +67,7 @@ def test_a_query_is_one_document_with_every_figure(capsys: pytest.CaptureFixture
         "TopScore": "None",
         "Abstained": "Count",
         "NeedsReview": "Count",
+        "InstructionEcho": "Count",
         "Fallback": "Count",
     }
     figures = {n: value(doc, n) for n in units}

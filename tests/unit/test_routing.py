@@ -27,9 +27,9 @@ def test_the_packaged_profiles() -> None:
     assert sorted(profiles) == ["critical", "reasoning", "simple"]
     assert {p.llm for p in profiles.values()} == {"fake:small"}
     simple, reasoning, critical = (profiles[n] for n in ("simple", "reasoning", "critical"))
-    assert (simple.prompt, simple.min_score, simple.review) == ("answer@v1", None, False)
-    assert (reasoning.prompt, reasoning.top_k) == ("answer-steps@v1", 8)
-    assert critical.prompt == "answer-strict@v1" and critical.top_k == 10
+    assert (simple.prompt, simple.min_score, simple.review) == ("answer@v2", None, False)
+    assert (reasoning.prompt, reasoning.top_k) == ("answer-steps@v2", 8)
+    assert critical.prompt == "answer-strict@v2" and critical.top_k == 10
     assert critical.min_score == 0.3 and critical.require_citations and critical.review
 
 

@@ -18,6 +18,15 @@ def test_created_event_key_is_url_decoded_once(event: Callable[[str], dict[str, 
     ]
 
 
+def test_the_version_the_event_names_is_read(event: Callable[[str], dict[str, Any]]) -> None:
+    [change] = object_changes(event("sqs_s3_object_created")["Records"][0]["body"])
+    assert (change.sequencer, change.etag, change.version_id) == (
+        "0055AED6DCD90281E5",
+        "d41d8cd98f00b204e9800998ecf8427e",
+        "096fKKXTRTtl3on89fVO.nfljtsv6qko",
+    )
+
+
 def test_percent_encoding_is_decoded_once() -> None:
     body = json.dumps(
         {

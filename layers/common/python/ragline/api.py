@@ -1,23 +1,95 @@
-"""Helpers for the REST handler: error bodies, the error-to-status mapping, request limits."""
+"""Helpers for the REST handler: the resolver, error bodies, the error-to-status mapping,
+what the OpenAPI document says about errors, and request limits."""
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
+import uuid
 from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.shared.json_encoder import Encoder
 
-from ragline.errors import ModelUnavailableError, RaglineError
+from ragline.errors import DatabaseUnavailableError, ModelUnavailableError, RaglineError
+from ragline.schemas import COLLECTION_PATTERN, CURSOR_PATTERN, TEXT_PATTERN, ErrorBody
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
-    from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+    from aws_lambda_powertools.event_handler.openapi.models import OpenAPI
+    from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+
+# NaN and Infinity are not JSON: a response carrying one fails loudly (a 500 naming the
+# request id, or an integration error) rather than reaching a client that cannot parse it.
+to_json = partial(json.dumps, separators=(",", ":"), cls=Encoder, allow_nan=False)
+
+ERRORS: dict[int, str] = {
+    400: "The request is invalid: the message says which field and why.",
+    404: "No such route or resource.",
+    409: "The collection was embedded with another model than the one configured.",
+    413: "The request body is over RAGLINE_MAX_BODY_BYTES.",
+    502: "The embedding model failed (no answer is written without the search).",
+    503: "The database, or every model of the profile, is unavailable; retry later.",
+}
 
 
-def error_response(status: int, message: str, **extra: Any) -> Response[str]:
+def documented_errors(
+    *statuses: int, ok: str = "Successful Response"
+) -> dict[int, OpenAPIResponse]:
+    """A route's responses for the OpenAPI document: 200 (its return type) and the
+    error statuses it can answer, each with the error body. 400 and 503 go on every
+    route: any input can be invalid, and any route reads the database."""
+    responses: dict[int, OpenAPIResponse] = {200: {"description": ok}}
+    for status in sorted({400, 503, *statuses}):
+        responses[status] = {
+            "description": ERRORS[status],
+            "content": {content_types.APPLICATION_JSON: {"model": ErrorBody}},
+        }
+    return responses
+
+
+class RestResolver(APIGatewayRestResolver):
+    """Powertools' REST resolver with validation on, JSON without NaN, and an OpenAPI
+    document that shows the errors the API really answers.
+
+    Powertools documents a 422 for every validated route; ragline answers invalid
+    requests with 400 (see ``handle_errors``), which the routes document themselves.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(enable_validation=True, serializer=to_json)
+
+    def get_openapi_schema(self, **kwargs: Any) -> OpenAPI:
+        """The OpenAPI document, without the 422 responses no route ever sends."""
+        # Imported here: only /swagger needs the document's models, not the cold start.
+        from aws_lambda_powertools.event_handler.openapi.models import OpenAPI
+
+        spec = super().get_openapi_schema(**kwargs)
+        document = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+        for item in document.get("paths", {}).values():
+            for operation in item.values():
+                if isinstance(operation, dict):
+                    operation.get("responses", {}).pop("422", None)
+        schemas = document.get("components", {}).get("schemas", {})
+        paths = json.dumps(document.get("paths", {}))
+        for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+            if f'/{unused}"' not in paths:
+                schemas.pop(unused, None)
+        return OpenAPI.model_validate(document)
+
+    def allowed_methods(self, path: str) -> list[str]:
+        """The methods some route serves on ``path``; empty when no route has the path."""
+        routes = self._static_routes + self._dynamic_routes
+        return sorted({route.method for route in routes if route.rule.match(path)})
+
+
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> Response[str]:
     """A JSON error body with a readable message, never a stack trace.
 
     ``extra`` adds fields the caller can still use, such as the citations retrieved
@@ -26,22 +98,49 @@ def error_response(status: int, message: str, **extra: Any) -> Response[str]:
     return Response(
         status_code=status,
         content_type=content_types.APPLICATION_JSON,
-        body=json.dumps({"message": message, "statusCode": status, **extra}),
+        body=to_json({"message": message, "statusCode": status, **extra}),
+        headers=headers,
     )
+
+
+# pydantic's messages, reworded where they would puzzle a caller (by error type); the
+# templates read the error's context (``le``, ``ge``).
+READABLE_ERRORS: dict[str, str] = {
+    "json_invalid": "request body: is not valid JSON",
+    "missing": "{where}: is required",
+    "string_unicode": "{where}: is not valid Unicode text",
+    "uuid_parsing": "{where}: is not a UUID",
+    "uuid_type": "{where}: is not a UUID",
+    "int_type": "{where}: must be an integer (a JSON number, not a string or a boolean)",
+    "extra_forbidden": "{where}: is not a known field",
+    "less_than_equal": "{where} must be at most {le}",
+    "greater_than_equal": "{where} must be at least {ge}",
+}
+# What a value failing one of the schemas' patterns should have been.
+PATTERN_ERRORS: dict[str, str] = {
+    TEXT_PATTERN: "must not contain NUL characters (\\u0000)",
+    COLLECTION_PATTERN: "must be 1 to 64 letters, digits, '_', '.' or '-', "
+    "starting with a letter or a digit",
+    CURSOR_PATTERN: "is not a cursor a listing returned",
+}
+WHERE = ("body", "query", "path", "header")  # where a value was, in pydantic's locations
 
 
 def validation_message(errors: Sequence[Any]) -> str:
     """One readable sentence from pydantic's validation errors."""
     parts = []
     for error in errors:
-        location = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path")]
+        location = [str(p) for p in error.get("loc", ())]
+        if location and location[0] in WHERE:
+            location = location[1:]  # the field's name, not where it was sent
         where = ".".join(location) or "request body"
-        message = error.get("msg", "is invalid")
-        if error.get("type") == "json_invalid":
-            where, message = "request body", "is not valid JSON"
-        elif error.get("type") == "missing":
-            message = "is required"
-        parts.append(f"{where}: {message}")
+        kind, context = error.get("type"), error.get("ctx") or {}
+        message = f"{where}: {error.get('msg', 'is invalid')}"
+        if kind == "string_pattern_mismatch" and context.get("pattern") in PATTERN_ERRORS:
+            message = f"{where}: {PATTERN_ERRORS[context['pattern']]}"
+        elif kind in READABLE_ERRORS:
+            message = READABLE_ERRORS[kind].format(where=where, **context)
+        parts.append(message)
     return "invalid request: " + "; ".join(parts) if parts else "invalid request"
 
 
@@ -54,11 +153,33 @@ def oversized_body_response(event: dict[str, Any], limit: int) -> dict[str, Any]
     return {
         "statusCode": 413,
         "headers": {"Content-Type": "application/json"},
-        "body": json.dumps(
+        "body": to_json(
             {"message": f"request body is {size} bytes; the limit is {limit}", "statusCode": 413}
         ),
         "isBase64Encoded": False,
     }
+
+
+def undecodable_body_response(event: dict[str, Any]) -> dict[str, Any] | None:
+    """A 400 proxy response when the body is not UTF-8 text (JSON always is), else None.
+
+    API Gateway hands such a body over base64-encoded; decoding it as text would fail
+    deep in the resolver, as a 500.
+    """
+    body = event.get("body")
+    if not body or not event.get("isBase64Encoded"):
+        return None
+    try:
+        base64.b64decode(body, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        message = "request body is not UTF-8 text; send JSON"
+        return {
+            "statusCode": 400,
+            "headers": {"Content-Type": "application/json"},
+            "body": to_json({"message": message, "statusCode": 400}),
+            "isBase64Encoded": False,
+        }
+    return None
 
 
 def as_json_request(event: dict[str, Any]) -> dict[str, Any]:
@@ -87,6 +208,12 @@ def handle_errors(app: APIGatewayRestResolver, logger: Logger) -> None:
     @app.not_found
     def handle_unknown_route(error: Exception) -> Response[str]:
         event = app.current_event
+        allowed = app.allowed_methods(event.path) if isinstance(app, RestResolver) else []
+        if allowed:  # the path exists, the method does not
+            message = (
+                f"{event.http_method} is not allowed on {event.path}; use {', '.join(allowed)}"
+            )
+            return error_response(405, message, headers={"Allow": ", ".join(allowed)})
         return error_response(404, f"no route for {event.http_method} {event.path}")
 
     @app.exception_handler(RequestValidationError)
@@ -99,6 +226,13 @@ def handle_errors(app: APIGatewayRestResolver, logger: Logger) -> None:
         logger.error("no model answered", extra={"failures": dict(error.failures)})
         return error_response(503, str(error), citations=error.citations)
 
+    @app.exception_handler(DatabaseUnavailableError)
+    def handle_database_down(error: DatabaseUnavailableError) -> Response[str]:
+        # The store logged why; the caller learns when to come back, not the driver's text.
+        response = error_response(error.status_code, str(error))
+        response.headers["Retry-After"] = str(error.retry_after_seconds)
+        return response
+
     @app.exception_handler(RaglineError)
     def handle_domain_error(error: RaglineError) -> Response[str]:
         if error.status_code >= 500:
@@ -110,3 +244,48 @@ def handle_errors(app: APIGatewayRestResolver, logger: Logger) -> None:
         logger.exception("unexpected error")
         request_id = app.current_event.request_context.request_id
         return error_response(500, f"internal error (request id {request_id})")
+
+
+def rejected_query(event: dict[str, Any], response: dict[str, Any]) -> dict[str, Any] | None:
+    """For ``POST /query`` answered with an error status, what the query log keeps of it:
+    ``request_id``, ``status_code``, and the ``collection`` and ``profile`` asked for (None
+    when not given, "" when not a plausible name). None for other requests and for a
+    database outage, which cannot be written to the database it is about."""
+    status = int(response.get("statusCode", 200))
+    if event.get("httpMethod") != "POST" or event.get("path") != "/query" or status < 400:
+        return None
+    if status == DatabaseUnavailableError.status_code and _message(response) == str(
+        DatabaseUnavailableError()
+    ):
+        return None
+    raw = event.get("body") or "{}"
+    try:
+        body = json.loads(base64.b64decode(raw) if event.get("isBase64Encoded") else raw)
+    except ValueError:  # not JSON, not UTF-8, not base64
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+
+    def name(key: str) -> str | None:
+        # What was refused may be anything; a name is kept only if it could be one.
+        value = body.get(key)
+        if value is None:
+            return None
+        plausible = isinstance(value, str) and len(value) <= 64 and value.isprintable()
+        return value if plausible else ""
+
+    return {
+        # a request without an id (a hand-made event) still gets a row of its own
+        "request_id": str(event.get("requestContext", {}).get("requestId") or uuid.uuid4()),
+        "status_code": status,
+        "collection": name("collection"),
+        "profile": name("profile"),
+    }
+
+
+def _message(response: dict[str, Any]) -> str | None:
+    try:
+        message = json.loads(response.get("body") or "{}").get("message")
+    except (ValueError, AttributeError):
+        return None
+    return message if isinstance(message, str) else None

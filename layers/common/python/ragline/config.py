@@ -17,6 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ragline.errors import ConfigurationError
 
+# The most passages one request may ask for: the API schema's limit (ragline.schemas) and
+# the ceiling of RAGLINE_MAX_TOP_K, so the documented limit and the enforced one agree.
+MAX_TOP_K = 50
+
 # Environment variable -> settings field. One table, so the names are documented in one place.
 ENVIRONMENT: dict[str, str] = {
     "RAGLINE_DATABASE_URL": "database_url",
@@ -46,13 +50,16 @@ ENVIRONMENT: dict[str, str] = {
     "RAGLINE_RERANKER_URL": "reranker_url",
     "RAGLINE_RERANKER_API_KEY": "reranker_api_key",
     "RAGLINE_RERANKER_INSTANCE_TYPE": "reranker_instance_type",
+    "RAGLINE_EMBEDDINGS_INSTANCE_TYPE": "embeddings_instance_type",
     "RAGLINE_RERANK_DEPTH": "rerank_depth",
     "RAGLINE_RERANK_TIMEOUT": "rerank_timeout_seconds",
+    "RAGLINE_DATABASE_CONNECT_TIMEOUT": "database_connect_timeout_seconds",
     "RAGLINE_FUSION": "fusion",
     "RAGLINE_FUSION_VECTOR_WEIGHT": "fusion_vector_weight",
     "RAGLINE_HNSW_EF_SEARCH": "hnsw_ef_search",
     "RAGLINE_HNSW_M": "hnsw_m",
     "RAGLINE_HNSW_EF_CONSTRUCTION": "hnsw_ef_construction",
+    "RAGLINE_INDEX_BUILD_MEMORY_MB": "index_build_memory_mb",
     "RAGLINE_CHUNK_TOKENS": "chunk_tokens",
     "RAGLINE_CHUNK_OVERLAP": "chunk_overlap",
     "RAGLINE_MAX_BODY_BYTES": "max_body_bytes",
@@ -102,17 +109,21 @@ class Settings(BaseModel):
 
     # Retrieval and chunking.
     default_collection: str = "default"
-    top_k: int = Field(default=5, ge=1, le=100)
-    max_top_k: int = Field(default=50, ge=1, le=500)
+    top_k: int = Field(default=5, ge=1, le=MAX_TOP_K)
+    # May lower the API's documented limit, never raise it: the schema would then lie.
+    max_top_k: int = Field(default=MAX_TOP_K, ge=1, le=MAX_TOP_K)
     # Reranking the search's best candidates: ``none``, ``bedrock:<model>``,
     # ``http:<model>`` (a /rerank server at ``reranker_url``) or ``sagemaker:<endpoint>``.
     reranker: str = "none"
     reranker_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
     reranker_api_key: str | None = None
     reranker_instance_type: str | None = None  # prices a sagemaker reranker's time
+    embeddings_instance_type: str | None = None  # prices a sagemaker embedder's time
     rerank_depth: int = Field(default=20, ge=1, le=1000)
     # Short: the reranker is on every query's path, and a slow one is skipped, not waited on.
     rerank_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # Below API Gateway's 29 s: a database that never answers is a 503, not a 504.
+    database_connect_timeout_seconds: float = Field(default=20.0, ge=1, le=300)
     # How hybrid search fuses its vector and keyword lists: "relative" (each list's scores
     # scaled to 0..1, the vector list weighted by fusion_vector_weight, by default the
     # embedder's own weight) or "rrf" (Reciprocal Rank Fusion, which ignores scores).
@@ -125,6 +136,8 @@ class Settings(BaseModel):
     # (pgvector's defaults; a larger ef_construction buys recall with slower ingestion).
     hnsw_m: int = Field(default=16, ge=2, le=100)
     hnsw_ef_construction: int = Field(default=64, ge=4, le=1000)
+    # maintenance_work_mem for an HNSW index built after a bulk load (None: the server's).
+    index_build_memory_mb: int | None = Field(default=None, ge=64, le=65536)
     chunk_tokens: int = Field(default=256, ge=32, le=8192)
     chunk_overlap: int = Field(default=40, ge=0, le=4096)
 

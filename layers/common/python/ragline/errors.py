@@ -1,8 +1,52 @@
-"""Domain errors. Handlers map these to HTTP status codes or document statuses."""
+"""Domain errors. Handlers map these to HTTP status codes or document statuses.
+
+Also :func:`redact`, the one place credentials are cut out of text: a model provider's
+error message may echo the key it was sent, and :class:`ModelError` carries such messages
+into logs and responses.
+"""
 
 from __future__ import annotations
 
+import re
+import threading
 from typing import Any
+
+REDACTED = "[redacted]"
+
+# Credential shapes worth catching wherever they appear: OpenAI-style keys, bearer
+# tokens, AWS access key ids, and a 40-character AWS secret written after its name.
+_CREDENTIALS = (
+    (re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}"), "sk-" + REDACTED),
+    (re.compile(r"\b(Bearer)\s+[A-Za-z0-9._~+/=\-]{4,}", re.IGNORECASE), r"\1 " + REDACTED),
+    (re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), REDACTED),
+    (
+        re.compile(
+            r"(aws_secret_access_key[\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9/+=]{40}", re.IGNORECASE
+        ),
+        r"\1" + REDACTED,
+    ),
+)
+# Keys too short to be secrets ("test", "x" for a local server) would blank out words.
+_MIN_SECRET_LENGTH = 8
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
+
+
+def remember_secret(value: str | None) -> None:
+    """Redact ``value`` (a configured API key) wherever :func:`redact` sees it from now on."""
+    if value and len(value) >= _MIN_SECRET_LENGTH:
+        with _secrets_lock:
+            _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """``text`` with the configured keys and anything shaped like a credential replaced."""
+    # longest first, so a key that contains another is cut whole
+    for secret in sorted(_secrets, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    for pattern, replacement in _CREDENTIALS:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 class RaglineError(Exception):
@@ -35,19 +79,43 @@ class DocumentParseError(RaglineError):
     """The object could not be parsed; the document is recorded as failed."""
 
 
+class SupersededError(RaglineError):
+    """A write was refused because the store or the bucket holds a newer version of the
+    object than the one read; the newer version's own event brings it (or already did)."""
+
+    status_code = 409
+
+
 class EmbeddingDimensionError(RaglineError):
     """The embedder's dimension differs from the one the collection was built with."""
 
     status_code = 409
 
 
+class DatabaseUnavailableError(RaglineError):
+    """The database cannot be reached (HTTP 503): down, restarting, or the network is.
+
+    ``retry_after_seconds`` is the wait the caller is told (``Retry-After``); the next
+    request opens a new connection.
+    """
+
+    status_code = 503
+    retry_after_seconds = 5
+
+    def __init__(self, message: str = "database unavailable") -> None:
+        super().__init__(message)
+
+
 class ModelError(RaglineError):
-    """A model call failed. ``retryable`` says whether trying again may help."""
+    """A model call failed. ``retryable`` says whether trying again may help.
+
+    The message is redacted (:func:`redact`): providers' messages may quote the key.
+    """
 
     status_code = 502
 
     def __init__(self, message: str, *, retryable: bool = False) -> None:
-        super().__init__(message)
+        super().__init__(redact(message))
         self.retryable = retryable
 
 
@@ -68,8 +136,8 @@ class ModelUnavailableError(RaglineError):
         failures: tuple[tuple[str, str], ...] = (),
         citations: list[dict[str, Any]] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.failures = failures
+        super().__init__(redact(message))
+        self.failures = tuple((model, redact(reason)) for model, reason in failures)
         self.citations = citations or []
 
     def with_citations(self, citations: list[dict[str, Any]]) -> ModelUnavailableError:

@@ -9,6 +9,7 @@ cannot disagree.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from ragline.schemas import QueryResponse
     from ragline.store import Store
 
+logger = logging.getLogger(__name__)
+
 
 class Costs:
     """What model calls cost, from the usage they reported and the price table."""
@@ -36,12 +39,14 @@ class Costs:
         prices: PriceTable,
         instance_type: str | None = None,
         reranker_instance_type: str | None = None,
+        embeddings_instance_type: str | None = None,
     ) -> None:
         self.prices = prices
-        # The SageMaker instance types price the time a generation (or a rerank) held the
-        # endpoint.
+        # The SageMaker instance types price the time a generation (or a rerank, or an
+        # embedding) held the endpoint.
         self.instance_type = instance_type
         self.reranker_instance_type = reranker_instance_type
+        self.embeddings_instance_type = embeddings_instance_type
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Costs:
@@ -49,11 +54,15 @@ class Costs:
             get_price_table(settings.prices_file),
             settings.sagemaker_instance_type,
             settings.reranker_instance_type,
+            settings.embeddings_instance_type,
         )
 
-    def embedding(self, embedder: str, tokens: int) -> Cost:
-        """Embedding ``tokens`` tokens with the embedder named ``embedder``."""
-        return self.prices.embedding_cost(embedder, tokens)
+    def embedding(self, embedder: str, tokens: int, seconds: float = 0.0) -> Cost:
+        """Embedding ``tokens`` tokens with the embedder named ``embedder``; for a SageMaker
+        endpoint, the ``seconds`` the calls held its instance."""
+        return self.prices.embedding_cost(
+            embedder, tokens, seconds=seconds, instance_type=self.embeddings_instance_type
+        )
 
     def rerank(self, reranking: Reranking | None) -> Cost:
         """What reranking one search cost: 0 without a reranker, or when it failed (a
@@ -74,10 +83,13 @@ class Costs:
         embedder: str,
         embedding_tokens: int,
         rerank: Cost | None = None,
+        embedding_seconds: float = 0.0,
     ) -> Cost:
         """An answer: its generation (``completion`` None when no model was called) plus
         the question's embedding and the reranker's cost (:meth:`rerank`)."""
-        embedding = self.embedding(embedder, embedding_tokens) + (rerank or Cost(0.0))
+        embedding = self.embedding(embedder, embedding_tokens, embedding_seconds) + (
+            rerank or Cost(0.0)
+        )
         if completion is None:
             return Cost(0.0) + embedding
         seconds = completion.details.get("latency_ms")
@@ -95,7 +107,9 @@ class Costs:
         None when the embedder is not priced)."""
         if not result.embedding_model:
             return 0.0
-        return self.embedding(result.embedding_model, result.embedding_tokens).usd
+        return self.embedding(
+            result.embedding_model, result.embedding_tokens, result.embedding_seconds
+        ).usd
 
 
 def query_record(
@@ -130,6 +144,7 @@ def query_record(
         top_score=None if top_score is None else round(top_score, 6),
         abstained=response.abstained,
         needs_review=response.needs_review,
+        instruction_echo=response.review_reason is not None,
         fallback=response.fallback,
         rerank_ms=None if reranking is None else latency.rerank,
         rerank_cost_usd=None if reranking is None else usage.rerank_cost_usd,
@@ -163,6 +178,37 @@ class Ledger:
         """Emit one answered query's EMF document and write its query-log row."""
         self.emitter.query(record)
         self.store.log_query(self.query_log_row(record))
+
+    def rejected_query(
+        self,
+        request_id: str,
+        status_code: int,
+        *,
+        collection: str | None = None,
+        profile: str | None = None,
+        total_ms: float = 0.0,
+    ) -> None:
+        """Write the query-log row of a question answered with an error status (4xx, 5xx):
+        no model, no usage, the collection and profile asked for (the defaults when none).
+
+        Never raises: the caller's error response stands whatever happens here.
+        """
+        record = QueryRecord(
+            request_id=request_id,
+            status_code=status_code,
+            collection=self.settings.default_collection if collection is None else collection,
+            profile=self.settings.default_profile if profile is None else profile,
+            provider="", model="", prompt="",
+            input_tokens=0, output_tokens=0, cached_input_tokens=0, embedding_tokens=0,
+            cost_usd=None, cost_estimated=False,
+            retrieve_ms=0.0, generate_ms=0.0, total_ms=round(total_ms, 2),
+            chunks_retrieved=0, top_score=None,
+            abstained=False, needs_review=False, fallback=False, sources=[],
+        )  # fmt: skip
+        try:
+            self.store.log_query(record)
+        except Exception:  # a failed log line must not turn a 4xx into a 500
+            logger.exception("could not record rejected query %s", request_id)
 
     def query_log_row(self, record: QueryRecord) -> QueryRecord:
         """The row the query log keeps: the question only when RAGLINE_LOG_QUESTIONS."""

@@ -37,11 +37,13 @@ class QuerySignals:
     rerank_ms: float | None = None
     rerank_cost_usd: float | None = None
     rerank_failed: bool | None = None
+    # The answer repeated an instruction found in a passage (it is also needs_review).
+    instruction_echo: bool = False
 
 
 # Signals that go to CloudWatch but have no query-log column (retrieve_ms and cost_usd
-# there include the reranker's share).
-NOT_IN_QUERY_LOG = frozenset({"rerank_ms", "rerank_cost_usd", "rerank_failed"})
+# there include the reranker's share; needs_review there includes instruction_echo).
+NOT_IN_QUERY_LOG = frozenset({"rerank_ms", "rerank_cost_usd", "rerank_failed", "instruction_echo"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,8 +64,10 @@ class QueryRecord(QuerySignals):
 class IngestResult:
     """What happened to one object.
 
-    ``status``: ingested, unchanged (same content, not re-embedded), skipped (no loader),
-    failed (recorded with the reason), deleted, or absent (nothing to delete).
+    ``status``: ingested, unchanged (same content, not re-embedded), updated (same
+    content, new collection or metadata applied without re-embedding), skipped (no
+    loader), failed (recorded with the reason), deleted, absent (nothing to delete), or
+    superseded (a newer version of the object won a race; nothing written).
     """
 
     source: str
@@ -75,6 +79,8 @@ class IngestResult:
     embedding_model: str | None = None
     error: str | None = None
     latency_ms: float = 0.0
+    # How long the embedding calls held an endpoint billed by the hour (SageMaker).
+    embedding_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """The result as a flat mapping (the fields of a log line)."""

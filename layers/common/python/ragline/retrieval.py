@@ -115,6 +115,7 @@ class Retrieval:
     chunks: list[RetrievedChunk]
     embedding_tokens: int
     reranking: Reranking | None = None  # None: no reranker configured (or no candidates)
+    embedding_seconds: float = 0.0  # endpoint time of the query's embedding (SageMaker)
 
 
 class Retriever:
@@ -203,10 +204,18 @@ class Retriever:
         self.store.ensure_collection(collection, self.embedder.name, self.embedder.dimensions)
         embedded = self.embedder.embed_query(query)
         vector = embedded.vectors[0]
+        if not vector.any():
+            # A query with nothing the embedder can read ("!!!") embeds as the zero vector,
+            # whose cosine distance to every chunk is undefined (NaN): no chunk is near it.
+            # Vector search finds nothing; hybrid search is the keyword search alone.
+            if mode == "vector":
+                return Retrieval([], embedded.tokens)
+            return Retrieval(self.store.keyword_search(collection, query, top_k), embedded.tokens)
         if mode == "vector":
             return Retrieval(
                 self.store.vector_search(collection, vector, top_k, ef_search=ef_search),
                 embedded.tokens,
+                embedding_seconds=embedded.seconds,
             )
         depth = max(20, top_k * 4)
         by_vector = self.store.vector_search(collection, vector, depth, ef_search=ef_search)
@@ -226,7 +235,7 @@ class Retriever:
                 else replace(c, similarity=known_similarity.get(c.chunk_id))
                 for c in fused
             ]  # fmt: skip
-        return Retrieval(fused, embedded.tokens)
+        return Retrieval(fused, embedded.tokens, embedding_seconds=embedded.seconds)
 
 
 def _rerank_text(chunk: RetrievedChunk) -> str:

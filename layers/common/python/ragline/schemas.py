@@ -1,12 +1,24 @@
-"""Request and response shapes of the REST API, shared by the handler and the use cases."""
+"""Request and response shapes of the REST API, shared by the handler and the use cases.
+
+Requests are strict (``"5"`` or ``true`` is not a number) and refuse unknown fields.
+Text fields refuse NUL characters, which PostgreSQL cannot store or compare: refused
+here, by the schema the OpenAPI document shows, every route is covered.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ragline.config import MAX_TOP_K
 
 COLLECTION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+TEXT_PATTERN = r"^[^\x00]*$"  # any text without a NUL character
+CURSOR_PATTERN = r"^[A-Za-z0-9_=-]*$"  # the URL-safe base64 a listing hands out
+PROFILE_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
+DOCUMENT_STATUS_PATTERN = "^(pending|ingested|skipped|failed)$"
+
 EF_SEARCH = Field(
     default=None,
     ge=10,
@@ -14,37 +26,68 @@ EF_SEARCH = Field(
     description="HNSW candidates per vector search (default RAGLINE_HNSW_EF_SEARCH): "
     "higher finds more of the exact nearest chunks and takes longer.",
 )
+TOP_K = Field(
+    default=None,
+    ge=1,
+    le=MAX_TOP_K,
+    description=f"Passages to return (default RAGLINE_TOP_K); at most {MAX_TOP_K}, or "
+    "RAGLINE_MAX_TOP_K where it is set lower.",
+)
 
 
-class QueryRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    question: str = Field(min_length=1, description="The question to answer.")
+    @field_validator("*", mode="before")
+    @classmethod
+    def _integral_numbers_are_integers(cls, value: Any) -> Any:
+        """JSON Schema's integer: a number with no fraction (``5.0`` is 5). Strings and
+        booleans stay what they are, and strict mode turns them away from integer fields
+        (lax mode would read ``"5"`` and ``true`` as numbers)."""
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+
+
+class QueryRequest(_Request):
+    question: str = Field(min_length=1, pattern=TEXT_PATTERN, description="The question to answer.")
     collection: str | None = Field(default=None, pattern=COLLECTION_PATTERN)
-    top_k: int | None = Field(default=None, ge=1, le=100)
-    profile: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+    top_k: int | None = TOP_K
+    profile: str | None = Field(default=None, pattern=PROFILE_PATTERN)
     ef_search: int | None = EF_SEARCH
 
 
-class RetrieveRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    query: str = Field(min_length=1)
-    top_k: int | None = Field(default=None, ge=1, le=100)
+class RetrieveRequest(_Request):
+    query: str = Field(min_length=1, pattern=TEXT_PATTERN)
+    top_k: int | None = TOP_K
     mode: Literal["hybrid", "vector", "keyword"] = "hybrid"
     collection: str | None = Field(default=None, pattern=COLLECTION_PATTERN)
     ef_search: int | None = EF_SEARCH
 
 
-class FeedbackRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    request_id: str = Field(min_length=1, max_length=128)
+class FeedbackRequest(_Request):
+    request_id: str = Field(min_length=1, max_length=128, pattern=TEXT_PATTERN)
     rating: Literal["up", "down"]
-    comment: str | None = Field(default=None, max_length=2000)
+    comment: str | None = Field(default=None, max_length=2000, pattern=TEXT_PATTERN)
 
 
-class Citation(BaseModel):
+class ErrorBody(BaseModel):
+    """Every error: a readable message, and whatever else the caller can still use."""
+
+    message: str = Field(description="What went wrong, in a sentence.")
+    statusCode: int | None = Field(default=None, description="The HTTP status, repeated.")
+    citations: list[dict[str, object]] | None = Field(
+        default=None,
+        description="503 from /query when no model answered: the passages retrieved.",
+    )
+
+
+class _Response(BaseModel):
+    # NaN is not JSON: a score that is not a number fails here, not in the client's parser.
+    model_config = ConfigDict(allow_inf_nan=False)
+
+
+class Citation(_Response):
     n: int
     document_id: str
     source: str
@@ -63,13 +106,13 @@ class Citation(BaseModel):
     )
 
 
-class ModelInfo(BaseModel):
+class ModelInfo(_Response):
     provider: str
     name: str
     prompt: str
 
 
-class UsageInfo(BaseModel):
+class UsageInfo(_Response):
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
@@ -82,14 +125,14 @@ class UsageInfo(BaseModel):
     )
 
 
-class Latency(BaseModel):
+class Latency(_Response):
     retrieve: float
     generate: float
     total: float
     rerank: float = Field(default=0.0, description="The reranker's part of retrieve.")
 
 
-class QueryResponse(BaseModel):
+class QueryResponse(_Response):
     answer: str
     citations: list[Citation]
     abstained: bool
@@ -111,9 +154,14 @@ class QueryResponse(BaseModel):
         description="The reranker that ordered the passages; null when none is configured "
         "or it failed (the passages are then in the search's order).",
     )
+    review_reason: str | None = Field(
+        default=None,
+        description="Why this answer needs review beyond its profile's rule, such as an "
+        "instruction from a passage that the answer repeats; null when there is none.",
+    )
 
 
-class RetrievedItem(BaseModel):
+class RetrievedItem(_Response):
     chunk_id: int
     document_id: str
     source: str
@@ -132,7 +180,7 @@ class RetrievedItem(BaseModel):
     )
 
 
-class RetrieveResponse(BaseModel):
+class RetrieveResponse(_Response):
     results: list[RetrievedItem]
     embedding_tokens: int = 0
     reranker: str | None = Field(

@@ -163,13 +163,14 @@ class Answerer:
             completion,
             profile=route.name,
             prompt=route.prompt.ref,
-            needs_review=rules.review,
+            needs_review=rules.review or verdict.review_reason is not None,
             embedding_tokens=retrieval.embedding_tokens,
             cost=self.costs.query(
                 completion if chunks else None,  # no passages: no model was called
                 embedder=self.retriever.embedder.name,
                 embedding_tokens=retrieval.embedding_tokens,
                 rerank=rerank_cost,
+                embedding_seconds=retrieval.embedding_seconds,
             ),
             rerank_cost=rerank_cost,
             reranker=responses.reranker(reranking),
@@ -234,6 +235,12 @@ class Answerer:
             logger.warning(
                 "profile %s: the answer of %s cites no passage; abstaining instead",
                 route.name, model,
+            )  # fmt: skip
+        if verdict.review_reason is not None:
+            logger.warning(
+                "profile %s: the answer of %s needs review: %s",
+                route.name, model, verdict.review_reason,
+                extra={"profile": route.name, "model": model, "instruction_echo": True},
             )  # fmt: skip
         logger.info(
             "answered with profile %s, model %s, prompt %s%s",

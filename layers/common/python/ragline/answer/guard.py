@@ -4,6 +4,11 @@ Before generation, passages less similar to the question than the profile's
 ``min_score`` are dropped. After it, an answer is either the template's abstention
 sentence or text grounded in the numbered passages it cites as ``[n]``; a profile that
 requires citations turns an answer citing none of them into an abstention.
+
+Passages are untrusted: a document may carry instructions aimed at the model ("ignore
+previous instructions ..."). The prompt fences passages and says to ignore them; after
+generation, an answer that repeats an instruction-like sentence of a passage is flagged
+for review (:func:`instruction_echo`), since the model most likely obeyed it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,21 @@ if TYPE_CHECKING:
     from ragline.store import RetrievedChunk
 
 _CITATION = re.compile(r"\[(\d+)\]")
+# Phrases that address the model rather than inform a reader. An answer repeating one of
+# them word for word from a passage is the mark of an injection that worked.
+_INSTRUCTION = re.compile(
+    r"\b(?:ignore|disregard|forget|override)\s+(?:all\s+|any\s+|the\s+)?"
+    r"(?:previous|prior|above|earlier|preceding|your|these|those|other|system|all|any)\b"
+    r"[^.!?\n]{0,30}?\b(?:instructions?|rules|prompts?|directions|guidelines|messages?)\b"
+    r"|\bdisregard (?:all |everything |the )?(?:above|previous|prior)\b"
+    r"|\byou are now\b"
+    r"|\bsystem prompt\b"
+    r"|\bnew instructions?\s*:"
+    r"|\bdeveloper mode\b",
+    re.IGNORECASE,
+)
+# An echo shorter than this many words could be a coincidence of ordinary prose.
+_MIN_ECHO_WORDS = 3
 
 
 def similar_enough(chunks: list[RetrievedChunk], min_score: float | None) -> list[RetrievedChunk]:
@@ -44,6 +64,28 @@ class Verdict:
     sources: list[tuple[int, RetrievedChunk]]
     # The model answered but cited no passage, under a profile requiring citations.
     withheld: bool = False
+    # Why a person should look at this answer (an instruction from a passage repeated).
+    review_reason: str | None = None
+
+
+def _words(text: str) -> str:
+    """Lowercase words separated by single spaces: punctuation and citations aside."""
+    return " ".join(re.findall(r"[a-z0-9]+", _CITATION.sub(" ", text).lower()))
+
+
+def instruction_echo(text: str, chunks: list[RetrievedChunk]) -> str | None:
+    """Why the answer needs review when it repeats an instruction-like sentence of a
+    passage (from the instruction to the end of its sentence, word for word), else None."""
+    passages = [(n, _words(c.text)) for n, c in enumerate(chunks, start=1)]
+    for match in _INSTRUCTION.finditer(text):
+        tail = re.split(r"[.!?\n]", text[match.start() :], maxsplit=1)[0]
+        echo = _words(tail)
+        if len(echo.split()) < _MIN_ECHO_WORDS:
+            continue
+        for n, words in passages:
+            if f" {echo} " in f" {words} ":
+                return f"the answer repeats an instruction found in passage [{n}]: {tail.strip()!r}"
+    return None
 
 
 def check_answer(
@@ -52,7 +94,8 @@ def check_answer(
     """Judge a model's answer against the passages it was given (numbered from 1).
 
     The answer's sources are the passages it cites, or all of them when it cites none;
-    an abstention has no sources.
+    an abstention has no sources. An answer echoing a passage's instruction carries a
+    ``review_reason``.
     """
     text = text.strip()
     abstained = is_abstention(text, abstain_text)
@@ -63,4 +106,5 @@ def check_answer(
     if abstained:
         return Verdict(text, True, [])
     numbered = enumerate(chunks, start=1)
-    return Verdict(text, False, [(n, c) for n, c in numbered if not cited or n in cited])
+    sources = [(n, c) for n, c in numbered if not cited or n in cited]
+    return Verdict(text, False, sources, review_reason=instruction_echo(text, chunks))

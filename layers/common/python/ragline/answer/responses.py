@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ragline.llm import Passage
+from ragline.prompts.fencing import fence, new_fence
 from ragline.schemas import Citation, Latency, ModelInfo, QueryResponse, RetrievedItem, UsageInfo
 
 if TYPE_CHECKING:
@@ -23,12 +24,15 @@ def passages(chunks: list[RetrievedChunk]) -> tuple[Passage, ...]:
     )
 
 
-def format_context(passages: tuple[Passage, ...]) -> str:
-    """The passages as the model reads them: number, title and section, then the text."""
+def format_context(passages: tuple[Passage, ...], fence_id: str | None = None) -> str:
+    """The passages as the model reads them, each fenced (:mod:`ragline.prompts.fencing`):
+    number, title and section, then the text. ``fence_id`` is new for each call unless
+    given."""
+    fence_id = fence_id or new_fence()
     blocks = []
     for passage in passages:
         heading = " — ".join(p for p in (passage.title, passage.section) if p)
-        blocks.append(f"[{passage.n}] {heading}\n{passage.text}".strip())
+        blocks.append(fence(passage.n, heading, passage.text, fence_id))
     return "\n\n".join(blocks)
 
 
@@ -112,6 +116,7 @@ def query_response(
         latency_ms=latency,
         request_id=request_id,
         reranker=reranker,
+        review_reason=verdict.review_reason,
     )
 
 

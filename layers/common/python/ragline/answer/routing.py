@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 # The packaged file sits at the package root, where docs/models.md points.
 PACKAGED_PROFILES = Path(__file__).resolve().parents[1] / "profiles.toml"
-DEFAULT_PROMPT = "answer@v1"
+DEFAULT_PROMPT = "answer@v2"
 # The variables the answer use case fills; a template may use any of them, no others.
 ANSWER_VARIABLES = ("question", "context")
 # Profile names a request can carry (the pattern of QueryRequest.profile).

@@ -1,4 +1,5 @@
-"""The ``ragline`` command line: ``dev``, ``ingest``, ``ask``, ``demo``, ``stats`` and ``eval``.
+"""The ``ragline`` command line: ``dev``, ``ingest``, ``ask``, ``demo``, ``stats``, ``eval``,
+``sync`` and ``dlq``.
 
 This module is the parser and the dispatch; each subcommand lives in its own module
 under ``ragline.dev.commands``.
@@ -14,9 +15,11 @@ from pathlib import Path
 from ragline.dev.commands.ask import cmd_ask
 from ragline.dev.commands.demo import cmd_demo
 from ragline.dev.commands.dev import cmd_dev
+from ragline.dev.commands.dlq import cmd_dlq_redrive
 from ragline.dev.commands.eval import DEFAULT_BAR, cmd_eval
 from ragline.dev.commands.ingest import cmd_ingest
 from ragline.dev.commands.stats import cmd_stats
+from ragline.dev.commands.sync import cmd_sync
 
 DEFAULT_DATA_DIR = Path(".ragline")
 
@@ -149,7 +152,52 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--data-dir", type=Path, help="data directory of the embedded database")
     evaluation.add_argument("--quiet", action="store_true", help="no progress bars")
     evaluation.set_defaults(run=cmd_eval)
+
+    sync = commands.add_parser(
+        "sync",
+        help="make the store match the bucket: ingest missing or changed objects, delete "
+        "documents whose object is gone",
+        description="Reconcile the store with the documents bucket of the running `ragline "
+        "dev` (default) or of a deployed stack (--stack, found by its CloudFormation outputs; "
+        "runs its reconcile function, or here when RAGLINE_DATABASE_URL reaches its "
+        "database). Unchanged objects are not read or embedded again. Exits 1 when an "
+        "object failed.",
+    )
+    _add_target_arguments(sync)
+    sync.add_argument("--prefix", default="", help="only the keys starting with this")
+    sync.add_argument("--json", action="store_true", help="print the report as JSON")
+    sync.set_defaults(run=cmd_sync)
+
+    dlq = commands.add_parser(
+        "dlq",
+        help="the ingest dead-letter queue",
+        description="Act on the ingest dead-letter queue.",
+    )
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+    redrive = dlq_commands.add_parser(
+        "redrive",
+        help="move the DLQ's messages back to the ingest queue",
+        description="Move the dead-letter queue's messages back to the ingest queue, each "
+        "deleted from the DLQ only once the queue has it, of the running `ragline dev` "
+        "(default) or of a deployed stack (--stack).",
+    )
+    _add_target_arguments(redrive)
+    redrive.add_argument("--limit", type=int, help="move at most this many messages")
+    redrive.set_defaults(run=cmd_dlq_redrive)
     return parser
+
+
+def _add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help="data directory of the running `ragline dev` (its endpoints.json and database)",
+    )
+    parser.add_argument(
+        "--stack", help="a deployed stack's name: act on it with the current AWS credentials"
+    )
+    parser.add_argument("--region", help="the deployed stack's region (default: AWS config)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

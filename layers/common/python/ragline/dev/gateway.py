@@ -7,6 +7,8 @@ What API Gateway does and the handler can see is reproduced: the raw path with
 percent-encoding kept, decoded query strings and path parameters, last-value and
 multi-value views of headers and query strings, ``null`` for absent maps, the body as
 text or base64, and a 502 when the function fails or answers something malformed.
+As a server it answers every request: HEAD as the GET without its body, a 400 for a body
+whose length cannot be read, a 405 for methods no route serves (TRACE), all as JSON.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ logger = logging.getLogger(__name__)
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's request payload quota
 API_ID = "ragline0local"
 STAGE = "local"
+# What a proxy integration's ANY method passes on to the function (HEAD as a GET).
+SERVED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 @dataclass(frozen=True)
@@ -133,9 +137,11 @@ def build_proxy_event(
     }
 
 
-def _json_response(status: int, message: str) -> HttpResponse:
+def _json_response(
+    status: int, message: str, headers: Sequence[tuple[str, str]] = ()
+) -> HttpResponse:
     body = json.dumps({"message": message}).encode()
-    return HttpResponse(status, [("Content-Type", "application/json")], body)
+    return HttpResponse(status, [("Content-Type", "application/json"), *headers], body)
 
 
 def gateway_error(status: int = HTTPStatus.BAD_GATEWAY) -> HttpResponse:
@@ -178,15 +184,29 @@ def parse_proxy_response(result: Any) -> HttpResponse:
     return HttpResponse(int(result["statusCode"]), headers, payload)
 
 
+class BadRequestError(Exception):
+    """The request's framing cannot be read (a bad Content-Length or chunk size)."""
+
+
 class _RequestHandler(BaseHTTPRequestHandler):
     server: _GatewayServer
     protocol_version = "HTTP/1.1"
+    # On a keep-alive connection, Nagle's algorithm holds a response's last small segment
+    # until the client ACKs the previous one, which the client delays by ~40 ms: every
+    # request after the first would wait that long. Responses also go out in one write
+    # (a buffered wfile, flushed once per request) rather than headers, then body.
+    disable_nagle_algorithm = True
+    wbufsize = 64 * 1024
 
     def _read_body(self) -> bytes | None:
+        """The request body; None when it is over API Gateway's quota.
+
+        Raises ``BadRequestError`` when its length cannot be read.
+        """
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             chunks: list[bytes] = []
             while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                size = _chunk_size(self.rfile.readline())
                 if size == 0:
                     while self.rfile.readline() not in (b"\r\n", b"\n", b""):
                         pass  # trailers
@@ -195,29 +215,27 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 self.rfile.readline()
                 if sum(map(len, chunks)) > MAX_PAYLOAD_BYTES:
                     return None
-        length = int(self.headers.get("Content-Length") or 0)
+        declared = self.headers.get_all("Content-Length") or []
+        if len(set(declared)) > 1:
+            raise BadRequestError("conflicting Content-Length headers")
+        text = declared[0].strip() if declared else "0"
+        if not (text.isascii() and text.isdigit()):  # a sign or anything else: not a length
+            raise BadRequestError(f"Content-Length {text!r} is not a number of bytes")
+        length = int(text)
         if length > MAX_PAYLOAD_BYTES:
             return None
         return self.rfile.read(length) if length else b""
 
     def _handle(self) -> None:
         started = time.perf_counter()
-        body = self._read_body()
-        if body is None:
-            response = gateway_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+        try:
+            body = self._read_body()
+        except BadRequestError as exc:
+            # The rest of the stream cannot be framed: answer, then close.
+            response = _json_response(HTTPStatus.BAD_REQUEST, str(exc))
             self.close_connection = True
         else:
-            host = self.headers.get("Host", "localhost").split(":")[0]
-            headers = [(name, value) for name, value in self.headers.items()]
-            event = build_proxy_event(
-                self.command, self.path, headers, body, source_ip=self.client_address[0], host=host
-            )
-            try:
-                response = parse_proxy_response(self.server.function.invoke(event))
-            except Exception:  # a raising handler is a 502, as an integration error is
-                name = self.server.function.name
-                logger.exception("%s failed on %s %s", name, self.command, self.path)
-                response = gateway_error()
+            response = self._invoke(body)
         self._write(response)
         logger.info(
             "%s %s -> %d (%.0f ms)",
@@ -227,23 +245,73 @@ class _RequestHandler(BaseHTTPRequestHandler):
             (time.perf_counter() - started) * 1000,
         )
 
+    def _invoke(self, body: bytes | None) -> HttpResponse:
+        if body is None:
+            self.close_connection = True
+            return gateway_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+        host = self.headers.get("Host", "localhost").split(":")[0]
+        headers = [(name, value) for name, value in self.headers.items()]
+        # HEAD is GET without the body: the function answers the GET, _write drops the body.
+        method = "GET" if self.command == "HEAD" else self.command
+        event = build_proxy_event(
+            method, self.path, headers, body, source_ip=self.client_address[0], host=host
+        )
+        try:
+            return parse_proxy_response(self.server.function.invoke(event))
+        except Exception:  # a raising handler is a 502, as an integration error is
+            name = self.server.function.name
+            logger.exception("%s failed on %s %s", name, self.command, self.path)
+            return gateway_error()
+
     def _write(self, response: HttpResponse) -> None:
         self.send_response(response.status)
-        names = set()
         for name, value in response.headers:
             if name.lower() not in {"content-length", "transfer-encoding", "connection"}:
                 self.send_header(name, value)
-                names.add(name.lower())
         self.send_header("Content-Length", str(len(response.body)))
         self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(response.body)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The server's own errors (a malformed request line, an unknown method, headers
+        too long) as JSON, like every other answer, instead of http.server's HTML page."""
+        self.close_connection = True
+        if not getattr(self, "command", None):
+            # The request line itself was unreadable; still answer with a status line.
+            self.command, self.request_version = "", self.protocol_version
+        if code == HTTPStatus.NOT_IMPLEMENTED:
+            # A method no route serves (TRACE, CONNECT, QUERY, ...): the resource does not
+            # allow it, which is the client's error to fix, not the server's.
+            response = _json_response(
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                f"method {self.command} is not allowed",
+                [("Allow", ", ".join(SERVED_METHODS))],
+            )
+        else:
+            response = _json_response(code, message or HTTPStatus(code).phrase)
+        self._write(response)
+        self.wfile.flush()
 
     def log_message(self, format: str, *args: Any) -> None:
         """Requests are logged once, with their status and latency, by ``_handle``."""
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+
+
+def _chunk_size(line: bytes) -> int:
+    """The size on a chunk-size line; ``BadRequestError`` when it is not hexadecimal."""
+    text = line.split(b";")[0].strip() or b"0"
+    try:
+        size = int(text, 16)
+    except ValueError:
+        raise BadRequestError(f"chunk size {text.decode('latin-1')!r} is not hexadecimal") from None
+    if size < 0:
+        raise BadRequestError("a chunk size is negative")
+    return size
 
 
 class _GatewayServer(ThreadingHTTPServer):

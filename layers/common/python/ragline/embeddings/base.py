@@ -30,11 +30,16 @@ _DIMENSIONS_PROBE = "dimensions"
 
 @dataclass(frozen=True)
 class EmbeddingResult:
-    """Vectors as a float32 array of shape (len(texts), dimensions), and tokens billed."""
+    """Vectors as a float32 array of shape (len(texts), dimensions), and tokens billed.
+
+    ``seconds`` is how long the calls held an endpoint billed by the hour (a SageMaker
+    instance); 0 for providers billed by the token.
+    """
 
     vectors: np.ndarray
     tokens: int
     estimated_tokens: bool = False
+    seconds: float = 0.0
 
 
 def batches(
@@ -111,16 +116,17 @@ class Embedder(ABC):
     def embed_documents(self, texts: Sequence[str]) -> EmbeddingResult:
         """Embed passages for storage: one unit vector per text, and the usage of all."""
         parts: list[np.ndarray] = []
-        tokens, estimated = 0, False
+        tokens, estimated, seconds = 0, False, 0.0
         for batch in batches(texts, max_inputs=self.batch_size, max_tokens=self.batch_tokens):
             result = self.embed_batch(batch)
             self._learn_dimensions(result.vectors)
             parts.append(result.vectors)
             tokens += result.tokens
             estimated = estimated or result.estimated_tokens
+            seconds += result.seconds
         if not parts:
             return EmbeddingResult(np.zeros((0, self.dimensions), np.float32), 0)
-        return EmbeddingResult(normalize(np.vstack(parts)), tokens, estimated)
+        return EmbeddingResult(normalize(np.vstack(parts)), tokens, estimated, seconds)
 
     def embed_query(self, text: str) -> EmbeddingResult:
         """Embed a search query. Models with query instructions override this."""

@@ -99,7 +99,7 @@ class BedrockEmbedder(Embedder):
                 )
                 data: dict[str, Any] = json.loads(response["body"].read())
             except (BotoCoreError, ClientError) as exc:
-                raise aws_error(exc, self.name) from exc
+                raise aws_error(exc, self.name) from None
             return data
 
         data, _ = self.retry.run(call, what=f"{self.name} embeddings")

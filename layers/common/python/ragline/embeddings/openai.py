@@ -75,7 +75,7 @@ class OpenAIEmbedder(Embedder):
             try:
                 return self.connection.client().embeddings.create(**options)
             except openai.OpenAIError as exc:
-                raise openai_error(exc, self.name) from exc
+                raise openai_error(exc, self.name) from None
 
         response, _ = self.retry.run(call, what=f"{self.name} embeddings")
         rows = sorted(response.data, key=lambda item: item.index)

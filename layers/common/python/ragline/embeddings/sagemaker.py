@@ -9,6 +9,7 @@ TEI does not report token counts, so they are estimated and marked as such.
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -71,8 +72,13 @@ class SageMakerEmbedder(Embedder):
     def embed_batch(self, texts: list[str]) -> EmbeddingResult:
         """One endpoint call; TEI reports no token counts, so they are estimated."""
 
+        held: list[float] = []
+
         def call() -> bytes:
-            return invoke_endpoint(self.client, self.endpoint, {"inputs": texts}, self.name)
+            started = time.perf_counter()
+            raw = invoke_endpoint(self.client, self.endpoint, {"inputs": texts}, self.name)
+            held.append(time.perf_counter() - started)
+            return raw
 
         raw, _ = self.retry.run(call, what=f"{self.name} embeddings")
         try:
@@ -83,4 +89,7 @@ class SageMakerEmbedder(Embedder):
         if len(rows) != len(texts):
             raise ModelError(f"{self.name} returned {len(rows)} vectors for {len(texts)} texts")
         vectors = np.asarray(rows, dtype=np.float32)
-        return EmbeddingResult(vectors, sum(count_tokens(t) for t in texts), estimated_tokens=True)
+        # The instance is billed by the hour: the call that answered is what it cost (as for
+        # the SageMaker chat model), priced with RAGLINE_EMBEDDINGS_INSTANCE_TYPE.
+        tokens = sum(count_tokens(t) for t in texts)
+        return EmbeddingResult(vectors, tokens, estimated_tokens=True, seconds=held[-1])

@@ -14,15 +14,16 @@ shows as errors instead of borrowing another model's answers.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ragline.answer import Answerer, Router
 from ragline.config import ENVIRONMENT
+from ragline.documents import chunk_document, parse_document
 from ragline.embeddings import get_embedder
 from ragline.errors import ConfigurationError, RaglineError
 from ragline.evaluation import metrics
@@ -182,13 +183,25 @@ def _round(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def parsing_digest() -> str:
-    """A digest of the parsing and chunking code, so a changed loader is a new collection
-    even though the files are the same."""
+def chunks_digest(corpus: Path, files: Sequence[Path], *, max_tokens: int, overlap: int) -> str:
+    """A digest of the chunks ``files`` become (titles, sections, text, every field), so
+    the collection changes exactly when what would be embedded does: a change to a loader
+    of another format, or to code that yields the same chunks, reuses the collection.
+    Parsing is seconds; embedding is what the cache saves."""
     digest = hashlib.sha256()
-    package = resources.files("ragline.documents")
-    for path in sorted(Path(str(package)).rglob("*.py")):
-        digest.update(path.read_bytes())
+    for path in files:
+        relative = path.relative_to(corpus).as_posix()
+        try:
+            parsed = parse_document(path.name, path.read_bytes())
+        except RaglineError as exc:  # unsupported or unreadable: the outcome is the content
+            digest.update(f"{relative}\0{type(exc).__name__}: {exc}\n".encode())
+            continue
+        digest.update(f"{relative}\0{parsed.title}\0{parsed.format}\n".encode())
+        for chunk in chunk_document(parsed, max_tokens=max_tokens, overlap=overlap):
+            # Unset fields left out: a field new to chunks (a PDF's pages, say) changes the
+            # key of the corpora that use it, not of every corpus.
+            fields = {k: v for k, v in asdict(chunk).items() if v not in (None, (), [], {})}
+            digest.update(json.dumps(fields, sort_keys=True, default=str).encode())
     return digest.hexdigest()[:16]
 
 
@@ -218,7 +231,9 @@ class Evaluator:
         unchanged are skipped by the ingestor, so a second run embeds nothing."""
         files = corpus_files(corpus)
         ingestor = Ingestor(self.settings, self.store, self.embedder)
-        chunking = f"{ingestor.chunk_tokens}/{ingestor.chunk_overlap}/{parsing_digest()}"
+        chunking = chunks_digest(
+            corpus, files, max_tokens=ingestor.chunk_tokens, overlap=ingestor.chunk_overlap
+        )
         digest = fingerprint(corpus, files, embedder=self.embedder.name, chunking=chunking)
         collection = collection_name(corpus, digest)
         report = CorpusReport(str(corpus), collection, len(files))

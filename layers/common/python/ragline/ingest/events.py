@@ -9,7 +9,7 @@ make the store match the key as the bucket holds it now.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote_plus
 
 from ragline.errors import InvalidRequestError
@@ -22,6 +22,11 @@ class ObjectChange:
     event_name: str
     bucket: str
     key: str
+    # Which version the event is about, when S3 says (moto's events carry no sequencer);
+    # details of the change, not what tells one change from another.
+    sequencer: str | None = field(default=None, compare=False)
+    etag: str | None = field(default=None, compare=False)
+    version_id: str | None = field(default=None, compare=False)
 
 
 def object_changes(message_body: str) -> list[ObjectChange]:
@@ -44,13 +49,17 @@ def object_changes(message_body: str) -> list[ObjectChange]:
     changes = []
     for record in body["Records"]:
         try:
+            obj = record["s3"]["object"]
             changes.append(
                 ObjectChange(
                     event_name=record["eventName"],
                     bucket=record["s3"]["bucket"]["name"],
-                    key=unquote_plus(record["s3"]["object"]["key"]),
+                    key=unquote_plus(obj["key"]),
+                    sequencer=obj.get("sequencer"),
+                    etag=obj.get("eTag"),
+                    version_id=obj.get("versionId"),
                 )
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, AttributeError) as exc:
             raise InvalidRequestError(f"S3 event record lacks {exc}") from exc
     return changes

@@ -3,13 +3,22 @@
 Every S3 event, created or removed, means "make the store match this key as the bucket
 holds it now": the object is read again, so events that arrive late or out of order
 converge on the bucket's current state instead of replaying stale history.
+
+Reading "now" is not enough when two invocations handle one key at once: the one that
+read the older version may commit last. So every write of an S3 document is made
+conditional: inside its transaction, with the source locked, it goes ahead only if the
+store already holds this very version or the bucket still holds it (a HEAD). Otherwise a
+newer version won the race, and the write is dropped as ``superseded``. A delete goes
+ahead only if the bucket still lacks the object.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,13 +28,24 @@ import numpy as np
 from ragline.documents import chunk_document, parse_document
 from ragline.documents.chunking import SECTION_SEPARATOR
 from ragline.embeddings import Embedder, get_embedder
-from ragline.errors import DocumentParseError, RaglineError, UnsupportedDocumentError
+from ragline.errors import (
+    DocumentParseError,
+    RaglineError,
+    SupersededError,
+    UnsupportedDocumentError,
+)
 from ragline.records import IngestResult
+from ragline.schemas import COLLECTION_PATTERN
 from ragline.store import ChunkWrite, DocumentWrite, Store, get_store
 
 if TYPE_CHECKING:
     from ragline.config import Settings
+    from ragline.ingest.events import ObjectChange
     from ragline.ingest.objects import ObjectReader
+    from ragline.store import DocumentRecord, ObjectVersion
+    from ragline.store.documents import WriteGuard
+
+_COLLECTION = re.compile(COLLECTION_PATTERN)
 
 
 class DocumentFailedError(RaglineError):
@@ -58,23 +78,47 @@ class Ingestor:
     def chunk_overlap(self) -> int:
         return min(self.settings.chunk_overlap, self.chunk_tokens // 2)
 
-    def sync_object(self, reader: ObjectReader, bucket: str, key: str) -> IngestResult:
-        """Make the store match ``s3://bucket/key`` as the bucket holds it now."""
+    def sync_object(
+        self, reader: ObjectReader, bucket: str, key: str, *, event: ObjectChange | None = None
+    ) -> IngestResult:
+        """Make the store match ``s3://bucket/key`` as the bucket holds it now.
+
+        ``event``, the S3 notification that asked for it, contributes its sequencer when it
+        names the version read.
+        """
         obj = reader.get(bucket, key)
         if obj is None:
-            return self.delete_source(f"s3://{bucket}/{key}")
-        collection = obj.collection or self.settings.default_collection
+            return self.delete_source(
+                f"s3://{bucket}/{key}", guard=lambda _: reader.head(bucket, key) is None
+            )
+        if event is not None:
+            obj = obj.with_event(event.sequencer, event.etag, event.version_id)
         metadata = obj.document_metadata()
+        guard = _still_current(obj.version, lambda: reader.head(bucket, key))
         if obj.size > self.settings.max_document_bytes:
             started = time.perf_counter()
-            document = DocumentWrite(collection, obj.source, size_bytes=obj.size, metadata=metadata)
+            named = obj.collection
+            collection = named if named and _COLLECTION.fullmatch(named) else None
+            document = DocumentWrite(
+                collection or self.settings.default_collection,
+                obj.source,
+                size_bytes=obj.size,
+                metadata=metadata,
+                version=obj.version,
+            )
             reason = (
                 f"object is {obj.size} bytes, over the limit of "
                 f"{self.settings.max_document_bytes} (RAGLINE_MAX_DOCUMENT_BYTES)"
             )
-            return self._failed(document, reason, started)
+            return self._failed(document, reason, started, guard)
         return self.ingest_bytes(
-            obj.source, obj.read(), name=key, collection=collection, metadata=metadata
+            obj.source,
+            obj.read(),
+            name=key,
+            collection=obj.collection,
+            metadata=metadata,
+            version=obj.version,
+            guard=guard,
         )
 
     def ingest_file(self, path: Path, collection: str | None = None) -> IngestResult:
@@ -92,35 +136,71 @@ class Ingestor:
         name: str | None = None,
         collection: str | None = None,
         metadata: dict[str, Any] | None = None,
+        version: ObjectVersion | None = None,
+        guard: WriteGuard | None = None,
     ) -> IngestResult:
         """Store one document from its bytes, replacing its previous version in one go.
 
         Unchanged content (same hash, same embedding model) is not parsed or embedded
-        again. Unsupported types are recorded as skipped. Content that cannot be parsed is
-        recorded as failed and DocumentFailedError is raised. Other errors (database,
-        embedding provider) propagate untouched so the caller can retry.
+        again; a new collection, metadata or object version is still applied to it
+        (``updated``). Unsupported types are recorded as skipped. Content that cannot be
+        parsed, or a collection name the API could never query, is recorded as failed and
+        DocumentFailedError is raised. When ``guard`` refuses the write (a newer version of
+        the object won), nothing is written and the result is ``superseded``. Other errors
+        (database, embedding provider) propagate untouched so the caller can retry.
         """
         started = time.perf_counter()
-        collection = collection or self.settings.default_collection
         content_hash = hashlib.sha256(data).hexdigest()
         base = DocumentWrite(
-            collection=collection,
+            collection=collection or self.settings.default_collection,
             source=source,
             content_hash=content_hash,
             size_bytes=len(data),
             metadata=metadata or {},
+            version=version,
         )
+        if collection is not None and not _COLLECTION.fullmatch(collection):
+            reason = (
+                f"invalid collection {collection!r}: a collection is 1-64 letters, digits, "
+                "'_', '.' or '-', starting with a letter or digit"
+            )
+            return self._failed(base, reason, started, guard)
+        collection = base.collection
+        try:
+            return self._ingest(base, data, name, guard, started)
+        except SupersededError as exc:
+            return IngestResult(
+                source, "superseded", collection=collection, error=str(exc),
+                latency_ms=_elapsed(started),
+            )  # fmt: skip
+
+    def _ingest(
+        self,
+        base: DocumentWrite,
+        data: bytes,
+        name: str | None,
+        guard: WriteGuard | None,
+        started: float,
+    ) -> IngestResult:
+        source, collection, content_hash = base.source, base.collection, base.content_hash
         existing = self.store.find_document(source)
         if (
             existing is not None
             and existing.content_hash == content_hash
-            and existing.collection == collection
             and existing.status in {"ingested", "skipped"}
             and (existing.status == "skipped" or existing.embedding_model == self.embedder.name)
         ):
+            status = "unchanged"
+            if _applies_news(existing, base):
+                if existing.status == "ingested" and existing.collection != collection:
+                    self.store.ensure_collection(
+                        collection, self.embedder.name, self.embedder.dimensions
+                    )
+                existing = self.store.update_document(base, guard=guard)
+                status = "updated"
             return IngestResult(
                 source,
-                "unchanged",
+                status,
                 str(existing.id),
                 collection,
                 existing.chunk_count,
@@ -131,26 +211,18 @@ class Ingestor:
         try:
             parsed = parse_document(name, data)
         except UnsupportedDocumentError as exc:
-            record = self.store.mark_document(base, "skipped", str(exc))
+            record = self.store.mark_document(base, "skipped", str(exc), guard=guard)
             return IngestResult(
                 source, "skipped", str(record.id), collection, error=str(exc),
                 latency_ms=_elapsed(started),
             )  # fmt: skip
         except DocumentParseError as exc:
-            return self._failed(base, str(exc), started)
+            return self._failed(base, str(exc), started, guard)
 
         chunks = chunk_document(parsed, max_tokens=self.chunk_tokens, overlap=self.chunk_overlap)
         self.store.ensure_collection(collection, self.embedder.name, self.embedder.dimensions)
-        vectors, tokens = self._embed([c.embedding_text(parsed.title) for c in chunks])
-        document = DocumentWrite(
-            collection=collection,
-            source=source,
-            title=parsed.title,
-            format=parsed.format,
-            content_hash=content_hash,
-            size_bytes=len(data),
-            metadata=metadata or {},
-        )
+        vectors, tokens, seconds = self._embed([c.embedding_text(parsed.title) for c in chunks])
+        document = replace(base, title=parsed.title, format=parsed.format)
         writes = [
             ChunkWrite(
                 c.ordinal, SECTION_SEPARATOR.join(c.section), c.text, c.token_count, c.metadata
@@ -158,7 +230,7 @@ class Ingestor:
             for c in chunks
         ]
         record = self.store.save_document(
-            document, writes, vectors, embedding_model=self.embedder.name
+            document, writes, vectors, embedding_model=self.embedder.name, guard=guard
         )
         return IngestResult(
             source,
@@ -169,35 +241,84 @@ class Ingestor:
             tokens,
             self.embedder.name,
             latency_ms=_elapsed(started),
+            embedding_seconds=seconds,
         )
 
-    def delete_source(self, source: str) -> IngestResult:
-        """Delete the document stored from ``source``, if any."""
+    def delete_source(self, source: str, *, guard: WriteGuard | None = None) -> IngestResult:
+        """Delete the document stored from ``source``, if any.
+
+        ``guard`` (asked with the source locked) may refuse: the object came back.
+        """
         started = time.perf_counter()
-        document_id = self.store.delete_by_source(source)
+        try:
+            document_id = self.store.delete_by_source(source, guard=guard)
+        except SupersededError as exc:
+            return IngestResult(source, "superseded", error=str(exc), latency_ms=_elapsed(started))
         status = "deleted" if document_id else "absent"
         return IngestResult(
             source, status, str(document_id) if document_id else None,
             latency_ms=_elapsed(started),
         )  # fmt: skip
 
-    def _failed(self, document: DocumentWrite, reason: str, started: float) -> IngestResult:
-        record = self.store.mark_document(document, "failed", reason)
+    def _failed(
+        self,
+        document: DocumentWrite,
+        reason: str,
+        started: float,
+        guard: WriteGuard | None = None,
+    ) -> IngestResult:
+        try:
+            record = self.store.mark_document(document, "failed", reason, guard=guard)
+        except SupersededError as exc:
+            return IngestResult(
+                document.source, "superseded", collection=document.collection, error=str(exc),
+                latency_ms=_elapsed(started),
+            )  # fmt: skip
         result = IngestResult(
             document.source, "failed", str(record.id), document.collection, error=reason,
             latency_ms=_elapsed(started),
         )  # fmt: skip
         raise DocumentFailedError(result)
 
-    def _embed(self, texts: list[str]) -> tuple[np.ndarray, int]:
+    def _embed(self, texts: list[str]) -> tuple[np.ndarray, int, float]:
+        """The vectors, the tokens billed and the endpoint seconds held, for ``texts``."""
         if not texts:
-            return np.zeros((0, self.embedder.dimensions), dtype=np.float32), 0
-        parts, tokens = [], 0
+            return np.zeros((0, self.embedder.dimensions), dtype=np.float32), 0, 0.0
+        parts, tokens, seconds = [], 0, 0.0
         for batch in _batches(texts, self.settings.embedding_batch_size):
             result = self.embedder.embed_documents(batch)
             parts.append(result.vectors)
             tokens += result.tokens
-        return np.vstack(parts), tokens
+            seconds += result.seconds
+        return np.vstack(parts), tokens, seconds
+
+
+def _still_current(version: ObjectVersion, head: Callable[[], ObjectVersion | None]) -> WriteGuard:
+    """A guard that lets a write of ``version`` through when the store holds this very
+    version already, or when the bucket still holds it (asked with the source locked, so
+    a writer of a newer version waits for this one, then finds its own version current)."""
+
+    def guard(stored: DocumentRecord | None) -> bool:
+        held = stored.object_version if stored is not None else None
+        if held is not None and held.same_as(version):
+            return True
+        current = head()
+        return current is not None and current.same_as(version)
+
+    return guard
+
+
+def _applies_news(existing: DocumentRecord, document: DocumentWrite) -> bool:
+    """Whether an upload of unchanged content brings something the store lacks."""
+    held = existing.object_version
+    new_version = document.version is not None and (
+        held is None or not held.same_as(document.version)
+    )
+    return (
+        new_version
+        or existing.collection != document.collection
+        or existing.metadata != document.metadata
+    )
 
 
 def _batches(items: list[str], size: int) -> Iterator[list[str]]:

@@ -51,7 +51,7 @@ class BedrockChatModel(ChatModel):
         try:
             response = self.client.converse(**converse_params(self.model, request))
         except (BotoCoreError, ClientError) as exc:
-            raise aws_error(exc, self.spec) from exc
+            raise aws_error(exc, self.spec) from None
         latency_ms = round((time.perf_counter() - started) * 1000, 2)
         try:
             blocks = response["output"]["message"]["content"]

@@ -55,7 +55,7 @@ class OpenAIChatModel(ChatModel):
                 **self._limits(request),
             )
         except openai.OpenAIError as exc:
-            raise openai_error(exc, self.spec) from exc
+            raise openai_error(exc, self.spec) from None
         latency_ms = round((time.perf_counter() - started) * 1000, 2)
         if not response.choices:
             raise ModelError(f"{self.spec}: the response has no choices", retryable=True)

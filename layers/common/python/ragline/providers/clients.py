@@ -7,6 +7,10 @@ costs nothing; only the provider actually configured pulls in its SDK.
 Each SDK's own retries are off: :class:`ragline.providers.retry.RetryPolicy` is the one
 retry loop, and the functions here turn SDK exceptions into
 :class:`ragline.errors.ModelError` with ``retryable`` set.
+
+Secrets: the keys in use are handed to :func:`ragline.errors.remember_secret`, and a
+ModelError's message is redacted. The SDK exception is raised ``from None``: a traceback
+would print its unredacted text (an upstream 401 may echo the key) under the ModelError.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import json
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from ragline.errors import ConfigurationError, ModelError
+from ragline.errors import ConfigurationError, ModelError, remember_secret
 from ragline.providers.retry import retryable_status
 
 if TYPE_CHECKING:
@@ -107,7 +111,7 @@ def invoke_endpoint(client: Any, endpoint: str, payload: Any, what: str) -> byte
         )
         raw: bytes = response["Body"].read()
     except (BotoCoreError, ClientError) as exc:
-        raise aws_error(exc, what) from exc
+        raise aws_error(exc, what) from None
     return raw
 
 
@@ -126,6 +130,7 @@ def post_json(
     import urllib.request
 
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    remember_secret(api_key)
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
     request = urllib.request.Request(
@@ -138,10 +143,10 @@ def post_json(
         detail = exc.read()[:200].decode("utf-8", "replace")
         raise ModelError(
             f"{what}: HTTP {exc.code}: {detail}", retryable=retryable_status(exc.code)
-        ) from exc
+        ) from None
     except (http.client.HTTPException, OSError) as exc:  # refused, reset, timed out
         reason = getattr(exc, "reason", exc)
-        raise ModelError(f"{what}: {type(exc).__name__}: {reason}", retryable=True) from exc
+        raise ModelError(f"{what}: {type(exc).__name__}: {reason}", retryable=True) from None
     try:
         return json.loads(raw)
     except ValueError as exc:
@@ -196,6 +201,7 @@ class OpenAIConnection:
                 "local server that ignores it) or RAGLINE_OPENAI_SECRET_ARN"
             ) from exc
         self.timeout_seconds = timeout_seconds
+        remember_secret(self._client.api_key)
 
     @property
     def base_url(self) -> str:
@@ -206,6 +212,7 @@ class OpenAIConnection:
         if self.secret_arn:
             key = openai_key_from_secret(self.secret_arn)
             if key != self._client.api_key:
+                remember_secret(key)
                 self._client = self._client.with_options(api_key=key)
         return self._client
 

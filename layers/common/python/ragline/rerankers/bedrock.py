@@ -66,7 +66,7 @@ class BedrockReranker(Reranker):
             try:
                 response: dict[str, Any] = self.client.rerank(**request)
             except (BotoCoreError, ClientError) as exc:
-                raise aws_error(exc, self.name) from exc
+                raise aws_error(exc, self.name) from None
             return response
 
         response, _ = self.retry.run(call, what=f"{self.name} rerank")

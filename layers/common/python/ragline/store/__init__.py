@@ -16,6 +16,7 @@ from ragline.store.records import (
     ChunkWrite,
     DocumentRecord,
     DocumentWrite,
+    ObjectVersion,
     RetrievedChunk,
 )
 
@@ -27,6 +28,7 @@ __all__ = [
     "Database",
     "DocumentRecord",
     "DocumentWrite",
+    "ObjectVersion",
     "RetrievedChunk",
     "Store",
     "apply_migrations",

@@ -3,25 +3,33 @@
 Where the database is: ``RAGLINE_DATABASE_URL``; or, on AWS, the Secrets Manager secret
 in ``RAGLINE_DATABASE_SECRET_ARN`` (the RDS secret format); or, with neither, the
 embedded PostgreSQL 18 + pgvector started under the data directory.
+
+An unreachable server is :class:`~ragline.errors.DatabaseUnavailableError` (HTTP 503),
+whether the connection cannot be opened or breaks under a query; the next call opens a
+new one, so a restarted server is used again without a cold start.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
+import types
 import warnings
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 import psycopg
 from pgvector.psycopg import register_vector
 
-from ragline.errors import ConfigurationError
+from ragline.errors import ConfigurationError, DatabaseUnavailableError
 
 if TYPE_CHECKING:
     from ragline.config import Settings
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _embedded_lock = threading.Lock()
 _embedded_servers: dict[str, Any] = {}
@@ -83,8 +91,14 @@ class Database:
         return self._url
 
     def _open(self) -> psycopg.Connection[Any]:
-        # Aurora Serverless resuming from zero capacity takes several seconds.
-        conn = psycopg.connect(self.url, autocommit=True, connect_timeout=30)
+        # Aurora Serverless resuming from zero capacity takes several seconds; the default
+        # bound still leaves an API request time to answer 503 within API Gateway's 29 s.
+        timeout = max(1, round(self._settings.database_connect_timeout_seconds))
+        try:
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=timeout)
+        except psycopg.OperationalError as exc:
+            logger.warning("cannot connect to the database: %s", exc)
+            raise DatabaseUnavailableError() from exc
         if not self._vector_ready:
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
             self._vector_ready = True
@@ -99,8 +113,40 @@ class Database:
             self._local.conn = conn
         return conn
 
+    def disconnected(self) -> bool:
+        """Whether this thread's connection is gone (closed, or broken by the server)."""
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        return conn is not None and (conn.closed or conn.broken)
+
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def unavailable_when_disconnected(cls: type[T]) -> type[T]:
+    """Class decorator: a public method failing because the connection broke (the server
+    stopped, restarted or became unreachable) raises DatabaseUnavailableError instead.
+
+    The instance keeps its :class:`Database` as ``database``. Errors on a connection that
+    is still up (a statement timeout, a constraint) pass through unchanged.
+    """
+
+    def guard(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except psycopg.OperationalError as exc:
+                if not self.database.disconnected():
+                    raise
+                logger.warning("the database connection broke: %s", exc)
+                raise DatabaseUnavailableError() from exc
+
+        return guarded
+
+    for name, member in list(vars(cls).items()):
+        if isinstance(member, types.FunctionType) and not name.startswith("_"):
+            setattr(cls, name, guard(member))
+    return cls

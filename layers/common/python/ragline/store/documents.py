@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from ragline.errors import InvalidRequestError
+from ragline.errors import InvalidRequestError, SupersededError
 from ragline.store.records import DocumentRecord
 
 if TYPE_CHECKING:
@@ -27,13 +27,19 @@ if TYPE_CHECKING:
 
 _DOCUMENT_COLUMNS = sql.SQL(
     "id, collection, source, title, format, content_hash, size_bytes, metadata, status, error,"
-    " chunk_count, embedding_model, created_at, updated_at"
+    " chunk_count, embedding_model, created_at, updated_at,"
+    " object_etag, object_version_id, object_modified, object_sequencer"
 )
 _COPY_CHUNKS = (
     "COPY chunks (document_id, collection, ordinal, section, text, token_count, metadata,"
     " dimensions, embedding) FROM STDIN WITH (FORMAT BINARY)"
 )
 _COPY_TYPES = ["uuid", "text", "int4", "text", "text", "int4", "jsonb", "int4", "vector"]
+
+
+# Called inside the write's transaction, with the source locked, with what the store
+# holds for it now (None: nothing); False refuses the write (SupersededError).
+WriteGuard = Callable[[DocumentRecord | None], bool]
 
 
 def _document(row: dict[str, Any] | None) -> DocumentRecord | None:
@@ -51,7 +57,7 @@ def decode_cursor(cursor: str) -> str:
         value = json.loads(base64.urlsafe_b64decode(cursor.encode()))["after"]
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidRequestError("invalid cursor") from exc
-    if not isinstance(value, str):
+    if not isinstance(value, str) or "\x00" in value:  # PostgreSQL text cannot hold NUL
         raise InvalidRequestError("invalid cursor")
     return value
 
@@ -67,12 +73,14 @@ def record_collection(
     *,
     hnsw_m: int = 16,
     hnsw_ef_construction: int = 64,
+    index: bool = True,
 ) -> tuple[str, int]:
     """Record the collection's model unless one is recorded; return the recorded one.
 
     Creates the partial HNSW index for the dimension, with these build parameters, when
     this model is the recorded one and the dimension has no index yet (an existing index
-    keeps the parameters it was built with).
+    keeps the parameters it was built with), unless ``index`` is False (a bulk load
+    builds it once its rows are in: see :func:`build_vector_index`).
     """
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('ragline.collections'))")
@@ -86,21 +94,65 @@ def record_collection(
         ).fetchone()
         assert row is not None
         known: tuple[str, int] = (row[0], row[1])
-        if known == (embedding_model, dimensions):
-            conn.execute(
-                sql.SQL(
-                    "CREATE INDEX IF NOT EXISTS {index} ON chunks USING hnsw"
-                    " ((embedding::vector({dims})) vector_cosine_ops)"
-                    " WITH (m = {m}, ef_construction = {ef_construction})"
-                    " WHERE dimensions = {dims}"
-                ).format(
-                    index=sql.Identifier(f"chunks_embedding_hnsw_{dimensions}"),
-                    dims=sql.Literal(dimensions),
-                    m=sql.Literal(hnsw_m),
-                    ef_construction=sql.Literal(hnsw_ef_construction),
-                )
+        if known == (embedding_model, dimensions) and index:
+            build_vector_index(
+                conn, dimensions, hnsw_m=hnsw_m, hnsw_ef_construction=hnsw_ef_construction
             )
     return known
+
+
+def _index_name(dimensions: int) -> sql.Identifier:
+    return sql.Identifier(f"chunks_embedding_hnsw_{dimensions}")
+
+
+def build_vector_index(
+    conn: psycopg.Connection[Any],
+    dimensions: int,
+    *,
+    hnsw_m: int = 16,
+    hnsw_ef_construction: int = 64,
+    maintenance_work_mem_mb: int | None = None,
+) -> None:
+    """Create the dimension's partial HNSW index if it is missing.
+
+    Over rows already written, PostgreSQL builds the graph in one pass (in memory, up to
+    ``maintenance_work_mem``), which is several times cheaper than inserting into it row by
+    row: the reason a bulk load defers it.
+    """
+    with conn.transaction():
+        if maintenance_work_mem_mb is not None:
+            conn.execute(
+                sql.SQL("SET LOCAL maintenance_work_mem = {}").format(
+                    sql.Literal(f"{maintenance_work_mem_mb}MB")
+                )
+            )
+        conn.execute(
+            sql.SQL(
+                "CREATE INDEX IF NOT EXISTS {index} ON chunks USING hnsw"
+                " ((embedding::vector({dims})) vector_cosine_ops)"
+                " WITH (m = {m}, ef_construction = {ef_construction})"
+                " WHERE dimensions = {dims}"
+            ).format(
+                index=_index_name(dimensions),
+                dims=sql.Literal(dimensions),
+                m=sql.Literal(hnsw_m),
+                ef_construction=sql.Literal(hnsw_ef_construction),
+            )
+        )
+
+
+def drop_empty_vector_index(conn: psycopg.Connection[Any], dimensions: int) -> bool:
+    """Drop the dimension's HNSW index if no chunk of that dimension exists (so dropping it
+    costs no other collection anything); True when the dimension holds no rows."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('ragline.collections'))")
+        held = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM chunks WHERE dimensions = %s)", (dimensions,)
+        ).fetchone()
+        if held is None or held[0]:
+            return False
+        conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(_index_name(dimensions)))
+    return True
 
 
 def collection_model(conn: psycopg.Connection[Any], name: str) -> tuple[str, int] | None:
@@ -169,12 +221,17 @@ def save_document(
     vectors: np.ndarray,
     *,
     embedding_model: str,
+    guard: WriteGuard | None = None,
 ) -> DocumentRecord:
-    """Replace the document's chunks with these, all in one transaction."""
+    """Replace the document's chunks with these, all in one transaction.
+
+    ``guard`` decides, with the source locked, whether the write may go ahead.
+    """
     if len(chunks) != len(vectors):
         raise ValueError("one vector per chunk")
     dimensions = int(vectors.shape[1]) if len(vectors) else 0
     with conn.transaction():
+        _check(conn, document.source, guard)
         document_id = _upsert(conn, document, "pending", None, embedding_model)
         conn.execute("DELETE FROM chunks WHERE document_id = %s", (document_id,))
         with conn.cursor() as cur, cur.copy(_COPY_CHUNKS) as copy:
@@ -207,7 +264,12 @@ def save_document(
 
 
 def mark_document(
-    conn: psycopg.Connection[Any], document: DocumentWrite, status: str, error: str | None
+    conn: psycopg.Connection[Any],
+    document: DocumentWrite,
+    status: str,
+    error: str | None,
+    *,
+    guard: WriteGuard | None = None,
 ) -> DocumentRecord:
     """Record a document that was not ingested (failed or skipped) and drop its chunks.
 
@@ -215,12 +277,68 @@ def mark_document(
     answers must not cite it.
     """
     with conn.transaction():
+        _check(conn, document.source, guard)
         document_id = _upsert(conn, document, status, error, None)
         conn.execute("DELETE FROM chunks WHERE document_id = %s", (document_id,))
         conn.execute("UPDATE documents SET chunk_count = 0 WHERE id = %s", (document_id,))
     record = get_document(conn, document_id)
     assert record is not None
     return record
+
+
+def update_document(
+    conn: psycopg.Connection[Any], document: DocumentWrite, *, guard: WriteGuard | None = None
+) -> DocumentRecord:
+    """Apply a new version's collection, metadata and version to a stored document whose
+    content did not change, keeping its chunks and their vectors."""
+    version = document.version
+    with conn.transaction():
+        current = _check(conn, document.source, guard)
+        if current is None:
+            raise SupersededError(f"{document.source}: no document to update")
+        with conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(
+                sql.SQL(
+                    "UPDATE documents SET collection = %s, metadata = %s, object_etag = %s,"
+                    " object_version_id = %s, object_modified = %s, object_sequencer = %s,"
+                    " updated_at = now() WHERE id = %s RETURNING {}"
+                ).format(_DOCUMENT_COLUMNS),
+                (
+                    document.collection,
+                    Jsonb(document.metadata),
+                    version.etag if version else None,
+                    version.version_id if version else None,
+                    version.modified if version else None,
+                    version.sequencer if version else None,
+                    current.id,
+                ),
+            )
+            record = _document(cur.fetchone())
+        if document.collection != current.collection:
+            # The keyword index follows (the chunks' UPDATE trigger moves their postings).
+            conn.execute(
+                "UPDATE chunks SET collection = %s WHERE document_id = %s",
+                (document.collection, current.id),
+            )
+    assert record is not None
+    return record
+
+
+def _check(
+    conn: psycopg.Connection[Any], source: str, guard: WriteGuard | None
+) -> DocumentRecord | None:
+    """Lock ``source`` until the transaction ends and ask ``guard`` whether to write.
+
+    The lock is an advisory one on the source, not a row lock, so that it also orders
+    writers of a source that has no row yet (two first ingests, a delete and a re-create).
+    """
+    conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('ragline.documents'), hashtext(%s))", (source,)
+    )
+    current = find_document(conn, source)
+    if guard is not None and not guard(current):
+        raise SupersededError(f"{source}: a newer version of the object is stored or current")
+    return current
 
 
 def _upsert(
@@ -230,15 +348,20 @@ def _upsert(
     error: str | None,
     embedding_model: str | None,
 ) -> UUID:
+    version = document.version
     row = conn.execute(
         "INSERT INTO documents (collection, source, title, format, content_hash, size_bytes,"
-        " metadata, status, error, embedding_model)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " metadata, status, error, embedding_model, object_etag, object_version_id,"
+        " object_modified, object_sequencer)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (source) DO UPDATE SET collection = EXCLUDED.collection,"
         " title = EXCLUDED.title, format = EXCLUDED.format,"
         " content_hash = EXCLUDED.content_hash, size_bytes = EXCLUDED.size_bytes,"
         " metadata = EXCLUDED.metadata, status = EXCLUDED.status, error = EXCLUDED.error,"
-        " embedding_model = EXCLUDED.embedding_model, updated_at = now()"
+        " embedding_model = EXCLUDED.embedding_model, object_etag = EXCLUDED.object_etag,"
+        " object_version_id = EXCLUDED.object_version_id,"
+        " object_modified = EXCLUDED.object_modified,"
+        " object_sequencer = EXCLUDED.object_sequencer, updated_at = now()"
         " RETURNING id",
         (
             document.collection,
@@ -251,6 +374,10 @@ def _upsert(
             status,
             error,
             embedding_model,
+            version.etag if version else None,
+            version.version_id if version else None,
+            version.modified if version else None,
+            version.sequencer if version else None,
         ),
     ).fetchone()
     assert row is not None
@@ -258,10 +385,42 @@ def _upsert(
     return document_id
 
 
-def delete_by_source(conn: psycopg.Connection[Any], source: str) -> UUID | None:
-    """Delete the document stored from ``source`` and its chunks; return its id."""
-    row = conn.execute("DELETE FROM documents WHERE source = %s RETURNING id", (source,)).fetchone()
+def delete_by_source(
+    conn: psycopg.Connection[Any], source: str, *, guard: WriteGuard | None = None
+) -> UUID | None:
+    """Delete the document stored from ``source`` and its chunks; return its id.
+
+    ``guard`` decides, with the source locked, whether the delete may go ahead.
+    """
+    with conn.transaction():
+        _check(conn, source, guard)
+        row = conn.execute(
+            "DELETE FROM documents WHERE source = %s RETURNING id", (source,)
+        ).fetchone()
     return row[0] if row else None
+
+
+def iter_documents(
+    conn: psycopg.Connection[Any], source_prefix: str, *, page_size: int = 1000
+) -> Iterator[DocumentRecord]:
+    """Every document whose source starts with ``source_prefix``, by source, a page at a
+    time (keyset pagination: no snapshot held open between pages)."""
+    pattern = source_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    after = ""
+    while True:
+        with conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(
+                sql.SQL(
+                    "SELECT {} FROM documents WHERE source LIKE %s AND source > %s"
+                    " ORDER BY source LIMIT %s"
+                ).format(_DOCUMENT_COLUMNS),
+                (pattern, after, page_size),
+            )
+            rows = [DocumentRecord(**row) for row in cur.fetchall()]
+        yield from rows
+        if len(rows) < page_size:
+            return
+        after = rows[-1].source
 
 
 def delete_document(conn: psycopg.Connection[Any], document_id: UUID) -> bool:

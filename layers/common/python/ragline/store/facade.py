@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 from ragline.errors import EmbeddingDimensionError
 from ragline.store import documents, search
 from ragline.store import query_log as queries
-from ragline.store.database import Database
+from ragline.store.database import Database, unavailable_when_disconnected
 from ragline.store.migrate import apply_migrations, versions
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
     from datetime import datetime
     from uuid import UUID
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from ragline.config import Settings
     from ragline.records import QueryRecord
+    from ragline.store.documents import WriteGuard
     from ragline.store.records import (
         ChunkWrite,
         DocumentRecord,
@@ -38,8 +39,13 @@ if TYPE_CHECKING:
 _PURGE_EVERY_SECONDS = 3600
 
 
+@unavailable_when_disconnected
 class Store:
-    """The only door to PostgreSQL. Applies migrations once per process on first use."""
+    """The only door to PostgreSQL. Applies migrations once per process on first use.
+
+    A lost connection is DatabaseUnavailableError from any method (HTTP 503); the next
+    call reconnects.
+    """
 
     def __init__(self, settings: Settings, database: Database | None = None) -> None:
         self.settings = settings
@@ -47,7 +53,10 @@ class Store:
         self._migrated = False
         self._lock = threading.Lock()
         self._collections: dict[str, tuple[str, int]] = {}
-        self._purged_at = 0.0
+        self._deferred_indexes: set[int] = set()  # dimensions a bulk load indexes at its end
+        # When this process last purged the query log (time.monotonic()); None: not yet,
+        # so the first query a process logs purges, however young the host.
+        self._purged_at: float | None = None
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -87,6 +96,7 @@ class Store:
                 dimensions,
                 hnsw_m=self.settings.hnsw_m,
                 hnsw_ef_construction=self.settings.hnsw_ef_construction,
+                index=dimensions not in self._deferred_indexes,
             )
             self._collections[name] = known
         if known != (embedding_model, dimensions):
@@ -95,6 +105,27 @@ class Store:
                 f"but the configured embeddings are {embedding_model!r} ({dimensions} "
                 "dimensions); use the same model, another collection, or re-ingest"
             )
+
+    def defer_vector_index(self, dimensions: int) -> bool:
+        """Start a bulk load of ``dimensions``-sized vectors: when no chunk of that size is
+        stored yet, drop its (empty) HNSW index and leave it out until
+        :meth:`build_vector_index`; True if deferred. A store holding such chunks already
+        keeps its index (other collections search through it) and loads row by row."""
+        deferred = documents.drop_empty_vector_index(self.connection(), dimensions)
+        if deferred:
+            self._deferred_indexes.add(dimensions)
+        return deferred
+
+    def build_vector_index(self, dimensions: int) -> None:
+        """End a bulk load: build the dimension's HNSW index over the rows now stored."""
+        self._deferred_indexes.discard(dimensions)
+        documents.build_vector_index(
+            self.connection(),
+            dimensions,
+            hnsw_m=self.settings.hnsw_m,
+            hnsw_ef_construction=self.settings.hnsw_ef_construction,
+            maintenance_work_mem_mb=self.settings.index_build_memory_mb,
+        )
 
     def collection_model(self, name: str) -> tuple[str, int] | None:
         """The (embedding model, dimensions) a collection was built with, or None."""
@@ -130,25 +161,56 @@ class Store:
         vectors: np.ndarray,
         *,
         embedding_model: str,
+        guard: WriteGuard | None = None,
     ) -> DocumentRecord:
-        """Replace the document's chunks with these, all in one transaction."""
+        """Replace the document's chunks with these, all in one transaction.
+
+        ``guard`` is asked, inside the transaction and with the source locked, with the
+        document stored now (or None); when it answers False nothing is written and
+        SupersededError is raised. Writers of one source are serialised by that lock.
+        """
         return documents.save_document(
-            self.connection(), document, chunks, vectors, embedding_model=embedding_model
+            self.connection(),
+            document,
+            chunks,
+            vectors,
+            embedding_model=embedding_model,
+            guard=guard,
         )
 
     def mark_document(
-        self, document: DocumentWrite, status: str, error: str | None
+        self,
+        document: DocumentWrite,
+        status: str,
+        error: str | None,
+        *,
+        guard: WriteGuard | None = None,
     ) -> DocumentRecord:
         """Record a document that was not ingested (failed or skipped) and drop its chunks.
 
         Chunks of an earlier version go too: the bucket no longer holds that content, so
-        answers must not cite it.
+        answers must not cite it. ``guard`` as for :meth:`save_document`.
         """
-        return documents.mark_document(self.connection(), document, status, error)
+        return documents.mark_document(self.connection(), document, status, error, guard=guard)
 
-    def delete_by_source(self, source: str) -> UUID | None:
-        """Delete the document stored from ``source`` and its chunks; return its id."""
-        return documents.delete_by_source(self.connection(), source)
+    def update_document(
+        self, document: DocumentWrite, *, guard: WriteGuard | None = None
+    ) -> DocumentRecord:
+        """Apply new collection, metadata and object version to a stored document whose
+        content is unchanged, without touching its vectors. ``guard`` as for
+        :meth:`save_document`."""
+        return documents.update_document(self.connection(), document, guard=guard)
+
+    def delete_by_source(self, source: str, *, guard: WriteGuard | None = None) -> UUID | None:
+        """Delete the document stored from ``source`` and its chunks; return its id.
+
+        ``guard`` as for :meth:`save_document`.
+        """
+        return documents.delete_by_source(self.connection(), source, guard=guard)
+
+    def iter_documents(self, source_prefix: str) -> Iterator[DocumentRecord]:
+        """Every document whose source starts with ``source_prefix``, ordered by source."""
+        return documents.iter_documents(self.connection(), source_prefix)
 
     def delete_document(self, document_id: UUID) -> bool:
         return documents.delete_document(self.connection(), document_id)
@@ -182,10 +244,12 @@ class Store:
     # --- the query log ----------------------------------------------------------------------
 
     def log_query(self, entry: QueryRecord) -> None:
-        """Record one answered query; rows past the retention period are purged hourly."""
+        """Record one query; rows past the retention period are purged by the first call
+        in a process, then at most hourly."""
         queries.log_query(self.connection(), entry)
-        if time.monotonic() - self._purged_at > _PURGE_EVERY_SECONDS:
-            self._purged_at = time.monotonic()
+        now = time.monotonic()
+        if self._purged_at is None or now - self._purged_at >= _PURGE_EVERY_SECONDS:
+            self._purged_at = now
             self.purge_query_log(self.settings.query_log_retention_days)
 
     def purge_query_log(self, retention_days: int) -> int:

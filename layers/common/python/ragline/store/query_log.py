@@ -1,4 +1,7 @@
-"""The query log: one row per answered query, feedback on it, retention, and its stats.
+"""The query log: one row per query, feedback on it, retention, and its stats.
+
+A question refused or failed (4xx, 5xx) has a row too, with its ``status_code`` and no
+model; the stats describe answered questions and count the others as ``errors``.
 
 Each function takes the connection to run on; the ``Store`` facade decides which one,
 and when to purge.
@@ -68,10 +71,20 @@ def query_log(conn: psycopg.Connection[Any], since: datetime) -> list[dict[str, 
         return list(cur.fetchall())
 
 
+# The rows of answered questions (refused and failed ones have no model, tokens or cost).
+_ANSWERED = " AND status_code < 400"
+
+
 def query_stats(conn: psycopg.Connection[Any], since: datetime) -> dict[str, Any]:
     """Aggregates of the query log since ``since``: totals, latency percentiles per
-    stage, and tokens and cost by model and by profile."""
+    stage, and tokens and cost by model and by profile, over answered questions; and
+    ``errors``, the questions answered with an error status."""
     with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT count(*) AS errors FROM queries WHERE created_at >= %s AND status_code >= 400",
+            (since,),
+        )
+        errors = cur.fetchone()
         cur.execute(
             "SELECT count(*) AS queries,"
             " coalesce(avg(abstained::int), 0)::float8 AS abstention_rate,"
@@ -86,7 +99,7 @@ def query_stats(conn: psycopg.Connection[Any], since: datetime) -> dict[str, Any
             " count(*) FILTER (WHERE rating = 'up') AS rated_up,"
             " count(*) FILTER (WHERE rating = 'down') AS rated_down,"
             " min(created_at) AS first, max(created_at) AS last"
-            " FROM queries WHERE created_at >= %s",
+            " FROM queries WHERE created_at >= %s" + _ANSWERED,
             (since,),
         )
         totals = cur.fetchone()
@@ -96,7 +109,7 @@ def query_stats(conn: psycopg.Connection[Any], since: datetime) -> dict[str, Any
             " percentile_cont(0.95) WITHIN GROUP (ORDER BY ms) AS p95"
             " FROM queries, LATERAL (VALUES ('retrieve', retrieve_ms),"
             " ('generate', generate_ms), ('total', total_ms)) AS s(stage, ms)"
-            " WHERE created_at >= %s GROUP BY stage",
+            " WHERE created_at >= %s" + _ANSWERED + " GROUP BY stage",
             (since,),
         )
         latency = {row["stage"]: {"p50": row["p50"], "p95": row["p95"]} for row in cur}
@@ -112,10 +125,11 @@ def query_stats(conn: psycopg.Connection[Any], since: datetime) -> dict[str, Any
                     " sum(cost_usd) AS cost_usd,"
                     " count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced,"
                     " avg(abstained::int)::float8 AS abstention_rate"
-                    " FROM queries WHERE created_at >= %s GROUP BY {keys} ORDER BY {keys}"
+                    " FROM queries WHERE created_at >= %s" + _ANSWERED + " GROUP BY {keys}"
+                    " ORDER BY {keys}"
                 ).format(keys=sql.SQL(keys)),
                 (since,),
             )
             groups[name] = list(cur.fetchall())
-    assert totals is not None
-    return {**totals, "latency_ms": latency, **groups}
+    assert totals is not None and errors is not None
+    return {**totals, **errors, "latency_ms": latency, **groups}

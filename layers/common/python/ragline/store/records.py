@@ -9,6 +9,32 @@ from uuid import UUID
 
 
 @dataclass(frozen=True)
+class ObjectVersion:
+    """Which version of its S3 object a document is made from.
+
+    In a versioned bucket the version id names it; otherwise the ETag and the last
+    modified time (whole seconds, as S3 headers give it) do. ``sequencer`` is the S3
+    event's, kept when the event named this very version.
+    """
+
+    etag: str | None = None
+    version_id: str | None = None
+    modified: datetime | None = None
+    sequencer: str | None = None
+
+    def same_as(self, other: ObjectVersion) -> bool:
+        """Whether both name the same version of the object."""
+        if self.version_id and other.version_id:
+            return self.version_id == other.version_id
+        return (self.etag, _seconds(self.modified)) == (other.etag, _seconds(other.modified))
+
+
+def _seconds(moment: datetime | None) -> datetime | None:
+    # Listings give milliseconds, HEAD and GET whole seconds: compare what both give.
+    return moment.replace(microsecond=0) if moment else None
+
+
+@dataclass(frozen=True)
 class DocumentRecord:
     id: UUID
     collection: str
@@ -24,6 +50,19 @@ class DocumentRecord:
     embedding_model: str | None
     created_at: datetime
     updated_at: datetime
+    object_etag: str | None = None
+    object_version_id: str | None = None
+    object_modified: datetime | None = None
+    object_sequencer: str | None = None
+
+    @property
+    def object_version(self) -> ObjectVersion | None:
+        """The version of the object the document was made from, when recorded."""
+        if not (self.object_etag or self.object_version_id):
+            return None
+        return ObjectVersion(
+            self.object_etag, self.object_version_id, self.object_modified, self.object_sequencer
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +94,7 @@ class DocumentWrite:
     content_hash: str | None = None
     size_bytes: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    version: ObjectVersion | None = None
 
 
 @dataclass(frozen=True)

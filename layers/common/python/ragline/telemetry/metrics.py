@@ -88,6 +88,7 @@ class MetricsEmitter:
                 ("TopScore", NONE, s.top_score),
                 ("Abstained", COUNT, int(s.abstained)),
                 ("NeedsReview", COUNT, int(s.needs_review)),
+                ("InstructionEcho", COUNT, int(s.instruction_echo)),
                 ("Fallback", COUNT, int(s.fallback)),
             ):
                 if value is not None:

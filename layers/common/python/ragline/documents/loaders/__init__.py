@@ -1,8 +1,8 @@
 """Loaders: bytes of one object -> a title and blocks of text, each under its heading path.
 
-Text loaders are pure Python; a binary format imports its parser (a layer requirement)
-only when a file of its kind is read (cold start). A loader keeps what a reader of the
-rendered document would read and drops markup that only shapes it.
+A loader keeps what a reader of the rendered document would read and drops markup that
+only shapes it. Text formats are pure Python; PDF and Office formats import their parser
+library (pypdfium2, python-docx, python-pptx, openpyxl) only when a file of theirs is read.
 
 One module per format defines its ``LOADER``; ``registry.LOADERS`` lists them. Adding a
 format is a module and a line there.

@@ -1,0 +1,27 @@
+"""Schemathesis checks of our own, loaded through SCHEMATHESIS_HOOKS by test_openapi_fuzz.py."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import schemathesis
+
+
+@schemathesis.check
+def strict_json(ctx: Any, response: Any, case: Any) -> None:
+    """Every body is JSON a strict parser reads: Python's json would take NaN, a browser's
+    JSON.parse would not."""
+    if response.status_code == 204 or not response.content:
+        return
+    content_type = response.headers.get("content-type", [""])[0]
+    if not content_type.startswith("application/json"):
+        raise AssertionError(f"a {content_type or 'untyped'} body: the API answers JSON")
+
+    def refuse(constant: str) -> Any:
+        raise AssertionError(f"the body holds {constant}, which is not JSON")
+
+    try:
+        json.loads(response.content, parse_constant=refuse)
+    except ValueError as exc:
+        raise AssertionError(f"the body is not JSON: {exc}") from exc
