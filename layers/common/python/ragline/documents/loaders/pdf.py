@@ -16,8 +16,8 @@ What the loader keeps and drops:
 3. Table rows (lines whose words are set apart by wide gaps, three or more such lines in
    a row) become one ``table`` block with one line per row and its cells joined by
    `` | ``, its header row (the first) included, as the HTML loader writes tables. A
-   line without such a gap right under a row is that row's last cell wrapped. A long
-   table is cut into parts of whole rows that each repeat the header row.
+   line without such a gap right under a row is that row's last cell wrapped. Chunking
+   repeats the header row atop every chunk a long table is cut into.
 4. Running headers and footers are dropped: a line in the top or bottom two of a page
    that repeats (digits ignored) on at least a fifth of the pages (and on three; found by
    a first, text-only pass), and bare page numbers there (``12``, ``Page 3 of 9``, ``xiv``).
@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any
 
 from ragline.documents.loaders.base import Block, Loader, ParsedDocument, open_section
 from ragline.errors import DocumentParseError
-from ragline.tokens import count_tokens
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -57,9 +56,6 @@ HEADING_MAX_CHARS = 120
 # A gap between two words of a line this many times the font size separates table cells.
 CELL_GAP = 1.6
 MIN_TABLE_ROWS = 3
-# A longer table is cut into parts of whole rows, each under the header row: within the
-# default chunk size (256), so chunking keeps the parts whole.
-TABLE_PART_TOKENS = 200
 
 _PAGE_NUMBER = re.compile(
     r"(?:page\s+)?(?:\d{1,5}|[ivxlcdm]{1,7})(?:\s*(?:of|/)\s*\d{1,5})?", re.IGNORECASE
@@ -261,7 +257,8 @@ def _blocks(
     def flush() -> None:
         nonlocal paragraph, table
         if len(table) >= MIN_TABLE_ROWS:
-            blocks.extend(Block(rows, section(), "table", page) for rows in _table_parts(table))
+            rows = "\n".join(" | ".join(cells) for cells in table)
+            blocks.append(Block(rows, section(), "table", page))
         elif table:
             paragraph = [" ".join(cells) for cells in table] + paragraph
         if paragraph:
@@ -294,24 +291,6 @@ def _blocks(
         previous = line
     flush()
     return blocks
-
-
-def _table_parts(table: list[tuple[str, ...]]) -> list[str]:
-    """A table's rows as text, cells joined by `` | ``: one part while it fits
-    TABLE_PART_TOKENS, else parts of whole rows that each start with the header row, so
-    a chunk cut from a long table still says what its columns are."""
-    rows = [" | ".join(cells) for cells in table]
-    header, parts, current = rows[0], [], [rows[0]]
-    budget = count_tokens(header)
-    for row in rows[1:]:
-        tokens = count_tokens(row)
-        if len(current) > 1 and budget + tokens > TABLE_PART_TOKENS:
-            parts.append("\n".join(current))
-            current, budget = [header], count_tokens(header)
-        current.append(row)
-        budget += tokens
-    parts.append("\n".join(current))
-    return parts
 
 
 def _title_key(text: str) -> str:
