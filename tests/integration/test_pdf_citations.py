@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from tests.support.pdfs import Page, build_pdf
+from tests.support.s3 import BUCKET
 
-BUCKET = "ragline-documents"
 MANUAL = Path(__file__).resolve().parents[2].parent / "shared" / "corpora" / "pdf-manuals"
 pytestmark = pytest.mark.skipif(not MANUAL.is_dir(), reason=f"{MANUAL} is not present")
 
@@ -35,16 +33,9 @@ def _created(template: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {"Records": records}
 
 
-@pytest.fixture
-def s3() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
-
-
 def test_a_pdf_is_ingested_and_cited_by_page(
     s3: Any,
+    ingest: ModuleType,
     database_url: str,
     cold_start: Callable[..., ModuleType],
     event: Callable[[str], dict[str, Any]],
@@ -53,7 +44,6 @@ def test_a_pdf_is_ingested_and_cited_by_page(
     # GIVEN the booktabs manual and a scanned PDF (no text layer) in the bucket
     s3.put_object(Bucket=BUCKET, Key="booktabs.pdf", Body=(MANUAL / "booktabs.pdf").read_bytes())
     s3.put_object(Bucket=BUCKET, Key="scan.pdf", Body=build_pdf([Page(filler=500)]))
-    ingest = cold_start("ingest", RAGLINE_DATABASE_URL=database_url, RAGLINE_EMBEDDINGS="hash")
 
     # WHEN the ingest Lambda gets their S3 notifications
     response = ingest.lambda_handler(
