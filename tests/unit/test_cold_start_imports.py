@@ -103,6 +103,9 @@ PARSER_PACKAGES = {
     "xlsxwriter",
     "et_xmlfile",
     "defusedxml",
+    # the PDF parser (PDFium)
+    "pypdfium2",
+    "pypdfium2_raw",
 }
 
 
@@ -135,4 +138,4 @@ def test_no_office_parser_is_imported_until_a_file_of_its_format_is_read(tmp_pat
     assert _packages(before) & PARSER_PACKAGES == set()
     # AND reading a Word file imports the Word parser only, not PowerPoint's or Excel's
     assert {"docx", "lxml"} <= _packages(after)
-    assert _packages(after) & {"pptx", "openpyxl", "PIL", "xlsxwriter"} == set()
+    assert _packages(after) & {"pptx", "openpyxl", "PIL", "xlsxwriter", "pypdfium2"} == set()
