@@ -69,11 +69,15 @@ def test_ingest_then_ask_in_process(scratch: Path) -> None:
 
     # THEN the summary counts every outcome with reasons, and a rerun changes nothing
     assert first.returncode == 1, first.stdout + first.stderr  # one file failed
-    assert "8 files: 6 ingested, 0 unchanged (skipped), 1 unsupported, 1 failed" in first.stdout
+    examples = len(list((EXAMPLES / "docs").iterdir()))  # six texts and a PDF
+    assert (
+        f"{examples + 2} files: {examples} ingested, 0 unchanged (skipped), 1 unsupported, 1 failed"
+        in first.stdout
+    )
     assert "photo.png" in first.stdout and "broken.md" in first.stdout and "UTF-8" in first.stdout
     assert "Hidden" not in first.stdout
     assert second.returncode == 0, second.stdout + second.stderr
-    assert "6 files: 0 ingested, 6 unchanged (skipped)" in second.stdout
+    assert f"{examples} files: 0 ingested, {examples} unchanged (skipped)" in second.stdout
     # ... and the answer cites the local file it came from
     assert asked.returncode == 0, asked.stdout + asked.stderr
     answer = json.loads(asked.stdout)
