@@ -172,6 +172,15 @@ def test_a_corrupt_pdf_fails_with_the_reason(data: bytes) -> None:
         parse_document("broken.pdf", data)
 
 
+def test_a_pdf_with_a_page_that_cannot_be_loaded_fails_with_the_reason() -> None:
+    # GIVEN a PDF that opens, but whose page tree names a page object that does not exist
+    pdf = build_pdf([text_page(["One."]), text_page(["Two."])])
+    broken = pdf.replace(b"/Kids [", b"/Kids [99 0 R ", 1)
+    # THEN reading it fails as a parse error (the document's failed status), not a crash
+    with pytest.raises(DocumentParseError, match=r"not a readable PDF \(Failed to load page"):
+        parse_document("broken.pdf", broken)
+
+
 def test_chunks_keep_the_pages_of_a_pdf() -> None:
     # GIVEN a section that runs over two pages
     pdf = build_pdf(

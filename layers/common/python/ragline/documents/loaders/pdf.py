@@ -86,6 +86,8 @@ def parse_pdf(data: bytes) -> ParsedDocument:
         raise DocumentParseError(_open_error(str(exc))) from exc
     try:
         return _read(document)
+    except pdfium.PdfiumError as exc:  # a page that opened but cannot be read
+        raise DocumentParseError(_open_error(str(exc))) from exc
     finally:
         document.close()
 
