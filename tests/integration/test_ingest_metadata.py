@@ -80,9 +80,7 @@ def test_attributes_merge_sidecar_over_tags_over_user_metadata(
         Metadata={"team": "from-metadata", "region": "eu", "collection": "hr"},
         Tagging="team=from-tags&owner=ana",
     )  # fmt: skip
-    s3.put_object(
-        Bucket=BUCKET, Key=SIDECAR, Body=_sidecar({"team": "from-sidecar", "year": 2024})
-    )
+    s3.put_object(Bucket=BUCKET, Key=SIDECAR, Body=_sidecar({"team": "from-sidecar", "year": 2024}))
     # WHEN it is ingested
     result = ingestor.sync_object(reader, BUCKET, KEY)
     # THEN its attributes merge all three: the sidecar wins "team", then tags, then
