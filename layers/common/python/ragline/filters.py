@@ -38,7 +38,9 @@ DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2
 MAX_DEPTH = 6  # nesting of and / or / not
 MAX_NODES = 64  # operators in one filter
 MAX_VALUES = 100  # values of one in / nin
-MAX_STRING_CHARS = 2048
+# As long as an S3 tag value; also keeps the largest valid filter well under the API's
+# request size limit (RAGLINE_MAX_BODY_BYTES, 32 KiB by default).
+MAX_STRING_CHARS = 256
 
 COMPARISONS = ("eq", "ne")
 MEMBERSHIPS = ("in", "nin")
