@@ -2,7 +2,7 @@
 
 Every key and value is a bound parameter: keys reach SQL only as ``-> %s`` or inside a
 JSON parameter, never as text of the statement. The positive operators keep the shapes
-the GIN index (migration 0005) serves: ``@>`` for eq and in, ``?`` for exists.
+the GIN index (migration 0005) serves: ``@>`` for eq and in.
 """
 
 from __future__ import annotations

@@ -103,11 +103,14 @@ def vector_search(
     exact = partial and selection is not None and selection.chunks <= exact_max_chunks
     if exact:
         # No ORDER BY in the scan, so no index order to follow: every selected chunk's
-        # distance, then the nearest. Read through the document (or collection) index.
+        # distance, then the nearest. Read through the document index (the documents are
+        # the collection's), or the collection's.
+        scope = sql.SQL("document_id = ANY(%(docs)s)" if documents is not None else
+                        "collection = %(c)s")  # fmt: skip
         nearest = sql.SQL(
             "WITH selected AS MATERIALIZED ("
             " SELECT id, embedding::vector({dims}) <=> %(q)s::vector({dims}) AS distance"
-            " FROM chunks WHERE dimensions = {dims} AND collection = %(c)s{among}),"
+            " FROM chunks WHERE dimensions = {dims} AND {scope}),"
             " nearest AS MATERIALIZED (SELECT id, distance FROM selected"
             " ORDER BY distance, id LIMIT %(k)s)"
         )
@@ -119,7 +122,7 @@ def vector_search(
             " ORDER BY distance LIMIT %(k)s)"
         )
     query = sql.SQL("{nearest}{rows} ORDER BY n.distance, c.id").format(
-        nearest=nearest.format(dims=dims, among=among),
+        nearest=nearest.format(dims=dims, among=among, scope=scope if exact else sql.SQL("")),
         rows=sql.SQL(_ROWS).format(
             score=sql.SQL("1 - n.distance AS score, 1 - n.distance AS similarity"),
             ranked=sql.Identifier("nearest"),
