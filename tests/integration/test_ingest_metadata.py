@@ -199,3 +199,29 @@ def test_reconcile_applies_sidecar_changes_and_never_stores_a_sidecar(
     report = reconcile(ingestor, reader, BUCKET)
     assert _attributes(ingestor) == {}
     assert report.failed == 0
+
+
+class StaleSidecarReader(S3ObjectReader):
+    """Reads the object as the bucket held it a moment ago: with a sidecar replaced since."""
+
+    def __init__(self, client: Any, stale: bytes) -> None:
+        super().__init__(client)
+        self.stale = stale
+
+    def _sidecar(self, bucket: str, key: str) -> tuple[bytes | None, str | None]:
+        return self.stale, "etag-of-a-replaced-sidecar"
+
+
+def test_a_write_from_a_replaced_sidecar_is_superseded(
+    ingestor: Ingestor, reader: S3ObjectReader, s3: Any
+) -> None:
+    # GIVEN a document stored with its current sidecar
+    s3.put_object(Bucket=BUCKET, Key=KEY, Body=BODY)
+    s3.put_object(Bucket=BUCKET, Key=SIDECAR, Body=_sidecar({"team": "new"}))
+    ingestor.sync_object(reader, BUCKET, KEY)
+    # WHEN a slower invocation, which read the sidecar before it was replaced, writes last
+    stale = StaleSidecarReader(s3, _sidecar({"team": "old"}))
+    result = ingestor.sync_object(stale, BUCKET, SIDECAR)
+    # THEN its write is dropped as superseded, and the current sidecar's attributes stay
+    assert result.status == "superseded"
+    assert _attributes(ingestor) == {"team": "new"}
