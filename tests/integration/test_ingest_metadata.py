@@ -3,8 +3,10 @@ embedded PostgreSQL."""
 
 from __future__ import annotations
 
+import copy
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from types import ModuleType
 from typing import Any
 
 import boto3
@@ -225,3 +227,50 @@ def test_a_write_from_a_replaced_sidecar_is_superseded(
     # THEN its write is dropped as superseded, and the current sidecar's attributes stay
     assert result.status == "superseded"
     assert _attributes(ingestor) == {"team": "new"}
+
+
+def _sqs_event(template: dict[str, Any], *keys: str) -> dict[str, Any]:
+    """The recorded SQS batch, with one ObjectCreated record per key."""
+    records = []
+    for index, key in enumerate(keys):
+        item = copy.deepcopy(template["Records"][0])
+        item["messageId"] = f"msg-{index}"
+        body = json.loads(item["body"])
+        body["Records"][0]["s3"]["object"]["key"] = key
+        body["Records"][0]["s3"]["bucket"]["name"] = BUCKET
+        item["body"] = json.dumps(body)
+        records.append(item)
+    return {"Records": records}
+
+
+def test_tags_and_sidecars_filter_through_the_ingest_and_query_lambdas(
+    s3: Any,
+    database_url: str,
+    cold_start: Callable[..., ModuleType],
+    event: Callable[[str], dict[str, Any]],
+    lambda_context: Any,
+) -> None:
+    # GIVEN two handbook pages: one tagged team=search with a sidecar saying 2024, one
+    # tagged team=ads; and the ingest Lambda given their S3 events (the sidecar's too)
+    ingest = cold_start("ingest", RAGLINE_DATABASE_URL=database_url, RAGLINE_EMBEDDINGS="hash")
+    ingest.ingestor.store.connection().execute("TRUNCATE documents CASCADE")
+    s3.put_object(Bucket=BUCKET, Key=KEY, Body=BODY, Tagging="team=search")
+    s3.put_object(Bucket=BUCKET, Key=SIDECAR, Body=_sidecar({"year": 2024}))
+    other = "handbook/travel.md"
+    travel = b"# Travel\n\n## Vacation travel\nVacation trips are booked by train.\n"
+    s3.put_object(Bucket=BUCKET, Key=other, Body=travel, Tagging="team=ads")
+    batch = _sqs_event(event("sqs_s3_object_created"), KEY, SIDECAR, other)
+    assert ingest.lambda_handler(batch, lambda_context) == {"batchItemFailures": []}
+    # WHEN /retrieve asks about vacation, in each mode, filtered on the tag and the sidecar
+    api = cold_start("query", RAGLINE_DATABASE_URL=database_url, RAGLINE_EMBEDDINGS="hash")
+    where = {"and": [{"eq": {"key": "team", "value": "search"}},
+                     {"gte": {"key": "year", "value": 2024}}]}  # fmt: skip
+    for mode in ("vector", "keyword", "hybrid"):
+        request = copy.deepcopy(event("api_query"))
+        body = {"query": "vacation", "mode": mode, "top_k": 5, "filter": where}
+        request.update(httpMethod="POST", path="/retrieve", body=json.dumps(body))
+        response = api.lambda_handler(request, lambda_context)
+        # THEN only the tagged page with the sidecar answers
+        assert response["statusCode"] == 200, response["body"]
+        sources = {r["source"] for r in json.loads(response["body"])["results"]}
+        assert sources == {SOURCE}, mode
