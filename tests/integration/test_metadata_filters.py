@@ -320,3 +320,24 @@ def test_a_bad_filter_is_a_400_naming_the_part(call: Callable[..., Any], path: s
     assert "filter.and[1].gte.value: must be a number or an ISO date" in body["message"]
     status, body = call(path, {field: "leave", "filter": _f("eq", "x' OR 1=1 --", 1)})
     assert status == 400 and "filter.eq.key" in body["message"]
+
+
+def test_the_openapi_document_describes_filter(
+    seeded: str, cold_start: Callable[..., ModuleType]
+) -> None:
+    # GIVEN the query Lambda WHEN its OpenAPI document is built
+    api = cold_start("query", RAGLINE_DATABASE_URL=seeded)
+    document = api.app.get_openapi_schema().model_dump(
+        mode="json", by_alias=True, exclude_none=True
+    )
+    schemas = document["components"]["schemas"]
+    # THEN both request bodies reference the filter grammar, which names every operator
+    reference = {"$ref": "#/components/schemas/MetadataFilter"}
+    for model in ("QueryRequest", "RetrieveRequest"):
+        assert reference in schemas[model]["properties"]["filter"]["anyOf"]
+    operators = {
+        name for branch in schemas["MetadataFilter"]["anyOf"] for name in branch["properties"]
+    }
+    assert operators == {
+        "eq", "ne", "in", "nin", "gt", "gte", "lt", "lte", "exists", "and", "or", "not",
+    }  # fmt: skip

@@ -144,3 +144,45 @@ def test_sidecar_wins_over_tags_which_win_over_user_metadata() -> None:
     assert merged == {"team": "s", "only_metadata": "1", "only_tags": "2", "year": 2024}
     # AND keys no filter could name are left out (a tag may hold a space)
     assert merge_attributes({}, {"bad key": "x"}, None) == {}
+
+
+SAMPLES: list[Any] = [
+    {"eq": {"key": "team", "value": "search"}},
+    {"in": {"key": "year", "value": [2023, "2024", True]}},
+    {"gte": {"key": "published", "value": "2024-05-01T09:30Z"}},
+    {"gt": {"key": "published", "value": "2024-02-30"}},  # the schema's pattern, no such day
+    {"and": [{"exists": {"key": "a"}}, {"not": {"exists": {"key": "b"}}}]},
+    {"eq": {"key": "team", "value": "x" * 257}},
+    {"eq": {"key": "bad key", "value": 1}},
+    {"eq": {"key": "a", "value": None}},
+    {"in": {"key": "a", "value": list(range(101))}},
+    {"in": {"key": "a", "value": []}},
+    {"exists": {"key": "a", "value": 1}},
+    {"or": []},
+    {"not": [{"exists": {"key": "a"}}]},
+    {"equals": {"key": "a", "value": 1}},
+    {"eq": {"key": "a", "value": 1}, "ne": {"key": "a", "value": 2}},
+    {"lt": {"key": "a", "value": False}},
+    [],
+    "team",
+]
+
+
+@pytest.mark.parametrize("spelled", SAMPLES)
+def test_what_the_openapi_schema_refuses_the_api_refuses(spelled: Any) -> None:
+    # GIVEN the MetadataFilter schema the OpenAPI document serves
+    from jsonschema import Draft202012Validator
+    from ragline.filters import FilterError, openapi_schemas
+
+    root = {"components": {"schemas": openapi_schemas()}}
+    validator = Draft202012Validator({**root, "$ref": "#/components/schemas/MetadataFilter"})
+    # WHEN a filter is checked by both
+    schema_accepts = validator.is_valid(spelled)
+    try:
+        parse_filter(spelled)
+        parser_accepts = True
+    except FilterError:
+        parser_accepts = False
+    # THEN the API never serves a filter its document forbids (schemathesis's check), and
+    # refuses more only where JSON Schema cannot say it (an impossible date, depth, size)
+    assert parser_accepts <= schema_accepts
