@@ -22,6 +22,10 @@ against exact, how many results came back, and p50/p95 latency:
 * ``ragline (select + search)``: ``Store.select`` then ``Store.vector_search`` with the
   settings' defaults (exact up to RAGLINE_FILTER_EXACT_MAX_CHUNKS chunks, HNSW above).
 
+Last, the same for a collection that holds 1% of the chunks (one document in a hundred
+is written to its own collection) searched with no filter: the collection is a filter
+on the shared index too.
+
 Figures, not a test: the machine is shared, so compare within one run.
 
     python bench/filtered_recall.py [--data-dir .ragline/bench-filtered-recall]
@@ -42,6 +46,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 COLLECTION = "filtered-recall"
+SMALL = "filtered-recall-1pct"  # a collection of 1% of the chunks, sharing the index
 MODEL = "bench:synthetic"
 DIMENSIONS = 384
 K = 10
@@ -51,7 +56,7 @@ def build(store: Any, chunks: int, per_document: int, clusters: int, seed: int) 
     """Write the synthetic collection unless it is there; the seconds it took (0: reused)."""
     conn = store.connection()
     held = conn.execute(
-        "SELECT count(*) FROM chunks WHERE collection = %s", (COLLECTION,)
+        "SELECT count(*) FROM chunks WHERE collection IN (%s, %s)", (COLLECTION, SMALL)
     ).fetchone()[0]
     if held == chunks:
         return 0.0
@@ -61,11 +66,12 @@ def build(store: Any, chunks: int, per_document: int, clusters: int, seed: int) 
 
     register_vector(conn)
     store.ensure_collection(COLLECTION, MODEL, DIMENSIONS)
+    store.ensure_collection(SMALL, MODEL, DIMENSIONS)
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((clusters, DIMENSIONS)).astype(np.float32)
     documents = chunks // per_document
     with conn.transaction():
-        conn.execute("DELETE FROM documents WHERE collection = %s", (COLLECTION,))
+        conn.execute("DELETE FROM documents WHERE collection IN (%s, %s)", (COLLECTION, SMALL))
         # Built once after loading: inserting 100k vectors one by one into the graph is
         # several times slower than building it.
         conn.execute(f"DROP INDEX IF EXISTS chunks_embedding_hnsw_{DIMENSIONS}")
@@ -107,6 +113,18 @@ def build(store: Any, chunks: int, per_document: int, clusters: int, seed: int) 
                         (document_id, COLLECTION, ordinal, f"chunk {ordinal}", 2, DIMENSIONS,
                          vector)
                     )  # fmt: skip
+        # One document in a hundred moves to its own collection: the case of a small
+        # collection sharing its dimension's index with a large one, with no filter.
+        conn.execute(
+            "UPDATE documents SET collection = %s WHERE collection = %s"
+            " AND (metadata -> 'attributes' ->> 'n')::int %% 100 = 50",
+            (SMALL, COLLECTION),
+        )
+        conn.execute(
+            "UPDATE chunks c SET collection = d.collection FROM documents d"
+            " WHERE d.id = c.document_id AND d.collection = %s",
+            (SMALL,),
+        )
     conn.execute("SET maintenance_work_mem = '1GB'")
     conn.execute(
         f"CREATE INDEX chunks_embedding_hnsw_{DIMENSIONS} ON chunks USING hnsw"
@@ -118,16 +136,20 @@ def build(store: Any, chunks: int, per_document: int, clusters: int, seed: int) 
     return time.perf_counter() - started
 
 
-def exact(store: Any, vector: np.ndarray, documents: list[Any]) -> list[int]:
-    """The true 10 nearest selected chunks, by a scan of them all (no index order)."""
+def exact(
+    store: Any, vector: np.ndarray, documents: list[Any] | None, collection: str = COLLECTION
+) -> list[int]:
+    """The true 10 nearest selected chunks (None: the collection's), by a scan of them all
+    (no index order)."""
     conn = store.connection()
     with conn.transaction():
         conn.execute("SET LOCAL enable_indexscan = off")
         rows = conn.execute(
-            f"SELECT id FROM chunks WHERE collection = %s AND document_id = ANY(%s)"
+            f"SELECT id FROM chunks WHERE collection = %s"
+            f" AND (%s::uuid[] IS NULL OR document_id = ANY(%s))"
             f" ORDER BY embedding::vector({DIMENSIONS}) <=> %s::vector({DIMENSIONS}), id"
             f" LIMIT {K}",
-            (COLLECTION, documents, vector),
+            (collection, documents, documents, vector),
         ).fetchall()
     return [row[0] for row in rows]
 
@@ -135,10 +157,11 @@ def exact(store: Any, vector: np.ndarray, documents: list[Any]) -> list[int]:
 def hnsw_only(
     store: Any,
     vector: np.ndarray,
-    documents: list[Any],
+    documents: list[Any] | None,
     mode: str,
     ef_search: int,
     max_scan_tuples: int = 20000,
+    collection: str = COLLECTION,
 ) -> list[int]:
     """The filter checked on each row the HNSW walk yields, and nothing else allowed."""
     conn = store.connection()
@@ -149,9 +172,10 @@ def hnsw_only(
         conn.execute(f"SET LOCAL hnsw.max_scan_tuples = {max_scan_tuples}")
         rows = conn.execute(
             f"SELECT id FROM chunks WHERE dimensions = {DIMENSIONS}"
-            " AND (collection = %s) IS TRUE AND (document_id = ANY(%s)) IS TRUE"
+            " AND (collection = %s) IS TRUE"
+            " AND (%s::uuid[] IS NULL OR document_id = ANY(%s)) IS TRUE"
             f" ORDER BY embedding::vector({DIMENSIONS}) <=> %s::vector({DIMENSIONS}) LIMIT {K}",
-            (COLLECTION, documents, vector),
+            (collection, documents, documents, vector),
         ).fetchall()
     return [row[0] for row in rows]
 
@@ -272,7 +296,28 @@ def main() -> int:
         for name, run in runs.items():
             run(vectors[0])  # warm the cache
             print(f"  {name:32} {measure(run, vectors, truth)}")
+    collection_case(store, vectors, ef)
     return 0
+
+
+def collection_case(store: Any, vectors: list[np.ndarray], ef: int) -> None:
+    """A collection holding 1% of its dimension's index, searched with no filter."""
+    selection = store.select(SMALL, DIMENSIONS, None)
+    truth = [exact(store, v, None, SMALL) for v in vectors]
+    print(f"\na collection of {selection.chunks} chunks of {selection.total}, no filter:")
+
+    def hnsw(mode: str) -> Any:
+        return lambda v: hnsw_only(store, v, None, mode, ef, collection=SMALL)
+
+    def ragline(v: np.ndarray) -> list[int]:
+        chosen = store.select(SMALL, DIMENSIONS, None)
+        return [c.chunk_id for c in store.vector_search(SMALL, v, K, selection=chosen)]
+
+    runs = {f"hnsw {mode}": hnsw(mode) for mode in ("relaxed_order", "strict_order", "off")}
+    runs["ragline (select + search)"] = ragline
+    for name, run in runs.items():
+        run(vectors[0])
+        print(f"  {name:32} {measure(run, vectors, truth)}")
 
 
 if __name__ == "__main__":
