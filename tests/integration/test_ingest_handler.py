@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
-BUCKET = "ragline-documents"
+from tests.support.s3 import BUCKET
+
 KEY = "handbook/Vacation Policy.md"
 POLICY = b"""# Vacation policy
 
@@ -22,19 +21,6 @@ Employees get 25 vacation days each year. Unused days expire in March.
 ## Booking
 Book vacation in the HR portal at least two weeks ahead.
 """
-
-
-@pytest.fixture
-def s3() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
-
-
-@pytest.fixture
-def ingest(s3: Any, database_url: str, cold_start: Callable[..., ModuleType]) -> ModuleType:
-    return cold_start("ingest", RAGLINE_DATABASE_URL=database_url, RAGLINE_EMBEDDINGS="hash")
 
 
 def _sqs_event(template: dict[str, Any], *keys_and_names: tuple[str, str]) -> dict[str, Any]:

@@ -9,30 +9,21 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 from ragline.ingest import IngestResult, StoredObject
 from ragline.store import ObjectVersion
 
-BUCKET = "ragline-documents"
+from tests.support.s3 import BUCKET
+
 KEY = "handbook/travel.md"
 SOURCE = f"s3://{BUCKET}/{KEY}"
 V2 = b"# Travel\n\nBook trains through the portal. Version two: economy class only.\n"
 V3 = b"# Travel\n\nBook trains through the portal. Version three: first class allowed.\n"
 TIMEOUT = 30.0
-
-
-@pytest.fixture
-def s3() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
 
 
 @pytest.fixture

@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 from ragline.ingest import S3ObjectReader, StoredObject
 from ragline.ingest.reconcile import reconcile
 
-BUCKET = "ragline-documents"
+from tests.support.s3 import BUCKET
 
 
 def _doc(title: str) -> bytes:
     return f"# {title}\n\nThe {title.lower()} document says something about {title}.\n".encode()
-
-
-@pytest.fixture
-def s3() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
 
 
 @pytest.fixture

@@ -21,8 +21,8 @@ from ragline.ingest import S3ObjectReader, get_ingestor
 from ragline.ingest.redrive import RedriveError, redrive
 
 from tests.conftest import clear_caches
+from tests.support.s3 import BUCKET
 
-BUCKET = "ragline-documents"
 STACK = "ragline-test"
 
 

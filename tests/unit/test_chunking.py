@@ -86,3 +86,59 @@ def test_chunks_fit_what_the_embedder_reads() -> None:
     assert (ingestor.chunk_tokens, ingestor.chunk_overlap) == (48, 24)
     plain = Ingestor(settings, store=None, embedder=HashEmbedder())  # type: ignore[arg-type]
     assert (plain.chunk_tokens, plain.chunk_overlap) == (256, 40)
+
+
+def test_every_chunk_of_a_long_table_starts_with_its_header_row() -> None:
+    # GIVEN a paragraph, then a table of 60 rows far over budget, then a paragraph
+    header = "sku | name | price | warehouse"
+    rows = [f"A-{i:03d} | widget model {i} | {i}.50 | north" for i in range(60)]
+    doc = ParsedDocument(
+        "Stock",
+        "csv",
+        [
+            Block("Stock levels by product.", ("Sheet1",)),
+            Block("\n".join([header, *rows]), ("Sheet1",), kind="table"),
+            Block("Prices include tax.", ("Sheet1",)),
+        ],
+    )
+
+    # WHEN it is chunked with overlap
+    chunks = chunk_document(doc, max_tokens=64, overlap=16)
+
+    # THEN every chunk holding a row starts with the header (the first after the intro
+    # paragraph), no chunk is over budget, and every row survives on its own line
+    assert len(chunks) > 5
+    assert all(c.token_count <= 64 for c in chunks)
+    for chunk in chunks:
+        if "| widget model" in chunk.text:
+            assert header in chunk.text.split("\n")
+            assert chunk.text.startswith(header) or chunk.ordinal == 0
+    text = "\n".join(c.text for c in chunks)
+    assert all(f"{row}\n" in f"{text}\n" for row in rows)
+    assert chunks[-1].text.endswith("Prices include tax.")
+
+
+def test_a_table_that_fits_and_other_line_blocks_are_not_given_a_header() -> None:
+    # GIVEN a list and a flattened record over budget, and a table that fits
+    items = "\n".join(f"- step {i}: run the command number {i}" for i in range(40))
+    record = "\n".join(f"order.items[{i}].sku: A-{i}" for i in range(40))
+    doc = ParsedDocument(
+        "T",
+        "docx",
+        [
+            Block(items, ("List",), kind="list"),
+            Block(record, ("Record",), kind="record"),
+            Block("a | b\n1 | 2", ("Small",), kind="table"),
+        ],
+    )
+
+    # WHEN it is chunked
+    chunks = chunk_document(doc, max_tokens=40, overlap=0)
+
+    # THEN the list and the record are cut between lines, their first line not repeated
+    lists = [c.text for c in chunks if c.section == ("List",)]
+    records = [c.text for c in chunks if c.section == ("Record",)]
+    assert len(lists) > 1 and len(records) > 1
+    assert "\n".join(lists).split("\n") == items.split("\n")
+    assert "\n".join(records).split("\n") == record.split("\n")
+    assert [c.text for c in chunks if c.section == ("Small",)] == ["a | b\n1 | 2"]

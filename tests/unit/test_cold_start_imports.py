@@ -77,3 +77,62 @@ def test_tracing_is_off_outside_lambda_and_loads_no_xray() -> None:
     imported = set(json.loads(probe.stdout.strip().splitlines()[-1]))
     # THEN the X-Ray SDK was never imported
     assert not any(name.startswith("aws_xray_sdk") for name in imported)
+
+
+DOCUMENT_PROBE = """
+import importlib.util, json, sys
+import ragline, ragline.documents, ragline.ingest
+for name in ("ingest", "query"):
+    spec = importlib.util.spec_from_file_location(name, f"functions/{name}/handler.py")
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+from ragline.documents import parse_document
+parse_document("notes.md", b"# Notes\\n\\nPlain text.")
+parse_document("rows.csv", b"a,b\\n1,2\\n")
+before = sorted(sys.modules)
+with open(sys.argv[1], "rb") as word:
+    parse_document("hello.docx", word.read())
+print(json.dumps([before, sorted(sys.modules)]))
+"""
+# The Office parsers and what they pull in (lxml, Pillow, XlsxWriter, et_xmlfile, defusedxml).
+PARSER_PACKAGES = {
+    "docx",
+    "pptx",
+    "openpyxl",
+    "lxml",
+    "PIL",
+    "xlsxwriter",
+    "et_xmlfile",
+    "defusedxml",
+}
+
+
+def _packages(modules: list[str]) -> set[str]:
+    return {name.split(".")[0] for name in modules}
+
+
+def test_no_office_parser_is_imported_until_a_file_of_its_format_is_read(tmp_path: Path) -> None:
+    # GIVEN a Word file, and a fresh interpreter that imports ragline and both document
+    # handlers, reads a Markdown and a CSV document, then the Word file
+    import docx
+
+    word = tmp_path / "hello.docx"
+    document = docx.Document()
+    document.add_paragraph("Hello")
+    document.save(str(word))
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("RAGLINE_", "OPENAI_"))}
+    environment.update(
+        RAGLINE_EMBEDDINGS="hash",
+        RAGLINE_LLM="extractive",
+        RAGLINE_DATABASE_URL="postgresql://ragline@127.0.0.1:9/unused",
+    )
+    probe = subprocess.run(
+        [sys.executable, "-c", DOCUMENT_PROBE, str(word)], cwd=ROOT, env=environment,
+        capture_output=True,
+        text=True, timeout=60, check=True,
+    )  # fmt: skip
+    before, after = json.loads(probe.stdout.strip().splitlines()[-1])
+    # THEN no Office parser (nor what they pull in) was imported
+    assert _packages(before) & PARSER_PACKAGES == set()
+    # AND reading a Word file imports the Word parser only, not PowerPoint's or Excel's
+    assert {"docx", "lxml"} <= _packages(after)
+    assert _packages(after) & {"pptx", "openpyxl", "PIL", "xlsxwriter"} == set()

@@ -25,3 +25,12 @@ def test_unsupported_types_are_named() -> None:
         format_for("photo.png")
     assert format_for("guide.rst.txt") == "rst"
     assert format_for("README.MD") == "markdown"
+
+
+def test_a_metadata_sidecar_is_not_read_as_a_json_document() -> None:
+    # GIVEN the Bedrock-style sidecar of report.pdf, and a JSON file merely named metadata
+    # THEN the sidecar is no document (recorded as skipped), the other is JSON
+    with pytest.raises(UnsupportedDocumentError, match="metadata sidecar"):
+        format_for("reports/report.pdf.metadata.json")
+    assert format_for("reports/metadata.json") == "json"
+    assert format_for("reports/.metadata.json") == "json"

@@ -61,6 +61,7 @@ ENVIRONMENT: dict[str, str] = {
     "RAGLINE_HNSW_EF_CONSTRUCTION": "hnsw_ef_construction",
     "RAGLINE_HNSW_MAX_SCAN_TUPLES": "hnsw_max_scan_tuples",
     "RAGLINE_FILTER_EXACT_MAX_CHUNKS": "filter_exact_max_chunks",
+    "RAGLINE_INDEX_BUILD_MEMORY_MB": "index_build_memory_mb",
     "RAGLINE_CHUNK_TOKENS": "chunk_tokens",
     "RAGLINE_CHUNK_OVERLAP": "chunk_overlap",
     "RAGLINE_MAX_BODY_BYTES": "max_body_bytes",
@@ -144,6 +145,8 @@ class Settings(BaseModel):
     # bought no recall in bench/filtered_recall.py, which measures both).
     filter_exact_max_chunks: int = Field(default=5000, ge=0, le=10_000_000)
     hnsw_max_scan_tuples: int = Field(default=20000, ge=1000, le=10_000_000)
+    # maintenance_work_mem for an HNSW index built after a bulk load (None: the server's).
+    index_build_memory_mb: int | None = Field(default=None, ge=64, le=65536)
     chunk_tokens: int = Field(default=256, ge=32, le=8192)
     chunk_overlap: int = Field(default=40, ge=0, le=4096)
 

@@ -15,8 +15,9 @@ from ragline.tokens import count_tokens
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 SECTION_SEPARATOR = " > "
 # Blocks whose lines are their structure: an oversized one is cut between lines, and the
-# lines of a chunk stay on their own lines.
-_LINE_KINDS = frozenset({"code", "table"})
+# lines of a chunk stay on their own lines. A table's first line is its header row: a chunk
+# that starts inside the table repeats it, so every chunk of a sheet reads with its columns.
+_LINE_KINDS = frozenset({"code", "table", "list", "record"})
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class _Unit:
     tokens: int
     paragraph: int  # units of one paragraph are joined with a space, others with a blank line
     line: bool = False  # starts a line of a code block or table: a newline, not a space, before it
+    header: _Unit | None = None  # a table row's header line, repeated atop a chunk it starts
 
 
 def _split_block(block: Block, paragraph: int, max_tokens: int) -> list[_Unit]:
@@ -57,11 +59,14 @@ def _split_block(block: Block, paragraph: int, max_tokens: int) -> list[_Unit]:
     by_line = block.kind in _LINE_KINDS
     pieces = block.text.split("\n") if by_line else _SENTENCE_END.split(block.text)
     units: list[_Unit] = []
+    header: _Unit | None = None
     for piece in pieces:
         piece_tokens = count_tokens(piece)
         if piece_tokens <= max_tokens:
             if piece.strip():
-                units.append(_Unit(piece, piece_tokens, paragraph, by_line))
+                units.append(_Unit(piece, piece_tokens, paragraph, by_line, header))
+                if block.kind == "table" and len(units) == 1:
+                    header = units[0]
             continue
         words: list[str] = []
         words_tokens = 0
@@ -90,6 +95,24 @@ def _join(units: list[_Unit]) -> str:
                 parts.append("\n" if unit.line else " ")
         parts.append(unit.text)
     return "".join(parts)
+
+
+def _with_header(window: list[_Unit], unit: _Unit, max_tokens: int) -> tuple[list[_Unit], int]:
+    """A new window that starts inside a table, with the table's header line first.
+
+    Carried rows give way to the header when they do not fit the budget together; a row
+    too long to share a chunk with its header goes without it.
+    """
+    tokens = sum(u.tokens for u in window)
+    header = (window[0] if window else unit).header
+    if header is None:
+        return window, tokens
+    while window and header.tokens + tokens + unit.tokens > max_tokens:
+        tokens -= window.pop(0).tokens
+    header = (window[0] if window else unit).header
+    if header is None or header.tokens + tokens + unit.tokens > max_tokens:
+        return window, tokens
+    return [header, *window], header.tokens + tokens
 
 
 def chunk_document(
@@ -129,6 +152,7 @@ def chunk_document(
                     carried.insert(0, previous)
                     carried_tokens += previous.tokens
                 window, window_tokens, fresh = carried, carried_tokens, 0
+                window, window_tokens = _with_header(window, unit, max_tokens)
             window.append(unit)
             window_tokens += unit.tokens
             fresh += 1

@@ -14,6 +14,7 @@ shows as errors instead of borrowing another model's answers.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -190,7 +191,10 @@ def chunks_digest(corpus: Path, files: Sequence[Path], *, max_tokens: int, overl
             continue
         digest.update(f"{relative}\0{parsed.title}\0{parsed.format}\n".encode())
         for chunk in chunk_document(parsed, max_tokens=max_tokens, overlap=overlap):
-            digest.update(repr(chunk).encode())
+            # Unset fields left out: a field new to chunks (a PDF's pages, say) changes the
+            # key of the corpora that use it, not of every corpus.
+            fields = {k: v for k, v in asdict(chunk).items() if v not in (None, (), [], {})}
+            digest.update(json.dumps(fields, sort_keys=True, default=str).encode())
     return digest.hexdigest()[:16]
 
 

@@ -73,12 +73,14 @@ def record_collection(
     *,
     hnsw_m: int = 16,
     hnsw_ef_construction: int = 64,
+    index: bool = True,
 ) -> tuple[str, int]:
     """Record the collection's model unless one is recorded; return the recorded one.
 
     Creates the partial HNSW index for the dimension, with these build parameters, when
     this model is the recorded one and the dimension has no index yet (an existing index
-    keeps the parameters it was built with).
+    keeps the parameters it was built with), unless ``index`` is False (a bulk load
+    builds it once its rows are in: see :func:`build_vector_index`).
     """
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('ragline.collections'))")
@@ -92,21 +94,65 @@ def record_collection(
         ).fetchone()
         assert row is not None
         known: tuple[str, int] = (row[0], row[1])
-        if known == (embedding_model, dimensions):
-            conn.execute(
-                sql.SQL(
-                    "CREATE INDEX IF NOT EXISTS {index} ON chunks USING hnsw"
-                    " ((embedding::vector({dims})) vector_cosine_ops)"
-                    " WITH (m = {m}, ef_construction = {ef_construction})"
-                    " WHERE dimensions = {dims}"
-                ).format(
-                    index=sql.Identifier(f"chunks_embedding_hnsw_{dimensions}"),
-                    dims=sql.Literal(dimensions),
-                    m=sql.Literal(hnsw_m),
-                    ef_construction=sql.Literal(hnsw_ef_construction),
-                )
+        if known == (embedding_model, dimensions) and index:
+            build_vector_index(
+                conn, dimensions, hnsw_m=hnsw_m, hnsw_ef_construction=hnsw_ef_construction
             )
     return known
+
+
+def _index_name(dimensions: int) -> sql.Identifier:
+    return sql.Identifier(f"chunks_embedding_hnsw_{dimensions}")
+
+
+def build_vector_index(
+    conn: psycopg.Connection[Any],
+    dimensions: int,
+    *,
+    hnsw_m: int = 16,
+    hnsw_ef_construction: int = 64,
+    maintenance_work_mem_mb: int | None = None,
+) -> None:
+    """Create the dimension's partial HNSW index if it is missing.
+
+    Over rows already written, PostgreSQL builds the graph in one pass (in memory, up to
+    ``maintenance_work_mem``), which is several times cheaper than inserting into it row by
+    row: the reason a bulk load defers it.
+    """
+    with conn.transaction():
+        if maintenance_work_mem_mb is not None:
+            conn.execute(
+                sql.SQL("SET LOCAL maintenance_work_mem = {}").format(
+                    sql.Literal(f"{maintenance_work_mem_mb}MB")
+                )
+            )
+        conn.execute(
+            sql.SQL(
+                "CREATE INDEX IF NOT EXISTS {index} ON chunks USING hnsw"
+                " ((embedding::vector({dims})) vector_cosine_ops)"
+                " WITH (m = {m}, ef_construction = {ef_construction})"
+                " WHERE dimensions = {dims}"
+            ).format(
+                index=_index_name(dimensions),
+                dims=sql.Literal(dimensions),
+                m=sql.Literal(hnsw_m),
+                ef_construction=sql.Literal(hnsw_ef_construction),
+            )
+        )
+
+
+def drop_empty_vector_index(conn: psycopg.Connection[Any], dimensions: int) -> bool:
+    """Drop the dimension's HNSW index if no chunk of that dimension exists (so dropping it
+    costs no other collection anything); True when the dimension holds no rows."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('ragline.collections'))")
+        held = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM chunks WHERE dimensions = %s)", (dimensions,)
+        ).fetchone()
+        if held is None or held[0]:
+            return False
+        conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(_index_name(dimensions)))
+    return True
 
 
 def collection_model(conn: psycopg.Connection[Any], name: str) -> tuple[str, int] | None:

@@ -55,6 +55,7 @@ class Store:
         self._migrated = False
         self._lock = threading.Lock()
         self._collections: dict[str, tuple[str, int]] = {}
+        self._deferred_indexes: set[int] = set()  # dimensions a bulk load indexes at its end
         # When this process last purged the query log (time.monotonic()); None: not yet,
         # so the first query a process logs purges, however young the host.
         self._purged_at: float | None = None
@@ -97,6 +98,7 @@ class Store:
                 dimensions,
                 hnsw_m=self.settings.hnsw_m,
                 hnsw_ef_construction=self.settings.hnsw_ef_construction,
+                index=dimensions not in self._deferred_indexes,
             )
             self._collections[name] = known
         if known != (embedding_model, dimensions):
@@ -105,6 +107,27 @@ class Store:
                 f"but the configured embeddings are {embedding_model!r} ({dimensions} "
                 "dimensions); use the same model, another collection, or re-ingest"
             )
+
+    def defer_vector_index(self, dimensions: int) -> bool:
+        """Start a bulk load of ``dimensions``-sized vectors: when no chunk of that size is
+        stored yet, drop its (empty) HNSW index and leave it out until
+        :meth:`build_vector_index`; True if deferred. A store holding such chunks already
+        keeps its index (other collections search through it) and loads row by row."""
+        deferred = documents.drop_empty_vector_index(self.connection(), dimensions)
+        if deferred:
+            self._deferred_indexes.add(dimensions)
+        return deferred
+
+    def build_vector_index(self, dimensions: int) -> None:
+        """End a bulk load: build the dimension's HNSW index over the rows now stored."""
+        self._deferred_indexes.discard(dimensions)
+        documents.build_vector_index(
+            self.connection(),
+            dimensions,
+            hnsw_m=self.settings.hnsw_m,
+            hnsw_ef_construction=self.settings.hnsw_ef_construction,
+            maintenance_work_mem_mb=self.settings.index_build_memory_mb,
+        )
 
     def collection_model(self, name: str) -> tuple[str, int] | None:
         """The (embedding model, dimensions) a collection was built with, or None."""

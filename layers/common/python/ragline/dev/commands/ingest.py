@@ -49,16 +49,25 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     ingestor = get_ingestor()
     results: list[IngestResult] = []
-    with tqdm(files, unit="file", desc="ingesting", disable=args.quiet) as progress:
-        for path in progress:
-            try:
-                result = ingestor.ingest_file(path, collection=args.collection)
-            except DocumentFailedError as exc:  # recorded as failed in the store, with the reason
-                result = exc.result
-            except Exception as exc:  # one file's failure must not stop the others
-                result = IngestResult(path.resolve().as_uri(), "failed", error=_describe(exc))
-            results.append(result)
-            progress.set_postfix_str(f"{result.status}: {path.name}", refresh=False)
+    # A first load builds the vector index once at the end: far cheaper than row by row.
+    dimensions = ingestor.embedder.dimensions
+    deferred = len(files) > 1 and ingestor.store.defer_vector_index(dimensions)
+    try:
+        with tqdm(files, unit="file", desc="ingesting", disable=args.quiet) as progress:
+            for path in progress:
+                try:
+                    result = ingestor.ingest_file(path, collection=args.collection)
+                except DocumentFailedError as exc:  # recorded as failed, with the reason
+                    result = exc.result
+                except Exception as exc:  # one file's failure must not stop the others
+                    result = IngestResult(path.resolve().as_uri(), "failed", error=_describe(exc))
+                results.append(result)
+                progress.set_postfix_str(f"{result.status}: {path.name}", refresh=False)
+    finally:  # interrupted too: the store is never left without its index
+        if deferred:
+            if not args.quiet:
+                print("building the vector index ...", file=sys.stderr, flush=True)
+            ingestor.store.build_vector_index(dimensions)
 
     from ragline.dev.render import format_ingest_summary
 

@@ -1,7 +1,8 @@
 """Loaders: bytes of one object -> a title and blocks of text, each under its heading path.
 
-Every loader is pure Python (no parser dependencies in the Lambda layer). A loader keeps
-what a reader of the rendered document would read and drops markup that only shapes it.
+A loader keeps what a reader of the rendered document would read and drops markup that
+only shapes it. Text formats are pure Python; Office formats import their parser library
+(python-docx, python-pptx, openpyxl) only when a file of theirs is read.
 
 One module per format defines its ``LOADER``; ``registry.LOADERS`` lists them. Adding a
 format is a module and a line there.

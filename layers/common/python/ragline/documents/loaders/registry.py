@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from ragline.documents.loaders import html, markdown, rst, text
+from ragline.documents.loaders import delimited, docx, html, json, markdown, pptx, rst, text, xlsx
 from ragline.documents.loaders.base import Loader, ParsedDocument
 from ragline.errors import DocumentParseError, UnsupportedDocumentError
 
@@ -14,7 +14,16 @@ LOADERS: tuple[Loader, ...] = (
     markdown.LOADER,
     rst.LOADER,
     html.LOADER,
+    docx.LOADER,
+    pptx.LOADER,
+    xlsx.LOADER,
+    delimited.CSV_LOADER,
+    delimited.TSV_LOADER,
+    json.JSON_LOADER,
+    json.JSONL_LOADER,
 )
+
+SIDECAR_SUFFIX = ".metadata.json"
 
 _LOADERS = {loader.format: loader for loader in LOADERS}
 _FORMATS_BY_SUFFIX = {suffix: loader.format for loader in LOADERS for suffix in loader.suffixes}
@@ -24,8 +33,14 @@ def format_for(name: str) -> str:
     """The format of an object from its key or file name; raises UnsupportedDocumentError.
 
     ``guide.rst.txt`` is read as reStructuredText (a common way to publish rst sources).
+    A Bedrock Knowledge Bases metadata sidecar (``<key>.metadata.json``) describes another
+    object and is no document of its own, though it is JSON.
     """
     path = PurePosixPath(name.lower())
+    if path.name.endswith(SIDECAR_SUFFIX) and len(path.name) > len(SIDECAR_SUFFIX):
+        raise UnsupportedDocumentError(
+            f"{SIDECAR_SUFFIX!r} is the metadata sidecar of another object, not a document"
+        )
     suffixes = path.suffixes
     for suffix in (suffixes[-2:-1] if len(suffixes) > 1 and suffixes[-1] == ".txt" else []) + [
         path.suffix

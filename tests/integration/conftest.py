@@ -1,0 +1,28 @@
+"""Fixtures shared by the integration tests of the S3-facing functions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tests.support.s3 import BUCKET
+
+
+@pytest.fixture
+def s3() -> Iterator[Any]:
+    """An S3 client on moto, with the documents bucket created."""
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+
+
+@pytest.fixture
+def ingest(s3: Any, database_url: str, cold_start: Callable[..., ModuleType]) -> ModuleType:
+    """The ingest Lambda's module, cold-started against this module's database."""
+    return cold_start("ingest", RAGLINE_DATABASE_URL=database_url, RAGLINE_EMBEDDINGS="hash")

@@ -1,0 +1,3 @@
+"""The documents bucket the S3-facing tests use."""
+
+BUCKET = "ragline-documents"
