@@ -136,7 +136,8 @@ class Ingestion(Construct):
         self.ingest.role.add_to_policy(
             iam.PolicyStatement(
                 sid="ReadDocuments",
-                actions=["s3:GetObject"],  # also authorizes HeadObject
+                # HeadObject comes with GetObject; tags are part of a document's metadata.
+                actions=["s3:GetObject", "s3:GetObjectTagging"],
                 resources=[self.bucket.arn_for_objects("*")],
             )
         )
@@ -207,7 +208,8 @@ class Ingestion(Construct):
         reconcile.role.add_to_policy(
             iam.PolicyStatement(
                 sid="ReadDocuments",
-                actions=["s3:GetObject"],  # also authorizes HeadObject
+                # HeadObject comes with GetObject; tags are part of a document's metadata.
+                actions=["s3:GetObject", "s3:GetObjectTagging"],
                 resources=[self.bucket.arn_for_objects("*")],
             )
         )

@@ -52,7 +52,7 @@ def query(body: QueryRequest) -> QueryResponse:
     request_id = app.current_event.request_context.request_id
     return answerer.answer(
         body.question, collection=body.collection, top_k=body.top_k, profile=body.profile,
-        request_id=request_id, ef_search=body.ef_search,
+        request_id=request_id, ef_search=body.ef_search, where=body.filter,
     )  # fmt: skip
 
 
@@ -60,7 +60,7 @@ def query(body: QueryRequest) -> QueryResponse:
 def retrieve(body: RetrieveRequest) -> RetrieveResponse:
     return answerer.retrieve(
         body.query, collection=body.collection, top_k=body.top_k, mode=body.mode,
-        ef_search=body.ef_search,
+        ef_search=body.ef_search, where=body.filter,
     )  # fmt: skip
 
 

@@ -92,6 +92,10 @@ def test_ingest_reads_documents_and_invokes_only_the_embedding_model(nat: Synthe
         {"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, "/*"]]}
     ]
     assert _granted(nat, role, "s3:ListBucket") == [{"Fn::GetAtt": [bucket, "Arn"]}]
+    # AND reads the tags of those objects (a document's metadata), nothing else's
+    assert _granted(nat, role, "s3:GetObjectTagging") == [
+        {"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, "/*"]]}
+    ]
     assert not _granted(nat, role, "s3:PutObject") and not _granted(nat, role, "s3:DeleteObject")
     # AND reads exactly the database secret
     assert _granted(nat, role, "secretsmanager:GetSecretValue") == [

@@ -201,7 +201,7 @@ def test_reconcile_on_schedules_a_least_privilege_function(endpoint: Synthesized
         )
     }
     s3_actions = {a for a in actions if a.startswith("s3:")}
-    assert s3_actions == {"s3:ListBucket", "s3:GetObject"}
+    assert s3_actions == {"s3:ListBucket", "s3:GetObject", "s3:GetObjectTagging"}
     assert not any(a.startswith(("sqs:", "lambda:")) for a in actions)
     # AND it may call the embedding model (Bedrock here), not the chat model (SageMaker)
     assert {"secretsmanager:GetSecretValue", "bedrock:InvokeModel"} <= actions

@@ -18,6 +18,7 @@ LEAVES: dict[str, set[str]] = {
     "errors": set(),
     "tokens": set(),
     "records": set(),
+    "filters": set(),
     "config": {"errors"},
 }
 

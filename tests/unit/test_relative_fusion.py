@@ -69,8 +69,11 @@ class _Lists:
     def vector_search(self, *args: object, **kwargs: object) -> list[RetrievedChunk]:
         return self.vector
 
-    def keyword_search(self, *args: object) -> list[RetrievedChunk]:
+    def keyword_search(self, *args: object, **kwargs: object) -> list[RetrievedChunk]:
         return self.keyword
+
+    def select(self, *args: object) -> None:
+        return None  # every chunk of the collection
 
     def similarities(self, ids: list[int], vector: object) -> dict[int, float]:
         return {}

@@ -16,6 +16,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.shared.json_encoder import Encoder
 
 from ragline.errors import DatabaseUnavailableError, ModelUnavailableError, RaglineError
+from ragline.filters import openapi_schemas
 from ragline.schemas import COLLECTION_PATTERN, CURSOR_PATTERN, TEXT_PATTERN, ErrorBody
 
 if TYPE_CHECKING:
@@ -75,6 +76,8 @@ class RestResolver(APIGatewayRestResolver):
                 if isinstance(operation, dict):
                     operation.get("responses", {}).pop("422", None)
         schemas = document.get("components", {}).get("schemas", {})
+        if "#/components/schemas/MetadataFilter" in json.dumps(schemas):
+            schemas.update(openapi_schemas())  # recursive: referenced, not inlined
         paths = json.dumps(document.get("paths", {}))
         for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
             if f'/{unused}"' not in paths:
@@ -115,6 +118,7 @@ READABLE_ERRORS: dict[str, str] = {
     "extra_forbidden": "{where}: is not a known field",
     "less_than_equal": "{where} must be at most {le}",
     "greater_than_equal": "{where} must be at least {ge}",
+    "filter_invalid": "{where}{path}: {reason}",  # the path inside the filter
 }
 # What a value failing one of the schemas' patterns should have been.
 PATTERN_ERRORS: dict[str, str] = {

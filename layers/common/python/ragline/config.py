@@ -59,6 +59,8 @@ ENVIRONMENT: dict[str, str] = {
     "RAGLINE_HNSW_EF_SEARCH": "hnsw_ef_search",
     "RAGLINE_HNSW_M": "hnsw_m",
     "RAGLINE_HNSW_EF_CONSTRUCTION": "hnsw_ef_construction",
+    "RAGLINE_HNSW_MAX_SCAN_TUPLES": "hnsw_max_scan_tuples",
+    "RAGLINE_FILTER_EXACT_MAX_CHUNKS": "filter_exact_max_chunks",
     "RAGLINE_INDEX_BUILD_MEMORY_MB": "index_build_memory_mb",
     "RAGLINE_CHUNK_TOKENS": "chunk_tokens",
     "RAGLINE_CHUNK_OVERLAP": "chunk_overlap",
@@ -136,6 +138,13 @@ class Settings(BaseModel):
     # (pgvector's defaults; a larger ef_construction buys recall with slower ingestion).
     hnsw_m: int = Field(default=16, ge=2, le=100)
     hnsw_ef_construction: int = Field(default=64, ge=4, le=1000)
+    # A filtered vector search (a metadata filter, or a collection that is part of its
+    # dimension's index) over at most this many chunks is exact: distances to each of
+    # them (about 2.5 ms per 1,000). Larger selections walk the HNSW index with iterative
+    # scans, visiting at most hnsw_max_scan_tuples chunks (pgvector's default; raising it
+    # bought no recall in bench/filtered_recall.py, which measures both).
+    filter_exact_max_chunks: int = Field(default=5000, ge=0, le=10_000_000)
+    hnsw_max_scan_tuples: int = Field(default=20000, ge=1000, le=10_000_000)
     # maintenance_work_mem for an HNSW index built after a bulk load (None: the server's).
     index_build_memory_mb: int | None = Field(default=None, ge=64, le=65536)
     chunk_tokens: int = Field(default=256, ge=32, le=8192)

@@ -13,6 +13,7 @@ from ragline.errors import InvalidRequestError, ModelError
 
 if TYPE_CHECKING:
     from ragline.embeddings import Embedder
+    from ragline.filters import Filter
     from ragline.rerankers import Reranker
     from ragline.store import RetrievedChunk, Store
 
@@ -146,18 +147,19 @@ class Retriever:
         top_k: int,
         mode: str = "hybrid",
         ef_search: int | None = None,
+        where: Filter | None = None,
     ) -> Retrieval:
         """The ``top_k`` best chunks for ``query``: the search's own, or with a reranker,
         its order of the search's best ``rerank_depth`` candidates. ``ef_search``
-        overrides RAGLINE_HNSW_EF_SEARCH."""
-        if self.reranker is None:
-            return self.candidates(
-                query, collection=collection, top_k=top_k, mode=mode, ef_search=ef_search
-            )
-        depth = max(top_k, self.rerank_depth)
+        overrides RAGLINE_HNSW_EF_SEARCH; ``where``, a metadata filter, keeps the chunks
+        of the documents it matches (the reranker sees only those)."""
+        depth = top_k if self.reranker is None else max(top_k, self.rerank_depth)
         found = self.candidates(
-            query, collection=collection, top_k=depth, mode=mode, ef_search=ef_search
-        )
+            query, collection=collection, top_k=depth, mode=mode, ef_search=ef_search,
+            where=where,
+        )  # fmt: skip
+        if self.reranker is None:
+            return found
         return self.rerank(query, found, top_k)
 
     def rerank(self, query: str, found: Retrieval, top_k: int) -> Retrieval:
@@ -191,15 +193,22 @@ class Retriever:
         top_k: int,
         mode: str = "hybrid",
         ef_search: int | None = None,
+        where: Filter | None = None,
     ) -> Retrieval:
-        """The search itself: ``top_k`` chunks by vector, keyword or fused hybrid search."""
+        """The search itself: ``top_k`` chunks by vector, keyword or fused hybrid search,
+        among the chunks of the documents ``where`` matches (None: all)."""
         if mode not in MODES:
             raise InvalidRequestError(f"mode must be one of {', '.join(MODES)}")
         known = self.store.collection_model(collection)
         if known is None:
             return Retrieval([], 0)  # nothing ingested into this collection yet
+        # Which chunks may be returned, and how selective that is: both searches honour
+        # it before their limit, so a filter never leaves fewer than top_k that exist.
+        selection = self.store.select(collection, known[1], where)
         if mode == "keyword":
-            return Retrieval(self.store.keyword_search(collection, query, top_k), 0)
+            return Retrieval(
+                self.store.keyword_search(collection, query, top_k, selection=selection), 0
+            )
         # A query vector from another model would be silently meaningless: refuse instead.
         self.store.ensure_collection(collection, self.embedder.name, self.embedder.dimensions)
         embedded = self.embedder.embed_query(query)
@@ -210,16 +219,23 @@ class Retriever:
             # Vector search finds nothing; hybrid search is the keyword search alone.
             if mode == "vector":
                 return Retrieval([], embedded.tokens)
-            return Retrieval(self.store.keyword_search(collection, query, top_k), embedded.tokens)
+            return Retrieval(
+                self.store.keyword_search(collection, query, top_k, selection=selection),
+                embedded.tokens,
+            )
         if mode == "vector":
             return Retrieval(
-                self.store.vector_search(collection, vector, top_k, ef_search=ef_search),
+                self.store.vector_search(
+                    collection, vector, top_k, ef_search=ef_search, selection=selection
+                ),
                 embedded.tokens,
                 embedding_seconds=embedded.seconds,
             )
         depth = max(20, top_k * 4)
-        by_vector = self.store.vector_search(collection, vector, depth, ef_search=ef_search)
-        by_keyword = self.store.keyword_search(collection, query, depth)
+        by_vector = self.store.vector_search(
+            collection, vector, depth, ef_search=ef_search, selection=selection
+        )
+        by_keyword = self.store.keyword_search(collection, query, depth, selection=selection)
         if self.fusion == "relative":
             weight = self.vector_weight
             if weight is None:

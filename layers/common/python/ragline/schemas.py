@@ -7,11 +7,13 @@ here, by the schema the OpenAPI document shows, every route is covered.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, field_validator
+from pydantic_core import PydanticCustomError
 
 from ragline.config import MAX_TOP_K
+from ragline.filters import Filter, FilterError, parse_filter
 
 COLLECTION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 TEXT_PATTERN = r"^[^\x00]*$"  # any text without a NUL character
@@ -35,6 +37,32 @@ TOP_K = Field(
 )
 
 
+def _filter(value: Any) -> Filter | None:
+    """The parsed filter; a FilterError becomes a validation error naming the bad part
+    (``filter.and[1].gte.value: must be a number or an ISO date``)."""
+    if value is None:
+        return None
+    try:
+        return parse_filter(value)
+    except FilterError as exc:
+        raise PydanticCustomError(
+            "filter_invalid", "{path}: {reason}", {"path": exc.path, "reason": exc.reason}
+        ) from exc
+
+
+METADATA_FILTER = Annotated[
+    Filter | None,
+    PlainValidator(_filter),
+    WithJsonSchema(
+        {
+            "anyOf": [{"$ref": "#/components/schemas/MetadataFilter"}, {"type": "null"}],
+            "description": "Only passages of documents whose attributes match (see the "
+            'README, "Metadata and filters").',
+        }
+    ),
+]
+
+
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -55,6 +83,7 @@ class QueryRequest(_Request):
     top_k: int | None = TOP_K
     profile: str | None = Field(default=None, pattern=PROFILE_PATTERN)
     ef_search: int | None = EF_SEARCH
+    filter: METADATA_FILTER = None
 
 
 class RetrieveRequest(_Request):
@@ -63,6 +92,7 @@ class RetrieveRequest(_Request):
     mode: Literal["hybrid", "vector", "keyword"] = "hybrid"
     collection: str | None = Field(default=None, pattern=COLLECTION_PATTERN)
     ef_search: int | None = EF_SEARCH
+    filter: METADATA_FILTER = None
 
 
 class FeedbackRequest(_Request):

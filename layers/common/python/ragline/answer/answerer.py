@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from ragline.answer.guard import Verdict
     from ragline.config import Settings
     from ragline.embeddings import Embedder
+    from ragline.filters import Filter
     from ragline.rerankers import Reranker
     from ragline.retrieval import Retrieval
     from ragline.store import RetrievedChunk, Store
@@ -98,15 +99,17 @@ class Answerer:
 
     def retrieve(
         self, query: str, *, collection: str | None = None, top_k: int | None = None,
-        mode: str = "hybrid", ef_search: int | None = None,
+        mode: str = "hybrid", ef_search: int | None = None, where: Filter | None = None,
     ) -> RetrieveResponse:  # fmt: skip
-        """Search without generating: the chunks a question would be answered from."""
+        """Search without generating: the chunks a question would be answered from
+        (``where``: of the documents this metadata filter matches)."""
         retrieval = self.retriever.search(
             self._text(query, "query"),
             collection=self._collection(collection),
             top_k=self._top_k(top_k),
             mode=mode,
             ef_search=ef_search,
+            where=where,
         )
         reranking = retrieval.reranking
         rerank_cost = self.costs.rerank(reranking).usd
@@ -127,11 +130,13 @@ class Answerer:
         profile: str | None = None,
         request_id: str | None = None,
         ef_search: int | None = None,
+        where: Filter | None = None,
     ) -> QueryResponse:
         """Answer ``question`` from the collection, citing the passages used.
 
         ``profile`` names a routing profile (None: the default one); an unknown name is
-        InvalidRequestError. When every model of the profile's chain fails,
+        InvalidRequestError. ``where``, a metadata filter, limits the passages to the
+        documents it matches. When every model of the profile's chain fails,
         ModelUnavailableError carries the retrieved passages as citations.
         """
         route = self.router.route(profile)
@@ -144,6 +149,7 @@ class Answerer:
             collection=collection,
             top_k=self._top_k(top_k or rules.top_k),
             ef_search=ef_search,
+            where=where,
         )
         retrieved_at = time.perf_counter()
         chunks = similar_enough(retrieval.chunks, rules.min_score)

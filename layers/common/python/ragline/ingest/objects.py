@@ -7,6 +7,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
+from ragline.ingest.attributes import (
+    MAX_SIDECAR_BYTES,
+    SidecarError,
+    merge_attributes,
+    parse_sidecar,
+    sidecar_key,
+)
 from ragline.store import ObjectVersion
 
 
@@ -24,6 +31,10 @@ class StoredObject:
     version_id: str | None = None
     modified: datetime | None = None
     sequencer: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    # The bytes of the sidecar ``<key>.metadata.json`` and its ETag; None: there is none.
+    sidecar: bytes | None = None
+    sidecar_etag: str | None = None
 
     @property
     def source(self) -> str:
@@ -49,9 +60,25 @@ class StoredObject:
         """The collection its ``collection`` user metadata names, if any."""
         return self.metadata.get("collection") or None
 
+    @property
+    def sidecar_source(self) -> str:
+        return f"s3://{self.bucket}/{sidecar_key(self.key)}"
+
+    def sidecar_attributes(self) -> tuple[dict[str, Any] | None, str | None]:
+        """The sidecar's attributes (None: no sidecar, or a broken one) and what is wrong
+        with it, if anything."""
+        if self.sidecar is None:
+            return None, None
+        try:
+            return parse_sidecar(self.sidecar), None
+        except SidecarError as exc:
+            return None, f"invalid sidecar {self.sidecar_source}: {exc}"
+
     def document_metadata(self) -> dict[str, Any]:
-        """What the document keeps of the object: where it came from, and the user
-        metadata other than the collection."""
+        """What the document keeps of the object: where it came from, its user metadata
+        (other than the collection), tags and sidecar as read, and ``attributes``, the
+        merge of the three that filters select on. A broken sidecar adds nothing but its
+        error."""
         s3: dict[str, Any] = {"bucket": self.bucket, "key": self.key}
         for name, value in (
             ("content_type", self.content_type),
@@ -64,6 +91,16 @@ class StoredObject:
         user_metadata = {k: v for k, v in self.metadata.items() if k != "collection"}
         if user_metadata:
             metadata["user"] = user_metadata
+        if self.tags:
+            metadata["tags"] = dict(self.tags)
+        sidecar, error = self.sidecar_attributes()
+        if self.sidecar is not None:
+            metadata["sidecar"] = {"key": sidecar_key(self.key), "etag": self.sidecar_etag}
+            if error:
+                metadata["sidecar"]["error"] = error
+        attributes = merge_attributes(user_metadata, self.tags, sidecar)
+        if attributes:
+            metadata["attributes"] = attributes
         return metadata
 
 
@@ -106,6 +143,8 @@ class S3ObjectReader:
         except self.client.exceptions.NoSuchKey:
             return None
         body = response["Body"]
+        tags = self._tags(bucket, key, response.get("VersionId"))
+        sidecar, sidecar_etag = self._sidecar(bucket, key)
         return StoredObject(
             bucket=bucket,
             key=key,
@@ -116,7 +155,33 @@ class S3ObjectReader:
             etag=_etag(response),
             version_id=response.get("VersionId"),
             modified=response.get("LastModified"),
+            tags=tags,
+            sidecar=sidecar,
+            sidecar_etag=sidecar_etag,
         )
+
+    def _tags(self, bucket: str, key: str, version_id: str | None) -> dict[str, str]:
+        """The object's tags (of the version read, in a versioned bucket)."""
+        from botocore.exceptions import ClientError
+
+        extra = {"VersionId": version_id} if version_id else {}
+        try:
+            response = self.client.get_object_tagging(Bucket=bucket, Key=key, **extra)
+        except ClientError as exc:
+            # Gone since the GET: the next event for the key makes the store match.
+            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NoSuchVersion"}:
+                return {}
+            raise
+        return {tag["Key"]: tag["Value"] for tag in response.get("TagSet", [])}
+
+    def _sidecar(self, bucket: str, key: str) -> tuple[bytes | None, str | None]:
+        """The bytes of the object's sidecar (no more than one past the limit, so an
+        oversized one is refused without being read whole) and its ETag."""
+        try:
+            response = self.client.get_object(Bucket=bucket, Key=sidecar_key(key))
+        except self.client.exceptions.NoSuchKey:
+            return None, None
+        return response["Body"].read(MAX_SIDECAR_BYTES + 1), _etag(response)
 
     def list_objects(
         self, bucket: str, prefix: str = "", *, page_size: int = 1000

@@ -34,6 +34,7 @@ from ragline.errors import (
     SupersededError,
     UnsupportedDocumentError,
 )
+from ragline.ingest.attributes import document_key, is_sidecar, sidecar_key
 from ragline.records import IngestResult
 from ragline.schemas import COLLECTION_PATTERN
 from ragline.store import ChunkWrite, DocumentWrite, Store, get_store
@@ -85,7 +86,20 @@ class Ingestor:
 
         ``event``, the S3 notification that asked for it, contributes its sequencer when it
         names the version read.
+
+        A metadata sidecar (``<key>.metadata.json``) is not a document: a change to it
+        makes the store match its document, whose attributes it is part of (content
+        unchanged: ``updated``, without re-embedding). An invalid sidecar adds no
+        attributes; the document is still stored, and the result is ``failed`` for the
+        sidecar's source with the reason (DocumentFailedError).
         """
+        if is_sidecar(key):
+            return self._sync_document(reader, bucket, document_key(key), None)
+        return self._sync_document(reader, bucket, key, event)
+
+    def _sync_document(
+        self, reader: ObjectReader, bucket: str, key: str, event: ObjectChange | None
+    ) -> IngestResult:
         obj = reader.get(bucket, key)
         if obj is None:
             return self.delete_source(
@@ -94,7 +108,12 @@ class Ingestor:
         if event is not None:
             obj = obj.with_event(event.sequencer, event.etag, event.version_id)
         metadata = obj.document_metadata()
-        guard = _still_current(obj.version, lambda: reader.head(bucket, key))
+        guard = _still_current(
+            obj.version,
+            lambda: reader.head(bucket, key),
+            obj.sidecar_etag,
+            lambda: reader.head(bucket, sidecar_key(key)),
+        )
         if obj.size > self.settings.max_document_bytes:
             started = time.perf_counter()
             named = obj.collection
@@ -111,7 +130,7 @@ class Ingestor:
                 f"{self.settings.max_document_bytes} (RAGLINE_MAX_DOCUMENT_BYTES)"
             )
             return self._failed(document, reason, started, guard)
-        return self.ingest_bytes(
+        result = self.ingest_bytes(
             obj.source,
             obj.read(),
             name=key,
@@ -120,6 +139,12 @@ class Ingestor:
             version=obj.version,
             guard=guard,
         )
+        error = metadata.get("sidecar", {}).get("error")
+        if error and result.status != "superseded":
+            raise DocumentFailedError(
+                replace(result, source=obj.sidecar_source, status="failed", error=error)
+            )
+        return result
 
     def ingest_file(self, path: Path, collection: str | None = None) -> IngestResult:
         """Ingest a local file; its source is its ``file://`` URI."""
@@ -293,12 +318,23 @@ class Ingestor:
         return np.vstack(parts), tokens, seconds
 
 
-def _still_current(version: ObjectVersion, head: Callable[[], ObjectVersion | None]) -> WriteGuard:
+def _still_current(
+    version: ObjectVersion,
+    head: Callable[[], ObjectVersion | None],
+    sidecar_etag: str | None = None,
+    head_sidecar: Callable[[], ObjectVersion | None] | None = None,
+) -> WriteGuard:
     """A guard that lets a write of ``version`` through when the store holds this very
     version already, or when the bucket still holds it (asked with the source locked, so
-    a writer of a newer version waits for this one, then finds its own version current)."""
+    a writer of a newer version waits for this one, then finds its own version current).
+    With ``head_sidecar``, the sidecar read (``sidecar_etag``, None: none) must also still
+    be the bucket's: of two writers that read different sidecars, the stale one loses."""
 
     def guard(stored: DocumentRecord | None) -> bool:
+        if head_sidecar is not None:
+            current_sidecar = head_sidecar()
+            if (current_sidecar.etag if current_sidecar else None) != sidecar_etag:
+                return False
         held = stored.object_version if stored is not None else None
         if held is not None and held.same_as(version):
             return True

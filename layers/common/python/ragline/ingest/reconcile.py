@@ -8,6 +8,10 @@ an event would send them; documents whose object is gone are deleted. An object 
 listing matches the stored version (ETag, size, last modified) is left alone, so a run
 over an unchanged bucket reads no object and embeds nothing.
 
+Metadata sidecars are not documents: a document is synced again when its sidecar
+appeared, changed or went. Object tags are not in a listing: a tag-only change is read
+with the object's next event, or its sidecar's.
+
 ``ragline sync`` and the scheduled reconcile Lambda both call :func:`reconcile`.
 """
 
@@ -19,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ragline.ingest.attributes import document_key, is_sidecar
 from ragline.ingest.pipeline import DocumentFailedError
 from ragline.records import IngestResult
 from ragline.store import ObjectVersion
@@ -94,15 +99,31 @@ def reconcile(
         if on_result is not None:
             on_result(result)
 
+    sidecars = {  # the sidecar ETag each stored document was made with
+        doc.source: doc.metadata["sidecar"].get("etag")
+        for doc in stored.values()
+        if isinstance(doc.metadata.get("sidecar"), dict)
+    }
     for listed in reader.list_objects(bucket, prefix):
+        if is_sidecar(listed.key):
+            # Not a document: its document is synced when the sidecar is not the one it
+            # was made with (the pipeline reads the sidecar with the document).
+            made_with = sidecars.pop(root + document_key(listed.key), None)
+            if made_with != listed.etag:
+                sync(listed.key)
+            continue
         document = stored.pop(root + listed.key, None)
         if document is not None and _unchanged(document, listed, ingestor.embedder.name):
             report.counts["unchanged"] += 1
             continue
         sync(listed.key)
     # Whatever the listing did not show is gone; the pipeline deletes it only if a HEAD
-    # agrees (it may have been uploaded again since the listing).
+    # agrees (it may have been uploaded again since the listing). So are the sidecars of
+    # the documents still listed: those lose the sidecar's attributes.
     for source in stored:
+        sync(source.removeprefix(root))
+        sidecars.pop(source, None)
+    for source in sidecars:
         sync(source.removeprefix(root))
     logger.info("reconciled s3://%s/%s: %s", bucket, prefix, report.summary())
     return report

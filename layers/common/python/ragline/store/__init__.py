@@ -18,6 +18,7 @@ from ragline.store.records import (
     DocumentWrite,
     ObjectVersion,
     RetrievedChunk,
+    Selection,
 )
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ __all__ = [
     "DocumentWrite",
     "ObjectVersion",
     "RetrievedChunk",
+    "Selection",
     "Store",
     "apply_migrations",
     "available_migrations",

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import psycopg
 
     from ragline.config import Settings
+    from ragline.filters import Filter
     from ragline.records import QueryRecord
     from ragline.store.documents import WriteGuard
     from ragline.store.records import (
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
         DocumentRecord,
         DocumentWrite,
         RetrievedChunk,
+        Selection,
     )
 
 _PURGE_EVERY_SECONDS = 3600
@@ -217,13 +219,26 @@ class Store:
 
     # --- retrieval ------------------------------------------------------------------------
 
+    def select(self, collection: str, dimensions: int, where: Filter | None) -> Selection:
+        """Which chunks of the collection a search may return: those of the documents
+        ``where`` matches (None: all), with how selective that is."""
+        return search.select(self.connection(), collection, dimensions, where)
+
     def vector_search(
-        self, collection: str, vector: np.ndarray, limit: int, *, ef_search: int | None = None
+        self,
+        collection: str,
+        vector: np.ndarray,
+        limit: int,
+        *,
+        ef_search: int | None = None,
+        selection: Selection | None = None,
     ) -> list[RetrievedChunk]:
-        """Nearest chunks by cosine distance through the dimension's HNSW index.
+        """Nearest chunks by cosine distance, among ``selection``'s (None: the collection's).
 
         ``ef_search`` (default RAGLINE_HNSW_EF_SEARCH) trades time for recall; the
-        search uses at least ``limit``.
+        search uses at least ``limit``. A selective ``selection`` of at most
+        RAGLINE_FILTER_EXACT_MAX_CHUNKS chunks is searched exactly; a larger one walks
+        the HNSW index for at most RAGLINE_HNSW_MAX_SCAN_TUPLES chunks.
         """
         return search.vector_search(
             self.connection(),
@@ -231,11 +246,23 @@ class Store:
             vector,
             limit,
             ef_search=self.settings.hnsw_ef_search if ef_search is None else ef_search,
+            selection=selection,
+            exact_max_chunks=self.settings.filter_exact_max_chunks,
+            max_scan_tuples=self.settings.hnsw_max_scan_tuples,
         )
 
-    def keyword_search(self, collection: str, text: str, limit: int) -> list[RetrievedChunk]:
-        """Full-text search; any query word may match, chunks matching more rank higher."""
-        return search.keyword_search(self.connection(), collection, text, limit)
+    def keyword_search(
+        self, collection: str, text: str, limit: int, *, selection: Selection | None = None
+    ) -> list[RetrievedChunk]:
+        """The best chunks by Okapi BM25, among ``selection``'s (None: the collection's)."""
+        return search.keyword_search(
+            self.connection(),
+            collection,
+            text,
+            limit,
+            selection=selection,
+            exact_max_chunks=self.settings.filter_exact_max_chunks,
+        )
 
     def similarities(self, chunk_ids: Sequence[int], vector: np.ndarray) -> dict[int, float]:
         """Cosine similarity of the query to each of these chunks."""

@@ -122,3 +122,16 @@ class RetrievedChunk:
     # First and last page the chunk's text is printed on (PDF); None for formats without pages.
     page: int | None = None
     last_page: int | None = None
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The chunks a search may return: all of the collection's (``document_ids`` None),
+    or those of these documents, the ones a metadata filter matched. ``chunks``: how many
+    there are; ``total``: how many chunks the vector index of the collection's dimension
+    holds (None: not known), which tells how selective the search is."""
+
+    chunks: int
+    document_ids: list[UUID] | None = None
+    total: int | None = None
+    collection_chunks: int | None = None  # how many the whole collection holds
