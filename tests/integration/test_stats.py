@@ -136,3 +136,19 @@ def test_retention_purges_old_rows(store: Store) -> None:
 def test_bad_durations_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match="not a duration"):
         parse_since(text)
+
+
+def test_refused_and_failed_questions_are_counted_apart() -> None:
+    # GIVEN a window with two answered questions and three refused or failed ones
+    stats = {
+        "queries": 2, "abstention_rate": 0.5, "review_rate": 0.0, "fallback_rate": 0.0,
+        "input_tokens": 10, "cached_input_tokens": 0, "output_tokens": 4,
+        "embedding_tokens": 2, "cost_usd": 0.0, "unpriced": 0, "rated_up": 0,
+        "rated_down": 0, "errors": 3, "latency_ms": {}, "by_model": [], "by_profile": [],
+    }  # fmt: skip
+    # WHEN the report is rendered, THEN the refused ones are named beside the answered ones
+    report = render_stats(stats, NOW - timedelta(days=1), NOW)
+    assert "queries    2    abstained 50.0%" in report and "refused or failed 3" in report
+    # AND a window of refused questions only says so, not that nothing was logged
+    only = render_stats({**stats, "queries": 0}, NOW - timedelta(days=1), NOW)
+    assert "no queries answered in this window    refused or failed 3" in only

@@ -59,12 +59,18 @@ def _group_rows(rows: list[dict[str, Any]], key: str) -> list[str]:
 def render_stats(stats: dict[str, Any], since: datetime, now: datetime) -> str:
     """The report as text."""
     window = f"{since:%Y-%m-%d %H:%M} → {now:%Y-%m-%d %H:%M} UTC"
-    if not stats["queries"]:
+    errors = stats.get("errors") or 0
+    # Refused and failed questions (4xx, 5xx) are logged too, apart from the answered ones.
+    refused = f"    refused or failed {errors}" if errors else ""
+    if not stats["queries"] and not errors:
         return f"ragline stats · {window}\nno queries logged in this window"
+    if not stats["queries"]:
+        return f"ragline stats · {window}\nno queries answered in this window{refused}"
     lines = [
         f"ragline stats · {window}",
         f"queries    {stats['queries']}    abstained {stats['abstention_rate']:.1%}    "
-        f"needs review {stats['review_rate']:.1%}    fallback {stats['fallback_rate']:.1%}",
+        f"needs review {stats['review_rate']:.1%}    fallback {stats['fallback_rate']:.1%}"
+        + refused,
         f"tokens     input {stats['input_tokens']:,} (cached {stats['cached_input_tokens']:,})"
         f"    output {stats['output_tokens']:,}    embedding {stats['embedding_tokens']:,}",
         f"cost       ${_money(stats['cost_usd'])}"
