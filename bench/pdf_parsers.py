@@ -121,8 +121,8 @@ def _installed(target: Path, *requirements: str) -> dict[str, int]:
     """Bytes per top-level entry that pip installs for the Lambda platform."""
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_28_x86_64",
-         "--python-version", "3.12", "--implementation", "cp", "--only-binary=:all:",
+         "--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_26_x86_64",
+         "--python-version", "3.11", "--implementation", "cp", "--only-binary=:all:",
          "--target", str(target), *requirements],
         check=True, capture_output=True,
     )  # fmt: skip

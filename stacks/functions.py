@@ -40,7 +40,7 @@ INFERENCE_PROFILE_PREFIXES = ("us.", "eu.", "apac.", "us-gov.", "jp.", "au.", "c
 
 
 class RaglineFunction(Construct):
-    """A Python 3.12 function from ``functions/<name>`` running in the VPC."""
+    """A Python 3.11 function from ``functions/<name>`` running in the VPC."""
 
     def __init__(
         self,
@@ -111,8 +111,9 @@ class RaglineFunction(Construct):
         acknowledge(
             self.function,
             "AwsSolutions-L1",
-            "Pinned to Python 3.12: the layer's compiled wheels (psycopg, numpy, pydantic-core) "
-            "are built for cp312; moving runtimes is a deliberate change of the layer build.",
+            "Pinned to Python 3.11: the layer's compiled wheels (psycopg, numpy, pydantic-core) "
+            "and its bytecode are built for cp311 by the build machine's interpreter; moving "
+            "runtimes is a deliberate change of the layer build.",
         )
 
     def grant_models(

@@ -6,6 +6,13 @@ container, which downloads the weights from the Hugging Face Hub at startup), an
 endpoint configuration on the GPU instance type, the endpoint, and target-tracking
 autoscaling on invocations per instance.
 
+With `sagemaker_scale_to_zero`, the model is an inference component instead, on an
+endpoint whose managed instance scaling goes down to 0 instances: the copies scale in to
+0 when idle, and a CloudWatch alarm on `NoCapacityInvocationFailures` (a request arrived
+and no copy could serve it) triggers a step-scaling policy that adds one back. This is
+AWS's pattern for real-time endpoints that scale to zero; the GPU bills only while a
+copy runs, and the first request after idling fails until one is up (minutes).
+
 The image is AWS's Deep Learning Container `huggingface-pytorch-tgi-inference`; the
 default tag (`sagemaker_image_tag`) is PyTorch 2.4 with TGI 3.0.1, CUDA 12.4, Ubuntu 22.04.
 """
@@ -16,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_applicationautoscaling as autoscaling
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
@@ -167,6 +175,14 @@ class ModelEndpoint(Construct):
             ),
         )
         self.model.node.add_dependency(self.role)
+        if settings.sagemaker_scale_to_zero:
+            self._scale_to_zero(settings)
+        else:
+            self._instance_endpoint(settings)
+
+    def _instance_endpoint(self, settings: DeploymentSettings) -> None:
+        """The model on the variant itself, with at least one instance at all times."""
+        self.inference_component_name: str | None = None
         self.endpoint_config = sagemaker.CfnEndpointConfig(
             self,
             "EndpointConfig",
@@ -221,4 +237,134 @@ class ModelEndpoint(Construct):
                 scale_in_cooldown=int(Duration.minutes(10).to_seconds()),
                 scale_out_cooldown=int(Duration.minutes(5).to_seconds()),
             ),
+        )
+
+    def _scale_to_zero(self, settings: DeploymentSettings) -> None:
+        """The model as an inference component that scales to 0 copies on 0 instances."""
+        self.inference_component_name = f"{self.endpoint_name}-ic"[:63]
+        # An endpoint of inference components names no model; its instances are managed
+        # (created for copies, removed when none is left), down to zero.
+        self.endpoint_config = sagemaker.CfnEndpointConfig(
+            self,
+            "EndpointConfig",
+            execution_role_arn=self.role.role_arn,
+            production_variants=[
+                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                    variant_name=VARIANT,
+                    instance_type=settings.sagemaker_instance_type,
+                    initial_instance_count=1,
+                    managed_instance_scaling=sagemaker.CfnEndpointConfig.ManagedInstanceScalingProperty(
+                        status="ENABLED",
+                        min_instance_count=0,
+                        max_instance_count=settings.sagemaker_max_instance_count,
+                    ),
+                    routing_config=sagemaker.CfnEndpointConfig.RoutingConfigProperty(
+                        routing_strategy="LEAST_OUTSTANDING_REQUESTS"
+                    ),
+                )
+            ],
+        )
+        self.endpoint_config.node.add_dependency(self.role)
+        self.endpoint = sagemaker.CfnEndpoint(
+            self,
+            "Endpoint",
+            endpoint_name=self.endpoint_name,
+            endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
+        )
+        self.endpoint_arn = self.endpoint.ref
+        self.inference_component = sagemaker.CfnInferenceComponent(
+            self,
+            "InferenceComponent",
+            inference_component_name=self.inference_component_name,
+            endpoint_name=self.endpoint.attr_endpoint_name,
+            variant_name=VARIANT,
+            specification=sagemaker.CfnInferenceComponent.InferenceComponentSpecificationProperty(
+                model_name=self.model.attr_model_name,
+                compute_resource_requirements=sagemaker.CfnInferenceComponent.InferenceComponentComputeResourceRequirementsProperty(
+                    number_of_accelerator_devices_required=settings.sagemaker_num_gpus,
+                    min_memory_required_in_mb=1024,
+                ),
+                startup_parameters=sagemaker.CfnInferenceComponent.InferenceComponentStartupParametersProperty(
+                    container_startup_health_check_timeout_in_seconds=(
+                        settings.sagemaker_startup_timeout_seconds
+                    ),
+                    model_data_download_timeout_in_seconds=(
+                        settings.sagemaker_startup_timeout_seconds
+                    ),
+                ),
+            ),
+            # One copy at deploy time (CloudFormation waits for it to serve); the
+            # scaling below takes it to 0 once idle.
+            runtime_config=sagemaker.CfnInferenceComponent.InferenceComponentRuntimeConfigProperty(
+                copy_count=1
+            ),
+        )
+        # As for instances: no RoleARN, the service-linked role for SageMaker.
+        self.scaling = autoscaling.CfnScalableTarget(
+            self,
+            "Scaling",
+            service_namespace="sagemaker",
+            resource_id=f"inference-component/{self.inference_component_name}",
+            scalable_dimension="sagemaker:inference-component:DesiredCopyCount",
+            min_capacity=0,
+            max_capacity=settings.sagemaker_max_instance_count,
+        )
+        self.scaling.add_dependency(self.inference_component)
+        # Between 1 and the maximum, and in to 0 once no request has come for a while.
+        autoscaling.CfnScalingPolicy(
+            self,
+            "ScaleOnInvocations",
+            policy_name=f"{self.inference_component_name}-invocations-per-copy",
+            policy_type="TargetTrackingScaling",
+            scaling_target_id=self.scaling.ref,
+            target_tracking_scaling_policy_configuration=autoscaling.CfnScalingPolicy.TargetTrackingScalingPolicyConfigurationProperty(
+                target_value=settings.sagemaker_invocations_per_instance,
+                predefined_metric_specification=autoscaling.CfnScalingPolicy.PredefinedMetricSpecificationProperty(
+                    predefined_metric_type="SageMakerInferenceComponentInvocationsPerCopy",
+                ),
+                scale_in_cooldown=int(Duration.minutes(10).to_seconds()),
+                scale_out_cooldown=int(Duration.minutes(5).to_seconds()),
+            ),
+        )
+        # Target tracking cannot leave 0 (no copy, no invocations to track): a request
+        # that found no copy raises NoCapacityInvocationFailures, and this adds one.
+        scale_out_from_zero = autoscaling.CfnScalingPolicy(
+            self,
+            "ScaleOutFromZero",
+            policy_name=f"{self.inference_component_name}-scale-out-from-zero",
+            policy_type="StepScaling",
+            scaling_target_id=self.scaling.ref,
+            step_scaling_policy_configuration=autoscaling.CfnScalingPolicy.StepScalingPolicyConfigurationProperty(
+                adjustment_type="ChangeInCapacity",
+                metric_aggregation_type="Maximum",
+                cooldown=60,
+                step_adjustments=[
+                    autoscaling.CfnScalingPolicy.StepAdjustmentProperty(
+                        metric_interval_lower_bound=0, scaling_adjustment=1
+                    )
+                ],
+            ),
+        )
+        cloudwatch.CfnAlarm(
+            self,
+            "NoCapacityAlarm",
+            alarm_description=(
+                "A request found no running copy of the model: scale out from zero."
+            ),
+            namespace="AWS/SageMaker",
+            metric_name="NoCapacityInvocationFailures",
+            dimensions=[
+                cloudwatch.CfnAlarm.DimensionProperty(
+                    name="InferenceComponentName", value=self.inference_component_name
+                )
+            ],
+            statistic="Maximum",
+            period=30,
+            evaluation_periods=1,
+            datapoints_to_alarm=1,
+            threshold=1,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            # No request, no datapoint: that is not a failure to act on.
+            treat_missing_data="missing",
+            alarm_actions=[scale_out_from_zero.ref],
         )

@@ -4,17 +4,21 @@ CDK's local bundling runs `pip install --platform ... --only-binary=:all:` on th
 machine, so the layer gets the manylinux wheels Lambda needs (psycopg's and numpy's
 compiled extensions) whatever the build machine is. The library is copied beside its
 dependencies without what Lambda never runs: `ragline/dev`, the local stack, and
-`ragline/evaluation`, the `ragline eval` use case.
+`ragline/evaluation`, the `ragline eval` use case. The layer then gets its bytecode:
+`/opt` is read-only on Lambda, so a layer without `.pyc` compiles every module it imports
+on every cold start (bench/cold_start.py measures the difference).
 """
 
 from __future__ import annotations
 
+import compileall
 import hashlib
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from py_compile import PycInvalidationMode
 from typing import TYPE_CHECKING, cast
 
 import jsii
@@ -31,15 +35,18 @@ FUNCTIONS_DIR = REPOSITORY_ROOT / "functions"
 REQUIREMENTS = LAYER_DIR / "requirements.txt"
 LIBRARY_DIR = LAYER_DIR / "python" / "ragline"
 
-PYTHON_VERSION = "3.12"
-RUNTIME = lambda_.Runtime.PYTHON_3_12
+# The runtime is the build machine's Python (pyproject's 3.11): bytecode is only valid
+# for the interpreter version that compiled it, and shipping it is what spares each
+# cold start the compilation.
+PYTHON_VERSION = "3.11"
+RUNTIME = lambda_.Runtime.PYTHON_3_11
 # Lambda's limit on a function plus all its layers, unzipped.
 UNZIPPED_LIMIT_BYTES = 262_144_000
-# The Python 3.12 runtime runs on Amazon Linux 2023 (glibc 2.34): wheels up to
-# manylinux_2_28 load there; manylinux2014 (glibc 2.17) covers the older wheels.
+# The Python 3.11 runtime runs on Amazon Linux 2 (glibc 2.26): wheels up to
+# manylinux_2_26 load there (pip also takes the older manylinux_2_x tags below it).
 PIP_PLATFORMS = {
-    "x86_64": ("manylinux_2_28_x86_64", "manylinux2014_x86_64"),
-    "arm64": ("manylinux_2_28_aarch64", "manylinux2014_aarch64"),
+    "x86_64": ("manylinux_2_26_x86_64", "manylinux2014_x86_64"),
+    "arm64": ("manylinux_2_26_aarch64", "manylinux2014_aarch64"),
 }
 ARCHITECTURES = {"x86_64": lambda_.Architecture.X86_64, "arm64": lambda_.Architecture.ARM_64}
 # The runtime ships boto3; a second botocore in the layer would only add 30 MB and
@@ -90,6 +97,32 @@ def copy_library(target: Path) -> None:
     shutil.copytree(LIBRARY_DIR, target / "ragline", ignore=_ignore_library_extras)
 
 
+def builds_runtime_bytecode() -> bool:
+    """Whether this interpreter's bytecode is the runtime's (same major.minor version)."""
+    return f"{sys.version_info.major}.{sys.version_info.minor}" == PYTHON_VERSION
+
+
+def compile_bytecode(target: Path) -> bool:
+    """Compile every module under ``target`` for the runtime; False if this interpreter
+    is not the runtime's version (then the layer ships sources only, as before).
+
+    Unchecked-hash pycs: the asset zip does not keep meaningful timestamps, and the
+    runtime never recompiles on a read-only ``/opt``, so the source check would only
+    cost a stat per import.
+    """
+    if not builds_runtime_bytecode():
+        return False
+    # A dependency may ship a .py that is not Python for this version (a template, a
+    # vendored backport): it stays source-only, which is what every module was before.
+    compileall.compile_dir(
+        target,
+        quiet=2,
+        workers=0,
+        invalidation_mode=PycInvalidationMode.UNCHECKED_HASH,
+    )
+    return True
+
+
 def pip_command(architecture: str, target: Path) -> list[str]:
     """The pip invocation that installs the layer's requirements for Lambda."""
     platforms = [arg for tag in PIP_PLATFORMS[architecture] for arg in ("--platform", tag)]
@@ -135,13 +168,16 @@ class PipLayerBundler:
                 shutil.rmtree(info)
         shutil.rmtree(target / "bin", ignore_errors=True)
         copy_library(target)
+        compile_bytecode(target)
         check_unzipped_size(Path(output_dir), FUNCTIONS_DIR.iterdir())
         return True
 
 
 def layer_fingerprint(architecture: str) -> str:
     """A hash of everything the bundled layer depends on, so unchanged layers are reused."""
-    digest = hashlib.sha256(f"{architecture}|{PYTHON_VERSION}|".encode())
+    # Whether the build can compile the runtime's bytecode changes the asset too.
+    bytecode = builds_runtime_bytecode()
+    digest = hashlib.sha256(f"{architecture}|{PYTHON_VERSION}|{bytecode}|".encode())
     digest.update(REQUIREMENTS.read_bytes())
     for path in sorted(LIBRARY_DIR.rglob("*")):
         relative = path.relative_to(LIBRARY_DIR)

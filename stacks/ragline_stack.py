@@ -206,6 +206,10 @@ class RaglineStack(Stack):
         if any(parse_model_string(model)[0] == "sagemaker" for model in models):
             environment["RAGLINE_SAGEMAKER_PAYLOAD"] = settings.sagemaker_payload
             environment["RAGLINE_SAGEMAKER_INSTANCE_TYPE"] = settings.sagemaker_instance_type
+        if self.model_endpoint and self.model_endpoint.inference_component_name:
+            environment["RAGLINE_SAGEMAKER_INFERENCE_COMPONENT"] = (
+                self.model_endpoint.inference_component_name
+            )
         if settings.reranker_provider:
             environment["RAGLINE_RERANKER"] = settings.reranker
             environment["RAGLINE_RERANK_DEPTH"] = str(settings.rerank_depth)

@@ -135,6 +135,9 @@ class DeploymentSettings(BaseModel):
     sagemaker_invocations_per_instance: int = Field(default=30, ge=1)
     sagemaker_startup_timeout_seconds: int = Field(default=900, ge=60, le=3600)
     sagemaker_payload: Literal["messages", "tgi"] = "messages"
+    # Serve the model as an inference component that scales to 0 copies and 0 instances
+    # when idle (no GPU hours), and back out on the first request it cannot serve.
+    sagemaker_scale_to_zero: bool = False
 
     # Database.
     database_engine_version: str = Field(default="17.5", pattern=r"^1[6-9]\.\d+$")

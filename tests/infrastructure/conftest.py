@@ -38,5 +38,10 @@ def endpoint(synthesized: Callable[[str], Synthesized]) -> Synthesized:
 
 
 @pytest.fixture(scope="session")
+def scale_to_zero(synthesized: Callable[[str], Synthesized]) -> Synthesized:
+    return synthesized("scale_to_zero")
+
+
+@pytest.fixture(scope="session")
 def openai(synthesized: Callable[[str], Synthesized]) -> Synthesized:
     return synthesized("openai")

@@ -60,6 +60,13 @@ CONFIGURATIONS: dict[str, dict[str, str]] = {
         "reconcile": "true",
         "reconcile_schedule": "rate(6 hours)",
     },
+    # The GPU endpoint that scales to zero: an inference component on managed instances.
+    "scale_to_zero": {
+        "sagemaker_model_id": ENDPOINT_MODEL,
+        "sagemaker_scale_to_zero": "true",
+        "sagemaker_max_instance_count": "2",
+        "llm_fallback": "extractive",
+    },
     "openai": {
         "embeddings": "openai:text-embedding-3-small",
         "embedding_dimensions": "1536",

@@ -145,7 +145,7 @@ def test_ingest_function_reads_batches_with_partial_failures(nat: Synthesized) -
     ingest = nat.resources[nat.logical_id("Ingestion/Ingest/Function")]["Properties"]
     assert ingest["ReservedConcurrentExecutions"] == CDK_CONTEXT["ingest_concurrency"]
     assert ingest["Handler"] == "handler.lambda_handler"
-    assert ingest["Runtime"] == "python3.12"
+    assert ingest["Runtime"] == "python3.11"
     assert ingest["Architectures"] == ["x86_64"]
 
 

@@ -138,3 +138,103 @@ def test_image_uri_follows_the_region_and_refuses_unknown_ones() -> None:
     # GIVEN a region without one THEN a clear error
     with pytest.raises(ValueError, match="no Hugging Face TGI image registry"):
         tgi_image_uri("xx-nowhere-1", "some-tag")
+
+
+def test_scale_to_zero_serves_the_model_as_an_inference_component(
+    scale_to_zero: Synthesized,
+) -> None:
+    # GIVEN sagemaker_scale_to_zero WHEN synthesized
+    # THEN the endpoint's instances are managed, down to none, and the variant names no model
+    (config,) = scale_to_zero.of_type("AWS::SageMaker::EndpointConfig").values()
+    (variant,) = config["Properties"]["ProductionVariants"]
+    assert "ModelName" not in variant
+    assert variant["ManagedInstanceScaling"] == {
+        "Status": "ENABLED",
+        "MinInstanceCount": 0,
+        "MaxInstanceCount": 2,
+    }
+    assert config["Properties"]["ExecutionRoleArn"] == {
+        "Fn::GetAtt": [scale_to_zero.logical_id("ModelEndpoint/ExecutionRole"), "Arn"]
+    }
+    # AND the model is an inference component on that endpoint, one GPU per copy
+    scale_to_zero.template.has_resource_properties(
+        "AWS::SageMaker::InferenceComponent",
+        {
+            "InferenceComponentName": "ragline-llm-ic",
+            "VariantName": "AllTraffic",
+            "Specification": {
+                "ModelName": {
+                    "Fn::GetAtt": [scale_to_zero.logical_id("ModelEndpoint/Model"), "ModelName"]
+                },
+                "ComputeResourceRequirements": {"NumberOfAcceleratorDevicesRequired": 1},
+            },
+            "RuntimeConfig": {"CopyCount": 1},
+        },
+    )
+    # AND the query function invokes that component
+    (query,) = [
+        f
+        for f in scale_to_zero.of_type("AWS::Lambda::Function").values()
+        if f["Properties"].get("Environment", {}).get("Variables", {}).get("RAGLINE_LLM")
+        == "sagemaker:ragline-llm"
+    ]
+    variables = query["Properties"]["Environment"]["Variables"]
+    assert variables["RAGLINE_SAGEMAKER_INFERENCE_COMPONENT"] == "ragline-llm-ic"
+
+
+def test_scale_to_zero_scales_copies_to_zero_and_out_on_no_capacity(
+    scale_to_zero: Synthesized,
+) -> None:
+    # GIVEN sagemaker_scale_to_zero WHEN synthesized
+    # THEN the component's copies scale between 0 and the maximum
+    scale_to_zero.template.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalableTarget",
+        {
+            "ServiceNamespace": "sagemaker",
+            "ResourceId": "inference-component/ragline-llm-ic",
+            "ScalableDimension": "sagemaker:inference-component:DesiredCopyCount",
+            "MinCapacity": 0,
+            "MaxCapacity": 2,
+        },
+    )
+    policies = scale_to_zero.of_type("AWS::ApplicationAutoScaling::ScalingPolicy")
+    tracking = [
+        p for p in policies.values() if p["Properties"]["PolicyType"] == "TargetTrackingScaling"
+    ]
+    assert [
+        p["Properties"]["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"]
+        for p in tracking
+    ] == [{"PredefinedMetricType": "SageMakerInferenceComponentInvocationsPerCopy"}]
+    # AND a request that finds no copy raises an alarm whose action adds one copy
+    step_id = scale_to_zero.logical_id("ModelEndpoint/ScaleOutFromZero")
+    step = policies[step_id]["Properties"]
+    assert step["PolicyType"] == "StepScaling"
+    assert step["StepScalingPolicyConfiguration"]["AdjustmentType"] == "ChangeInCapacity"
+    assert step["StepScalingPolicyConfiguration"]["StepAdjustments"] == [
+        {"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}
+    ]
+    scale_to_zero.template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "Namespace": "AWS/SageMaker",
+            "MetricName": "NoCapacityInvocationFailures",
+            "Dimensions": [{"Name": "InferenceComponentName", "Value": "ragline-llm-ic"}],
+            "Threshold": 1,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "AlarmActions": [{"Ref": step_id}],
+        },
+    )
+    # AND the instance-count scaling of the always-on endpoint is not there
+    assert not [
+        t
+        for t in scale_to_zero.of_type("AWS::ApplicationAutoScaling::ScalableTarget").values()
+        if t["Properties"]["ScalableDimension"] == "sagemaker:variant:DesiredInstanceCount"
+    ]
+
+
+def test_the_always_on_endpoint_names_no_inference_component(endpoint: Synthesized) -> None:
+    # GIVEN the endpoint without scale to zero THEN nothing names a component
+    endpoint.template.resource_count_is("AWS::SageMaker::InferenceComponent", 0)
+    for function in endpoint.of_type("AWS::Lambda::Function").values():
+        variables = function["Properties"].get("Environment", {}).get("Variables", {})
+        assert "RAGLINE_SAGEMAKER_INFERENCE_COMPONENT" not in variables

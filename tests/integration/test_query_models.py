@@ -185,6 +185,49 @@ def test_when_every_model_fails_the_caller_gets_503_with_the_sources(
 # --- SageMaker through POST /query ------------------------------------------------------------
 
 
+def test_a_model_scaled_to_zero_gets_503_retry_after_and_the_sources(
+    start: Callable[..., ModuleType],
+    event: Callable[[str], dict[str, Any]],
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN the chat model on an inference component that has no copy running, and SageMaker
+    # answering as it does then (through botocore's Stubber)
+    import boto3
+    from botocore.stub import Stubber
+
+    client = boto3.client("sagemaker-runtime", region_name="us-east-1")
+    stub = Stubber(client)
+    stub.add_client_error(
+        "invoke_endpoint",
+        "ValidationError",
+        "Inference Component has no capacity to process this request. ApplicationAutoScaling "
+        "may be in-progress (if configured) or try to increase the capacity by invoking "
+        "UpdateInferenceComponentRuntimeConfig API.",
+        400,
+    )
+    monkeypatch.setattr("ragline.llm.sagemaker.aws_client", lambda *_: client)
+    api = start(
+        RAGLINE_LLM="sagemaker:ragline-llm", RAGLINE_SAGEMAKER_INFERENCE_COMPONENT="ragline-llm-ic"
+    )
+    # WHEN a question is posted
+    request = copy.deepcopy(event("api_query"))
+    request["body"] = json.dumps({"question": QUESTION})
+    with stub:
+        response = api.lambda_handler(request, lambda_context)
+    # THEN 503 says the model is warming up and when to retry, with the retrieved sources
+    body = json.loads(response["body"])
+    assert response["statusCode"] == 503, body
+    assert "warming up" in body["message"]
+    headers = {
+        name: values[-1] for name, values in (response.get("multiValueHeaders") or {}).items()
+    }
+    headers.update(response.get("headers") or {})
+    assert headers["Retry-After"] == "120"
+    assert "s3://docs/handbook/leave.md" in {c["source"] for c in body["citations"]}
+    stub.assert_no_pending_responses()
+
+
 @pytest.mark.parametrize("style", ["messages", "tgi"])
 def test_sagemaker_endpoint_answers_through_post_query(
     start: Callable[..., ModuleType], post: Post, style: str

@@ -9,13 +9,15 @@ from typing import Any
 import boto3
 import numpy as np
 import pytest
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 from moto import mock_aws
 from ragline.embeddings.sagemaker import SageMakerEmbedder
-from ragline.errors import ModelError
+from ragline.errors import ModelError, ModelUnavailableError, ModelWarmingUpError
 from ragline.llm import GenerationRequest
+from ragline.llm.chain import ModelChain
 from ragline.llm.sagemaker import SageMakerChatModel
 
+from tests.support.models import ScriptedModel
 from tests.support.sagemaker import endpoint_payloads, queue_endpoint_results
 
 REQUEST = GenerationRequest(
@@ -168,3 +170,70 @@ def test_tei_reranker_malformed_answer_is_a_model_error(runtime: Any) -> None:
     # WHEN asked to rerank THEN the answer is refused as a ModelError
     with pytest.raises(ModelError, match="not a rerank answer"):
         SageMakerReranker("embed-endpoint", runtime).rerank("q", ["a", "b"], 2)
+
+
+# --- an inference component scaled to zero -------------------------------------------------
+
+# SageMaker's answer while an inference component has no copy (0 after scaling in).
+NO_CAPACITY = (
+    "Inference Component has no capacity to process this request. ApplicationAutoScaling "
+    "may be in-progress (if configured) or try to increase the capacity by invoking "
+    "UpdateInferenceComponentRuntimeConfig API."
+)
+
+
+def _scaled_to_zero_client(stub_calls: int = 1) -> tuple[Any, Stubber]:
+    client = boto3.client("sagemaker-runtime", region_name="us-east-1")
+    stub = Stubber(client)
+    for _ in range(stub_calls):
+        stub.add_client_error(
+            "invoke_endpoint",
+            "ValidationError",
+            NO_CAPACITY,
+            400,
+            expected_params={
+                "EndpointName": "ragline-llm",
+                "InferenceComponentName": "ragline-llm-ic",
+                "ContentType": "application/json",
+                "Accept": "application/json",
+                "Body": ANY,
+            },
+        )
+    return client, stub
+
+
+def test_a_component_without_copies_is_warming_up_not_retried() -> None:
+    # GIVEN a model served as an inference component that has scaled to zero
+    client, stub = _scaled_to_zero_client()
+    model = SageMakerChatModel("ragline-llm", client, inference_component="ragline-llm-ic")
+    # WHEN the chain (with retries) asks it alone
+    with stub, pytest.raises(ModelUnavailableError) as caught:
+        ModelChain((model,)).generate(REQUEST)
+    # THEN the invocation named the component, was tried once (a copy takes minutes)
+    stub.assert_no_pending_responses()
+    # AND the caller is told the model is warming up and when to come back
+    assert "warming up" in str(caught.value)
+    assert caught.value.retry_after_seconds == ModelWarmingUpError.retry_after_seconds
+
+
+def test_a_component_without_copies_hands_over_to_the_fallback() -> None:
+    # GIVEN the scaled-to-zero component and a fallback model
+    client, stub = _scaled_to_zero_client()
+    model = SageMakerChatModel("ragline-llm", client, inference_component="ragline-llm-ic")
+    fallback = ScriptedModel("fake:fallback", "From dock B [1].")
+    # WHEN the chain answers
+    with stub:
+        completion = ModelChain((model, fallback)).generate(REQUEST)
+    # THEN the fallback wrote the answer, after one try of the component
+    assert completion.text == "From dock B [1]." and completion.details["fallback"] is True
+    assert completion.details["failed"] == ["sagemaker:ragline-llm"]
+    stub.assert_no_pending_responses()
+
+
+def test_other_validation_errors_are_not_warming_up() -> None:
+    client = boto3.client("sagemaker-runtime", region_name="us-east-1")
+    with Stubber(client) as stub:
+        stub.add_client_error("invoke_endpoint", "ValidationError", "Endpoint x not found", 400)
+        with pytest.raises(ModelError) as caught:
+            SageMakerChatModel("x", client).generate(REQUEST)
+    assert not isinstance(caught.value, ModelWarmingUpError)

@@ -228,7 +228,10 @@ def handle_errors(app: APIGatewayRestResolver, logger: Logger) -> None:
     def handle_no_model(error: ModelUnavailableError) -> Response[str]:
         # 503 with the sources: the caller can show them though no model wrote an answer.
         logger.error("no model answered", extra={"failures": dict(error.failures)})
-        return error_response(503, str(error), citations=error.citations)
+        response = error_response(503, str(error), citations=error.citations)
+        if error.retry_after_seconds is not None:  # a model is starting: when to come back
+            response.headers["Retry-After"] = str(error.retry_after_seconds)
+        return response
 
     @app.exception_handler(DatabaseUnavailableError)
     def handle_database_down(error: DatabaseUnavailableError) -> Response[str]:

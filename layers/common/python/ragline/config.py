@@ -38,6 +38,7 @@ ENVIRONMENT: dict[str, str] = {
     "RAGLINE_MAX_OUTPUT_TOKENS": "max_output_tokens",
     "RAGLINE_SAGEMAKER_PAYLOAD": "sagemaker_payload",
     "RAGLINE_SAGEMAKER_INSTANCE_TYPE": "sagemaker_instance_type",
+    "RAGLINE_SAGEMAKER_INFERENCE_COMPONENT": "sagemaker_inference_component",
     "RAGLINE_OPENAI_SECRET_ARN": "openai_secret_arn",
     "RAGLINE_PROFILES_FILE": "profiles_file",
     "RAGLINE_DEFAULT_PROFILE": "default_profile",
@@ -101,6 +102,9 @@ class Settings(BaseModel):
     max_output_tokens: int = Field(default=512, ge=16, le=32000)
     sagemaker_payload: str = "messages"
     sagemaker_instance_type: str | None = None
+    # The chat endpoint's inference component (an endpoint that scales to zero serves
+    # the model as one, and invocations must name it).
+    sagemaker_inference_component: str | None = None
     openai_secret_arn: str | None = None
 
     # Prompts, routing profiles and prices (files override the packaged ones).

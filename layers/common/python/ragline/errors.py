@@ -119,12 +119,23 @@ class ModelError(RaglineError):
         self.retryable = retryable
 
 
+class ModelWarmingUpError(ModelError):
+    """The model's endpoint has no copy running (scaled to zero while idle); one is being
+    started, which takes minutes, so retrying within the request cannot help."""
+
+    retry_after_seconds = 120
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
 class ModelUnavailableError(RaglineError):
     """Every model in the fallback chain failed (HTTP 503).
 
     ``failures`` pairs each model tried (``provider:model``) with why it failed, for the
     logs. ``citations`` are the passages retrieved for the question (as JSON objects), so
     the caller still gets the sources when no model could write the answer.
+    ``retry_after_seconds`` (``Retry-After``) is set when a model is known to be warming up.
     """
 
     status_code = 503
@@ -135,11 +146,18 @@ class ModelUnavailableError(RaglineError):
         *,
         failures: tuple[tuple[str, str], ...] = (),
         citations: list[dict[str, Any]] | None = None,
+        retry_after_seconds: int | None = None,
     ) -> None:
         super().__init__(redact(message))
         self.failures = tuple((model, redact(reason)) for model, reason in failures)
         self.citations = citations or []
+        self.retry_after_seconds = retry_after_seconds
 
     def with_citations(self, citations: list[dict[str, Any]]) -> ModelUnavailableError:
         """The same failure, carrying the retrieved passages."""
-        return ModelUnavailableError(str(self), failures=self.failures, citations=citations)
+        return ModelUnavailableError(
+            str(self),
+            failures=self.failures,
+            citations=citations,
+            retry_after_seconds=self.retry_after_seconds,
+        )

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from functools import partial
 
-from ragline.errors import ModelError, ModelUnavailableError
+from ragline.errors import ModelError, ModelUnavailableError, ModelWarmingUpError
 from ragline.llm.base import ChatModel, Completion, GenerationRequest
 from ragline.providers.retry import RetryPolicy
 
@@ -36,6 +36,7 @@ class ModelChain:
     def generate(self, request: GenerationRequest) -> Completion:
         """The first answer any model gives; ModelUnavailableError when none does."""
         failures: list[tuple[str, str]] = []
+        warming_up: ModelWarmingUpError | None = None
         for index, model in enumerate(self.models):
             try:
                 completion, attempts = self.retry.run(
@@ -43,6 +44,8 @@ class ModelChain:
                 )
             except ModelError as exc:
                 failures.append((model.spec, str(exc)))
+                if isinstance(exc, ModelWarmingUpError):
+                    warming_up = exc
                 logger.warning("model %s failed, %s: %s", model.spec,
                                "trying the next" if index + 1 < len(self.models) else "no more",
                                exc)  # fmt: skip
@@ -55,6 +58,14 @@ class ModelChain:
             }
             return replace(completion, details=details)
         tried = ", ".join(spec for spec, _ in failures)
+        if warming_up is not None:
+            raise ModelUnavailableError(
+                "the model is warming up (it scales to zero when idle and is starting now); "
+                f"retry in a few minutes (tried {tried}). "
+                "The passages retrieved for the question are in 'citations'.",
+                failures=tuple(failures),
+                retry_after_seconds=warming_up.retry_after_seconds,
+            )
         raise ModelUnavailableError(
             f"no model could answer right now (tried {tried}); please retry later. "
             "The passages retrieved for the question are in 'citations'.",

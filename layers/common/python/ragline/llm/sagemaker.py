@@ -115,22 +115,33 @@ class SageMakerChatModel(ChatModel):
 
     provider = "sagemaker"
 
-    def __init__(self, endpoint: str, client: Any, payload: str = "messages") -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        client: Any,
+        payload: str = "messages",
+        inference_component: str | None = None,
+    ) -> None:
         if payload not in PAYLOADS:
             raise ValueError(f"payload must be one of {', '.join(PAYLOADS)}")
         self.model = endpoint
         self.client = client
         self.payload = payload
+        self.inference_component = inference_component
 
     @classmethod
     def from_settings(cls, model: str, settings: Settings) -> SageMakerChatModel:
         client = aws_client("sagemaker-runtime", settings.llm_timeout_seconds)
-        return cls(model, client, settings.sagemaker_payload)
+        return cls(
+            model, client, settings.sagemaker_payload, settings.sagemaker_inference_component
+        )
 
     def generate(self, request: GenerationRequest) -> Completion:
         build, parse = PAYLOADS[self.payload]
         started = time.perf_counter()
-        raw = invoke_endpoint(self.client, self.model, build(request), self.spec)
+        raw = invoke_endpoint(
+            self.client, self.model, build(request), self.spec, self.inference_component
+        )
         latency_ms = round((time.perf_counter() - started) * 1000, 2)
         try:
             parsed = parse(json.loads(raw), request)

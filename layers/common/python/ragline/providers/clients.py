@@ -19,7 +19,7 @@ import json
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from ragline.errors import ConfigurationError, ModelError, remember_secret
+from ragline.errors import ConfigurationError, ModelError, ModelWarmingUpError, remember_secret
 from ragline.providers.retry import retryable_status
 
 if TYPE_CHECKING:
@@ -69,6 +69,12 @@ def aws_client(service: str, timeout_seconds: float) -> Any:
     return boto3.client(service, config=config)  # type: ignore[call-overload]
 
 
+# What SageMaker says when an inference component has 0 copies (scaled to zero): "Inference
+# Component has no capacity to process this request. ApplicationAutoScaling may be
+# in-progress (if configured) or try to increase the capacity ...".
+_NO_CAPACITY = "has no capacity to process this request"
+
+
 def aws_error(exc: Exception, what: str) -> ModelError:
     """A botocore exception as a ModelError; throttling, 5xx and timeouts are retryable."""
     from botocore.exceptions import ClientError, HTTPClientError
@@ -88,6 +94,8 @@ def aws_error(exc: Exception, what: str) -> ModelError:
         )
         shown = f"HTTP {original} from the model container" if original else f"HTTP {status}"
         message = error.get("Message", "")
+        if code == "ValidationError" and _NO_CAPACITY in message.lower():
+            return ModelWarmingUpError(f"{what}: no copy of the model is running: {message}")
         return ModelError(f"{what}: {code} ({shown}): {message}", retryable=retryable)
     if isinstance(exc, HTTPClientError | BotoConnectionError):
         return ModelError(f"{what}: {type(exc).__name__}: {exc}", retryable=True)
@@ -97,17 +105,26 @@ def aws_error(exc: Exception, what: str) -> ModelError:
 # --- HTTP -----------------------------------------------------------------------------------
 
 
-def invoke_endpoint(client: Any, endpoint: str, payload: Any, what: str) -> bytes:
-    """POST ``payload`` as JSON to a SageMaker endpoint and return the raw answer; SDK
-    errors become ModelError (chat models, embedders and rerankers all call it)."""
+def invoke_endpoint(
+    client: Any,
+    endpoint: str,
+    payload: Any,
+    what: str,
+    inference_component: str | None = None,
+) -> bytes:
+    """POST ``payload`` as JSON to a SageMaker endpoint (to ``inference_component`` on
+    it, if given) and return the raw answer; SDK errors become ModelError (chat models,
+    embedders and rerankers all call it)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    target = {"InferenceComponentName": inference_component} if inference_component else {}
     try:
         response = client.invoke_endpoint(
             EndpointName=endpoint,
             ContentType="application/json",
             Accept="application/json",
             Body=json.dumps(payload),
+            **target,
         )
         raw: bytes = response["Body"].read()
     except (BotoCoreError, ClientError) as exc:
