@@ -6,7 +6,7 @@ Each function takes the connection to run on; the ``Store`` facade decides which
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from psycopg import sql
 from psycopg.rows import dict_row
@@ -18,9 +18,9 @@ if TYPE_CHECKING:
     from uuid import UUID
 
     import numpy as np
-    import psycopg
 
     from ragline.filters import Filter
+    from ragline.store.connection import Connection
 
 
 # pgvector's upper bound for hnsw.ef_search.
@@ -37,9 +37,7 @@ _ROWS = (
 )
 
 
-def select(
-    conn: psycopg.Connection[Any], collection: str, dimensions: int, where: Filter | None
-) -> Selection:
+def select(conn: Connection, collection: str, dimensions: int, where: Filter | None) -> Selection:
     """Which chunks of the collection a search may return, and how many: the documents
     ``where`` matches (their chunk counts, summed), or the whole collection; with the
     size of the dimension's vector index, so the search can tell how selective it is.
@@ -67,7 +65,7 @@ def select(
 
 
 def vector_search(
-    conn: psycopg.Connection[Any],
+    conn: Connection,
     collection: str,
     vector: np.ndarray,
     limit: int,
@@ -156,7 +154,7 @@ def vector_search(
 
 
 def keyword_search(
-    conn: psycopg.Connection[Any],
+    conn: Connection,
     collection: str,
     text: str,
     limit: int,
@@ -194,7 +192,7 @@ def keyword_search(
 
 
 def _ranked(
-    conn: psycopg.Connection[Any],
+    conn: Connection,
     ranking: str,
     collection: str,
     text: str,
@@ -212,7 +210,7 @@ def _ranked(
 
 
 def similarities(
-    conn: psycopg.Connection[Any], chunk_ids: Sequence[int], vector: np.ndarray
+    conn: Connection, chunk_ids: Sequence[int], vector: np.ndarray
 ) -> dict[int, float]:
     """Cosine similarity of the query to each of these chunks."""
     if not chunk_ids:
