@@ -333,7 +333,8 @@ def split_statements(script: str) -> list[str]:
             i = script.find("\n", i)
             i = n if i < 0 else i
         elif script.startswith("/*", i):
-            i = script.find("*/", i) + 2 or n
+            end = script.find("*/", i + 2)
+            i = n if end < 0 else end + 1
         elif char in "'\"":
             i = script.find(char, i + 1)
             i = n if i < 0 else i + 1
@@ -351,7 +352,7 @@ def split_statements(script: str) -> list[str]:
 
 
 def _has_code(statement: str) -> bool:
-    without_comments = re.sub(r"--[^\n]*", "", statement)
+    without_comments = re.sub(r"--[^\n]*|/\*.*?\*/", "", statement, flags=re.DOTALL)
     return bool(without_comments.strip())
 
 
@@ -360,7 +361,7 @@ class DataApiDatabase:
     belongs to the thread that began it.
 
     ``client`` is an ``rds-data`` client (made from the settings when not given);
-    ``sleep`` waits between tries while the cluster resumes.
+    ``sleep`` waits between tries while the cluster resumes, ``clock`` tells the time.
     """
 
     def __init__(
@@ -369,6 +370,7 @@ class DataApiDatabase:
         *,
         client: Any = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not (settings.database_cluster_arn and settings.database_secret_arn):
             raise ConfigurationError(
@@ -378,6 +380,7 @@ class DataApiDatabase:
         self._settings = settings
         self._client = client
         self._sleep = sleep
+        self._clock = clock
         self._local = threading.local()
         self._target = {
             "resourceArn": settings.database_cluster_arn,
@@ -404,7 +407,7 @@ class DataApiDatabase:
         target = self._target
         if operation in ("commit_transaction", "rollback_transaction"):
             target = {"resourceArn": target["resourceArn"], "secretArn": target["secretArn"]}
-        deadline = time.monotonic() + self._settings.database_connect_timeout_seconds
+        deadline = self._clock() + self._settings.database_connect_timeout_seconds
         wait = RESUME_FIRST_WAIT_SECONDS
         while True:
             try:
@@ -413,7 +416,7 @@ class DataApiDatabase:
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") != "DatabaseResumingException":
                     raise
-                if time.monotonic() + wait > deadline:
+                if self._clock() + wait > deadline:
                     logger.warning("the database is still resuming: %s", exc)
                     raise DatabaseUnavailableError("database resuming") from exc
                 logger.info("the database is resuming; trying again in %.1f s", wait)
