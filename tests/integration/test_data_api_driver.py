@@ -8,12 +8,13 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from ragline.errors import DatabaseUnavailableError
+from ragline.config import Settings
+from ragline.errors import ConfigurationError, DatabaseUnavailableError
 from ragline.store import ChunkWrite, DocumentWrite, Store
 from ragline.store import data_api as driver
 from ragline.store.data_api import DataApiDatabase
 
-from tests.support.data_api import DataApiAdapter, driver_settings
+from tests.support.data_api import SECRET_ARN, DataApiAdapter, driver_settings
 from tests.support.databases import create_database
 
 
@@ -191,3 +192,11 @@ def test_a_migration_script_is_split_into_statements() -> None:
     assert len(statements) == 2
     assert statements[0].endswith("DEFAULT ';')")
     assert "$body$ SELECT 1; $body$" in statements[1]
+
+
+def test_the_data_api_driver_needs_the_cluster_and_its_secret() -> None:
+    # GIVEN the Data API driver chosen without the cluster's ARN
+    settings = Settings(database_driver="data-api", database_secret_arn=SECRET_ARN)
+    # WHEN a store is made THEN the missing setting is named at cold start
+    with pytest.raises(ConfigurationError, match="RAGLINE_DATABASE_CLUSTER_ARN"):
+        Store(settings)

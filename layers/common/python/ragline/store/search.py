@@ -138,17 +138,16 @@ def vector_search(
     params = {"q": vector, "c": collection, "k": limit, "docs": documents}
     with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
         if not exact:
-            # Filtered HNSW scans keep searching until enough rows pass the filter.
-            cur.execute(
-                sql.SQL("SET LOCAL hnsw.iterative_scan = {}").format(sql.SQL(iterative_scan))
-            )
-            cur.execute(
-                sql.SQL("SET LOCAL hnsw.max_scan_tuples = {}").format(
-                    sql.Literal(int(max_scan_tuples))
-                )
-            )
+            # Filtered HNSW scans keep searching until enough rows pass the filter. One
+            # statement sets all three for this transaction (set_config(..., true) is
+            # SET LOCAL): over the Data API each statement is a request of its own.
             candidates = min(HNSW_MAX_EF_SEARCH, max(ef_search, limit))
-            cur.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(candidates)))
+            cur.execute(
+                "SELECT set_config('hnsw.iterative_scan', %s, true),"
+                " set_config('hnsw.max_scan_tuples', %s, true),"
+                " set_config('hnsw.ef_search', %s, true)",
+                (iterative_scan, str(int(max_scan_tuples)), str(candidates)),
+            )
         cur.execute(query, params)
         return [RetrievedChunk(**row) for row in cur.fetchall()]
 
