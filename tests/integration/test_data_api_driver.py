@@ -200,3 +200,16 @@ def test_the_data_api_driver_needs_the_cluster_and_its_secret() -> None:
     # WHEN a store is made THEN the missing setting is named at cold start
     with pytest.raises(ConfigurationError, match="RAGLINE_DATABASE_CLUSTER_ARN"):
         Store(settings)
+
+
+def test_a_database_the_data_api_cannot_reach_is_a_503(
+    adapted: tuple[Store, DataApiAdapter],
+) -> None:
+    # GIVEN a Data API that answers DatabaseUnavailableException
+    store, adapter = adapted
+    adapter.errors = ["DatabaseUnavailableException"]
+    # WHEN the store reads THEN it is a 503, not an unhandled botocore error (a 500)
+    with pytest.raises(DatabaseUnavailableError):
+        store.find_document("s3://b/none")
+    # AND the next call goes through
+    assert store.find_document("s3://b/none") is None

@@ -60,6 +60,7 @@ class DataApiAdapter:
         self.database = urlsplit(database_url).path.lstrip("/")
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.resume_after = 0  # how many coming calls answer DatabaseResumingException
+        self.errors: list[str] = []  # error codes the next calls answer, one each
         self._lock = threading.Lock()
         self._idle: list[psycopg.Connection[Any]] = []
         self._transactions: dict[str, psycopg.Connection[Any]] = {}
@@ -82,6 +83,8 @@ class DataApiAdapter:
         with self._lock:
             self.calls.append((model.name, request))
         try:
+            if self.errors:
+                raise DataApiError(self.errors.pop(0), "injected")
             if self.resume_after > 0:
                 self.resume_after -= 1
                 raise DataApiError("DatabaseResumingException", "The database is resuming")

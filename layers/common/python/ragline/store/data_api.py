@@ -48,6 +48,11 @@ BATCH_BYTES = 3 * 1024 * 1024
 RESUME_FIRST_WAIT_SECONDS = 0.5
 RESUME_MAX_WAIT_SECONDS = 4.0
 
+# Answers after which the database is out of reach for now, not the request wrong: 503.
+_UNAVAILABLE_CODES = frozenset(
+    {"DatabaseUnavailableException", "ServiceUnavailableError", "InternalServerErrorException"}
+)
+
 _PLACEHOLDER = re.compile(r"%(?:\((\w+)\))?s|%%")
 
 
@@ -414,7 +419,11 @@ class DataApiDatabase:
                 response: dict[str, Any] = getattr(self.client, operation)(**target, **request)
                 return response
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "DatabaseResumingException":
+                code = exc.response.get("Error", {}).get("Code")
+                if code in _UNAVAILABLE_CODES:
+                    logger.warning("the Data API cannot reach the database: %s", exc)
+                    raise DatabaseUnavailableError() from exc
+                if code != "DatabaseResumingException":
                     raise
                 if self._clock() + wait > deadline:
                     logger.warning("the database is still resuming: %s", exc)
