@@ -63,6 +63,7 @@ class DataApiAdapter:
         self.errors: list[str] = []  # error codes the next calls answer, one each
         self._lock = threading.Lock()
         self._idle: list[psycopg.Connection[Any]] = []
+        self._idle_transactional: list[psycopg.Connection[Any]] = []
         self._transactions: dict[str, psycopg.Connection[Any]] = {}
         self._type_names: dict[int, str] = {}
 
@@ -105,7 +106,7 @@ class DataApiAdapter:
             raise DataApiError("BadRequestException", "unknown cluster or secret")
 
     def close(self) -> None:
-        for conn in [*self._idle, *self._transactions.values()]:
+        for conn in [*self._idle, *self._idle_transactional, *self._transactions.values()]:
             conn.close()
 
     # --- connections ------------------------------------------------------------------------
@@ -134,7 +135,11 @@ class DataApiAdapter:
 
     def _begin_transaction(self, request: dict[str, Any]) -> dict[str, Any]:
         transaction_id = uuid.uuid4().hex
-        conn = self._open(autocommit=False)
+        # Sessions are reused, as the service's own pool does: opening one per transaction
+        # would put PostgreSQL's connection setup into every figure bench/ prints.
+        with self._lock:
+            conn = self._idle_transactional.pop() if self._idle_transactional else None
+        conn = conn or self._open(autocommit=False)
         with self._lock:
             self._transactions[transaction_id] = conn
         return {"transactionId": transaction_id}
@@ -145,8 +150,11 @@ class DataApiAdapter:
             del self._transactions[request["transactionId"]]
         try:
             conn.commit() if commit else conn.rollback()
-        finally:
+        except psycopg.Error:
             conn.close()
+            raise
+        with self._lock:
+            self._idle_transactional.append(conn)
         return conn
 
     def _commit_transaction(self, request: dict[str, Any]) -> dict[str, Any]:
