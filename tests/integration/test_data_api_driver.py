@@ -213,3 +213,21 @@ def test_a_database_the_data_api_cannot_reach_is_a_503(
         store.find_document("s3://b/none")
     # AND the next call goes through
     assert store.find_document("s3://b/none") is None
+
+
+def test_listings_are_read_in_pages_that_fit_a_response(
+    adapted: tuple[Store, DataApiAdapter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN five documents under a prefix, and pages of two rows
+    store, adapter = adapted
+    store.ensure_collection("batched", "hash:8", 8)
+    for n in range(5):
+        store.save_document(*document(f"s3://paged/{n}.txt", 1), embedding_model="hash:8")
+    monkeypatch.setattr(store.database, "page_rows", 2)
+    adapter.calls.clear()
+    # WHEN the prefix is iterated
+    sources = [doc.source for doc in store.iter_documents("s3://paged/")]
+    # THEN every document comes back, two rows a request
+    assert sources == [f"s3://paged/{n}.txt" for n in range(5)]
+    pages = [r for op, r in adapter.calls if op == "ExecuteStatement" and "LIKE" in r["sql"]]
+    assert len(pages) == 3

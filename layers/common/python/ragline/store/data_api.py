@@ -369,6 +369,10 @@ class DataApiDatabase:
     ``sleep`` waits between tries while the cluster resumes, ``clock`` tells the time.
     """
 
+    # Documents per page when iterating a listing: a response holds at most 1 MiB
+    # (ExecuteStatement fails past it), so 100 rows leave each about 10 KB of metadata.
+    page_rows = 100
+
     def __init__(
         self,
         settings: Settings,

@@ -225,7 +225,9 @@ class Store:
 
     def iter_documents(self, source_prefix: str) -> Iterator[DocumentRecord]:
         """Every document whose source starts with ``source_prefix``, ordered by source."""
-        return documents.iter_documents(self.connection(), source_prefix)
+        return documents.iter_documents(
+            self.connection(), source_prefix, page_size=self.database.page_rows
+        )
 
     def delete_document(self, document_id: UUID) -> bool:
         return documents.delete_document(self.connection(), document_id)
