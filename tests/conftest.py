@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -20,9 +19,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import psycopg
 import pytest
 from ragline.dev.context import LambdaContext
+
+from tests.support.databases import create_database
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "tests" / "events"
@@ -62,11 +62,7 @@ def postgres_server() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def database_url(postgres_server: str, request: pytest.FixtureRequest) -> str:
     """A fresh, empty database for this test module."""
-    name = "t_" + re.sub(r"\W", "_", request.module.__name__.rsplit(".", 1)[-1])[:40]
-    name += "_" + uuid.uuid4().hex[:6]
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return re.sub(r"/postgres(\?|$)", f"/{name}\\1", postgres_server, count=1)
+    return create_database(postgres_server, request.module.__name__.rsplit(".", 1)[-1])
 
 
 @pytest.fixture

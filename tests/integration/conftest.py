@@ -9,7 +9,10 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from ragline.config import Settings
 
+from tests.support.data_api import DRIVERS, driver_settings
+from tests.support.databases import create_database
 from tests.support.s3 import BUCKET
 
 
@@ -26,3 +29,13 @@ def s3() -> Iterator[Any]:
 def ingest(s3: Any, database_url: str, cold_start: Callable[..., ModuleType]) -> ModuleType:
     """The ingest Lambda's module, cold-started against this module's database."""
     return cold_start("ingest", RAGLINE_DATABASE_URL=database_url, RAGLINE_EMBEDDINGS="hash")
+
+
+@pytest.fixture(scope="module", params=DRIVERS)
+def store_settings(postgres_server: str, request: pytest.FixtureRequest) -> Iterator[Settings]:
+    """Settings of a store on a fresh database, through each driver in turn: psycopg, and
+    the Data API driver answered by the embedded server (tests/support/data_api.py)."""
+    module = request.module.__name__.rsplit(".", 1)[-1]
+    url = create_database(postgres_server, f"{module}_{request.param}")
+    with driver_settings(url, request.param) as settings:
+        yield settings

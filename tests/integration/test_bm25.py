@@ -32,8 +32,8 @@ class LuceneBM25(BM25Okapi):
 
 
 @pytest.fixture(scope="module")
-def store(database_url: str) -> Store:
-    return Store(Settings(database_url=database_url))
+def store(store_settings: Settings) -> Store:
+    return Store(store_settings)
 
 
 def tokens_of(store: Store, collection: str) -> dict[int, list[str]]:

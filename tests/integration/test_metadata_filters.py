@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
@@ -19,6 +19,9 @@ from ragline.rerankers.base import Ranked, RerankResult
 from ragline.retrieval import Retriever
 from ragline.store import ChunkWrite, DocumentWrite, Selection, Store, get_store
 from ragline.store import search as store_search
+
+from tests.support.data_api import DRIVERS, driver_settings
+from tests.support.databases import create_database
 
 COLLECTION = "default"
 DOCUMENTS: dict[str, dict[str, Any]] = {
@@ -38,20 +41,27 @@ def _text(name: str) -> bytes:
     ).encode()
 
 
-@pytest.fixture(scope="module")
-def seeded(database_url: str) -> str:
-    settings = Settings(database_url=database_url)
-    ingestor = Ingestor.from_settings(settings)
+def _seed(database_url: str) -> None:
+    ingestor = Ingestor.from_settings(Settings(database_url=database_url))
     for name, attributes in DOCUMENTS.items():
         metadata = {"attributes": attributes} if attributes else {}
         ingestor.ingest_bytes(f"s3://docs/{name}.md", _text(name), metadata=metadata)
     get_store.cache_clear()
-    return database_url
 
 
 @pytest.fixture(scope="module")
-def store(seeded: str) -> Store:
-    return Store(Settings(database_url=seeded))
+def seeded(database_url: str) -> str:
+    _seed(database_url)
+    return database_url
+
+
+@pytest.fixture(scope="module", params=DRIVERS)
+def store(postgres_server: str, request: pytest.FixtureRequest) -> Iterator[Store]:
+    """A seeded database of its own, read through each driver in turn."""
+    url = create_database(postgres_server, f"metadata_filters_{request.param}")
+    _seed(url)
+    with driver_settings(url, request.param) as settings:
+        yield Store(settings)
 
 
 def _matching(store: Store, where: Any) -> set[str]:

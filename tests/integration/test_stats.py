@@ -47,10 +47,10 @@ def _entry(n: int, **changes: object) -> QueryRecord:
 
 
 @pytest.fixture(scope="module")
-def store(database_url: str) -> Store:
+def store(store_settings: Settings) -> Store:
     # GIVEN ten logged queries: 1..8 by gpt-4o-mini (#8 abstained), #9 by an unpriced
     # model under the critical profile, #10 two days old (outside a 24h window)
-    store = Store(Settings(database_url=database_url))
+    store = Store(store_settings)
     for n in range(1, 9):
         store.log_query(_entry(n, abstained=n == 8))
     store.log_query(

@@ -14,8 +14,8 @@ from ragline.store import ChunkWrite, DocumentWrite, Store, apply_migrations, av
 
 
 @pytest.fixture(scope="module")
-def store(database_url: str) -> Store:
-    return Store(Settings(database_url=database_url))
+def store(store_settings: Settings) -> Store:
+    return Store(store_settings)
 
 
 def test_migrations_apply_once_and_are_recorded(store: Store) -> None:

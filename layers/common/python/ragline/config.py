@@ -25,6 +25,9 @@ MAX_TOP_K = 50
 ENVIRONMENT: dict[str, str] = {
     "RAGLINE_DATABASE_URL": "database_url",
     "RAGLINE_DATABASE_SECRET_ARN": "database_secret_arn",
+    "RAGLINE_DATABASE_DRIVER": "database_driver",
+    "RAGLINE_DATABASE_CLUSTER_ARN": "database_cluster_arn",
+    "RAGLINE_DATABASE_NAME": "database_name",
     "RAGLINE_DATA_DIR": "data_dir",
     "RAGLINE_EMBEDDINGS": "embeddings",
     "RAGLINE_EMBEDDING_DIMENSIONS": "embedding_dimensions",
@@ -85,6 +88,11 @@ class Settings(BaseModel):
     # the embedded PostgreSQL under ``data_dir``.
     database_url: str | None = None
     database_secret_arn: str | None = None
+    # How the store reaches PostgreSQL: a socket (psycopg) or, from outside the VPC, the
+    # RDS Data API on the Aurora cluster ``database_cluster_arn`` with the secret above.
+    database_driver: Literal["psycopg", "data-api"] = "psycopg"
+    database_cluster_arn: str | None = None
+    database_name: str = "ragline"  # the Data API's database (stacks/database.py's name)
     data_dir: Path = Path(".ragline")
 
     # Models, as provider:model strings.

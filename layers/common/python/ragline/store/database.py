@@ -73,6 +73,8 @@ def secret_url(secret_arn: str) -> str:
 class Database:
     """Hands out this thread's connection, reconnecting if the server dropped it."""
 
+    page_rows = 1000  # documents per page when iterating a listing
+
     def __init__(self, settings: Settings, *, url: str | None = None) -> None:
         self._settings = settings
         self._url = url

@@ -15,14 +15,15 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from ragline.errors import InvalidRequestError, SupersededError
+from ragline.store.data_api import DataApiConnection
 from ragline.store.records import DocumentRecord
 
 if TYPE_CHECKING:
     from uuid import UUID
 
     import numpy as np
-    import psycopg
 
+    from ragline.store.connection import Connection
     from ragline.store.records import ChunkWrite, DocumentWrite
 
 _DOCUMENT_COLUMNS = sql.SQL(
@@ -33,6 +34,10 @@ _DOCUMENT_COLUMNS = sql.SQL(
 _COPY_CHUNKS = (
     "COPY chunks (document_id, collection, ordinal, section, text, token_count, metadata,"
     " dimensions, embedding) FROM STDIN WITH (FORMAT BINARY)"
+)
+_INSERT_CHUNK = (
+    "INSERT INTO chunks (document_id, collection, ordinal, section, text, token_count, metadata,"
+    " dimensions, embedding) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::vector)"
 )
 _COPY_TYPES = ["uuid", "text", "int4", "text", "text", "int4", "jsonb", "int4", "vector"]
 
@@ -66,7 +71,7 @@ def decode_cursor(cursor: str) -> str:
 
 
 def record_collection(
-    conn: psycopg.Connection[Any],
+    conn: Connection,
     name: str,
     embedding_model: str,
     dimensions: int,
@@ -106,7 +111,7 @@ def _index_name(dimensions: int) -> sql.Identifier:
 
 
 def build_vector_index(
-    conn: psycopg.Connection[Any],
+    conn: Connection,
     dimensions: int,
     *,
     hnsw_m: int = 16,
@@ -141,7 +146,7 @@ def build_vector_index(
         )
 
 
-def drop_empty_vector_index(conn: psycopg.Connection[Any], dimensions: int) -> bool:
+def drop_empty_vector_index(conn: Connection, dimensions: int) -> bool:
     """Drop the dimension's HNSW index if no chunk of that dimension exists (so dropping it
     costs no other collection anything); True when the dimension holds no rows."""
     with conn.transaction():
@@ -155,7 +160,7 @@ def drop_empty_vector_index(conn: psycopg.Connection[Any], dimensions: int) -> b
     return True
 
 
-def collection_model(conn: psycopg.Connection[Any], name: str) -> tuple[str, int] | None:
+def collection_model(conn: Connection, name: str) -> tuple[str, int] | None:
     """The (embedding model, dimensions) a collection was built with, or None."""
     row = conn.execute(
         "SELECT embedding_model, dimensions FROM collections WHERE name = %s", (name,)
@@ -166,7 +171,7 @@ def collection_model(conn: psycopg.Connection[Any], name: str) -> tuple[str, int
 # --- documents ----------------------------------------------------------------------------
 
 
-def find_document(conn: psycopg.Connection[Any], source: str) -> DocumentRecord | None:
+def find_document(conn: Connection, source: str) -> DocumentRecord | None:
     """The document stored from ``source``, or None."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
@@ -176,7 +181,7 @@ def find_document(conn: psycopg.Connection[Any], source: str) -> DocumentRecord 
         return _document(cur.fetchone())
 
 
-def get_document(conn: psycopg.Connection[Any], document_id: UUID) -> DocumentRecord | None:
+def get_document(conn: Connection, document_id: UUID) -> DocumentRecord | None:
     """The document with this id, or None."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
@@ -187,7 +192,7 @@ def get_document(conn: psycopg.Connection[Any], document_id: UUID) -> DocumentRe
 
 
 def list_documents(
-    conn: psycopg.Connection[Any],
+    conn: Connection,
     *,
     collection: str | None = None,
     status: str | None = None,
@@ -215,7 +220,7 @@ def list_documents(
 
 
 def save_document(
-    conn: psycopg.Connection[Any],
+    conn: Connection,
     document: DocumentWrite,
     chunks: Sequence[ChunkWrite],
     vectors: np.ndarray,
@@ -234,22 +239,28 @@ def save_document(
         _check(conn, document.source, guard)
         document_id = _upsert(conn, document, "pending", None, embedding_model)
         conn.execute("DELETE FROM chunks WHERE document_id = %s", (document_id,))
-        with conn.cursor() as cur, cur.copy(_COPY_CHUNKS) as copy:
-            copy.set_types(_COPY_TYPES)
-            for chunk, vector in zip(chunks, vectors, strict=True):
-                copy.write_row(
-                    (
-                        document_id,
-                        document.collection,
-                        chunk.ordinal,
-                        chunk.section,
-                        chunk.text,
-                        chunk.token_count,
-                        Jsonb(chunk.metadata),
-                        dimensions,
-                        vector,
-                    )
-                )
+        rows = [
+            (
+                document_id,
+                document.collection,
+                chunk.ordinal,
+                chunk.section,
+                chunk.text,
+                chunk.token_count,
+                Jsonb(chunk.metadata),
+                dimensions,
+                vector,
+            )
+            for chunk, vector in zip(chunks, vectors, strict=True)
+        ]
+        if isinstance(conn, DataApiConnection):
+            # No COPY over the Data API: batched INSERTs, in this same transaction.
+            conn.insert_many(_INSERT_CHUNK, rows)
+        else:
+            with conn.cursor() as writer, writer.copy(_COPY_CHUNKS) as copy:
+                copy.set_types(_COPY_TYPES)
+                for row in rows:
+                    copy.write_row(row)
         with conn.cursor(row_factory=dict_row) as cur:
             cur.execute(
                 sql.SQL(
@@ -264,7 +275,7 @@ def save_document(
 
 
 def mark_document(
-    conn: psycopg.Connection[Any],
+    conn: Connection,
     document: DocumentWrite,
     status: str,
     error: str | None,
@@ -287,7 +298,7 @@ def mark_document(
 
 
 def update_document(
-    conn: psycopg.Connection[Any], document: DocumentWrite, *, guard: WriteGuard | None = None
+    conn: Connection, document: DocumentWrite, *, guard: WriteGuard | None = None
 ) -> DocumentRecord:
     """Apply a new version's collection, metadata and version to a stored document whose
     content did not change, keeping its chunks and their vectors."""
@@ -324,9 +335,7 @@ def update_document(
     return record
 
 
-def _check(
-    conn: psycopg.Connection[Any], source: str, guard: WriteGuard | None
-) -> DocumentRecord | None:
+def _check(conn: Connection, source: str, guard: WriteGuard | None) -> DocumentRecord | None:
     """Lock ``source`` until the transaction ends and ask ``guard`` whether to write.
 
     The lock is an advisory one on the source, not a row lock, so that it also orders
@@ -342,7 +351,7 @@ def _check(
 
 
 def _upsert(
-    conn: psycopg.Connection[Any],
+    conn: Connection,
     document: DocumentWrite,
     status: str,
     error: str | None,
@@ -386,7 +395,7 @@ def _upsert(
 
 
 def delete_by_source(
-    conn: psycopg.Connection[Any], source: str, *, guard: WriteGuard | None = None
+    conn: Connection, source: str, *, guard: WriteGuard | None = None
 ) -> UUID | None:
     """Delete the document stored from ``source`` and its chunks; return its id.
 
@@ -401,7 +410,7 @@ def delete_by_source(
 
 
 def iter_documents(
-    conn: psycopg.Connection[Any], source_prefix: str, *, page_size: int = 1000
+    conn: Connection, source_prefix: str, *, page_size: int = 1000
 ) -> Iterator[DocumentRecord]:
     """Every document whose source starts with ``source_prefix``, by source, a page at a
     time (keyset pagination: no snapshot held open between pages)."""
@@ -423,7 +432,7 @@ def iter_documents(
         after = rows[-1].source
 
 
-def delete_document(conn: psycopg.Connection[Any], document_id: UUID) -> bool:
+def delete_document(conn: Connection, document_id: UUID) -> bool:
     """Delete the document and its chunks; False when there was no such document."""
     row = conn.execute(
         "DELETE FROM documents WHERE id = %s RETURNING id", (document_id,)

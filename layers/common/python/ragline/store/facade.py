@@ -2,8 +2,9 @@
 
 It opens (and on first use migrates) the connection, keeps what is worth remembering
 between calls, and hands the connection to the SQL modules: ``documents`` (collections,
-documents and chunks), ``search`` (retrieval) and ``query_log``. Another driver slots in
-here, behind the same methods.
+documents and chunks), ``search`` (retrieval) and ``query_log``. The connection is
+psycopg's, or the Data API driver's stand-in for it (``data_api``), chosen by
+RAGLINE_DATABASE_DRIVER (``store/connection.py`` names what the SQL modules use).
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ if TYPE_CHECKING:
     from uuid import UUID
 
     import numpy as np
-    import psycopg
 
     from ragline.config import Settings
     from ragline.filters import Filter
     from ragline.records import QueryRecord
+    from ragline.store.connection import Connection
+    from ragline.store.data_api import DataApiDatabase
     from ragline.store.documents import WriteGuard
     from ragline.store.records import (
         ChunkWrite,
@@ -41,6 +43,15 @@ if TYPE_CHECKING:
 _PURGE_EVERY_SECONDS = 3600
 
 
+def open_database(settings: Settings) -> Database | DataApiDatabase:
+    """The driver RAGLINE_DATABASE_DRIVER names: psycopg, or the RDS Data API."""
+    if settings.database_driver == "data-api":
+        from ragline.store.data_api import DataApiDatabase
+
+        return DataApiDatabase(settings)
+    return Database(settings)
+
+
 @unavailable_when_disconnected
 class Store:
     """The only door to PostgreSQL. Applies migrations once per process on first use.
@@ -49,9 +60,11 @@ class Store:
     call reconnects.
     """
 
-    def __init__(self, settings: Settings, database: Database | None = None) -> None:
+    def __init__(
+        self, settings: Settings, database: Database | DataApiDatabase | None = None
+    ) -> None:
         self.settings = settings
-        self.database = database or Database(settings)
+        self.database = database or open_database(settings)
         self._migrated = False
         self._lock = threading.Lock()
         self._collections: dict[str, tuple[str, int]] = {}
@@ -62,7 +75,7 @@ class Store:
 
     # --- plumbing -------------------------------------------------------------------------
 
-    def connection(self) -> psycopg.Connection[Any]:
+    def connection(self) -> Connection:
         conn = self.database.connection()
         if not self._migrated:
             with self._lock:
@@ -212,7 +225,9 @@ class Store:
 
     def iter_documents(self, source_prefix: str) -> Iterator[DocumentRecord]:
         """Every document whose source starts with ``source_prefix``, ordered by source."""
-        return documents.iter_documents(self.connection(), source_prefix)
+        return documents.iter_documents(
+            self.connection(), source_prefix, page_size=self.database.page_rows
+        )
 
     def delete_document(self, document_id: UUID) -> bool:
         return documents.delete_document(self.connection(), document_id)

@@ -62,7 +62,8 @@ def _equals(key: str, values: list[Scalar], params: list[Any]) -> sql.Composable
     tests = []
     for value in values:
         params.extend([Jsonb({key: value}), Jsonb({key: [value]})])
-        tests.append(sql.SQL("{a} @> %s OR {a} @> %s").format(a=ATTRIBUTES))
+        # ::jsonb: the Data API sends a JSON-hinted value as json, which @> does not take.
+        tests.append(sql.SQL("{a} @> %s::jsonb OR {a} @> %s::jsonb").format(a=ATTRIBUTES))
     return sql.SQL("({})").format(sql.SQL(" OR ").join(tests))
 
 

@@ -11,7 +11,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import psycopg
+    from ragline.store.connection import Connection
 
 _MIGRATION_FILE = re.compile(r"^(\d{4})_([\w-]+)\.sql$")
 _LOCK_ID = 0x7261676C  # "ragl"
@@ -27,7 +27,7 @@ def available_migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-def apply_migrations(conn: psycopg.Connection[Any]) -> list[int]:
+def apply_migrations(conn: Connection) -> list[int]:
     """Apply the migrations this database lacks; return the versions applied now."""
     applied_now: list[int] = []
     with conn.transaction():
@@ -49,7 +49,7 @@ def apply_migrations(conn: psycopg.Connection[Any]) -> list[int]:
     return applied_now
 
 
-def versions(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+def versions(conn: Connection) -> dict[str, Any]:
     """The server's PostgreSQL and pgvector versions, and the schema version it is at."""
     row = conn.execute(
         "SELECT current_setting('server_version') AS server,"

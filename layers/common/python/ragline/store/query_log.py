@@ -19,7 +19,7 @@ from ragline.records import NOT_IN_QUERY_LOG, QueryRecord
 if TYPE_CHECKING:
     from datetime import datetime
 
-    import psycopg
+    from ragline.store.connection import Connection
 
 _QUERY_LOG_COLUMNS = [
     name
@@ -28,7 +28,7 @@ _QUERY_LOG_COLUMNS = [
 ]
 
 
-def log_query(conn: psycopg.Connection[Any], entry: QueryRecord) -> None:
+def log_query(conn: Connection, entry: QueryRecord) -> None:
     """Record one answered query; a retried log of the same request changes nothing."""
     columns = list(_QUERY_LOG_COLUMNS)
     values: list[Any] = [getattr(entry, c) for c in columns]
@@ -44,7 +44,7 @@ def log_query(conn: psycopg.Connection[Any], entry: QueryRecord) -> None:
     )
 
 
-def purge_query_log(conn: psycopg.Connection[Any], retention_days: int) -> int:
+def purge_query_log(conn: Connection, retention_days: int) -> int:
     """Delete query log rows older than ``retention_days``; return how many."""
     cursor = conn.execute(
         "DELETE FROM queries WHERE created_at < now() - make_interval(days => %s)",
@@ -53,9 +53,7 @@ def purge_query_log(conn: psycopg.Connection[Any], retention_days: int) -> int:
     return cursor.rowcount
 
 
-def record_feedback(
-    conn: psycopg.Connection[Any], request_id: str, rating: str, comment: str | None
-) -> bool:
+def record_feedback(conn: Connection, request_id: str, rating: str, comment: str | None) -> bool:
     """Attach a rating to a logged query; False when no such query was logged."""
     cursor = conn.execute(
         "UPDATE queries SET rating = %s, comment = %s, rated_at = now() WHERE request_id = %s",
@@ -64,7 +62,7 @@ def record_feedback(
     return cursor.rowcount == 1
 
 
-def query_log(conn: psycopg.Connection[Any], since: datetime) -> list[dict[str, Any]]:
+def query_log(conn: Connection, since: datetime) -> list[dict[str, Any]]:
     """Logged queries since ``since``, oldest first."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute("SELECT * FROM queries WHERE created_at >= %s ORDER BY created_at", (since,))
@@ -75,7 +73,7 @@ def query_log(conn: psycopg.Connection[Any], since: datetime) -> list[dict[str, 
 _ANSWERED = " AND status_code < 400"
 
 
-def query_stats(conn: psycopg.Connection[Any], since: datetime) -> dict[str, Any]:
+def query_stats(conn: Connection, since: datetime) -> dict[str, Any]:
     """Aggregates of the query log since ``since``: totals, latency percentiles per
     stage, and tokens and cost by model and by profile, over answered questions; and
     ``errors``, the questions answered with an error status."""

@@ -6,7 +6,7 @@ Each function takes the connection to run on; the ``Store`` facade decides which
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from psycopg import sql
 from psycopg.rows import dict_row
@@ -18,9 +18,9 @@ if TYPE_CHECKING:
     from uuid import UUID
 
     import numpy as np
-    import psycopg
 
     from ragline.filters import Filter
+    from ragline.store.connection import Connection
 
 
 # pgvector's upper bound for hnsw.ef_search.
@@ -37,9 +37,7 @@ _ROWS = (
 )
 
 
-def select(
-    conn: psycopg.Connection[Any], collection: str, dimensions: int, where: Filter | None
-) -> Selection:
+def select(conn: Connection, collection: str, dimensions: int, where: Filter | None) -> Selection:
     """Which chunks of the collection a search may return, and how many: the documents
     ``where`` matches (their chunk counts, summed), or the whole collection; with the
     size of the dimension's vector index, so the search can tell how selective it is.
@@ -67,7 +65,7 @@ def select(
 
 
 def vector_search(
-    conn: psycopg.Connection[Any],
+    conn: Connection,
     collection: str,
     vector: np.ndarray,
     limit: int,
@@ -140,23 +138,22 @@ def vector_search(
     params = {"q": vector, "c": collection, "k": limit, "docs": documents}
     with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
         if not exact:
-            # Filtered HNSW scans keep searching until enough rows pass the filter.
-            cur.execute(
-                sql.SQL("SET LOCAL hnsw.iterative_scan = {}").format(sql.SQL(iterative_scan))
-            )
-            cur.execute(
-                sql.SQL("SET LOCAL hnsw.max_scan_tuples = {}").format(
-                    sql.Literal(int(max_scan_tuples))
-                )
-            )
+            # Filtered HNSW scans keep searching until enough rows pass the filter. One
+            # statement sets all three for this transaction (set_config(..., true) is
+            # SET LOCAL): over the Data API each statement is a request of its own.
             candidates = min(HNSW_MAX_EF_SEARCH, max(ef_search, limit))
-            cur.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(candidates)))
+            cur.execute(
+                "SELECT set_config('hnsw.iterative_scan', %s, true),"
+                " set_config('hnsw.max_scan_tuples', %s, true),"
+                " set_config('hnsw.ef_search', %s, true)",
+                (iterative_scan, str(int(max_scan_tuples)), str(candidates)),
+            )
         cur.execute(query, params)
         return [RetrievedChunk(**row) for row in cur.fetchall()]
 
 
 def keyword_search(
-    conn: psycopg.Connection[Any],
+    conn: Connection,
     collection: str,
     text: str,
     limit: int,
@@ -194,7 +191,7 @@ def keyword_search(
 
 
 def _ranked(
-    conn: psycopg.Connection[Any],
+    conn: Connection,
     ranking: str,
     collection: str,
     text: str,
@@ -212,7 +209,7 @@ def _ranked(
 
 
 def similarities(
-    conn: psycopg.Connection[Any], chunk_ids: Sequence[int], vector: np.ndarray
+    conn: Connection, chunk_ids: Sequence[int], vector: np.ndarray
 ) -> dict[int, float]:
     """Cosine similarity of the query to each of these chunks."""
     if not chunk_ids:
