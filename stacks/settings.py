@@ -136,7 +136,10 @@ class DeploymentSettings(BaseModel):
     sagemaker_startup_timeout_seconds: int = Field(default=900, ge=60, le=3600)
     sagemaker_payload: Literal["messages", "tgi"] = "messages"
 
-    # Database.
+    # Database. `vpc`: the functions run in the VPC and connect with psycopg (NAT gateway
+    # or interface endpoints to reach AWS); `data-api`: they run outside the VPC and reach
+    # Aurora through the RDS Data API, so the VPC holds the database alone.
+    database_access: Literal["vpc", "data-api"] = "vpc"
     database_engine_version: str = Field(default="17.5", pattern=r"^1[6-9]\.\d+$")
     database_min_capacity: float = Field(default=0, ge=0, le=256)
     database_max_capacity: float = Field(default=2, ge=1, le=256)
@@ -277,7 +280,12 @@ class DeploymentSettings(BaseModel):
             self.hnsw_m or 16
         ):
             problems.append("hnsw_ef_construction must be at least twice hnsw_m (16 unset)")
-        if self.network == "isolated":
+        if self.network == "isolated" and self.data_api:
+            problems.append(
+                "network=isolated keeps the functions inside the VPC with no egress, but "
+                "database_access=data-api runs them outside it; choose one"
+            )
+        elif self.network == "isolated":
             problems.extend(self._isolated_problems())
         if problems:
             raise ValueError("; ".join(problems))
@@ -334,6 +342,11 @@ class DeploymentSettings(BaseModel):
         if needed and needed not in endpoints:
             endpoints.append(needed)
         return tuple(endpoints)
+
+    @property
+    def data_api(self) -> bool:
+        """Whether the functions run outside the VPC and use the RDS Data API."""
+        return self.database_access == "data-api"
 
     @property
     def log_retention(self) -> logs.RetentionDays:

@@ -73,6 +73,14 @@ CONFIGURATIONS: dict[str, dict[str, str]] = {
         "hnsw_ef_search": "300",
         "hnsw_ef_construction": "200",
     },
+    # The functions outside the VPC, on the RDS Data API; with the reconcile function, so
+    # every function that touches the database is there, and without tracing, so no
+    # role is granted anything on "*".
+    "data-api": {
+        "database_access": "data-api",
+        "reconcile": "true",
+        "tracing": "false",
+    },
 }
 
 
