@@ -236,7 +236,8 @@ class RaglineStack(Stack):
             value=self.ingestion.dead_letter_queue.queue_url,
             description="Ingestion messages that failed every attempt",
         )
-        CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
+        if self.monitoring.dashboard is not None:
+            CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
         CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn)
         if self.openai_secret is not None:
             CfnOutput(

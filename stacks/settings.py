@@ -188,6 +188,13 @@ class DeploymentSettings(BaseModel):
     # account already has one set (API Gateway console, Settings).
     api_account_cloudwatch_role: bool = True
 
+    # Monitoring. The dashboard lists at $3/month; the alarm topic's customer managed KMS
+    # key at $1/month, $2 and then $3 after its yearly rotations. The key is off by
+    # default: the alarm messages carry alarm names and thresholds, no document data,
+    # and without it a data-api deployment idles under $5 a month (docs/deploy.md).
+    dashboard: bool = True
+    alarm_topic_kms: bool = False
+
     # Alarms.
     alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     alarm_5xx_rate: float = Field(default=0.05, gt=0, le=1)
