@@ -37,7 +37,7 @@ class RaglineStack(Stack):
             env=Environment(account=settings.account, region=settings.region),
             description="ragline: serverless retrieval-augmented generation "
             f"(S3 -> SQS -> Lambda -> Aurora pgvector -> API), network={settings.network}, "
-            f"database_access={settings.database_access}",
+            f"database_access={'data-api' if settings.data_api else 'vpc'}",
             **kwargs,
         )
         Tags.of(self).add("project", SERVICE)

@@ -138,8 +138,10 @@ class DeploymentSettings(BaseModel):
 
     # Database. `vpc`: the functions run in the VPC and connect with psycopg (NAT gateway
     # or interface endpoints to reach AWS); `data-api`: they run outside the VPC and reach
-    # Aurora through the RDS Data API, so the VPC holds the database alone.
-    database_access: Literal["vpc", "data-api"] = "vpc"
+    # Aurora through the RDS Data API, so the VPC holds the database alone; `auto`:
+    # `data-api` unless something configured needs the VPC (see `data_api`). `vpc` stays
+    # the default until the library's data-api driver ships.
+    database_access: Literal["auto", "vpc", "data-api"] = "vpc"
     database_engine_version: str = Field(default="17.5", pattern=r"^1[6-9]\.\d+$")
     database_min_capacity: float = Field(default=0, ge=0, le=256)
     database_max_capacity: float = Field(default=2, ge=1, le=256)
@@ -352,8 +354,21 @@ class DeploymentSettings(BaseModel):
 
     @property
     def data_api(self) -> bool:
-        """Whether the functions run outside the VPC and use the RDS Data API."""
-        return self.database_access == "data-api"
+        """Whether the functions run outside the VPC and use the RDS Data API.
+
+        `auto` chooses it unless `network=isolated` asks for functions without egress,
+        or a configured server may live in the VPC: an `http:` reranker's URL or an
+        OpenAI-compatible base URL. Nothing needs a NAT outside the VPC, where Lambda
+        reaches AWS APIs and hosted models (OpenAI) directly.
+        """
+        if self.database_access != "auto":
+            return self.database_access == "data-api"
+        return not (self.network == "isolated" or self.needs_vpc)
+
+    @property
+    def needs_vpc(self) -> bool:
+        """Whether a configured server may be reachable only from inside the VPC."""
+        return self.reranker_provider == "http" or self.openai_base_url is not None
 
     @property
     def log_retention(self) -> logs.RetentionDays:

@@ -193,3 +193,29 @@ def test_the_network_modes_and_accesses_are_all_synthesized_or_refused() -> None
     assert DeploymentSettings.from_context({}).database_access == "vpc"
     with pytest.raises(SettingsError, match="database_access"):
         DeploymentSettings.from_context({"database_access": "proxy"})
+
+
+@pytest.mark.parametrize(
+    ("context", "data_api"),
+    [
+        # the default Bedrock models, SageMaker endpoints and OpenAI need no VPC
+        ({}, True),
+        ({"llm": "sagemaker:my-endpoint", "reranker": "sagemaker:rerank"}, True),
+        ({"llm": "openai:gpt-4o-mini"}, True),
+        # a server that may live in the VPC keeps the functions there
+        ({"reranker": "http:bge-reranker-base", "reranker_url": "http://tei.internal"}, False),
+        ({"llm": "openai:local", "openai_base_url": "http://vllm.internal/v1"}, False),
+        # and so does network=isolated, which asks for functions without egress
+        ({"network": "isolated"}, False),
+    ],
+)
+def test_auto_chooses_the_data_api_unless_something_needs_the_vpc(
+    context: dict[str, str], data_api: bool
+) -> None:
+    # GIVEN -c database_access=auto and a configuration
+    settings = DeploymentSettings.from_context({**context, "database_access": "auto"})
+    # THEN the functions leave the VPC exactly when nothing configured needs it
+    assert settings.data_api is data_api
+    # AND an explicit choice is kept whatever the models
+    explicit = DeploymentSettings.from_context({**context, "database_access": "vpc"})
+    assert explicit.data_api is False
