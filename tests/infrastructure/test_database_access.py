@@ -101,6 +101,11 @@ def test_data_api_mode_has_no_nat_no_endpoints_and_no_function_in_the_vpc(
         # AND no function in a VPC, and the cluster's Data API on
         assert [k for k, f in functions.items() if "VpcConfig" in f["Properties"]] == []
         assert cluster["Properties"]["EnableHttpEndpoint"] is True
+        # AND nothing may connect to the database over the network
+        synthesis.template.resource_count_is("AWS::EC2::SecurityGroupIngress", 0)
+        synthesis.template.resource_count_is("AWS::EC2::SecurityGroup", 1)
+        (group,) = synthesis.of_type("AWS::EC2::SecurityGroup").values()
+        assert "SecurityGroupIngress" not in group["Properties"]
     else:
         # THEN in the VPC mode the functions that use the database are in the VPC
         for path in _database_functions(synthesis):
