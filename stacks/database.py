@@ -2,6 +2,9 @@
 
 The cluster scales to 0 ACUs when idle (auto-pause) so an unused deployment pays for
 storage only; the first connection after a pause waits while it resumes (about 15 s).
+With ``database_access=data-api`` the cluster's Data API is on and the functions,
+outside the VPC, send their SQL through it with the cluster's secret; nothing connects
+to the cluster over the network, so its security group admits nothing.
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ class Database(Construct):
             removal_policy=RemovalPolicy.DESTROY,
         )
         pauses = settings.database_min_capacity == 0
+        self.data_api = settings.data_api
         self.cluster = rds.DatabaseCluster(
             self,
             "Cluster",
@@ -111,20 +115,32 @@ class Database(Construct):
             ),
             copy_tags_to_snapshot=True,
             cloudwatch_logs_exports=["postgresql"],
+            enable_data_api=settings.data_api,
             deletion_protection=settings.database_deletion_protection,
             removal_policy=RemovalPolicy.SNAPSHOT,
         )
         self.cluster.node.add_dependency(postgres_logs)
-        self.security_group.add_ingress_rule(
-            network.lambda_security_group,
-            ec2.Port.tcp(DATABASE_PORT),
-            "PostgreSQL from the ragline functions",
-        )
-        network.lambda_security_group.add_egress_rule(
-            self.security_group, ec2.Port.tcp(DATABASE_PORT), "PostgreSQL to the database"
-        )
+        if network.lambda_security_group is not None:
+            self.security_group.add_ingress_rule(
+                network.lambda_security_group,
+                ec2.Port.tcp(DATABASE_PORT),
+                "PostgreSQL from the ragline functions",
+            )
+            network.lambda_security_group.add_egress_rule(
+                self.security_group, ec2.Port.tcp(DATABASE_PORT), "PostgreSQL to the database"
+            )
         assert self.cluster.secret is not None  # generated credentials always have one
         self.secret = self.cluster.secret
+        # What a function needs to find the database (ragline.config): the secret holds
+        # the host and credentials for psycopg; the Data API takes the cluster's ARN,
+        # the secret's ARN and the database's name with every request.
+        self.environment = {"RAGLINE_DATABASE_SECRET_ARN": self.secret.secret_arn}
+        if settings.data_api:
+            self.environment |= {
+                "RAGLINE_DATABASE_DRIVER": "data-api",
+                "RAGLINE_DATABASE_CLUSTER_ARN": self.cluster.cluster_arn,
+                "RAGLINE_DATABASE_NAME": DATABASE_NAME,
+            }
         self._acknowledge(settings)
 
         self.migrations = RaglineFunction(
@@ -135,11 +151,11 @@ class Database(Construct):
             settings=settings,
             network=network,
             layer=layer,
-            environment={**environment, "RAGLINE_DATABASE_SECRET_ARN": self.secret.secret_arn},
+            environment={**environment, **self.environment},
             timeout=Duration.minutes(5),
             memory_size=512,
         )
-        self.secret.grant_read(self.migrations.role)
+        self.migrations.grant_database(self)
         provider = cr.Provider(
             self,
             "MigrationsProvider",

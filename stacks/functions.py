@@ -1,7 +1,8 @@
 """The three Lambda functions' common shape, and their least-privilege permissions.
 
 Each function gets its own role, its own log group (the role may write to that group
-only), the ragline layer, the VPC's application subnets and the Lambda security group.
+only) and the ragline layer; with ``database_access=vpc`` also the VPC's application
+subnets and the Lambda security group, with ``data-api`` no VPC at all.
 Model permissions are derived from the `provider:model` strings the function runs.
 """
 
@@ -22,6 +23,7 @@ from stacks.packaging import ARCHITECTURES, RUNTIME, function_code
 from stacks.settings import parse_model_string
 
 if TYPE_CHECKING:
+    from stacks.database import Database
     from stacks.network import Network
     from stacks.settings import DeploymentSettings
 
@@ -35,12 +37,22 @@ VPC_ACCESS_ACTIONS = [
     "ec2:AssignPrivateIpAddresses",
     "ec2:UnassignPrivateIpAddresses",
 ]
+# What a function sends to Aurora through the RDS Data API: statements, batches, and
+# the transaction around a document's chunks.
+DATA_API_ACTIONS = [
+    "rds-data:ExecuteStatement",
+    "rds-data:BatchExecuteStatement",
+    "rds-data:BeginTransaction",
+    "rds-data:CommitTransaction",
+    "rds-data:RollbackTransaction",
+]
 # Bedrock model ids with these prefixes are cross-region inference profiles.
 INFERENCE_PROFILE_PREFIXES = ("us.", "eu.", "apac.", "us-gov.", "jp.", "au.", "ca.", "global.")
 
 
 class RaglineFunction(Construct):
-    """A Python 3.11 function from ``functions/<name>`` running in the VPC."""
+    """A Python 3.11 function from ``functions/<name>``, in the VPC unless the database
+    is reached through the Data API."""
 
     def __init__(
         self,
@@ -77,9 +89,12 @@ class RaglineFunction(Construct):
                 resources=[self.log_group.log_group_arn],
             )
         )
-        self.role.add_to_policy(
-            iam.PolicyStatement(sid="AttachToVpc", actions=VPC_ACCESS_ACTIONS, resources=["*"])
-        )
+        in_vpc = network.app_subnets is not None
+        security_groups = [network.lambda_security_group] if network.lambda_security_group else None
+        if in_vpc:
+            self.role.add_to_policy(
+                iam.PolicyStatement(sid="AttachToVpc", actions=VPC_ACCESS_ACTIONS, resources=["*"])
+            )
         self.function = lambda_.Function(
             self,
             "Function",
@@ -91,15 +106,32 @@ class RaglineFunction(Construct):
             layers=[layer],
             role=self.role,
             log_group=self.log_group,
-            vpc=network.vpc,
+            vpc=network.vpc if in_vpc else None,
             vpc_subnets=network.app_subnets,
-            security_groups=[network.lambda_security_group],
+            security_groups=security_groups,
             timeout=timeout,
             memory_size=memory_size,
             reserved_concurrent_executions=reserved_concurrency,
             tracing=lambda_.Tracing.ACTIVE if settings.tracing else lambda_.Tracing.DISABLED,
             environment=dict(environment),
         )
+        # Outside the VPC without tracing, nothing is granted on "*" unless a Bedrock
+        # reranker is (grant_bedrock_rerank acknowledges it then).
+        self._wildcard_acknowledged = False
+        if in_vpc or settings.tracing:
+            self._acknowledge_wildcard()
+        acknowledge(
+            self.function,
+            "AwsSolutions-L1",
+            "Pinned to Python 3.11: the layer's compiled wheels (psycopg, numpy, pydantic-core) "
+            "and its bytecode are built for cp311 by the build machine's interpreter; moving "
+            "runtimes is a deliberate change of the layer build.",
+        )
+
+    def _acknowledge_wildcard(self) -> None:
+        if self._wildcard_acknowledged:
+            return
+        self._wildcard_acknowledged = True
         acknowledge(
             self.role,
             "AwsSolutions-IAM5[Resource::*]",
@@ -108,13 +140,33 @@ class RaglineFunction(Construct):
             "bedrock:Rerank use '*': EC2, X-Ray and the Rerank action support no resource-level "
             "permissions (the reranking model itself is scoped by bedrock:InvokeModel).",
         )
-        acknowledge(
-            self.function,
-            "AwsSolutions-L1",
-            "Pinned to Python 3.11: the layer's compiled wheels (psycopg, numpy, pydantic-core) "
-            "and its bytecode are built for cp311 by the build machine's interpreter; moving "
-            "runtimes is a deliberate change of the layer build.",
-        )
+
+    def grant_database(self, database: Database) -> None:
+        """Allow what the function needs to reach the database, and nothing more.
+
+        In the VPC it connects with the credentials of the cluster's secret. Through the
+        Data API it sends the statements (the five ``rds-data`` actions on the cluster)
+        with that secret's ARN; the Data API reads the secret as the caller, so the role
+        needs ``GetSecretValue`` on it and no more (``grant_data_api_access`` would add
+        ``DescribeSecret``).
+        """
+        if database.data_api:
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="DatabaseDataApi",
+                    actions=DATA_API_ACTIONS,
+                    resources=[database.cluster.cluster_arn],
+                )
+            )
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="DatabaseSecret",
+                    actions=["secretsmanager:GetSecretValue"],
+                    resources=[database.secret.secret_arn],
+                )
+            )
+        else:
+            database.secret.grant_read(self.role)
 
     def grant_models(
         self,
@@ -173,6 +225,7 @@ class RaglineFunction(Construct):
                 sid="RerankWithBedrock", actions=["bedrock:Rerank"], resources=["*"]
             )
         )
+        self._acknowledge_wildcard()
 
 
 def bedrock_model_arns(stack: Stack, model_id: str) -> list[str]:

@@ -30,6 +30,7 @@ from stacks.functions import RaglineFunction
 from stacks.nag import acknowledge, reference
 
 if TYPE_CHECKING:
+    from stacks.database import Database
     from stacks.network import Network
     from stacks.settings import DeploymentSettings
 
@@ -52,7 +53,7 @@ class Ingestion(Construct):
         network: Network,
         layer: lambda_.ILayerVersion,
         environment: Mapping[str, str],
-        database_secret: secretsmanager.ISecret,
+        database: Database,
         models: Sequence[str],
         openai_secret: secretsmanager.ISecret | None,
         endpoint_arns: Mapping[str, str],
@@ -150,7 +151,7 @@ class Ingestion(Construct):
                 resources=[self.bucket.bucket_arn],
             )
         )
-        database_secret.grant_read(self.ingest.role)
+        self.ingest.grant_database(database)
         self.ingest.grant_models(models, openai_secret=openai_secret, endpoint_arns=endpoint_arns)
         acknowledge(
             self.ingest.role,
@@ -165,7 +166,7 @@ class Ingestion(Construct):
                 network=network,
                 layer=layer,
                 environment=environment,
-                database_secret=database_secret,
+                database=database,
                 models=models,
                 openai_secret=openai_secret,
                 endpoint_arns=endpoint_arns,
@@ -179,7 +180,7 @@ class Ingestion(Construct):
         network: Network,
         layer: lambda_.ILayerVersion,
         environment: Mapping[str, str],
-        database_secret: secretsmanager.ISecret,
+        database: Database,
         models: Sequence[str],
         openai_secret: secretsmanager.ISecret | None,
         endpoint_arns: Mapping[str, str],
@@ -213,7 +214,7 @@ class Ingestion(Construct):
                 resources=[self.bucket.arn_for_objects("*")],
             )
         )
-        database_secret.grant_read(reconcile.role)
+        reconcile.grant_database(database)
         reconcile.grant_models(models, openai_secret=openai_secret, endpoint_arns=endpoint_arns)
         acknowledge(
             reconcile.role,

@@ -1,4 +1,7 @@
-"""The CloudWatch dashboard and the alarms, sent to an encrypted SNS topic.
+"""The CloudWatch dashboard (optional) and the alarms, sent to an SNS topic.
+
+The topic accepts TLS only; with ``alarm_topic_kms`` it is also encrypted at rest with
+a customer managed key (about $1/month).
 
 The functions publish EMF metrics in the `metrics_namespace` (default `Ragline`). Every
 document carries the dimension set `{service: ragline}`, which is what the alarms and
@@ -63,19 +66,23 @@ class Monitoring(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.namespace = settings.metrics_namespace
-        # A customer managed key: CloudWatch cannot publish to a topic encrypted with the
-        # AWS managed SNS key, whose policy cannot be changed.
-        self.key = kms.Key(
-            self,
-            "AlarmTopicKey",
-            description="ragline alarm topic",
-            enable_key_rotation=True,
-            removal_policy=RemovalPolicy.DESTROY,
-            pending_window=Duration.days(7),
-        )
-        self.key.grant(
-            iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*"
-        )
+        self.key: kms.Key | None = None
+        if settings.alarm_topic_kms:
+            # A customer managed key: CloudWatch cannot publish to a topic encrypted with
+            # the AWS managed SNS key, whose policy cannot be changed.
+            self.key = kms.Key(
+                self,
+                "AlarmTopicKey",
+                description="ragline alarm topic",
+                enable_key_rotation=True,
+                removal_policy=RemovalPolicy.DESTROY,
+                pending_window=Duration.days(7),
+            )
+            self.key.grant(
+                iam.ServicePrincipal("cloudwatch.amazonaws.com"),
+                "kms:Decrypt",
+                "kms:GenerateDataKey*",
+            )
         self.topic = sns.Topic(
             self,
             "AlarmTopic",
@@ -87,13 +94,17 @@ class Monitoring(Construct):
             self.topic.add_subscription(subscriptions.EmailSubscription(settings.alarm_email))
 
         self.alarms = self._alarms(settings, api, dead_letter_queue)
-        self.dashboard = cw.Dashboard(
-            self,
-            "Dashboard",
-            dashboard_name=f"{settings.stack_name}-{SERVICE}",
-            default_interval=Duration.hours(24),
-        )
-        self._widgets(api, functions, queue, dead_letter_queue, cluster, endpoint_name)
+        self.dashboard: cw.Dashboard | None = None
+        if settings.dashboard:
+            self.dashboard = cw.Dashboard(
+                self,
+                "Dashboard",
+                dashboard_name=f"{settings.stack_name}-{SERVICE}",
+                default_interval=Duration.hours(24),
+            )
+            self._widgets(
+                self.dashboard, api, functions, queue, dead_letter_queue, cluster, endpoint_name
+            )
 
     # Metrics.
 
@@ -199,6 +210,7 @@ class Monitoring(Construct):
 
     def _widgets(
         self,
+        dashboard: cw.Dashboard,
         api: apigw.RestApi,
         functions: Sequence[lambda_.Function],
         queue: sqs.IQueue,
@@ -227,7 +239,7 @@ class Monitoring(Construct):
                 self.metric(name, "p95").with_(label=f"{name} p95"),
             ]
 
-        self.dashboard.add_widgets(
+        dashboard.add_widgets(
             cw.TextWidget(
                 markdown=f"# ragline\nMetrics in `{self.namespace}` with `service=ragline`; "
                 "per-model lines come from the `Provider, Model, Prompt, Profile` dimensions.",
@@ -235,7 +247,7 @@ class Monitoring(Construct):
                 height=2,
             )
         )
-        self.dashboard.add_widgets(
+        dashboard.add_widgets(
             graph(
                 "API requests and errors",
                 [api.metric_count(period=PERIOD), api.metric_client_error(period=PERIOD)],
@@ -252,12 +264,12 @@ class Monitoring(Construct):
                 "Latency per stage (ms)", [m for name in STAGE_LATENCIES for m in percentiles(name)]
             ),
         )
-        self.dashboard.add_widgets(
+        dashboard.add_widgets(
             graph("Tokens", [self.metric(name) for name in TOKEN_METRICS]),
             graph("Cost (USD)", [self.metric("CostUSD"), self.metric("EmbeddingCostUSD")]),
             graph("Cost per model (USD)", [self.per_model("CostUSD")]),
         )
-        self.dashboard.add_widgets(
+        dashboard.add_widgets(
             graph(
                 "Abstention, review and fallback rates",
                 [
@@ -272,7 +284,7 @@ class Monitoring(Construct):
             ),
             graph("Feedback", [self.metric("Feedback")]),
         )
-        self.dashboard.add_widgets(
+        dashboard.add_widgets(
             graph("Ingestion", [self.metric(name) for name in INGEST_COUNTS]),
             graph("Ingest latency (ms)", percentiles("IngestLatency")),
             graph(
@@ -288,7 +300,7 @@ class Monitoring(Construct):
                 ],
             ),
         )
-        self.dashboard.add_widgets(
+        dashboard.add_widgets(
             graph(
                 "Lambda errors and throttles",
                 [
@@ -319,7 +331,7 @@ class Monitoring(Construct):
         )
         if endpoint_name:
             dimensions = {"EndpointName": endpoint_name, "VariantName": "AllTraffic"}
-            self.dashboard.add_widgets(
+            dashboard.add_widgets(
                 graph(
                     "SageMaker endpoint",
                     [
@@ -342,6 +354,6 @@ class Monitoring(Construct):
                     ],
                 )
             )
-        self.dashboard.add_widgets(
+        dashboard.add_widgets(
             cw.AlarmStatusWidget(alarms=list(self.alarms), title="Alarms", width=24, height=3)
         )

@@ -6,7 +6,11 @@
   interface endpoints (Secrets Manager, SQS, SageMaker and Bedrock runtimes, CloudWatch
   Logs and metrics), and S3 through the free gateway endpoint.
 
-The database always sits in isolated subnets of its own.
+The database always sits in isolated subnets of its own. With
+``database_access=data-api`` the functions run outside the VPC and reach the database
+through the RDS Data API, so the VPC holds those subnets alone: no NAT gateway, no
+endpoints, no subnets or security group for functions (``network=isolated``, whose
+promise is functions without egress, is refused with it).
 """
 
 from __future__ import annotations
@@ -39,14 +43,17 @@ class Network(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, settings: DeploymentSettings):
         super().__init__(scope, construct_id)
-        nat = settings.network == "nat"
+        nat = settings.network == "nat" and not settings.data_api
         app_type = ec2.SubnetType.PRIVATE_WITH_EGRESS if nat else ec2.SubnetType.PRIVATE_ISOLATED
         subnets = [
-            ec2.SubnetConfiguration(name=APP_SUBNETS, subnet_type=app_type, cidr_mask=22),
             ec2.SubnetConfiguration(
                 name=DATA_SUBNETS, subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24
             ),
         ]
+        if not settings.data_api:
+            subnets.insert(
+                0, ec2.SubnetConfiguration(name=APP_SUBNETS, subnet_type=app_type, cidr_mask=22)
+            )
         if nat:
             subnets.insert(
                 0,
@@ -74,6 +81,13 @@ class Network(Construct):
         self.vpc.add_flow_log(
             "FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs)
         )
+        self.data_subnets = ec2.SubnetSelection(subnet_group_name=DATA_SUBNETS)
+        self.endpoints: dict[str, ec2.InterfaceVpcEndpoint] = {}
+        # Set only when the functions run in the VPC (database_access=vpc).
+        self.lambda_security_group: ec2.SecurityGroup | None = None
+        self.app_subnets: ec2.SubnetSelection | None = None
+        if settings.data_api:
+            return
         self.lambda_security_group = ec2.SecurityGroup(
             self,
             "FunctionsSecurityGroup",
@@ -87,14 +101,12 @@ class Network(Construct):
             ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS and model APIs"
         )
         self.app_subnets = ec2.SubnetSelection(subnet_group_name=APP_SUBNETS)
-        self.data_subnets = ec2.SubnetSelection(subnet_group_name=DATA_SUBNETS)
 
         # S3 through the gateway endpoint in both modes: free, and it keeps document
         # downloads off the NAT gateway's per-GB charge.
         self.vpc.add_gateway_endpoint(
             "S3", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[self.app_subnets]
         )
-        self.endpoints: dict[str, ec2.InterfaceVpcEndpoint] = {}
         if not nat:
             # One AZ by default: each endpoint costs per hour per AZ, and functions in
             # the other AZ reach it across the VPC.

@@ -36,7 +36,8 @@ class RaglineStack(Stack):
             construct_id,
             env=Environment(account=settings.account, region=settings.region),
             description="ragline: serverless retrieval-augmented generation "
-            f"(S3 -> SQS -> Lambda -> Aurora pgvector -> API), network={settings.network}",
+            f"(S3 -> SQS -> Lambda -> Aurora pgvector -> API), network={settings.network}, "
+            f"database_access={'data-api' if settings.data_api else 'vpc'}",
             **kwargs,
         )
         Tags.of(self).add("project", SERVICE)
@@ -63,7 +64,7 @@ class RaglineStack(Stack):
             layer=layer,
             environment=self._environment(),
         )
-        environment = self._environment(self.database.secret.secret_arn)
+        environment = {**self._environment(), **self.database.environment}
         self.ingestion = Ingestion(
             self,
             "Ingestion",
@@ -71,7 +72,7 @@ class RaglineStack(Stack):
             network=self.network,
             layer=layer,
             environment=environment,
-            database_secret=self.database.secret,
+            database=self.database,
             models=[settings.embeddings],
             openai_secret=self.openai_secret,
             endpoint_arns=endpoint_arns,
@@ -95,7 +96,7 @@ class RaglineStack(Stack):
             timeout=Duration.seconds(settings.query_timeout_seconds),
             memory_size=settings.query_memory_mb,
         )
-        self.database.secret.grant_read(self.query.role)
+        self.query.grant_database(self.database)
         # A Bedrock or SageMaker reranker is invoked like a model; an http one needs nothing.
         invoked_rerankers = (
             [settings.reranker] if settings.reranker_provider in {"bedrock", "sagemaker"} else []
@@ -155,8 +156,8 @@ class RaglineStack(Stack):
         )
         return created
 
-    def _environment(self, database_secret_arn: str | None = None) -> dict[str, str]:
-        """The variables every function reads (``ragline.config``)."""
+    def _environment(self) -> dict[str, str]:
+        """The variables every function reads (``ragline.config``), less the database's."""
         settings = self.settings
         environment = {
             "POWERTOOLS_SERVICE_NAME": SERVICE,
@@ -173,8 +174,6 @@ class RaglineStack(Stack):
             environment["RAGLINE_HNSW_M"] = str(settings.hnsw_m)
         if settings.hnsw_ef_construction is not None:
             environment["RAGLINE_HNSW_EF_CONSTRUCTION"] = str(settings.hnsw_ef_construction)
-        if database_secret_arn:
-            environment["RAGLINE_DATABASE_SECRET_ARN"] = database_secret_arn
         if self.openai_secret is not None:
             environment["RAGLINE_OPENAI_SECRET_ARN"] = self.openai_secret.secret_arn
         if settings.openai_base_url:
@@ -241,7 +240,8 @@ class RaglineStack(Stack):
             value=self.ingestion.dead_letter_queue.queue_url,
             description="Ingestion messages that failed every attempt",
         )
-        CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
+        if self.monitoring.dashboard is not None:
+            CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
         CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn)
         if self.openai_secret is not None:
             CfnOutput(

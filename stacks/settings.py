@@ -139,7 +139,12 @@ class DeploymentSettings(BaseModel):
     # when idle (no GPU hours), and back out on the first request it cannot serve.
     sagemaker_scale_to_zero: bool = False
 
-    # Database.
+    # Database. `vpc`: the functions run in the VPC and connect with psycopg (NAT gateway
+    # or interface endpoints to reach AWS); `data-api`: they run outside the VPC and reach
+    # Aurora through the RDS Data API, so the VPC holds the database alone; `auto`:
+    # `data-api` unless something configured needs the VPC (see `data_api`). `vpc` stays
+    # the default until the library's data-api driver ships.
+    database_access: Literal["auto", "vpc", "data-api"] = "vpc"
     database_engine_version: str = Field(default="17.5", pattern=r"^1[6-9]\.\d+$")
     database_min_capacity: float = Field(default=0, ge=0, le=256)
     database_max_capacity: float = Field(default=2, ge=1, le=256)
@@ -187,6 +192,13 @@ class DeploymentSettings(BaseModel):
     # API Gateway logs through one CloudWatch role per account and region; false when the
     # account already has one set (API Gateway console, Settings).
     api_account_cloudwatch_role: bool = True
+
+    # Monitoring. The dashboard lists at $3/month; the alarm topic's customer managed KMS
+    # key at $1/month, $2 and then $3 after its yearly rotations. The key is off by
+    # default: the alarm messages carry alarm names and thresholds, no document data,
+    # and without it a data-api deployment idles under $5 a month (docs/deploy.md).
+    dashboard: bool = True
+    alarm_topic_kms: bool = False
 
     # Alarms.
     alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -280,7 +292,12 @@ class DeploymentSettings(BaseModel):
             self.hnsw_m or 16
         ):
             problems.append("hnsw_ef_construction must be at least twice hnsw_m (16 unset)")
-        if self.network == "isolated":
+        if self.network == "isolated" and self.data_api:
+            problems.append(
+                "network=isolated keeps the functions inside the VPC with no egress, but "
+                "database_access=data-api runs them outside it; choose one"
+            )
+        elif self.network == "isolated":
             problems.extend(self._isolated_problems())
         if problems:
             raise ValueError("; ".join(problems))
@@ -337,6 +354,24 @@ class DeploymentSettings(BaseModel):
         if needed and needed not in endpoints:
             endpoints.append(needed)
         return tuple(endpoints)
+
+    @property
+    def data_api(self) -> bool:
+        """Whether the functions run outside the VPC and use the RDS Data API.
+
+        `auto` chooses it unless `network=isolated` asks for functions without egress,
+        or a configured server may live in the VPC: an `http:` reranker's URL or an
+        OpenAI-compatible base URL. Nothing needs a NAT outside the VPC, where Lambda
+        reaches AWS APIs and hosted models (OpenAI) directly.
+        """
+        if self.database_access != "auto":
+            return self.database_access == "data-api"
+        return not (self.network == "isolated" or self.needs_vpc)
+
+    @property
+    def needs_vpc(self) -> bool:
+        """Whether a configured server may be reachable only from inside the VPC."""
+        return self.reranker_provider == "http" or self.openai_base_url is not None
 
     @property
     def log_retention(self) -> logs.RetentionDays:

@@ -45,3 +45,8 @@ def scale_to_zero(synthesized: Callable[[str], Synthesized]) -> Synthesized:
 @pytest.fixture(scope="session")
 def openai(synthesized: Callable[[str], Synthesized]) -> Synthesized:
     return synthesized("openai")
+
+
+@pytest.fixture(scope="session")
+def data_api(synthesized: Callable[[str], Synthesized]) -> Synthesized:
+    return synthesized("data-api")

@@ -49,6 +49,7 @@ CONFIGURATIONS: dict[str, dict[str, str]] = {
         "network": "isolated",
         "reasoning_llm": f"bedrock:{REASONING_MODEL}",
         "critical_llm": f"sagemaker:{CRITICAL_ENDPOINT}",
+        "dashboard": "false",
     },
     "endpoint": {
         "network": "isolated",
@@ -79,6 +80,15 @@ CONFIGURATIONS: dict[str, dict[str, str]] = {
         "alarm_email": "ops@example.com",
         "hnsw_ef_search": "300",
         "hnsw_ef_construction": "200",
+        "alarm_topic_kms": "true",
+    },
+    # The functions outside the VPC, on the RDS Data API; with the reconcile function, so
+    # every function that touches the database is there, and without tracing, so no
+    # role is granted anything on "*".
+    "data-api": {
+        "database_access": "data-api",
+        "reconcile": "true",
+        "tracing": "false",
     },
 }
 

@@ -1,4 +1,4 @@
-"""Dashboard and alarms on the `{service: ragline}` metrics, sent to an encrypted topic."""
+"""Dashboard and alarms on the `{service: ragline}` metrics, sent to a TLS-only topic."""
 
 from __future__ import annotations
 
@@ -24,14 +24,16 @@ def _alarms(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
     }
 
 
-def test_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use(nat: Synthesized) -> None:
-    # GIVEN the alarm topic WHEN synthesized
-    key = nat.logical_id("Monitoring/AlarmTopicKey")
-    nat.template.has_resource_properties(
+def test_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use_when_asked(
+    openai: Synthesized,
+) -> None:
+    # GIVEN -c alarm_topic_kms=true (the openai configuration) WHEN synthesized
+    key = openai.logical_id("Monitoring/AlarmTopicKey")
+    openai.template.has_resource_properties(
         "AWS::SNS::Topic", {"KmsMasterKeyId": {"Fn::GetAtt": [key, "Arn"]}}
     )
     # THEN its key rotates and lets CloudWatch encrypt the alarm messages
-    properties = nat.resources[key]["Properties"]
+    properties = openai.resources[key]["Properties"]
     assert properties["EnableKeyRotation"] is True
     statements = properties["KeyPolicy"]["Statement"]
     assert any(
@@ -39,6 +41,14 @@ def test_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use(nat: Synthesized
         and set(s["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
         for s in statements
     )
+
+
+def test_alarm_topic_has_no_key_by_default_and_refuses_plain_http(nat: Synthesized) -> None:
+    # GIVEN the default settings WHEN synthesized
+    # THEN no KMS key is billed, and the topic is not encrypted with one
+    nat.template.resource_count_is("AWS::KMS::Key", 0)
+    (topic,) = nat.of_type("AWS::SNS::Topic").values()
+    assert "KmsMasterKeyId" not in topic["Properties"]
     # AND the topic refuses plain-HTTP publishing
     (policy,) = nat.of_type("AWS::SNS::TopicPolicy").values()
     assert any(
@@ -146,3 +156,14 @@ def test_alarm_email_subscribes_when_given(nat: Synthesized, openai: Synthesized
     openai.template.has_resource_properties(
         "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "ops@example.com"}
     )
+
+
+def test_the_dashboard_can_be_left_out(nat: Synthesized, isolated: Synthesized) -> None:
+    # GIVEN the default settings THEN one dashboard, named in the outputs
+    nat.template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
+    assert "DashboardName" in nat.template.to_json()["Outputs"]
+    # WHEN -c dashboard=false (the isolated configuration)
+    # THEN no dashboard and no output naming one, and the alarms are all still there
+    isolated.template.resource_count_is("AWS::CloudWatch::Dashboard", 0)
+    assert "DashboardName" not in isolated.template.to_json()["Outputs"]
+    isolated.template.resource_count_is("AWS::CloudWatch::Alarm", 5)
