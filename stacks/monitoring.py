@@ -37,7 +37,8 @@ DAY = Duration.days(1)
 PER_MODEL_DIMENSIONS = "service,Provider,Model,Prompt,Profile"
 TOKEN_METRICS = ("InputTokens", "OutputTokens", "CachedInputTokens", "EmbeddingTokens")
 STAGE_LATENCIES = ("RetrieveLatency", "GenerateLatency", "TotalLatency")
-QUALITY_RATES = ("Abstained", "NeedsReview", "Fallback")
+# InstructionEcho: answers repeating an instruction found in a passage (issue 9).
+QUALITY_RATES = ("Abstained", "NeedsReview", "Fallback", "InstructionEcho")
 INGEST_COUNTS = (
     "DocumentsIngested",
     "DocumentsSkipped",
@@ -271,7 +272,7 @@ class Monitoring(Construct):
         )
         dashboard.add_widgets(
             graph(
-                "Abstention, review and fallback rates",
+                "Abstention, review, fallback and instruction-echo rates",
                 [
                     self.metric(name, "Average").with_(label=f"{name} rate")
                     for name in QUALITY_RATES

@@ -167,3 +167,10 @@ def test_the_dashboard_can_be_left_out(nat: Synthesized, isolated: Synthesized) 
     isolated.template.resource_count_is("AWS::CloudWatch::Dashboard", 0)
     assert "DashboardName" not in isolated.template.to_json()["Outputs"]
     isolated.template.resource_count_is("AWS::CloudWatch::Alarm", 5)
+
+
+def test_dashboard_charts_answers_that_echo_a_passage_instruction(nat: Synthesized) -> None:
+    # GIVEN the dashboard WHEN synthesized, THEN the guard's injection flag has a rate
+    (dashboard,) = nat.of_type("AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    assert "InstructionEcho" in body and "instruction-echo rates" in body
