@@ -39,3 +39,10 @@ def store_settings(postgres_server: str, request: pytest.FixtureRequest) -> Iter
     url = create_database(postgres_server, f"{module}_{request.param}")
     with driver_settings(url, request.param) as settings:
         yield settings
+
+
+@pytest.fixture
+def emf_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """EMF output on, for tests that read the metrics (POWERTOOLS_DEV switches it off)."""
+    monkeypatch.delenv("POWERTOOLS_DEV", raising=False)
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)

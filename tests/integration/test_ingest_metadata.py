@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 from ragline.config import Settings
 from ragline.embeddings import get_embedder
 from ragline.embeddings.base import EmbeddingResult
@@ -19,7 +17,8 @@ from ragline.ingest import DocumentFailedError, Ingestor, S3ObjectReader
 from ragline.ingest.reconcile import reconcile
 from ragline.store import Store
 
-BUCKET = "ragline-documents"
+from tests.support.s3 import BUCKET
+
 KEY = "handbook/leave.md"
 SOURCE = f"s3://{BUCKET}/{KEY}"
 SIDECAR = f"{KEY}.metadata.json"
@@ -40,14 +39,6 @@ class RecordingEmbedder:
         self.batches.append(list(texts))
         result: EmbeddingResult = self.inner.embed_documents(texts)
         return result
-
-
-@pytest.fixture
-def s3() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
 
 
 @pytest.fixture

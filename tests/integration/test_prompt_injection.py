@@ -50,10 +50,8 @@ def obedient(body: dict[str, Any]) -> str:
     return f"You asked: {asked} Kayaks rent for 40 euros a day [1]."
 
 
-@pytest.fixture(autouse=True)
-def emf_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("POWERTOOLS_DEV", raising=False)
-    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+# These tests read the EMF documents the code prints.
+pytestmark = pytest.mark.usefixtures("emf_on")
 
 
 @pytest.fixture(scope="module")

@@ -42,10 +42,8 @@ QUESTION = "When do unused vacation days expire?"
 PRICE_PER_1K = 1.5
 
 
-@pytest.fixture(autouse=True)
-def emf_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("POWERTOOLS_DEV", raising=False)
-    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+# These tests read the EMF documents the code prints.
+pytestmark = pytest.mark.usefixtures("emf_on")
 
 
 @pytest.fixture(scope="module")

@@ -30,11 +30,8 @@ Staff park for free in the north garage after registering their plate.
 """
 
 
-@pytest.fixture(autouse=True)
-def emf_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    # POWERTOOLS_DEV switches EMF output off; these tests read it.
-    monkeypatch.delenv("POWERTOOLS_DEV", raising=False)
-    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+# These tests read the EMF documents the code prints.
+pytestmark = pytest.mark.usefixtures("emf_on")
 
 
 @pytest.fixture(scope="module")
