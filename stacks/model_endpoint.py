@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import ArnFormat, CfnResource, Duration, Stack
 from aws_cdk import aws_applicationautoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
@@ -211,28 +211,51 @@ class ModelEndpoint(Construct):
         # Ref of an endpoint is its ARN.
         self.endpoint_arn = self.endpoint.ref
 
+        self._scale_on_invocations(
+            settings,
+            resource_id=f"endpoint/{self.endpoint_name}/variant/{VARIANT}",
+            dimension="sagemaker:variant:DesiredInstanceCount",
+            min_capacity=settings.sagemaker_instance_count,
+            metric="SageMakerVariantInvocationsPerInstance",
+            policy_name=f"{self.endpoint_name}-invocations-per-instance",
+            after=self.endpoint,
+        )
+
+    def _scale_on_invocations(
+        self,
+        settings: DeploymentSettings,
+        *,
+        resource_id: str,
+        dimension: str,
+        min_capacity: int,
+        metric: str,
+        policy_name: str,
+        after: CfnResource,
+    ) -> None:
+        """Scale ``resource_id`` between ``min_capacity`` and the maximum instance count,
+        tracking RAGLINE's invocations per instance (or per copy) on ``metric``."""
         # L1 without a RoleARN: Application Auto Scaling then uses (and creates if need
         # be) its service-linked role for SageMaker, which holds exactly the permissions.
         self.scaling = autoscaling.CfnScalableTarget(
             self,
             "Scaling",
             service_namespace="sagemaker",
-            resource_id=f"endpoint/{self.endpoint_name}/variant/{VARIANT}",
-            scalable_dimension="sagemaker:variant:DesiredInstanceCount",
-            min_capacity=settings.sagemaker_instance_count,
+            resource_id=resource_id,
+            scalable_dimension=dimension,
+            min_capacity=min_capacity,
             max_capacity=settings.sagemaker_max_instance_count,
         )
-        self.scaling.add_dependency(self.endpoint)
+        self.scaling.add_dependency(after)
         autoscaling.CfnScalingPolicy(
             self,
             "ScaleOnInvocations",
-            policy_name=f"{self.endpoint_name}-invocations-per-instance",
+            policy_name=policy_name,
             policy_type="TargetTrackingScaling",
             scaling_target_id=self.scaling.ref,
             target_tracking_scaling_policy_configuration=autoscaling.CfnScalingPolicy.TargetTrackingScalingPolicyConfigurationProperty(
                 target_value=settings.sagemaker_invocations_per_instance,
                 predefined_metric_specification=autoscaling.CfnScalingPolicy.PredefinedMetricSpecificationProperty(
-                    predefined_metric_type="SageMakerVariantInvocationsPerInstance"
+                    predefined_metric_type=metric
                 ),
                 scale_in_cooldown=int(Duration.minutes(10).to_seconds()),
                 scale_out_cooldown=int(Duration.minutes(5).to_seconds()),
@@ -299,32 +322,15 @@ class ModelEndpoint(Construct):
                 copy_count=1
             ),
         )
-        # As for instances: no RoleARN, the service-linked role for SageMaker.
-        self.scaling = autoscaling.CfnScalableTarget(
-            self,
-            "Scaling",
-            service_namespace="sagemaker",
-            resource_id=f"inference-component/{self.inference_component_name}",
-            scalable_dimension="sagemaker:inference-component:DesiredCopyCount",
-            min_capacity=0,
-            max_capacity=settings.sagemaker_max_instance_count,
-        )
-        self.scaling.add_dependency(self.inference_component)
         # Between 1 and the maximum, and in to 0 once no request has come for a while.
-        autoscaling.CfnScalingPolicy(
-            self,
-            "ScaleOnInvocations",
+        self._scale_on_invocations(
+            settings,
+            resource_id=f"inference-component/{self.inference_component_name}",
+            dimension="sagemaker:inference-component:DesiredCopyCount",
+            min_capacity=0,
+            metric="SageMakerInferenceComponentInvocationsPerCopy",
             policy_name=f"{self.inference_component_name}-invocations-per-copy",
-            policy_type="TargetTrackingScaling",
-            scaling_target_id=self.scaling.ref,
-            target_tracking_scaling_policy_configuration=autoscaling.CfnScalingPolicy.TargetTrackingScalingPolicyConfigurationProperty(
-                target_value=settings.sagemaker_invocations_per_instance,
-                predefined_metric_specification=autoscaling.CfnScalingPolicy.PredefinedMetricSpecificationProperty(
-                    predefined_metric_type="SageMakerInferenceComponentInvocationsPerCopy",
-                ),
-                scale_in_cooldown=int(Duration.minutes(10).to_seconds()),
-                scale_out_cooldown=int(Duration.minutes(5).to_seconds()),
-            ),
+            after=self.inference_component,
         )
         # Target tracking cannot leave 0 (no copy, no invocations to track): a request
         # that found no copy raises NoCapacityInvocationFailures, and this adds one.
