@@ -117,6 +117,19 @@ class _Response(BaseModel):
     model_config = ConfigDict(allow_inf_nan=False)
 
 
+# A passage's pages, for citations and search results alike.
+FirstPage = Annotated[
+    int | None,
+    Field(
+        description="The page the passage starts on (PDF); null for formats without pages. "
+        "source then ends in #page=N."
+    ),
+]
+LastPage = Annotated[
+    int | None, Field(description="The page the passage ends on (PDF); null without pages.")
+]
+
+
 class Citation(_Response):
     n: int
     document_id: str
@@ -126,14 +139,8 @@ class Citation(_Response):
     score: float
     text: str
     section: str = ""
-    page: int | None = Field(
-        default=None,
-        description="The page the passage starts on (PDF); null for formats without pages. "
-        "source then ends in #page=N.",
-    )
-    last_page: int | None = Field(
-        default=None, description="The page the passage ends on (PDF); null without pages."
-    )
+    page: FirstPage = None
+    last_page: LastPage = None
 
 
 class ModelInfo(_Response):
@@ -200,14 +207,8 @@ class RetrievedItem(_Response):
     text: str
     score: float
     similarity: float | None = None
-    page: int | None = Field(
-        default=None,
-        description="The page the passage starts on (PDF); null for formats without pages. "
-        "source then ends in #page=N.",
-    )
-    last_page: int | None = Field(
-        default=None, description="The page the passage ends on (PDF); null without pages."
-    )
+    page: FirstPage = None
+    last_page: LastPage = None
 
 
 class RetrieveResponse(_Response):
