@@ -67,6 +67,7 @@ CONFIGURATIONS: dict[str, dict[str, str]] = {
         "sagemaker_scale_to_zero": "true",
         "sagemaker_max_instance_count": "2",
         "llm_fallback": "extractive",
+        "endpoint_meter_minutes": "10",
     },
     "openai": {
         "embeddings": "openai:text-embedding-3-small",
