@@ -84,7 +84,7 @@ def lambda_context() -> LambdaContext:
 
 def clear_caches() -> None:
     """Forget process-wide singletons so the next handler import reads the environment."""
-    from ragline import answer, config, embeddings, ingest, ledger, rerankers, store
+    from ragline import answer, catalog, config, embeddings, ingest, ledger, rerankers, store
     from ragline.providers import clients
     from ragline.telemetry import pricing
 
@@ -95,6 +95,7 @@ def clear_caches() -> None:
         rerankers.get_reranker,
         ingest.get_ingestor,
         answer.get_answerer,
+        catalog.get_catalog,
         ledger.get_ledger,
         pricing.get_price_table,
         # model SDK clients read OPENAI_BASE_URL, AWS endpoints and keys when created

@@ -289,6 +289,20 @@ def _array(values: list[Any]) -> dict[str, Any]:
 DRIVERS = ["psycopg", "data-api"]
 
 
+def driver_environment(settings: Settings) -> dict[str, str]:
+    """The ``RAGLINE_`` variables a handler reads to reach the store of ``settings``."""
+    if settings.database_driver == "psycopg":
+        assert settings.database_url is not None
+        return {"RAGLINE_DATABASE_URL": settings.database_url}
+    assert settings.database_cluster_arn is not None and settings.database_secret_arn is not None
+    return {
+        "RAGLINE_DATABASE_DRIVER": settings.database_driver,
+        "RAGLINE_DATABASE_CLUSTER_ARN": settings.database_cluster_arn,
+        "RAGLINE_DATABASE_SECRET_ARN": settings.database_secret_arn,
+        "RAGLINE_DATABASE_NAME": settings.database_name,
+    }
+
+
 @contextmanager
 def driver_settings(database_url: str, driver: str) -> Iterator[Settings]:
     """Settings for a store on ``database_url`` through ``driver``; with ``data-api``, every
