@@ -123,12 +123,24 @@ def load_handler(
     return module
 
 
+def close_handler_store() -> None:
+    """Close the connection of the store the cold-started handler used. Its module stays in
+    sys.modules and would hold the connection open for the rest of the run: one a test,
+    until the embedded server, at 100 clients, refuses more."""
+    from ragline import config, store
+
+    # Only a store already made, for settings already read: nothing is created here.
+    if config.get_settings.cache_info().currsize and store.get_store.cache_info().currsize:
+        store.get_store(config.get_settings()).database.close()
+
+
 @pytest.fixture
 def cold_start(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., ModuleType]]:
     def start(name: str, **environment: str) -> ModuleType:
         return load_handler(name, environment, monkeypatch)
 
     yield start
+    close_handler_store()
     clear_caches()
 
 
