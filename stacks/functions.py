@@ -1,4 +1,4 @@
-"""The three Lambda functions' common shape, and their least-privilege permissions.
+"""The Lambda functions' common shape, and their least-privilege permissions.
 
 Each function gets its own role, its own log group (the role may write to that group
 only) and the ragline layer; with ``database_access=vpc`` also the VPC's application
@@ -68,7 +68,10 @@ class RaglineFunction(Construct):
         timeout: Duration,
         memory_size: int,
         reserved_concurrency: int | None = None,
+        in_vpc: bool = True,
     ) -> None:
+        """``in_vpc=False`` keeps the function outside the VPC whatever the network (one
+        that reaches neither the database nor anything inside)."""
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(
             self,
@@ -89,8 +92,10 @@ class RaglineFunction(Construct):
                 resources=[self.log_group.log_group_arn],
             )
         )
-        in_vpc = network.app_subnets is not None
-        security_groups = [network.lambda_security_group] if network.lambda_security_group else None
+        in_vpc = in_vpc and network.app_subnets is not None
+        security_groups = (
+            [network.lambda_security_group] if in_vpc and network.lambda_security_group else None
+        )
         if in_vpc:
             self.role.add_to_policy(
                 iam.PolicyStatement(sid="AttachToVpc", actions=VPC_ACCESS_ACTIONS, resources=["*"])
@@ -107,7 +112,7 @@ class RaglineFunction(Construct):
             role=self.role,
             log_group=self.log_group,
             vpc=network.vpc if in_vpc else None,
-            vpc_subnets=network.app_subnets,
+            vpc_subnets=network.app_subnets if in_vpc else None,
             security_groups=security_groups,
             timeout=timeout,
             memory_size=memory_size,

@@ -7,7 +7,8 @@ The functions publish EMF metrics in the `metrics_namespace` (default `Ragline`)
 document carries the dimension set `{service: ragline}`, which is what the alarms and
 the dashboard's totals read: an alarm cannot aggregate a SEARCH over the per-model
 dimension set (`service, Provider, Model, Prompt, Profile`), which the dashboard uses
-only for its per-model breakdown.
+only for its per-model breakdown. With a GPU endpoint, the endpoint meter's
+`EndpointCostUSD` (its instance-hours) joins the models' spend in the daily cost alarm.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ class Monitoring(Construct):
         if settings.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(settings.alarm_email))
 
-        self.alarms = self._alarms(settings, api, dead_letter_queue)
+        self.alarms = self._alarms(settings, api, dead_letter_queue, endpoint_name)
         self.dashboard: cw.Dashboard | None = None
         if settings.dashboard:
             self.dashboard = cw.Dashboard(
@@ -134,15 +135,28 @@ class Monitoring(Construct):
     # Alarms.
 
     def _alarms(
-        self, settings: DeploymentSettings, api: apigw.RestApi, dead_letter_queue: sqs.IQueue
+        self,
+        settings: DeploymentSettings,
+        api: apigw.RestApi,
+        dead_letter_queue: sqs.IQueue,
+        endpoint_name: str | None,
     ) -> list[cw.Alarm]:
+        costs: dict[str, cw.IMetric] = {
+            "queries": self.metric("CostUSD", period=DAY),
+            "ingestion": self.metric("EmbeddingCostUSD", period=DAY),
+        }
+        counted = "Model spend (queries + embeddings)"
+        if endpoint_name:
+            # The GPU endpoint bills its instance-hours whether it serves or not; the
+            # endpoint meter publishes them. The time queries held the endpoint is also in
+            # CostUSD (its per-call estimate), so that share is counted twice: the alarm
+            # errs early, never late.
+            costs["endpoint"] = self.metric("EndpointCostUSD", period=DAY)
+            counted = "Model spend (queries + embeddings) and the GPU endpoint's instance-hours"
         daily_cost = cw.MathExpression(
-            expression="FILL(queries, 0) + FILL(ingestion, 0)",
-            using_metrics={
-                "queries": self.metric("CostUSD", period=DAY),
-                "ingestion": self.metric("EmbeddingCostUSD", period=DAY),
-            },
-            label="model cost over the last 24 hours (USD)",
+            expression=" + ".join(f"FILL({name}, 0)" for name in costs),
+            using_metrics=costs,
+            label=f"{counted} over the last 24 hours (USD)",
             period=DAY,
         )
         definitions: list[tuple[str, cw.IMetric, float, str, int, int]] = [
@@ -184,7 +198,7 @@ class Monitoring(Construct):
                 "DailyCost",
                 daily_cost,
                 settings.daily_cost_budget_usd,
-                "Model spend (queries + embeddings) over the last 24 hours, USD",
+                f"{counted} over the last 24 hours, USD",
                 1,
                 1,
             ),
@@ -353,7 +367,21 @@ class Monitoring(Construct):
                             period=PERIOD,
                         )
                     ],
-                )
+                ),
+                # What the endpoint meter reads: billed whether or not anything is asked.
+                graph(
+                    "SageMaker endpoint instances and their cost",
+                    [
+                        self.metric("EndpointInstances", "Maximum").with_(
+                            label="in-service instances (meter)"
+                        )
+                    ],
+                    right=[
+                        self.metric("EndpointCostUSD").with_(
+                            label="instance-hours cost per 5 minutes (USD)"
+                        )
+                    ],
+                ),
             )
         dashboard.add_widgets(
             cw.AlarmStatusWidget(alarms=list(self.alarms), title="Alarms", width=24, height=3)

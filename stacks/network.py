@@ -4,7 +4,8 @@
   private subnets reach hosted model APIs such as OpenAI's.
 - ``isolated``: no internet gateway and no NAT; the functions reach AWS through VPC
   interface endpoints (Secrets Manager, SQS, SageMaker and Bedrock runtimes, CloudWatch
-  Logs and metrics), and S3 through the free gateway endpoint.
+  Logs and metrics; SageMaker's API for the endpoint meter when the stack deploys a GPU
+  endpoint), and S3 through the free gateway endpoint.
 
 The database always sits in isolated subnets of its own. With
 ``database_access=data-api`` the functions run outside the VPC and reach the database
@@ -29,6 +30,7 @@ INTERFACE_ENDPOINTS = {
     "secretsmanager": ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
     "sqs": ec2.InterfaceVpcEndpointAwsService.SQS,
     "sagemaker-runtime": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_RUNTIME,
+    "sagemaker-api": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_API,
     "bedrock-runtime": ec2.InterfaceVpcEndpointAwsService.BEDROCK_RUNTIME,
     "bedrock-agent-runtime": ec2.InterfaceVpcEndpointAwsService.BEDROCK_AGENT_RUNTIME,
     "logs": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,

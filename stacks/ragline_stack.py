@@ -14,6 +14,7 @@ from constructs import Construct
 
 from stacks.api import Api
 from stacks.database import Database
+from stacks.endpoint_meter import EndpointMeter
 from stacks.functions import RaglineFunction
 from stacks.ingestion import Ingestion
 from stacks.model_endpoint import ModelEndpoint
@@ -117,6 +118,21 @@ class RaglineStack(Stack):
             else None
         )
 
+        # The daily cost alarm sees the GPU endpoint's instance-hours through the meter.
+        self.endpoint_meter = (
+            EndpointMeter(
+                self,
+                "EndpointMeter",
+                settings=settings,
+                network=self.network,
+                layer=layer,
+                environment=self._meter_environment(),
+                endpoint=self.model_endpoint,
+            )
+            if self.model_endpoint
+            else None
+        )
+
         self.monitoring = Monitoring(
             self,
             "Monitoring",
@@ -126,6 +142,7 @@ class RaglineStack(Stack):
                 self.ingestion.ingest.function,
                 self.query.function,
                 self.database.migrations.function,
+                *([self.endpoint_meter.meter.function] if self.endpoint_meter else []),
             ],
             queue=self.ingestion.queue,
             dead_letter_queue=self.ingestion.dead_letter_queue,
@@ -182,6 +199,15 @@ class RaglineStack(Stack):
         if settings.embeddings_instance_type:
             environment["RAGLINE_EMBEDDINGS_INSTANCE_TYPE"] = settings.embeddings_instance_type
         return environment
+
+    def _meter_environment(self) -> dict[str, str]:
+        """The meter's variables: where its metrics go, its logs and tracing; the rest of
+        ``_environment`` (models, database) is nothing it uses."""
+        return {
+            key: value
+            for key, value in self._environment().items()
+            if key.startswith("POWERTOOLS_") or key == "RAGLINE_TRACING"
+        }
 
     def _query_environment(self, llm: str, models: list[str]) -> dict[str, str]:
         """The variables only the query function reads."""

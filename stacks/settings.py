@@ -36,9 +36,10 @@ VPC_ENDPOINT_SERVICES = (
     "logs",
     "monitoring",
 )
-# Interface endpoints created only when a configured model needs them (each one costs
-# per hour): the Bedrock Rerank API is served by bedrock-agent-runtime.
-OPTIONAL_VPC_ENDPOINT_SERVICES = ("bedrock-agent-runtime",)
+# Interface endpoints created only when something configured needs them (each one costs
+# per hour): the Bedrock Rerank API is served by bedrock-agent-runtime; the endpoint
+# meter reads the stack's GPU endpoint through SageMaker's API (not its runtime).
+OPTIONAL_VPC_ENDPOINT_SERVICES = ("bedrock-agent-runtime", "sagemaker-api")
 # The interface endpoint a provider needs in the `isolated` mode.
 PROVIDER_ENDPOINTS = {"bedrock": "bedrock-runtime", "sagemaker": "sagemaker-runtime"}
 RERANKER_ENDPOINTS = {"bedrock": "bedrock-agent-runtime", "sagemaker": "sagemaker-runtime"}
@@ -138,6 +139,9 @@ class DeploymentSettings(BaseModel):
     # Serve the model as an inference component that scales to 0 copies and 0 instances
     # when idle (no GPU hours), and back out on the first request it cannot serve.
     sagemaker_scale_to_zero: bool = False
+    # How often the endpoint meter counts the endpoint's instances for the daily cost
+    # alarm; each reading prices the minutes since the last one.
+    endpoint_meter_minutes: int = Field(default=5, ge=1, le=60)
 
     # Database. `vpc`: the functions run in the VPC and connect with psycopg (NAT gateway
     # or interface endpoints to reach AWS); `data-api`: they run outside the VPC and reach
@@ -347,12 +351,16 @@ class DeploymentSettings(BaseModel):
 
     @property
     def interface_endpoints(self) -> tuple[str, ...]:
-        """The VPC interface endpoints the `isolated` mode creates: the listed ones, and
-        bedrock-agent-runtime when a Bedrock reranker needs it."""
+        """The VPC interface endpoints the `isolated` mode creates: the listed ones,
+        bedrock-agent-runtime when a Bedrock reranker needs it, and sagemaker-api when
+        the endpoint meter reads the stack's GPU endpoint from inside the VPC."""
         endpoints = list(self.vpc_endpoint_services)
-        needed = RERANKER_ENDPOINTS.get(self.reranker_provider or "")
-        if needed and needed not in endpoints:
-            endpoints.append(needed)
+        needed = [RERANKER_ENDPOINTS.get(self.reranker_provider or "")]
+        if self.creates_sagemaker_endpoint:
+            needed.append("sagemaker-api")
+        for name in needed:
+            if name and name not in endpoints:
+                endpoints.append(name)
         return tuple(endpoints)
 
     @property

@@ -84,7 +84,17 @@ def lambda_context() -> LambdaContext:
 
 def clear_caches() -> None:
     """Forget process-wide singletons so the next handler import reads the environment."""
-    from ragline import answer, catalog, config, embeddings, ingest, ledger, rerankers, store
+    from ragline import (
+        answer,
+        catalog,
+        config,
+        embeddings,
+        ingest,
+        ledger,
+        metering,
+        rerankers,
+        store,
+    )
     from ragline.providers import clients
     from ragline.telemetry import pricing
 
@@ -97,6 +107,7 @@ def clear_caches() -> None:
         answer.get_answerer,
         catalog.get_catalog,
         ledger.get_ledger,
+        metering.get_endpoint_meter,
         pricing.get_price_table,
         # model SDK clients read OPENAI_BASE_URL, AWS endpoints and keys when created
         clients.openai_connection,

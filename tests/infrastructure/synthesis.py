@@ -66,12 +66,15 @@ CONFIGURATIONS: dict[str, dict[str, str]] = {
         "reconcile": "true",
         "reconcile_schedule": "rate(6 hours)",
     },
-    # The GPU endpoint that scales to zero: an inference component on managed instances.
+    # The GPU endpoint that scales to zero: an inference component on managed instances;
+    # the functions in the VPC with a NAT gateway, where only the endpoint meter stays out.
     "scale_to_zero": {
+        "database_access": "vpc",
         "sagemaker_model_id": ENDPOINT_MODEL,
         "sagemaker_scale_to_zero": "true",
         "sagemaker_max_instance_count": "2",
         "llm_fallback": "extractive",
+        "endpoint_meter_minutes": "10",
     },
     # A model server that may live in the VPC (an OpenAI-compatible one on a private
     # address): `auto` keeps the functions in the VPC, beside it.

@@ -171,7 +171,7 @@ def test_reconcile_on_schedules_a_least_privilege_function(endpoint: Synthesized
     [function_id] = _reconcile_functions(endpoint)
     bucket = endpoint.logical_id("Ingestion/Documents")
     # THEN a rule invokes it on the schedule with the documents bucket as its input
-    [rule] = endpoint.of_type("AWS::Events::Rule").values()
+    rule = endpoint.resources[endpoint.logical_id("Ingestion/ReconcileSchedule")]
     assert rule["Properties"]["ScheduleExpression"] == "rate(6 hours)"
     [target] = rule["Properties"]["Targets"]
     assert target["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}

@@ -203,3 +203,39 @@ def test_the_embeddings_instance_type_reaches_both_functions_that_embed(
     # AND a value that is not an instance type is refused at synthesis
     with pytest.raises(SettingsError, match="embeddings_instance_type"):
         DeploymentSettings.from_context({"embeddings_instance_type": "g5.xlarge"})
+
+
+def test_the_endpoint_meter_period_is_minutes_within_an_hour() -> None:
+    # GIVEN a GPU endpoint WHEN the meter's period is not set THEN it reads every 5 minutes
+    endpoint = {"sagemaker_model_id": "Qwen/Qwen2.5-7B-Instruct"}
+    assert DeploymentSettings.from_context(endpoint).endpoint_meter_minutes == 5
+    assert (
+        DeploymentSettings.from_context(
+            {**endpoint, "endpoint_meter_minutes": "15"}
+        ).endpoint_meter_minutes
+        == 15
+    )
+    # AND a period EventBridge's rate or a day's sum would not take is refused
+    for minutes in ("0", "61"):
+        with pytest.raises(SettingsError, match="endpoint_meter_minutes"):
+            DeploymentSettings.from_context({**endpoint, "endpoint_meter_minutes": minutes})
+
+
+def test_sagemaker_api_endpoint_joins_the_isolated_mode_only_with_a_gpu_endpoint() -> None:
+    # GIVEN network=isolated without a GPU endpoint THEN SageMaker's API gets no endpoint
+    isolated = DeploymentSettings.from_context({"network": "isolated"})
+    assert "sagemaker-api" not in isolated.interface_endpoints
+    # WHEN the stack deploys one THEN its meter's API endpoint is added, once
+    metered = DeploymentSettings.from_context(
+        {"network": "isolated", "sagemaker_model_id": "Qwen/Qwen2.5-7B-Instruct"}
+    )
+    assert metered.interface_endpoints == (*isolated.interface_endpoints, "sagemaker-api")
+    listed = DeploymentSettings.from_context(
+        {
+            "network": "isolated",
+            "sagemaker_model_id": "Qwen/Qwen2.5-7B-Instruct",
+            "vpc_endpoint_services": "secretsmanager,bedrock-runtime,sagemaker-runtime,"
+            "sagemaker-api",
+        }
+    )
+    assert listed.interface_endpoints.count("sagemaker-api") == 1

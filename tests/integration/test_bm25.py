@@ -140,6 +140,26 @@ def test_pruned_search_is_exact_on_skewed_vocabularies(store: Store) -> None:
         assert_same_ranking(got, reference_top(corpus, query_terms(store, question), limit))
 
 
+def test_exact_copies_tie_and_rank_in_chunk_order(store: Store) -> None:
+    # GIVEN documents each stored five times over, as a bucket of copies would hold
+    # them: every chunk has four exact twins, and every top is full of ties
+    rng = random.Random(11)
+    store.ensure_collection("copies", "test:4", 4)
+    originals = _zipf_corpus(rng, 60)
+    for copy in range(5):
+        for n, texts in enumerate(originals):
+            _save(store, "copies", f"s3://b/copies/{copy}/{n}.txt", texts)
+    corpus = tokens_of(store, "copies")
+    # WHEN queries mixing common and rare words ask for 1 to 80 chunks
+    for _ in range(40):
+        words = [*rng.sample([f"w{n}" for n in range(400)], rng.randint(1, 8)), "w0", "w2"]
+        question, limit = " ".join(words), rng.choice([1, 3, 5, 10, 20, 80])
+        got = [(c.chunk_id, c.score) for c in store.keyword_search("copies", question, limit)]
+        # THEN twins score the same and come in the order of their ids, as exhaustive
+        # scoring ranks them
+        assert_same_ranking(got, reference_top(corpus, query_terms(store, question), limit))
+
+
 def _drift(store: Store) -> dict[str, list[Any]]:
     """Differences between the BM25 statistics and a recount from the chunks themselves."""
     conn = store.connection()

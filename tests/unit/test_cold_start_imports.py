@@ -139,3 +139,28 @@ def test_no_office_parser_is_imported_until_a_file_of_its_format_is_read(tmp_pat
     # AND reading a Word file imports the Word parser only, not PowerPoint's or Excel's
     assert {"docx", "lxml"} <= _packages(after)
     assert _packages(after) & {"pptx", "openpyxl", "PIL", "xlsxwriter", "pypdfium2"} == set()
+
+
+METER_PROBE = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("handler", "functions/meter/handler.py")
+spec.loader.exec_module(importlib.util.module_from_spec(spec))
+print(json.dumps(sorted(sys.modules)))
+"""
+# What the meter, a 128 MB function run every few minutes, has no use for.
+NOT_FOR_THE_METER = {"psycopg", "numpy", "ragline.store", "ragline.documents", "ragline.llm"}
+
+
+def test_the_meter_handler_loads_neither_the_store_nor_the_models() -> None:
+    # GIVEN Lambda's region variables and nothing of ragline's
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("RAGLINE_", "OPENAI_"))}
+    environment.update(AWS_DEFAULT_REGION="us-east-1", AWS_REGION="us-east-1")
+    # WHEN a fresh interpreter imports the meter's handler
+    probe = subprocess.run(
+        [sys.executable, "-c", METER_PROBE], cwd=ROOT, env=environment, capture_output=True,
+        text=True, timeout=60, check=True,
+    )  # fmt: skip
+    imported = set(json.loads(probe.stdout.strip().splitlines()[-1]))
+    # THEN it has its SageMaker client, and no database driver, store, array library or model
+    assert {"ragline.metering", "boto3"} <= imported
+    assert imported & NOT_FOR_THE_METER == set()

@@ -82,3 +82,41 @@ def test_question_names_are_proper_nouns_and_identifiers() -> None:
         "I'm on Python 3.11. Does GitHub's Team plan use asyncio.ThreadGate or max_workers in v1.2?"
     )
     assert names == {"python", "github", "team", "asyncio.threadgate", "max_workers"}
+
+
+def test_an_acronym_in_capitals_is_not_the_plural_of_a_shorter_one() -> None:
+    # GIVEN a passage that says "LF" (line feed), never "LFS"
+    passage = "Git moves the large files out of the history; the LF after each name is optional."
+    # WHEN the question names LFS, THEN the passage does not vouch for it
+    request = _request("How do I move the large files already in my history into Git LFS?", passage)
+    assert ExtractiveModel().generate(request).text == ABSTAIN
+    # AND a plural written in lower case still finds its singular
+    request = _request(
+        "How do I move the large files in my history into Git Worktrees?",
+        "Git Worktree moves the large files of the history into a second checkout.",
+    )
+    assert "[1]" in ExtractiveModel().generate(request).text
+
+
+def _scored(question: str, *passages: tuple[str, float | None]) -> GenerationRequest:
+    numbered = tuple(
+        Passage(n, text, "Handbook", similarity=similarity)
+        for n, (text, similarity) in enumerate(passages, start=1)
+    )
+    return GenerationRequest("", "", question, numbered, ABSTAIN)
+
+
+def test_a_name_counts_only_in_a_passage_about_the_question() -> None:
+    question = "How do I move the large video files already in my history into Git LFS?"
+    about = "To move large files out of the history, rewrite it with git filter-branch."
+    in_passing = "Helpers such as Git-LFS run as sub-processes of the foreground command."
+    # GIVEN the only passage naming LFS is far less similar to the question than the best
+    request = _scored(question, (about, 0.60), (in_passing, 0.17))
+    # WHEN the model answers, THEN the passing mention does not make it answerable
+    assert ExtractiveModel().generate(request).text == ABSTAIN
+    # AND the same mention in a passage nearly as similar as the best does
+    request = _scored(question, (about, 0.60), (in_passing, 0.55))
+    assert "[" in ExtractiveModel().generate(request).text
+    # AND without similarities (keyword search) every passage vouches, as before
+    request = _scored(question, (about, None), (in_passing, None))
+    assert "[" in ExtractiveModel().generate(request).text

@@ -74,6 +74,17 @@ FORBIDDEN: dict[str, set[str]] = {
     "ledger": {"dev", "answer", "ingest", "evaluation"},
     "retrieval": {"evaluation", "dev"},
     "catalog": {"evaluation", "dev"},
+    # the endpoint meter reads SageMaker and publishes metrics; it never touches the store
+    "metering": {
+        "store",
+        "answer",
+        "ingest",
+        "ledger",
+        "retrieval",
+        "documents",
+        "evaluation",
+        "dev",
+    },
     "evaluation": {"dev"},
 }
 

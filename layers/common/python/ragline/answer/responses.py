@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 def passages(chunks: list[RetrievedChunk]) -> tuple[Passage, ...]:
     """The chunks as the numbered passages a model reads (numbered from 1)."""
     return tuple(
-        Passage(n, c.text, c.title, c.source, c.section) for n, c in enumerate(chunks, start=1)
+        Passage(n, c.text, c.title, c.source, c.section, c.similarity)
+        for n, c in enumerate(chunks, start=1)
     )
 
 

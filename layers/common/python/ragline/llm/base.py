@@ -35,6 +35,7 @@ class Passage:
     title: str | None = None
     source: str | None = None
     section: str = ""
+    similarity: float | None = None  # the retriever's cosine similarity, when known
 
 
 @dataclass(frozen=True)

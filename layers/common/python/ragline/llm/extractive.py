@@ -10,11 +10,17 @@ inside a sentence (``Kubernetes``, ``Unreal Engine``) or an identifier
 (``asyncio.ThreadGate``, ``turbo_loads``). Questions about products and APIs a corpus
 does not document share many ordinary words with it, so word coverage alone cannot tell
 them from questions users phrase in their own words; the names they ask about can.
-Version numbers (``3.11``, ``v1.2``) are values, not names, and do not count.
+Version numbers (``3.11``, ``v1.2``) are values, not names, and do not count. A name
+counts as mentioned only by a passage at least 0.4 times as similar to the question as
+the best one (when the retriever knows similarities): a keyword hit that names the thing in
+passing, in a passage about something else, does not make a question answerable.
 
 Calibrated on the Python docs evaluation set only (``ragline eval``): with the name
 check, coverage below 0.25 is the point where no answerable question is lost to the
-coverage test alone, and every unanswerable one is still refused.
+coverage test alone, and every unanswerable one is still refused. There, the passages
+that vouch for an answerable question's names are at least 0.84 (MiniLM) and 0.43 (the
+hash embedder) times as similar as the best; with the hash embedder an unanswerable
+question's name sits in a passage at 0.38. Hence 0.4.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ragline.llm.base import ChatModel, Completion, GenerationRequest, Usage
+from ragline.llm.base import ChatModel, Completion, GenerationRequest, Passage, Usage
 from ragline.tokens import count_tokens
 
 if TYPE_CHECKING:
@@ -89,22 +95,30 @@ def question_names(question: str) -> set[str]:
     """The names ``question`` asks about, lower-cased: capitalised words other than a
     sentence's first, and identifiers. Possessives are stripped; contractions, version
     numbers and single letters are not names."""
-    names: set[str] = set()
+    return set(_names(question))
+
+
+def _names(question: str) -> dict[str, bool]:
+    """:func:`question_names`, each with whether it may be a plural. An acronym written in
+    capitals (``LFS``, ``HTTPS``) is not the plural of a shorter one (``LF``, ``HTTP``)."""
+    names: dict[str, bool] = {}
     for sentence in re.split(r"(?<=[.!?])\s+", question):
         for position, raw in enumerate(_NAME_WORD.findall(sentence)):
             word = re.sub(r"['\u2019]s$", "", raw).rstrip(".'\u2019-")
             if len(word) < 2 or "'" in word or "\u2019" in word or _VERSION.fullmatch(word):
                 continue
             if (position > 0 and word[0].isupper()) or _is_identifier(word):
-                names.add(word.lower())
+                names[word.lower()] = not word.isupper()
     return names
 
 
-def _mentions(words: set[str], name: str) -> bool:
-    """Whether passage ``words`` mention ``name``: itself, its singular, or for a dotted or
-    hyphenated name its last part (``pathlib.Path`` is mentioned by ``Path``)."""
+def _mentions(words: set[str], name: str, plural: bool = True) -> bool:
+    """Whether passage ``words`` mention ``name``: itself, its singular if ``plural``, or
+    for a dotted or hyphenated name its last part (``pathlib.Path`` is mentioned by
+    ``Path``)."""
     parts = [part for part in re.split(r"[.\-]", name) if part]
-    return name in words or name.rstrip("s") in words or (bool(parts) and parts[-1] in words)
+    singular = plural and name.endswith("s") and name[:-1] in words
+    return name in words or singular or (bool(parts) and parts[-1] in words)
 
 
 def _passage_words(texts: list[str]) -> set[str]:
@@ -131,9 +145,12 @@ class ExtractiveModel(ChatModel):
     provider = "extractive"
     model = "extractive"
 
-    def __init__(self, *, min_coverage: float = 0.25, max_sentences: int = 3) -> None:
+    def __init__(
+        self, *, min_coverage: float = 0.25, max_sentences: int = 3, name_relevance: float = 0.4
+    ) -> None:
         self.min_coverage = min_coverage
         self.max_sentences = max_sentences
+        self.name_relevance = name_relevance
 
     @classmethod
     def from_settings(cls, model: str, settings: Settings) -> ExtractiveModel:
@@ -157,8 +174,15 @@ class ExtractiveModel(ChatModel):
             return sum(w for term, w in question.items() if term in found) / total
 
         texts = [f"{p.section} {p.text}" for p in request.passages]
-        words = _passage_words(texts)
-        if any(not _mentions(words, name) for name in question_names(request.question)):
+        words = _passage_words(
+            [
+                text
+                for p, text in zip(request.passages, texts, strict=True)
+                if self._relevant(p, request.passages)
+            ]
+        )
+        names = _names(request.question)
+        if any(not _mentions(words, name, plural) for name, plural in names.items()):
             return request.abstain_text
         if max(coverage(text) for text in texts) < self.min_coverage:
             return request.abstain_text
@@ -190,6 +214,15 @@ class ExtractiveModel(ChatModel):
             covered |= terms
             chosen.append(candidate)
         return " ".join(f"{_shorten(c.sentence)} [{c.n}]" for c in chosen)
+
+    def _relevant(self, passage: Passage, passages: tuple[Passage, ...]) -> bool:
+        """Whether ``passage`` may vouch for the question's names: it is at least
+        ``name_relevance`` as similar to the question as the most similar passage, or
+        similarities are unknown."""
+        known = [p.similarity for p in passages if p.similarity is not None]
+        if passage.similarity is None or not known or max(known) <= 0:
+            return True
+        return passage.similarity >= self.name_relevance * max(known)
 
 
 def _shorten(sentence: str, limit: int = 60) -> str:

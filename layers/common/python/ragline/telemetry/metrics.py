@@ -1,4 +1,5 @@
-"""CloudWatch metrics as Embedded Metric Format: one document per query, per object.
+"""CloudWatch metrics as Embedded Metric Format: one document per query, per object, and
+per reading of the GPU endpoint's instances.
 
 Every document carries the ``service`` dimension set (what alarms and dashboard totals
 read: CloudWatch alarms cannot sum over a SEARCH); query documents also carry the set
@@ -33,6 +34,14 @@ class IngestSignals:
     embedding_tokens: int
     embedding_cost_usd: float | None
     latency_ms: float
+
+
+@dataclass(frozen=True)
+class EndpointSignals:
+    """One reading of the SageMaker endpoint's instances (``ragline.metering``)."""
+
+    instances: int
+    cost_usd: float | None  # instances x hourly price x the period; None when unpriced
 
 
 # Ingest result status -> the counter it increments.
@@ -112,6 +121,14 @@ class MetricsEmitter:
             if s.embedding_cost_usd is not None:
                 m.add_metric(name="EmbeddingCostUSD", unit=NONE, value=s.embedding_cost_usd)
             m.add_metric(name="IngestLatency", unit=MS, value=s.latency_ms)
+
+    def endpoint(self, s: EndpointSignals) -> None:
+        """One EMF document for one reading of the endpoint: on ``{service}`` only, the
+        dimension set the daily cost alarm sums."""
+        with self._document() as m:
+            m.add_metric(name="EndpointInstances", unit=COUNT, value=s.instances)
+            if s.cost_usd is not None:  # absent, not zero, when the type has no price
+                m.add_metric(name="EndpointCostUSD", unit=NONE, value=s.cost_usd)
 
     def feedback(self, rating: str) -> None:
         with self._document() as m:

@@ -149,10 +149,7 @@ class PriceTable:
         """Cost of one model call from the usage the provider reported."""
         spec = provider if provider == model else f"{provider}:{model}"
         if provider == "sagemaker":
-            hourly = self.instances.get(instance_type or "")
-            if hourly is None or seconds is None:
-                return self._unpriced(f"sagemaker instance {instance_type or '(unset)'}")
-            return Cost(hourly * seconds / 3600, estimated=True)
+            return self.instance_cost(instance_type, seconds)
         price = self.model(spec)
         if price is None:
             return self._unpriced(spec)
@@ -173,10 +170,7 @@ class PriceTable:
         if tokens == 0:
             return Cost(0.0)
         if spec.startswith("sagemaker:"):
-            hourly = self.instances.get(instance_type or "")
-            if hourly is None or seconds is None:
-                return self._unpriced(f"sagemaker instance {instance_type or '(unset)'}")
-            return Cost(hourly * seconds / 3600, estimated=True)
+            return self.instance_cost(instance_type, seconds)
         if spec.startswith("hash"):
             spec = "hash"
         price = self.model(spec)
@@ -191,14 +185,20 @@ class PriceTable:
         """Cost of one rerank call: ``queries`` billed queries with the reranker ``spec``,
         or for a SageMaker endpoint the instance time the call held."""
         if spec.startswith("sagemaker:"):
-            hourly = self.instances.get(instance_type or "")
-            if hourly is None or seconds is None:
-                return self._unpriced(f"sagemaker instance {instance_type or '(unset)'}")
-            return Cost(hourly * seconds / 3600, estimated=True)
+            return self.instance_cost(instance_type, seconds)
         price = self.rerankers.get(spec)
         if price is None:
             return self._unpriced(f"reranker {spec}")
         return Cost(queries * price / PER_THOUSAND)
+
+    def instance_cost(self, instance_type: str | None, seconds: float | None) -> Cost:
+        """Cost of ``seconds`` of SageMaker instance time (instances x seconds for several)
+        at ``instance_type``'s hourly price; an estimate, since SageMaker bills by the hour
+        an instance exists. An unknown type (or no time) costs None with a warning."""
+        hourly = self.instances.get(instance_type or "")
+        if hourly is None or seconds is None:
+            return self._unpriced(f"sagemaker instance {instance_type or '(unset)'}")
+        return Cost(hourly * seconds / 3600, estimated=True)
 
     @staticmethod
     def _unpriced(name: str) -> Cost:
