@@ -52,16 +52,29 @@ class Network(Construct):
                 name=DATA_SUBNETS, subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24
             ),
         ]
-        if not settings.data_api:
+        if settings.network == "nat":
+            # The data-api mode reserves the address space of the public and application
+            # subnets it does not create, so the database's subnets keep the addresses
+            # they have in the nat mode: a stack moving between the two (the default
+            # `auto` moved from `vpc`) keeps its subnets, and Aurora stays where it is.
+            # A reserved subnet creates nothing; its type only has to ask for no gateway.
+            reserved = settings.data_api
+            subnets[:0] = [
+                ec2.SubnetConfiguration(
+                    name="public",
+                    subnet_type=ec2.SubnetType.PRIVATE_ISOLATED
+                    if reserved
+                    else ec2.SubnetType.PUBLIC,
+                    cidr_mask=24,
+                    reserved=reserved,
+                ),
+                ec2.SubnetConfiguration(
+                    name=APP_SUBNETS, subnet_type=app_type, cidr_mask=22, reserved=reserved
+                ),
+            ]
+        else:
             subnets.insert(
                 0, ec2.SubnetConfiguration(name=APP_SUBNETS, subnet_type=app_type, cidr_mask=22)
-            )
-        if nat:
-            subnets.insert(
-                0,
-                ec2.SubnetConfiguration(
-                    name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24
-                ),
             )
         self.vpc = ec2.Vpc(
             self,

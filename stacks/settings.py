@@ -146,9 +146,9 @@ class DeploymentSettings(BaseModel):
     # Database. `vpc`: the functions run in the VPC and connect with psycopg (NAT gateway
     # or interface endpoints to reach AWS); `data-api`: they run outside the VPC and reach
     # Aurora through the RDS Data API, so the VPC holds the database alone; `auto`:
-    # `data-api` unless something configured needs the VPC (see `data_api`). `vpc` stays
-    # the default until the library's data-api driver ships.
-    database_access: Literal["auto", "vpc", "data-api"] = "vpc"
+    # `data-api` unless something configured needs the VPC (see `data_api`), the default:
+    # the default models need neither a VPC nor a NAT, and the NAT is most of the idle bill.
+    database_access: Literal["auto", "vpc", "data-api"] = "auto"
     database_engine_version: str = Field(default="17.5", pattern=r"^1[6-9]\.\d+$")
     database_min_capacity: float = Field(default=0, ge=0, le=256)
     database_max_capacity: float = Field(default=2, ge=1, le=256)

@@ -84,7 +84,17 @@ def lambda_context() -> LambdaContext:
 
 def clear_caches() -> None:
     """Forget process-wide singletons so the next handler import reads the environment."""
-    from ragline import answer, config, embeddings, ingest, ledger, metering, rerankers, store
+    from ragline import (
+        answer,
+        catalog,
+        config,
+        embeddings,
+        ingest,
+        ledger,
+        metering,
+        rerankers,
+        store,
+    )
     from ragline.providers import clients
     from ragline.telemetry import pricing
 
@@ -95,6 +105,7 @@ def clear_caches() -> None:
         rerankers.get_reranker,
         ingest.get_ingestor,
         answer.get_answerer,
+        catalog.get_catalog,
         ledger.get_ledger,
         metering.get_endpoint_meter,
         pricing.get_price_table,
@@ -123,12 +134,24 @@ def load_handler(
     return module
 
 
+def close_handler_store() -> None:
+    """Close the connection of the store the cold-started handler used. Its module stays in
+    sys.modules and would hold the connection open for the rest of the run: one a test,
+    until the embedded server, at 100 clients, refuses more."""
+    from ragline import config, store
+
+    # Only a store already made, for settings already read: nothing is created here.
+    if config.get_settings.cache_info().currsize and store.get_store.cache_info().currsize:
+        store.get_store(config.get_settings()).database.close()
+
+
 @pytest.fixture
 def cold_start(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., ModuleType]]:
     def start(name: str, **environment: str) -> ModuleType:
         return load_handler(name, environment, monkeypatch)
 
     yield start
+    close_handler_store()
     clear_caches()
 
 

@@ -23,6 +23,16 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Syn
 
 
 @pytest.fixture(scope="session")
+def default(synthesized: Callable[[str], Synthesized]) -> Synthesized:
+    return synthesized("default")
+
+
+@pytest.fixture(scope="session")
+def private_server(synthesized: Callable[[str], Synthesized]) -> Synthesized:
+    return synthesized("private_server")
+
+
+@pytest.fixture(scope="session")
 def nat(synthesized: Callable[[str], Synthesized]) -> Synthesized:
     return synthesized("nat")
 

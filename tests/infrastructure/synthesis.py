@@ -44,7 +44,12 @@ RERANK_MODEL = "amazon.rerank-v1:0"
 
 # Name -> context overrides, as strings like `cdk deploy -c key=value` passes them.
 CONFIGURATIONS: dict[str, dict[str, str]] = {
-    "nat": {},
+    # cdk.json as shipped: `database_access=auto` and models that need no VPC, so the
+    # functions run outside it on the RDS Data API.
+    "default": {},
+    # The functions in the VPC, reaching AWS and hosted models through one NAT gateway.
+    "nat": {"database_access": "vpc"},
+    # `network=isolated` under the default `auto`, which keeps the functions in the VPC.
     "isolated": {
         "network": "isolated",
         "reasoning_llm": f"bedrock:{REASONING_MODEL}",
@@ -61,13 +66,21 @@ CONFIGURATIONS: dict[str, dict[str, str]] = {
         "reconcile": "true",
         "reconcile_schedule": "rate(6 hours)",
     },
-    # The GPU endpoint that scales to zero: an inference component on managed instances.
+    # The GPU endpoint that scales to zero: an inference component on managed instances;
+    # the functions in the VPC with a NAT gateway, where only the endpoint meter stays out.
     "scale_to_zero": {
+        "database_access": "vpc",
         "sagemaker_model_id": ENDPOINT_MODEL,
         "sagemaker_scale_to_zero": "true",
         "sagemaker_max_instance_count": "2",
         "llm_fallback": "extractive",
         "endpoint_meter_minutes": "10",
+    },
+    # A model server that may live in the VPC (an OpenAI-compatible one on a private
+    # address): `auto` keeps the functions in the VPC, beside it.
+    "private_server": {
+        "llm": "openai:Qwen/Qwen2.5-7B-Instruct",
+        "openai_base_url": "http://10.40.1.10:8000/v1",
     },
     "openai": {
         "embeddings": "openai:text-embedding-3-small",

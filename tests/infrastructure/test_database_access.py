@@ -15,7 +15,7 @@ import pytest
 from constructs import IConstruct
 
 from stacks.settings import DeploymentSettings, SettingsError
-from tests.infrastructure.synthesis import CONFIGURATIONS, Synthesized, context_for
+from tests.infrastructure.synthesis import CDK_CONTEXT, CONFIGURATIONS, Synthesized, context_for
 
 DATA_API_ACTIONS = {
     "rds-data:ExecuteStatement",
@@ -184,9 +184,10 @@ def test_the_database_functions_are_told_how_to_reach_the_database(
 
 
 def test_the_network_modes_and_accesses_are_all_synthesized_or_refused() -> None:
-    # GIVEN the configurations the tests synthesize
+    # GIVEN the configurations the tests synthesize, with the access each one gets
     combinations = {
-        (_settings(name).network, _settings(name).database_access) for name in CONFIGURATIONS
+        (_settings(name).network, "data-api" if _settings(name).data_api else "vpc")
+        for name in CONFIGURATIONS
     }
     # THEN every combination that can be deployed is among them
     assert {("nat", "vpc"), ("isolated", "vpc"), ("nat", "data-api")} <= combinations
@@ -194,8 +195,8 @@ def test_the_network_modes_and_accesses_are_all_synthesized_or_refused() -> None
     # which outside the VPC they are not
     with pytest.raises(SettingsError, match="network=isolated keeps the functions inside"):
         DeploymentSettings.from_context({"network": "isolated", "database_access": "data-api"})
-    # AND the database access is `vpc` unless asked, and only the two names are accepted
-    assert DeploymentSettings.from_context({}).database_access == "vpc"
+    # AND the database access is `auto` unless asked, and only the three names are accepted
+    assert DeploymentSettings.from_context({}).database_access == "auto"
     with pytest.raises(SettingsError, match="database_access"):
         DeploymentSettings.from_context({"database_access": "proxy"})
 
@@ -224,3 +225,75 @@ def test_auto_chooses_the_data_api_unless_something_needs_the_vpc(
     # AND an explicit choice is kept whatever the models
     explicit = DeploymentSettings.from_context({**context, "database_access": "vpc"})
     assert explicit.data_api is False
+
+
+def test_the_default_runs_the_functions_outside_the_vpc_on_the_data_api(
+    default: Synthesized,
+) -> None:
+    # GIVEN cdk.json's context as shipped: `auto`, and the Bedrock models
+    assert CDK_CONTEXT["database_access"] == "auto"
+    assert DeploymentSettings.from_context(CDK_CONTEXT).data_api is True
+    # WHEN synthesized THEN no NAT gateway, no endpoint, no internet gateway
+    for resource_type in ("AWS::EC2::NatGateway", "AWS::EC2::VPCEndpoint", "AWS::EC2::EIP"):
+        default.template.resource_count_is(resource_type, 0)
+    default.template.resource_count_is("AWS::EC2::InternetGateway", 0)
+    # AND no function in a VPC; the database functions use the Data API driver
+    functions = default.of_type("AWS::Lambda::Function")
+    assert functions
+    assert [k for k, f in functions.items() if "VpcConfig" in f["Properties"]] == []
+    for path in ("Query", "Ingestion/Ingest", "Database/Migrate"):
+        function = default.resources[default.logical_id(f"{path}/Function")]
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert variables["RAGLINE_DATABASE_DRIVER"] == "data-api", path
+    (cluster,) = default.of_type("AWS::RDS::DBCluster").values()
+    assert cluster["Properties"]["EnableHttpEndpoint"] is True
+
+
+def test_the_default_keeps_the_vpc_for_a_model_server_on_a_private_address(
+    private_server: Synthesized,
+) -> None:
+    # GIVEN the default `auto` and an OpenAI-compatible server at a private address
+    settings = _settings("private_server")
+    assert settings.database_access == "auto"
+    # WHEN synthesized THEN the functions stay in the VPC, with the NAT gateway
+    assert settings.data_api is False
+    private_server.template.resource_count_is("AWS::EC2::NatGateway", 1)
+    for path in ("Query", "Ingestion/Ingest", "Database/Migrate"):
+        function = private_server.resources[private_server.logical_id(f"{path}/Function")]
+        assert "VpcConfig" in function["Properties"], path
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert "RAGLINE_DATABASE_DRIVER" not in variables, path
+    # AND the query function is pointed at that server
+    query = private_server.resources[private_server.logical_id("Query/Function")]
+    variables = query["Properties"]["Environment"]["Variables"]
+    assert variables["OPENAI_BASE_URL"] == "http://10.40.1.10:8000/v1"
+    (cluster,) = private_server.of_type("AWS::RDS::DBCluster").values()
+    assert not cluster["Properties"].get("EnableHttpEndpoint", False)
+
+
+def test_moving_a_vpc_stack_to_the_default_keeps_its_database_and_subnets(
+    nat: Synthesized, default: Synthesized
+) -> None:
+    # GIVEN a stack deployed with the functions in the VPC (nat), and the default now
+    # running them outside it on the Data API
+    kept_types = ("AWS::EC2::", "AWS::RDS::", "AWS::SecretsManager::")
+    kept = {k: v for k, v in default.resources.items() if v["Type"].startswith(kept_types)}
+    assert {v["Type"] for v in kept.values()} >= {
+        "AWS::RDS::DBCluster",
+        "AWS::RDS::DBSubnetGroup",
+        "AWS::EC2::Subnet",
+        "AWS::EC2::VPC",
+    }
+    # WHEN the next deploy moves it THEN the VPC, the database's subnets (same addresses:
+    # a new CIDR would replace them, under the cluster), its security group, secret and
+    # the cluster itself are the same resources with the same properties, but for the
+    # cluster's Data API switched on
+    for logical_id, resource in kept.items():
+        before = nat.resources.get(logical_id)
+        assert before is not None, logical_id
+        if resource["Type"] == "AWS::RDS::DBCluster":
+            before = {
+                **before,
+                "Properties": {**before["Properties"], "EnableHttpEndpoint": True},
+            }
+        assert resource == before, logical_id

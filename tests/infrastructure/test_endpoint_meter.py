@@ -137,8 +137,10 @@ def test_the_meter_may_describe_that_endpoint_and_nothing_else(
 def test_the_meter_runs_outside_the_vpc_unless_the_network_is_isolated(
     scale_to_zero: Synthesized, endpoint: Synthesized
 ) -> None:
-    # GIVEN network=nat (scale_to_zero) THEN the meter is outside the VPC: it needs
-    # nothing inside, and no NAT traffic
+    # GIVEN network=nat with the functions in the VPC (scale_to_zero) THEN the meter is
+    # outside the VPC: it needs nothing inside, and no NAT traffic
+    query = scale_to_zero.resources[scale_to_zero.logical_id("Query/Function")]
+    assert "VpcConfig" in query["Properties"]
     meter = _meter(scale_to_zero)
     assert "VpcConfig" not in meter
     # AND small, with only the variables it reads

@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 from ragline.config import Settings
 
-from tests.support.data_api import DRIVERS, driver_settings
+from tests.support.data_api import DRIVERS, driver_environment, driver_settings
 from tests.support.databases import create_database
 from tests.support.s3 import BUCKET
 
@@ -25,10 +25,38 @@ def s3() -> Iterator[Any]:
         yield client
 
 
+@pytest.fixture(scope="module")
+def driver() -> str:
+    """The store's driver under the handlers: psycopg, unless a module overrides this
+    fixture with one parametrized over ``DRIVERS`` to run its tests through both."""
+    return "psycopg"
+
+
+@pytest.fixture(scope="module")
+def database_url(postgres_server: str, driver: str, request: pytest.FixtureRequest) -> str:
+    """A fresh, empty database for this test module, one per driver it runs through."""
+    module = request.module.__name__.rsplit(".", 1)[-1]
+    return create_database(postgres_server, module if driver == "psycopg" else f"{module}_{driver}")
+
+
 @pytest.fixture
-def ingest(s3: Any, database_url: str, cold_start: Callable[..., ModuleType]) -> ModuleType:
+def database_environment(database_url: str, driver: str) -> Iterator[dict[str, str]]:
+    """The environment that points a handler at this module's database through ``driver``.
+
+    With the Data API, the adapter answers the rds-data calls of the clients made during
+    the test. It hooks into boto3's default session, and moto's ``mock_aws`` swaps in a
+    session of its own: a test with moto S3 requests ``s3`` before this fixture.
+    """
+    with driver_settings(database_url, driver) as settings:
+        yield driver_environment(settings)
+
+
+@pytest.fixture
+def ingest(
+    s3: Any, database_environment: dict[str, str], cold_start: Callable[..., ModuleType]
+) -> ModuleType:
     """The ingest Lambda's module, cold-started against this module's database."""
-    return cold_start("ingest", RAGLINE_DATABASE_URL=database_url, RAGLINE_EMBEDDINGS="hash")
+    return cold_start("ingest", **database_environment, RAGLINE_EMBEDDINGS="hash")
 
 
 @pytest.fixture(scope="module", params=DRIVERS)

@@ -1,7 +1,8 @@
 """Bad input through the query Lambda: never a 5xx, never invalid JSON (issue 9, item 1).
 
 NUL characters (which PostgreSQL text cannot hold), bodies that are not UTF-8 and queries
-with no words each get a 400 with a readable message or a well-defined empty result.
+with no words each get a 400 with a readable message or a well-defined empty result,
+through psycopg and through the Data API driver (tests/support/data_api.py).
 """
 
 from __future__ import annotations
@@ -23,10 +24,17 @@ from ragline.retrieval import Retriever
 from ragline.store import Store, get_store
 
 from tests.support.api import proxy_request, strict_json
+from tests.support.data_api import DRIVERS
 from tests.support.models import ScriptedModel
 
 DOCUMENT = b"# Lighthouse\n\nThe Quillfeather lighthouse opens at 7:15 on Saturdays.\n"
 NO_WORDS = "!!!"  # nothing a tokenizer keeps: the hash embedder's zero vector
+
+
+@pytest.fixture(scope="module", params=DRIVERS)
+def driver(request: pytest.FixtureRequest) -> str:
+    """Every test that touches the database runs through psycopg, then the Data API."""
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +47,10 @@ def seeded(database_url: str) -> str:
 
 
 @pytest.fixture
-def api(seeded: str, cold_start: Callable[..., ModuleType]) -> ModuleType:
-    return cold_start("query", RAGLINE_DATABASE_URL=seeded)
+def api(
+    seeded: str, database_environment: dict[str, str], cold_start: Callable[..., ModuleType]
+) -> ModuleType:
+    return cold_start("query", **database_environment)
 
 
 @pytest.fixture

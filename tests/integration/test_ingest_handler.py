@@ -1,4 +1,5 @@
-"""The ingest Lambda with recorded SQS events, moto S3 and embedded PostgreSQL."""
+"""The ingest Lambda with recorded SQS events, moto S3 and embedded PostgreSQL, through
+psycopg and through the Data API driver (tests/support/data_api.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.data_api import DRIVERS
 from tests.support.s3 import BUCKET
 
 KEY = "handbook/Vacation Policy.md"
@@ -21,6 +23,12 @@ Employees get 25 vacation days each year. Unused days expire in March.
 ## Booking
 Book vacation in the HR portal at least two weeks ahead.
 """
+
+
+@pytest.fixture(scope="module", params=DRIVERS)
+def driver(request: pytest.FixtureRequest) -> str:
+    """Every test that touches the database runs through psycopg, then the Data API."""
+    return str(request.param)
 
 
 def _sqs_event(template: dict[str, Any], *keys_and_names: tuple[str, str]) -> dict[str, Any]:
@@ -175,14 +183,12 @@ def test_one_bad_record_never_fails_the_others(
 
 def test_oversized_object_is_failed_with_the_reason(
     s3: Any,
-    database_url: str,
+    database_environment: dict[str, str],
     cold_start: Callable[..., ModuleType],
     event: Callable[[str], dict[str, Any]],
     lambda_context: Any,
 ) -> None:
-    ingest = cold_start(
-        "ingest", RAGLINE_DATABASE_URL=database_url, RAGLINE_MAX_DOCUMENT_BYTES="2048"
-    )
+    ingest = cold_start("ingest", **database_environment, RAGLINE_MAX_DOCUMENT_BYTES="2048")
     s3.put_object(Bucket=BUCKET, Key="big.txt", Body=b"word " * 1000)
     batch = _sqs_event(event("sqs_s3_object_created"), ("big.txt", "ObjectCreated:Put"))
     response = ingest.lambda_handler(batch, lambda_context)

@@ -1,4 +1,5 @@
-"""Two ingests of one key at once (moto S3, embedded PostgreSQL): the newer version wins.
+"""Two ingests of one key at once (moto S3, embedded PostgreSQL): the newer version wins,
+through psycopg and through the Data API driver (tests/support/data_api.py).
 
 Each test holds one real ingest at a chosen point with a hook, runs a second ingest of
 the same key to completion, then lets the first finish: the order of commits is the
@@ -17,6 +18,7 @@ import pytest
 from ragline.ingest import IngestResult, StoredObject
 from ragline.store import ObjectVersion
 
+from tests.support.data_api import DRIVERS
 from tests.support.s3 import BUCKET
 
 KEY = "handbook/travel.md"
@@ -26,9 +28,17 @@ V3 = b"# Travel\n\nBook trains through the portal. Version three: first class al
 TIMEOUT = 30.0
 
 
+@pytest.fixture(scope="module", params=DRIVERS)
+def driver(request: pytest.FixtureRequest) -> str:
+    """Every test that touches the database runs through psycopg, then the Data API."""
+    return str(request.param)
+
+
 @pytest.fixture
-def ingest(s3: Any, database_url: str, cold_start: Callable[..., ModuleType]) -> ModuleType:
-    module = cold_start("ingest", RAGLINE_DATABASE_URL=database_url, RAGLINE_EMBEDDINGS="hash")
+def ingest(
+    s3: Any, database_environment: dict[str, str], cold_start: Callable[..., ModuleType]
+) -> ModuleType:
+    module = cold_start("ingest", **database_environment, RAGLINE_EMBEDDINGS="hash")
     module.ingestor.store.connection().execute("TRUNCATE documents CASCADE")
     return module
 

@@ -1,5 +1,6 @@
 """Metadata filters against embedded PostgreSQL: every operator in SQL, injection
-attempts, recall of filtered searches, and ``filter`` through the query Lambda."""
+attempts, recall of filtered searches, and ``filter`` through the query Lambda; the store
+and the Lambda through psycopg and through the Data API driver (tests/support/data_api.py)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,12 @@ def _seed(database_url: str) -> None:
         metadata = {"attributes": attributes} if attributes else {}
         ingestor.ingest_bytes(f"s3://docs/{name}.md", _text(name), metadata=metadata)
     get_store.cache_clear()
+
+
+@pytest.fixture(scope="module", params=DRIVERS)
+def driver(request: pytest.FixtureRequest) -> str:
+    """The query Lambda's tests run through psycopg, then the Data API."""
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")
@@ -284,11 +291,12 @@ def test_the_reranker_sees_only_filtered_candidates(seeded: str) -> None:
 @pytest.fixture
 def call(
     seeded: str,
+    database_environment: dict[str, str],
     cold_start: Callable[..., ModuleType],
     event: Callable[[str], dict[str, Any]],
     lambda_context: Any,
 ) -> Callable[..., tuple[int, Any]]:
-    api = cold_start("query", RAGLINE_DATABASE_URL=seeded)
+    api = cold_start("query", **database_environment)
 
     def send(path: str, body: Any) -> tuple[int, Any]:
         request = copy.deepcopy(event("api_query"))

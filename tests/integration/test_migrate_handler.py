@@ -1,4 +1,5 @@
-"""functions/migrate: the custom resource behind every deploy, against a real PostgreSQL."""
+"""functions/migrate: the custom resource behind every deploy, against a real PostgreSQL,
+through psycopg and through the Data API driver (tests/support/data_api.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
+from tests.support.data_api import DRIVERS
 
 
 def _event(request_type: str, physical_id: str | None = None) -> dict[str, Any]:
@@ -20,9 +23,17 @@ def _event(request_type: str, physical_id: str | None = None) -> dict[str, Any]:
     return event
 
 
+@pytest.fixture(scope="module", params=DRIVERS)
+def driver(request: pytest.FixtureRequest) -> str:
+    """Every test that touches the database runs through psycopg, then the Data API."""
+    return str(request.param)
+
+
 @pytest.fixture
-def migrate_handler(cold_start: Callable[..., ModuleType], database_url: str) -> ModuleType:
-    return cold_start("migrate", RAGLINE_DATABASE_URL=database_url)
+def migrate_handler(
+    cold_start: Callable[..., ModuleType], database_environment: dict[str, str]
+) -> ModuleType:
+    return cold_start("migrate", **database_environment)
 
 
 def test_create_then_update_applies_each_migration_once(

@@ -1,4 +1,5 @@
-"""The query Lambda with recorded API Gateway events against embedded PostgreSQL."""
+"""The query Lambda with recorded API Gateway events against embedded PostgreSQL, through
+psycopg and through the Data API driver (tests/support/data_api.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import pytest
 from ragline.config import Settings
 from ragline.ingest import Ingestor
 from ragline.store import get_store
+
+from tests.support.data_api import DRIVERS
 
 HANDBOOK = {
     "s3://docs/handbook/leave.md": b"""# Leave policy
@@ -33,6 +36,12 @@ Book trains for trips under four hours; flights need a manager's approval.
 }
 
 
+@pytest.fixture(scope="module", params=DRIVERS)
+def driver(request: pytest.FixtureRequest) -> str:
+    """Every test that touches the database runs through psycopg, then the Data API."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
 def seeded(database_url: str) -> str:
     settings = Settings(database_url=database_url)
@@ -44,8 +53,10 @@ def seeded(database_url: str) -> str:
 
 
 @pytest.fixture
-def api(seeded: str, cold_start: Callable[..., ModuleType]) -> ModuleType:
-    return cold_start("query", RAGLINE_DATABASE_URL=seeded, RAGLINE_MAX_BODY_BYTES="4096")
+def api(
+    seeded: str, database_environment: dict[str, str], cold_start: Callable[..., ModuleType]
+) -> ModuleType:
+    return cold_start("query", **database_environment, RAGLINE_MAX_BODY_BYTES="4096")
 
 
 @pytest.fixture

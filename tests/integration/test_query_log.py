@@ -1,5 +1,6 @@
 """The query log keeps refused and failed questions with their status, and purges old
-rows from a process's first query on."""
+rows from a process's first query on; the query Lambda writes it through psycopg and
+through the Data API driver (tests/support/data_api.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from ragline.records import QueryRecord
 from ragline.store import Store, get_store, query_log
 from ragline.store import facade as store_facade
 
+from tests.support.data_api import DRIVERS
 from tests.support.openai_server import CHAT, OpenAICompatibleServer, Scripted
 
 NOW = datetime.now(UTC)
@@ -37,6 +39,12 @@ def entry(request_id: str, created_at: datetime | None = None) -> QueryRecord:
 def logged(store: Store, request_id: str) -> dict[str, Any] | None:
     rows = store.query_log(LONG_AGO - timedelta(days=1))
     return next((r for r in rows if r["request_id"] == request_id), None)
+
+
+@pytest.fixture(scope="module", params=DRIVERS)
+def driver(request: pytest.FixtureRequest) -> str:
+    """Every test that touches the database runs through psycopg, then the Data API."""
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +97,7 @@ def server() -> Iterator[OpenAICompatibleServer]:
 @pytest.fixture
 def ask(
     seeded: str,
+    database_environment: dict[str, str],
     server: OpenAICompatibleServer,
     cold_start: Callable[..., ModuleType],
     event: Callable[[str], dict[str, Any]],
@@ -96,7 +105,7 @@ def ask(
 ) -> Callable[..., int]:
     api = cold_start(
         "query",
-        RAGLINE_DATABASE_URL=seeded,
+        **database_environment,
         RAGLINE_LLM="openai:gpt-4o-mini",
         OPENAI_BASE_URL=server.base_url,
         OPENAI_API_KEY="test",

@@ -1,4 +1,5 @@
-"""Reconcile (``ragline sync``, the reconcile Lambda) with moto S3 and embedded PostgreSQL."""
+"""Reconcile (``ragline sync``, the reconcile Lambda) with moto S3 and embedded PostgreSQL,
+through psycopg and through the Data API driver (tests/support/data_api.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from ragline.ingest import S3ObjectReader, StoredObject
 from ragline.ingest.reconcile import reconcile
 
+from tests.support.data_api import DRIVERS
 from tests.support.s3 import BUCKET
 
 
@@ -18,11 +20,19 @@ def _doc(title: str) -> bytes:
     return f"# {title}\n\nThe {title.lower()} document says something about {title}.\n".encode()
 
 
+@pytest.fixture(scope="module", params=DRIVERS)
+def driver(request: pytest.FixtureRequest) -> str:
+    """Every test that touches the database runs through psycopg, then the Data API."""
+    return str(request.param)
+
+
 @pytest.fixture
-def handler(s3: Any, database_url: str, cold_start: Callable[..., ModuleType]) -> ModuleType:
+def handler(
+    s3: Any, database_environment: dict[str, str], cold_start: Callable[..., ModuleType]
+) -> ModuleType:
     module = cold_start(
         "reconcile",
-        RAGLINE_DATABASE_URL=database_url,
+        **database_environment,
         RAGLINE_EMBEDDINGS="hash",
         POWERTOOLS_METRICS_DISABLED="true",
     )

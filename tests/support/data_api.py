@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import botocore.session
@@ -55,6 +55,10 @@ class DataApiError(Exception):
 class DataApiAdapter:
     """Serves the Data API for one database of the embedded server."""
 
+    # The adapters attached now, in every session: a call in a transaction is answered by
+    # the adapter that began it, whichever of them botocore asks first.
+    _attached: ClassVar[list[DataApiAdapter]] = []
+
     def __init__(self, database_url: str) -> None:
         self.database_url = database_url
         self.database = urlsplit(database_url).path.lstrip("/")
@@ -72,14 +76,27 @@ class DataApiAdapter:
     def attach(self, events: Any) -> None:
         """Answer the rds-data calls of clients made with this event emitter."""
         events.register_first("before-call.rds-data", self._before_call, unique_id=id(self))
+        DataApiAdapter._attached.append(self)
 
     def detach(self, events: Any) -> None:
         events.unregister("before-call.rds-data", unique_id=id(self))
+        DataApiAdapter._attached.remove(self)
+
+    def _claims(self, request: dict[str, Any]) -> bool:
+        """Whether this adapter answers ``request``: its database's, or its transaction's."""
+        transaction_id = request.get("transactionId")
+        if transaction_id is None:
+            return request.get("database") in (None, self.database)
+        # A commit or rollback names no database; a transaction no adapter began is
+        # answered here, TransactionNotFoundException, as the service would.
+        return not any(
+            transaction_id in other._transactions for other in self._attached if other is not self
+        )
 
     def _before_call(self, model: Any, params: dict[str, Any], **_: Any) -> Any:
         request = json.loads(params["body"] or b"{}")
-        if request.get("database") not in (None, self.database) and "transactionId" not in request:
-            return None  # another adapter's database
+        if not self._claims(request):
+            return None  # another adapter's database or transaction
         validate_parameters(request, model.input_shape)
         with self._lock:
             self.calls.append((model.name, request))
@@ -287,6 +304,20 @@ def _array(values: list[Any]) -> dict[str, Any]:
 
 
 DRIVERS = ["psycopg", "data-api"]
+
+
+def driver_environment(settings: Settings) -> dict[str, str]:
+    """The ``RAGLINE_`` variables a handler reads to reach the store of ``settings``."""
+    if settings.database_driver == "psycopg":
+        assert settings.database_url is not None
+        return {"RAGLINE_DATABASE_URL": settings.database_url}
+    assert settings.database_cluster_arn is not None and settings.database_secret_arn is not None
+    return {
+        "RAGLINE_DATABASE_DRIVER": settings.database_driver,
+        "RAGLINE_DATABASE_CLUSTER_ARN": settings.database_cluster_arn,
+        "RAGLINE_DATABASE_SECRET_ARN": settings.database_secret_arn,
+        "RAGLINE_DATABASE_NAME": settings.database_name,
+    }
 
 
 @contextmanager
