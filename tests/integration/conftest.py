@@ -25,11 +25,18 @@ def s3() -> Iterator[Any]:
         yield client
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module marked ``both_drivers`` runs each test that reaches the database through
+    ``driver`` twice: through psycopg, then through the Data API driver."""
+    if "driver" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_drivers"):
+        metafunc.parametrize("driver", DRIVERS, indirect=True, scope="module")
+
+
 @pytest.fixture(scope="module")
-def driver() -> str:
-    """The store's driver under the handlers: psycopg, unless a module overrides this
-    fixture with one parametrized over ``DRIVERS`` to run its tests through both."""
-    return "psycopg"
+def driver(request: pytest.FixtureRequest) -> str:
+    """The store's driver under the handlers: psycopg, or each of ``DRIVERS`` in turn in a
+    module marked ``both_drivers``."""
+    return str(getattr(request, "param", "psycopg"))
 
 
 @pytest.fixture(scope="module")

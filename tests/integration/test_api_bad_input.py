@@ -24,17 +24,13 @@ from ragline.retrieval import Retriever
 from ragline.store import Store, get_store
 
 from tests.support.api import proxy_request, strict_json
-from tests.support.data_api import DRIVERS
 from tests.support.models import ScriptedModel
 
 DOCUMENT = b"# Lighthouse\n\nThe Quillfeather lighthouse opens at 7:15 on Saturdays.\n"
 NO_WORDS = "!!!"  # nothing a tokenizer keeps: the hash embedder's zero vector
 
 
-@pytest.fixture(scope="module", params=DRIVERS)
-def driver(request: pytest.FixtureRequest) -> str:
-    """Every test that touches the database runs through psycopg, then the Data API."""
-    return str(request.param)
+pytestmark = pytest.mark.both_drivers
 
 
 @pytest.fixture(scope="module")

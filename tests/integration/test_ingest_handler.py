@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from tests.support.data_api import DRIVERS
 from tests.support.s3 import BUCKET
 
 KEY = "handbook/Vacation Policy.md"
@@ -25,10 +24,7 @@ Book vacation in the HR portal at least two weeks ahead.
 """
 
 
-@pytest.fixture(scope="module", params=DRIVERS)
-def driver(request: pytest.FixtureRequest) -> str:
-    """Every test that touches the database runs through psycopg, then the Data API."""
-    return str(request.param)
+pytestmark = pytest.mark.both_drivers
 
 
 def _sqs_event(template: dict[str, Any], *keys_and_names: tuple[str, str]) -> dict[str, Any]:

@@ -18,7 +18,6 @@ import pytest
 from ragline.ingest import IngestResult, StoredObject
 from ragline.store import ObjectVersion
 
-from tests.support.data_api import DRIVERS
 from tests.support.s3 import BUCKET
 
 KEY = "handbook/travel.md"
@@ -28,10 +27,7 @@ V3 = b"# Travel\n\nBook trains through the portal. Version three: first class al
 TIMEOUT = 30.0
 
 
-@pytest.fixture(scope="module", params=DRIVERS)
-def driver(request: pytest.FixtureRequest) -> str:
-    """Every test that touches the database runs through psycopg, then the Data API."""
-    return str(request.param)
+pytestmark = pytest.mark.both_drivers
 
 
 @pytest.fixture

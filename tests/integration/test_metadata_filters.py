@@ -50,10 +50,7 @@ def _seed(database_url: str) -> None:
     get_store.cache_clear()
 
 
-@pytest.fixture(scope="module", params=DRIVERS)
-def driver(request: pytest.FixtureRequest) -> str:
-    """The query Lambda's tests run through psycopg, then the Data API."""
-    return str(request.param)
+pytestmark = pytest.mark.both_drivers
 
 
 @pytest.fixture(scope="module")

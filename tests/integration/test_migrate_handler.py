@@ -9,8 +9,6 @@ from typing import Any
 
 import pytest
 
-from tests.support.data_api import DRIVERS
-
 
 def _event(request_type: str, physical_id: str | None = None) -> dict[str, Any]:
     event: dict[str, Any] = {
@@ -23,10 +21,7 @@ def _event(request_type: str, physical_id: str | None = None) -> dict[str, Any]:
     return event
 
 
-@pytest.fixture(scope="module", params=DRIVERS)
-def driver(request: pytest.FixtureRequest) -> str:
-    """Every test that touches the database runs through psycopg, then the Data API."""
-    return str(request.param)
+pytestmark = pytest.mark.both_drivers
 
 
 @pytest.fixture

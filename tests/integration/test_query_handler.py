@@ -14,8 +14,6 @@ from ragline.config import Settings
 from ragline.ingest import Ingestor
 from ragline.store import get_store
 
-from tests.support.data_api import DRIVERS
-
 HANDBOOK = {
     "s3://docs/handbook/leave.md": b"""# Leave policy
 
@@ -36,10 +34,7 @@ Book trains for trips under four hours; flights need a manager's approval.
 }
 
 
-@pytest.fixture(scope="module", params=DRIVERS)
-def driver(request: pytest.FixtureRequest) -> str:
-    """Every test that touches the database runs through psycopg, then the Data API."""
-    return str(request.param)
+pytestmark = pytest.mark.both_drivers
 
 
 @pytest.fixture(scope="module")

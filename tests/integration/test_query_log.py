@@ -18,7 +18,6 @@ from ragline.records import QueryRecord
 from ragline.store import Store, get_store, query_log
 from ragline.store import facade as store_facade
 
-from tests.support.data_api import DRIVERS
 from tests.support.openai_server import CHAT, OpenAICompatibleServer, Scripted
 
 NOW = datetime.now(UTC)
@@ -41,10 +40,7 @@ def logged(store: Store, request_id: str) -> dict[str, Any] | None:
     return next((r for r in rows if r["request_id"] == request_id), None)
 
 
-@pytest.fixture(scope="module", params=DRIVERS)
-def driver(request: pytest.FixtureRequest) -> str:
-    """Every test that touches the database runs through psycopg, then the Data API."""
-    return str(request.param)
+pytestmark = pytest.mark.both_drivers
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import pytest
 from ragline.ingest import S3ObjectReader, StoredObject
 from ragline.ingest.reconcile import reconcile
 
-from tests.support.data_api import DRIVERS
 from tests.support.s3 import BUCKET
 
 
@@ -20,10 +19,7 @@ def _doc(title: str) -> bytes:
     return f"# {title}\n\nThe {title.lower()} document says something about {title}.\n".encode()
 
 
-@pytest.fixture(scope="module", params=DRIVERS)
-def driver(request: pytest.FixtureRequest) -> str:
-    """Every test that touches the database runs through psycopg, then the Data API."""
-    return str(request.param)
+pytestmark = pytest.mark.both_drivers
 
 
 @pytest.fixture
