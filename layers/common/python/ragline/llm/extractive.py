@@ -174,13 +174,7 @@ class ExtractiveModel(ChatModel):
             return sum(w for term, w in question.items() if term in found) / total
 
         texts = [f"{p.section} {p.text}" for p in request.passages]
-        words = _passage_words(
-            [
-                text
-                for p, text in zip(request.passages, texts, strict=True)
-                if self._relevant(p, request.passages)
-            ]
-        )
+        words = _passage_words([f"{p.section} {p.text}" for p in self._vouching(request.passages)])
         names = _names(request.question)
         if any(not _mentions(words, name, plural) for name, plural in names.items()):
             return request.abstain_text
@@ -215,14 +209,15 @@ class ExtractiveModel(ChatModel):
             chosen.append(candidate)
         return " ".join(f"{_shorten(c.sentence)} [{c.n}]" for c in chosen)
 
-    def _relevant(self, passage: Passage, passages: tuple[Passage, ...]) -> bool:
-        """Whether ``passage`` may vouch for the question's names: it is at least
-        ``name_relevance`` as similar to the question as the most similar passage, or
-        similarities are unknown."""
+    def _vouching(self, passages: tuple[Passage, ...]) -> list[Passage]:
+        """The passages that may vouch for the question's names: those at least
+        ``name_relevance`` times as similar to the question as the most similar one, and
+        any whose similarity is unknown (all of them when none is known)."""
         known = [p.similarity for p in passages if p.similarity is not None]
-        if passage.similarity is None or not known or max(known) <= 0:
-            return True
-        return passage.similarity >= self.name_relevance * max(known)
+        if not known or max(known) <= 0:
+            return list(passages)
+        floor = self.name_relevance * max(known)
+        return [p for p in passages if p.similarity is None or p.similarity >= floor]
 
 
 def _shorten(sentence: str, limit: int = 60) -> str:
