@@ -19,7 +19,10 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml layers/common/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev,test,openai,cdk,minilm]"
+	# --no-compile: pip would byte-compile every installed module (torch's thousands
+	# among them) for about a minute of a fresh setup; Python compiles the few the
+	# commands import, once, on first use.
+	$(BIN)/python -m pip install -q --no-compile -e ".[dev,test,openai,cdk,minilm]"
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
