@@ -131,9 +131,9 @@ class S3ObjectReader:
     @property
     def client(self) -> Any:
         if self._client is None:
-            import boto3
+            from ragline.providers.clients import s3_client
 
-            self._client = boto3.client("s3")
+            self._client = s3_client()
         return self._client
 
     def get(self, bucket: str, key: str) -> StoredObject | None:

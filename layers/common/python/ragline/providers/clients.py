@@ -69,6 +69,14 @@ def aws_client(service: str, timeout_seconds: float) -> Any:
     return boto3.client(service, config=config)  # type: ignore[call-overload]
 
 
+def s3_client() -> Any:
+    """A boto3 S3 client with the SDK's own retries (the ingest reader keeps one per
+    process; model clients above retry in ModelChain instead)."""
+    import boto3
+
+    return boto3.client("s3")
+
+
 # What SageMaker says when an inference component has 0 copies (scaled to zero): "Inference
 # Component has no capacity to process this request. ApplicationAutoScaling may be
 # in-progress (if configured) or try to increase the capacity ...".
