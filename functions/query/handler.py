@@ -16,8 +16,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ragline.answer import get_answerer
 from ragline.api import (
+    SECURED,
     RestResolver,
     as_json_request,
+    caller,
     documented_errors,
     handle_errors,
     oversized_body_response,
@@ -47,50 +49,59 @@ app.enable_swagger(path="/swagger", title="ragline", version="0.1.0")
 handle_errors(app, logger)
 
 
-@app.post("/query", responses=documented_errors(409, 413, 502))
+# Every route but /health acts for the caller its authorizer named (ragline.api.caller):
+# the use cases see that tenant's data only, and check the key's scopes.
+
+
+@app.post("/query", responses=documented_errors(409, 413, 502), security=SECURED)
 def query(body: QueryRequest) -> QueryResponse:
     request_id = app.current_event.request_context.request_id
     return answerer.answer(
         body.question, collection=body.collection, top_k=body.top_k, profile=body.profile,
         request_id=request_id, ef_search=body.ef_search, where=body.filter,
+        identity=caller(app.current_event.raw_event),
     )  # fmt: skip
 
 
-@app.post("/retrieve", responses=documented_errors(409, 413, 502))
+@app.post("/retrieve", responses=documented_errors(409, 413, 502), security=SECURED)
 def retrieve(body: RetrieveRequest) -> RetrieveResponse:
     return answerer.retrieve(
         body.query, collection=body.collection, top_k=body.top_k, mode=body.mode,
-        ef_search=body.ef_search, where=body.filter,
+        ef_search=body.ef_search, where=body.filter, identity=caller(app.current_event.raw_event),
     )  # fmt: skip
 
 
-@app.post("/feedback", responses=documented_errors(404, 413))
+@app.post("/feedback", responses=documented_errors(413), security=SECURED)
 def feedback(body: FeedbackRequest) -> dict[str, Any]:
-    ledger.feedback(body.request_id, body.rating, body.comment)
+    identity = caller(app.current_event.raw_event)
+    ledger.feedback(body.request_id, body.rating, body.comment, identity=identity)
     return {"request_id": body.request_id, "rating": body.rating}
 
 
-@app.get("/documents", responses=documented_errors())
+@app.get("/documents", responses=documented_errors(), security=SECURED)
 def list_documents(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=512, pattern=CURSOR_PATTERN)] = None,
     collection: Annotated[str | None, Query(pattern=COLLECTION_PATTERN)] = None,
     status: Annotated[str | None, Query(pattern=DOCUMENT_STATUS_PATTERN)] = None,
 ) -> dict[str, Any]:
-    return catalog.list(collection=collection, status=status, limit=limit, cursor=cursor)
+    return catalog.list(
+        collection=collection, status=status, limit=limit, cursor=cursor,
+        identity=caller(app.current_event.raw_event),
+    )  # fmt: skip
 
 
-@app.get("/documents/<id>", responses=documented_errors(404))
+@app.get("/documents/<id>", responses=documented_errors(), security=SECURED)
 def get_document(id: Annotated[UUID, Path()]) -> dict[str, Any]:
-    return catalog.get(str(id))
+    return catalog.get(str(id), identity=caller(app.current_event.raw_event))
 
 
-@app.delete("/documents/<id>", responses=documented_errors(404))
+@app.delete("/documents/<id>", responses=documented_errors(), security=SECURED)
 def delete_document(id: Annotated[UUID, Path()]) -> dict[str, Any]:
-    return catalog.delete(str(id))
+    return catalog.delete(str(id), identity=caller(app.current_event.raw_event))
 
 
-@app.get("/health", responses=documented_errors())
+@app.get("/health", responses=documented_errors(secured=False))
 def health() -> dict[str, Any]:
     return catalog.health()
 

@@ -15,8 +15,14 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.shared.json_encoder import Encoder
 
-from ragline.errors import DatabaseUnavailableError, ModelUnavailableError, RaglineError
+from ragline.errors import (
+    DatabaseUnavailableError,
+    ModelUnavailableError,
+    RaglineError,
+    UnauthorizedError,
+)
 from ragline.filters import openapi_schemas
+from ragline.identity import Identity
 from ragline.schemas import COLLECTION_PATTERN, CURSOR_PATTERN, TEXT_PATTERN, ErrorBody
 
 if TYPE_CHECKING:
@@ -30,7 +36,9 @@ to_json = partial(json.dumps, separators=(",", ":"), cls=Encoder, allow_nan=Fals
 
 ERRORS: dict[int, str] = {
     400: "The request is invalid: the message says which field and why.",
-    404: "No such route or resource.",
+    401: "No API key in the x-api-key header, or one that is unknown, revoked or expired.",
+    403: "The API key lacks the scope this route needs (on a resource of its own tenant).",
+    404: "No such route or resource, or one of another tenant (never told apart).",
     409: "The collection was embedded with another model than the one configured.",
     413: "The request body is over RAGLINE_MAX_BODY_BYTES.",
     502: "The embedding model failed (no answer is written without the search).",
@@ -38,14 +46,21 @@ ERRORS: dict[int, str] = {
 }
 
 
+# The OpenAPI security scheme: the API key in the header API Gateway reads.
+API_KEY_SCHEME = "apiKey"
+API_KEY_HEADER = "x-api-key"
+SECURED: list[dict[str, list[str]]] = [{API_KEY_SCHEME: []}]
+
+
 def documented_errors(
-    *statuses: int, ok: str = "Successful Response"
+    *statuses: int, ok: str = "Successful Response", secured: bool = True
 ) -> dict[int, OpenAPIResponse]:
     """A route's responses for the OpenAPI document: 200 (its return type) and the
     error statuses it can answer, each with the error body. 400 and 503 go on every
-    route: any input can be invalid, and any route reads the database."""
+    route: any input can be invalid, and any route reads the database; 401, 403 and 404
+    on every ``secured`` one (a key, its scopes, and the tenant's own resources)."""
     responses: dict[int, OpenAPIResponse] = {200: {"description": ok}}
-    for status in sorted({400, 503, *statuses}):
+    for status in sorted({400, 503, *statuses, *((401, 403, 404) if secured else ())}):
         responses[status] = {
             "description": ERRORS[status],
             "content": {content_types.APPLICATION_JSON: {"model": ErrorBody}},
@@ -67,8 +82,24 @@ class RestResolver(APIGatewayRestResolver):
     def get_openapi_schema(self, **kwargs: Any) -> OpenAPI:
         """The OpenAPI document, without the 422 responses no route ever sends."""
         # Imported here: only /swagger needs the document's models, not the cold start.
-        from aws_lambda_powertools.event_handler.openapi.models import OpenAPI
+        from aws_lambda_powertools.event_handler.openapi.models import (
+            APIKey,
+            APIKeyIn,
+            OpenAPI,
+        )
 
+        if not kwargs.get("security_schemes"):
+            kwargs["security_schemes"] = {
+                API_KEY_SCHEME: APIKey.model_validate(
+                    {
+                        "name": API_KEY_HEADER,
+                        "in": APIKeyIn.header,
+                        "description": "An API key of a tenant (ragline keys create); its scopes "
+                        "decide the routes: query (/query, /retrieve, /feedback), read "
+                        "(GET /documents...), write (DELETE /documents/{id}).",
+                    }
+                )
+            }
         spec = super().get_openapi_schema(**kwargs)
         document = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
         for item in document.get("paths", {}).values():
@@ -88,6 +119,17 @@ class RestResolver(APIGatewayRestResolver):
         """The methods some route serves on ``path``; empty when no route has the path."""
         routes = self._static_routes + self._dynamic_routes
         return sorted({route.method for route in routes if route.rule.match(path)})
+
+
+def caller(event: dict[str, Any]) -> Identity:
+    """The caller's identity, as an authorizer put it in ``requestContext.authorizer``
+    (on AWS the Lambda authorizer; locally the gateway of ``ragline dev``); without one,
+    UnauthorizedError (401)."""
+    context = (event.get("requestContext") or {}).get("authorizer")
+    identity = Identity.from_authorizer(context if isinstance(context, dict) else None)
+    if identity is None:
+        raise UnauthorizedError("missing API key: send it in the x-api-key header")
+    return identity
 
 
 def error_response(
@@ -256,10 +298,16 @@ def handle_errors(app: APIGatewayRestResolver, logger: Logger) -> None:
 def rejected_query(event: dict[str, Any], response: dict[str, Any]) -> dict[str, Any] | None:
     """For ``POST /query`` answered with an error status, what the query log keeps of it:
     ``request_id``, ``status_code``, and the ``collection`` and ``profile`` asked for (None
-    when not given, "" when not a plausible name). None for other requests and for a
-    database outage, which cannot be written to the database it is about."""
+    when not given, "" when not a plausible name), and the caller's ``tenant``, in whose
+    log it goes. None for other requests, for a caller without an identity (401: no
+    tenant's log is theirs) and for a database outage, which cannot be written to the
+    database it is about."""
     status = int(response.get("statusCode", 200))
     if event.get("httpMethod") != "POST" or event.get("path") != "/query" or status < 400:
+        return None
+    context = (event.get("requestContext") or {}).get("authorizer")
+    identity = Identity.from_authorizer(context if isinstance(context, dict) else None)
+    if identity is None:
         return None
     if status == DatabaseUnavailableError.status_code and _message(response) == str(
         DatabaseUnavailableError()
@@ -287,6 +335,7 @@ def rejected_query(event: dict[str, Any], response: dict[str, Any]) -> dict[str,
         "status_code": status,
         "collection": name("collection"),
         "profile": name("profile"),
+        "tenant": identity.tenant,
     }
 
 

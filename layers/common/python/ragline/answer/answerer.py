@@ -18,7 +18,8 @@ from ragline.answer import responses
 from ragline.answer.guard import check_answer, similar_enough
 from ragline.answer.routing import Route, Router
 from ragline.embeddings import get_embedder
-from ragline.errors import InvalidRequestError, ModelUnavailableError
+from ragline.errors import InvalidRequestError, ModelUnavailableError, NotFoundError
+from ragline.identity import OPERATOR, Identity
 from ragline.ledger import Costs, Ledger, get_ledger, query_record
 from ragline.llm import Completion, GenerationRequest, Usage
 from ragline.rerankers import get_reranker
@@ -75,8 +76,15 @@ class Answerer:
 
     # --- validation shared by both routes ---------------------------------------------------
 
-    def _collection(self, collection: str | None) -> str:
-        return collection or self.settings.default_collection
+    def _collection(self, collection: str | None, identity: Identity) -> str:
+        """The collection to search, once it is known to be the caller's tenant's: another
+        tenant's, or none of that name, is 404 (existence is not told); a key without
+        the ``query`` scope is 403 on its own tenant's."""
+        name = collection or self.settings.default_collection
+        if self.store.collection_owner(name) != identity.tenant:
+            raise NotFoundError(f"no collection {name!r}")
+        identity.require("query")
+        return name
 
     def _top_k(self, top_k: int | None) -> int:
         value = top_k or self.settings.top_k
@@ -100,12 +108,15 @@ class Answerer:
     def retrieve(
         self, query: str, *, collection: str | None = None, top_k: int | None = None,
         mode: str = "hybrid", ef_search: int | None = None, where: Filter | None = None,
+        identity: Identity = OPERATOR,
     ) -> RetrieveResponse:  # fmt: skip
         """Search without generating: the chunks a question would be answered from
-        (``where``: of the documents this metadata filter matches)."""
+        (``where``: of the documents this metadata filter matches), in a collection of
+        the caller's tenant."""
+        query = self._text(query, "query")
         retrieval = self.retriever.search(
-            self._text(query, "query"),
-            collection=self._collection(collection),
+            query,
+            collection=self._collection(collection, identity),
             top_k=self._top_k(top_k),
             mode=mode,
             ef_search=ef_search,
@@ -131,8 +142,10 @@ class Answerer:
         request_id: str | None = None,
         ef_search: int | None = None,
         where: Filter | None = None,
+        identity: Identity = OPERATOR,
     ) -> QueryResponse:
-        """Answer ``question`` from the collection, citing the passages used.
+        """Answer ``question`` from a collection of the caller's tenant, citing the
+        passages used; its tokens and cost are recorded for that tenant.
 
         ``profile`` names a routing profile (None: the default one); an unknown name is
         InvalidRequestError. ``where``, a metadata filter, limits the passages to the
@@ -143,7 +156,7 @@ class Answerer:
         rules = route.profile
         started = time.perf_counter()
         question = self._text(question, "question")
-        collection = self._collection(collection)
+        collection = self._collection(collection, identity)
         retrieval = self.retriever.search(
             question,
             collection=collection,
@@ -188,7 +201,7 @@ class Answerer:
             ),
             request_id=request_id or str(uuid.uuid4()),
         )
-        self._record(response, question, collection, retrieval)
+        self._record(response, question, collection, retrieval, identity.tenant)
         return response
 
     def _generate(self, route: Route, question: str, chunks: list[RetrievedChunk]) -> Completion:
@@ -216,7 +229,12 @@ class Answerer:
             raise exc.with_citations(sources) from exc
 
     def _record(
-        self, response: QueryResponse, question: str, collection: str, retrieval: Retrieval
+        self,
+        response: QueryResponse,
+        question: str,
+        collection: str,
+        retrieval: Retrieval,
+        tenant: str,
     ) -> None:
         if self.ledger is None:
             return
@@ -228,6 +246,7 @@ class Answerer:
             chunks_retrieved=len(retrieval.chunks),
             top_score=top,
             reranking=retrieval.reranking,
+            tenant=tenant,
         )
         try:
             self.ledger.query(record)

@@ -1,5 +1,5 @@
 """The ``ragline`` command line: ``dev``, ``ingest``, ``ask``, ``demo``, ``stats``, ``eval``,
-``sync`` and ``dlq``.
+``sync``, ``dlq`` and ``keys``.
 
 This module is the parser and the dispatch; each subcommand lives in its own module
 under ``ragline.dev.commands``.
@@ -18,6 +18,7 @@ from ragline.dev.commands.dev import cmd_dev
 from ragline.dev.commands.dlq import cmd_dlq_redrive
 from ragline.dev.commands.eval import DEFAULT_BAR, cmd_eval
 from ragline.dev.commands.ingest import cmd_ingest
+from ragline.dev.commands.keys import register as register_keys
 from ragline.dev.commands.stats import cmd_stats
 from ragline.dev.commands.sync import cmd_sync
 
@@ -112,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stats.add_argument("--since", default="24h", help="window: 30m, 24h, 7d, 2w (default 24h)")
     stats.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw a PNG")
+    stats.add_argument("--tenant", help="only this tenant's queries, tokens and cost")
     stats.add_argument("--data-dir", type=Path, help="data directory of the embedded database")
     stats.set_defaults(run=cmd_stats)
 
@@ -184,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target_arguments(redrive)
     redrive.add_argument("--limit", type=int, help="move at most this many messages")
     redrive.set_defaults(run=cmd_dlq_redrive)
+
+    register_keys(commands)
     return parser
 
 

@@ -9,6 +9,11 @@ multi-value views of headers and query strings, ``null`` for absent maps, the bo
 text or base64, and a 502 when the function fails or answers something malformed.
 As a server it answers every request: HEAD as the GET without its body, a 400 for a body
 whose length cannot be read, a 405 for methods no route serves (TRACE), all as JSON.
+
+With an ``authorizer`` it also plays the API's Lambda authorizer: every path but
+:data:`OPEN_PATHS` needs the ``x-api-key`` header, the authorizer turns the key into the
+context API Gateway passes on as ``requestContext.authorizer`` (tenant, scopes, key id),
+and a missing or refused key is API Gateway's own 401, before the function runs.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ragline.dev.context import ACCOUNT_ID, LambdaFunction
@@ -36,6 +41,15 @@ API_ID = "ragline0local"
 STAGE = "local"
 # What a proxy integration's ANY method passes on to the function (HEAD as a GET).
 SERVED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+# Paths served without a key: the health check and the API's documentation.
+OPEN_PATHS = ("/health", "/swagger")
+API_KEY_HEADER = "x-api-key"
+
+
+class Authorizer(Protocol):
+    """Turns an API key (None: no header) into the authorizer context, or None to refuse."""
+
+    def __call__(self, api_key: str | None) -> dict[str, str] | None: ...
 
 
 @dataclass(frozen=True)
@@ -256,6 +270,17 @@ class _RequestHandler(BaseHTTPRequestHandler):
         event = build_proxy_event(
             method, self.path, headers, body, source_ip=self.client_address[0], host=host
         )
+        authorizer = self.server.authorizer
+        if authorizer is not None and event["path"] not in OPEN_PATHS:
+            key = next((v for k, v in headers if k.lower() == API_KEY_HEADER), None)
+            try:
+                context = authorizer(key)
+            except Exception:  # as API Gateway answers an authorizer that fails
+                logger.exception("the authorizer failed on %s %s", self.command, self.path)
+                return gateway_error(HTTPStatus.INTERNAL_SERVER_ERROR)
+            if context is None:  # API Gateway's answer when an authorizer refuses
+                return _json_response(HTTPStatus.UNAUTHORIZED, "Unauthorized")
+            event["requestContext"]["authorizer"] = context
         try:
             return parse_proxy_response(self.server.function.invoke(event))
         except Exception:  # a raising handler is a 502, as an integration error is
@@ -317,17 +342,27 @@ def _chunk_size(line: bytes) -> int:
 class _GatewayServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], function: LambdaFunction) -> None:
+    def __init__(
+        self, address: tuple[str, int], function: LambdaFunction, authorizer: Authorizer | None
+    ) -> None:
         self.function = function
+        self.authorizer = authorizer
         super().__init__(address, _RequestHandler)
 
 
 class ApiGateway:
-    """A threaded HTTP server on ``host:port`` invoking ``function`` for every request."""
+    """A threaded HTTP server on ``host:port`` invoking ``function`` for every request,
+    behind ``authorizer`` when one is given."""
 
-    def __init__(self, function: LambdaFunction, host: str = "127.0.0.1", port: int = 8000) -> None:
+    def __init__(
+        self,
+        function: LambdaFunction,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        authorizer: Authorizer | None = None,
+    ) -> None:
         try:
-            self._server = _GatewayServer((host, port), function)
+            self._server = _GatewayServer((host, port), function, authorizer)
         except OSError as exc:
             raise OSError(
                 f"cannot listen on {host}:{port} ({exc.strerror}); choose another port "

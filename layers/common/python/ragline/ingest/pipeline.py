@@ -10,6 +10,13 @@ conditional: inside its transaction, with the source locked, it goes ahead only 
 store already holds this very version or the bucket still holds it (a HEAD). Otherwise a
 newer version won the race, and the write is dropped as ``superseded``. A delete goes
 ahead only if the bucket still lacks the object.
+
+An object's key names its tenant (:func:`object_tenant`): ``tenants/<tenant>/...`` is
+that tenant's, any other key the default tenant's. Its collection (the ``collection``
+user metadata) must be one the tenant owns, or a new one it then owns; another
+tenant's collection fails the document. So whoever may write under a prefix (an IAM
+grant on ``tenants/<tenant>/*``) writes into that tenant's collections only, whatever
+metadata they choose; a sidecar, having its document's key, follows the same rule.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from ragline.errors import (
     SupersededError,
     UnsupportedDocumentError,
 )
+from ragline.identity import DEFAULT_TENANT, TENANT_PATTERN
 from ragline.ingest.attributes import document_key, is_sidecar, sidecar_key
 from ragline.records import IngestResult
 from ragline.schemas import COLLECTION_PATTERN
@@ -47,6 +55,23 @@ if TYPE_CHECKING:
     from ragline.store.documents import WriteGuard
 
 _COLLECTION = re.compile(COLLECTION_PATTERN)
+_TENANT = re.compile(TENANT_PATTERN)
+TENANT_PREFIX = "tenants/"
+
+
+def object_tenant(source: str) -> str | None:
+    """The tenant an object belongs to, from its key: ``s3://bucket/tenants/<t>/...`` is
+    ``t``'s, another key the default tenant's. None when the key is under ``tenants/``
+    without a valid tenant name and a further level (a mistake, not the default's)."""
+    if not source.startswith("s3://"):
+        return DEFAULT_TENANT  # a local file (ragline ingest) is the operator's
+    key = source[len("s3://") :].partition("/")[2]
+    if not key.startswith(TENANT_PREFIX):
+        return DEFAULT_TENANT
+    tenant, slash, rest = key[len(TENANT_PREFIX) :].partition("/")
+    if not slash or not rest or not _TENANT.fullmatch(tenant):
+        return None
+    return tenant
 
 
 class DocumentFailedError(RaglineError):
@@ -118,12 +143,18 @@ class Ingestor:
             started = time.perf_counter()
             named = obj.collection
             collection = named if named and _COLLECTION.fullmatch(named) else None
+            collection = collection or self.settings.default_collection
+            tenant = object_tenant(obj.source)
+            refused = self._refused_tenant(tenant, obj.source, collection)
+            if refused is not None or tenant is None:
+                raise DocumentFailedError(IngestResult(obj.source, "failed", error=refused))
             document = DocumentWrite(
-                collection or self.settings.default_collection,
+                collection,
                 obj.source,
                 size_bytes=obj.size,
                 metadata=metadata,
                 version=obj.version,
+                tenant=tenant,
             )
             reason = (
                 f"object is {obj.size} bytes, over the limit of "
@@ -176,6 +207,7 @@ class Ingestor:
         """
         started = time.perf_counter()
         content_hash = hashlib.sha256(data).hexdigest()
+        tenant = object_tenant(source)
         base = DocumentWrite(
             collection=collection or self.settings.default_collection,
             source=source,
@@ -183,6 +215,7 @@ class Ingestor:
             size_bytes=len(data),
             metadata=metadata or {},
             version=version,
+            tenant=tenant or DEFAULT_TENANT,
         )
         if collection is not None and not _COLLECTION.fullmatch(collection):
             reason = (
@@ -190,6 +223,14 @@ class Ingestor:
                 "'_', '.' or '-', starting with a letter or digit"
             )
             return self._failed(base, reason, started, guard)
+        refused = self._refused_tenant(tenant, source, base.collection)
+        if refused is not None:
+            # Not recorded: an unknown tenant has no documents, and another tenant's
+            # collection takes none of this tenant's. Retried, then in the DLQ.
+            raise DocumentFailedError(
+                IngestResult(source, "failed", collection=base.collection, error=refused,
+                             latency_ms=_elapsed(started))
+            )  # fmt: skip
         collection = base.collection
         try:
             return self._ingest(base, data, name, guard, started)
@@ -198,6 +239,21 @@ class Ingestor:
                 source, "superseded", collection=collection, error=str(exc),
                 latency_ms=_elapsed(started),
             )  # fmt: skip
+
+    def _refused_tenant(self, tenant: str | None, source: str, collection: str) -> str | None:
+        """Why the object may not go into ``collection`` for ``tenant``; None if it may."""
+        if tenant is None:
+            return (
+                f"{source}: a key under {TENANT_PREFIX} names a tenant first "
+                f"({TENANT_PREFIX}<tenant>/..., the tenant 1-63 lower-case letters, digits, "
+                "'_' or '-')"
+            )
+        if tenant != DEFAULT_TENANT and not self.store.tenant_exists(tenant):
+            return f"no tenant {tenant!r}: create it first (ragline keys create --tenant)"
+        owner = self.store.collection_owner(collection)
+        if owner is not None and owner != tenant:
+            return f"collection {collection!r} is not tenant {tenant!r}'s"
+        return None
 
     def _ingest(
         self,
@@ -219,8 +275,9 @@ class Ingestor:
             if _applies_news(existing, base):
                 if existing.status == "ingested" and existing.collection != collection:
                     self.store.ensure_collection(
-                        collection, self.embedder.name, self.embedder.dimensions
-                    )
+                        collection, self.embedder.name, self.embedder.dimensions,
+                        tenant=base.tenant,
+                    )  # fmt: skip
                 existing = self.store.update_document(base, guard=guard)
                 status = "updated"
             return IngestResult(
@@ -245,7 +302,9 @@ class Ingestor:
             return self._failed(base, str(exc), started, guard)
 
         chunks = chunk_document(parsed, max_tokens=self.chunk_tokens, overlap=self.chunk_overlap)
-        self.store.ensure_collection(collection, self.embedder.name, self.embedder.dimensions)
+        self.store.ensure_collection(
+            collection, self.embedder.name, self.embedder.dimensions, tenant=base.tenant
+        )
         vectors, tokens, seconds = self._embed([c.embedding_text(parsed.title) for c in chunks])
         document = replace(base, title=parsed.title, format=parsed.format)
         writes = [

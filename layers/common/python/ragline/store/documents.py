@@ -15,6 +15,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from ragline.errors import InvalidRequestError, SupersededError
+from ragline.identity import DEFAULT_TENANT
 from ragline.store.data_api import DataApiConnection
 from ragline.store.records import DocumentRecord
 
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 _DOCUMENT_COLUMNS = sql.SQL(
     "id, collection, source, title, format, content_hash, size_bytes, metadata, status, error,"
     " chunk_count, embedding_model, created_at, updated_at,"
-    " object_etag, object_version_id, object_modified, object_sequencer"
+    " object_etag, object_version_id, object_modified, object_sequencer, tenant"
 )
 _COPY_CHUNKS = (
     "COPY chunks (document_id, collection, ordinal, section, text, token_count, metadata,"
@@ -79,8 +80,10 @@ def record_collection(
     hnsw_m: int = 16,
     hnsw_ef_construction: int = 64,
     index: bool = True,
+    tenant: str = DEFAULT_TENANT,
 ) -> tuple[str, int]:
-    """Record the collection's model unless one is recorded; return the recorded one.
+    """Record the collection's model (and ``tenant`` as its owner) unless one is recorded;
+    return the recorded model. The caller checks the owner first (:func:`collection_owner`).
 
     Creates the partial HNSW index for the dimension, with these build parameters, when
     this model is the recorded one and the dimension has no index yet (an existing index
@@ -90,9 +93,9 @@ def record_collection(
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('ragline.collections'))")
         conn.execute(
-            "INSERT INTO collections (name, embedding_model, dimensions)"
-            " VALUES (%s, %s, %s) ON CONFLICT (name) DO NOTHING",
-            (name, embedding_model, dimensions),
+            "INSERT INTO collections (name, embedding_model, dimensions, tenant)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO NOTHING",
+            (name, embedding_model, dimensions, tenant),
         )
         row = conn.execute(
             "SELECT embedding_model, dimensions FROM collections WHERE name = %s", (name,)
@@ -168,6 +171,27 @@ def collection_model(conn: Connection, name: str) -> tuple[str, int] | None:
     return (row[0], row[1]) if row else None
 
 
+def collection_owner(conn: Connection, name: str) -> str | None:
+    """The tenant owning the collection, or None when no collection has this name."""
+    row = conn.execute("SELECT tenant FROM collections WHERE name = %s", (name,)).fetchone()
+    return row[0] if row else None
+
+
+def create_collection(
+    conn: Connection, name: str, tenant: str, embedding_model: str, dimensions: int
+) -> str:
+    """Record an empty collection for ``tenant`` unless the name is taken; return its
+    owner (``tenant`` when it is now, or was already, the tenant's)."""
+    conn.execute(
+        "INSERT INTO collections (name, embedding_model, dimensions, tenant)"
+        " VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO NOTHING",
+        (name, embedding_model, dimensions, tenant),
+    )
+    owner = collection_owner(conn, name)
+    assert owner is not None
+    return owner
+
+
 # --- documents ----------------------------------------------------------------------------
 
 
@@ -181,12 +205,16 @@ def find_document(conn: Connection, source: str) -> DocumentRecord | None:
         return _document(cur.fetchone())
 
 
-def get_document(conn: Connection, document_id: UUID) -> DocumentRecord | None:
-    """The document with this id, or None."""
+def get_document(
+    conn: Connection, document_id: UUID, *, tenant: str | None = None
+) -> DocumentRecord | None:
+    """The document with this id (of ``tenant`` only, unless None), or None."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
-            sql.SQL("SELECT {} FROM documents WHERE id = %s").format(_DOCUMENT_COLUMNS),
-            (document_id,),
+            sql.SQL(
+                "SELECT {} FROM documents WHERE id = %s AND (%s::text IS NULL OR tenant = %s)"
+            ).format(_DOCUMENT_COLUMNS),
+            (document_id, tenant, tenant),
         )
         return _document(cur.fetchone())
 
@@ -198,11 +226,13 @@ def list_documents(
     status: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    tenant: str | None = None,
 ) -> tuple[list[DocumentRecord], str | None]:
-    """A page of documents ordered by source, and the cursor of the next page."""
+    """A page of documents ordered by source (of ``tenant`` only, unless None), and the
+    cursor of the next page."""
     conditions: list[sql.Composable] = [sql.SQL("TRUE")]
     params: list[Any] = []
-    for column, value in (("collection", collection), ("status", status)):
+    for column, value in (("tenant", tenant), ("collection", collection), ("status", status)):
         if value is not None:
             conditions.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
             params.append(value)
@@ -361,8 +391,8 @@ def _upsert(
     row = conn.execute(
         "INSERT INTO documents (collection, source, title, format, content_hash, size_bytes,"
         " metadata, status, error, embedding_model, object_etag, object_version_id,"
-        " object_modified, object_sequencer)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " object_modified, object_sequencer, tenant)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (source) DO UPDATE SET collection = EXCLUDED.collection,"
         " title = EXCLUDED.title, format = EXCLUDED.format,"
         " content_hash = EXCLUDED.content_hash, size_bytes = EXCLUDED.size_bytes,"
@@ -370,7 +400,8 @@ def _upsert(
         " embedding_model = EXCLUDED.embedding_model, object_etag = EXCLUDED.object_etag,"
         " object_version_id = EXCLUDED.object_version_id,"
         " object_modified = EXCLUDED.object_modified,"
-        " object_sequencer = EXCLUDED.object_sequencer, updated_at = now()"
+        " object_sequencer = EXCLUDED.object_sequencer, tenant = EXCLUDED.tenant,"
+        " updated_at = now()"
         " RETURNING id",
         (
             document.collection,
@@ -387,6 +418,7 @@ def _upsert(
             version.version_id if version else None,
             version.modified if version else None,
             version.sequencer if version else None,
+            document.tenant,
         ),
     ).fetchone()
     assert row is not None
@@ -432,9 +464,11 @@ def iter_documents(
         after = rows[-1].source
 
 
-def delete_document(conn: Connection, document_id: UUID) -> bool:
-    """Delete the document and its chunks; False when there was no such document."""
+def delete_document(conn: Connection, document_id: UUID, *, tenant: str | None = None) -> bool:
+    """Delete the document and its chunks (of ``tenant`` only, unless None); False when
+    there was no such document."""
     row = conn.execute(
-        "DELETE FROM documents WHERE id = %s RETURNING id", (document_id,)
+        "DELETE FROM documents WHERE id = %s AND (%s::text IS NULL OR tenant = %s) RETURNING id",
+        (document_id, tenant, tenant),
     ).fetchone()
     return row is not None

@@ -23,5 +23,5 @@ def cmd_stats(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"ragline stats: {exc}", file=sys.stderr)
         return 2
-    print(run_stats(get_store(get_settings()), since, plot=args.plot))
+    print(run_stats(get_store(get_settings()), since, plot=args.plot, tenant=args.tenant))
     return 0
