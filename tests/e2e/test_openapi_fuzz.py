@@ -56,7 +56,7 @@ def test_the_api_honours_its_openapi_document(
     run = subprocess.run(
         [
             sys.executable, "-m", "schemathesis.cli", "run", f"{api}/swagger?format=json",
-            "--url", api,
+            "--url", api, "--header", f"x-api-key: {endpoints['api_key']}",
             "--checks", "all", "--exclude-checks", "positive_data_acceptance",
             "--max-examples", EXAMPLES_PER_OPERATION, "--seed", SEED,
             "--generation-database", "none", "--workers", "1",

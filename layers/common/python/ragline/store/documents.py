@@ -68,6 +68,16 @@ def decode_cursor(cursor: str) -> str:
     return value
 
 
+def _of_tenant(tenant: str | None) -> sql.Composable:
+    """The condition keeping one tenant's rows (nothing when ``tenant`` is None: an
+    operator's or the ingest's own reads, never a request's)."""
+    return sql.SQL("" if tenant is None else " AND tenant = %s")
+
+
+def _tenant_params(tenant: str | None) -> tuple[str, ...]:
+    return () if tenant is None else (tenant,)
+
+
 # --- collections --------------------------------------------------------------------------
 
 
@@ -211,10 +221,10 @@ def get_document(
     """The document with this id (of ``tenant`` only, unless None), or None."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
-            sql.SQL(
-                "SELECT {} FROM documents WHERE id = %s AND (%s::text IS NULL OR tenant = %s)"
-            ).format(_DOCUMENT_COLUMNS),
-            (document_id, tenant, tenant),
+            sql.SQL("SELECT {} FROM documents WHERE id = %s{}").format(
+                _DOCUMENT_COLUMNS, _of_tenant(tenant)
+            ),
+            (document_id, *_tenant_params(tenant)),
         )
         return _document(cur.fetchone())
 
@@ -468,7 +478,7 @@ def delete_document(conn: Connection, document_id: UUID, *, tenant: str | None =
     """Delete the document and its chunks (of ``tenant`` only, unless None); False when
     there was no such document."""
     row = conn.execute(
-        "DELETE FROM documents WHERE id = %s AND (%s::text IS NULL OR tenant = %s) RETURNING id",
-        (document_id, tenant, tenant),
+        sql.SQL("DELETE FROM documents WHERE id = %s{} RETURNING id").format(_of_tenant(tenant)),
+        (document_id, *_tenant_params(tenant)),
     ).fetchone()
     return row is not None

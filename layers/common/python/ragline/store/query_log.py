@@ -62,10 +62,11 @@ def record_feedback(
 ) -> bool:
     """Attach a rating to a logged query (of ``tenant`` only, unless None); False when no
     such query was logged."""
+    of_tenant = "" if tenant is None else " AND tenant = %s"
     cursor = conn.execute(
         "UPDATE queries SET rating = %s, comment = %s, rated_at = now() WHERE request_id = %s"
-        " AND (%s::text IS NULL OR tenant = %s)",
-        (rating, comment, request_id, tenant, tenant),
+        + of_tenant,
+        (rating, comment, request_id, *(() if tenant is None else (tenant,))),
     )
     return cursor.rowcount == 1
 
@@ -82,10 +83,10 @@ def query_logged(conn: Connection, request_id: str, tenant: str) -> bool:
 def query_log(conn: Connection, since: datetime, tenant: str | None = None) -> list[dict[str, Any]]:
     """Logged queries since ``since`` (of ``tenant`` only, unless None), oldest first."""
     with conn.cursor(row_factory=dict_row) as cur:
+        of_tenant = "" if tenant is None else " AND tenant = %s"
         cur.execute(
-            "SELECT * FROM queries WHERE created_at >= %s AND (%s::text IS NULL OR tenant = %s)"
-            " ORDER BY created_at",
-            (since, tenant, tenant),
+            "SELECT * FROM queries WHERE created_at >= %s" + of_tenant + " ORDER BY created_at",
+            (since, *(() if tenant is None else (tenant,))),
         )
         return list(cur.fetchall())
 
@@ -99,8 +100,8 @@ def query_stats(conn: Connection, since: datetime, tenant: str | None = None) ->
     totals, latency percentiles per stage, and tokens and cost by model and by profile,
     over answered questions; and ``errors``, the questions answered with an error status."""
     # Every statement below selects with this: the window, and the tenant when given.
-    window = " WHERE created_at >= %s AND (%s::text IS NULL OR tenant = %s)"
-    scope = (since, tenant, tenant)
+    window = " WHERE created_at >= %s" + ("" if tenant is None else " AND tenant = %s")
+    scope = (since, *(() if tenant is None else (tenant,)))
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             "SELECT count(*) AS errors FROM queries" + window + " AND status_code >= 400",
