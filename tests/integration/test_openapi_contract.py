@@ -169,3 +169,23 @@ def test_a_method_a_path_does_not_serve_is_a_405_naming_those_it_does(
     status, answer = send(method, path)
     assert status == 405
     assert answer["message"].startswith(f"{method} is not allowed on {path}; use ")
+
+
+def test_every_route_but_health_declares_the_api_key_and_its_refusals(
+    spec: dict[str, Any],
+) -> None:
+    # GIVEN the served OpenAPI document
+    # THEN it declares the x-api-key scheme
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["apiKey"]["type"] == "apiKey"
+    assert (schemes["apiKey"]["in"], schemes["apiKey"]["name"]) == ("header", "x-api-key")
+    # AND every route but /health requires it and documents 401, 403 and 404
+    for path, method, operation in _operations(spec):
+        if path == "/health":
+            assert "security" not in operation
+            assert not {"401", "403"} & set(operation["responses"])
+            continue
+        assert operation.get("security") == [{"apiKey": []}], (method, path)
+        for status in ("401", "403", "404"):
+            content = operation["responses"][status]["content"]["application/json"]
+            assert content["schema"] == ERROR_BODY, (method, path, status)
