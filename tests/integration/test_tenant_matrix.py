@@ -246,3 +246,13 @@ def _long_ago() -> Any:
     from datetime import UTC, datetime, timedelta
 
     return datetime.now(UTC) - timedelta(days=1)
+
+
+def test_the_default_collection_is_the_default_tenants_even_while_empty(send: Send) -> None:
+    question = {"question": "When does the ferry leave?"}  # no collection: the default one
+    # WHEN the default tenant asks its (empty) default collection, THEN it abstains
+    status, body = send(Identity("default", frozenset({"query"}), "k"), "POST", "/query", question)
+    assert status == 200 and body["abstained"] is True
+    # AND for another tenant the default collection is as absent as any other tenant's
+    status, _ = send(Identity("alpha", frozenset(SCOPES), "k"), "POST", "/query", question)
+    assert status == 404

@@ -252,7 +252,11 @@ class Ingestor:
             return f"no tenant {tenant!r}: create it first (ragline keys create --tenant)"
         owner = self.store.collection_owner(collection)
         if owner is not None and owner != tenant:
-            return f"collection {collection!r} is not tenant {tenant!r}'s"
+            hint = " (name the tenant's own with the collection metadata)"
+            unnamed = collection == self.settings.default_collection
+            return f"collection {collection!r} is not tenant {tenant!r}'s" + (
+                hint if unnamed else ""
+            )
         return None
 
     def _ingest(

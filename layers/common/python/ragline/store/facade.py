@@ -150,12 +150,16 @@ class Store:
         )
 
     def collection_owner(self, name: str) -> str | None:
-        """The tenant owning the collection; None when no collection has this name."""
+        """The tenant owning the collection; None when no collection has this name. The
+        default collection (RAGLINE_COLLECTION) is the default tenant's before anything
+        is stored in it: reserved, so asking for it tells no one whether it exists."""
         owner = self._owners.get(name)
         if owner is None:
             owner = documents.collection_owner(self.connection(), name)
             if owner is not None:
                 self._owners[name] = owner
+            elif name == self.settings.default_collection:
+                return DEFAULT_TENANT
         return owner
 
     def create_collection(
