@@ -94,6 +94,7 @@ def clear_caches() -> None:
         metering,
         rerankers,
         store,
+        tenancy,
     )
     from ragline.providers import clients
     from ragline.telemetry import pricing
@@ -108,6 +109,7 @@ def clear_caches() -> None:
         catalog.get_catalog,
         ledger.get_ledger,
         metering.get_endpoint_meter,
+        tenancy.get_keys,
         pricing.get_price_table,
         # model SDK clients read OPENAI_BASE_URL, AWS endpoints and keys when created
         clients.openai_connection,

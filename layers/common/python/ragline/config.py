@@ -74,6 +74,7 @@ ENVIRONMENT: dict[str, str] = {
     "RAGLINE_LOG_QUESTIONS": "log_questions",
     "RAGLINE_QUERY_LOG_RETENTION_DAYS": "query_log_retention_days",
     "RAGLINE_TRACING": "tracing",
+    "RAGLINE_USAGE_PLAN_KEYS": "usage_plan_keys",
     "POWERTOOLS_METRICS_NAMESPACE": "metrics_namespace",
     "POWERTOOLS_SERVICE_NAME": "service_name",
 }
@@ -175,12 +176,36 @@ class Settings(BaseModel):
     metrics_namespace: str = "Ragline"
     service_name: str = "ragline"
 
+    # The Lambda authorizer's usage identifiers: ``tenant=value`` pairs (``*=value`` for
+    # every other tenant), the values of the API Gateway keys of the stack's usage plans.
+    usage_plan_keys: tuple[tuple[str, str], ...] = ()
+
     @field_validator("llm_fallback", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(item.strip() for item in value.split(",") if item.strip())
         return value
+
+    @field_validator("usage_plan_keys", mode="before")
+    @classmethod
+    def _split_pairs(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        pairs = []
+        for item in (part.strip() for part in value.split(",")):
+            tenant, equals, key = item.partition("=")
+            if not item:
+                continue
+            if not equals or not tenant.strip() or not key.strip():
+                raise ValueError(f"{item!r} is not tenant=value")
+            pairs.append((tenant.strip(), key.strip()))
+        return tuple(pairs)
+
+    def usage_plan_key(self, tenant: str) -> str | None:
+        """The usage identifier of ``tenant``'s usage plan: its own, else the shared one."""
+        keys = dict(self.usage_plan_keys)
+        return keys.get(tenant) or keys.get("*")
 
     @field_validator("sagemaker_payload")
     @classmethod
