@@ -16,7 +16,7 @@ unexport PYTHONDONTWRITEBYTECODE
 WORKERS ?= auto
 PARALLEL := -n $(WORKERS) --dist loadgroup
 
-.PHONY: setup demo check test lint style types suite unit integration infrastructure e2e bench synth clean
+.PHONY: setup demo check fast test lint style types suite unit integration infrastructure e2e bench synth clean
 
 setup: $(VENV)/.installed
 
@@ -36,8 +36,12 @@ node_modules/.installed: package.json package-lock.json
 demo: setup
 	$(BIN)/ragline demo
 
-check: setup lint
-	$(BIN)/pytest tests/unit tests/integration -m "not slow" -q
+# Style first, then the type check beside the fast tests, as `make test` does.
+check: setup style
+	$(MAKE) --no-print-directory -j2 --output-sync=target types fast
+
+fast: setup
+	$(BIN)/pytest tests/unit tests/integration -m "not slow" $(PARALLEL) -q
 
 # Style first (seconds), then the type check beside every test tier in one run: mypy is
 # one busy core for minutes on a fresh clone, while the tests mostly wait on servers.
