@@ -6,6 +6,8 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from ragline.dev.commands.common import configure_logging, local_embeddings
@@ -30,6 +32,27 @@ def _wait_for_termination() -> None:
     try:
         while not stopping.wait(0.5):
             pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextmanager
+def _shielded_from_signals() -> Iterator[None]:
+    """While the stack stops, a second Ctrl-C or SIGTERM (an impatient user, a supervisor
+    repeating itself) is noted, not obeyed: dying now would orphan the embedded
+    PostgreSQL, which outlives us and holds the data dir."""
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        print(
+            "ragline dev: still stopping (the database last); SIGKILL would orphan it",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -75,6 +98,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         )
         _wait_for_termination()
     finally:
-        print("stopping…", file=sys.stderr, flush=True)
-        stack.stop()
+        with _shielded_from_signals():
+            print("stopping…", file=sys.stderr, flush=True)
+            stack.stop()
     return 0
