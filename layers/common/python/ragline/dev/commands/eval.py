@@ -72,9 +72,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ragline.config import Settings
-    from ragline.dev.evaluation import plot_report, render_report
+    from ragline.dev.eval_report import plot_report, render_report
     from ragline.errors import RaglineError
-    from ragline.evaluation import Bar, EvalOptions, evaluate, load_questions, with_reranker
+    from ragline.evaluation import EvalOptions, QualityBar, evaluate, load_questions, with_reranker
 
     def progress(items: Sequence[Any], label: str) -> Iterable[Any]:
         unit = "file" if label == "ingesting" else "q"
@@ -82,7 +82,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     try:
         questions = load_questions(args.set)
-        bar = Bar.parse(args.bar or DEFAULT_BAR)
+        bar = QualityBar.parse(args.bar or DEFAULT_BAR)
         settings = Settings.from_env()
         if args.embeddings:
             settings = settings.with_overrides(embeddings=args.embeddings)
