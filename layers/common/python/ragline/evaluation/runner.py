@@ -27,7 +27,6 @@ from ragline.documents import chunk_document, parse_document
 from ragline.embeddings import get_embedder
 from ragline.errors import ConfigurationError, RaglineError
 from ragline.evaluation import metrics
-from ragline.evaluation.bar import RETRIEVAL_METRICS, Bar
 from ragline.evaluation.dataset import (
     collection_name,
     corpus_files,
@@ -36,6 +35,7 @@ from ragline.evaluation.dataset import (
     matches_gold,
     source_for,
 )
+from ragline.evaluation.quality_bar import RETRIEVAL_METRICS, QualityBar
 from ragline.ingest import DocumentFailedError, Ingestor
 from ragline.rerankers import get_reranker
 from ragline.retrieval import MODES
@@ -68,7 +68,7 @@ class EvalOptions:
 
     modes: tuple[str, ...] = MODES
     models: tuple[str, ...] = ()
-    bar: Bar = field(default_factory=lambda: Bar(()))
+    bar: QualityBar = field(default_factory=lambda: QualityBar(()))
     corpus: Path | None = None
     collection: str | None = None
     top_k: int | None = None

@@ -5,12 +5,31 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ragline.dev.commands.common import local_embeddings, use_data_dir, without_emf
 
 if TYPE_CHECKING:
     import argparse
+
+    from ragline.dev.commands.common import Subcommands
+
+
+def register(commands: Subcommands) -> None:
+    """``ragline ask QUESTION`` and its options."""
+    ask = commands.add_parser(
+        "ask",
+        help="answer a question from the store, in-process",
+        description="Answer a question with citations, as POST /query does.",
+    )
+    ask.add_argument("question")
+    ask.add_argument("--collection", help="collection to search (default: settings)")
+    ask.add_argument("--top-k", type=int, help="passages to retrieve")
+    ask.add_argument("--profile", help="routing profile")
+    ask.add_argument("--data-dir", type=Path, help="data directory of the embedded database")
+    ask.add_argument("--json", action="store_true", help="print the raw JSON response")
+    ask.set_defaults(run=cmd_ask)
 
 
 def cmd_ask(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""What every command sets up before it imports the library: logging, data dir, metrics.
+"""What the commands share: the options several take, and what every command sets up
+before it imports the library (logging, data dir, metrics).
 
 Settings are read once per process, so every option that feeds them (the data
 directory) is put in the environment before the library is imported.
@@ -9,10 +10,32 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    import argparse
+    from typing import TypeAlias
+
+    # What `ArgumentParser.add_subparsers` returns: each command module's `register`
+    # adds its parser to it.
+    Subcommands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+
+DEFAULT_DATA_DIR = Path(".ragline")
+
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a command that acts on the running `ragline dev` or a deployed stack."""
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help="data directory of the running `ragline dev` (its endpoints.json and database)",
+    )
+    parser.add_argument(
+        "--stack", help="a deployed stack's name: act on it with the current AWS credentials"
+    )
+    parser.add_argument("--region", help="the deployed stack's region (default: AWS config)")
 
 
 def configure_logging(level: int) -> None:

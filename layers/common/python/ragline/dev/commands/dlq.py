@@ -5,8 +5,32 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
+from ragline.dev.commands.common import add_target_arguments
+
 if TYPE_CHECKING:
     import argparse
+
+    from ragline.dev.commands.common import Subcommands
+
+
+def register(commands: Subcommands) -> None:
+    """``ragline dlq`` and its actions: ``redrive``."""
+    dlq = commands.add_parser(
+        "dlq",
+        help="the ingest dead-letter queue",
+        description="Act on the ingest dead-letter queue.",
+    )
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+    redrive = dlq_commands.add_parser(
+        "redrive",
+        help="move the DLQ's messages back to the ingest queue",
+        description="Move the dead-letter queue's messages back to the ingest queue, each "
+        "deleted from the DLQ only once the queue has it, of the running `ragline dev` "
+        "(default) or of a deployed stack (--stack).",
+    )
+    add_target_arguments(redrive)
+    redrive.add_argument("--limit", type=int, help="move at most this many messages")
+    redrive.set_defaults(run=cmd_dlq_redrive)
 
 
 def cmd_dlq_redrive(args: argparse.Namespace) -> int:

@@ -12,12 +12,36 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ragline.dev.commands.common import local_embeddings, use_data_dir, without_emf
+from ragline.dev.commands.common import (
+    add_target_arguments,
+    local_embeddings,
+    use_data_dir,
+    without_emf,
+)
 
 if TYPE_CHECKING:
     import argparse
 
+    from ragline.dev.commands.common import Subcommands
     from ragline.dev.targets import Target
+
+
+def register(commands: Subcommands) -> None:
+    """``ragline sync`` and its options."""
+    sync = commands.add_parser(
+        "sync",
+        help="make the store match the bucket: ingest missing or changed objects, delete "
+        "documents whose object is gone",
+        description="Reconcile the store with the documents bucket of the running `ragline "
+        "dev` (default) or of a deployed stack (--stack, found by its CloudFormation outputs; "
+        "runs its reconcile function, or here when RAGLINE_DATABASE_URL reaches its "
+        "database). Unchanged objects are not read or embedded again. Exits 1 when an "
+        "object failed.",
+    )
+    add_target_arguments(sync)
+    sync.add_argument("--prefix", default="", help="only the keys starting with this")
+    sync.add_argument("--json", action="store_true", help="print the report as JSON")
+    sync.set_defaults(run=cmd_sync)
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
