@@ -80,8 +80,8 @@ def prepare_environment(data_dir: Path, s3_endpoint: str | None = None) -> None:
     os.environ["RAGLINE_DATA_DIR"] = str(data_dir.resolve())
     os.environ.setdefault("AWS_ACCESS_KEY_ID", FAKE_CREDENTIALS["aws_access_key_id"])
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", FAKE_CREDENTIALS["aws_secret_access_key"])
-    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
-    os.environ.setdefault("AWS_REGION", os.environ["AWS_DEFAULT_REGION"])
+    region = os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+    os.environ.setdefault("AWS_REGION", region)
     if s3_endpoint is not None:
         # boto3's default S3 client, the one the ingest handler makes, reads this.
         os.environ["AWS_ENDPOINT_URL_S3"] = s3_endpoint

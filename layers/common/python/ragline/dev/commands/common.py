@@ -62,9 +62,14 @@ def local_embeddings() -> str:
     (tests, and the explicit choice for speed). The choice goes into the environment so
     that every handler the command starts reads the same one.
     """
-    if not os.environ.get("RAGLINE_EMBEDDINGS", "").strip():
-        os.environ["RAGLINE_EMBEDDINGS"] = "minilm" if _minilm_installed() else "hash"
-    return os.environ["RAGLINE_EMBEDDINGS"]
+    from ragline.config import Settings
+
+    settings = Settings.from_env()  # not get_settings(): that would cache the unset choice
+    if "embeddings" in settings.model_fields_set:
+        return settings.embeddings
+    choice = "minilm" if _minilm_installed() else "hash"
+    os.environ["RAGLINE_EMBEDDINGS"] = choice  # the handlers' environment, as Lambda's
+    return choice
 
 
 def _minilm_installed() -> bool:
