@@ -218,16 +218,15 @@ class Ingestor:
         """The straight line: what is stored -> plan -> parse -> chunk -> embed -> save."""
         stored = self.store.find_document(document.source)
         match versions.plan(stored, document, self.embedder.name):
-            case Plan.UNCHANGED:
-                assert stored is not None
+            case Plan.UNCHANGED if stored is not None:
                 return _result(stored, "unchanged", started)
-            case Plan.REATTRIBUTE:
+            case Plan.REATTRIBUTE if stored is not None:
                 return self._reattribute(stored, document, precondition, started)
         try:
             parsed = parse_document(name, data)
         except UnsupportedDocumentError as exc:
             record = self._write(NotIngested(document, "skipped", str(exc)), precondition)
-            return replace(_result(record, "skipped", started), chunks=0, error=str(exc))
+            return replace(_result(record, "skipped", started), error=str(exc))
         except DocumentParseError as exc:
             return self._failed(document, str(exc), started, precondition)
         chunks = chunk_document(parsed, max_tokens=self.chunk_tokens, overlap=self.chunk_overlap)
@@ -247,13 +246,12 @@ class Ingestor:
 
     def _reattribute(
         self,
-        stored: DocumentRecord | None,
+        stored: DocumentRecord,
         document: DocumentWrite,
         precondition: Precondition | None,
         started: float,
     ) -> IngestResult:
         """Apply new attributes to unchanged content: no parse, no embedding."""
-        assert stored is not None
         if stored.status == "ingested" and stored.collection != document.collection:
             self.store.ensure_collection(
                 document.collection, self.embedder.name, self.embedder.dimensions
@@ -292,7 +290,7 @@ class Ingestor:
             record = self._write(NotIngested(document, "failed", reason), precondition)
         except SupersededError as exc:
             return _superseded(document, exc, started)
-        failed = replace(_result(record, "failed", started), chunks=0, error=reason)
+        failed = replace(_result(record, "failed", started), error=reason)
         raise DocumentFailedError(failed)
 
     def _write(self, change: DocumentChange, precondition: Precondition | None) -> DocumentRecord:
