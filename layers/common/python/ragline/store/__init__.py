@@ -14,9 +14,15 @@ from ragline.store.facade import Store
 from ragline.store.migrate import apply_migrations, available_migrations
 from ragline.store.records import (
     ChunkWrite,
+    DocumentChange,
     DocumentRecord,
     DocumentWrite,
+    Ingested,
+    NotIngested,
     ObjectVersion,
+    Precondition,
+    Reattributed,
+    Removed,
     RetrievedChunk,
     Selection,
 )
@@ -27,9 +33,15 @@ if TYPE_CHECKING:
 __all__ = [
     "ChunkWrite",
     "Database",
+    "DocumentChange",
     "DocumentRecord",
     "DocumentWrite",
+    "Ingested",
+    "NotIngested",
     "ObjectVersion",
+    "Precondition",
+    "Reattributed",
+    "Removed",
     "RetrievedChunk",
     "Selection",
     "Store",
