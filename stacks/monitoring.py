@@ -68,23 +68,7 @@ class Monitoring(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.namespace = settings.metrics_namespace
-        self.key: kms.Key | None = None
-        if settings.alarm_topic_kms:
-            # A customer managed key: CloudWatch cannot publish to a topic encrypted with
-            # the AWS managed SNS key, whose policy cannot be changed.
-            self.key = kms.Key(
-                self,
-                "AlarmTopicKey",
-                description="ragline alarm topic",
-                enable_key_rotation=True,
-                removal_policy=RemovalPolicy.DESTROY,
-                pending_window=Duration.days(7),
-            )
-            self.key.grant(
-                iam.ServicePrincipal("cloudwatch.amazonaws.com"),
-                "kms:Decrypt",
-                "kms:GenerateDataKey*",
-            )
+        self.key = self._topic_key() if settings.alarm_topic_kms else None
         self.topic = sns.Topic(
             self,
             "AlarmTopic",
@@ -107,6 +91,24 @@ class Monitoring(Construct):
             self._widgets(
                 self.dashboard, api, functions, queue, dead_letter_queue, cluster, endpoint_name
             )
+
+    def _topic_key(self) -> kms.Key:
+        """A customer managed key: CloudWatch cannot publish to a topic encrypted with the
+        AWS managed SNS key, whose policy cannot be changed."""
+        key = kms.Key(
+            self,
+            "AlarmTopicKey",
+            description="ragline alarm topic",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.DESTROY,
+            pending_window=Duration.days(7),
+        )
+        key.grant(
+            iam.ServicePrincipal("cloudwatch.amazonaws.com"),
+            "kms:Decrypt",
+            "kms:GenerateDataKey*",
+        )
+        return key
 
     # Metrics.
 
