@@ -100,7 +100,44 @@ class Api(Construct):
             retention=settings.log_retention,
             removal_policy=RemovalPolicy.DESTROY,
         )
-        self.api = apigw.RestApi(
+        self.api = self._rest_api(settings)
+        # Created here, before the stage, so the execution log has a retention.
+        execution_logs = logs.LogGroup(
+            self,
+            "ExecutionLogs",
+            log_group_name=f"API-Gateway-Execution-Logs_{self.api.rest_api_id}/{STAGE}",
+            retention=settings.log_retention,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.api.deployment_stage.node.add_dependency(execution_logs)
+        self.api.add_gateway_response(
+            "InvalidBody",
+            type=apigw.ResponseType.BAD_REQUEST_BODY,
+            status_code="400",
+            templates={
+                # The handler's error shape, so clients parse one format.
+                "application/json": '{"message": "invalid request body: '
+                '$util.escapeJavaScript($context.error.validationErrorString)", '
+                '"statusCode": 400}'
+            },
+        )
+        self._routes(settings, apigw.LambdaIntegration(handler, allow_test_invoke=False))
+        self.api_key = self.api.add_api_key("ApiKey", description="ragline default client key")
+        self.usage_plan = self.api.add_usage_plan(
+            "UsagePlan",
+            description="ragline clients: throttling and a daily quota per API key",
+            throttle=apigw.ThrottleSettings(
+                rate_limit=settings.api_throttle_rate, burst_limit=settings.api_throttle_burst
+            ),
+            quota=apigw.QuotaSettings(limit=settings.api_quota_per_day, period=apigw.Period.DAY),
+            api_stages=[apigw.UsagePlanPerApiStage(api=self.api, stage=self.api.deployment_stage)],
+        )
+        self.usage_plan.add_api_key(self.api_key)
+        self._acknowledge(settings)
+
+    def _rest_api(self, settings: DeploymentSettings) -> apigw.RestApi:
+        """The regional REST API and its stage: access logs, error logs, throttling."""
+        return apigw.RestApi(
             self,
             "RestApi",
             rest_api_name=f"{settings.stack_name}-api",
@@ -124,26 +161,9 @@ class Api(Construct):
                 tracing_enabled=settings.tracing,
             ),
         )
-        # Created here, before the stage, so the execution log has a retention.
-        execution_logs = logs.LogGroup(
-            self,
-            "ExecutionLogs",
-            log_group_name=f"API-Gateway-Execution-Logs_{self.api.rest_api_id}/{STAGE}",
-            retention=settings.log_retention,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        self.api.deployment_stage.node.add_dependency(execution_logs)
-        self.api.add_gateway_response(
-            "InvalidBody",
-            type=apigw.ResponseType.BAD_REQUEST_BODY,
-            status_code="400",
-            templates={
-                # The handler's error shape, so clients parse one format.
-                "application/json": '{"message": "invalid request body: '
-                '$util.escapeJavaScript($context.error.validationErrorString)", '
-                '"statusCode": 400}'
-            },
-        )
+
+    def _routes(self, settings: DeploymentSettings, integration: apigw.Integration) -> None:
+        """Every route on the one integration; bodies and path parameters validated."""
         body_validator = self.api.add_request_validator(
             "BodyValidator", validate_request_body=True, validate_request_parameters=True
         )
@@ -157,7 +177,6 @@ class Api(Construct):
             "/retrieve": request_schema("RetrieveRequest", max_string, {"query": question_chars}),
             "/feedback": request_schema("FeedbackRequest", max_string),
         }
-        integration = apigw.LambdaIntegration(handler, allow_test_invoke=False)
         root = self.api.root
         for path, schema in models.items():
             model = self.api.add_model(
@@ -187,19 +206,6 @@ class Api(Construct):
             )
         self._add(root.add_resource("health"), "GET", "/health", integration)
         self._add(root.add_resource("swagger"), "GET", "/swagger", integration)
-
-        self.api_key = self.api.add_api_key("ApiKey", description="ragline default client key")
-        self.usage_plan = self.api.add_usage_plan(
-            "UsagePlan",
-            description="ragline clients: throttling and a daily quota per API key",
-            throttle=apigw.ThrottleSettings(
-                rate_limit=settings.api_throttle_rate, burst_limit=settings.api_throttle_burst
-            ),
-            quota=apigw.QuotaSettings(limit=settings.api_quota_per_day, period=apigw.Period.DAY),
-            api_stages=[apigw.UsagePlanPerApiStage(api=self.api, stage=self.api.deployment_stage)],
-        )
-        self.usage_plan.add_api_key(self.api_key)
-        self._acknowledge(settings)
 
     def _add(
         self,
