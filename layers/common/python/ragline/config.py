@@ -71,6 +71,20 @@ ENVIRONMENT: dict[str, str] = {
     "RAGLINE_MAX_BODY_BYTES": "max_body_bytes",
     "RAGLINE_MAX_QUESTION_CHARS": "max_question_chars",
     "RAGLINE_MAX_DOCUMENT_BYTES": "max_document_bytes",
+    "RAGLINE_MAX_INFLATED_BYTES": "max_inflated_bytes",
+    "RAGLINE_MAX_PAGES": "max_pages",
+    "RAGLINE_MAX_UNPACKED_BYTES": "max_unpacked_bytes",
+    "RAGLINE_MAX_COMPRESSION_RATIO": "max_compression_ratio",
+    "RAGLINE_MAX_SHEET_COLUMNS": "max_sheet_columns",
+    "RAGLINE_MAX_SHEET_CELLS": "max_sheet_cells",
+    "RAGLINE_MAX_TABLE_ROWS": "max_table_rows",
+    "RAGLINE_MAX_LINE_CHARS": "max_line_chars",
+    "RAGLINE_MAX_HTML_CHARS": "max_html_chars",
+    "RAGLINE_MAX_HTML_DEPTH": "max_html_depth",
+    "RAGLINE_MAX_CHUNKS": "max_chunks",
+    "RAGLINE_PARSE_TIMEOUT_SECONDS": "parse_timeout_seconds",
+    "RAGLINE_PARSE_MEMORY_MB": "parse_memory_mb",
+    "RAGLINE_PARSE_ISOLATION": "parse_isolation",
     "RAGLINE_LOG_QUESTIONS": "log_questions",
     "RAGLINE_QUERY_LOG_RETENTION_DAYS": "query_log_retention_days",
     "RAGLINE_TRACING": "tracing",
@@ -167,6 +181,24 @@ class Settings(BaseModel):
     max_question_chars: int = Field(default=2000, ge=16)
     # A 1,000-page, 105 MB PDF peaks at 235 MB resident (bench/pdf_memory.py): it fits.
     max_document_bytes: int = Field(default=128 * 1024 * 1024, ge=1024)
+    # Parse budgets, checked before the heavy work (documents/budgets.py; measured by
+    # bench/hostile_files.py): a document over one fails with the reason.
+    max_inflated_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
+    max_pages: int = Field(default=5000, ge=1)
+    max_unpacked_bytes: int = Field(default=128 * 1024 * 1024, ge=1024 * 1024)
+    max_compression_ratio: int = Field(default=200, ge=10)
+    max_sheet_columns: int = Field(default=2048, ge=16, le=16384)
+    max_sheet_cells: int = Field(default=2_000_000, ge=1000)
+    max_table_rows: int = Field(default=100_000, ge=100)
+    max_line_chars: int = Field(default=1024 * 1024, ge=1024)
+    max_html_chars: int = Field(default=16 * 1024 * 1024, ge=64 * 1024)
+    max_html_depth: int = Field(default=512, ge=32)
+    max_chunks: int = Field(default=5000, ge=1)
+    # Each parse runs in a child process (parse_isolation) that may add parse_memory_mb
+    # to its address space and is killed after parse_timeout_seconds.
+    parse_timeout_seconds: float = Field(default=60.0, gt=0, le=900)
+    parse_memory_mb: int = Field(default=512, ge=64)
+    parse_isolation: bool = True
 
     # Telemetry.
     log_questions: bool = False

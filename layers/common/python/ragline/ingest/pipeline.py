@@ -25,8 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ragline.documents import chunk_document, parse_document
+from ragline.documents import chunk_document
+from ragline.documents.budgets import Budgets
 from ragline.documents.chunking import SECTION_SEPARATOR
+from ragline.documents.isolation import parse_within_budgets
+from ragline.documents.sanitize import clean_text
 from ragline.embeddings import Embedder, get_embedder
 from ragline.errors import (
     DocumentParseError,
@@ -37,7 +40,7 @@ from ragline.errors import (
 from ragline.ingest.attributes import document_key, is_sidecar, sidecar_key
 from ragline.records import IngestResult
 from ragline.schemas import COLLECTION_PATTERN
-from ragline.store import ChunkWrite, DocumentWrite, Store, get_store
+from ragline.store import ChunkWrite, DocumentWrite, Store, get_store, transient_error
 
 if TYPE_CHECKING:
     from ragline.config import Settings
@@ -47,6 +50,7 @@ if TYPE_CHECKING:
     from ragline.store.documents import WriteGuard
 
 _COLLECTION = re.compile(COLLECTION_PATTERN)
+_MAX_REASON_CHARS = 2000
 
 
 class DocumentFailedError(RaglineError):
@@ -64,6 +68,7 @@ class Ingestor:
         self.settings = settings
         self.store = store
         self.embedder = embedder
+        self.budgets = Budgets.from_settings(settings)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Ingestor:
@@ -170,9 +175,12 @@ class Ingestor:
         again; a new collection, metadata or object version is still applied to it
         (``updated``). Unsupported types are recorded as skipped. Content that cannot be
         parsed, or a collection name the API could never query, is recorded as failed and
-        DocumentFailedError is raised. When ``guard`` refuses the write (a newer version of
-        the object won), nothing is written and the result is ``superseded``. Other errors
-        (database, embedding provider) propagate untouched so the caller can retry.
+        DocumentFailedError is raised; so is any error the pipeline did not foresee, unless
+        it is transient (database, embedding provider, network: see :func:`_transient`),
+        which propagates untouched so the caller can retry. A failed version withdraws the
+        chunks of the previous one: its reason shows in /documents, and no answer cites
+        content the bucket no longer holds. When ``guard`` refuses the write (a newer
+        version of the object won), nothing is written and the result is ``superseded``.
         """
         started = time.perf_counter()
         content_hash = hashlib.sha256(data).hexdigest()
@@ -198,6 +206,12 @@ class Ingestor:
                 source, "superseded", collection=collection, error=str(exc),
                 latency_ms=_elapsed(started),
             )  # fmt: skip
+        except DocumentFailedError:
+            raise
+        except Exception as exc:
+            if _transient(exc):
+                raise
+            return self._failed(base, f"{type(exc).__name__}: {exc}", started, guard)
 
     def _ingest(
         self,
@@ -234,7 +248,7 @@ class Ingestor:
 
         name = name or source.rsplit("/", 1)[-1]
         try:
-            parsed = parse_document(name, data)
+            parsed = parse_within_budgets(name, data, self.budgets)
         except UnsupportedDocumentError as exc:
             record = self.store.mark_document(base, "skipped", str(exc), guard=guard)
             return IngestResult(
@@ -245,6 +259,12 @@ class Ingestor:
             return self._failed(base, str(exc), started, guard)
 
         chunks = chunk_document(parsed, max_tokens=self.chunk_tokens, overlap=self.chunk_overlap)
+        if len(chunks) > self.budgets.chunks:
+            reason = (
+                f"the document makes {len(chunks):,} chunks, over the limit of "
+                f"{self.budgets.chunks:,} (RAGLINE_MAX_CHUNKS)"
+            )
+            return self._failed(base, reason, started, guard)
         self.store.ensure_collection(collection, self.embedder.name, self.embedder.dimensions)
         vectors, tokens, seconds = self._embed([c.embedding_text(parsed.title) for c in chunks])
         document = replace(base, title=parsed.title, format=parsed.format)
@@ -292,6 +312,7 @@ class Ingestor:
         started: float,
         guard: WriteGuard | None = None,
     ) -> IngestResult:
+        reason = clean_text(reason)[:_MAX_REASON_CHARS]
         try:
             record = self.store.mark_document(document, "failed", reason, guard=guard)
         except SupersededError as exc:
@@ -355,6 +376,21 @@ def _applies_news(existing: DocumentRecord, document: DocumentWrite) -> bool:
         or existing.collection != document.collection
         or existing.metadata != document.metadata
     )
+
+
+def _transient(exc: Exception) -> bool:
+    """Whether ``exc`` says nothing about the document: the database, the embedding
+    provider, the network or the configuration failed, and a retry may well succeed.
+    Anything else raised while ingesting a document is the document's failure."""
+    if isinstance(exc, RaglineError) or transient_error(exc):
+        return True
+    if isinstance(exc, OSError | TimeoutError):
+        return True
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:  # pragma: no cover - botocore ships with every deployment
+        return False
+    return isinstance(exc, BotoCoreError | ClientError)
 
 
 def _batches(items: list[str], size: int) -> Iterator[list[str]]:
