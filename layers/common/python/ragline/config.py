@@ -186,7 +186,7 @@ class Settings(BaseModel):
     max_inflated_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
     max_pages: int = Field(default=5000, ge=1)
     max_unpacked_bytes: int = Field(default=128 * 1024 * 1024, ge=1024 * 1024)
-    max_compression_ratio: int = Field(default=200, ge=10)
+    max_compression_ratio: int = Field(default=500, ge=10)
     max_sheet_columns: int = Field(default=2048, ge=16, le=16384)
     max_sheet_cells: int = Field(default=2_000_000, ge=1000)
     max_table_rows: int = Field(default=100_000, ge=100)

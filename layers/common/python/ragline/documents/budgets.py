@@ -44,9 +44,9 @@ class Budgets:
     inflated_bytes: int = 256 * MIB
     pages: int = 5_000
     # Office packages: the XML parts' declared unpacked size, and any large part's ratio
-    # of unpacked to packed size (text XML deflates about 10:1; a bomb a thousand to one).
+    # of unpacked to packed size (text XML deflates about 10:1, DEFLATE at most 1,032:1).
     unpacked_bytes: int = 128 * MIB
-    compression_ratio: int = 200
+    compression_ratio: int = 500
     # Spreadsheets: the widest row and the cells of all sheets, as declared and as read.
     sheet_columns: int = 2_048
     sheet_cells: int = 2_000_000

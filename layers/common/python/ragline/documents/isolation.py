@@ -15,6 +15,7 @@ milliseconds (``bench/hostile_files.py`` measures it).
 
 from __future__ import annotations
 
+import faulthandler
 import multiprocessing
 import os
 import resource
@@ -73,6 +74,7 @@ def parse_within_budgets(name: str, data: bytes, budgets: Budgets) -> ParsedDocu
 
 
 def _child(sender: Connection, name: str, data: bytes, budgets: Budgets) -> None:
+    faulthandler.disable()  # a crash is the parent's to report, with the document
     try:
         _limit_memory(budgets.memory_mb)
         with budgets_module.applied(budgets):
