@@ -8,6 +8,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from ragline.documents import budgets, parse_document
@@ -25,7 +26,7 @@ from tests.support.pdfs import build_pdf, text_page
 MIB = 1024 * 1024
 
 
-def _parse(name: str, data: bytes, **limits: int) -> ParsedDocument:
+def _parse(name: str, data: bytes, **limits: Any) -> ParsedDocument:
     with budgets.applied(Budgets(**limits)):
         return parse_document(name, data)
 
