@@ -34,6 +34,8 @@ WRITERS = {
     "ragline/dev/commands/common.py": "the handlers' environment the local commands build: "
     "data dir, embedder, Powertools' metrics switch",
     "ragline/dev/demo.py": "Powertools' log level and metrics switch for the demo's handlers",
+    "ragline/dev/commands/sync.py": "the running stack's embedder, over the shell's, for the "
+    "handlers `ragline sync` runs in-process",
     "ragline/embeddings/minilm.py": "Hugging Face's offline switches (not settings)",
     "app.py": "jsii's Node.js warning, before aws_cdk starts Node",
 }

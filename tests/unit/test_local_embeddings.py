@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from ragline.config import Settings
-from ragline.dev.commands import common
+from ragline.dev.commands import common, sync
+from ragline.dev.stack import ENDPOINTS_FILE, Endpoints
 
 
 def test_an_explicit_choice_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -38,3 +42,29 @@ def test_the_library_default_stays_hash(monkeypatch: pytest.MonkeyPatch) -> None
 def test_this_machine_has_minilm_installed() -> None:
     # `make setup` installs the minilm extra: the check must see it, or the default never applies
     assert common._minilm_installed()
+
+
+@pytest.mark.parametrize("shell", [None, "minilm"])
+def test_sync_embeds_with_the_local_stacks_embedder_not_the_shells(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, shell: str | None
+) -> None:
+    # GIVEN `ragline dev` running on hash (its endpoints file says so), and a shell with
+    # RAGLINE_EMBEDDINGS unset (MiniLM by default here) or set to minilm
+    endpoints = Endpoints("http://api", "http://s3", "b", "q", "d", {"RAGLINE_EMBEDDINGS": "hash"})
+    (tmp_path / ENDPOINTS_FILE).write_text(endpoints.to_json())
+    if shell is None:
+        monkeypatch.delenv("RAGLINE_EMBEDDINGS", raising=False)
+    else:
+        monkeypatch.setenv("RAGLINE_EMBEDDINGS", shell)
+    monkeypatch.setattr(common, "_minilm_installed", lambda: True)
+    # WHEN `ragline sync` picks its embedder
+    sync.stack_embeddings(tmp_path)
+    # THEN it is the stack's, the one that wrote the store's vectors
+    assert common.local_embeddings() == "hash"
+    assert Endpoints.read(tmp_path) == endpoints
+
+
+def test_an_endpoints_file_of_an_older_stack_still_reads(tmp_path: Path) -> None:
+    written = {"api": "a", "s3": "s", "bucket": "b", "queue": "q", "dlq": "d", "later": 1}
+    (tmp_path / ENDPOINTS_FILE).write_text(json.dumps(written))
+    assert Endpoints.read(tmp_path).embedding_environment == {}

@@ -161,6 +161,24 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(default=2000, ge=16)
     # A 1,000-page, 105 MB PDF peaks at 235 MB resident (bench/pdf_memory.py): it fits.
     max_document_bytes: int = Field(default=128 * 1024 * 1024, ge=1024)
+    # Parse budgets, checked before the heavy work (documents/budgets.py; measured by
+    # bench/hostile_files.py): a document over one fails with the reason.
+    max_inflated_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
+    max_pages: int = Field(default=5000, ge=1)
+    max_unpacked_bytes: int = Field(default=128 * 1024 * 1024, ge=1024 * 1024)
+    max_compression_ratio: int = Field(default=500, ge=10)
+    max_sheet_columns: int = Field(default=2048, ge=16, le=16384)
+    max_sheet_cells: int = Field(default=2_000_000, ge=1000)
+    max_table_rows: int = Field(default=100_000, ge=100)
+    max_line_chars: int = Field(default=1024 * 1024, ge=1024)
+    max_html_chars: int = Field(default=16 * 1024 * 1024, ge=64 * 1024)
+    max_html_depth: int = Field(default=512, ge=32)
+    max_chunks: int = Field(default=5000, ge=1)
+    # Each parse runs in a child process (parse_isolation) that may add parse_memory_mb
+    # to its address space and is killed after parse_timeout_seconds.
+    parse_timeout_seconds: float = Field(default=60.0, gt=0, le=900)
+    parse_memory_mb: int = Field(default=512, ge=64)
+    parse_isolation: bool = True
 
     # Telemetry.
     log_questions: bool = False

@@ -75,6 +75,10 @@ class UnsupportedDocumentError(RaglineError):
     """The object's type has no loader; the document is recorded as skipped."""
 
 
+class EmptyDocumentError(UnsupportedDocumentError):
+    """The object parses but holds no text to index (a page of links only): skipped."""
+
+
 class DocumentParseError(RaglineError):
     """The object could not be parsed; the document is recorded as failed."""
 

@@ -12,7 +12,7 @@ import logging
 import os
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -39,6 +39,9 @@ class Endpoints:
     bucket: str
     queue: str
     dlq: str
+    # The RAGLINE_EMBEDDING* variables the stack runs with: what wrote the store's
+    # vectors, so `ragline sync` embeds with the same model whatever the shell says.
+    embedding_environment: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         """The JSON document clients read."""
@@ -46,8 +49,10 @@ class Endpoints:
 
     @classmethod
     def read(cls, data_dir: Path) -> Endpoints:
-        """The endpoints a stack running on ``data_dir`` wrote."""
-        return cls(**json.loads((data_dir / ENDPOINTS_FILE).read_text()))
+        """The endpoints a stack running on ``data_dir`` wrote (keys it does not know, from
+        another version, ignored)."""
+        written = json.loads((data_dir / ENDPOINTS_FILE).read_text())
+        return cls(**{f.name: written[f.name] for f in fields(cls) if f.name in written})
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,18 @@ class StackOptions:
     # directory, creates it), so the first real request is not the slow one.
     health_path: str | None = "/health"
     health_timeout_seconds: float = 120.0
+
+
+def embedding_environment() -> dict[str, str]:
+    """The variables naming the embedder this process's handlers use (its settings)."""
+    from ragline.config import Settings, variable
+
+    settings = Settings.from_env()
+    values = {
+        "embeddings": settings.embeddings,
+        "embedding_dimensions": settings.embedding_dimensions,
+    }
+    return {variable(name): str(value) for name, value in values.items() if value is not None}
 
 
 def prepare_environment(data_dir: Path, s3_endpoint: str | None = None) -> None:
@@ -193,6 +210,7 @@ class LocalStack:
             bucket=options.bucket,
             queue=self.resources.queue_url,
             dlq=self.resources.dlq_url,
+            embedding_environment=embedding_environment(),
         )
         # Written last, atomically: its presence tells clients everything is ready.
         partial = self.endpoints_file.with_suffix(".json.tmp")

@@ -27,8 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ragline.documents import chunk_document, parse_document
+from ragline.documents import chunk_document
+from ragline.documents.budgets import Budgets
 from ragline.documents.chunking import SECTION_SEPARATOR
+from ragline.documents.isolation import parse_within_budgets
+from ragline.documents.sanitize import clean_text
 from ragline.embeddings import Embedder, get_embedder
 from ragline.errors import (
     DocumentParseError,
@@ -50,6 +53,7 @@ from ragline.store import (
     Removed,
     Store,
     get_store,
+    transient_error,
 )
 
 if TYPE_CHECKING:
@@ -60,6 +64,7 @@ if TYPE_CHECKING:
     from ragline.store import DocumentChange, DocumentRecord, ObjectVersion, Precondition
 
 _COLLECTION = re.compile(COLLECTION_PATTERN)
+_MAX_REASON_CHARS = 2000
 
 
 class DocumentFailedError(RaglineError):
@@ -77,6 +82,7 @@ class Ingestor:
         self.settings = settings
         self.store = store
         self.embedder = embedder
+        self.budgets = Budgets.from_settings(settings)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Ingestor:
@@ -181,10 +187,13 @@ class Ingestor:
         again; a new collection, metadata or object version is still applied to it
         (``updated``). Unsupported types are recorded as skipped. Content that cannot be
         parsed, or a collection name the API could never query, is recorded as failed and
-        DocumentFailedError is raised. When ``precondition`` refuses the write (a newer
-        version of the object won), nothing is written and the result is ``superseded``.
-        Other errors (database, embedding provider) propagate untouched so the caller can
-        retry.
+        DocumentFailedError is raised; so is any error the pipeline did not foresee, unless
+        it is transient (database, embedding provider, network: see :func:`_transient`),
+        which propagates untouched so the caller can retry. A failed version withdraws the
+        chunks of the previous one: its reason shows in /documents, and no answer cites
+        content the bucket no longer holds. When ``precondition`` refuses the write (a
+        newer version of the object won), nothing is written and the result is
+        ``superseded``.
         """
         started = time.perf_counter()
         document = DocumentWrite(
@@ -206,6 +215,12 @@ class Ingestor:
             return self._ingest(document, data, name, precondition, started)
         except SupersededError as exc:
             return _superseded(document, exc, started)
+        except DocumentFailedError:
+            raise
+        except Exception as exc:
+            if _transient(exc):
+                raise
+            return self._failed(document, f"{type(exc).__name__}: {exc}", started, precondition)
 
     def _ingest(
         self,
@@ -223,13 +238,19 @@ class Ingestor:
             case Plan.REATTRIBUTE if stored is not None:
                 return self._reattribute(stored, document, precondition, started)
         try:
-            parsed = parse_document(name, data)
+            parsed = parse_within_budgets(name, data, self.budgets)
         except UnsupportedDocumentError as exc:
             record = self._write(NotIngested(document, "skipped", str(exc)), precondition)
             return replace(_result(record, "skipped", started), error=str(exc))
         except DocumentParseError as exc:
             return self._failed(document, str(exc), started, precondition)
         chunks = chunk_document(parsed, max_tokens=self.chunk_tokens, overlap=self.chunk_overlap)
+        if len(chunks) > self.budgets.chunks:
+            reason = (
+                f"the document makes {len(chunks):,} chunks, over the limit of "
+                f"{self.budgets.chunks:,} (RAGLINE_MAX_CHUNKS)"
+            )
+            return self._failed(document, reason, started, precondition)
         self.store.ensure_collection(
             document.collection, self.embedder.name, self.embedder.dimensions
         )
@@ -286,6 +307,7 @@ class Ingestor:
     ) -> IngestResult:
         """Record the document as failed and raise DocumentFailedError (the message is
         retried); ``superseded`` when a newer version won."""
+        reason = clean_text(reason)[:_MAX_REASON_CHARS]
         try:
             record = self._write(NotIngested(document, "failed", reason), precondition)
         except SupersededError as exc:
@@ -336,6 +358,19 @@ def _superseded(document: DocumentWrite, exc: SupersededError, started: float) -
         document.source, "superseded", collection=document.collection, error=str(exc),
         latency_ms=_elapsed(started),
     )  # fmt: skip
+
+
+def _transient(exc: Exception) -> bool:
+    """Whether ``exc`` says nothing about the document: the database, the embedding
+    provider, the network or the configuration failed, and a retry may well succeed.
+    Anything else raised while ingesting a document is the document's failure."""
+    from ragline.providers.clients import is_aws_error
+
+    if isinstance(exc, RaglineError) or transient_error(exc):
+        return True
+    if isinstance(exc, OSError | TimeoutError):
+        return True
+    return is_aws_error(exc)
 
 
 def _batches(items: list[str], size: int) -> Iterator[list[str]]:

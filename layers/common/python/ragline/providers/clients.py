@@ -69,6 +69,15 @@ def aws_client(service: str, timeout_seconds: float) -> Any:
     return boto3.client(service, config=config)  # type: ignore[call-overload]
 
 
+def is_aws_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is the AWS SDK's (a service's refusal or the SDK's own failure)."""
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:  # pragma: no cover - botocore ships with every deployment
+        return False
+    return isinstance(exc, BotoCoreError | ClientError)
+
+
 def s3_client() -> Any:
     """A boto3 S3 client with the SDK's own retries (the ingest reader keeps one per
     process; model clients above retry in ModelChain instead)."""

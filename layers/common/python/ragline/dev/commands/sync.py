@@ -9,6 +9,7 @@ reaches the database (a tunnel), it runs here with the stack's bucket.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ from ragline.dev.commands.common import (
 
 if TYPE_CHECKING:
     import argparse
+    from pathlib import Path
 
     from ragline.dev.commands.common import Subcommands
     from ragline.dev.targets import Target
@@ -48,6 +50,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     """Reconcile the store with the bucket and print the counts; exit 1 if any failed."""
     use_data_dir(args.data_dir)
     if not args.stack:
+        stack_embeddings(args.data_dir)
         local_embeddings()  # the choice `ragline dev` made for the same store
     without_emf()
     from ragline.config import get_settings
@@ -78,6 +81,19 @@ def cmd_sync(args: argparse.Namespace) -> int:
         return 2
     print(json.dumps(report, indent=2) if args.json else format_report(report, target.name))
     return 1 if report["counts"].get("failed") else 0
+
+
+def stack_embeddings(data_dir: Path) -> None:
+    """Embed as the local stack on ``data_dir`` does: its RAGLINE_EMBEDDING* variables
+    (recorded in its endpoints file) over the shell's. A stack on ``hash`` and a shell
+    at the MiniLM default would otherwise write vectors the store cannot hold."""
+    from ragline.dev.stack import Endpoints
+
+    try:
+        endpoints = Endpoints.read(data_dir)
+    except (FileNotFoundError, ValueError, TypeError):
+        return  # no stack running: local_target says so
+    os.environ.update(endpoints.embedding_environment)
 
 
 def _reconcile_here(target: Target, prefix: str) -> dict[str, Any]:
