@@ -32,6 +32,7 @@ ENVIRONMENT: dict[str, str] = {
     "RAGLINE_EMBEDDINGS": "embeddings",
     "RAGLINE_EMBEDDING_DIMENSIONS": "embedding_dimensions",
     "RAGLINE_EMBEDDING_BATCH_SIZE": "embedding_batch_size",
+    "RAGLINE_ONNX_THREADS": "onnx_threads",
     "RAGLINE_LLM": "llm",
     "RAGLINE_LLM_FALLBACK": "llm_fallback",
     "RAGLINE_REASONING_LLM": "reasoning_llm",
@@ -99,6 +100,8 @@ class Settings(BaseModel):
     embeddings: str = "hash"
     embedding_dimensions: int | None = Field(default=None, ge=8, le=16000)
     embedding_batch_size: int = Field(default=64, ge=1, le=2048)
+    # Threads ONNX Runtime computes one minilm-onnx batch with (None: os.cpu_count()).
+    onnx_threads: int | None = Field(default=None, ge=1, le=256)
     llm: str = "extractive"
     llm_fallback: tuple[str, ...] = ()
     # The packaged profiles' models (${RAGLINE_REASONING_LLM}, ${RAGLINE_CRITICAL_LLM});
