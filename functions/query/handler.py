@@ -18,6 +18,7 @@ from ragline.answer import get_answerer
 from ragline.api import (
     RestResolver,
     as_json_request,
+    deeply_nested_body_response,
     documented_errors,
     handle_errors,
     oversized_body_response,
@@ -100,7 +101,7 @@ def health() -> dict[str, Any]:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     started = time.perf_counter()
     response = oversized_body_response(event, settings.max_body_bytes)
-    response = response or undecodable_body_response(event)
+    response = response or undecodable_body_response(event) or deeply_nested_body_response(event)
     if response is None:
         response = app.resolve(as_json_request(event), context)
     rejected = rejected_query(event, response)  # answered questions log themselves

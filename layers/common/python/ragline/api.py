@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import uuid
 from collections.abc import Sequence
 from functools import partial
@@ -164,6 +165,44 @@ def oversized_body_response(event: dict[str, Any], limit: int) -> dict[str, Any]
     }
 
 
+# JSON nesting a request body may have: the deepest valid body (a filter six levels of
+# and / or / not deep) nests 14; parsing and validating a body nested about a thousand
+# levels would exhaust Python's recursion limit (a 500).
+MAX_BODY_DEPTH = 32
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')  # a string, or a bracket
+
+
+def json_depth(text: str) -> int:
+    """How deep ``text`` (JSON, or what claims to be) nests arrays and objects, counted
+    without parsing it; brackets inside strings do not count."""
+    depth = deepest = 0
+    for token in _JSON_TOKEN.finditer(text):
+        bracket = token.group()
+        if bracket in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif bracket in "]}":
+            depth -= 1
+    return deepest
+
+
+def deeply_nested_body_response(event: dict[str, Any]) -> dict[str, Any] | None:
+    """A 400 proxy response when the body nests deeper than :data:`MAX_BODY_DEPTH`, else
+    None. Call it after :func:`undecodable_body_response` (the body is then text)."""
+    body = event.get("body") or ""
+    text = base64.b64decode(body).decode() if event.get("isBase64Encoded") else body
+    depth = json_depth(text)
+    if depth <= MAX_BODY_DEPTH:
+        return None
+    message = f"request body nests {depth} levels deep; the limit is {MAX_BODY_DEPTH}"
+    return {
+        "statusCode": 400,
+        "headers": {"Content-Type": "application/json"},
+        "body": to_json({"message": message, "statusCode": 400}),
+        "isBase64Encoded": False,
+    }
+
+
 def undecodable_body_response(event: dict[str, Any]) -> dict[str, Any] | None:
     """A 400 proxy response when the body is not UTF-8 text (JSON always is), else None.
 
@@ -268,7 +307,7 @@ def rejected_query(event: dict[str, Any], response: dict[str, Any]) -> dict[str,
     raw = event.get("body") or "{}"
     try:
         body = json.loads(base64.b64decode(raw) if event.get("isBase64Encoded") else raw)
-    except ValueError:  # not JSON, not UTF-8, not base64
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, not base64, too deep
         body = {}
     if not isinstance(body, dict):
         body = {}
