@@ -54,16 +54,36 @@ def documented_errors(
     return responses
 
 
+# What API Gateway answers before the function runs, on the deployed API (`ragline dev`
+# has no gateway): its bodies are {"message": ...}, the error body without statusCode.
+GATEWAY_ERRORS: dict[int, str] = {
+    403: "API Gateway: the x-api-key header is missing or not a key of this API.",
+    429: "API Gateway: over the key's throttle (rate, burst) or its daily quota; retry later.",
+}
+API_KEY_SCHEME = {
+    "type": "apiKey",
+    "in": "header",
+    "name": "x-api-key",
+    "description": "The deployed API's key (the stack output ApiKeyId: `aws apigateway "
+    "get-api-key --api-key <id> --include-value`). `ragline dev` needs none.",
+}
+# Operations API Gateway serves without a key (stacks/api.py, OPEN_ROUTES).
+OPEN_OPERATIONS = {("/health", "get")}
+
+
 class RestResolver(APIGatewayRestResolver):
     """Powertools' REST resolver with validation on, JSON without NaN, and an OpenAPI
     document that shows the errors the API really answers.
 
     Powertools documents a 422 for every validated route; ragline answers invalid
     requests with 400 (see ``handle_errors``), which the routes document themselves.
+    The document also states what API Gateway adds in front: the ``x-api-key`` scheme
+    and its 403 and 429. ``profiles`` are the routing profiles a request may name.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, profiles: Sequence[str] = ()) -> None:
         super().__init__(enable_validation=True, serializer=to_json)
+        self.profiles = tuple(profiles)
 
     def get_openapi_schema(self, **kwargs: Any) -> OpenAPI:
         """The OpenAPI document, without the 422 responses no route ever sends."""
@@ -72,18 +92,48 @@ class RestResolver(APIGatewayRestResolver):
 
         spec = super().get_openapi_schema(**kwargs)
         document = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
-        for item in document.get("paths", {}).values():
-            for operation in item.values():
+        for path, item in document.get("paths", {}).items():
+            for method, operation in item.items():
                 if isinstance(operation, dict):
-                    operation.get("responses", {}).pop("422", None)
-        schemas = document.get("components", {}).get("schemas", {})
+                    self._gateway(path, method, operation)
+        components = document.setdefault("components", {})
+        components.setdefault("securitySchemes", {})["apiKey"] = API_KEY_SCHEME
+        document["security"] = [{"apiKey": []}]
+        schemas = components.get("schemas", {})
         if "#/components/schemas/MetadataFilter" in json.dumps(schemas):
             schemas.update(openapi_schemas())  # recursive: referenced, not inlined
+        profile = schemas.get("QueryRequest", {}).get("properties", {}).get("profile")
+        if profile and self.profiles:  # only the configured names are served
+            profile["anyOf"][0] = {"type": "string", "enum": sorted(self.profiles)}
         paths = json.dumps(document.get("paths", {}))
         for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
             if f'/{unused}"' not in paths:
                 schemas.pop(unused, None)
         return OpenAPI.model_validate(document)
+
+    @staticmethod
+    def _gateway(path: str, method: str, operation: dict[str, Any]) -> None:
+        """One operation as deployed: no 422; API Gateway's 429, and its key and 403
+        unless the route is open."""
+        responses = operation.setdefault("responses", {})
+        responses.pop("422", None)
+        open_route = (path, method) in OPEN_OPERATIONS
+        for status, description in GATEWAY_ERRORS.items():
+            if status == 403 and open_route:
+                continue
+            responses.setdefault(
+                str(status),
+                {
+                    "description": description,
+                    "content": {
+                        content_types.APPLICATION_JSON: {
+                            "schema": {"$ref": "#/components/schemas/ErrorBody"}
+                        }
+                    },
+                },
+            )
+        if open_route:
+            operation["security"] = []
 
     def allowed_methods(self, path: str) -> list[str]:
         """The methods some route serves on ``path``; empty when no route has the path."""
