@@ -48,7 +48,7 @@ app.enable_swagger(path="/swagger", title="ragline", version="0.1.0")
 handle_errors(app, logger)
 
 
-@app.post("/query", responses=documented_errors(409, 413, 502))
+@app.post("/query", responses=documented_errors(404, 409, 413, 502))
 def query(body: QueryRequest) -> QueryResponse:
     request_id = app.current_event.request_context.request_id
     return answerer.answer(
@@ -57,7 +57,7 @@ def query(body: QueryRequest) -> QueryResponse:
     )  # fmt: skip
 
 
-@app.post("/retrieve", responses=documented_errors(409, 413, 502))
+@app.post("/retrieve", responses=documented_errors(404, 409, 413, 502))
 def retrieve(body: RetrieveRequest) -> RetrieveResponse:
     return answerer.retrieve(
         body.query, collection=body.collection, top_k=body.top_k, mode=body.mode,

@@ -31,7 +31,7 @@ to_json = partial(json.dumps, separators=(",", ":"), cls=Encoder, allow_nan=Fals
 
 ERRORS: dict[int, str] = {
     400: "The request is invalid: the message says which field and why.",
-    404: "No such route or resource.",
+    404: "No such route, document or collection.",
     409: "The collection was embedded with another model than the one configured.",
     413: "The request body is over RAGLINE_MAX_BODY_BYTES.",
     502: "The embedding model failed (no answer is written without the search).",
