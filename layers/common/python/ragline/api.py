@@ -34,7 +34,9 @@ ERRORS: dict[int, str] = {
     404: "No such route, document or collection.",
     409: "The collection was embedded with another model than the one configured.",
     413: "The request body is over RAGLINE_MAX_BODY_BYTES.",
-    502: "The embedding model failed (no answer is written without the search).",
+    502: "The embedding model failed (no answer is written without the search), or no "
+    "configured model exists at its provider (a misconfiguration: retrying will not help; "
+    "/query then carries the retrieved passages as citations).",
     503: "The database, or every model of the profile, is unavailable; retry later.",
 }
 
@@ -315,9 +317,10 @@ def handle_errors(app: APIGatewayRestResolver, logger: Logger) -> None:
 
     @app.exception_handler(ModelUnavailableError)
     def handle_no_model(error: ModelUnavailableError) -> Response[str]:
-        # 503 with the sources: the caller can show them though no model wrote an answer.
+        # 503 (502 when misconfigured) with the sources: the caller can show them though
+        # no model wrote an answer.
         logger.error("no model answered", extra={"failures": dict(error.failures)})
-        response = error_response(503, str(error), citations=error.citations)
+        response = error_response(error.status_code, str(error), citations=error.citations)
         if error.retry_after_seconds is not None:  # a model is starting: when to come back
             response.headers["Retry-After"] = str(error.retry_after_seconds)
         return response
