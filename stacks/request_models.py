@@ -33,7 +33,7 @@ from ragline.schemas import FeedbackRequest, QueryRequest, RetrieveRequest
 
 DRAFT4 = "http://json-schema.org/draft-04/schema#"
 # The request model of each POST route, and its text field bounded by max_question_chars.
-ROUTES = {
+ROUTES: dict[str, tuple[type[BaseModel], str | None]] = {
     "/query": (QueryRequest, "question"),
     "/retrieve": (RetrieveRequest, "query"),
     "/feedback": (FeedbackRequest, None),
@@ -68,7 +68,7 @@ def _components(model: type[BaseModel]) -> dict[str, Any]:
     _, components = generator.generate_definitions(
         [(model, "validation", model.__pydantic_core_schema__)]
     )
-    return components
+    return {str(name): schema for name, schema in components.items()}
 
 
 def draft4(schema: Any) -> Any:

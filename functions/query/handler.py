@@ -43,7 +43,7 @@ from ragline.telemetry.tracing import trace_handler
 settings = get_settings()
 logger = Logger(service=f"{settings.service_name}-query")
 answerer, catalog, ledger = get_answerer(settings), get_catalog(settings), get_ledger(settings)
-app = RestResolver(profiles=answerer.router.routes)
+app = RestResolver(profiles=list(answerer.router.routes))
 app.enable_swagger(path="/swagger", title="ragline", version="0.1.0")
 handle_errors(app, logger)
 

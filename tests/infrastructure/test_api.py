@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from jsonschema import Draft4Validator
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from ragline.schemas import QueryRequest, RetrieveRequest
 
 from tests.infrastructure.synthesis import CDK_CONTEXT, Synthesized
@@ -193,7 +193,7 @@ def _documented_bodies() -> list[tuple[str, dict[str, Any]]]:
 
 
 # One filter per operator of the README's table, and the deepest nesting it allows.
-_KEY = {"key": "team"}
+_KEY: dict[str, Any] = {"key": "team"}
 OPERATOR_FILTERS = [
     {"eq": {**_KEY, "value": "search"}},
     {"ne": {**_KEY, "value": 3}},
@@ -241,7 +241,10 @@ def test_every_documented_request_passes_the_gateway_and_the_handler(nat: Synthe
         for where in OPERATOR_FILTERS
         for path, field in (("/query", "question"), ("/retrieve", "query"))
     ]
-    handler_models = {"/query": QueryRequest, "/retrieve": RetrieveRequest}
+    handler_models: dict[str, type[BaseModel]] = {
+        "/query": QueryRequest,
+        "/retrieve": RetrieveRequest,
+    }
     for path, body in examples:
         # WHEN each is checked as the deployed API checks it
         errors = [e.message for e in Draft4Validator(models[("POST", path)]).iter_errors(body)]
@@ -255,7 +258,7 @@ def test_the_gateway_refuses_what_the_handler_refuses(
     nat: Synthesized, path: str, body: dict[str, Any]
 ) -> None:
     # GIVEN a body the handler refuses
-    model = {"/query": QueryRequest, "/retrieve": RetrieveRequest}[path]
+    model: type[BaseModel] = QueryRequest if path == "/query" else RetrieveRequest
     with pytest.raises(ValidationError):
         model.model_validate(body)
     # WHEN API Gateway checks it THEN it is refused before the function runs
