@@ -6,8 +6,8 @@ document does not declare, a request the document forbids being served, and any 
 that is not strict JSON (``schemathesis_hooks.strict_json``). Two checks are left out:
 ``positive_data_acceptance``, since some requests the schema allows are still refused
 by what is stored (a cursor of the right shape the API never handed out); and
-``ignored_auth``, since the document states the deployed API's ``x-api-key``, which API
-Gateway checks and ``ragline dev`` (no gateway) does not.
+``ignored_auth``, since the deployed API's ``x-api-key`` is API Gateway's to check and
+``ragline dev`` has no gateway (the hooks also drop the scheme from the fuzzed document).
 """
 
 from __future__ import annotations
