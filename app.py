@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from typing import Any
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 from stacks import build_app
+from stacks.settings import SettingsError
 
 CDK_JSON = Path(__file__).resolve().parent / "cdk.json"
 
@@ -35,7 +37,19 @@ def default_context(environ: dict[str, str]) -> dict[str, Any]:
     return context
 
 
-if __name__ == "__main__":
+def main() -> int:
     # The CLI names the output directory; run directly, write where the CLI would.
     outdir = None if os.environ.get("CDK_OUTDIR") else "cdk.out"
-    build_app(default_context(dict(os.environ)), outdir=outdir).synth()
+    try:
+        app = build_app(default_context(dict(os.environ)), outdir=outdir)
+    except SettingsError as exc:
+        # A setting the deployer mistyped: the message says what to fix; a traceback
+        # through the stack's code would bury it.
+        print(f"ragline: {exc}", file=sys.stderr)
+        return 2
+    app.synth()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

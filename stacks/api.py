@@ -4,9 +4,9 @@ Access control is an API key per client with a usage plan (throttling and a dail
 quota); `GET /health` and `GET /swagger` stay open for uptime checks and the browser.
 
 Request size: API Gateway REST has no body-size setting. Three layers bound it:
-1. request validators with JSON schema models (free): the question's length, and for
-   every other field the length of strings, the size of arrays and objects, and the
-   nesting depth, so no field can carry more than the handler accepts;
+1. request validators with JSON schema models (free), generated from the handler's own
+   request schemas (`stacks/request_models.py`): no unknown field, strings, lists and
+   filters bounded as the handler bounds them;
 2. the query handler, which rejects bodies over `RAGLINE_MAX_BODY_BYTES` exactly;
 3. optionally (`-c waf=true`, about $7/month when idle) a WAF web ACL that blocks bodies
    over the same byte limit before they reach Lambda, plus AWS's common rule set
@@ -26,6 +26,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from stacks.nag import acknowledge
+from stacks.request_models import cdk_request_models
 
 if TYPE_CHECKING:
     from stacks.settings import DeploymentSettings
@@ -33,53 +34,6 @@ if TYPE_CHECKING:
 STAGE = "v1"
 # Routes that need no API key: uptime probes and the Swagger UI opened in a browser.
 OPEN_ROUTES = {("GET", "/health"), ("GET", "/swagger")}
-# Bounds of the generic JSON schema: a field may nest this deep, with at most this many
-# items or properties per level.
-MAX_DEPTH = 3
-MAX_ITEMS = 64
-MAX_PROPERTIES = 32
-SCALAR_TYPES = [
-    apigw.JsonSchemaType.STRING,
-    apigw.JsonSchemaType.NUMBER,
-    apigw.JsonSchemaType.INTEGER,
-    apigw.JsonSchemaType.BOOLEAN,
-    apigw.JsonSchemaType.NULL,
-]
-
-
-def bounded_value(max_string: int, depth: int = MAX_DEPTH) -> apigw.JsonSchema:
-    """A schema any JSON value passes if its strings, arrays, objects and depth are bounded.
-
-    ``maxLength``, ``maxItems`` and ``maxProperties`` only apply to values of their own
-    type, so one schema bounds every type; below ``depth`` levels only scalars remain.
-    """
-    if depth == 0:
-        return apigw.JsonSchema(type=SCALAR_TYPES, max_length=max_string)
-    child = bounded_value(max_string, depth - 1)
-    return apigw.JsonSchema(
-        max_length=max_string,
-        max_items=MAX_ITEMS,
-        max_properties=MAX_PROPERTIES,
-        items=child,
-        additional_properties=child,
-    )
-
-
-def request_schema(
-    title: str, max_string: int, bounded_fields: dict[str, int] | None = None
-) -> apigw.JsonSchema:
-    """A JSON object whose named fields have their own string bound, the others the generic one."""
-    return apigw.JsonSchema(
-        schema=apigw.JsonSchemaVersion.DRAFT4,
-        title=title,
-        type=apigw.JsonSchemaType.OBJECT,
-        max_properties=MAX_PROPERTIES,
-        properties={
-            name: apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, min_length=1, max_length=limit)
-            for name, limit in (bounded_fields or {}).items()
-        },
-        additional_properties=bounded_value(max_string, MAX_DEPTH - 1),
-    )
 
 
 class Api(Construct):
@@ -100,7 +54,44 @@ class Api(Construct):
             retention=settings.log_retention,
             removal_policy=RemovalPolicy.DESTROY,
         )
-        self.api = apigw.RestApi(
+        self.api = self._rest_api(settings)
+        # Created here, before the stage, so the execution log has a retention.
+        execution_logs = logs.LogGroup(
+            self,
+            "ExecutionLogs",
+            log_group_name=f"API-Gateway-Execution-Logs_{self.api.rest_api_id}/{STAGE}",
+            retention=settings.log_retention,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.api.deployment_stage.node.add_dependency(execution_logs)
+        self.api.add_gateway_response(
+            "InvalidBody",
+            type=apigw.ResponseType.BAD_REQUEST_BODY,
+            status_code="400",
+            templates={
+                # The handler's error shape, so clients parse one format.
+                "application/json": '{"message": "invalid request body: '
+                '$util.escapeJavaScript($context.error.validationErrorString)", '
+                '"statusCode": 400}'
+            },
+        )
+        self._routes(settings, apigw.LambdaIntegration(handler, allow_test_invoke=False))
+        self.api_key = self.api.add_api_key("ApiKey", description="ragline default client key")
+        self.usage_plan = self.api.add_usage_plan(
+            "UsagePlan",
+            description="ragline clients: throttling and a daily quota per API key",
+            throttle=apigw.ThrottleSettings(
+                rate_limit=settings.api_throttle_rate, burst_limit=settings.api_throttle_burst
+            ),
+            quota=apigw.QuotaSettings(limit=settings.api_quota_per_day, period=apigw.Period.DAY),
+            api_stages=[apigw.UsagePlanPerApiStage(api=self.api, stage=self.api.deployment_stage)],
+        )
+        self.usage_plan.add_api_key(self.api_key)
+        self._acknowledge(settings)
+
+    def _rest_api(self, settings: DeploymentSettings) -> apigw.RestApi:
+        """The regional REST API and its stage: access logs, error logs, throttling."""
+        return apigw.RestApi(
             self,
             "RestApi",
             rest_api_name=f"{settings.stack_name}-api",
@@ -124,40 +115,16 @@ class Api(Construct):
                 tracing_enabled=settings.tracing,
             ),
         )
-        # Created here, before the stage, so the execution log has a retention.
-        execution_logs = logs.LogGroup(
-            self,
-            "ExecutionLogs",
-            log_group_name=f"API-Gateway-Execution-Logs_{self.api.rest_api_id}/{STAGE}",
-            retention=settings.log_retention,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        self.api.deployment_stage.node.add_dependency(execution_logs)
-        self.api.add_gateway_response(
-            "InvalidBody",
-            type=apigw.ResponseType.BAD_REQUEST_BODY,
-            status_code="400",
-            templates={
-                # The handler's error shape, so clients parse one format.
-                "application/json": '{"message": "invalid request body: '
-                '$util.escapeJavaScript($context.error.validationErrorString)", '
-                '"statusCode": 400}'
-            },
-        )
+
+    def _routes(self, settings: DeploymentSettings, integration: apigw.Integration) -> None:
+        """Every route on the one integration; bodies and path parameters validated."""
         body_validator = self.api.add_request_validator(
             "BodyValidator", validate_request_body=True, validate_request_parameters=True
         )
         params_validator = self.api.add_request_validator(
             "ParametersValidator", validate_request_body=False, validate_request_parameters=True
         )
-        max_string = settings.max_body_bytes
-        question_chars = settings.max_question_chars
-        models = {
-            "/query": request_schema("QueryRequest", max_string, {"question": question_chars}),
-            "/retrieve": request_schema("RetrieveRequest", max_string, {"query": question_chars}),
-            "/feedback": request_schema("FeedbackRequest", max_string),
-        }
-        integration = apigw.LambdaIntegration(handler, allow_test_invoke=False)
+        models = cdk_request_models(settings.max_question_chars)
         root = self.api.root
         for path, schema in models.items():
             model = self.api.add_model(
@@ -187,19 +154,6 @@ class Api(Construct):
             )
         self._add(root.add_resource("health"), "GET", "/health", integration)
         self._add(root.add_resource("swagger"), "GET", "/swagger", integration)
-
-        self.api_key = self.api.add_api_key("ApiKey", description="ragline default client key")
-        self.usage_plan = self.api.add_usage_plan(
-            "UsagePlan",
-            description="ragline clients: throttling and a daily quota per API key",
-            throttle=apigw.ThrottleSettings(
-                rate_limit=settings.api_throttle_rate, burst_limit=settings.api_throttle_burst
-            ),
-            quota=apigw.QuotaSettings(limit=settings.api_quota_per_day, period=apigw.Period.DAY),
-            api_stages=[apigw.UsagePlanPerApiStage(api=self.api, stage=self.api.deployment_stage)],
-        )
-        self.usage_plan.add_api_key(self.api_key)
-        self._acknowledge(settings)
 
     def _add(
         self,

@@ -9,7 +9,6 @@ to the cluster over the network, so its security group admits nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -26,6 +25,7 @@ from stacks.nag import acknowledge, reference
 from stacks.packaging import layer_fingerprint
 
 if TYPE_CHECKING:
+    from stacks.inputs import ConstructInputs
     from stacks.network import Network
     from stacks.settings import DeploymentSettings
 
@@ -55,19 +55,15 @@ def engine_version(version: str) -> rds.AuroraPostgresEngineVersion:
 
 
 class Database(Construct):
-    """The cluster, its generated secret, and the migration custom resource."""
+    """The cluster, its generated secret, and the migration custom resource.
 
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        settings: DeploymentSettings,
-        network: Network,
-        layer: lambda_.ILayerVersion,
-        environment: Mapping[str, str],
-    ) -> None:
+    ``environment`` is what a function needs to find the database; the migration
+    function gets it on top of ``inputs.environment``.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, inputs: ConstructInputs) -> None:
         super().__init__(scope, construct_id)
+        settings, network = inputs.settings, inputs.network
         self.security_group = ec2.SecurityGroup(
             self,
             "SecurityGroup",
@@ -75,6 +71,34 @@ class Database(Construct):
             description="ragline database: PostgreSQL from the ragline functions only",
             allow_all_outbound=False,
         )
+        self.data_api = settings.data_api
+        self.cluster = self._cluster(settings, network)
+        if network.lambda_security_group is not None:
+            self.security_group.add_ingress_rule(
+                network.lambda_security_group,
+                ec2.Port.tcp(DATABASE_PORT),
+                "PostgreSQL from the ragline functions",
+            )
+            network.lambda_security_group.add_egress_rule(
+                self.security_group, ec2.Port.tcp(DATABASE_PORT), "PostgreSQL to the database"
+            )
+        assert self.cluster.secret is not None  # generated credentials always have one
+        self.secret = self.cluster.secret
+        # What a function needs to find the database (ragline.config): the secret holds
+        # the host and credentials for psycopg; the Data API takes the cluster's ARN,
+        # the secret's ARN and the database's name with every request.
+        self.environment = {"RAGLINE_DATABASE_SECRET_ARN": self.secret.secret_arn}
+        if settings.data_api:
+            self.environment |= {
+                "RAGLINE_DATABASE_DRIVER": "data-api",
+                "RAGLINE_DATABASE_CLUSTER_ARN": self.cluster.cluster_arn,
+                "RAGLINE_DATABASE_NAME": DATABASE_NAME,
+            }
+        self._acknowledge(settings)
+        self._migrations(inputs.with_environment(self.environment))
+
+    def _cluster(self, settings: DeploymentSettings, network: Network) -> rds.DatabaseCluster:
+        """The Serverless v2 cluster (pausing at 0 ACUs), with its PostgreSQL log group."""
         cluster_identifier = f"{settings.stack_name}-database".lower()
         # Created here (not by RDS) so the PostgreSQL log has a retention and is deleted
         # with the stack, without the log-retention custom resource.
@@ -86,8 +110,7 @@ class Database(Construct):
             removal_policy=RemovalPolicy.DESTROY,
         )
         pauses = settings.database_min_capacity == 0
-        self.data_api = settings.data_api
-        self.cluster = rds.DatabaseCluster(
+        cluster = rds.DatabaseCluster(
             self,
             "Cluster",
             engine=rds.DatabaseClusterEngine.aurora_postgres(
@@ -119,39 +142,18 @@ class Database(Construct):
             deletion_protection=settings.database_deletion_protection,
             removal_policy=RemovalPolicy.SNAPSHOT,
         )
-        self.cluster.node.add_dependency(postgres_logs)
-        if network.lambda_security_group is not None:
-            self.security_group.add_ingress_rule(
-                network.lambda_security_group,
-                ec2.Port.tcp(DATABASE_PORT),
-                "PostgreSQL from the ragline functions",
-            )
-            network.lambda_security_group.add_egress_rule(
-                self.security_group, ec2.Port.tcp(DATABASE_PORT), "PostgreSQL to the database"
-            )
-        assert self.cluster.secret is not None  # generated credentials always have one
-        self.secret = self.cluster.secret
-        # What a function needs to find the database (ragline.config): the secret holds
-        # the host and credentials for psycopg; the Data API takes the cluster's ARN,
-        # the secret's ARN and the database's name with every request.
-        self.environment = {"RAGLINE_DATABASE_SECRET_ARN": self.secret.secret_arn}
-        if settings.data_api:
-            self.environment |= {
-                "RAGLINE_DATABASE_DRIVER": "data-api",
-                "RAGLINE_DATABASE_CLUSTER_ARN": self.cluster.cluster_arn,
-                "RAGLINE_DATABASE_NAME": DATABASE_NAME,
-            }
-        self._acknowledge(settings)
+        cluster.node.add_dependency(postgres_logs)
+        return cluster
 
+    def _migrations(self, inputs: ConstructInputs) -> None:
+        """The migration function, run by a custom resource on every deploy."""
+        settings = inputs.settings
         self.migrations = RaglineFunction(
             self,
             "Migrate",
+            inputs=inputs,
             name="migrate",
             description="ragline: apply the database migrations (CloudFormation custom resource)",
-            settings=settings,
-            network=network,
-            layer=layer,
-            environment={**environment, **self.environment},
             timeout=Duration.minutes(5),
             memory_size=512,
         )
@@ -182,7 +184,7 @@ class Database(Construct):
         self.migration_run.node.add_dependency(self.cluster)
         # In the isolated mode the function reaches Secrets Manager only through its
         # endpoint, which must exist (with its private DNS) before the first run.
-        for endpoint in network.endpoints.values():
+        for endpoint in inputs.network.endpoints.values():
             self.migration_run.node.add_dependency(endpoint)
         _acknowledge_provider(provider, self.migrations.function)
 

@@ -14,21 +14,20 @@ SageMaker's API through the `sagemaker-api` interface endpoint.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from stacks.functions import RaglineFunction
 
 if TYPE_CHECKING:
+    from stacks.inputs import ConstructInputs
     from stacks.model_endpoint import ModelEndpoint
-    from stacks.network import Network
-    from stacks.settings import DeploymentSettings
 
 # One DescribeEndpoint call: seconds, even on a cold start.
 METER_TIMEOUT = Duration.seconds(30)
@@ -44,22 +43,17 @@ class EndpointMeter(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        settings: DeploymentSettings,
-        network: Network,
-        layer: lambda_.ILayerVersion,
-        environment: Mapping[str, str],
+        inputs: ConstructInputs,
         endpoint: ModelEndpoint,
     ) -> None:
         super().__init__(scope, construct_id)
+        settings = inputs.settings
         self.meter = RaglineFunction(
             self,
             "Meter",
+            inputs=replace(inputs, environment=meter_environment(inputs.environment)),
             name="meter",
             description="ragline: count the GPU endpoint's instances and price them (scheduled)",
-            settings=settings,
-            network=network,
-            layer=layer,
-            environment=environment,
             timeout=METER_TIMEOUT,
             memory_size=METER_MEMORY_MB,
             in_vpc=settings.network == "isolated",
@@ -94,3 +88,13 @@ class EndpointMeter(Construct):
         # No reading before the endpoint exists: creating one takes many minutes, and
         # DescribeEndpoint would fail every time until then.
         self.schedule.node.add_dependency(endpoint.endpoint)
+
+
+def meter_environment(environment: Mapping[str, str]) -> dict[str, str]:
+    """The meter's variables: where its metrics go, its logs and tracing; the rest of
+    the functions' environment (models, database) is nothing it uses."""
+    return {
+        key: value
+        for key, value in environment.items()
+        if key.startswith("POWERTOOLS_") or key == "RAGLINE_TRACING"
+    }

@@ -8,14 +8,13 @@ Model permissions are derived from the `provider:model` strings the function run
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from stacks.nag import acknowledge
@@ -24,8 +23,7 @@ from stacks.settings import parse_model_string
 
 if TYPE_CHECKING:
     from stacks.database import Database
-    from stacks.network import Network
-    from stacks.settings import DeploymentSettings
+    from stacks.inputs import ConstructInputs
 
 # The actions Lambda needs to attach a function to the VPC; EC2 does not scope them to
 # resources (AWSLambdaVPCAccessExecutionRole grants the same on "*").
@@ -59,66 +57,35 @@ class RaglineFunction(Construct):
         scope: Construct,
         construct_id: str,
         *,
+        inputs: ConstructInputs,
         name: str,
         description: str,
-        settings: DeploymentSettings,
-        network: Network,
-        layer: lambda_.ILayerVersion,
-        environment: Mapping[str, str],
         timeout: Duration,
         memory_size: int,
         reserved_concurrency: int | None = None,
         in_vpc: bool = True,
     ) -> None:
         """``in_vpc=False`` keeps the function outside the VPC whatever the network (one
-        that reaches neither the database nor anything inside)."""
+        that reaches neither the database nor anything inside). The function's
+        environment is ``inputs.environment``."""
         super().__init__(scope, construct_id)
+        self.inputs = inputs
+        settings = inputs.settings
         self.log_group = logs.LogGroup(
             self,
             "Logs",
             retention=settings.log_retention,
             removal_policy=RemovalPolicy.DESTROY,
         )
-        self.role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"ragline {name} function",
-        )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="WriteOwnLogs",
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[self.log_group.log_group_arn],
-            )
-        )
-        in_vpc = in_vpc and network.app_subnets is not None
-        security_groups = (
-            [network.lambda_security_group] if in_vpc and network.lambda_security_group else None
-        )
-        if in_vpc:
-            self.role.add_to_policy(
-                iam.PolicyStatement(sid="AttachToVpc", actions=VPC_ACCESS_ACTIONS, resources=["*"])
-            )
-        self.function = lambda_.Function(
-            self,
-            "Function",
-            description=description,
-            runtime=RUNTIME,
-            architecture=ARCHITECTURES[settings.architecture],
-            handler="handler.lambda_handler",
-            code=function_code(name),
-            layers=[layer],
-            role=self.role,
-            log_group=self.log_group,
-            vpc=network.vpc if in_vpc else None,
-            vpc_subnets=network.app_subnets if in_vpc else None,
-            security_groups=security_groups,
+        in_vpc = in_vpc and inputs.network.app_subnets is not None
+        self.role = self._role(name, in_vpc=in_vpc)
+        self.function = self._function(
+            name,
+            description,
+            in_vpc=in_vpc,
             timeout=timeout,
             memory_size=memory_size,
-            reserved_concurrent_executions=reserved_concurrency,
-            tracing=lambda_.Tracing.ACTIVE if settings.tracing else lambda_.Tracing.DISABLED,
-            environment=dict(environment),
+            reserved_concurrency=reserved_concurrency,
         )
         # Outside the VPC without tracing, nothing is granted on "*" unless a Bedrock
         # reranker is (grant_bedrock_rerank acknowledges it then).
@@ -131,6 +98,62 @@ class RaglineFunction(Construct):
             "Pinned to Python 3.11: the layer's compiled wheels (psycopg, numpy, pydantic-core) "
             "and its bytecode are built for cp311 by the build machine's interpreter; moving "
             "runtimes is a deliberate change of the layer build.",
+        )
+
+    def _role(self, name: str, *, in_vpc: bool) -> iam.Role:
+        """The function's own role: its log group, and the ENI actions in the VPC."""
+        role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"ragline {name} function",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteOwnLogs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self.log_group.log_group_arn],
+            )
+        )
+        if in_vpc:
+            role.add_to_policy(
+                iam.PolicyStatement(sid="AttachToVpc", actions=VPC_ACCESS_ACTIONS, resources=["*"])
+            )
+        return role
+
+    def _function(
+        self,
+        name: str,
+        description: str,
+        *,
+        in_vpc: bool,
+        timeout: Duration,
+        memory_size: int,
+        reserved_concurrency: int | None,
+    ) -> lambda_.Function:
+        settings, network = self.inputs.settings, self.inputs.network
+        security_groups = (
+            [network.lambda_security_group] if in_vpc and network.lambda_security_group else None
+        )
+        return lambda_.Function(
+            self,
+            "Function",
+            description=description,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURES[settings.architecture],
+            handler="handler.lambda_handler",
+            code=function_code(name),
+            layers=[self.inputs.layer],
+            role=self.role,
+            log_group=self.log_group,
+            vpc=network.vpc if in_vpc else None,
+            vpc_subnets=network.app_subnets if in_vpc else None,
+            security_groups=security_groups,
+            timeout=timeout,
+            memory_size=memory_size,
+            reserved_concurrent_executions=reserved_concurrency,
+            tracing=lambda_.Tracing.ACTIVE if settings.tracing else lambda_.Tracing.DISABLED,
+            environment=dict(self.inputs.environment),
         )
 
     def _acknowledge_wildcard(self) -> None:
@@ -173,19 +196,14 @@ class RaglineFunction(Construct):
         else:
             database.secret.grant_read(self.role)
 
-    def grant_models(
-        self,
-        models: Sequence[str],
-        *,
-        openai_secret: secretsmanager.ISecret | None,
-        endpoint_arns: Mapping[str, str] | None = None,
-    ) -> None:
+    def grant_models(self, models: Sequence[str]) -> None:
         """Allow exactly the model calls ``models`` (``provider:model`` strings) need.
 
-        ``endpoint_arns`` maps SageMaker endpoint names created by this stack to their
-        ARNs; other endpoint names are existing endpoints in this account and region.
+        A SageMaker endpoint named in the inputs' ``endpoint_arns`` is one this stack
+        creates; other endpoint names are existing endpoints in this account and region.
         """
         stack = Stack.of(self)
+        endpoint_arns, openai_secret = self.inputs.endpoint_arns, self.inputs.openai_secret
         bedrock: list[str] = []
         sagemaker: list[str] = []
         for model in models:
@@ -193,7 +211,7 @@ class RaglineFunction(Construct):
             if provider == "bedrock":
                 bedrock.extend(bedrock_model_arns(stack, name))
             elif provider == "sagemaker":
-                arn = (endpoint_arns or {}).get(name) or sagemaker_endpoint_arn(stack, name)
+                arn = endpoint_arns.get(name) or sagemaker_endpoint_arn(stack, name)
                 sagemaker.append(arn)
             elif provider == "openai" and openai_secret is not None:
                 openai_secret.grant_read(self.role)

@@ -11,18 +11,15 @@ what lost events leave behind (the library's ``ragline.ingest.reconcile``, as
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
-from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -31,7 +28,7 @@ from stacks.nag import acknowledge, reference
 
 if TYPE_CHECKING:
     from stacks.database import Database
-    from stacks.network import Network
+    from stacks.inputs import ConstructInputs
     from stacks.settings import DeploymentSettings
 
 # Lambda's guidance for SQS sources: visibility >= 6 x the function timeout (+ window).
@@ -42,24 +39,31 @@ RECONCILE_TIMEOUT = Duration.minutes(15)
 
 
 class Ingestion(Construct):
-    """The documents bucket, its access-log bucket, the queues and the ingest function."""
+    """The documents bucket, its access-log bucket, the queues and the ingest function.
+
+    The functions here embed with the embeddings model (``settings.embeddings``) and
+    nothing else; ``inputs.environment`` includes the database's variables.
+    """
 
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        settings: DeploymentSettings,
-        network: Network,
-        layer: lambda_.ILayerVersion,
-        environment: Mapping[str, str],
-        database: Database,
-        models: Sequence[str],
-        openai_secret: secretsmanager.ISecret | None,
-        endpoint_arns: Mapping[str, str],
+        self, scope: Construct, construct_id: str, *, inputs: ConstructInputs, database: Database
     ) -> None:
         super().__init__(scope, construct_id)
-        self.access_logs = s3.Bucket(
+        settings = inputs.settings
+        self.models = [settings.embeddings]
+        self.access_logs, self.bucket = self._buckets()
+        self.dead_letter_queue, self.queue = self._queues(settings)
+        for event in (s3.EventType.OBJECT_CREATED, s3.EventType.OBJECT_REMOVED):
+            self.bucket.add_event_notification(event, s3n.SqsDestination(self.queue))
+        self.ingest = self._ingest_function(inputs, database)
+        self.reconcile: RaglineFunction | None = None
+        if settings.reconcile:
+            self.reconcile = self._reconcile_function(inputs, database)
+        _acknowledge_notifications_handler(self)
+
+    def _buckets(self) -> tuple[s3.Bucket, s3.Bucket]:
+        """The access-log bucket, and the versioned documents bucket logging into it."""
+        access_logs = s3.Bucket(
             self,
             "AccessLogs",
             encryption=s3.BucketEncryption.S3_MANAGED,  # server access logs need SSE-S3
@@ -69,7 +73,7 @@ class Ingestion(Construct):
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(365))],
             removal_policy=RemovalPolicy.RETAIN,
         )
-        self.bucket = s3.Bucket(
+        documents = s3.Bucket(
             self,
             "Documents",
             encryption=s3.BucketEncryption.S3_MANAGED,
@@ -77,7 +81,7 @@ class Ingestion(Construct):
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             enforce_ssl=True,
             versioned=True,
-            server_access_logs_bucket=self.access_logs,
+            server_access_logs_bucket=access_logs,
             server_access_logs_prefix="documents/",
             lifecycle_rules=[
                 # Versioning guards against accidental overwrites; old versions go after 30 days.
@@ -85,8 +89,11 @@ class Ingestion(Construct):
             ],
             removal_policy=RemovalPolicy.RETAIN,
         )
+        return access_logs, documents
 
-        self.dead_letter_queue = sqs.Queue(
+    def _queues(self, settings: DeploymentSettings) -> tuple[sqs.Queue, sqs.Queue]:
+        """The dead-letter queue, and the queue of bucket events that feeds it."""
+        dead_letter_queue = sqs.Queue(
             self,
             "DeadLetterQueue",
             encryption=sqs.QueueEncryption.SQS_MANAGED,
@@ -97,35 +104,34 @@ class Ingestion(Construct):
             VISIBILITY_TIMEOUT_FACTOR * settings.ingest_timeout_seconds
             + settings.ingest_max_batching_window_seconds
         )
-        self.queue = sqs.Queue(
+        queue = sqs.Queue(
             self,
             "Queue",
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             visibility_timeout=Duration.seconds(visibility),
             dead_letter_queue=sqs.DeadLetterQueue(
-                max_receive_count=settings.queue_max_receive_count, queue=self.dead_letter_queue
+                max_receive_count=settings.queue_max_receive_count, queue=dead_letter_queue
             ),
         )
-        for event in (s3.EventType.OBJECT_CREATED, s3.EventType.OBJECT_REMOVED):
-            self.bucket.add_event_notification(event, s3n.SqsDestination(self.queue))
+        return dead_letter_queue, queue
 
-        self.ingest = RaglineFunction(
+    def _ingest_function(self, inputs: ConstructInputs, database: Database) -> RaglineFunction:
+        """The ingest function on the queue: reads the bucket, writes the store, embeds."""
+        settings = inputs.settings
+        ingest = RaglineFunction(
             self,
             "Ingest",
+            inputs=inputs,
             name="ingest",
             description="ragline: parse, chunk, embed and store documents from S3 events",
-            settings=settings,
-            network=network,
-            layer=layer,
-            environment=environment,
             timeout=Duration.seconds(settings.ingest_timeout_seconds),
             memory_size=settings.ingest_memory_mb,
             reserved_concurrency=(
                 settings.ingest_concurrency if settings.ingest_reserve_concurrency else None
             ),
         )
-        self.ingest.function.add_event_source(
+        ingest.function.add_event_source(
             event_sources.SqsEventSource(
                 self.queue,
                 batch_size=settings.ingest_batch_size,
@@ -134,7 +140,7 @@ class Ingestion(Construct):
                 max_concurrency=settings.ingest_concurrency,
             )
         )
-        self.ingest.role.add_to_policy(
+        ingest.role.add_to_policy(
             iam.PolicyStatement(
                 sid="ReadDocuments",
                 # HeadObject comes with GetObject; tags are part of a document's metadata.
@@ -144,60 +150,34 @@ class Ingestion(Construct):
         )
         # Without ListBucket, S3 answers 403 instead of 404 for an object deleted before
         # its ObjectCreated event was processed; the handler must tell these apart.
-        self.ingest.role.add_to_policy(
+        ingest.role.add_to_policy(
             iam.PolicyStatement(
                 sid="TellMissingDocuments",
                 actions=["s3:ListBucket"],
                 resources=[self.bucket.bucket_arn],
             )
         )
-        self.ingest.grant_database(database)
-        self.ingest.grant_models(models, openai_secret=openai_secret, endpoint_arns=endpoint_arns)
+        ingest.grant_database(database)
+        ingest.grant_models(self.models)
         acknowledge(
-            self.ingest.role,
+            ingest.role,
             f"AwsSolutions-IAM5[Resource::{reference(self.bucket)}/*]",
             "The ingest function reads any object of the documents bucket, and only that bucket: "
             "every object in it is a document to ingest.",
         )
-        self.reconcile: RaglineFunction | None = None
-        if settings.reconcile:
-            self.reconcile = self._reconcile_function(
-                settings=settings,
-                network=network,
-                layer=layer,
-                environment=environment,
-                database=database,
-                models=models,
-                openai_secret=openai_secret,
-                endpoint_arns=endpoint_arns,
-            )
-        _acknowledge_notifications_handler(self)
+        return ingest
 
-    def _reconcile_function(
-        self,
-        *,
-        settings: DeploymentSettings,
-        network: Network,
-        layer: lambda_.ILayerVersion,
-        environment: Mapping[str, str],
-        database: Database,
-        models: Sequence[str],
-        openai_secret: secretsmanager.ISecret | None,
-        endpoint_arns: Mapping[str, str],
-    ) -> RaglineFunction:
+    def _reconcile_function(self, inputs: ConstructInputs, database: Database) -> RaglineFunction:
         """The scheduled reconcile: lists and reads the bucket, writes the store, embeds
         with the ingest function's model, nothing else."""
         reconcile = RaglineFunction(
             self,
             "Reconcile",
+            inputs=inputs,
             name="reconcile",
             description="ragline: reconcile the store with the documents bucket (scheduled)",
-            settings=settings,
-            network=network,
-            layer=layer,
-            environment=environment,
             timeout=RECONCILE_TIMEOUT,
-            memory_size=settings.ingest_memory_mb,
+            memory_size=inputs.settings.ingest_memory_mb,
         )
         reconcile.role.add_to_policy(
             iam.PolicyStatement(
@@ -215,13 +195,18 @@ class Ingestion(Construct):
             )
         )
         reconcile.grant_database(database)
-        reconcile.grant_models(models, openai_secret=openai_secret, endpoint_arns=endpoint_arns)
+        reconcile.grant_models(self.models)
         acknowledge(
             reconcile.role,
             f"AwsSolutions-IAM5[Resource::{reference(self.bucket)}/*]",
             "The reconcile function compares every object of the documents bucket, and only "
             "that bucket, with the store: every object in it is a document.",
         )
+        self._schedule_reconcile(reconcile, inputs.settings)
+        return reconcile
+
+    def _schedule_reconcile(self, reconcile: RaglineFunction, settings: DeploymentSettings) -> None:
+        """Run the reconcile on its schedule, and name it in an output for `ragline sync`."""
         events.Rule(
             self,
             "ReconcileSchedule",
@@ -241,7 +226,6 @@ class Ingestion(Construct):
             value=reconcile.function.function_name,
             description="ragline sync --stack <name> runs this function",
         )
-        return reconcile
 
 
 def _acknowledge_notifications_handler(scope: Construct) -> None:

@@ -99,15 +99,24 @@ class ModelEndpoint(Construct):
         stack = Stack.of(self)
         self.endpoint_name = endpoint_name_for(settings)
         image = tgi_image_uri(settings.region, settings.sagemaker_image_tag)
-        registry_account = image.split(".", 1)[0]
+        self.role = self._execution_role(settings, stack, registry_account=image.split(".", 1)[0])
+        self.model = self._model(settings, image)
+        if settings.sagemaker_scale_to_zero:
+            self._scale_to_zero(settings)
+        else:
+            self._instance_endpoint(settings)
 
-        self.role = iam.Role(
+    def _execution_role(
+        self, settings: DeploymentSettings, stack: Stack, *, registry_account: str
+    ) -> iam.Role:
+        """SageMaker's role: pull the TGI image, write the endpoint's own logs."""
+        role = iam.Role(
             self,
             "ExecutionRole",
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description="ragline model endpoint: pull the TGI image, write the endpoint's logs",
         )
-        self.role.add_to_policy(
+        role.add_to_policy(
             iam.PolicyStatement(
                 sid="PullTgiImage",
                 actions=[
@@ -121,7 +130,7 @@ class ModelEndpoint(Construct):
                 ],
             )
         )
-        self.role.add_to_policy(
+        role.add_to_policy(
             iam.PolicyStatement(
                 sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"]
             )
@@ -132,7 +141,7 @@ class ModelEndpoint(Construct):
             resource_name=f"/aws/sagemaker/Endpoints/{self.endpoint_name}:*",
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
-        self.role.add_to_policy(
+        role.add_to_policy(
             iam.PolicyStatement(
                 sid="WriteEndpointLogs",
                 actions=[
@@ -145,17 +154,21 @@ class ModelEndpoint(Construct):
             )
         )
         acknowledge(
-            self.role,
+            role,
             "AwsSolutions-IAM5[Resource::*]",
             "ecr:GetAuthorizationToken has no resource-level permissions; the image pull "
             "itself is limited to the TGI repository.",
         )
         acknowledge(
-            self.role,
+            role,
             f"AwsSolutions-IAM5[Resource::{stack.resolve(log_group_arn)}]",
             "The endpoint's own log group, any of its log streams (named per instance).",
         )
+        return role
 
+    def _model(self, settings: DeploymentSettings, image: str) -> sagemaker.CfnModel:
+        """The TGI container serving ``sagemaker_model_id``."""
+        assert settings.sagemaker_model_id is not None
         environment = {
             "HF_MODEL_ID": settings.sagemaker_model_id,
             "SM_NUM_GPUS": str(settings.sagemaker_num_gpus),
@@ -166,7 +179,7 @@ class ModelEndpoint(Construct):
         }
         if settings.sagemaker_quantize:
             environment["HF_MODEL_QUANTIZE"] = settings.sagemaker_quantize
-        self.model = sagemaker.CfnModel(
+        model = sagemaker.CfnModel(
             self,
             "Model",
             execution_role_arn=self.role.role_arn,
@@ -174,11 +187,8 @@ class ModelEndpoint(Construct):
                 image=image, environment=environment
             ),
         )
-        self.model.node.add_dependency(self.role)
-        if settings.sagemaker_scale_to_zero:
-            self._scale_to_zero(settings)
-        else:
-            self._instance_endpoint(settings)
+        model.node.add_dependency(self.role)
+        return model
 
     def _instance_endpoint(self, settings: DeploymentSettings) -> None:
         """The model on the variant itself, with at least one instance at all times."""
@@ -265,8 +275,23 @@ class ModelEndpoint(Construct):
     def _scale_to_zero(self, settings: DeploymentSettings) -> None:
         """The model as an inference component that scales to 0 copies on 0 instances."""
         self.inference_component_name = f"{self.endpoint_name}-ic"[:63]
-        # An endpoint of inference components names no model; its instances are managed
-        # (created for copies, removed when none is left), down to zero.
+        self._managed_endpoint(settings)
+        self.inference_component = self._inference_component(settings)
+        # Between 1 and the maximum, and in to 0 once no request has come for a while.
+        self._scale_on_invocations(
+            settings,
+            resource_id=f"inference-component/{self.inference_component_name}",
+            dimension="sagemaker:inference-component:DesiredCopyCount",
+            min_capacity=0,
+            metric="SageMakerInferenceComponentInvocationsPerCopy",
+            policy_name=f"{self.inference_component_name}-invocations-per-copy",
+            after=self.inference_component,
+        )
+        self._scale_out_from_zero(self.inference_component_name)
+
+    def _managed_endpoint(self, settings: DeploymentSettings) -> None:
+        """An endpoint of inference components names no model; its instances are managed
+        (created for copies, removed when none is left), down to zero."""
         self.endpoint_config = sagemaker.CfnEndpointConfig(
             self,
             "EndpointConfig",
@@ -295,7 +320,12 @@ class ModelEndpoint(Construct):
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
         )
         self.endpoint_arn = self.endpoint.ref
-        self.inference_component = sagemaker.CfnInferenceComponent(
+
+    def _inference_component(self, settings: DeploymentSettings) -> sagemaker.CfnInferenceComponent:
+        """The model on the endpoint as one copy at deploy time (CloudFormation waits for
+        it to serve); the scaling takes it to 0 once idle."""
+        startup_seconds = settings.sagemaker_startup_timeout_seconds
+        return sagemaker.CfnInferenceComponent(
             self,
             "InferenceComponent",
             inference_component_name=self.inference_component_name,
@@ -308,36 +338,22 @@ class ModelEndpoint(Construct):
                     min_memory_required_in_mb=1024,
                 ),
                 startup_parameters=sagemaker.CfnInferenceComponent.InferenceComponentStartupParametersProperty(
-                    container_startup_health_check_timeout_in_seconds=(
-                        settings.sagemaker_startup_timeout_seconds
-                    ),
-                    model_data_download_timeout_in_seconds=(
-                        settings.sagemaker_startup_timeout_seconds
-                    ),
+                    container_startup_health_check_timeout_in_seconds=startup_seconds,
+                    model_data_download_timeout_in_seconds=startup_seconds,
                 ),
             ),
-            # One copy at deploy time (CloudFormation waits for it to serve); the
-            # scaling below takes it to 0 once idle.
             runtime_config=sagemaker.CfnInferenceComponent.InferenceComponentRuntimeConfigProperty(
                 copy_count=1
             ),
         )
-        # Between 1 and the maximum, and in to 0 once no request has come for a while.
-        self._scale_on_invocations(
-            settings,
-            resource_id=f"inference-component/{self.inference_component_name}",
-            dimension="sagemaker:inference-component:DesiredCopyCount",
-            min_capacity=0,
-            metric="SageMakerInferenceComponentInvocationsPerCopy",
-            policy_name=f"{self.inference_component_name}-invocations-per-copy",
-            after=self.inference_component,
-        )
-        # Target tracking cannot leave 0 (no copy, no invocations to track): a request
-        # that found no copy raises NoCapacityInvocationFailures, and this adds one.
+
+    def _scale_out_from_zero(self, component_name: str) -> None:
+        """Target tracking cannot leave 0 (no copy, no invocations to track): a request
+        that found no copy raises NoCapacityInvocationFailures, and this adds one."""
         scale_out_from_zero = autoscaling.CfnScalingPolicy(
             self,
             "ScaleOutFromZero",
-            policy_name=f"{self.inference_component_name}-scale-out-from-zero",
+            policy_name=f"{component_name}-scale-out-from-zero",
             policy_type="StepScaling",
             scaling_target_id=self.scaling.ref,
             step_scaling_policy_configuration=autoscaling.CfnScalingPolicy.StepScalingPolicyConfigurationProperty(
@@ -361,7 +377,7 @@ class ModelEndpoint(Construct):
             metric_name="NoCapacityInvocationFailures",
             dimensions=[
                 cloudwatch.CfnAlarm.DimensionProperty(
-                    name="InferenceComponentName", value=self.inference_component_name
+                    name="InferenceComponentName", value=component_name
                 )
             ],
             statistic="Maximum",

@@ -68,23 +68,7 @@ class Monitoring(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.namespace = settings.metrics_namespace
-        self.key: kms.Key | None = None
-        if settings.alarm_topic_kms:
-            # A customer managed key: CloudWatch cannot publish to a topic encrypted with
-            # the AWS managed SNS key, whose policy cannot be changed.
-            self.key = kms.Key(
-                self,
-                "AlarmTopicKey",
-                description="ragline alarm topic",
-                enable_key_rotation=True,
-                removal_policy=RemovalPolicy.DESTROY,
-                pending_window=Duration.days(7),
-            )
-            self.key.grant(
-                iam.ServicePrincipal("cloudwatch.amazonaws.com"),
-                "kms:Decrypt",
-                "kms:GenerateDataKey*",
-            )
+        self.key = self._topic_key() if settings.alarm_topic_kms else None
         self.topic = sns.Topic(
             self,
             "AlarmTopic",
@@ -107,6 +91,24 @@ class Monitoring(Construct):
             self._widgets(
                 self.dashboard, api, functions, queue, dead_letter_queue, cluster, endpoint_name
             )
+
+    def _topic_key(self) -> kms.Key:
+        """A customer managed key: CloudWatch cannot publish to a topic encrypted with the
+        AWS managed SNS key, whose policy cannot be changed."""
+        key = kms.Key(
+            self,
+            "AlarmTopicKey",
+            description="ragline alarm topic",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.DESTROY,
+            pending_window=Duration.days(7),
+        )
+        key.grant(
+            iam.ServicePrincipal("cloudwatch.amazonaws.com"),
+            "kms:Decrypt",
+            "kms:GenerateDataKey*",
+        )
+        return key
 
     # Metrics.
 
@@ -132,6 +134,13 @@ class Monitoring(Construct):
             period=PERIOD,
         )
 
+    def percentiles(self, name: str) -> list[cw.IMetric]:
+        """The p50 and p95 lines of a ragline latency metric."""
+        return [
+            self.metric(name, "p50").with_(label=f"{name} p50"),
+            self.metric(name, "p95").with_(label=f"{name} p95"),
+        ]
+
     # Alarms.
 
     def _alarms(
@@ -141,24 +150,7 @@ class Monitoring(Construct):
         dead_letter_queue: sqs.IQueue,
         endpoint_name: str | None,
     ) -> list[cw.Alarm]:
-        costs: dict[str, cw.IMetric] = {
-            "queries": self.metric("CostUSD", period=DAY),
-            "ingestion": self.metric("EmbeddingCostUSD", period=DAY),
-        }
-        counted = "Model spend (queries + embeddings)"
-        if endpoint_name:
-            # The GPU endpoint bills its instance-hours whether it serves or not; the
-            # endpoint meter publishes them. The time queries held the endpoint is also in
-            # CostUSD (its per-call estimate), so that share is counted twice: the alarm
-            # errs early, never late.
-            costs["endpoint"] = self.metric("EndpointCostUSD", period=DAY)
-            counted = "Model spend (queries + embeddings) and the GPU endpoint's instance-hours"
-        daily_cost = cw.MathExpression(
-            expression=" + ".join(f"FILL({name}, 0)" for name in costs),
-            using_metrics=costs,
-            label=f"{counted} over the last 24 hours (USD)",
-            period=DAY,
-        )
+        daily_cost, counted = self._daily_cost(endpoint_name)
         definitions: list[tuple[str, cw.IMetric, float, str, int, int]] = [
             (
                 "Api5xxRate",
@@ -203,25 +195,56 @@ class Monitoring(Construct):
                 1,
             ),
         ]
-        alarms = []
-        for name, metric, threshold, description, periods, datapoints in definitions:
-            alarm = cw.Alarm(
-                self,
-                name,
-                alarm_description=f"ragline: {description} above {threshold}",
-                metric=metric,
-                threshold=threshold,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=periods,
-                datapoints_to_alarm=datapoints,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-            )
-            alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
-            alarm.add_ok_action(cw_actions.SnsAction(self.topic))
-            alarms.append(alarm)
-        return alarms
+        return [self._alarm(*definition) for definition in definitions]
 
-    # Dashboard.
+    def _daily_cost(self, endpoint_name: str | None) -> tuple[cw.MathExpression, str]:
+        """The last 24 hours' spend, and what it counts (in words)."""
+        costs: dict[str, cw.IMetric] = {
+            "queries": self.metric("CostUSD", period=DAY),
+            "ingestion": self.metric("EmbeddingCostUSD", period=DAY),
+        }
+        counted = "Model spend (queries + embeddings)"
+        if endpoint_name:
+            # The GPU endpoint bills its instance-hours whether it serves or not; the
+            # endpoint meter publishes them. The time queries held the endpoint is also in
+            # CostUSD (its per-call estimate), so that share is counted twice: the alarm
+            # errs early, never late.
+            costs["endpoint"] = self.metric("EndpointCostUSD", period=DAY)
+            counted = "Model spend (queries + embeddings) and the GPU endpoint's instance-hours"
+        daily_cost = cw.MathExpression(
+            expression=" + ".join(f"FILL({name}, 0)" for name in costs),
+            using_metrics=costs,
+            label=f"{counted} over the last 24 hours (USD)",
+            period=DAY,
+        )
+        return daily_cost, counted
+
+    def _alarm(
+        self,
+        name: str,
+        metric: cw.IMetric,
+        threshold: float,
+        description: str,
+        periods: int,
+        datapoints: int,
+    ) -> cw.Alarm:
+        """An alarm above ``threshold``, telling the topic when it fires and when it clears."""
+        alarm = cw.Alarm(
+            self,
+            name,
+            alarm_description=f"ragline: {description} above {threshold}",
+            metric=metric,
+            threshold=threshold,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=periods,
+            datapoints_to_alarm=datapoints,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
+        alarm.add_ok_action(cw_actions.SnsAction(self.topic))
+        return alarm
+
+    # Dashboard: one row of three widgets per concern, one widget per signal.
 
     def _widgets(
         self,
@@ -233,156 +256,176 @@ class Monitoring(Construct):
         cluster: rds.IDatabaseCluster,
         endpoint_name: str | None,
     ) -> None:
-        def graph(
-            title: str,
-            left: Sequence[cw.IMetric],
-            right: Sequence[cw.IMetric] = (),
-            left_y_axis: cw.YAxisProps | None = None,
-        ) -> cw.GraphWidget:
-            return cw.GraphWidget(
-                title=title,
-                left=list(left),
-                right=list(right),
-                left_y_axis=left_y_axis,
-                width=WIDTH,
-                height=6,
-            )
-
-        def percentiles(name: str) -> list[cw.IMetric]:
-            return [
-                self.metric(name, "p50").with_(label=f"{name} p50"),
-                self.metric(name, "p95").with_(label=f"{name} p95"),
-            ]
-
+        dashboard.add_widgets(self._header())
+        dashboard.add_widgets(_api_requests(api), _api_latency(api), self._stage_latencies())
+        dashboard.add_widgets(self._tokens(), self._cost(), self._cost_per_model())
+        dashboard.add_widgets(self._quality_rates(), self._retrieval(), self._feedback())
         dashboard.add_widgets(
-            cw.TextWidget(
-                markdown=f"# ragline\nMetrics in `{self.namespace}` with `service=ragline`; "
-                "per-model lines come from the `Provider, Model, Prompt, Profile` dimensions.",
-                width=24,
-                height=2,
-            )
+            self._ingestion(), self._ingest_latency(), _queues(queue, dead_letter_queue)
         )
         dashboard.add_widgets(
-            graph(
-                "API requests and errors",
-                [api.metric_count(period=PERIOD), api.metric_client_error(period=PERIOD)],
-                right=[api.metric_server_error(period=PERIOD)],
-            ),
-            graph(
-                "API latency (ms)",
-                [
-                    api.metric_latency(statistic="p50", period=PERIOD),
-                    api.metric_latency(statistic="p95", period=PERIOD),
-                ],
-            ),
-            graph(
-                "Latency per stage (ms)", [m for name in STAGE_LATENCIES for m in percentiles(name)]
-            ),
-        )
-        dashboard.add_widgets(
-            graph("Tokens", [self.metric(name) for name in TOKEN_METRICS]),
-            graph("Cost (USD)", [self.metric("CostUSD"), self.metric("EmbeddingCostUSD")]),
-            graph("Cost per model (USD)", [self.per_model("CostUSD")]),
-        )
-        dashboard.add_widgets(
-            graph(
-                "Abstention, review, fallback and instruction-echo rates",
-                [
-                    self.metric(name, "Average").with_(label=f"{name} rate")
-                    for name in QUALITY_RATES
-                ],
-                left_y_axis=cw.YAxisProps(min=0, max=1),
-            ),
-            graph(
-                "Retrieval",
-                [self.metric("TopScore", "Average"), self.metric("ChunksRetrieved", "Average")],
-            ),
-            graph("Feedback", [self.metric("Feedback")]),
-        )
-        dashboard.add_widgets(
-            graph("Ingestion", [self.metric(name) for name in INGEST_COUNTS]),
-            graph("Ingest latency (ms)", percentiles("IngestLatency")),
-            graph(
-                "Queues",
-                [
-                    queue.metric_approximate_number_of_messages_visible(period=PERIOD),
-                    queue.metric_approximate_age_of_oldest_message(period=PERIOD),
-                ],
-                right=[
-                    dead_letter_queue.metric_approximate_number_of_messages_visible(
-                        period=PERIOD, label="DLQ depth"
-                    )
-                ],
-            ),
-        )
-        dashboard.add_widgets(
-            graph(
-                "Lambda errors and throttles",
-                [
-                    metric
-                    for function in functions
-                    for metric in (
-                        function.metric_errors(period=PERIOD),
-                        function.metric_throttles(period=PERIOD),
-                    )
-                ],
-            ),
-            graph(
-                "Lambda duration p95 (ms)",
-                [
-                    function.metric_duration(statistic="p95", period=PERIOD)
-                    for function in functions
-                ],
-            ),
-            graph(
-                "Aurora capacity",
-                [
-                    cluster.metric(
-                        "ServerlessDatabaseCapacity", statistic="Average", period=PERIOD
-                    ),
-                ],
-                right=[cluster.metric("ACUUtilization", statistic="Average", period=PERIOD)],
-            ),
+            _lambda_errors(functions), _lambda_duration(functions), _aurora_capacity(cluster)
         )
         if endpoint_name:
-            dimensions = {"EndpointName": endpoint_name, "VariantName": "AllTraffic"}
-            dashboard.add_widgets(
-                graph(
-                    "SageMaker endpoint",
-                    [
-                        cw.Metric(
-                            namespace="AWS/SageMaker",
-                            metric_name="Invocations",
-                            dimensions_map=dimensions,
-                            statistic="Sum",
-                            period=PERIOD,
-                        )
-                    ],
-                    right=[
-                        cw.Metric(
-                            namespace="AWS/SageMaker",
-                            metric_name="ModelLatency",
-                            dimensions_map=dimensions,
-                            statistic="p95",
-                            period=PERIOD,
-                        )
-                    ],
-                ),
-                # What the endpoint meter reads: billed whether or not anything is asked.
-                graph(
-                    "SageMaker endpoint instances and their cost",
-                    [
-                        self.metric("EndpointInstances", "Maximum").with_(
-                            label="in-service instances (meter)"
-                        )
-                    ],
-                    right=[
-                        self.metric("EndpointCostUSD").with_(
-                            label="instance-hours cost per 5 minutes (USD)"
-                        )
-                    ],
-                ),
-            )
+            dashboard.add_widgets(_endpoint_traffic(endpoint_name), self._endpoint_cost())
         dashboard.add_widgets(
             cw.AlarmStatusWidget(alarms=list(self.alarms), title="Alarms", width=24, height=3)
         )
+
+    def _header(self) -> cw.TextWidget:
+        return cw.TextWidget(
+            markdown=f"# ragline\nMetrics in `{self.namespace}` with `service=ragline`; "
+            "per-model lines come from the `Provider, Model, Prompt, Profile` dimensions.",
+            width=24,
+            height=2,
+        )
+
+    def _stage_latencies(self) -> cw.GraphWidget:
+        lines = [line for name in STAGE_LATENCIES for line in self.percentiles(name)]
+        return _graph("Latency per stage (ms)", lines)
+
+    def _tokens(self) -> cw.GraphWidget:
+        return _graph("Tokens", [self.metric(name) for name in TOKEN_METRICS])
+
+    def _cost(self) -> cw.GraphWidget:
+        return _graph("Cost (USD)", [self.metric("CostUSD"), self.metric("EmbeddingCostUSD")])
+
+    def _cost_per_model(self) -> cw.GraphWidget:
+        return _graph("Cost per model (USD)", [self.per_model("CostUSD")])
+
+    def _quality_rates(self) -> cw.GraphWidget:
+        return _graph(
+            "Abstention, review, fallback and instruction-echo rates",
+            [self.metric(name, "Average").with_(label=f"{name} rate") for name in QUALITY_RATES],
+            left_y_axis=cw.YAxisProps(min=0, max=1),
+        )
+
+    def _retrieval(self) -> cw.GraphWidget:
+        return _graph(
+            "Retrieval",
+            [self.metric("TopScore", "Average"), self.metric("ChunksRetrieved", "Average")],
+        )
+
+    def _feedback(self) -> cw.GraphWidget:
+        return _graph("Feedback", [self.metric("Feedback")])
+
+    def _ingestion(self) -> cw.GraphWidget:
+        return _graph("Ingestion", [self.metric(name) for name in INGEST_COUNTS])
+
+    def _ingest_latency(self) -> cw.GraphWidget:
+        return _graph("Ingest latency (ms)", self.percentiles("IngestLatency"))
+
+    def _endpoint_cost(self) -> cw.GraphWidget:
+        """What the endpoint meter reads: billed whether or not anything is asked."""
+        return _graph(
+            "SageMaker endpoint instances and their cost",
+            [
+                self.metric("EndpointInstances", "Maximum").with_(
+                    label="in-service instances (meter)"
+                )
+            ],
+            right=[
+                self.metric("EndpointCostUSD").with_(
+                    label="instance-hours cost per 5 minutes (USD)"
+                )
+            ],
+        )
+
+
+def _graph(
+    title: str,
+    left: Sequence[cw.IMetric],
+    right: Sequence[cw.IMetric] = (),
+    left_y_axis: cw.YAxisProps | None = None,
+) -> cw.GraphWidget:
+    """A dashboard graph, a third of the grid wide."""
+    return cw.GraphWidget(
+        title=title,
+        left=list(left),
+        right=list(right),
+        left_y_axis=left_y_axis,
+        width=WIDTH,
+        height=6,
+    )
+
+
+def _api_requests(api: apigw.RestApi) -> cw.GraphWidget:
+    return _graph(
+        "API requests and errors",
+        [api.metric_count(period=PERIOD), api.metric_client_error(period=PERIOD)],
+        right=[api.metric_server_error(period=PERIOD)],
+    )
+
+
+def _api_latency(api: apigw.RestApi) -> cw.GraphWidget:
+    return _graph(
+        "API latency (ms)",
+        [
+            api.metric_latency(statistic="p50", period=PERIOD),
+            api.metric_latency(statistic="p95", period=PERIOD),
+        ],
+    )
+
+
+def _queues(queue: sqs.IQueue, dead_letter_queue: sqs.IQueue) -> cw.GraphWidget:
+    return _graph(
+        "Queues",
+        [
+            queue.metric_approximate_number_of_messages_visible(period=PERIOD),
+            queue.metric_approximate_age_of_oldest_message(period=PERIOD),
+        ],
+        right=[
+            dead_letter_queue.metric_approximate_number_of_messages_visible(
+                period=PERIOD, label="DLQ depth"
+            )
+        ],
+    )
+
+
+def _lambda_errors(functions: Sequence[lambda_.Function]) -> cw.GraphWidget:
+    return _graph(
+        "Lambda errors and throttles",
+        [
+            metric
+            for function in functions
+            for metric in (
+                function.metric_errors(period=PERIOD),
+                function.metric_throttles(period=PERIOD),
+            )
+        ],
+    )
+
+
+def _lambda_duration(functions: Sequence[lambda_.Function]) -> cw.GraphWidget:
+    return _graph(
+        "Lambda duration p95 (ms)",
+        [function.metric_duration(statistic="p95", period=PERIOD) for function in functions],
+    )
+
+
+def _aurora_capacity(cluster: rds.IDatabaseCluster) -> cw.GraphWidget:
+    return _graph(
+        "Aurora capacity",
+        [cluster.metric("ServerlessDatabaseCapacity", statistic="Average", period=PERIOD)],
+        right=[cluster.metric("ACUUtilization", statistic="Average", period=PERIOD)],
+    )
+
+
+def _endpoint_traffic(endpoint_name: str) -> cw.GraphWidget:
+    """The endpoint's invocations and model latency, as SageMaker publishes them."""
+    dimensions = {"EndpointName": endpoint_name, "VariantName": "AllTraffic"}
+
+    def sagemaker_metric(name: str, statistic: str) -> cw.Metric:
+        return cw.Metric(
+            namespace="AWS/SageMaker",
+            metric_name=name,
+            dimensions_map=dimensions,
+            statistic=statistic,
+            period=PERIOD,
+        )
+
+    return _graph(
+        "SageMaker endpoint",
+        [sagemaker_metric("Invocations", "Sum")],
+        right=[sagemaker_metric("ModelLatency", "p95")],
+    )

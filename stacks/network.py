@@ -46,43 +46,13 @@ class Network(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, settings: DeploymentSettings):
         super().__init__(scope, construct_id)
         nat = settings.network == "nat" and not settings.data_api
-        app_type = ec2.SubnetType.PRIVATE_WITH_EGRESS if nat else ec2.SubnetType.PRIVATE_ISOLATED
-        subnets = [
-            ec2.SubnetConfiguration(
-                name=DATA_SUBNETS, subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24
-            ),
-        ]
-        if settings.network == "nat":
-            # The data-api mode reserves the address space of the public and application
-            # subnets it does not create, so the database's subnets keep the addresses
-            # they have in the nat mode: a stack moving between the two (the default
-            # `auto` moved from `vpc`) keeps its subnets, and Aurora stays where it is.
-            # A reserved subnet creates nothing; its type only has to ask for no gateway.
-            reserved = settings.data_api
-            subnets[:0] = [
-                ec2.SubnetConfiguration(
-                    name="public",
-                    subnet_type=ec2.SubnetType.PRIVATE_ISOLATED
-                    if reserved
-                    else ec2.SubnetType.PUBLIC,
-                    cidr_mask=24,
-                    reserved=reserved,
-                ),
-                ec2.SubnetConfiguration(
-                    name=APP_SUBNETS, subnet_type=app_type, cidr_mask=22, reserved=reserved
-                ),
-            ]
-        else:
-            subnets.insert(
-                0, ec2.SubnetConfiguration(name=APP_SUBNETS, subnet_type=app_type, cidr_mask=22)
-            )
         self.vpc = ec2.Vpc(
             self,
             "Vpc",
             ip_addresses=ec2.IpAddresses.cidr(settings.vpc_cidr),
             max_azs=settings.max_azs,
             nat_gateways=settings.nat_gateways if nat else 0,
-            subnet_configuration=subnets,
+            subnet_configuration=_subnets(settings, nat=nat),
             # Restricting the default security group needs a custom resource Lambda;
             # nothing here uses the default group.
             restrict_default_security_group=False,
@@ -101,8 +71,11 @@ class Network(Construct):
         # Set only when the functions run in the VPC (database_access=vpc).
         self.lambda_security_group: ec2.SecurityGroup | None = None
         self.app_subnets: ec2.SubnetSelection | None = None
-        if settings.data_api:
-            return
+        if not settings.data_api:
+            self._functions_access(settings, nat=nat)
+
+    def _functions_access(self, settings: DeploymentSettings, *, nat: bool) -> None:
+        """The functions' security group and subnets, and their way to S3 and AWS."""
         self.lambda_security_group = ec2.SecurityGroup(
             self,
             "FunctionsSecurityGroup",
@@ -123,23 +96,62 @@ class Network(Construct):
             "S3", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[self.app_subnets]
         )
         if not nat:
-            # One AZ by default: each endpoint costs per hour per AZ, and functions in
-            # the other AZ reach it across the VPC.
-            endpoint_azs = self.vpc.availability_zones[: settings.vpc_endpoint_azs]
-            for name in settings.interface_endpoints:
-                self.endpoints[name] = self.vpc.add_interface_endpoint(
-                    _construct_id(name),
-                    service=INTERFACE_ENDPOINTS[name],
-                    subnets=ec2.SubnetSelection(
-                        subnet_group_name=APP_SUBNETS, availability_zones=endpoint_azs
-                    ),
-                    private_dns_enabled=True,
-                    open=False,
-                )
-                # Only the functions may use the endpoints.
-                self.endpoints[name].connections.allow_default_port_from(
-                    self.lambda_security_group, "HTTPS from the ragline functions"
-                )
+            self._interface_endpoints(settings, self.lambda_security_group)
+
+    def _interface_endpoints(
+        self, settings: DeploymentSettings, functions: ec2.SecurityGroup
+    ) -> None:
+        """The AWS services' interface endpoints, usable by the functions only."""
+        # One AZ by default: each endpoint costs per hour per AZ, and functions in
+        # the other AZ reach it across the VPC.
+        endpoint_azs = self.vpc.availability_zones[: settings.vpc_endpoint_azs]
+        for name in settings.interface_endpoints:
+            self.endpoints[name] = self.vpc.add_interface_endpoint(
+                _construct_id(name),
+                service=INTERFACE_ENDPOINTS[name],
+                subnets=ec2.SubnetSelection(
+                    subnet_group_name=APP_SUBNETS, availability_zones=endpoint_azs
+                ),
+                private_dns_enabled=True,
+                open=False,
+            )
+            # Only the functions may use the endpoints.
+            self.endpoints[name].connections.allow_default_port_from(
+                functions, "HTTPS from the ragline functions"
+            )
+
+
+def _subnets(settings: DeploymentSettings, *, nat: bool) -> list[ec2.SubnetConfiguration]:
+    """The subnet groups: the database's, the functions' and (``nat``) the public ones."""
+    app_type = ec2.SubnetType.PRIVATE_WITH_EGRESS if nat else ec2.SubnetType.PRIVATE_ISOLATED
+    subnets = [
+        ec2.SubnetConfiguration(
+            name=DATA_SUBNETS, subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24
+        ),
+    ]
+    if settings.network == "nat":
+        # The data-api mode reserves the address space of the public and application
+        # subnets it does not create, so the database's subnets keep the addresses
+        # they have in the nat mode: a stack moving between the two (the default
+        # `auto` moved from `vpc`) keeps its subnets, and Aurora stays where it is.
+        # A reserved subnet creates nothing; its type only has to ask for no gateway.
+        reserved = settings.data_api
+        subnets[:0] = [
+            ec2.SubnetConfiguration(
+                name="public",
+                subnet_type=ec2.SubnetType.PRIVATE_ISOLATED if reserved else ec2.SubnetType.PUBLIC,
+                cidr_mask=24,
+                reserved=reserved,
+            ),
+            ec2.SubnetConfiguration(
+                name=APP_SUBNETS, subnet_type=app_type, cidr_mask=22, reserved=reserved
+            ),
+        ]
+    else:
+        subnets.insert(
+            0, ec2.SubnetConfiguration(name=APP_SUBNETS, subnet_type=app_type, cidr_mask=22)
+        )
+    return subnets
 
 
 def _construct_id(service: str) -> str:

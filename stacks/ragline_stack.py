@@ -17,6 +17,7 @@ from stacks.database import Database
 from stacks.endpoint_meter import EndpointMeter
 from stacks.functions import RaglineFunction
 from stacks.ingestion import Ingestion
+from stacks.inputs import ConstructInputs
 from stacks.model_endpoint import ModelEndpoint
 from stacks.monitoring import SERVICE, Monitoring
 from stacks.nag import acknowledge
@@ -51,64 +52,24 @@ class RaglineStack(Stack):
             if settings.creates_sagemaker_endpoint
             else None
         )
-        endpoint_arns = (
-            {self.model_endpoint.endpoint_name: self.model_endpoint.endpoint_arn}
-            if self.model_endpoint
-            else {}
-        )
-
-        self.database = Database(
-            self,
-            "Database",
+        # Built once: what every construct running a function is given.
+        self.inputs = ConstructInputs(
             settings=settings,
             network=self.network,
             layer=layer,
             environment=self._environment(),
-        )
-        environment = {**self._environment(), **self.database.environment}
-        self.ingestion = Ingestion(
-            self,
-            "Ingestion",
-            settings=settings,
-            network=self.network,
-            layer=layer,
-            environment=environment,
-            database=self.database,
-            models=[settings.embeddings],
             openai_secret=self.openai_secret,
-            endpoint_arns=endpoint_arns,
+            endpoint_arns=(
+                {self.model_endpoint.endpoint_name: self.model_endpoint.endpoint_arn}
+                if self.model_endpoint
+                else {}
+            ),
         )
-
-        llm = (
-            f"sagemaker:{self.model_endpoint.endpoint_name}"
-            if self.model_endpoint
-            else settings.llm
-        )
-        query_models = [settings.embeddings, llm, *settings.llm_fallback, *settings.profile_llms]
-        self.query = RaglineFunction(
-            self,
-            "Query",
-            name="query",
-            description="ragline: answer questions with citations; documents and feedback API",
-            settings=settings,
-            network=self.network,
-            layer=layer,
-            environment={**environment, **self._query_environment(llm, query_models)},
-            timeout=Duration.seconds(settings.query_timeout_seconds),
-            memory_size=settings.query_memory_mb,
-        )
-        self.query.grant_database(self.database)
-        # A Bedrock or SageMaker reranker is invoked like a model; an http one needs nothing.
-        invoked_rerankers = (
-            [settings.reranker] if settings.reranker_provider in {"bedrock", "sagemaker"} else []
-        )
-        self.query.grant_models(
-            [*query_models, *invoked_rerankers],
-            openai_secret=self.openai_secret,
-            endpoint_arns=endpoint_arns,
-        )
-        if settings.reranker_provider == "bedrock":
-            self.query.grant_bedrock_rerank()
+        self.database = Database(self, "Database", inputs=self.inputs)
+        # The functions that reach the database know where it is.
+        with_database = self.inputs.with_environment(self.database.environment)
+        self.ingestion = Ingestion(self, "Ingestion", inputs=with_database, database=self.database)
+        self.query = self._query_function(with_database)
         self.api = Api(self, "Api", settings=settings, handler=self.query.function)
         # Under the API as "Default", an id CDK leaves out of logical ids: the web ACL keeps
         # the ids it had when the API built it, so no deploy replaces it.
@@ -117,26 +78,49 @@ class RaglineStack(Stack):
             if settings.waf
             else None
         )
-
         # The daily cost alarm sees the GPU endpoint's instance-hours through the meter.
         self.endpoint_meter = (
-            EndpointMeter(
-                self,
-                "EndpointMeter",
-                settings=settings,
-                network=self.network,
-                layer=layer,
-                environment=self._meter_environment(),
-                endpoint=self.model_endpoint,
-            )
+            EndpointMeter(self, "EndpointMeter", inputs=self.inputs, endpoint=self.model_endpoint)
             if self.model_endpoint
             else None
         )
+        self.monitoring = self._monitoring()
+        self._outputs()
 
-        self.monitoring = Monitoring(
+    def _query_function(self, inputs: ConstructInputs) -> RaglineFunction:
+        """The function behind the API, allowed every model it may answer or rerank with."""
+        settings = self.settings
+        llm = (
+            f"sagemaker:{self.model_endpoint.endpoint_name}"
+            if self.model_endpoint
+            else settings.llm
+        )
+        query_models = [settings.embeddings, llm, *settings.llm_fallback, *settings.profile_llms]
+        query = RaglineFunction(
+            self,
+            "Query",
+            inputs=inputs.with_environment(self._query_environment(llm, query_models)),
+            name="query",
+            description="ragline: answer questions with citations; documents and feedback API",
+            timeout=Duration.seconds(settings.query_timeout_seconds),
+            memory_size=settings.query_memory_mb,
+        )
+        query.grant_database(self.database)
+        # A Bedrock or SageMaker reranker is invoked like a model; an http one needs nothing.
+        invoked_rerankers = (
+            [settings.reranker] if settings.reranker_provider in {"bedrock", "sagemaker"} else []
+        )
+        query.grant_models([*query_models, *invoked_rerankers])
+        if settings.reranker_provider == "bedrock":
+            query.grant_bedrock_rerank()
+        return query
+
+    def _monitoring(self) -> Monitoring:
+        """Alarms and the dashboard over the API, the functions, the queues and the database."""
+        return Monitoring(
             self,
             "Monitoring",
-            settings=settings,
+            settings=self.settings,
             api=self.api.api,
             functions=[
                 self.ingestion.ingest.function,
@@ -149,7 +133,6 @@ class RaglineStack(Stack):
             cluster=self.database.cluster,
             endpoint_name=self.model_endpoint.endpoint_name if self.model_endpoint else None,
         )
-        self._outputs()
 
     def _openai_secret(self) -> secretsmanager.ISecret:
         """The secret holding the OpenAI API key: an existing one by name, or a new one.
@@ -199,15 +182,6 @@ class RaglineStack(Stack):
         if settings.embeddings_instance_type:
             environment["RAGLINE_EMBEDDINGS_INSTANCE_TYPE"] = settings.embeddings_instance_type
         return environment
-
-    def _meter_environment(self) -> dict[str, str]:
-        """The meter's variables: where its metrics go, its logs and tracing; the rest of
-        ``_environment`` (models, database) is nothing it uses."""
-        return {
-            key: value
-            for key, value in self._environment().items()
-            if key.startswith("POWERTOOLS_") or key == "RAGLINE_TRACING"
-        }
 
     def _query_environment(self, llm: str, models: list[str]) -> dict[str, str]:
         """The variables only the query function reads."""

@@ -52,46 +52,7 @@ class Waf(Construct):
                     )
                 }
             ),
-            rules=[
-                wafv2.CfnWebACL.RuleProperty(
-                    name="BodyTooLarge",
-                    priority=0,
-                    action=wafv2.CfnWebACL.RuleActionProperty(block={}),
-                    visibility_config=_visibility("ragline-body-too-large"),
-                    statement=wafv2.CfnWebACL.StatementProperty(
-                        size_constraint_statement=wafv2.CfnWebACL.SizeConstraintStatementProperty(
-                            comparison_operator="GT",
-                            size=min(settings.max_body_bytes, limit_kb * 1024),
-                            field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(
-                                # Bodies past the inspection limit are over our limit too.
-                                body=wafv2.CfnWebACL.BodyProperty(oversize_handling="MATCH")
-                            ),
-                            text_transformations=[
-                                wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="NONE")
-                            ],
-                        )
-                    ),
-                ),
-                wafv2.CfnWebACL.RuleProperty(
-                    name="AwsCommonRules",
-                    priority=1,
-                    override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
-                    visibility_config=_visibility("ragline-common-rules"),
-                    statement=wafv2.CfnWebACL.StatementProperty(
-                        managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
-                            vendor_name="AWS",
-                            name="AWSManagedRulesCommonRuleSet",
-                            # Its 8 KB body rule would undercut our own limit: count only.
-                            rule_action_overrides=[
-                                wafv2.CfnWebACL.RuleActionOverrideProperty(
-                                    name="SizeRestrictions_BODY",
-                                    action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={}),
-                                )
-                            ],
-                        )
-                    ),
-                ),
-            ],
+            rules=[_body_too_large(settings.max_body_bytes, limit_kb), _aws_common_rules()],
         )
         stack = Stack.of(self)
         self.association = wafv2.CfnWebACLAssociation(
@@ -101,6 +62,52 @@ class Waf(Construct):
             f"{stage.rest_api.rest_api_id}/stages/{stage.stage_name}",
             web_acl_arn=self.web_acl.attr_arn,
         )
+
+
+def _body_too_large(max_body_bytes: int, limit_kb: int) -> wafv2.CfnWebACL.RuleProperty:
+    """Block bodies over ``max_body_bytes`` (or over the inspection limit, if lower)."""
+    return wafv2.CfnWebACL.RuleProperty(
+        name="BodyTooLarge",
+        priority=0,
+        action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+        visibility_config=_visibility("ragline-body-too-large"),
+        statement=wafv2.CfnWebACL.StatementProperty(
+            size_constraint_statement=wafv2.CfnWebACL.SizeConstraintStatementProperty(
+                comparison_operator="GT",
+                size=min(max_body_bytes, limit_kb * 1024),
+                field_to_match=wafv2.CfnWebACL.FieldToMatchProperty(
+                    # Bodies past the inspection limit are over our limit too.
+                    body=wafv2.CfnWebACL.BodyProperty(oversize_handling="MATCH")
+                ),
+                text_transformations=[
+                    wafv2.CfnWebACL.TextTransformationProperty(priority=0, type="NONE")
+                ],
+            )
+        ),
+    )
+
+
+def _aws_common_rules() -> wafv2.CfnWebACL.RuleProperty:
+    """AWS's common rule set, its body-size rule only counting."""
+    return wafv2.CfnWebACL.RuleProperty(
+        name="AwsCommonRules",
+        priority=1,
+        override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+        visibility_config=_visibility("ragline-common-rules"),
+        statement=wafv2.CfnWebACL.StatementProperty(
+            managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
+                vendor_name="AWS",
+                name="AWSManagedRulesCommonRuleSet",
+                # Its 8 KB body rule would undercut our own limit: count only.
+                rule_action_overrides=[
+                    wafv2.CfnWebACL.RuleActionOverrideProperty(
+                        name="SizeRestrictions_BODY",
+                        action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={}),
+                    )
+                ],
+            )
+        ),
+    )
 
 
 def _visibility(metric_name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:

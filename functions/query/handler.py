@@ -16,10 +16,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ragline.answer import get_answerer
 from ragline.api import (
-    SECURED,
     RestResolver,
     as_json_request,
     caller,
+    deeply_nested_body_response,
     documented_errors,
     handle_errors,
     oversized_body_response,
@@ -44,7 +44,7 @@ from ragline.telemetry.tracing import trace_handler
 settings = get_settings()
 logger = Logger(service=f"{settings.service_name}-query")
 answerer, catalog, ledger = get_answerer(settings), get_catalog(settings), get_ledger(settings)
-app = RestResolver()
+app = RestResolver(profiles=list(answerer.router.routes))
 app.enable_swagger(path="/swagger", title="ragline", version="0.1.0")
 handle_errors(app, logger)
 
@@ -53,7 +53,7 @@ handle_errors(app, logger)
 # the use cases see that tenant's data only, and check the key's scopes.
 
 
-@app.post("/query", responses=documented_errors(409, 413, 502), security=SECURED)
+@app.post("/query", responses=documented_errors(404, 409, 413, 502))
 def query(body: QueryRequest) -> QueryResponse:
     request_id = app.current_event.request_context.request_id
     return answerer.answer(
@@ -63,7 +63,7 @@ def query(body: QueryRequest) -> QueryResponse:
     )  # fmt: skip
 
 
-@app.post("/retrieve", responses=documented_errors(409, 413, 502), security=SECURED)
+@app.post("/retrieve", responses=documented_errors(404, 409, 413, 502))
 def retrieve(body: RetrieveRequest) -> RetrieveResponse:
     return answerer.retrieve(
         body.query, collection=body.collection, top_k=body.top_k, mode=body.mode,
@@ -71,14 +71,14 @@ def retrieve(body: RetrieveRequest) -> RetrieveResponse:
     )  # fmt: skip
 
 
-@app.post("/feedback", responses=documented_errors(413), security=SECURED)
+@app.post("/feedback", responses=documented_errors(413))
 def feedback(body: FeedbackRequest) -> dict[str, Any]:
     identity = caller(app.current_event.raw_event)
     ledger.feedback(body.request_id, body.rating, body.comment, identity=identity)
     return {"request_id": body.request_id, "rating": body.rating}
 
 
-@app.get("/documents", responses=documented_errors(), security=SECURED)
+@app.get("/documents", responses=documented_errors())
 def list_documents(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=512, pattern=CURSOR_PATTERN)] = None,
@@ -91,12 +91,12 @@ def list_documents(
     )  # fmt: skip
 
 
-@app.get("/documents/<id>", responses=documented_errors(), security=SECURED)
+@app.get("/documents/<id>", responses=documented_errors())
 def get_document(id: Annotated[UUID, Path()]) -> dict[str, Any]:
     return catalog.get(str(id), identity=caller(app.current_event.raw_event))
 
 
-@app.delete("/documents/<id>", responses=documented_errors(), security=SECURED)
+@app.delete("/documents/<id>", responses=documented_errors())
 def delete_document(id: Annotated[UUID, Path()]) -> dict[str, Any]:
     return catalog.delete(str(id), identity=caller(app.current_event.raw_event))
 
@@ -111,7 +111,7 @@ def health() -> dict[str, Any]:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     started = time.perf_counter()
     response = oversized_body_response(event, settings.max_body_bytes)
-    response = response or undecodable_body_response(event)
+    response = response or undecodable_body_response(event) or deeply_nested_body_response(event)
     if response is None:
         response = app.resolve(as_json_request(event), context)
     rejected = rejected_query(event, response)  # answered questions log themselves

@@ -174,3 +174,26 @@ def test_a_signal_stops_the_stack_cleanly(scratch: Path, signum: int) -> None:
     assert endpoints["api"]
     assert not stack.endpoints_file.exists()
     assert not (scratch / "data" / "pgdata" / "postmaster.pid").exists()
+
+
+def test_signals_repeated_while_stopping_do_not_orphan_the_database(scratch: Path) -> None:
+    # GIVEN a `ragline dev`, ready, then told to stop
+    stack = DevProcess.start(scratch / "data")
+    try:
+        stack.wait_for_endpoints()
+        stack.process.send_signal(signal.SIGTERM)
+        wait_until(
+            lambda: "stopping" in (stack.log_dir / "stderr").read_text(errors="replace"),
+            timeout=30,
+            what="the stack to start stopping",
+        )
+        # WHEN a supervisor repeats SIGTERM and an impatient user presses Ctrl-C meanwhile
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGTERM):
+            if stack.process.poll() is None:
+                stack.process.send_signal(signum)
+    finally:
+        returncode = stack.stop(timeout=60)
+
+    # THEN it still stops cleanly: exit 0 and its embedded PostgreSQL stopped with it
+    assert returncode == 0, stack.output()
+    assert not (scratch / "data" / "pgdata" / "postmaster.pid").exists(), stack.output()

@@ -114,3 +114,26 @@ def test_python_app_py_synthesizes_with_cdk_json_context(tmp_path: Path) -> None
     types = [resource["Type"] for resource in template["Resources"].values()]
     assert "AWS::EC2::NatGateway" not in types
     assert types.count("AWS::EC2::VPCEndpoint") == 7
+
+
+@pytest.mark.slow
+def test_a_mistyped_context_key_is_one_readable_line_not_a_traceback(tmp_path: Path) -> None:
+    # GIVEN app.py with a context key one letter off a setting (`-c llmm=...`)
+    environment = _environment_without_credentials(tmp_path)
+    environment["CDK_CONTEXT_JSON"] = json.dumps({"bundling": "false", "llmm": "openai:gpt-4o"})
+    environment["CDK_OUTDIR"] = str(tmp_path / "out")
+    # WHEN it runs
+    completed = subprocess.run(
+        [sys.executable, "app.py"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    # THEN it fails with the hint alone: no traceback, nothing synthesized
+    assert completed.returncode == 2
+    assert "Traceback" not in completed.stderr
+    assert "llmm (did you mean llm?)" in completed.stderr
+    assert not (tmp_path / "out" / "Ragline.template.json").exists()

@@ -46,13 +46,13 @@ def test_a_first_load_indexes_its_vectors_once_after_writing_them(
     from ragline.store.facade import Store
 
     seen: list[bool] = []  # whether the index existed as each document was saved
-    save = Store.save_document
+    save = Store.write
 
     def spying_save(self: Store, *args: object, **kwargs: object) -> object:
         seen.append(_index_exists(database_url))
         return save(self, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(Store, "save_document", spying_save)
+    monkeypatch.setattr(Store, "write", spying_save)
     # WHEN they are ingested into a fresh collection
     assert main(["ingest", str(corpus), "--collection", "bulk-first", "--quiet"]) == 0
     # THEN no document was written through the index, which exists once the load is over

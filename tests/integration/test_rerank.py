@@ -81,7 +81,7 @@ def start(
             RAGLINE_PRICES_FILE=str(prices),
             **{"RAGLINE_RERANKER": "http:bge-reranker-base",
                "RAGLINE_RERANKER_URL": server.base_url, "RAGLINE_RERANK_DEPTH": "3",
-               "RAGLINE_RERANK_TIMEOUT": "2", **environment},
+               "RAGLINE_RERANK_TIMEOUT_SECONDS": "2", **environment},
         )  # fmt: skip
 
     return cold

@@ -8,9 +8,18 @@ from typing import Any
 import numpy as np
 import pytest
 from ragline.config import Settings
-from ragline.errors import EmbeddingDimensionError
+from ragline.errors import EmbeddingDimensionError, SupersededError
 from ragline.ingest import Ingestor
-from ragline.store import ChunkWrite, DocumentWrite, Store, apply_migrations, available_migrations
+from ragline.store import (
+    ChunkWrite,
+    DocumentRecord,
+    DocumentWrite,
+    Ingested,
+    Removed,
+    Store,
+    apply_migrations,
+    available_migrations,
+)
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +131,51 @@ def test_marking_failed_drops_stale_chunks(store: Store) -> None:
     )
     assert (record.status, record.error, record.chunk_count) == ("failed", "bad bytes", 0)
     assert store.keyword_search("c2", "old text", 5) == []
+
+
+class Asked:
+    """A precondition that answers ``verdict`` and records the documents it was shown."""
+
+    def __init__(self, verdict: bool) -> None:
+        self.verdict = verdict
+        self.shown: list[DocumentRecord | None] = []
+
+    def holds(self, stored: DocumentRecord | None) -> bool:
+        self.shown.append(stored)
+        return self.verdict
+
+
+def test_a_conditional_write_goes_ahead_only_when_its_precondition_holds(store: Store) -> None:
+    # GIVEN a stored document with one chunk
+    store.ensure_collection("c3", "hash:8", 8)
+    vectors = np.eye(8, dtype=np.float32)
+    doc = DocumentWrite("c3", "s3://b/conditional.md", content_hash="v1")
+    first = store.save_document(
+        doc, [ChunkWrite(0, "", "kept text", 2)], vectors[:1], embedding_model="hash:8"
+    )
+    newer = Ingested(
+        DocumentWrite("c3", doc.source, content_hash="v2"),
+        [ChunkWrite(0, "", "fresh text", 2)],
+        vectors[1:2],
+        "hash:8",
+    )
+    # WHEN a write of new content is refused by its precondition
+    refusing = Asked(False)
+    with pytest.raises(SupersededError):
+        store.write(newer, precondition=refusing)
+    # THEN the precondition was shown the stored document, and nothing changed
+    assert refusing.shown == [first]
+    assert store.find_document(doc.source) == first
+    assert len(store.keyword_search("c3", "kept", 5)) == 1
+    assert store.keyword_search("c3", "fresh", 5) == []
+    # WHEN it holds, THEN the new content replaces the old
+    saved = store.write(newer, precondition=Asked(True))
+    assert saved is not None and (saved.content_hash, saved.chunk_count) == ("v2", 1)
+    assert store.keyword_search("c3", "kept", 5) == []
+    # AND removing a source never stored asks with nothing stored, and removes nothing
+    absent = Asked(True)
+    assert store.write(Removed("s3://b/never.md"), precondition=absent) is None
+    assert absent.shown == [None]
 
 
 DIMS = 128  # random directions in this many dimensions defeat short HNSW candidate lists

@@ -18,6 +18,7 @@ from ragline.dev.aws import MotoEndpoint, client, provision
 from ragline.dev.cli import main
 from ragline.dev.stack import ENDPOINTS_FILE, Endpoints
 from ragline.ingest import S3ObjectReader, get_ingestor
+from ragline.ingest.pipeline import DocumentFailedError
 from ragline.ingest.redrive import RedriveError, redrive
 
 from tests.conftest import clear_caches
@@ -320,3 +321,47 @@ def test_sync_against_a_stack_without_reconcile_or_database_says_what_to_do(
     clear_caches()
     code, _, err = _run(capsys, "sync", "--stack", STACK, "--region", "us-east-1")
     assert code == 2 and "-c reconcile=true" in err and "RAGLINE_DATABASE_URL" in err
+
+
+def test_dlq_list_shows_each_dead_letter_with_its_document_and_reason_and_keeps_it(
+    local_stack: tuple[Path, Any, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a document that failed, whose event rests in the DLQ, and a body that is no event
+    data_dir, s3, sqs = local_stack
+    endpoints = Endpoints.read(data_dir)
+    s3.put_object(Bucket=BUCKET, Key="bad.md", Body=_doc("Bad"), Metadata={"collection": "a b"})
+    with pytest.raises(DocumentFailedError):
+        get_ingestor().sync_object(S3ObjectReader(s3), BUCKET, "bad.md")
+    event = {
+        "Records": [
+            {
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": BUCKET}, "object": {"key": "bad.md"}},
+            }
+        ]
+    }
+    sqs.send_message(QueueUrl=endpoints.dlq, MessageBody=json.dumps(event))
+    sqs.send_message(QueueUrl=endpoints.dlq, MessageBody="not json")
+
+    # WHEN the DLQ is listed, as text and as JSON
+    code, out, _ = _run(capsys, "dlq", "list", "--data-dir", str(data_dir))
+    json_code, json_out, _ = _run(capsys, "dlq", "list", "--data-dir", str(data_dir), "--json")
+
+    # THEN both messages are shown with the object, its status and its reason
+    assert code == 0 and json_code == 0
+    assert "2 messages in" in out
+    assert f"ObjectCreated:Put s3://{BUCKET}/bad.md  [failed: invalid collection 'a b'" in out
+    assert "not an S3 event: message body is not JSON" in out
+    listed = json.loads(json_out)["messages"]
+    objects = [obj for message in listed for obj in message["objects"]]
+    assert objects == [
+        {
+            "event": "ObjectCreated:Put",
+            "source": f"s3://{BUCKET}/bad.md",
+            "status": "failed",
+            "error": objects[0]["error"],
+        }
+    ]
+    assert objects[0]["error"].startswith("invalid collection 'a b'")
+    # AND nothing was consumed: both are still there to redrive, visible at once
+    assert sorted(_drain(sqs, endpoints.dlq)) == sorted([json.dumps(event), "not json"])

@@ -12,7 +12,7 @@ from ragline.dev.stats import run_stats
 from ragline.errors import UnauthorizedError
 from ragline.ingest import Ingestor
 from ragline.ingest.pipeline import DocumentFailedError, object_tenant
-from ragline.records import QueryRecord
+from ragline.outcomes import QueryRecord
 from ragline.store import Store
 from ragline.tenancy import Keys, key_digest
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ragline.config import Settings
+from ragline.config import POWERTOOLS_NAMES, RENAMED, Settings, variable
 from ragline.errors import ConfigurationError
 from ragline.prompts import load_prompt, parse_template
 
@@ -30,6 +30,64 @@ def test_invalid_settings_name_the_variable() -> None:
         Settings.from_env({"RAGLINE_TOP_K": "lots"})
     with pytest.raises(ConfigurationError, match="RAGLINE_CHUNK_OVERLAP"):
         Settings.from_env({"RAGLINE_CHUNK_TOKENS": "64", "RAGLINE_CHUNK_OVERLAP": "64"})
+
+
+def test_every_field_is_read_from_its_variable_by_one_rule() -> None:
+    # GIVEN each field's variable (RAGLINE_<FIELD>, Powertools' names for its two settings)
+    # set to a value other than the default that the field accepts
+    chosen = {
+        "database_driver": "data-api", "data_dir": "/srv/ragline", "llm_fallback": "a:x,b:y",
+        "sagemaker_payload": "tgi", "profiles_file": "/p.toml", "prompts_dir": "/prompts",
+        "prices_file": "/prices.json", "reranker_url": "http://tei:80", "fusion": "rrf",
+        "fusion_vector_weight": "0.25", "index_build_memory_mb": "256", "chunk_overlap": "41",
+        "embedding_dimensions": "256", "log_questions": "true", "tracing": "true",
+        "max_top_k": "40", "top_k": "6", "hnsw_ef_construction": "200", "onnx_threads": "3",
+    }  # fmt: skip
+    environ = {}
+    for field, info in Settings.model_fields.items():
+        default = info.default
+        value = chosen.get(field)
+        if value is None:
+            if isinstance(default, bool):
+                value = str(not default).lower()
+            elif isinstance(default, int | float):
+                value = str(default + 1)
+            else:
+                value = f"{field}-value"
+        environ[variable(field)] = value
+    # WHEN the settings are read
+    settings = Settings.from_env(environ)
+    # THEN every field took its variable's value, not its default
+    fields = Settings.model_fields.items()
+    assert [f for f, info in fields if getattr(settings, f) == info.default] == []
+    assert variable("llm_timeout_seconds") == "RAGLINE_LLM_TIMEOUT_SECONDS"
+    assert variable("metrics_namespace") == "POWERTOOLS_METRICS_NAMESPACE"
+    assert (settings.metrics_namespace, settings.service_name) == (
+        "metrics_namespace-value",
+        "service_name-value",
+    )
+
+
+@pytest.mark.parametrize(("old", "new"), sorted({**RENAMED, **POWERTOOLS_NAMES}.items()))
+def test_a_renamed_variable_fails_naming_the_new_one(old: str, new: str) -> None:
+    # GIVEN a variable set under a name ragline no longer reads (the new one set or not)
+    # WHEN the settings are read THEN the cold start fails naming the variable to set
+    for environ in ({old: "10"}, {old: "10", new: "10"}):
+        with pytest.raises(ConfigurationError, match=f"{old} .*{new}"):
+            Settings.from_env(environ)
+    assert Settings.from_env({old: " "}) == Settings.from_env({})  # blank is unset
+
+
+def test_building_settings_reads_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN variables in the process's environment
+    monkeypatch.setenv("RAGLINE_TOP_K", "9")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Elsewhere")
+    # WHEN settings are built from values THEN only the values count
+    assert Settings(llm="fake:x").top_k == Settings.model_fields["top_k"].default
+    assert Settings(metrics_namespace="Mine").metrics_namespace == "Mine"
+    assert Settings().with_overrides(top_k=3).metrics_namespace == "Ragline"
+    # AND from_env() without a mapping reads the process's environment
+    assert (Settings.from_env().top_k, Settings.from_env().metrics_namespace) == (9, "Elsewhere")
 
 
 @pytest.mark.parametrize("value", ["9", "1001", "many"])

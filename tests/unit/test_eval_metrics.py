@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from ragline.errors import ConfigurationError
-from ragline.evaluation import Bar, ModelReport, cheapest, corpus_files, load_questions
+from ragline.evaluation import ModelReport, QualityBar, cheapest, corpus_files, load_questions
 from ragline.evaluation.dataset import collection_name, document_of, matches_gold, source_for
 from ragline.evaluation.metrics import (
     contains_all,
@@ -85,7 +85,7 @@ def test_percentiles_interpolate_between_closest_ranks() -> None:
 
 def test_the_bar_parses_terms_and_reports_those_unmet() -> None:
     # GIVEN a bar of three terms
-    bar = Bar.parse("hit@5>=0.9, answer>=0.8,cost<0.5")
+    bar = QualityBar.parse("hit@5>=0.9, answer>=0.8,cost<0.5")
     assert str(bar) == "hit@5>=0.9,answer>=0.8,cost<0.5"
     assert bar.uses_retrieval
     # THEN values meeting every term leave nothing unmet, and a miss is named with its value
@@ -105,7 +105,7 @@ def test_the_bar_parses_terms_and_reports_those_unmet() -> None:
 )
 def test_a_bad_bar_says_what_is_wrong(text: str, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
-        Bar.parse(text)
+        QualityBar.parse(text)
 
 
 def _model(name: str, cost: float | None, accuracy: float, meets: bool) -> ModelReport:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from ragline.documents import format_for, parse_document
-from ragline.errors import DocumentParseError, UnsupportedDocumentError
+from ragline.errors import DocumentParseError, EmptyDocumentError, UnsupportedDocumentError
 
 
 @pytest.mark.parametrize(
@@ -12,11 +12,25 @@ from ragline.errors import DocumentParseError, UnsupportedDocumentError
     [
         ("bad.md", b"\xff\xfe\x00garbage", "NUL"),
         ("bad.html", b"caf\xe9 au lait", "not valid UTF-8"),
-        ("empty.txt", b"   \n\n  ", "no text"),
     ],
 )
 def test_unreadable_content_is_a_parse_error(name: str, data: bytes, message: str) -> None:
     with pytest.raises(DocumentParseError, match=message):
+        parse_document(name, data)
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("empty.txt", b"   \n\n  "),
+        ("links.html", b"<html><nav><a href='/a'>A</a></nav><p> </p></html>"),
+    ],
+)
+def test_a_document_without_text_is_skipped_not_failed(name: str, data: bytes) -> None:
+    # GIVEN a document that parses but holds no text (a table-of-contents page: links only)
+    # WHEN it is parsed
+    # THEN it is unsupported content (recorded as skipped, not retried), with the reason
+    with pytest.raises(EmptyDocumentError, match="contains no text to index"):
         parse_document(name, data)
 
 

@@ -8,8 +8,8 @@ from datetime import datetime
 
 import openpyxl
 import pytest
-from ragline.documents import Block, chunk_document, parse_document
-from ragline.documents.loaders import tabular
+from ragline.documents import Block, budgets, chunk_document, parse_document
+from ragline.documents.budgets import Budgets
 from ragline.errors import DocumentParseError
 
 
@@ -88,12 +88,14 @@ def test_every_chunk_of_a_long_sheet_repeats_the_header() -> None:
     assert all(f"O-{number:05d} |" in text for number in range(500))
 
 
-def test_a_workbook_over_the_row_cap_fails_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_workbook_over_the_row_cap_fails_with_the_reason() -> None:
     workbook = openpyxl.Workbook()
     for number in range(30):
         workbook.active.append([number, "x"])
-    monkeypatch.setattr(tabular, "MAX_TABLE_ROWS", 25)
-    with pytest.raises(DocumentParseError, match=r"more than 25 table rows \(at sheet 'Sheet'\)"):
+    with (
+        budgets.applied(Budgets(table_rows=25)),
+        pytest.raises(DocumentParseError, match=r"more than 25 table rows \(at sheet 'Sheet'\)"),
+    ):
         parse_document("big.xlsx", _saved(workbook))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from ragline.records import QuerySignals
+from ragline.outcomes import QuerySignals
 from ragline.telemetry.metrics import TENANT_METRICS, IngestSignals, MetricsEmitter
 
 from tests.support.emf import check_emf, dimension_sets, emf_documents, metric_units, value

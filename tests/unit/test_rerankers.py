@@ -71,7 +71,7 @@ def test_bad_reranker_settings_fail_at_cold_start_naming_the_fix(spec: str, mess
 def test_settings_read_the_reranker_variables() -> None:
     settings = Settings.from_env({
         "RAGLINE_RERANKER": "http:bge-reranker-base", "RAGLINE_RERANKER_URL": "http://tei:80",
-        "RAGLINE_RERANK_DEPTH": "50", "RAGLINE_RERANK_TIMEOUT": "2.5",
+        "RAGLINE_RERANK_DEPTH": "50", "RAGLINE_RERANK_TIMEOUT_SECONDS": "2.5",
     })  # fmt: skip
     assert (settings.reranker, settings.reranker_url) == ("http:bge-reranker-base", "http://tei:80")
     assert (settings.rerank_depth, settings.rerank_timeout_seconds) == (50, 2.5)

@@ -1,11 +1,11 @@
-"""Routing profiles: the file format, references to the environment, and the router."""
+"""Routing profiles: the file format, references to settings, and the router."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from ragline.answer.routing import Router, expand, load_profiles, parse_profiles
+from ragline.answer.routing import Router, load_profiles, parse_profiles, resolve_llm
 from ragline.config import Settings
 from ragline.errors import ConfigurationError, InvalidRequestError
 from ragline.llm import ModelChain
@@ -22,7 +22,7 @@ def specs(chain: ModelChain) -> tuple[str, ...]:
 
 def test_the_packaged_profiles() -> None:
     # WHEN the packaged file is loaded with nothing set
-    profiles = load_profiles(SETTINGS, environ={})
+    profiles = load_profiles(SETTINGS)
     # THEN three profiles route to RAGLINE_LLM with their own rules
     assert sorted(profiles) == ["critical", "reasoning", "simple"]
     assert {p.llm for p in profiles.values()} == {"fake:small"}
@@ -35,7 +35,7 @@ def test_the_packaged_profiles() -> None:
 
 def test_profile_models_follow_the_environment() -> None:
     environ = {"RAGLINE_LLM": "fake:small", "RAGLINE_REASONING_LLM": "fake:large"}
-    profiles = load_profiles(SETTINGS, environ=environ)
+    profiles = load_profiles(Settings.from_env(environ))
     assert profiles["reasoning"].llm == "fake:large"
     assert profiles["simple"].llm == profiles["critical"].llm == "fake:small"
 
@@ -44,8 +44,8 @@ def test_profile_models_are_settings() -> None:
     # GIVEN the profile models as settings, with nothing in the environment
     settings = Settings(llm="fake:small", reasoning_llm="fake:large", critical_llm="fake:strict")
     # WHEN the packaged profiles are loaded
-    profiles = load_profiles(settings, environ={})
-    # THEN ${RAGLINE_REASONING_LLM} and ${RAGLINE_CRITICAL_LLM} expand from the settings
+    profiles = load_profiles(settings)
+    # THEN @reasoning_llm and @critical_llm resolve to the settings
     assert profiles["reasoning"].llm == "fake:large"
     assert profiles["critical"].llm == "fake:strict"
     assert profiles["simple"].llm == "fake:small"
@@ -54,17 +54,43 @@ def test_profile_models_are_settings() -> None:
 @pytest.mark.parametrize(
     ("value", "environ", "expected"),
     [
-        ("${RAGLINE_LLM}", {"RAGLINE_LLM": "openai:gpt-4o"}, "fake:small"),  # the setting wins
-        ("${RAGLINE_LLM}", {}, ""),
-        ("${BIG_MODEL:-bedrock:model:0}", {}, "bedrock:model:0"),
-        ("${BIG_MODEL:-bedrock:model:0}", {"BIG_MODEL": "openai:o3"}, "openai:o3"),
-        ("${BIG_MODEL}", {"BIG_MODEL": "  "}, ""),
-        ("sagemaker:${ENDPOINT}", {"ENDPOINT": "llm-1"}, "sagemaker:llm-1"),
+        ("@llm", {"RAGLINE_LLM": "openai:gpt-4o"}, "openai:gpt-4o"),  # the setting
+        ("@llm", {}, "extractive"),
+        ("", {"RAGLINE_LLM": "fake:small"}, "fake:small"),  # empty: RAGLINE_LLM
+        ("bedrock:model:0", {"RAGLINE_REASONING_LLM": "openai:o3"}, "bedrock:model:0"),
+        ("@reasoning_llm", {"RAGLINE_REASONING_LLM": "openai:o3"}, "openai:o3"),
+        ("@reasoning_llm", {"RAGLINE_REASONING_LLM": "  ", "RAGLINE_LLM": "fake:small"},
+         "fake:small"),  # blank is unset: RAGLINE_LLM
+        ("sagemaker:llm-1", {}, "sagemaker:llm-1"),
     ],
-)
-def test_references_are_expanded(value: str, environ: dict[str, str], expected: str) -> None:
-    # RAGLINE_ variables resolve to their validated settings, others to the environment
-    assert expand(value, SETTINGS, environ) == expected
+)  # fmt: skip
+def test_references_are_resolved(value: str, environ: dict[str, str], expected: str) -> None:
+    # GIVEN settings read from this environment
+    settings = Settings.from_env(environ)
+    # WHEN a profile's llm is resolved
+    # THEN @<setting> is that setting (RAGLINE_LLM when unset), anything else is literal
+    assert resolve_llm(value, settings) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("${RAGLINE_REASONING_LLM}",
+         'no longer read environment variables; write llm = "@reasoning_llm"'),
+        ("${RAGLINE_LLM}", 'write llm = "@llm"'),
+        ("${BIG_MODEL:-bedrock:model:0}", 'write llm = "bedrock:model:0", or a setting: "@llm"'),
+        ("sagemaker:${ENDPOINT}", 'write the provider:model itself, or a setting: "@llm"'),
+        ("@big_model", "names no model setting; known: llm, reasoning_llm, critical_llm"),
+        ("@database_url", "names no model setting"),
+    ],
+)  # fmt: skip
+def test_environment_references_fail_saying_what_to_write(value: str, message: str) -> None:
+    # GIVEN a profile file written for the ${NAME} expansion, or naming no model setting
+    text = f'[profiles.deep]\nllm = "{value}"\n'
+    # WHEN it is parsed, THEN the cold start fails naming the profile and the fix
+    with pytest.raises(ConfigurationError, match="profile 'deep'") as raised:
+        parse_profiles(text, "p.toml", SETTINGS)
+    assert message in str(raised.value)
 
 
 @pytest.mark.parametrize(
@@ -82,7 +108,7 @@ def test_references_are_expanded(value: str, environ: dict[str, str], expected: 
 )
 def test_bad_profile_files_name_the_problem(table: str, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message.replace("[", r"\[").replace(".", r"\.")):
-        parse_profiles(table, "p.toml", SETTINGS, {})
+        parse_profiles(table, "p.toml", SETTINGS)
 
 
 def test_the_router_builds_each_model_once_with_the_fallback_chain(tmp_path: Path) -> None:
@@ -96,7 +122,7 @@ def test_the_router_builds_each_model_once_with_the_fallback_chain(tmp_path: Pat
         spec: ScriptedModel(spec, default="x") for spec in ("fake:small", "fake:large", "fake:b")
     }
     # WHEN the router is built
-    router = Router.from_settings(settings, environ={}, models=models)
+    router = Router.from_settings(settings, models=models)
     # THEN each route's chain is its model then the fallbacks, without repeats
     assert specs(router.route("simple").chain) == ("fake:small", "fake:b")
     assert specs(router.route("deep").chain) == ("fake:large", "fake:small", "fake:b")
@@ -109,4 +135,4 @@ def test_the_router_builds_each_model_once_with_the_fallback_chain(tmp_path: Pat
 
 def test_a_missing_profile_file_is_a_configuration_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="RAGLINE_PROFILES_FILE"):
-        load_profiles(Settings(profiles_file=tmp_path / "nope.toml"), environ={})
+        load_profiles(Settings(profiles_file=tmp_path / "nope.toml"))

@@ -1,8 +1,12 @@
 """Settings from the environment, parsed and validated once.
 
-Logic never reads ``os.environ``: handlers and the command line call
-:func:`get_settings` (cached) or build :class:`Settings` from a mapping in tests.
-The same variables configure the local stack and Lambda (CDK sets them).
+One rule names the variables: field ``x`` is ``RAGLINE_X`` (pydantic-settings'
+``env_prefix``), except ``metrics_namespace`` and ``service_name``, which are Powertools'
+own ``POWERTOOLS_METRICS_NAMESPACE`` and ``POWERTOOLS_SERVICE_NAME``. Logic never reads
+``os.environ`` (tests/unit/test_environment_access.py checks it): handlers and the command
+line call :func:`get_settings` (cached), and tests build :class:`Settings` from values or
+:meth:`Settings.from_env` from a mapping. The same variables configure the local stack
+and Lambda (CDK sets them).
 """
 
 from __future__ import annotations
@@ -11,9 +15,16 @@ import os
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from ragline.errors import ConfigurationError
 
@@ -21,69 +32,49 @@ from ragline.errors import ConfigurationError
 # the ceiling of RAGLINE_MAX_TOP_K, so the documented limit and the enforced one agree.
 MAX_TOP_K = 50
 
-# Environment variable -> settings field. One table, so the names are documented in one place.
-ENVIRONMENT: dict[str, str] = {
-    "RAGLINE_DATABASE_URL": "database_url",
-    "RAGLINE_DATABASE_SECRET_ARN": "database_secret_arn",
-    "RAGLINE_DATABASE_DRIVER": "database_driver",
-    "RAGLINE_DATABASE_CLUSTER_ARN": "database_cluster_arn",
-    "RAGLINE_DATABASE_NAME": "database_name",
-    "RAGLINE_DATA_DIR": "data_dir",
-    "RAGLINE_EMBEDDINGS": "embeddings",
-    "RAGLINE_EMBEDDING_DIMENSIONS": "embedding_dimensions",
-    "RAGLINE_EMBEDDING_BATCH_SIZE": "embedding_batch_size",
-    "RAGLINE_LLM": "llm",
-    "RAGLINE_LLM_FALLBACK": "llm_fallback",
-    "RAGLINE_REASONING_LLM": "reasoning_llm",
-    "RAGLINE_CRITICAL_LLM": "critical_llm",
-    "RAGLINE_LLM_TIMEOUT": "llm_timeout_seconds",
-    "RAGLINE_LLM_MAX_RETRIES": "llm_max_retries",
-    "RAGLINE_MAX_OUTPUT_TOKENS": "max_output_tokens",
-    "RAGLINE_SAGEMAKER_PAYLOAD": "sagemaker_payload",
-    "RAGLINE_SAGEMAKER_INSTANCE_TYPE": "sagemaker_instance_type",
-    "RAGLINE_SAGEMAKER_INFERENCE_COMPONENT": "sagemaker_inference_component",
-    "RAGLINE_OPENAI_SECRET_ARN": "openai_secret_arn",
-    "RAGLINE_PROFILES_FILE": "profiles_file",
-    "RAGLINE_DEFAULT_PROFILE": "default_profile",
-    "RAGLINE_PROMPTS_DIR": "prompts_dir",
-    "RAGLINE_PRICES_FILE": "prices_file",
-    "RAGLINE_COLLECTION": "default_collection",
-    "RAGLINE_TOP_K": "top_k",
-    "RAGLINE_MAX_TOP_K": "max_top_k",
-    "RAGLINE_RERANKER": "reranker",
-    "RAGLINE_RERANKER_URL": "reranker_url",
-    "RAGLINE_RERANKER_API_KEY": "reranker_api_key",
-    "RAGLINE_RERANKER_INSTANCE_TYPE": "reranker_instance_type",
-    "RAGLINE_EMBEDDINGS_INSTANCE_TYPE": "embeddings_instance_type",
-    "RAGLINE_RERANK_DEPTH": "rerank_depth",
-    "RAGLINE_RERANK_TIMEOUT": "rerank_timeout_seconds",
-    "RAGLINE_DATABASE_CONNECT_TIMEOUT": "database_connect_timeout_seconds",
-    "RAGLINE_FUSION": "fusion",
-    "RAGLINE_FUSION_VECTOR_WEIGHT": "fusion_vector_weight",
-    "RAGLINE_HNSW_EF_SEARCH": "hnsw_ef_search",
-    "RAGLINE_HNSW_M": "hnsw_m",
-    "RAGLINE_HNSW_EF_CONSTRUCTION": "hnsw_ef_construction",
-    "RAGLINE_HNSW_MAX_SCAN_TUPLES": "hnsw_max_scan_tuples",
-    "RAGLINE_FILTER_EXACT_MAX_CHUNKS": "filter_exact_max_chunks",
-    "RAGLINE_INDEX_BUILD_MEMORY_MB": "index_build_memory_mb",
-    "RAGLINE_CHUNK_TOKENS": "chunk_tokens",
-    "RAGLINE_CHUNK_OVERLAP": "chunk_overlap",
-    "RAGLINE_MAX_BODY_BYTES": "max_body_bytes",
-    "RAGLINE_MAX_QUESTION_CHARS": "max_question_chars",
-    "RAGLINE_MAX_DOCUMENT_BYTES": "max_document_bytes",
-    "RAGLINE_LOG_QUESTIONS": "log_questions",
-    "RAGLINE_QUERY_LOG_RETENTION_DAYS": "query_log_retention_days",
-    "RAGLINE_TRACING": "tracing",
-    "RAGLINE_USAGE_PLAN_KEYS": "usage_plan_keys",
-    "POWERTOOLS_METRICS_NAMESPACE": "metrics_namespace",
-    "POWERTOOLS_SERVICE_NAME": "service_name",
+# Variables that were renamed, and the name to set instead: one set under its old name
+# fails the cold start rather than being ignored.
+RENAMED: dict[str, str] = {
+    "RAGLINE_LLM_TIMEOUT": "RAGLINE_LLM_TIMEOUT_SECONDS",
+    "RAGLINE_RERANK_TIMEOUT": "RAGLINE_RERANK_TIMEOUT_SECONDS",
+    "RAGLINE_DATABASE_CONNECT_TIMEOUT": "RAGLINE_DATABASE_CONNECT_TIMEOUT_SECONDS",
+    "RAGLINE_COLLECTION": "RAGLINE_DEFAULT_COLLECTION",
+}
+# The rule's names for the two settings that keep Powertools' names (Settings.metrics_namespace).
+POWERTOOLS_NAMES: dict[str, str] = {
+    "RAGLINE_METRICS_NAMESPACE": "POWERTOOLS_METRICS_NAMESPACE",
+    "RAGLINE_SERVICE_NAME": "POWERTOOLS_SERVICE_NAME",
 }
 
 
-class Settings(BaseModel):
-    """Every knob ragline has, with its default."""
+class _Environment(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping (``os.environ`` at cold
+    start, a dict in tests). A blank value counts as unset, as an empty one does."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        # The hook pydantic-settings' own .env source overrides the same way; keys are
+        # lower-cased because its matching is case-insensitive by default.
+        return {name.lower(): value for name, value in self._environ.items() if value.strip()}
+
+
+class Settings(BaseSettings):
+    """Every knob ragline has, with its default.
+
+    Field ``x`` is the variable ``RAGLINE_X``, except the two Powertools settings, which
+    keep Powertools' names. Building ``Settings(**values)`` reads no environment;
+    :meth:`from_env` does.
+    """
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="forbid",
+        env_prefix="RAGLINE_",
+        validate_by_name=True,  # Settings(metrics_namespace=...) as well as the alias
+    )
 
     # Store: a URL, or on AWS a Secrets Manager secret in the RDS format; neither means
     # the embedded PostgreSQL under ``data_dir``.
@@ -100,9 +91,13 @@ class Settings(BaseModel):
     embeddings: str = "hash"
     embedding_dimensions: int | None = Field(default=None, ge=8, le=16000)
     embedding_batch_size: int = Field(default=64, ge=1, le=2048)
+    # Threads ONNX Runtime computes one minilm-onnx batch with (None: os.cpu_count()).
+    onnx_threads: int | None = Field(default=None, ge=1, le=256)
     llm: str = "extractive"
-    llm_fallback: tuple[str, ...] = ()
-    # The packaged profiles' models (${RAGLINE_REASONING_LLM}, ${RAGLINE_CRITICAL_LLM});
+    # Comma-separated in the environment (NoDecode: not JSON, as pydantic-settings would
+    # read a tuple).
+    llm_fallback: Annotated[tuple[str, ...], NoDecode] = ()
+    # The packaged profiles' models (``llm = "@reasoning_llm"``, ``"@critical_llm"``);
     # unset, those profiles use ``llm``.
     reasoning_llm: str | None = None
     critical_llm: str | None = None
@@ -168,17 +163,39 @@ class Settings(BaseModel):
     max_question_chars: int = Field(default=2000, ge=16)
     # A 1,000-page, 105 MB PDF peaks at 235 MB resident (bench/pdf_memory.py): it fits.
     max_document_bytes: int = Field(default=128 * 1024 * 1024, ge=1024)
+    # Parse budgets, checked before the heavy work (documents/budgets.py; measured by
+    # bench/hostile_files.py): a document over one fails with the reason.
+    max_inflated_bytes: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
+    max_pages: int = Field(default=5000, ge=1)
+    max_unpacked_bytes: int = Field(default=128 * 1024 * 1024, ge=1024 * 1024)
+    max_compression_ratio: int = Field(default=500, ge=10)
+    max_sheet_columns: int = Field(default=2048, ge=16, le=16384)
+    max_sheet_cells: int = Field(default=2_000_000, ge=1000)
+    max_table_rows: int = Field(default=100_000, ge=100)
+    max_line_chars: int = Field(default=1024 * 1024, ge=1024)
+    max_html_chars: int = Field(default=16 * 1024 * 1024, ge=64 * 1024)
+    max_html_depth: int = Field(default=512, ge=32)
+    max_chunks: int = Field(default=5000, ge=1)
+    # Each parse runs in a child process (parse_isolation) that may add parse_memory_mb
+    # to its address space and is killed after parse_timeout_seconds.
+    parse_timeout_seconds: float = Field(default=60.0, gt=0, le=900)
+    parse_memory_mb: int = Field(default=512, ge=64)
+    parse_isolation: bool = True
 
     # Telemetry.
     log_questions: bool = False
     query_log_retention_days: int = Field(default=30, ge=1)
     tracing: bool = False  # X-Ray; on by default only inside Lambda (see from_env)
-    metrics_namespace: str = "Ragline"
-    service_name: str = "ragline"
+    # Powertools' own variables, which its Logger, Tracer and Metrics read too: one name
+    # for one value, so ragline's EMF namespace and Powertools' never disagree.
+    metrics_namespace: str = Field(
+        default="Ragline", validation_alias="POWERTOOLS_METRICS_NAMESPACE"
+    )
+    service_name: str = Field(default="ragline", validation_alias="POWERTOOLS_SERVICE_NAME")
 
     # The Lambda authorizer's usage identifiers: ``tenant=value`` pairs (``*=value`` for
     # every other tenant), the values of the API Gateway keys of the stack's usage plans.
-    usage_plan_keys: tuple[tuple[str, str], ...] = ()
+    usage_plan_keys: Annotated[tuple[tuple[str, str], ...], NoDecode] = ()
 
     @field_validator("llm_fallback", mode="before")
     @classmethod
@@ -231,29 +248,58 @@ class Settings(BaseModel):
         return value
 
     @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Only the keyword arguments: from_env reads the environment, once, from the
+        # mapping it is given, so a test's Settings(...) never picks up the process's.
+        return (init_settings,)
+
+    @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from environment variables; raise ConfigurationError if invalid."""
         environ = os.environ if environ is None else environ
-        values: dict[str, Any] = {
-            field: environ[name]
-            for name, field in ENVIRONMENT.items()
-            if environ.get(name, "").strip() != ""
-        }
+        misnamed = [
+            f"{old} was renamed {new}"
+            for old, new in RENAMED.items()
+            if environ.get(old, "").strip()
+        ] + [
+            f"{ours} is not read: set Powertools' {theirs}"
+            for ours, theirs in POWERTOOLS_NAMES.items()
+            if environ.get(ours, "").strip()
+        ]
+        if misnamed:
+            raise ConfigurationError(f"invalid configuration: {'; '.join(misnamed)}")
+        values = _Environment(cls, environ)()
         # Tracing defaults to on inside Lambda and off elsewhere (no X-Ray daemon locally).
-        values.setdefault("tracing", bool(environ.get("AWS_LAMBDA_FUNCTION_NAME")))
+        if "tracing" not in values:
+            values["tracing"] = bool(environ.get("AWS_LAMBDA_FUNCTION_NAME"))
         try:
             return cls(**values)
         except ValidationError as exc:
-            field_to_env = {field: name for name, field in ENVIRONMENT.items()}
             problems = "; ".join(
-                f"{field_to_env.get(str(err['loc'][0]), err['loc'][0])}: {err['msg']}"
-                for err in exc.errors()
+                f"{variable(str(err['loc'][0]))}: {err['msg']}" for err in exc.errors()
             )
             raise ConfigurationError(f"invalid configuration: {problems}") from exc
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with some fields changed, validated again."""
         return type(self)(**{**self.model_dump(), **changes})
+
+
+def variable(field: str) -> str:
+    """The environment variable that sets ``field`` (a field name, or already a variable)."""
+    info = Settings.model_fields.get(field)
+    if info is None:
+        return field
+    if isinstance(info.validation_alias, str):
+        return info.validation_alias
+    return f"{Settings.model_config.get('env_prefix', '')}{field.upper()}"
 
 
 @lru_cache(maxsize=1)

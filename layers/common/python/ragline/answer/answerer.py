@@ -77,12 +77,18 @@ class Answerer:
     # --- validation shared by both routes ---------------------------------------------------
 
     def _collection(self, collection: str | None, identity: Identity) -> str:
-        """The collection to search, once it is known to be the caller's tenant's: another
-        tenant's, or none of that name, is 404 (existence is not told); a key without
-        the ``query`` scope is 403 on its own tenant's."""
-        name = collection or self.settings.default_collection
+        """The collection to search, once it is known to be the caller's tenant's. Another
+        tenant's, or one nothing was ingested into (a typo would otherwise read as an
+        honest abstention), is the same NotFoundError: existence is not told. The default
+        collection is the default tenant's, empty until the first document arrives. A key
+        without the ``query`` scope is 403 on its own tenant's."""
+        default = self.settings.default_collection
+        name = collection or default
         if self.store.collection_owner(name) != identity.tenant:
-            raise NotFoundError(f"no collection {name!r}")
+            raise NotFoundError(
+                f"collection {name!r} does not exist: no document was ingested into "
+                f"it (the default collection is {default!r})"
+            )
         identity.require("query")
         return name
 

@@ -3,10 +3,10 @@
 A profile file (the packaged ``profiles.toml``, or ``RAGLINE_PROFILES_FILE``) has one
 ``[profiles.<name>]`` table per profile with ``llm``, ``prompt``, ``top_k``,
 ``min_score``, ``require_citations``, ``review`` and ``description``, all optional.
-``llm`` omitted or empty means ``RAGLINE_LLM``; ``${NAME}`` and ``${NAME:-default}`` in it
-are replaced at cold start (ragline's own variables, such as ``RAGLINE_REASONING_LLM``
-and ``RAGLINE_CRITICAL_LLM``, by their validated settings; others from the environment),
-so a deployment swaps models by configuration alone.
+``llm`` is a ``provider:model`` string, or ``@<setting>``: the model setting of that name
+(``@reasoning_llm`` is ``RAGLINE_REASONING_LLM``), or ``llm`` when that setting is unset.
+Omitted or empty, it is ``llm`` (``RAGLINE_LLM``). So a deployment swaps models by
+configuration alone, and the settings are the one place a profile's model comes from.
 
 Everything a profile names is built and checked at cold start: its models (with the
 ``RAGLINE_LLM_FALLBACK`` chain behind them) and its prompt template, so a typo fails the
@@ -15,7 +15,6 @@ deployment, not the first request that picks the profile.
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -23,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ragline.config import ENVIRONMENT
+from ragline.config import variable
 from ragline.errors import ConfigurationError, InvalidRequestError
 from ragline.llm import ChatModel, ModelChain, RetryPolicy, create_model
 from ragline.prompts import PromptTemplate, load_prompt
@@ -38,7 +37,9 @@ DEFAULT_PROMPT = "answer@v2"
 ANSWER_VARIABLES = ("question", "context")
 # Profile names a request can carry (the pattern of QueryRequest.profile).
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# An llm value naming a setting, and the ${NAME} form profiles used before.
+SETTING_PREFIX = "@"
+_EXPANSION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 @dataclass(frozen=True)
@@ -67,29 +68,46 @@ _KEYS: dict[str, tuple[type, ...]] = {
 }
 
 
-def expand(value: str, settings: Settings, environ: Mapping[str, str]) -> str:
-    """Replace ``${NAME}`` / ``${NAME:-default}``: ragline's variables by their settings,
-    others from the environment; unset or empty takes the default (or nothing)."""
-
-    def value_of(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2) or ""
-        found = environ.get(name, "")
-        if name in ENVIRONMENT:
-            field = ENVIRONMENT[name]
-            setting = getattr(settings, field)
-            # A setting with a default counts as set only when the environment sets it
-            # (so ${RAGLINE_LLM:-x} can fall back); an optional one (the profile models)
-            # whenever it has a value, however the settings were built.
-            optional = type(settings).model_fields[field].default is None
-            if setting is not None and (optional or found.strip()):
-                found = ",".join(setting) if isinstance(setting, tuple) else str(setting)
-        return found.strip() or default
-
-    return _REFERENCE.sub(value_of, value).strip()
+def model_settings(settings: Settings) -> tuple[str, ...]:
+    """The settings a profile's ``llm`` may name: those holding a ``provider:model``."""
+    names = type(settings).model_fields
+    return tuple(name for name in names if name == "llm" or name.endswith("_llm"))
 
 
-def _profile(name: str, table: Any, origin: str, settings: Settings,
-             environ: Mapping[str, str]) -> Profile:  # fmt: skip
+def _instead_of_expansion(value: str, settings: Settings) -> str:
+    """What to write instead of a ``${NAME}`` reference, for the error that refuses it."""
+    match = _EXPANSION.search(value)
+    name, default = (match.group(1), (match.group(2) or "").strip()) if match else ("", "")
+    references = [f"{SETTING_PREFIX}{setting}" for setting in model_settings(settings)]
+    for setting, reference in zip(model_settings(settings), references, strict=True):
+        if variable(setting) == name:
+            return f'llm = "{reference}"'
+    settings_named = ", ".join(f'"{reference}"' for reference in references)
+    literal = f'llm = "{default}"' if default else "the provider:model itself"
+    return f"{literal}, or a setting: {settings_named}"
+
+
+def resolve_llm(value: str, settings: Settings) -> str:
+    """A profile's ``llm`` as a ``provider:model``: itself, the setting an ``@<setting>``
+    names (``llm`` when that setting is unset), or ``llm`` when empty. ValueError says
+    what is wrong with a reference."""
+    value = value.strip()
+    if "${" in value:
+        raise ValueError(
+            f"llm = {value!r}: profiles no longer read environment variables; "
+            f"write {_instead_of_expansion(value, settings)}"
+        )
+    if not value.startswith(SETTING_PREFIX):
+        return value or settings.llm
+    name = value.removeprefix(SETTING_PREFIX)
+    known = model_settings(settings)
+    if name not in known:
+        raise ValueError(f"llm = {value!r} names no model setting; known: {', '.join(known)}")
+    chosen = getattr(settings, name)
+    return chosen or settings.llm
+
+
+def _profile(name: str, table: Any, origin: str, settings: Settings) -> Profile:
     where = f"profile file {origin}: profile {name!r}"
     if not _NAME.match(name):
         raise ConfigurationError(f"{where}: names are lowercase letters, digits, - and _")
@@ -111,9 +129,13 @@ def _profile(name: str, table: Any, origin: str, settings: Settings,
     min_score = table.get("min_score")
     if min_score is not None and not -1.0 <= min_score <= 1.0:
         raise ConfigurationError(f"{where}: min_score is a cosine similarity, -1..1")
+    try:
+        llm = resolve_llm(table.get("llm", ""), settings)
+    except ValueError as exc:
+        raise ConfigurationError(f"{where}: {exc}") from None
     return Profile(
         name=name,
-        llm=expand(table.get("llm", ""), settings, environ) or settings.llm,
+        llm=llm,
         prompt=table.get("prompt", DEFAULT_PROMPT),
         top_k=top_k,
         min_score=None if min_score is None else float(min_score),
@@ -123,11 +145,8 @@ def _profile(name: str, table: Any, origin: str, settings: Settings,
     )
 
 
-def parse_profiles(
-    text: str, origin: str, settings: Settings, environ: Mapping[str, str] | None = None
-) -> dict[str, Profile]:
+def parse_profiles(text: str, origin: str, settings: Settings) -> dict[str, Profile]:
     """Parse and check a profile file; ConfigurationError names what is wrong."""
-    environ = os.environ if environ is None else environ
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -135,21 +154,17 @@ def parse_profiles(
     tables = data.get("profiles")
     if not isinstance(tables, dict) or not tables:
         raise ConfigurationError(f"profile file {origin}: no [profiles.<name>] tables")
-    return {
-        name: _profile(name, table, origin, settings, environ) for name, table in tables.items()
-    }
+    return {name: _profile(name, table, origin, settings) for name, table in tables.items()}
 
 
-def load_profiles(
-    settings: Settings, environ: Mapping[str, str] | None = None
-) -> dict[str, Profile]:
+def load_profiles(settings: Settings) -> dict[str, Profile]:
     """The profiles of ``RAGLINE_PROFILES_FILE``, or the packaged ones."""
     path = settings.profiles_file or PACKAGED_PROFILES
     try:
         text = Path(path).read_text("utf-8")
     except OSError as exc:
         raise ConfigurationError(f"profile file {path} (RAGLINE_PROFILES_FILE): {exc}") from exc
-    return parse_profiles(text, str(path), settings, environ)
+    return parse_profiles(text, str(path), settings)
 
 
 def check_answer_template(template: PromptTemplate, profile: str) -> PromptTemplate:
@@ -195,7 +210,6 @@ class Router:
     def from_settings(
         cls,
         settings: Settings,
-        environ: Mapping[str, str] | None = None,
         models: Mapping[str, ChatModel] | None = None,
     ) -> Router:
         """Build every profile's models and template (cold start). ``models`` supplies
@@ -203,7 +217,7 @@ class Router:
         built: dict[str, ChatModel] = dict(models or {})
         retry = RetryPolicy.from_settings(settings)
         routes = {}
-        for profile in load_profiles(settings, environ).values():
+        for profile in load_profiles(settings).values():
             chain = []
             for spec in dict.fromkeys((profile.llm, *settings.llm_fallback)):
                 if spec not in built:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ragline.config import Settings
 from ragline.dev.aws import client
 from ragline.dev.handlers import find_repository_root
 from ragline.dev.render import format_answer
@@ -206,7 +207,7 @@ def run_demo(
         with LocalStack(options) as stack:
             api = stack.endpoints.api
             print(f"Local stack up: API {api}, S3 + SQS {stack.endpoints.s3}")
-            print(f"Embeddings: {os.environ.get('RAGLINE_EMBEDDINGS') or 'hash'}")
+            print(f"Embeddings: {Settings.from_env().embeddings}")
             sources = _upload(stack, examples / "docs")
             api_key = stack.endpoints.api_key
             _wait_for_ingestion(api, sources, timeout_seconds, api_key)

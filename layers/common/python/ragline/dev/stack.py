@@ -12,7 +12,7 @@ import logging
 import os
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -42,6 +42,9 @@ class Endpoints:
     bucket: str
     queue: str
     dlq: str
+    # The RAGLINE_EMBEDDING* variables the stack runs with: what wrote the store's
+    # vectors, so `ragline sync` embeds with the same model whatever the shell says.
+    embedding_environment: dict[str, str] = field(default_factory=dict)
     api_key: str = ""  # the development key, sent as x-api-key
 
     def to_json(self) -> str:
@@ -50,8 +53,10 @@ class Endpoints:
 
     @classmethod
     def read(cls, data_dir: Path) -> Endpoints:
-        """The endpoints a stack running on ``data_dir`` wrote."""
-        return cls(**json.loads((data_dir / ENDPOINTS_FILE).read_text()))
+        """The endpoints a stack running on ``data_dir`` wrote (keys it does not know, from
+        another version, ignored)."""
+        written = json.loads((data_dir / ENDPOINTS_FILE).read_text())
+        return cls(**{f.name: written[f.name] for f in fields(cls) if f.name in written})
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,18 @@ class StackOptions:
     health_timeout_seconds: float = 120.0
 
 
+def embedding_environment() -> dict[str, str]:
+    """The variables naming the embedder this process's handlers use (its settings)."""
+    from ragline.config import Settings, variable
+
+    settings = Settings.from_env()
+    values = {
+        "embeddings": settings.embeddings,
+        "embedding_dimensions": settings.embedding_dimensions,
+    }
+    return {variable(name): str(value) for name, value in values.items() if value is not None}
+
+
 def prepare_environment(data_dir: Path, s3_endpoint: str | None = None) -> None:
     """Set what the handlers read at cold start; call before importing them.
 
@@ -84,8 +101,8 @@ def prepare_environment(data_dir: Path, s3_endpoint: str | None = None) -> None:
     os.environ["RAGLINE_DATA_DIR"] = str(data_dir.resolve())
     os.environ.setdefault("AWS_ACCESS_KEY_ID", FAKE_CREDENTIALS["aws_access_key_id"])
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", FAKE_CREDENTIALS["aws_secret_access_key"])
-    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
-    os.environ.setdefault("AWS_REGION", os.environ["AWS_DEFAULT_REGION"])
+    region = os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+    os.environ.setdefault("AWS_REGION", region)
     if s3_endpoint is not None:
         # boto3's default S3 client, the one the ingest handler makes, reads this.
         os.environ["AWS_ENDPOINT_URL_S3"] = s3_endpoint
@@ -242,6 +259,7 @@ class LocalStack:
             queue=self.resources.queue_url,
             dlq=self.resources.dlq_url,
             api_key=api_key,
+            embedding_environment=embedding_environment(),
         )
         # Written last, atomically: its presence tells clients everything is ready.
         partial = self.endpoints_file.with_suffix(".json.tmp")

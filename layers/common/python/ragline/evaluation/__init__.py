@@ -1,9 +1,10 @@
 """The evaluation use case: an evaluation set run through the API's own code path.
 
-``dataset`` reads sets and corpora, ``metrics`` scores rankings and answers, ``bar``
-parses the bar a model must meet, and ``runner`` ingests the corpus (cached by content
-hash), measures each search mode and each model, and names the cheapest model that
-meets the bar. ``ragline eval`` and ``bench/retrieval.py`` call :func:`evaluate`.
+``dataset`` reads sets and corpora, ``metrics`` scores rankings and answers,
+``quality_bar`` parses the bar a model must meet (``--bar``), and ``runner`` ingests the
+corpus (cached by content hash), measures each search mode and each model, and names the
+cheapest model that meets the bar. ``ragline eval`` and ``bench/retrieval.py`` call
+:func:`evaluate`.
 
 It composes the answer and ingest use cases like a handler does, but no Lambda runs
 it: the layer leaves it out, as it leaves out ``dev/``.
@@ -11,8 +12,8 @@ it: the layer leaves it out, as it leaves out ``dev/``.
 
 from __future__ import annotations
 
-from ragline.evaluation.bar import METRICS, Bar
 from ragline.evaluation.dataset import Question, corpus_files, load_questions
+from ragline.evaluation.quality_bar import METRICS, QualityBar
 from ragline.evaluation.runner import (
     EvalOptions,
     Evaluator,
@@ -26,11 +27,11 @@ from ragline.evaluation.runner import (
 
 __all__ = [
     "METRICS",
-    "Bar",
     "EvalOptions",
     "Evaluator",
     "ModeReport",
     "ModelReport",
+    "QualityBar",
     "Question",
     "Report",
     "cheapest",

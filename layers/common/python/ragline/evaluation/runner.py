@@ -22,12 +22,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ragline.answer import Answerer, Router
-from ragline.config import ENVIRONMENT
+from ragline.config import variable
 from ragline.documents import chunk_document, parse_document
 from ragline.embeddings import get_embedder
 from ragline.errors import ConfigurationError, RaglineError
 from ragline.evaluation import metrics
-from ragline.evaluation.bar import RETRIEVAL_METRICS, Bar
 from ragline.evaluation.dataset import (
     collection_name,
     corpus_files,
@@ -36,6 +35,7 @@ from ragline.evaluation.dataset import (
     matches_gold,
     source_for,
 )
+from ragline.evaluation.quality_bar import RETRIEVAL_METRICS, QualityBar
 from ragline.ingest import DocumentFailedError, Ingestor
 from ragline.rerankers import get_reranker
 from ragline.retrieval import MODES
@@ -55,7 +55,9 @@ Progress = Callable[[Sequence[Any], str], Iterable[Any]]
 RANKING_DEPTH = 10
 # The mode POST /query retrieves with, whose figures the bar's retrieval terms read.
 ANSWER_MODE = "hybrid"
-RERANKER_VARIABLE = "RAGLINE_RERANKER"
+# The reranker setting, which `ragline eval --reranker` overrides.
+RERANKER_FIELD = "reranker"
+RERANKER_VARIABLE = variable(RERANKER_FIELD)
 
 
 def _quietly(items: Sequence[Any], label: str) -> Iterable[Any]:
@@ -68,7 +70,7 @@ class EvalOptions:
 
     modes: tuple[str, ...] = MODES
     models: tuple[str, ...] = ()
-    bar: Bar = field(default_factory=lambda: Bar(()))
+    bar: QualityBar = field(default_factory=lambda: QualityBar(()))
     corpus: Path | None = None
     collection: str | None = None
     top_k: int | None = None
@@ -478,18 +480,16 @@ def _score(
 def reranker_of(settings: Settings) -> str | None:
     """The reranker the settings configure, or None (also when this version has no
     ``RAGLINE_RERANKER`` setting)."""
-    field_name = ENVIRONMENT.get(RERANKER_VARIABLE)
-    value = getattr(settings, field_name, None) if field_name else None
+    value = getattr(settings, RERANKER_FIELD, None)
     return None if value in (None, "", "none") else str(value)
 
 
 def with_reranker(settings: Settings, spec: str) -> Settings:
     """``settings`` with ``RAGLINE_RERANKER`` set to ``spec``, validated as at cold start."""
-    field_name = ENVIRONMENT.get(RERANKER_VARIABLE)
-    if field_name is None:
+    if RERANKER_FIELD not in type(settings).model_fields:
         raise ConfigurationError(f"this version of ragline has no {RERANKER_VARIABLE} setting")
     try:
-        return settings.with_overrides(**{field_name: spec})
+        return settings.with_overrides(**{RERANKER_FIELD: spec})
     except ValueError as exc:  # pydantic's ValidationError
         raise ConfigurationError(f"{RERANKER_VARIABLE}={spec!r}: {exc}") from exc
 

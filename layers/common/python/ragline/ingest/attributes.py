@@ -21,6 +21,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ragline.documents.sanitize import storable
+
 SIDECAR_SUFFIX = ".metadata.json"
 # A key a filter may name (and a sidecar may set): letters, digits and ``_ . : -``.
 ATTRIBUTE_KEY_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$"
@@ -58,6 +60,8 @@ def parse_sidecar(data: bytes) -> dict[str, Any]:
         body = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError) as exc:
         raise SidecarError(f"sidecar is not JSON: {exc}") from exc
+    if not storable(json.dumps(body, ensure_ascii=False)):
+        raise SidecarError("sidecar holds a NUL or a lone surrogate (\\ud800-\\udfff), not text")
     if not isinstance(body, dict) or set(body) != {"metadataAttributes"}:
         raise SidecarError('sidecar must be {"metadataAttributes": {...}} and nothing else')
     attributes = body["metadataAttributes"]

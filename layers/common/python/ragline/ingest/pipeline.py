@@ -1,15 +1,17 @@
-"""The ingest pipeline: read the object, parse, chunk, embed, store.
+"""The ingest pipeline: read the object, parse, chunk, embed, save.
 
 Every S3 event, created or removed, means "make the store match this key as the bucket
 holds it now": the object is read again, so events that arrive late or out of order
 converge on the bucket's current state instead of replaying stale history.
 
-Reading "now" is not enough when two invocations handle one key at once: the one that
-read the older version may commit last. So every write of an S3 document is made
-conditional: inside its transaction, with the source locked, it goes ahead only if the
-store already holds this very version or the bucket still holds it (a HEAD). Otherwise a
-newer version won the race, and the write is dropped as ``superseded``. A delete goes
-ahead only if the bucket still lacks the object.
+A document goes through in a straight line: one read of what the store holds, a plan
+(``versions.plan``: nothing to do, new attributes only, or the whole pipeline), parse ->
+chunk -> embed, and one conditional write (``Store.write``). Reading "now" is not enough
+when two invocations handle one key at once, so the write of an S3 document carries a
+precondition from ``versions`` that the store asks inside its transaction, with the source
+locked: the version read (and its sidecar) is still current. Otherwise a newer version
+won the race, and the write is dropped as ``superseded``. A delete goes ahead only if the
+bucket still lacks the object.
 
 An object's key names its tenant (:func:`object_tenant`): ``tenants/<tenant>/...`` is
 that tenant's, any other key the default tenant's. Its collection (the ``collection``
@@ -24,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
@@ -32,8 +34,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ragline.documents import chunk_document, parse_document
+from ragline.documents import chunk_document
+from ragline.documents.budgets import Budgets
 from ragline.documents.chunking import SECTION_SEPARATOR
+from ragline.documents.isolation import parse_within_budgets
+from ragline.documents.sanitize import clean_text
 from ragline.embeddings import Embedder, get_embedder
 from ragline.errors import (
     DocumentParseError,
@@ -42,19 +47,32 @@ from ragline.errors import (
     UnsupportedDocumentError,
 )
 from ragline.identity import DEFAULT_TENANT, TENANT_PATTERN
-from ragline.ingest.attributes import document_key, is_sidecar, sidecar_key
-from ragline.records import IngestResult
+from ragline.ingest import versions
+from ragline.ingest.attributes import document_key, is_sidecar
+from ragline.ingest.versions import Plan, StillCurrent, StillGone
+from ragline.outcomes import IngestResult
 from ragline.schemas import COLLECTION_PATTERN
-from ragline.store import ChunkWrite, DocumentWrite, Store, get_store
+from ragline.store import (
+    ChunkWrite,
+    DocumentWrite,
+    Ingested,
+    NotIngested,
+    Reattributed,
+    Removed,
+    Store,
+    get_store,
+    transient_error,
+)
 
 if TYPE_CHECKING:
     from ragline.config import Settings
+    from ragline.documents.chunking import Chunk
     from ragline.ingest.events import ObjectChange
-    from ragline.ingest.objects import ObjectReader
-    from ragline.store import DocumentRecord, ObjectVersion
-    from ragline.store.documents import WriteGuard
+    from ragline.ingest.objects import ObjectReader, StoredObject
+    from ragline.store import DocumentChange, DocumentRecord, ObjectVersion, Precondition
 
 _COLLECTION = re.compile(COLLECTION_PATTERN)
+_MAX_REASON_CHARS = 2000
 _TENANT = re.compile(TENANT_PATTERN)
 TENANT_PREFIX = "tenants/"
 
@@ -89,6 +107,7 @@ class Ingestor:
         self.settings = settings
         self.store = store
         self.embedder = embedder
+        self.budgets = Budgets.from_settings(settings)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Ingestor:
@@ -103,6 +122,8 @@ class Ingestor:
     @property
     def chunk_overlap(self) -> int:
         return min(self.settings.chunk_overlap, self.chunk_tokens // 2)
+
+    # --- S3 objects -----------------------------------------------------------------------
 
     def sync_object(
         self, reader: ObjectReader, bucket: str, key: str, *, event: ObjectChange | None = None
@@ -119,63 +140,58 @@ class Ingestor:
         sidecar's source with the reason (DocumentFailedError).
         """
         if is_sidecar(key):
-            return self._sync_document(reader, bucket, document_key(key), None)
-        return self._sync_document(reader, bucket, key, event)
-
-    def _sync_document(
-        self, reader: ObjectReader, bucket: str, key: str, event: ObjectChange | None
-    ) -> IngestResult:
+            key, event = document_key(key), None
         obj = reader.get(bucket, key)
         if obj is None:
             return self.delete_source(
-                f"s3://{bucket}/{key}", guard=lambda _: reader.head(bucket, key) is None
+                f"s3://{bucket}/{key}", precondition=StillGone.of(reader, bucket, key)
             )
         if event is not None:
             obj = obj.with_event(event.sequencer, event.etag, event.version_id)
         metadata = obj.document_metadata()
-        guard = _still_current(
-            obj.version,
-            lambda: reader.head(bucket, key),
-            obj.sidecar_etag,
-            lambda: reader.head(bucket, sidecar_key(key)),
-        )
-        if obj.size > self.settings.max_document_bytes:
-            started = time.perf_counter()
-            named = obj.collection
-            collection = named if named and _COLLECTION.fullmatch(named) else None
-            collection = collection or self.settings.default_collection
-            tenant = object_tenant(obj.source)
-            refused = self._refused_tenant(tenant, obj.source, collection)
-            if refused is not None or tenant is None:
-                raise DocumentFailedError(IngestResult(obj.source, "failed", error=refused))
-            document = DocumentWrite(
-                collection,
-                obj.source,
-                size_bytes=obj.size,
-                metadata=metadata,
-                version=obj.version,
-                tenant=tenant,
-            )
-            reason = (
-                f"object is {obj.size} bytes, over the limit of "
-                f"{self.settings.max_document_bytes} (RAGLINE_MAX_DOCUMENT_BYTES)"
-            )
-            return self._failed(document, reason, started, guard)
-        result = self.ingest_bytes(
-            obj.source,
-            obj.read(),
-            name=key,
-            collection=obj.collection,
-            metadata=metadata,
-            version=obj.version,
-            guard=guard,
-        )
+        result = self._ingest_object(obj, metadata, StillCurrent.of(obj, reader))
         error = metadata.get("sidecar", {}).get("error")
         if error and result.status != "superseded":
             raise DocumentFailedError(
                 replace(result, source=obj.sidecar_source, status="failed", error=error)
             )
         return result
+
+    def _ingest_object(
+        self, obj: StoredObject, metadata: dict[str, Any], precondition: Precondition
+    ) -> IngestResult:
+        """Store ``obj`` if its version is still current when written; one over the size
+        limit is recorded as failed without being read."""
+        if obj.size <= self.settings.max_document_bytes:
+            return self.ingest_bytes(
+                obj.source,
+                obj.read(),
+                name=obj.key,
+                collection=obj.collection,
+                metadata=metadata,
+                version=obj.version,
+                precondition=precondition,
+            )
+        named = obj.collection
+        collection = (
+            named if named and _COLLECTION.fullmatch(named) else self.settings.default_collection
+        )
+        tenant = self._tenant(obj.source, collection, time.perf_counter())
+        document = DocumentWrite(
+            collection,
+            obj.source,
+            size_bytes=obj.size,
+            metadata=metadata,
+            version=obj.version,
+            tenant=tenant,
+        )
+        reason = (
+            f"object is {obj.size} bytes, over the limit of "
+            f"{self.settings.max_document_bytes} (RAGLINE_MAX_DOCUMENT_BYTES)"
+        )
+        return self._failed(document, reason, time.perf_counter(), precondition)
+
+    # --- documents ------------------------------------------------------------------------
 
     def ingest_file(self, path: Path, collection: str | None = None) -> IngestResult:
         """Ingest a local file; its source is its ``file://`` URI."""
@@ -193,7 +209,7 @@ class Ingestor:
         collection: str | None = None,
         metadata: dict[str, Any] | None = None,
         version: ObjectVersion | None = None,
-        guard: WriteGuard | None = None,
+        precondition: Precondition | None = None,
     ) -> IngestResult:
         """Store one document from its bytes, replacing its previous version in one go.
 
@@ -201,150 +217,144 @@ class Ingestor:
         again; a new collection, metadata or object version is still applied to it
         (``updated``). Unsupported types are recorded as skipped. Content that cannot be
         parsed, or a collection name the API could never query, is recorded as failed and
-        DocumentFailedError is raised. When ``guard`` refuses the write (a newer version of
-        the object won), nothing is written and the result is ``superseded``. Other errors
-        (database, embedding provider) propagate untouched so the caller can retry.
+        DocumentFailedError is raised; so is any error the pipeline did not foresee, unless
+        it is transient (database, embedding provider, network: see :func:`_transient`),
+        which propagates untouched so the caller can retry. A failed version withdraws the
+        chunks of the previous one: its reason shows in /documents, and no answer cites
+        content the bucket no longer holds. When ``precondition`` refuses the write (a
+        newer version of the object won), nothing is written and the result is
+        ``superseded``.
         """
         started = time.perf_counter()
-        content_hash = hashlib.sha256(data).hexdigest()
-        tenant = object_tenant(source)
-        base = DocumentWrite(
+        document = DocumentWrite(
             collection=collection or self.settings.default_collection,
             source=source,
-            content_hash=content_hash,
+            content_hash=hashlib.sha256(data).hexdigest(),
             size_bytes=len(data),
             metadata=metadata or {},
             version=version,
-            tenant=tenant or DEFAULT_TENANT,
+            tenant=object_tenant(source) or DEFAULT_TENANT,
         )
         if collection is not None and not _COLLECTION.fullmatch(collection):
             reason = (
                 f"invalid collection {collection!r}: a collection is 1-64 letters, digits, "
                 "'_', '.' or '-', starting with a letter or digit"
             )
-            return self._failed(base, reason, started, guard)
-        refused = self._refused_tenant(tenant, source, base.collection)
-        if refused is not None:
-            # Not recorded: an unknown tenant has no documents, and another tenant's
-            # collection takes none of this tenant's. Retried, then in the DLQ.
+            return self._failed(document, reason, started, precondition)
+        self._tenant(source, document.collection, started)
+        name = name or source.rsplit("/", 1)[-1]
+        try:
+            return self._ingest(document, data, name, precondition, started)
+        except SupersededError as exc:
+            return _superseded(document, exc, started)
+        except DocumentFailedError:
+            raise
+        except Exception as exc:
+            if _transient(exc):
+                raise
+            return self._failed(document, f"{type(exc).__name__}: {exc}", started, precondition)
+
+    def _tenant(self, source: str, collection: str, started: float) -> str:
+        """The tenant ``source`` belongs to, if it may write into ``collection``; else
+        DocumentFailedError, with nothing recorded: an unknown tenant has no documents,
+        and another tenant's collection takes none of this one's. Retried, then DLQ'd."""
+        tenant = object_tenant(source)
+        reason = None
+        if tenant is None:
+            reason = (
+                f"a key under {TENANT_PREFIX} names a tenant first ({TENANT_PREFIX}<tenant>/..., "
+                "the tenant 1-63 lower-case letters, digits, '_' or '-')"
+            )
+        elif tenant != DEFAULT_TENANT and not self.store.tenant_exists(tenant):
+            reason = f"no tenant {tenant!r}: create it first (ragline keys create --tenant)"
+        else:
+            owner = self.store.collection_owner(collection)
+            if owner is not None and owner != tenant:
+                reason = f"collection {collection!r} is not tenant {tenant!r}'s"
+                if collection == self.settings.default_collection:
+                    reason += " (name the tenant's own with the collection metadata)"
+        if reason is not None or tenant is None:
             raise DocumentFailedError(
-                IngestResult(source, "failed", collection=base.collection, error=refused,
+                IngestResult(source, "failed", collection=collection, error=reason,
                              latency_ms=_elapsed(started))
             )  # fmt: skip
-        collection = base.collection
-        try:
-            return self._ingest(base, data, name, guard, started)
-        except SupersededError as exc:
-            return IngestResult(
-                source, "superseded", collection=collection, error=str(exc),
-                latency_ms=_elapsed(started),
-            )  # fmt: skip
-
-    def _refused_tenant(self, tenant: str | None, source: str, collection: str) -> str | None:
-        """Why the object may not go into ``collection`` for ``tenant``; None if it may."""
-        if tenant is None:
-            return (
-                f"{source}: a key under {TENANT_PREFIX} names a tenant first "
-                f"({TENANT_PREFIX}<tenant>/..., the tenant 1-63 lower-case letters, digits, "
-                "'_' or '-')"
-            )
-        if tenant != DEFAULT_TENANT and not self.store.tenant_exists(tenant):
-            return f"no tenant {tenant!r}: create it first (ragline keys create --tenant)"
-        owner = self.store.collection_owner(collection)
-        if owner is not None and owner != tenant:
-            hint = " (name the tenant's own with the collection metadata)"
-            unnamed = collection == self.settings.default_collection
-            return f"collection {collection!r} is not tenant {tenant!r}'s" + (
-                hint if unnamed else ""
-            )
-        return None
+        return tenant
 
     def _ingest(
         self,
-        base: DocumentWrite,
+        document: DocumentWrite,
         data: bytes,
-        name: str | None,
-        guard: WriteGuard | None,
+        name: str,
+        precondition: Precondition | None,
         started: float,
     ) -> IngestResult:
-        source, collection, content_hash = base.source, base.collection, base.content_hash
-        existing = self.store.find_document(source)
-        if (
-            existing is not None
-            and existing.content_hash == content_hash
-            and existing.status in {"ingested", "skipped"}
-            and (existing.status == "skipped" or existing.embedding_model == self.embedder.name)
-        ):
-            status = "unchanged"
-            if _applies_news(existing, base):
-                if existing.status == "ingested" and existing.collection != collection:
-                    self.store.ensure_collection(
-                        collection, self.embedder.name, self.embedder.dimensions,
-                        tenant=base.tenant,
-                    )  # fmt: skip
-                existing = self.store.update_document(base, guard=guard)
-                status = "updated"
-            return IngestResult(
-                source,
-                status,
-                str(existing.id),
-                collection,
-                existing.chunk_count,
-                latency_ms=_elapsed(started),
-            )
-
-        name = name or source.rsplit("/", 1)[-1]
+        """The straight line: what is stored -> plan -> parse -> chunk -> embed -> save."""
+        stored = self.store.find_document(document.source)
+        match versions.plan(stored, document, self.embedder.name):
+            case Plan.UNCHANGED if stored is not None:
+                return _result(stored, "unchanged", started)
+            case Plan.REATTRIBUTE if stored is not None:
+                return self._reattribute(stored, document, precondition, started)
         try:
-            parsed = parse_document(name, data)
+            parsed = parse_within_budgets(name, data, self.budgets)
         except UnsupportedDocumentError as exc:
-            record = self.store.mark_document(base, "skipped", str(exc), guard=guard)
-            return IngestResult(
-                source, "skipped", str(record.id), collection, error=str(exc),
-                latency_ms=_elapsed(started),
-            )  # fmt: skip
+            record = self._write(NotIngested(document, "skipped", str(exc)), precondition)
+            return replace(_result(record, "skipped", started), error=str(exc))
         except DocumentParseError as exc:
-            return self._failed(base, str(exc), started, guard)
-
+            return self._failed(document, str(exc), started, precondition)
         chunks = chunk_document(parsed, max_tokens=self.chunk_tokens, overlap=self.chunk_overlap)
-        self.store.ensure_collection(
-            collection, self.embedder.name, self.embedder.dimensions, tenant=base.tenant
-        )
-        vectors, tokens, seconds = self._embed([c.embedding_text(parsed.title) for c in chunks])
-        document = replace(base, title=parsed.title, format=parsed.format)
-        writes = [
-            ChunkWrite(
-                c.ordinal, SECTION_SEPARATOR.join(c.section), c.text, c.token_count, c.metadata
+        if len(chunks) > self.budgets.chunks:
+            reason = (
+                f"the document makes {len(chunks):,} chunks, over the limit of "
+                f"{self.budgets.chunks:,} (RAGLINE_MAX_CHUNKS)"
             )
-            for c in chunks
-        ]
-        record = self.store.save_document(
-            document, writes, vectors, embedding_model=self.embedder.name, guard=guard
-        )
-        return IngestResult(
-            source,
-            "ingested",
-            str(record.id),
-            collection,
-            len(chunks),
-            tokens,
-            self.embedder.name,
-            latency_ms=_elapsed(started),
+            return self._failed(document, reason, started, precondition)
+        self.store.ensure_collection(
+            document.collection, self.embedder.name, self.embedder.dimensions,
+            tenant=document.tenant,
+        )  # fmt: skip
+        vectors, tokens, seconds = self._embed([c.embedding_text(parsed.title) for c in chunks])
+        titled = replace(document, title=parsed.title, format=parsed.format)
+        saved = Ingested(titled, _chunk_writes(chunks), vectors, self.embedder.name)
+        record = self._write(saved, precondition)
+        return replace(
+            _result(record, "ingested", started),
+            embedding_tokens=tokens,
+            embedding_model=self.embedder.name,
             embedding_seconds=seconds,
         )
 
-    def delete_source(self, source: str, *, guard: WriteGuard | None = None) -> IngestResult:
+    def _reattribute(
+        self,
+        stored: DocumentRecord,
+        document: DocumentWrite,
+        precondition: Precondition | None,
+        started: float,
+    ) -> IngestResult:
+        """Apply new attributes to unchanged content: no parse, no embedding."""
+        if stored.status == "ingested" and stored.collection != document.collection:
+            self.store.ensure_collection(
+                document.collection, self.embedder.name, self.embedder.dimensions,
+                tenant=document.tenant,
+            )  # fmt: skip
+        record = self._write(Reattributed(document), precondition)
+        return _result(record, "updated", started)
+
+    def delete_source(
+        self, source: str, *, precondition: Precondition | None = None
+    ) -> IngestResult:
         """Delete the document stored from ``source``, if any.
 
-        ``guard`` (asked with the source locked) may refuse: the object came back.
+        ``precondition`` (asked with the source locked) may refuse: the object came back.
         """
         started = time.perf_counter()
         try:
-            document_id = self.store.delete_by_source(source, guard=guard)
+            record = self.store.write(Removed(source), precondition=precondition)
         except SupersededError as exc:
             return IngestResult(source, "superseded", error=str(exc), latency_ms=_elapsed(started))
-        status = "deleted" if document_id else "absent"
+        status = "deleted" if record is not None else "absent"
         return IngestResult(
-            source, status, str(document_id) if document_id else None,
+            source, status, str(record.id) if record is not None else None,
             latency_ms=_elapsed(started),
         )  # fmt: skip
 
@@ -353,20 +363,23 @@ class Ingestor:
         document: DocumentWrite,
         reason: str,
         started: float,
-        guard: WriteGuard | None = None,
+        precondition: Precondition | None = None,
     ) -> IngestResult:
+        """Record the document as failed and raise DocumentFailedError (the message is
+        retried); ``superseded`` when a newer version won."""
+        reason = clean_text(reason)[:_MAX_REASON_CHARS]
         try:
-            record = self.store.mark_document(document, "failed", reason, guard=guard)
+            record = self._write(NotIngested(document, "failed", reason), precondition)
         except SupersededError as exc:
-            return IngestResult(
-                document.source, "superseded", collection=document.collection, error=str(exc),
-                latency_ms=_elapsed(started),
-            )  # fmt: skip
-        result = IngestResult(
-            document.source, "failed", str(record.id), document.collection, error=reason,
-            latency_ms=_elapsed(started),
-        )  # fmt: skip
-        raise DocumentFailedError(result)
+            return _superseded(document, exc, started)
+        failed = replace(_result(record, "failed", started), error=reason)
+        raise DocumentFailedError(failed)
+
+    def _write(self, change: DocumentChange, precondition: Precondition | None) -> DocumentRecord:
+        """The one conditional write of a document (SupersededError when refused)."""
+        record = self.store.write(change, precondition=precondition)
+        assert record is not None  # only a removal leaves nothing
+        return record
 
     def _embed(self, texts: list[str]) -> tuple[np.ndarray, int, float]:
         """The vectors, the tokens billed and the endpoint seconds held, for ``texts``."""
@@ -381,43 +394,43 @@ class Ingestor:
         return np.vstack(parts), tokens, seconds
 
 
-def _still_current(
-    version: ObjectVersion,
-    head: Callable[[], ObjectVersion | None],
-    sidecar_etag: str | None = None,
-    head_sidecar: Callable[[], ObjectVersion | None] | None = None,
-) -> WriteGuard:
-    """A guard that lets a write of ``version`` through when the store holds this very
-    version already, or when the bucket still holds it (asked with the source locked, so
-    a writer of a newer version waits for this one, then finds its own version current).
-    With ``head_sidecar``, the sidecar read (``sidecar_etag``, None: none) must also still
-    be the bucket's: of two writers that read different sidecars, the stale one loses."""
-
-    def guard(stored: DocumentRecord | None) -> bool:
-        if head_sidecar is not None:
-            current_sidecar = head_sidecar()
-            if (current_sidecar.etag if current_sidecar else None) != sidecar_etag:
-                return False
-        held = stored.object_version if stored is not None else None
-        if held is not None and held.same_as(version):
-            return True
-        current = head()
-        return current is not None and current.same_as(version)
-
-    return guard
+def _chunk_writes(chunks: Sequence[Chunk]) -> list[ChunkWrite]:
+    return [
+        ChunkWrite(c.ordinal, SECTION_SEPARATOR.join(c.section), c.text, c.token_count, c.metadata)
+        for c in chunks
+    ]
 
 
-def _applies_news(existing: DocumentRecord, document: DocumentWrite) -> bool:
-    """Whether an upload of unchanged content brings something the store lacks."""
-    held = existing.object_version
-    new_version = document.version is not None and (
-        held is None or not held.same_as(document.version)
+def _result(record: DocumentRecord, status: str, started: float) -> IngestResult:
+    """The outcome for the document as the store holds it after this ingest."""
+    return IngestResult(
+        record.source,
+        status,
+        str(record.id),
+        record.collection,
+        record.chunk_count,
+        latency_ms=_elapsed(started),
     )
-    return (
-        new_version
-        or existing.collection != document.collection
-        or existing.metadata != document.metadata
-    )
+
+
+def _superseded(document: DocumentWrite, exc: SupersededError, started: float) -> IngestResult:
+    return IngestResult(
+        document.source, "superseded", collection=document.collection, error=str(exc),
+        latency_ms=_elapsed(started),
+    )  # fmt: skip
+
+
+def _transient(exc: Exception) -> bool:
+    """Whether ``exc`` says nothing about the document: the database, the embedding
+    provider, the network or the configuration failed, and a retry may well succeed.
+    Anything else raised while ingesting a document is the document's failure."""
+    from ragline.providers.clients import is_aws_error
+
+    if isinstance(exc, RaglineError) or transient_error(exc):
+        return True
+    if isinstance(exc, OSError | TimeoutError):
+        return True
+    return is_aws_error(exc)
 
 
 def _batches(items: list[str], size: int) -> Iterator[list[str]]:

@@ -25,13 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 from ragline.ingest.attributes import document_key, is_sidecar
 from ragline.ingest.pipeline import DocumentFailedError
-from ragline.records import IngestResult
-from ragline.store import ObjectVersion
+from ragline.ingest.versions import listing_unchanged
+from ragline.outcomes import IngestResult
 
 if TYPE_CHECKING:
-    from ragline.ingest.objects import ListedObject, S3ObjectReader
+    from ragline.ingest.objects import S3ObjectReader
     from ragline.ingest.pipeline import Ingestor
-    from ragline.store import DocumentRecord
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +112,7 @@ def reconcile(
                 sync(listed.key)
             continue
         document = stored.pop(root + listed.key, None)
-        if document is not None and _unchanged(document, listed, ingestor.embedder.name):
+        if document is not None and listing_unchanged(document, listed, ingestor.embedder.name):
             report.counts["unchanged"] += 1
             continue
         sync(listed.key)
@@ -127,18 +126,6 @@ def reconcile(
         sync(source.removeprefix(root))
     logger.info("reconciled s3://%s/%s: %s", bucket, prefix, report.summary())
     return report
-
-
-def _unchanged(document: DocumentRecord, listed: ListedObject, embedding_model: str) -> bool:
-    """Whether the document holds the listed version, fully processed."""
-    held = document.object_version
-    if held is None or document.size_bytes != listed.size:
-        return False
-    if not held.same_as(ObjectVersion(etag=listed.etag, modified=listed.modified)):
-        return False
-    if document.status == "skipped":
-        return True
-    return document.status == "ingested" and document.embedding_model == embedding_model
 
 
 def _attempt(source: str, sync: Callable[[], IngestResult]) -> IngestResult:

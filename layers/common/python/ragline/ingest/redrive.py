@@ -1,4 +1,4 @@
-"""Dead-letter queue redrive: move messages back to the queue they came from.
+"""Dead-letter queue redrive, and a look at what rests there before moving it.
 
 After an outage longer than the ingest queue's retries, every event rests in the DLQ.
 Each message is deleted from the DLQ only after the queue has accepted its copy, so a
@@ -11,6 +11,7 @@ event says).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -89,6 +90,70 @@ def redrive(
         if not done:  # the queue refuses every message: stop rather than spin
             break
     return RedriveReport(moved, failed)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One message resting in the DLQ: what it asks for, and how often it was tried."""
+
+    message_id: str
+    receive_count: int
+    sent_at: datetime | None
+    # (event name, s3:// source) per object change; empty for a body that is no S3 event
+    changes: tuple[tuple[str, str], ...]
+    # why it could not be read as an S3 event, when it could not
+    unreadable: str | None = None
+
+
+def peek(sqs: Any, dlq_url: str, *, limit: int = 100) -> list[DeadLetter]:
+    """Up to ``limit`` messages of the DLQ, read without consuming them.
+
+    Each batch is hidden while the next is read (so every message is seen once) and all
+    are made visible again at the end, or at once if reading fails. A message received
+    here counts one more receive in SQS's ``ApproximateReceiveCount``.
+    """
+    from ragline.errors import InvalidRequestError
+    from ragline.ingest.events import object_changes
+
+    seen: list[dict[str, Any]] = []
+    letters: list[DeadLetter] = []
+    try:
+        while len(seen) < limit:
+            messages = sqs.receive_message(
+                QueueUrl=dlq_url,
+                MaxNumberOfMessages=min(_BATCH, limit - len(seen)),
+                VisibilityTimeout=_VISIBILITY_SECONDS,
+                WaitTimeSeconds=1,
+                AttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+            ).get("Messages", [])
+            if not messages:
+                break
+            seen.extend(messages)
+            for message in messages:
+                attributes = message.get("Attributes", {})
+                sent = attributes.get("SentTimestamp")
+                try:
+                    changes = tuple(
+                        (change.event_name, f"s3://{change.bucket}/{change.key}")
+                        for change in object_changes(message["Body"])
+                    )
+                    unreadable = None
+                except InvalidRequestError as exc:
+                    changes, unreadable = (), str(exc)
+                letters.append(
+                    DeadLetter(
+                        message_id=message["MessageId"],
+                        # this look counted one receive; report those before it
+                        receive_count=max(int(attributes.get("ApproximateReceiveCount", 1)) - 1, 0),
+                        sent_at=datetime.fromtimestamp(int(sent) / 1000, UTC) if sent else None,
+                        changes=changes,
+                        unreadable=unreadable,
+                    )
+                )
+    finally:
+        for start in range(0, len(seen), _BATCH):
+            _release(sqs, dlq_url, seen[start : start + _BATCH])
+    return letters
 
 
 def _send(sqs: Any, queue_url: str, messages: list[dict[str, Any]]) -> set[str]:

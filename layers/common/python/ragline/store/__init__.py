@@ -9,14 +9,20 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from ragline.store.database import Database
+from ragline.store.database import Database, transient_error
 from ragline.store.facade import Store
 from ragline.store.migrate import apply_migrations, available_migrations
 from ragline.store.records import (
     ChunkWrite,
+    DocumentChange,
     DocumentRecord,
     DocumentWrite,
+    Ingested,
+    NotIngested,
     ObjectVersion,
+    Precondition,
+    Reattributed,
+    Removed,
     RetrievedChunk,
     Selection,
 )
@@ -27,9 +33,15 @@ if TYPE_CHECKING:
 __all__ = [
     "ChunkWrite",
     "Database",
+    "DocumentChange",
     "DocumentRecord",
     "DocumentWrite",
+    "Ingested",
+    "NotIngested",
     "ObjectVersion",
+    "Precondition",
+    "Reattributed",
+    "Removed",
     "RetrievedChunk",
     "Selection",
     "Store",
@@ -37,6 +49,7 @@ __all__ = [
     "available_migrations",
     "get_store",
     "migrate",
+    "transient_error",
 ]
 
 

@@ -4,7 +4,7 @@ Both offer ``execute(query, params)`` returning a cursor (``fetchone``, ``fetcha
 iteration, ``rowcount``), ``cursor(row_factory=...)`` and ``transaction()``; queries use
 psycopg's ``%s`` / ``%(name)s`` placeholders or ``psycopg.sql`` compositions. Only the
 chunk write differs: COPY on psycopg, batched inserts on the Data API
-(``documents.save_document``).
+(``documents.write_document``).
 """
 
 from __future__ import annotations

@@ -408,7 +408,7 @@ class DataApiDatabase:
     def call(self, operation: str, **request: Any) -> dict[str, Any]:
         """One Data API call. While the cluster resumes from 0 ACU
         (``DatabaseResumingException``) it is tried again with growing waits, within
-        RAGLINE_DATABASE_CONNECT_TIMEOUT; past that, DatabaseUnavailableError (503 with
+        RAGLINE_DATABASE_CONNECT_TIMEOUT_SECONDS; past that, DatabaseUnavailableError (503 with
         Retry-After). Commit and rollback name only the transaction."""
         from botocore.exceptions import ClientError
         from botocore.exceptions import ConnectionError as BotoConnectionError

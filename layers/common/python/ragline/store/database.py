@@ -127,6 +127,12 @@ class Database:
             self._local.conn = None
 
 
+def transient_error(exc: BaseException) -> bool:
+    """Whether a driver error says the database, not the statement, failed (connection,
+    server, timeout): retrying later may succeed. A data error is the statement's."""
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+
+
 def unavailable_when_disconnected(cls: type[T]) -> type[T]:
     """Class decorator: a public method failing because the connection broke (the server
     stopped, restarted or became unreachable) raises DatabaseUnavailableError instead.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
@@ -17,15 +17,13 @@ from psycopg.types.json import Jsonb
 from ragline.errors import InvalidRequestError, SupersededError
 from ragline.identity import DEFAULT_TENANT
 from ragline.store.data_api import DataApiConnection
-from ragline.store.records import DocumentRecord
+from ragline.store.records import DocumentRecord, Ingested, NotIngested, Reattributed
 
 if TYPE_CHECKING:
     from uuid import UUID
 
-    import numpy as np
-
     from ragline.store.connection import Connection
-    from ragline.store.records import ChunkWrite, DocumentWrite
+    from ragline.store.records import DocumentChange, DocumentWrite, Precondition
 
 _DOCUMENT_COLUMNS = sql.SQL(
     "id, collection, source, title, format, content_hash, size_bytes, metadata, status, error,"
@@ -41,11 +39,6 @@ _INSERT_CHUNK = (
     " dimensions, embedding) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::vector)"
 )
 _COPY_TYPES = ["uuid", "text", "int4", "text", "text", "int4", "jsonb", "int4", "vector"]
-
-
-# Called inside the write's transaction, with the source locked, with what the store
-# holds for it now (None: nothing); False refuses the write (SupersededError).
-WriteGuard = Callable[[DocumentRecord | None], bool]
 
 
 def _document(row: dict[str, Any] | None) -> DocumentRecord | None:
@@ -259,135 +252,132 @@ def list_documents(
     return rows[:limit], next_cursor
 
 
-def save_document(
-    conn: Connection,
-    document: DocumentWrite,
-    chunks: Sequence[ChunkWrite],
-    vectors: np.ndarray,
-    *,
-    embedding_model: str,
-    guard: WriteGuard | None = None,
-) -> DocumentRecord:
-    """Replace the document's chunks with these, all in one transaction.
+def write_document(
+    conn: Connection, change: DocumentChange, *, precondition: Precondition | None = None
+) -> DocumentRecord | None:
+    """Apply ``change`` to the document stored from its source, in one transaction, if
+    ``precondition`` holds; return the document as written (for ``Removed``: as it was
+    before it went, None when there was none).
 
-    ``guard`` decides, with the source locked, whether the write may go ahead.
+    The source is locked first (:func:`_lock`), so writers of one source take turns, and
+    ``precondition`` is asked with what is stored after the lock: SupersededError when it
+    refuses, and nothing is written.
     """
-    if len(chunks) != len(vectors):
+    if isinstance(change, Ingested) and len(change.chunks) != len(change.vectors):
         raise ValueError("one vector per chunk")
-    dimensions = int(vectors.shape[1]) if len(vectors) else 0
     with conn.transaction():
-        _check(conn, document.source, guard)
-        document_id = _upsert(conn, document, "pending", None, embedding_model)
-        conn.execute("DELETE FROM chunks WHERE document_id = %s", (document_id,))
-        rows = [
-            (
-                document_id,
-                document.collection,
-                chunk.ordinal,
-                chunk.section,
-                chunk.text,
-                chunk.token_count,
-                Jsonb(chunk.metadata),
-                dimensions,
-                vector,
+        stored = _lock(conn, change.source)
+        if precondition is not None and not precondition.holds(stored):
+            raise SupersededError(
+                f"{change.source}: a newer version of the object is stored or current"
             )
-            for chunk, vector in zip(chunks, vectors, strict=True)
-        ]
-        if isinstance(conn, DataApiConnection):
-            # No COPY over the Data API: batched INSERTs, in this same transaction.
-            conn.insert_many(_INSERT_CHUNK, rows)
-        else:
-            with conn.cursor() as writer, writer.copy(_COPY_CHUNKS) as copy:
-                copy.set_types(_COPY_TYPES)
-                for row in rows:
-                    copy.write_row(row)
-        with conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(
-                sql.SQL(
-                    "UPDATE documents SET status = 'ingested', error = NULL, chunk_count = %s,"
-                    " updated_at = now() WHERE id = %s RETURNING {}"
-                ).format(_DOCUMENT_COLUMNS),
-                (len(chunks), document_id),
-            )
-            record = _document(cur.fetchone())
-    assert record is not None
-    return record
+        if isinstance(change, Ingested):
+            return _replace_chunks(conn, change, stored)
+        if isinstance(change, NotIngested):
+            return _drop_chunks(conn, change, stored)
+        if isinstance(change, Reattributed):
+            return _reattribute(conn, change, stored)
+        return _remove(conn, stored)
 
 
-def mark_document(
-    conn: Connection,
-    document: DocumentWrite,
-    status: str,
-    error: str | None,
-    *,
-    guard: WriteGuard | None = None,
-) -> DocumentRecord:
-    """Record a document that was not ingested (failed or skipped) and drop its chunks.
-
-    Chunks of an earlier version go too: the bucket no longer holds that content, so
-    answers must not cite it.
-    """
-    with conn.transaction():
-        _check(conn, document.source, guard)
-        document_id = _upsert(conn, document, status, error, None)
-        conn.execute("DELETE FROM chunks WHERE document_id = %s", (document_id,))
-        conn.execute("UPDATE documents SET chunk_count = 0 WHERE id = %s", (document_id,))
-    record = get_document(conn, document_id)
-    assert record is not None
-    return record
-
-
-def update_document(
-    conn: Connection, document: DocumentWrite, *, guard: WriteGuard | None = None
-) -> DocumentRecord:
-    """Apply a new version's collection, metadata and version to a stored document whose
-    content did not change, keeping its chunks and their vectors."""
-    version = document.version
-    with conn.transaction():
-        current = _check(conn, document.source, guard)
-        if current is None:
-            raise SupersededError(f"{document.source}: no document to update")
-        with conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(
-                sql.SQL(
-                    "UPDATE documents SET collection = %s, metadata = %s, object_etag = %s,"
-                    " object_version_id = %s, object_modified = %s, object_sequencer = %s,"
-                    " updated_at = now() WHERE id = %s RETURNING {}"
-                ).format(_DOCUMENT_COLUMNS),
-                (
-                    document.collection,
-                    Jsonb(document.metadata),
-                    version.etag if version else None,
-                    version.version_id if version else None,
-                    version.modified if version else None,
-                    version.sequencer if version else None,
-                    current.id,
-                ),
-            )
-            record = _document(cur.fetchone())
-        if document.collection != current.collection:
-            # The keyword index follows (the chunks' UPDATE trigger moves their postings).
-            conn.execute(
-                "UPDATE chunks SET collection = %s WHERE document_id = %s",
-                (document.collection, current.id),
-            )
-    assert record is not None
-    return record
-
-
-def _check(conn: Connection, source: str, guard: WriteGuard | None) -> DocumentRecord | None:
-    """Lock ``source`` until the transaction ends and ask ``guard`` whether to write.
+def _lock(conn: Connection, source: str) -> DocumentRecord | None:
+    """Lock ``source`` until the transaction ends; return what is stored for it.
 
     The lock is an advisory one on the source, not a row lock, so that it also orders
     writers of a source that has no row yet (two first ingests, a delete and a re-create).
+    The read is a statement of its own: under READ COMMITTED a statement sees what was
+    committed when it began, so a read in the locking statement would miss the write of
+    the writer it waited for.
     """
     conn.execute(
         "SELECT pg_advisory_xact_lock(hashtext('ragline.documents'), hashtext(%s))", (source,)
     )
-    current = find_document(conn, source)
-    if guard is not None and not guard(current):
-        raise SupersededError(f"{source}: a newer version of the object is stored or current")
-    return current
+    return find_document(conn, source)
+
+
+def _replace_chunks(
+    conn: Connection, change: Ingested, stored: DocumentRecord | None
+) -> DocumentRecord:
+    record = _upsert(
+        conn, change.document, "ingested", None, change.embedding_model, len(change.chunks)
+    )
+    if stored is not None:  # a new document has no chunks to drop
+        conn.execute("DELETE FROM chunks WHERE document_id = %s", (record.id,))
+    dimensions = int(change.vectors.shape[1]) if len(change.vectors) else 0
+    rows = [
+        (
+            record.id,
+            record.collection,
+            chunk.ordinal,
+            chunk.section,
+            chunk.text,
+            chunk.token_count,
+            Jsonb(chunk.metadata),
+            dimensions,
+            vector,
+        )
+        for chunk, vector in zip(change.chunks, change.vectors, strict=True)
+    ]
+    if not rows:
+        return record
+    if isinstance(conn, DataApiConnection):
+        # No COPY over the Data API: batched INSERTs, in this same transaction.
+        conn.insert_many(_INSERT_CHUNK, rows)
+    else:
+        with conn.cursor() as writer, writer.copy(_COPY_CHUNKS) as copy:
+            copy.set_types(_COPY_TYPES)
+            for row in rows:
+                copy.write_row(row)
+    return record
+
+
+def _drop_chunks(
+    conn: Connection, change: NotIngested, stored: DocumentRecord | None
+) -> DocumentRecord:
+    record = _upsert(conn, change.document, change.status, change.error, None, 0)
+    if stored is not None:
+        conn.execute("DELETE FROM chunks WHERE document_id = %s", (record.id,))
+    return record
+
+
+def _reattribute(
+    conn: Connection, change: Reattributed, stored: DocumentRecord | None
+) -> DocumentRecord:
+    if stored is None:
+        raise SupersededError(f"{change.source}: no document to update")
+    document, version = change.document, change.document.version
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            sql.SQL(
+                "UPDATE documents SET collection = %s, metadata = %s, object_etag = %s,"
+                " object_version_id = %s, object_modified = %s, object_sequencer = %s,"
+                " updated_at = now() WHERE id = %s RETURNING {}"
+            ).format(_DOCUMENT_COLUMNS),
+            (
+                document.collection,
+                Jsonb(document.metadata),
+                version.etag if version else None,
+                version.version_id if version else None,
+                version.modified if version else None,
+                version.sequencer if version else None,
+                stored.id,
+            ),
+        )
+        record = _document(cur.fetchone())
+    if document.collection != stored.collection:
+        # The keyword index follows (the chunks' UPDATE trigger moves their postings).
+        conn.execute(
+            "UPDATE chunks SET collection = %s WHERE document_id = %s",
+            (document.collection, stored.id),
+        )
+    assert record is not None
+    return record
+
+
+def _remove(conn: Connection, stored: DocumentRecord | None) -> DocumentRecord | None:
+    if stored is not None:  # its chunks go by the foreign key's cascade
+        conn.execute("DELETE FROM documents WHERE id = %s", (stored.id,))
+    return stored
 
 
 def _upsert(
@@ -396,59 +386,52 @@ def _upsert(
     status: str,
     error: str | None,
     embedding_model: str | None,
-) -> UUID:
+    chunk_count: int,
+) -> DocumentRecord:
+    """Insert or replace the document's row as it ends up, and return it."""
     version = document.version
-    row = conn.execute(
-        "INSERT INTO documents (collection, source, title, format, content_hash, size_bytes,"
-        " metadata, status, error, embedding_model, object_etag, object_version_id,"
-        " object_modified, object_sequencer, tenant)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (source) DO UPDATE SET collection = EXCLUDED.collection,"
-        " title = EXCLUDED.title, format = EXCLUDED.format,"
-        " content_hash = EXCLUDED.content_hash, size_bytes = EXCLUDED.size_bytes,"
-        " metadata = EXCLUDED.metadata, status = EXCLUDED.status, error = EXCLUDED.error,"
-        " embedding_model = EXCLUDED.embedding_model, object_etag = EXCLUDED.object_etag,"
-        " object_version_id = EXCLUDED.object_version_id,"
-        " object_modified = EXCLUDED.object_modified,"
-        " object_sequencer = EXCLUDED.object_sequencer, tenant = EXCLUDED.tenant,"
-        " updated_at = now()"
-        " RETURNING id",
-        (
-            document.collection,
-            document.source,
-            document.title,
-            document.format,
-            document.content_hash,
-            document.size_bytes,
-            Jsonb(document.metadata),
-            status,
-            error,
-            embedding_model,
-            version.etag if version else None,
-            version.version_id if version else None,
-            version.modified if version else None,
-            version.sequencer if version else None,
-            document.tenant,
-        ),
-    ).fetchone()
-    assert row is not None
-    document_id: UUID = row[0]
-    return document_id
-
-
-def delete_by_source(
-    conn: Connection, source: str, *, guard: WriteGuard | None = None
-) -> UUID | None:
-    """Delete the document stored from ``source`` and its chunks; return its id.
-
-    ``guard`` decides, with the source locked, whether the delete may go ahead.
-    """
-    with conn.transaction():
-        _check(conn, source, guard)
-        row = conn.execute(
-            "DELETE FROM documents WHERE source = %s RETURNING id", (source,)
-        ).fetchone()
-    return row[0] if row else None
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            sql.SQL(
+                "INSERT INTO documents (collection, source, title, format, content_hash,"
+                " size_bytes, metadata, status, error, chunk_count, embedding_model,"
+                " object_etag, object_version_id, object_modified, object_sequencer, tenant)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (source) DO UPDATE SET collection = EXCLUDED.collection,"
+                " title = EXCLUDED.title, format = EXCLUDED.format,"
+                " content_hash = EXCLUDED.content_hash, size_bytes = EXCLUDED.size_bytes,"
+                " metadata = EXCLUDED.metadata, status = EXCLUDED.status,"
+                " error = EXCLUDED.error, chunk_count = EXCLUDED.chunk_count,"
+                " embedding_model = EXCLUDED.embedding_model,"
+                " object_etag = EXCLUDED.object_etag,"
+                " object_version_id = EXCLUDED.object_version_id,"
+                " object_modified = EXCLUDED.object_modified,"
+                " object_sequencer = EXCLUDED.object_sequencer, tenant = EXCLUDED.tenant,"
+                " updated_at = now()"
+                " RETURNING {}"
+            ).format(_DOCUMENT_COLUMNS),
+            (
+                document.collection,
+                document.source,
+                document.title,
+                document.format,
+                document.content_hash,
+                document.size_bytes,
+                Jsonb(document.metadata),
+                status,
+                error,
+                chunk_count,
+                embedding_model,
+                version.etag if version else None,
+                version.version_id if version else None,
+                version.modified if version else None,
+                version.sequencer if version else None,
+                document.tenant,
+            ),
+        )
+        record = _document(cur.fetchone())
+    assert record is not None
+    return record
 
 
 def iter_documents(

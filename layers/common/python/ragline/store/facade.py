@@ -19,6 +19,7 @@ from ragline.store import documents, search, tenants
 from ragline.store import query_log as queries
 from ragline.store.database import Database, unavailable_when_disconnected
 from ragline.store.migrate import apply_migrations, versions
+from ragline.store.records import Ingested, NotIngested, Removed
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -29,15 +30,16 @@ if TYPE_CHECKING:
 
     from ragline.config import Settings
     from ragline.filters import Filter
-    from ragline.records import QueryRecord
+    from ragline.outcomes import QueryRecord
     from ragline.store.connection import Connection
     from ragline.store.data_api import DataApiDatabase
-    from ragline.store.documents import WriteGuard
     from ragline.store.records import (
         ChunkWrite,
+        DocumentChange,
         DocumentRecord,
         DocumentWrite,
         KeyRecord,
+        Precondition,
         RetrievedChunk,
         Selection,
     )
@@ -204,6 +206,19 @@ class Store:
             cursor=cursor, tenant=tenant,
         )  # fmt: skip
 
+    def write(
+        self, change: DocumentChange, *, precondition: Precondition | None = None
+    ) -> DocumentRecord | None:
+        """The one conditional write: apply ``change`` to the document stored from its
+        source, all in one transaction, if ``precondition`` holds.
+
+        ``precondition`` is asked inside the transaction, with the source locked, with the
+        document stored now (or None); when it answers False nothing is written and
+        SupersededError is raised. Writers of one source are serialised by that lock.
+        Returns the document as written (for ``Removed``: as it was, None when absent).
+        """
+        return documents.write_document(self.connection(), change, precondition=precondition)
+
     def save_document(
         self,
         document: DocumentWrite,
@@ -211,52 +226,28 @@ class Store:
         vectors: np.ndarray,
         *,
         embedding_model: str,
-        guard: WriteGuard | None = None,
     ) -> DocumentRecord:
-        """Replace the document's chunks with these, all in one transaction.
-
-        ``guard`` is asked, inside the transaction and with the source locked, with the
-        document stored now (or None); when it answers False nothing is written and
-        SupersededError is raised. Writers of one source are serialised by that lock.
-        """
-        return documents.save_document(
-            self.connection(),
-            document,
-            chunks,
-            vectors,
-            embedding_model=embedding_model,
-            guard=guard,
-        )
+        """Replace the document's chunks with these, all in one transaction."""
+        record = self.write(Ingested(document, chunks, vectors, embedding_model))
+        assert record is not None
+        return record
 
     def mark_document(
-        self,
-        document: DocumentWrite,
-        status: str,
-        error: str | None,
-        *,
-        guard: WriteGuard | None = None,
+        self, document: DocumentWrite, status: str, error: str | None
     ) -> DocumentRecord:
         """Record a document that was not ingested (failed or skipped) and drop its chunks.
 
         Chunks of an earlier version go too: the bucket no longer holds that content, so
-        answers must not cite it. ``guard`` as for :meth:`save_document`.
+        answers must not cite it.
         """
-        return documents.mark_document(self.connection(), document, status, error, guard=guard)
+        record = self.write(NotIngested(document, status, error))
+        assert record is not None
+        return record
 
-    def update_document(
-        self, document: DocumentWrite, *, guard: WriteGuard | None = None
-    ) -> DocumentRecord:
-        """Apply new collection, metadata and object version to a stored document whose
-        content is unchanged, without touching its vectors. ``guard`` as for
-        :meth:`save_document`."""
-        return documents.update_document(self.connection(), document, guard=guard)
-
-    def delete_by_source(self, source: str, *, guard: WriteGuard | None = None) -> UUID | None:
-        """Delete the document stored from ``source`` and its chunks; return its id.
-
-        ``guard`` as for :meth:`save_document`.
-        """
-        return documents.delete_by_source(self.connection(), source, guard=guard)
+    def delete_by_source(self, source: str) -> UUID | None:
+        """Delete the document stored from ``source`` and its chunks; return its id."""
+        record = self.write(Removed(source))
+        return record.id if record is not None else None
 
     def iter_documents(self, source_prefix: str) -> Iterator[DocumentRecord]:
         """Every document whose source starts with ``source_prefix``, ordered by source."""

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 from uuid import UUID
 
 from ragline.identity import DEFAULT_TENANT
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,70 @@ class ChunkWrite:
     text: str
     token_count: int
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class Precondition(Protocol):
+    """What must hold for a conditional write to go ahead.
+
+    The store asks it inside the write's transaction, with the source locked, giving it
+    the document it holds for that source now (None: none); False refuses the write
+    (SupersededError). The use case that writes says what it checks (the ingest's are in
+    ``ingest/versions.py``); the store only asks.
+    """
+
+    def holds(self, stored: DocumentRecord | None) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """The document parsed, chunked and embedded: its chunks are replaced with these."""
+
+    document: DocumentWrite
+    chunks: Sequence[ChunkWrite]
+    vectors: np.ndarray
+    embedding_model: str
+
+    @property
+    def source(self) -> str:
+        return self.document.source
+
+
+@dataclass(frozen=True)
+class NotIngested:
+    """The document recorded as ``failed`` or ``skipped``, with the reason. Chunks of an
+    earlier version go: the bucket no longer holds that content, so answers must not
+    cite it."""
+
+    document: DocumentWrite
+    status: str
+    error: str | None
+
+    @property
+    def source(self) -> str:
+        return self.document.source
+
+
+@dataclass(frozen=True)
+class Reattributed:
+    """The content is unchanged: the stored document takes this write's collection,
+    metadata and object version and keeps its chunks and their vectors."""
+
+    document: DocumentWrite
+
+    @property
+    def source(self) -> str:
+        return self.document.source
+
+
+@dataclass(frozen=True)
+class Removed:
+    """The document stored from ``source`` goes, with its chunks."""
+
+    source: str
+
+
+# What one conditional write (``Store.write``) does to the document stored from a source.
+DocumentChange: TypeAlias = Ingested | NotIngested | Reattributed | Removed
 
 
 @dataclass(frozen=True)

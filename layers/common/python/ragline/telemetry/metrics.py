@@ -27,7 +27,7 @@ from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 if TYPE_CHECKING:
     from ragline.config import Settings
-    from ragline.records import QuerySignals
+    from ragline.outcomes import QuerySignals
 
 COUNT = MetricUnit.Count
 MS = MetricUnit.Milliseconds

@@ -1,5 +1,6 @@
-"""One module per ``ragline`` subcommand, each with its ``cmd_*`` function.
+"""One module per ``ragline`` subcommand: ``register`` adds its parser and options,
+``cmd_*`` runs it.
 
-``ragline.dev.cli`` holds the parser and dispatches to them. Each command imports the
-library lazily, after it has put its options in the environment.
+``ragline.dev.cli`` lists the modules and dispatches. Each command imports the library
+lazily, after it has put its options in the environment.
 """

@@ -5,12 +5,31 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ragline.dev.commands.common import local_embeddings, use_data_dir, without_emf
 
 if TYPE_CHECKING:
     import argparse
+
+    from ragline.dev.commands.common import Subcommands
+
+
+def register(commands: Subcommands) -> None:
+    """``ragline ask QUESTION`` and its options."""
+    ask = commands.add_parser(
+        "ask",
+        help="answer a question from the store, in-process",
+        description="Answer a question with citations, as POST /query does.",
+    )
+    ask.add_argument("question")
+    ask.add_argument("--collection", help="collection to search (default: settings)")
+    ask.add_argument("--top-k", type=int, help="passages to retrieve")
+    ask.add_argument("--profile", help="routing profile")
+    ask.add_argument("--data-dir", type=Path, help="data directory of the embedded database")
+    ask.add_argument("--json", action="store_true", help="print the raw JSON response")
+    ask.set_defaults(run=cmd_ask)
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -20,7 +39,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     # The query is logged for `ragline stats`; its EMF line is for CloudWatch, not a terminal.
     without_emf()
     from ragline.answer import get_answerer
-    from ragline.errors import RaglineError
+    from ragline.errors import ModelUnavailableError, RaglineError
 
     try:
         # Anything the library prints goes to stderr: stdout is the answer (or its JSON).
@@ -29,6 +48,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
                 args.question, collection=args.collection, top_k=args.top_k, profile=args.profile
             )
     except RaglineError as exc:
+        if args.json:  # the API's error body, so a script parses one format either way
+            error = {"message": str(exc), "statusCode": exc.status_code}
+            if isinstance(exc, ModelUnavailableError):
+                error["citations"] = exc.citations
+            print(json.dumps(error, indent=2, ensure_ascii=False))
         print(f"ragline ask: {exc}", file=sys.stderr)
         return 1
     body = response.model_dump(mode="json")

@@ -2,17 +2,53 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ragline.dev.commands.common import configure_logging, local_embeddings
+from ragline.dev.commands.common import DEFAULT_DATA_DIR, configure_logging, local_embeddings
 
 if TYPE_CHECKING:
-    import argparse
     from types import FrameType
+
+    from ragline.dev.commands.common import Subcommands
+
+
+def register(commands: Subcommands) -> None:
+    """``ragline dev`` and its options."""
+    dev = commands.add_parser(
+        "dev",
+        help="run the local stack (S3 + SQS on moto, the ingest poller, the REST API)",
+        description="Run the Lambda handlers locally behind an S3 + SQS endpoint and an API.",
+    )
+    dev.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    dev.add_argument("--api-port", type=_port, default=8000, help="REST API port (0 = any free)")
+    dev.add_argument("--aws-port", type=_port, default=4566, help="S3 + SQS port (0 = any free)")
+    dev.add_argument(
+        "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="database and endpoints.json"
+    )
+    dev.add_argument("--bucket", default="ragline-documents", help="the documents bucket")
+    dev.add_argument("--batch-size", type=int, default=10, help="SQS messages per invocation")
+    dev.add_argument(
+        "--max-receive-count", type=int, default=3, help="receives before a message goes to the DLQ"
+    )
+    dev.add_argument(
+        "--visibility-timeout", type=int, default=5, help="seconds before a failure is retried"
+    )
+    dev.set_defaults(run=cmd_dev)
+
+
+def _port(value: str) -> int:
+    port = int(value)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError("a port is between 0 and 65535 (0 = any free port)")
+    return port
 
 
 def _wait_for_termination() -> None:
@@ -30,6 +66,27 @@ def _wait_for_termination() -> None:
     try:
         while not stopping.wait(0.5):
             pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextmanager
+def _shielded_from_signals() -> Iterator[None]:
+    """While the stack stops, a second Ctrl-C or SIGTERM (an impatient user, a supervisor
+    repeating itself) is noted, not obeyed: dying now would orphan the embedded
+    PostgreSQL, which outlives us and holds the data dir."""
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        print(
+            "ragline dev: still stopping (the database last); SIGKILL would orphan it",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -78,6 +135,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         )
         _wait_for_termination()
     finally:
-        print("stopping…", file=sys.stderr, flush=True)
-        stack.stop()
+        with _shielded_from_signals():
+            print("stopping…", file=sys.stderr, flush=True)
+            stack.stop()
     return 0

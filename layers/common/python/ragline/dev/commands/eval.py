@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ragline.dev.commands.common import local_embeddings, use_data_dir, without_emf
@@ -12,7 +13,50 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Iterable, Sequence
 
+    from ragline.dev.commands.common import Subcommands
+
 DEFAULT_BAR = "answer>=0.8,abstain>=1.0"
+
+
+def register(commands: Subcommands) -> None:
+    """``ragline eval SET.jsonl`` and its options."""
+    evaluation = commands.add_parser(
+        "eval",
+        help="score retrieval per search mode and answers per model on an evaluation set",
+        description="Run an evaluation set (JSON lines: id, question, gold, answer, "
+        "must_contain) through POST /retrieve per search mode and POST /query per model, "
+        "in-process; name the cheapest model that meets the bar. Exits 1 when --bar is "
+        "given and no model meets it.",
+    )
+    evaluation.add_argument("set", type=Path, metavar="SET.jsonl", help="the evaluation set")
+    evaluation.add_argument(
+        "--corpus",
+        type=Path,
+        metavar="DIR",
+        help="ingest this directory first, into a collection named by its content hash "
+        "(COPYRIGHT and LICENSES/ left out; a second run re-embeds nothing)",
+    )
+    evaluation.add_argument(
+        "--collection", help="without --corpus: the collection to evaluate (default: settings)"
+    )
+    evaluation.add_argument(
+        "--modes", default="hybrid,vector,keyword", help="search modes to score, comma-separated"
+    )
+    evaluation.add_argument(
+        "--llm", metavar="A,B,...", help="provider:model specs to compare (default: RAGLINE_LLM)"
+    )
+    evaluation.add_argument("--reranker", metavar="SPEC", help="RAGLINE_RERANKER for this run")
+    evaluation.add_argument("--embeddings", metavar="SPEC", help="RAGLINE_EMBEDDINGS for this run")
+    evaluation.add_argument(
+        "--bar",
+        help=f"what a model must meet, e.g. hit@5>=0.9,answer>=0.8 (default: {DEFAULT_BAR})",
+    )
+    evaluation.add_argument("--top-k", type=int, help="passages per answer (default: settings)")
+    evaluation.add_argument("--json", type=Path, metavar="FILE", help="also write the report")
+    evaluation.add_argument("--plot", type=Path, metavar="FILE.png", help="quality against cost")
+    evaluation.add_argument("--data-dir", type=Path, help="data directory of the embedded database")
+    evaluation.add_argument("--quiet", action="store_true", help="no progress bars")
+    evaluation.set_defaults(run=cmd_eval)
 
 
 def _names(value: str) -> tuple[str, ...]:
@@ -28,9 +72,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ragline.config import Settings
-    from ragline.dev.evaluation import plot_report, render_report
+    from ragline.dev.eval_report import plot_report, render_report
     from ragline.errors import RaglineError
-    from ragline.evaluation import Bar, EvalOptions, evaluate, load_questions, with_reranker
+    from ragline.evaluation import EvalOptions, QualityBar, evaluate, load_questions, with_reranker
 
     def progress(items: Sequence[Any], label: str) -> Iterable[Any]:
         unit = "file" if label == "ingesting" else "q"
@@ -38,7 +82,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     try:
         questions = load_questions(args.set)
-        bar = Bar.parse(args.bar or DEFAULT_BAR)
+        bar = QualityBar.parse(args.bar or DEFAULT_BAR)
         settings = Settings.from_env()
         if args.embeddings:
             settings = settings.with_overrides(embeddings=args.embeddings)

@@ -4,15 +4,30 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ragline.dev.commands.common import local_embeddings, use_data_dir, without_emf
 
 if TYPE_CHECKING:
     import argparse
-    from pathlib import Path
 
+    from ragline.dev.commands.common import Subcommands
     from ragline.ingest import IngestResult
+
+
+def register(commands: Subcommands) -> None:
+    """``ragline ingest PATH...`` and its options."""
+    ingest = commands.add_parser(
+        "ingest",
+        help="ingest local files and directories straight into the store",
+        description="Parse, chunk, embed and store local files (directories recursively).",
+    )
+    ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    ingest.add_argument("--collection", help="collection to store into (default: settings)")
+    ingest.add_argument("--data-dir", type=Path, help="data directory of the embedded database")
+    ingest.add_argument("--quiet", action="store_true", help="no progress bar")
+    ingest.set_defaults(run=cmd_ingest)
 
 
 def collect_files(paths: Sequence[Path]) -> Iterator[Path]:

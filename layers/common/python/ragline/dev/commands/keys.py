@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from ragline.dev.commands.common import use_data_dir
 
 if TYPE_CHECKING:
+    from ragline.dev.commands.common import Subcommands
     from ragline.store.records import KeyRecord
     from ragline.tenancy import Keys
 
@@ -45,8 +46,8 @@ def expiry(value: str, now: datetime | None = None) -> datetime:
     return moment
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``keys`` and its actions to the command line."""
+def register(commands: Subcommands) -> None:
+    """``ragline keys`` and its actions, with their options."""
     from ragline.identity import SCOPES
 
     keys = commands.add_parser(

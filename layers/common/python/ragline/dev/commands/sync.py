@@ -9,21 +9,48 @@ reaches the database (a tunnel), it runs here with the stack's bucket.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ragline.dev.commands.common import local_embeddings, use_data_dir, without_emf
+from ragline.dev.commands.common import (
+    add_target_arguments,
+    local_embeddings,
+    use_data_dir,
+    without_emf,
+)
 
 if TYPE_CHECKING:
     import argparse
+    from pathlib import Path
 
+    from ragline.dev.commands.common import Subcommands
     from ragline.dev.targets import Target
+
+
+def register(commands: Subcommands) -> None:
+    """``ragline sync`` and its options."""
+    sync = commands.add_parser(
+        "sync",
+        help="make the store match the bucket: ingest missing or changed objects, delete "
+        "documents whose object is gone",
+        description="Reconcile the store with the documents bucket of the running `ragline "
+        "dev` (default) or of a deployed stack (--stack, found by its CloudFormation outputs; "
+        "runs its reconcile function, or here when RAGLINE_DATABASE_URL reaches its "
+        "database). Unchanged objects are not read or embedded again. Exits 1 when an "
+        "object failed.",
+    )
+    add_target_arguments(sync)
+    sync.add_argument("--prefix", default="", help="only the keys starting with this")
+    sync.add_argument("--json", action="store_true", help="print the report as JSON")
+    sync.set_defaults(run=cmd_sync)
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """Reconcile the store with the bucket and print the counts; exit 1 if any failed."""
     use_data_dir(args.data_dir)
     if not args.stack:
+        stack_embeddings(args.data_dir)
         local_embeddings()  # the choice `ragline dev` made for the same store
     without_emf()
     from ragline.config import get_settings
@@ -54,6 +81,19 @@ def cmd_sync(args: argparse.Namespace) -> int:
         return 2
     print(json.dumps(report, indent=2) if args.json else format_report(report, target.name))
     return 1 if report["counts"].get("failed") else 0
+
+
+def stack_embeddings(data_dir: Path) -> None:
+    """Embed as the local stack on ``data_dir`` does: its RAGLINE_EMBEDDING* variables
+    (recorded in its endpoints file) over the shell's. A stack on ``hash`` and a shell
+    at the MiniLM default would otherwise write vectors the store cannot hold."""
+    from ragline.dev.stack import Endpoints
+
+    try:
+        endpoints = Endpoints.read(data_dir)
+    except (FileNotFoundError, ValueError, TypeError):
+        return  # no stack running: local_target says so
+    os.environ.update(endpoints.embedding_environment)
 
 
 def _reconcile_here(target: Target, prefix: str) -> dict[str, Any]:

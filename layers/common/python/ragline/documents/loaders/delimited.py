@@ -7,6 +7,8 @@ commas on a tie and for a single column (where ``csv.Sniffer`` gives up with an 
 it also weighs any character, where this weighs only the four a spreadsheet writes).
 Quoted fields keep their delimiters and line breaks. The first row with text is the
 header.
+A file whose longest line is over RAGLINE_MAX_LINE_CHARS fails before it is split (one
+125 MB line would become one row of millions of cells).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import csv
 import io
 from collections import Counter
 
+from ragline.documents import budgets
 from ragline.documents.loaders.base import Loader, ParsedDocument
 from ragline.documents.loaders.tabular import RowCounter, table_block
 from ragline.errors import DocumentParseError
@@ -49,6 +52,15 @@ def sniff_delimiter(text: str) -> str:
     return best
 
 
+def check_lines(text: str) -> None:
+    """Raise BudgetExceededError when a line of ``text`` is longer than its budget."""
+    limit = budgets.current().line_chars
+    if budgets.longest_line(text, limit) > limit:
+        raise budgets.BudgetExceededError(
+            f"a line is longer than {limit:,} characters (RAGLINE_MAX_LINE_CHARS)"
+        )
+
+
 def _parse(text: str, delimiter: str, fmt: str) -> ParsedDocument:
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     counter = RowCounter()
@@ -68,11 +80,13 @@ def _parse(text: str, delimiter: str, fmt: str) -> ParsedDocument:
 
 def parse_csv(text: str) -> ParsedDocument:
     """The rows of a CSV file as one table, its delimiter sniffed; no title of its own."""
+    check_lines(text)
     return _parse(text, sniff_delimiter(text), "csv")
 
 
 def parse_tsv(text: str) -> ParsedDocument:
     """The rows of a tab-separated file as one table; no title of its own."""
+    check_lines(text)
     return _parse(text, "\t", "tsv")
 
 

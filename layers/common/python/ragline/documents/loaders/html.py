@@ -33,6 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
+from ragline.documents import budgets
 from ragline.documents.loaders.base import Block, Loader, ParsedDocument, open_section
 
 DROPPED_TAGS = frozenset(
@@ -142,6 +143,7 @@ class _HtmlText(HTMLParser):
         self._tables: list[_Table] = []
         self._pre_from: int | None = None
         self._title: list[str] | None = None
+        self._max_depth = budgets.current().html_depth
 
     # Blocks
 
@@ -172,6 +174,10 @@ class _HtmlText(HTMLParser):
 
     def _push(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         index = len(self._open)
+        if index >= self._max_depth:
+            raise budgets.BudgetExceededError(
+                f"HTML elements nest more than {self._max_depth:,} deep (RAGLINE_MAX_HTML_DEPTH)"
+            )
         if self._drop_from is None and _dropped(tag, attrs, self._open):
             self._open.append(tag)
             self._drop_from = index
@@ -305,8 +311,16 @@ class _HtmlText(HTMLParser):
 def parse_html(text: str) -> ParsedDocument:
     """Blocks under their h1-h6 path, navigation dropped; the <title>, else the first <h1>.
 
-    Without either, the first heading of any level is the title.
+    Without either, the first heading of any level is the title. A page over
+    RAGLINE_MAX_HTML_CHARS, or whose elements nest deeper than RAGLINE_MAX_HTML_DEPTH,
+    fails with the reason.
     """
+    limit = budgets.current().html_chars
+    if len(text) > limit:
+        raise budgets.BudgetExceededError(
+            f"the page is {len(text):,} characters, over the limit of {limit:,}"
+            " (RAGLINE_MAX_HTML_CHARS)"
+        )
     parser = _HtmlText()
     parser.feed(text)
     parser.finish()

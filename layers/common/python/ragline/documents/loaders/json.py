@@ -8,12 +8,14 @@ lines when it outgrows a chunk) whose lines name every leaf by its path from the
 (``true``, ``null``, ``12.5``, ``[]``, ``{}``). A record with a ``title``, ``name`` or
 ``id`` field (checked in that order, any case) gets a section of its own named after it,
 so its chunks say which record they are. Invalid JSON fails with its line and column.
+An integer longer than Python converts (4,300 digits) is kept as its digits, as text.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 
 from ragline.documents.loaders.base import Block, Loader, ParsedDocument
 from ragline.errors import DocumentParseError
@@ -77,10 +79,16 @@ def _blocks(records: list[object]) -> list[Block]:
     return blocks
 
 
+def _integer(digits: str) -> int | str:
+    """A JSON integer; one too long for int() (which raises ValueError) as its digits."""
+    limit = sys.get_int_max_str_digits()
+    return int(digits) if not limit or len(digits.lstrip("-")) <= limit else digits
+
+
 def _loads(text: str, first_line: int = 1) -> object:
     """Parse JSON text that starts on line ``first_line`` of the file."""
     try:
-        return json.loads(text)
+        return json.loads(text, parse_int=_integer)
     except json.JSONDecodeError as exc:
         line = first_line + exc.lineno - 1
         raise DocumentParseError(

@@ -23,7 +23,11 @@ What the loader keeps and drops:
    a first, text-only pass), and bare page numbers there (``12``, ``Page 3 of 9``, ``xiv``).
 5. A file without any text layer (scanned) fails with "no text layer; OCR is not
    enabled"; an encrypted file that needs a password, and a file PDFium cannot read,
-   fail with the reason.
+   fail with the reason. Running headers are kept when dropping them would leave
+   nothing (a file whose pages all print the same text).
+6. Budgets (:mod:`ragline.documents.budgets`) are checked first: no stream may inflate
+   past RAGLINE_MAX_INFLATED_BYTES (checked on the raw bytes, before PDFium renders a
+   page), no more than RAGLINE_MAX_PAGES pages.
 
 Pages are read one at a time and closed: only the blocks (the text once) outlive a page.
 """
@@ -32,10 +36,12 @@ from __future__ import annotations
 
 import ctypes
 import re
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ragline.documents import budgets
 from ragline.documents.loaders.base import Block, Loader, ParsedDocument, open_section
 from ragline.errors import DocumentParseError
 
@@ -66,6 +72,9 @@ _SECTION_NUMBER = re.compile(r"^\d+(?:\.\d+)*\.?\s+")
 # a word hyphenated at a line end (U+FFFE, U+0002): dropped, which joins the word again.
 _UNPRINTED = dict.fromkeys([*range(0x20), 0x7F, 0xFFFE, 0xFEFF])
 _HYPHENATED = re.compile(r"[A-Za-z]-$")
+# Where a stream's data starts ("stream" then CRLF or LF, ISO 32000 7.3.8.1).
+_STREAM_START = re.compile(rb"stream\r?\n")
+_INFLATE_STEP = 1024 * 1024
 
 
 @dataclass
@@ -80,16 +89,73 @@ def parse_pdf(data: bytes) -> ParsedDocument:
     """Read a PDF's text layer into blocks under their headings, each with its page."""
     import pypdfium2 as pdfium  # the parser loads only when a PDF is met (cold start)
 
+    budget = budgets.current()
+    check_streams(data, budget.inflated_bytes)
     try:
         document = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
         raise DocumentParseError(_open_error(str(exc))) from exc
     try:
-        return _read(document)
+        if len(document) > budget.pages:
+            raise budgets.BudgetExceededError(
+                f"the PDF has {len(document):,} pages, over the limit of {budget.pages:,}"
+                " (RAGLINE_MAX_PAGES)"
+            )
+        parsed = _read(document)
+        if not parsed.blocks and _text_found(document):
+            # Every line repeats on every page: the running-header rule would take it
+            # all; read it again keeping them (page numbers still go).
+            parsed = _read(document, drop_running=False)
+        if not parsed.blocks:
+            raise DocumentParseError(NO_TEXT_LAYER)
+        return parsed
     except pdfium.PdfiumError as exc:  # a page that opened but cannot be read
         raise DocumentParseError(_open_error(str(exc))) from exc
     finally:
         document.close()
+
+
+def check_streams(data: bytes, limit: int) -> None:
+    """Raise BudgetExceededError when a Flate-compressed stream inflates past ``limit``.
+
+    Every stream is inflated a megabyte at a time and the output thrown away, so the
+    check costs CPU (about a second per GiB) but no memory; streams that are not zlib
+    data (images in DCT, JPX, CCITT, raw) stop at their first bytes.
+    """
+    for match in _STREAM_START.finditer(data):
+        inflater = zlib.decompressobj()
+        position, inflated = match.end(), 0
+        pending = b""
+        try:
+            while not inflater.eof:
+                if not pending:
+                    pending = data[position : position + _INFLATE_STEP]
+                    position += len(pending)
+                    if not pending:
+                        break
+                inflated += len(inflater.decompress(pending, _INFLATE_STEP))
+                pending = inflater.unconsumed_tail
+                if inflated > limit:
+                    raise budgets.BudgetExceededError(
+                        f"a PDF stream inflates past {budgets.size(limit)}"
+                        " (RAGLINE_MAX_INFLATED_BYTES)"
+                    )
+        except zlib.error:
+            continue
+
+
+def _text_found(document: Any) -> bool:
+    """Whether any page has a text layer at all."""
+    for index in range(len(document)):
+        page = document[index]
+        textpage = page.get_textpage()
+        try:
+            if textpage.get_text_range().strip():
+                return True
+        finally:
+            textpage.close()
+            page.close()
+    return False
 
 
 def _open_error(message: str) -> str:
@@ -98,11 +164,11 @@ def _open_error(message: str) -> str:
     return f"not a readable PDF ({message})"
 
 
-def _read(document: Any) -> ParsedDocument:
+def _read(document: Any, *, drop_running: bool = True) -> ParsedDocument:
     metadata = document.get_metadata_dict()
     outline = _outline(document)
     body_size = None if outline else _body_size(document)
-    running = _running_lines(document)
+    running = _running_lines(document) if drop_running else set()
     parsed = ParsedDocument(title=(metadata.get("Title") or "").strip(), format="pdf")
     headings: list[tuple[int, str]] = []
     for index in range(len(document)):
@@ -115,8 +181,7 @@ def _read(document: Any) -> ParsedDocument:
         parsed.blocks.extend(_blocks(kept, index + 1, headings, outline.get(index, []), body_size))
         if not parsed.title and headings:
             parsed.title = headings[0][1]
-    if not any(block.text.strip() for block in parsed.blocks):
-        raise DocumentParseError(NO_TEXT_LAYER)
+    parsed.blocks = [block for block in parsed.blocks if block.text.strip()]
     return parsed
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import PurePosixPath
 
 from ragline.documents.loaders import (
@@ -17,7 +18,8 @@ from ragline.documents.loaders import (
     xlsx,
 )
 from ragline.documents.loaders.base import Loader, ParsedDocument
-from ragline.errors import DocumentParseError, UnsupportedDocumentError
+from ragline.documents.sanitize import clean_text
+from ragline.errors import EmptyDocumentError, UnsupportedDocumentError
 
 # One line per format; its module says which suffixes it reads.
 LOADERS: tuple[Loader, ...] = (
@@ -68,13 +70,21 @@ def format_for(name: str) -> str:
 def parse_document(name: str, data: bytes) -> ParsedDocument:
     """Parse an object's bytes by its name's extension.
 
-    Raises UnsupportedDocumentError for types without a loader and DocumentParseError
-    for content that cannot be read as a document of its type.
+    Raises UnsupportedDocumentError for types without a loader, EmptyDocumentError (an
+    UnsupportedDocumentError: skipped) when it holds no text, and DocumentParseError for
+    content that cannot be read as a document of its type, or over its budgets
+    (BudgetExceededError; :mod:`ragline.documents.budgets`, current ones). The text is
+    cleaned of what PostgreSQL cannot store (:mod:`ragline.documents.sanitize`).
     """
     parsed = _LOADERS[format_for(name)].read(data)
-    parsed.blocks = [b for b in parsed.blocks if b.text.strip()]
+    parsed.title = clean_text(parsed.title)
+    cleaned = (
+        replace(b, text=clean_text(b.text), section=tuple(clean_text(s) for s in b.section))
+        for b in parsed.blocks
+    )
+    parsed.blocks = [b for b in cleaned if b.text.strip()]
     if not parsed.blocks:
-        raise DocumentParseError("the document contains no text")
+        raise EmptyDocumentError("the document contains no text to index")
     if not parsed.title:
         parsed.title = PurePosixPath(name).name.split(".")[0].replace("_", " ").replace("-", " ")
     return parsed

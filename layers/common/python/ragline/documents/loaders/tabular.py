@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from ragline.documents import budgets
 from ragline.documents.loaders.base import Block
-from ragline.errors import DocumentParseError
 
 CELL_SEPARATOR = " | "
-# The most rows one document may hold across its sheets: past it the document fails with
-# the reason rather than being cut short. 100,000 rows of six short cells take openpyxl
-# about 16 s and make about 12,000 chunks of 256 tokens (3 M tokens to embed): minutes on
-# a provider, within one Lambda run (bench/sheet_loaders.py).
-MAX_TABLE_ROWS = 100_000
+# The most rows one document may hold across its sheets (RAGLINE_MAX_TABLE_ROWS, the
+# budgets' table_rows): past it the document fails with the reason rather than being cut
+# short. 100,000 rows of six short cells take openpyxl about 16 s and make about 12,000
+# chunks of 256 tokens (3 M tokens to embed): minutes on a provider, within one Lambda
+# run (bench/sheet_loaders.py).
 
 
 def cell_text(value: str) -> str:
@@ -27,16 +27,16 @@ def cell_text(value: str) -> str:
 
 
 class RowCounter:
-    """Counts a document's rows as they are read, failing past :data:`MAX_TABLE_ROWS`."""
+    """Counts a document's rows as they are read, failing past the table_rows budget."""
 
     def __init__(self) -> None:
-        self.limit = MAX_TABLE_ROWS
+        self.limit = budgets.current().table_rows
         self.rows = 0
 
     def count(self, where: str) -> None:
         self.rows += 1
         if self.rows > self.limit:
-            raise DocumentParseError(
+            raise budgets.BudgetExceededError(
                 f"more than {self.limit} table rows (at {where}); split the file into "
                 f"smaller ones to index it"
             )

@@ -9,15 +9,19 @@ by a program that computes nothing (openpyxl itself) has no such value and the c
 as empty. Numbers read to the 15 significant digits a spreadsheet shows, whole ones
 without ``.0`` (number formats such as percentages and currencies are not applied); dates
 as ISO dates, booleans as TRUE and FALSE. Chart sheets hold no rows and are left out;
-hidden sheets are read. Documents of more than
-:data:`~ragline.documents.loaders.tabular.MAX_TABLE_ROWS` rows fail.
+hidden sheets are read. Documents of more than RAGLINE_MAX_TABLE_ROWS rows fail, and so
+do sheets spanning more than RAGLINE_MAX_SHEET_COLUMNS columns or workbooks of more than
+RAGLINE_MAX_SHEET_CELLS cells, as the sheet declares them (its ``<dimension>``) and as
+read (a row's cells run from A to its last one, so cells in A and XFD span 16,384).
 """
 
 from __future__ import annotations
 
 import io
 from datetime import date, datetime, time
+from typing import Any
 
+from ragline.documents import budgets
 from ragline.documents.loaders.base import Block, Loader, ParsedDocument
 from ragline.documents.loaders.ooxml import check_package, parser_errors
 from ragline.documents.loaders.tabular import RowCounter, table_block
@@ -51,12 +55,16 @@ def parse_xlsx(data: bytes) -> ParsedDocument:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         try:
             counter = RowCounter()
+            cells_read = 0
             blocks: list[Block] = []
             for sheet in workbook.worksheets:
+                _check_declared(sheet)
                 sheet.reset_dimensions()
                 rows: list[list[str]] = []
                 where = f"sheet {sheet.title!r}"
                 for row in sheet.iter_rows(values_only=True):
+                    cells_read += len(row)
+                    _check_read(sheet.title, len(row), cells_read)
                     cells = [cell_value(value) for value in row]
                     if any(cell.strip() for cell in cells):
                         counter.count(where)
@@ -68,6 +76,32 @@ def parse_xlsx(data: bytes) -> ParsedDocument:
         finally:
             workbook.close()
     return ParsedDocument(title=title, format="xlsx", blocks=blocks)
+
+
+def _check_declared(sheet: Any) -> None:
+    """The sheet's recorded dimensions against the budgets (absent or ``A1``: nothing)."""
+    columns, rows = sheet.max_column or 0, sheet.max_row or 0
+    _check_read(sheet.title, columns, 0)
+    budget = budgets.current()
+    if columns * rows > budget.sheet_cells:
+        raise budgets.BudgetExceededError(
+            f"sheet {sheet.title!r} spans {rows:,} rows by {columns:,} columns, over the "
+            f"limit of {budget.sheet_cells:,} cells (RAGLINE_MAX_SHEET_CELLS)"
+        )
+
+
+def _check_read(title: str, columns: int, cells: int) -> None:
+    budget = budgets.current()
+    if columns > budget.sheet_columns:
+        raise budgets.BudgetExceededError(
+            f"sheet {title!r} spans {columns:,} columns, over the limit of "
+            f"{budget.sheet_columns:,} (RAGLINE_MAX_SHEET_COLUMNS)"
+        )
+    if cells > budget.sheet_cells:
+        raise budgets.BudgetExceededError(
+            f"the workbook holds more than {budget.sheet_cells:,} cells, at sheet {title!r}"
+            " (RAGLINE_MAX_SHEET_CELLS)"
+        )
 
 
 LOADER = Loader("xlsx", (".xlsx", ".xlsm"), parse_bytes=parse_xlsx)

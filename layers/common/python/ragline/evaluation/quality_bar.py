@@ -1,4 +1,4 @@
-"""The bar a model must meet, such as ``hit@5>=0.9,answer>=0.8,abstain>=1.0``.
+"""The quality bar a model must meet, such as ``hit@5>=0.9,answer>=0.8,abstain>=1.0``.
 
 Each term compares one metric with a threshold. Retrieval metrics are those of the
 mode answers retrieve with (hybrid, as ``POST /query``), so they are the same for
@@ -53,11 +53,13 @@ class Term:
 
 
 @dataclass(frozen=True)
-class Bar:
+class QualityBar:
+    """The terms a model must meet for ``ragline eval`` to name it (``--bar``)."""
+
     terms: tuple[Term, ...]
 
     @classmethod
-    def parse(cls, text: str) -> Bar:
+    def parse(cls, text: str) -> QualityBar:
         """``metric>=x,metric<=y,...``; ConfigurationError names a bad term and lists
         the metrics."""
         terms = []
