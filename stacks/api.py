@@ -1,7 +1,18 @@
 """The REST API (API Gateway v1) in front of the query function.
 
-Access control is an API key per client with a usage plan (throttling and a daily
-quota); `GET /health` and `GET /swagger` stay open for uptime checks and the browser.
+Access control: a Lambda authorizer (``functions/authorizer``, TOKEN type on the
+``x-api-key`` header) turns a ragline API key into its tenant and scopes on every route
+but `GET /health` and `GET /swagger` (uptime checks and the browser; neither serves
+document data). API Gateway caches its answer per key for ``authorizer_cache_seconds``
+(300 by default), on every route at once: a warm request makes no authorizer call and no
+database round trip, and a revoked or expired key is refused at the latest that long
+after. Malformed keys fail the authorizer's validation expression and never reach it.
+
+Usage plans (throttling and a daily quota) stay API Gateway's, fed by the authorizer:
+the API reads its usage identifier from the authorizer's answer (``apiKeySourceType``
+``AUTHORIZER``), which names the API Gateway key of the caller's tenant's plan
+(``tenant_usage_plans``) or of the shared one. Those keys are identifiers, not
+credentials: the API never reads one from a request.
 
 Request size: API Gateway REST has no body-size setting. Three layers bound it:
 1. request validators with JSON schema models (free), generated from the handler's own
@@ -19,7 +30,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aws_cdk import RemovalPolicy
+import hashlib
+
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -34,10 +47,37 @@ if TYPE_CHECKING:
 STAGE = "v1"
 # Routes that need no API key: uptime probes and the Swagger UI opened in a browser.
 OPEN_ROUTES = {("GET", "/health"), ("GET", "/swagger")}
+KEY_HEADER = "x-api-key"
+# ragline's key format (ragline.tenancy): API Gateway refuses anything else with a 401
+# before the authorizer runs.
+KEY_PATTERN = r"^rgl_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$"
+# The usage identifier of tenants without a plan of their own (ragline.config).
+SHARED_PLAN = "*"
+
+
+def usage_identifier(stack_name: str, tenant: str) -> str:
+    """The value of the API Gateway key of ``tenant``'s usage plan (``*``: the shared
+    one): unique per stack, 20 to 128 characters as API Gateway requires, the same on
+    every synthesis."""
+    digest = hashlib.sha256(f"{stack_name}/{tenant}".encode()).hexdigest()[:24]
+    name = "shared" if tenant == SHARED_PLAN else tenant
+    return f"ragline-usage-{name}-{digest}"
+
+
+def usage_plan_keys(settings: DeploymentSettings) -> dict[str, str]:
+    """Tenant (``*``: every other one) -> the API Gateway key of its usage plan, as the
+    authorizer reads them (``RAGLINE_USAGE_PLAN_KEYS``)."""
+    tenants = [SHARED_PLAN, *sorted(settings.tenant_usage_plans)]
+    return {tenant: usage_identifier(settings.stack_name, tenant) for tenant in tenants}
+
+
+def usage_plan_keys_variable(settings: DeploymentSettings) -> str:
+    """``usage_plan_keys`` as the authorizer's ``RAGLINE_USAGE_PLAN_KEYS``."""
+    return ",".join(f"{tenant}={key}" for tenant, key in usage_plan_keys(settings).items())
 
 
 class Api(Construct):
-    """REST API, stage with access logs and throttling, API key and usage plan."""
+    """REST API, stage with access logs and throttling, the key authorizer, usage plans."""
 
     def __init__(
         self,
@@ -46,6 +86,7 @@ class Api(Construct):
         *,
         settings: DeploymentSettings,
         handler: lambda_.IFunction,
+        authorizer: lambda_.IFunction,
     ) -> None:
         super().__init__(scope, construct_id)
         self.access_logs = logs.LogGroup(
@@ -75,19 +116,76 @@ class Api(Construct):
                 '"statusCode": 400}'
             },
         )
-        self._routes(settings, apigw.LambdaIntegration(handler, allow_test_invoke=False))
-        self.api_key = self.api.add_api_key("ApiKey", description="ragline default client key")
-        self.usage_plan = self.api.add_usage_plan(
-            "UsagePlan",
-            description="ragline clients: throttling and a daily quota per API key",
-            throttle=apigw.ThrottleSettings(
-                rate_limit=settings.api_throttle_rate, burst_limit=settings.api_throttle_burst
-            ),
-            quota=apigw.QuotaSettings(limit=settings.api_quota_per_day, period=apigw.Period.DAY),
-            api_stages=[apigw.UsagePlanPerApiStage(api=self.api, stage=self.api.deployment_stage)],
+        self.authorizer = apigw.TokenAuthorizer(
+            self,
+            "KeyAuthorizer",
+            handler=authorizer,
+            identity_source=f"method.request.header.{KEY_HEADER}",
+            validation_regex=KEY_PATTERN,
+            results_cache_ttl=Duration.seconds(settings.authorizer_cache_seconds),
         )
-        self.usage_plan.add_api_key(self.api_key)
+        self._refusals()
+        self._routes(settings, apigw.LambdaIntegration(handler, allow_test_invoke=False))
+        self._usage_plans(settings)
         self._acknowledge(settings)
+
+    def _refusals(self) -> None:
+        """A refused key answers 401 in the query handler's error shape: a missing or
+        malformed one from API Gateway, an unknown, revoked or expired one with the reason
+        the authorizer put in its Deny."""
+        self.api.add_gateway_response(
+            "MissingKey",
+            type=apigw.ResponseType.UNAUTHORIZED,
+            status_code="401",
+            templates={
+                "application/json": '{"message": "missing or malformed API key: send a ragline '
+                f'key in the {KEY_HEADER} header", "statusCode": 401}}'
+            },
+        )
+        self.api.add_gateway_response(
+            "RefusedKey",
+            type=apigw.ResponseType.ACCESS_DENIED,
+            status_code="401",
+            templates={
+                "application/json": '{"message": '
+                '"$util.escapeJavaScript($context.authorizer.message)", "statusCode": 401}'
+            },
+        )
+
+    def _usage_plans(self, settings: DeploymentSettings) -> None:
+        """The shared usage plan and one per tenant in ``tenant_usage_plans``, each with the
+        API Gateway key the authorizer names (:func:`usage_plan_keys`)."""
+        plans = {
+            SHARED_PLAN: (
+                settings.api_throttle_rate, settings.api_throttle_burst, settings.api_quota_per_day
+            ),
+            **{
+                tenant: (plan.rate, plan.burst, plan.quota)
+                for tenant, plan in sorted(settings.tenant_usage_plans.items())
+            },
+        }
+        stage = apigw.UsagePlanPerApiStage(api=self.api, stage=self.api.deployment_stage)
+        values = usage_plan_keys(settings)
+        for tenant, (rate, burst, quota) in plans.items():
+            shared = tenant == SHARED_PLAN
+            key = self.api.add_api_key(
+                "ApiKey" if shared else f"TenantKey-{tenant}",
+                value=values[tenant],
+                description="usage identifier of "
+                + ("tenants without a plan of their own" if shared else f"tenant {tenant}")
+                + " (named by the authorizer; not a credential)",
+            )
+            plan = self.api.add_usage_plan(
+                "UsagePlan" if shared else f"TenantPlan-{tenant}",
+                description="ragline: throttling and a daily quota for "
+                + ("every tenant without a plan of its own" if shared else f"tenant {tenant}"),
+                throttle=apigw.ThrottleSettings(rate_limit=rate, burst_limit=burst),
+                quota=apigw.QuotaSettings(limit=quota, period=apigw.Period.DAY),
+                api_stages=[stage],
+            )
+            plan.add_api_key(key)
+            if shared:
+                self.api_key, self.usage_plan = key, plan
 
     def _rest_api(self, settings: DeploymentSettings) -> apigw.RestApi:
         """The regional REST API and its stage: access logs, error logs, throttling."""
@@ -97,7 +195,7 @@ class Api(Construct):
             rest_api_name=f"{settings.stack_name}-api",
             description="ragline: ask questions over your documents, with citations",
             endpoint_types=[apigw.EndpointType.REGIONAL],
-            api_key_source_type=apigw.ApiKeySourceType.HEADER,
+            api_key_source_type=apigw.ApiKeySourceType.AUTHORIZER,
             # API Gateway writes any log (access or execution) through one role per account
             # and region; it is kept when the stack goes, since other APIs may rely on it.
             cloud_watch_role=settings.api_account_cloudwatch_role,
@@ -166,10 +264,16 @@ class Api(Construct):
         request_models: dict[str, apigw.IModel] | None = None,
         request_parameters: dict[str, bool] | None = None,
     ) -> apigw.Method:
+        secured = (method, path) not in OPEN_ROUTES
         return resource.add_method(
             method,
             integration,
-            api_key_required=(method, path) not in OPEN_ROUTES,
+            # A usage plan applies only where a key is required: the authorizer names it.
+            api_key_required=secured,
+            authorizer=self.authorizer if secured else None,
+            authorization_type=(
+                apigw.AuthorizationType.CUSTOM if secured else apigw.AuthorizationType.NONE
+            ),
             request_validator=request_validator,
             request_models=request_models,
             request_parameters=request_parameters,
@@ -179,15 +283,15 @@ class Api(Construct):
         acknowledge(
             self.api,
             "AwsSolutions-APIG4",
-            "Clients authenticate with API keys bound to a usage plan (throttle + quota); "
-            "/health and /swagger are deliberately open and serve no document data. IAM or "
-            "Cognito authorizers are left to deployments that put ragline behind their own "
-            "identity provider.",
+            "Every data route has the Lambda authorizer of ragline's API keys (tenant and "
+            "scopes); only /health and /swagger are open, deliberately: uptime checks and the "
+            "browser, and neither serves document data.",
         )
         acknowledge(
             self.api,
             "AwsSolutions-COG4",
-            "No Cognito user pool: API keys identify the clients, see AwsSolutions-APIG4.",
+            "No Cognito user pool: ragline's own API keys, hashed in its database and resolved "
+            "by the Lambda authorizer, identify the tenants (see AwsSolutions-APIG4).",
         )
         if settings.api_account_cloudwatch_role:
             acknowledge(

@@ -12,7 +12,7 @@ from aws_cdk import CfnOutput, Duration, Environment, Stack, Tags
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from stacks.api import Api
+from stacks.api import Api, usage_plan_keys_variable
 from stacks.database import Database
 from stacks.endpoint_meter import EndpointMeter
 from stacks.functions import RaglineFunction
@@ -25,6 +25,12 @@ from stacks.network import Network
 from stacks.packaging import CommonLayer
 from stacks.settings import DeploymentSettings, parse_model_string
 from stacks.waf import Waf
+
+
+# The authorizer's one indexed read takes milliseconds; a cold start with a new database
+# connection (or a Data API client) well under a second. API Gateway waits 30 s at most.
+AUTHORIZER_TIMEOUT_SECONDS = 10
+AUTHORIZER_MEMORY_MB = 256
 
 
 class RaglineStack(Stack):
@@ -70,7 +76,14 @@ class RaglineStack(Stack):
         with_database = self.inputs.with_environment(self.database.environment)
         self.ingestion = Ingestion(self, "Ingestion", inputs=with_database, database=self.database)
         self.query = self._query_function(with_database)
-        self.api = Api(self, "Api", settings=settings, handler=self.query.function)
+        self.authorizer = self._authorizer_function(with_database)
+        self.api = Api(
+            self,
+            "Api",
+            settings=settings,
+            handler=self.query.function,
+            authorizer=self.authorizer.function,
+        )
         # Under the API as "Default", an id CDK leaves out of logical ids: the web ACL keeps
         # the ids it had when the API built it, so no deploy replaces it.
         self.waf = (
@@ -115,6 +128,22 @@ class RaglineStack(Stack):
             query.grant_bedrock_rerank()
         return query
 
+    def _authorizer_function(self, inputs: ConstructInputs) -> RaglineFunction:
+        """The API's key authorizer: reads the keys table, nothing else (no model)."""
+        authorizer = RaglineFunction(
+            self,
+            "Authorizer",
+            inputs=inputs.with_environment(
+                {"RAGLINE_USAGE_PLAN_KEYS": usage_plan_keys_variable(self.settings)}
+            ),
+            name="authorizer",
+            description="ragline: API keys to tenants and scopes (API Gateway authorizer)",
+            timeout=Duration.seconds(AUTHORIZER_TIMEOUT_SECONDS),
+            memory_size=AUTHORIZER_MEMORY_MB,
+        )
+        authorizer.grant_database(self.database)
+        return authorizer
+
     def _monitoring(self) -> Monitoring:
         """Alarms and the dashboard over the API, the functions, the queues and the database."""
         return Monitoring(
@@ -125,6 +154,7 @@ class RaglineStack(Stack):
             functions=[
                 self.ingestion.ingest.function,
                 self.query.function,
+                self.authorizer.function,
                 self.database.migrations.function,
                 *([self.endpoint_meter.meter.function] if self.endpoint_meter else []),
             ],
@@ -226,13 +256,6 @@ class RaglineStack(Stack):
             "BucketName",
             value=self.ingestion.bucket.bucket_name,
             description="Upload documents here (aws s3 cp); deleting an object removes it",
-        )
-        CfnOutput(
-            self,
-            "ApiKeyId",
-            value=api.api_key.key_id,
-            description="aws apigateway get-api-key --include-value --api-key <id> "
-            "--query value --output text",
         )
         CfnOutput(
             self,

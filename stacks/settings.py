@@ -8,12 +8,14 @@ as strings, so numbers, booleans and comma-separated lists are parsed here.
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
 from aws_cdk import aws_logs as logs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from ragline.identity import TENANT_PATTERN
 
 # Providers the Lambda layer can run: the library's registries (`ragline.embeddings` and
 # `ragline.llm` PROVIDERS) less those it cannot ship; tests/infrastructure/test_settings.py
@@ -75,6 +77,16 @@ def parse_model_string(value: str) -> tuple[str, str]:
     """Split a `provider:model` string; the model part may be empty (`hash`)."""
     provider, _, model = value.partition(":")
     return provider.strip(), model.strip()
+
+
+class TenantUsagePlan(BaseModel):
+    """One tenant's own usage plan: throttling and a daily quota."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rate: float = Field(gt=0)
+    burst: int = Field(ge=1)
+    quota: int = Field(ge=1)
 
 
 class DeploymentSettings(BaseModel):
@@ -193,6 +205,13 @@ class DeploymentSettings(BaseModel):
     api_throttle_burst: int = Field(default=20, ge=1)
     api_quota_per_day: int = Field(default=10_000, ge=1)
     waf: bool = False
+    # How long API Gateway keeps the authorizer's answer for a key (0: ask on every
+    # request). A revoked or expired key is refused at the latest this long after.
+    authorizer_cache_seconds: int = Field(default=300, ge=0, le=3600)
+    # Usage plans of their own for some tenants: {tenant: {rate, burst, quota}} (requests
+    # per second, burst, requests per day); every other tenant shares the stack's plan
+    # (api_throttle_rate, api_throttle_burst, api_quota_per_day).
+    tenant_usage_plans: dict[str, TenantUsagePlan] = Field(default_factory=dict)
     # API Gateway logs through one CloudWatch role per account and region; false when the
     # account already has one set (API Gateway console, Settings).
     api_account_cloudwatch_role: bool = True
@@ -224,6 +243,25 @@ class DeploymentSettings(BaseModel):
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @field_validator("tenant_usage_plans", mode="before")
+    @classmethod
+    def _parse_plans(cls, value: Any) -> Any:
+        # `-c tenant_usage_plans='{"acme": {...}}'` arrives as a string.
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not JSON: {exc}") from None
+        return value
+
+    @field_validator("tenant_usage_plans")
+    @classmethod
+    def _tenant_names(cls, value: dict[str, TenantUsagePlan]) -> dict[str, TenantUsagePlan]:
+        invalid = sorted(name for name in value if not re.fullmatch(TENANT_PATTERN, name))
+        if invalid:
+            raise ValueError(f"invalid tenant names {invalid}: they match {TENANT_PATTERN}")
         return value
 
     @field_validator("vpc_endpoint_services")

@@ -95,6 +95,10 @@ CONFIGURATIONS: dict[str, dict[str, str]] = {
         "hnsw_ef_search": "300",
         "hnsw_ef_construction": "200",
         "alarm_topic_kms": "true",
+        # Two tenants with usage plans of their own; the authorizer's answers kept a minute.
+        "tenant_usage_plans": '{"acme": {"rate": 5, "burst": 10, "quota": 1000}, '
+        '"globex": {"rate": 50, "burst": 100, "quota": 100000}}',
+        "authorizer_cache_seconds": "60",
     },
     # The functions outside the VPC, on the RDS Data API; with the reconcile function, so
     # every function that touches the database is there, and without tracing, so no

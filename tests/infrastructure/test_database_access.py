@@ -25,7 +25,13 @@ DATA_API_ACTIONS = {
     "rds-data:RollbackTransaction",
 }
 # The functions that read or write the database (construct paths); reconcile when on.
-DATABASE_FUNCTIONS = ("Query", "Ingestion/Ingest", "Database/Migrate", "Ingestion/Reconcile")
+DATABASE_FUNCTIONS = (
+    "Query",
+    "Authorizer",
+    "Ingestion/Ingest",
+    "Database/Migrate",
+    "Ingestion/Reconcile",
+)
 DATA_API_VARIABLES = {
     "RAGLINE_DATABASE_DRIVER",
     "RAGLINE_DATABASE_CLUSTER_ARN",
