@@ -26,7 +26,6 @@ from stacks.packaging import CommonLayer
 from stacks.settings import DeploymentSettings, parse_model_string
 from stacks.waf import Waf
 
-
 # The authorizer's one indexed read takes milliseconds; a cold start with a new database
 # connection (or a Data API client) well under a second. API Gateway waits 30 s at most.
 AUTHORIZER_TIMEOUT_SECONDS = 10
