@@ -156,7 +156,9 @@ class Api(Construct):
         API Gateway key the authorizer names (:func:`usage_plan_keys`)."""
         plans = {
             SHARED_PLAN: (
-                settings.api_throttle_rate, settings.api_throttle_burst, settings.api_quota_per_day
+                settings.api_throttle_rate,
+                settings.api_throttle_burst,
+                settings.api_quota_per_day,
             ),
             **{
                 tenant: (plan.rate, plan.burst, plan.quota)

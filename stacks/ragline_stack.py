@@ -256,6 +256,20 @@ class RaglineStack(Stack):
             value=self.ingestion.bucket.bucket_name,
             description="Upload documents here (aws s3 cp); deleting an object removes it",
         )
+        if self.database.data_api:
+            # What `ragline keys` needs to manage the API keys over the Data API.
+            CfnOutput(
+                self,
+                "DatabaseClusterArn",
+                value=self.database.cluster.cluster_arn,
+                description="RAGLINE_DATABASE_CLUSTER_ARN for ragline keys (Data API)",
+            )
+            CfnOutput(
+                self,
+                "DatabaseSecretArn",
+                value=self.database.secret.secret_arn,
+                description="RAGLINE_DATABASE_SECRET_ARN for ragline keys (Data API)",
+            )
         CfnOutput(
             self,
             "DeadLetterQueueUrl",

@@ -169,6 +169,20 @@ def test_the_authorizer_reaches_the_database_as_the_query_function_does_and_noth
         for permission in template.of_type("AWS::Lambda::Permission").values()
         if template.logical_id("Authorizer/Function") in json.dumps(permission["Properties"])
     ]
-    assert permissions and all(
-        p["Principal"] == "apigateway.amazonaws.com" for p in permissions
-    )
+    assert permissions and all(p["Principal"] == "apigateway.amazonaws.com" for p in permissions)
+
+
+def test_a_data_api_stack_names_what_ragline_keys_needs(
+    default: Synthesized, nat: Synthesized
+) -> None:
+    # GIVEN the default configuration (the Data API) THEN the outputs name the cluster
+    # and the secret `ragline keys` sends its statements with
+    outputs = default.template.to_json()["Outputs"]
+    assert outputs["DatabaseClusterArn"]["Value"]["Fn::Join"][1][-1] == {
+        "Ref": default.logical_id("Database/Cluster")
+    }
+    assert outputs["DatabaseSecretArn"]["Value"] == {
+        "Ref": default.logical_id("Database/Cluster/Secret/Attachment")
+    }
+    # GIVEN the functions in the VPC (no Data API) THEN neither: a tunnel is the way in
+    assert not {"DatabaseClusterArn", "DatabaseSecretArn"} & set(nat.template.to_json()["Outputs"])
