@@ -166,3 +166,28 @@ def test_the_meter_handler_loads_neither_the_store_nor_the_models() -> None:
     # THEN it has its SageMaker client, and no database driver, store, array library or model
     assert {"ragline.metering", "boto3"} <= imported
     assert imported & NOT_FOR_THE_METER == set()
+
+
+AUTHORIZER_PROBE = METER_PROBE.replace("functions/meter/", "functions/authorizer/")
+# What the authorizer, on the path of every uncached request, has no use for: it reads
+# one row of the keys table.
+NOT_FOR_THE_AUTHORIZER = {
+    "numpy", "openai", "tiktoken", "ragline.answer", "ragline.ingest", "ragline.documents",
+    "ragline.embeddings", "ragline.llm", "ragline.retrieval", "ragline.rerankers",
+    "ragline.ledger", "ragline.catalog",
+}  # fmt: skip
+
+
+def test_the_authorizer_loads_the_store_and_nothing_of_answers_or_models() -> None:
+    # GIVEN Lambda's region variables and nothing of ragline's
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("RAGLINE_", "OPENAI_"))}
+    environment.update(AWS_DEFAULT_REGION="us-east-1", AWS_REGION="us-east-1")
+    # WHEN a fresh interpreter imports the authorizer's handler
+    probe = subprocess.run(
+        [sys.executable, "-c", AUTHORIZER_PROBE], cwd=ROOT, env=environment,
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    imported = set(json.loads(probe.stdout.strip().splitlines()[-1]))
+    # THEN it has the tenancy use case and the store, and no model, loader or array library
+    assert {"ragline.tenancy", "ragline.store"} <= imported
+    assert imported & NOT_FOR_THE_AUTHORIZER == set()
