@@ -28,6 +28,7 @@ from ragline.api import (
 )
 from ragline.catalog import get_catalog
 from ragline.config import get_settings
+from ragline.identity import Identity
 from ragline.ledger import get_ledger
 from ragline.schemas import (
     COLLECTION_PATTERN,
@@ -49,8 +50,10 @@ app.enable_swagger(path="/swagger", title="ragline", version="0.1.0")
 handle_errors(app, logger)
 
 
-# Every route but /health acts for the caller its authorizer named (ragline.api.caller):
-# the use cases see that tenant's data only, and check the key's scopes.
+def who() -> Identity:
+    """The caller, as its authorizer named it (ragline.api.caller): every route but /health
+    acts for it, and the use cases see its tenant's data only and check its scopes."""
+    return caller(app.current_event.raw_event, settings.gateway_key_tenant)
 
 
 @app.post("/query", responses=documented_errors(404, 409, 413, 502))
@@ -59,7 +62,7 @@ def query(body: QueryRequest) -> QueryResponse:
     return answerer.answer(
         body.question, collection=body.collection, top_k=body.top_k, profile=body.profile,
         request_id=request_id, ef_search=body.ef_search, where=body.filter,
-        identity=caller(app.current_event.raw_event),
+        identity=who(),
     )  # fmt: skip
 
 
@@ -67,13 +70,13 @@ def query(body: QueryRequest) -> QueryResponse:
 def retrieve(body: RetrieveRequest) -> RetrieveResponse:
     return answerer.retrieve(
         body.query, collection=body.collection, top_k=body.top_k, mode=body.mode,
-        ef_search=body.ef_search, where=body.filter, identity=caller(app.current_event.raw_event),
+        ef_search=body.ef_search, where=body.filter, identity=who(),
     )  # fmt: skip
 
 
 @app.post("/feedback", responses=documented_errors(413))
 def feedback(body: FeedbackRequest) -> dict[str, Any]:
-    identity = caller(app.current_event.raw_event)
+    identity = who()
     ledger.feedback(body.request_id, body.rating, body.comment, identity=identity)
     return {"request_id": body.request_id, "rating": body.rating}
 
@@ -87,18 +90,18 @@ def list_documents(
 ) -> dict[str, Any]:
     return catalog.list(
         collection=collection, status=status, limit=limit, cursor=cursor,
-        identity=caller(app.current_event.raw_event),
+        identity=who(),
     )  # fmt: skip
 
 
 @app.get("/documents/<id>", responses=documented_errors())
 def get_document(id: Annotated[UUID, Path()]) -> dict[str, Any]:
-    return catalog.get(str(id), identity=caller(app.current_event.raw_event))
+    return catalog.get(str(id), identity=who())
 
 
 @app.delete("/documents/<id>", responses=documented_errors())
 def delete_document(id: Annotated[UUID, Path()]) -> dict[str, Any]:
-    return catalog.delete(str(id), identity=caller(app.current_event.raw_event))
+    return catalog.delete(str(id), identity=who())
 
 
 @app.get("/health", responses=documented_errors(secured=False))
@@ -114,7 +117,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     response = response or undecodable_body_response(event) or deeply_nested_body_response(event)
     if response is None:
         response = app.resolve(as_json_request(event), context)
-    rejected = rejected_query(event, response)  # answered questions log themselves
+    rejected = rejected_query(
+        event, response, settings.gateway_key_tenant
+    )  # answered questions log themselves
     if rejected is not None:
         ledger.rejected_query(**rejected, total_ms=(time.perf_counter() - started) * 1000)
     return response

@@ -163,6 +163,9 @@ def test_the_authorizer_reaches_the_database_as_the_query_function_does_and_noth
     for name in ("RAGLINE_DATABASE_SECRET_ARN", "RAGLINE_DATABASE_DRIVER"):
         assert variables.get(name) == query.get(name), name
     assert "RAGLINE_USAGE_PLAN_KEYS" in variables and "RAGLINE_LLM" not in variables
+    # AND the query function acts only for the tenant the authorizer names: no fallback
+    # tenant for a request without one (that is a 401)
+    assert "RAGLINE_GATEWAY_KEY_TENANT" not in query
     # AND API Gateway alone may invoke it
     permissions = [
         permission["Properties"]

@@ -256,3 +256,23 @@ def test_the_default_collection_is_the_default_tenants_even_while_empty(send: Se
     # AND for another tenant the default collection is as absent as any other tenant's
     status, _ = send(Identity("alpha", frozenset(SCOPES), "k"), "POST", "/query", question)
     assert status == 404
+
+
+def test_without_an_authorizer_the_usage_plan_key_acts_for_the_configured_tenant(
+    tenants: dict[str, Tenant],
+    database_environment: dict[str, str],
+    cold_start: Callable[..., ModuleType],
+    event: Callable[[str], dict[str, Any]],
+    lambda_context: Any,
+) -> None:
+    # GIVEN the deployed stack's setting while no authorizer is deployed
+    api = cold_start("query", **database_environment, RAGLINE_GATEWAY_KEY_TENANT="beta")
+    request = copy.deepcopy(event("api_query"))
+    request["requestContext"].pop("authorizer")
+    request.update(httpMethod="GET", path="/documents", body=None)
+    # WHEN a request comes without an authorizer's context
+    response = api.lambda_handler(request, lambda_context)
+    # THEN it acts for that tenant: its documents, no other's
+    assert response["statusCode"] == 200
+    sources = [d["source"] for d in json.loads(response["body"])["documents"]]
+    assert sources == [tenants["beta"].source]

@@ -23,7 +23,7 @@ from ragline.errors import (
     UnauthorizedError,
 )
 from ragline.filters import openapi_schemas
-from ragline.identity import Identity
+from ragline.identity import SCOPES, Identity
 from ragline.schemas import COLLECTION_PATTERN, CURSOR_PATTERN, TEXT_PATTERN, ErrorBody
 
 if TYPE_CHECKING:
@@ -154,12 +154,15 @@ class RestResolver(APIGatewayRestResolver):
         return sorted({route.method for route in routes if route.rule.match(path)})
 
 
-def caller(event: dict[str, Any]) -> Identity:
+def caller(event: dict[str, Any], gateway_key_tenant: str | None = None) -> Identity:
     """The caller's identity, as an authorizer put it in ``requestContext.authorizer``
-    (on AWS the Lambda authorizer; locally the gateway of ``ragline dev``); without one,
-    UnauthorizedError (401)."""
+    (on AWS the Lambda authorizer; locally the gateway of ``ragline dev``). Without one:
+    ``gateway_key_tenant`` with every scope when set (RAGLINE_GATEWAY_KEY_TENANT, for an
+    API gated only by API Gateway's usage-plan key), else UnauthorizedError (401)."""
     context = (event.get("requestContext") or {}).get("authorizer")
     identity = Identity.from_authorizer(context if isinstance(context, dict) else None)
+    if identity is None and gateway_key_tenant:
+        return Identity(gateway_key_tenant, frozenset(SCOPES))
     if identity is None:
         raise UnauthorizedError("missing API key: send it in the x-api-key header")
     return identity
@@ -367,7 +370,9 @@ def handle_errors(app: APIGatewayRestResolver, logger: Logger) -> None:
         return error_response(500, f"internal error (request id {request_id})")
 
 
-def rejected_query(event: dict[str, Any], response: dict[str, Any]) -> dict[str, Any] | None:
+def rejected_query(
+    event: dict[str, Any], response: dict[str, Any], gateway_key_tenant: str | None = None
+) -> dict[str, Any] | None:
     """For ``POST /query`` answered with an error status, what the query log keeps of it:
     ``request_id``, ``status_code``, and the ``collection`` and ``profile`` asked for (None
     when not given, "" when not a plausible name), and the caller's ``tenant``, in whose
@@ -377,9 +382,9 @@ def rejected_query(event: dict[str, Any], response: dict[str, Any]) -> dict[str,
     status = int(response.get("statusCode", 200))
     if event.get("httpMethod") != "POST" or event.get("path") != "/query" or status < 400:
         return None
-    context = (event.get("requestContext") or {}).get("authorizer")
-    identity = Identity.from_authorizer(context if isinstance(context, dict) else None)
-    if identity is None:
+    try:
+        identity = caller(event, gateway_key_tenant)
+    except UnauthorizedError:
         return None
     if status == DatabaseUnavailableError.status_code and _message(response) == str(
         DatabaseUnavailableError()
