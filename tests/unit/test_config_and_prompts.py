@@ -42,6 +42,7 @@ def test_every_field_is_read_from_its_variable_by_one_rule() -> None:
         "fusion_vector_weight": "0.25", "index_build_memory_mb": "256", "chunk_overlap": "41",
         "embedding_dimensions": "256", "log_questions": "true", "tracing": "true",
         "max_top_k": "40", "top_k": "6", "hnsw_ef_construction": "200", "onnx_threads": "3",
+        "usage_plan_keys": "acme=usage-key-a,*=usage-key-b",
     }  # fmt: skip
     environ = {}
     for field, info in Settings.model_fields.items():
@@ -146,3 +147,16 @@ def test_prompts_dir_overrides_and_checks_path(tmp_path: Path) -> None:
     assert load_prompt("answer", tmp_path).ref == "answer@v9"
     with pytest.raises(ConfigurationError, match="unknown prompt template 'nope'"):
         load_prompt("nope", tmp_path)
+
+
+def test_usage_plan_keys_name_each_tenants_plan_and_the_shared_one() -> None:
+    # GIVEN the authorizer's usage plan keys: one tenant's own and the shared one
+    settings = Settings.from_env({"RAGLINE_USAGE_PLAN_KEYS": " acme=key-a , *=key-shared "})
+    # THEN a tenant with a plan gets its key, any other the shared one
+    assert settings.usage_plan_key("acme") == "key-a"
+    assert settings.usage_plan_key("globex") == "key-shared"
+    # AND without the variable no tenant has a usage identifier (no plans to feed)
+    assert Settings.from_env({}).usage_plan_key("acme") is None
+    # AND a pair without "=" fails the cold start, naming the variable
+    with pytest.raises(ConfigurationError, match="RAGLINE_USAGE_PLAN_KEYS"):
+        Settings.from_env({"RAGLINE_USAGE_PLAN_KEYS": "acme"})
