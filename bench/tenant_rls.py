@@ -65,14 +65,14 @@ def measure(server: str, driver: str, documents: int, repeat: int) -> dict[str, 
     owner = Store(Settings(database_url=url))
     owner.migrate()
     owner.connection().execute(
-        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'bench_app') THEN"
-        " CREATE ROLE bench_app LOGIN PASSWORD 'bench'; END IF; END $$;"
-        " GRANT ALL ON ALL TABLES IN SCHEMA public TO bench_app;"
-        " GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO bench_app;"
-        " GRANT ALL ON SCHEMA public TO bench_app;"
-        " DO $$ DECLARE t text; BEGIN FOR t IN SELECT tablename FROM pg_tables"
-        " WHERE schemaname = 'public' LOOP"
-        " EXECUTE format('ALTER TABLE %I OWNER TO bench_app', t); END LOOP; END $$;".encode()
+        b"DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'bench_app') THEN"
+        b" CREATE ROLE bench_app LOGIN PASSWORD 'bench'; END IF; END $$;"
+        b" GRANT ALL ON ALL TABLES IN SCHEMA public TO bench_app;"
+        b" GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO bench_app;"
+        b" GRANT ALL ON SCHEMA public TO bench_app;"
+        b" DO $$ DECLARE t text; BEGIN FOR t IN SELECT tablename FROM pg_tables"
+        b" WHERE schemaname = 'public' LOOP"
+        b" EXECUTE format('ALTER TABLE %I OWNER TO bench_app', t); END LOOP; END $$;"
     )
     owner.database.close()
     superuser = url
