@@ -129,13 +129,17 @@ class DevProcess:
 
 
 def run_ragline(
-    *args: str, cwd: Path | None = None, timeout: float = 240
+    *args: str,
+    cwd: Path | None = None,
+    timeout: float = 240,
+    environment: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a ``ragline`` command to completion and capture its output."""
+    """Run a ``ragline`` command (with ``environment``'s settings) to completion and
+    capture its output."""
     return subprocess.run(
         ragline_command(*args),
         cwd=cwd,
-        env=ragline_environment(),
+        env=ragline_environment(environment),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -36,6 +36,7 @@ class ModelChain:
     def generate(self, request: GenerationRequest) -> Completion:
         """The first answer any model gives; ModelUnavailableError when none does."""
         failures: list[tuple[str, str]] = []
+        transient: list[bool] = []  # per failure: whether a later retry may succeed
         warming_up: ModelWarmingUpError | None = None
         for index, model in enumerate(self.models):
             try:
@@ -44,6 +45,7 @@ class ModelChain:
                 )
             except ModelError as exc:
                 failures.append((model.spec, str(exc)))
+                transient.append(exc.retryable)
                 if isinstance(exc, ModelWarmingUpError):
                     warming_up = exc
                 logger.warning("model %s failed, %s: %s", model.spec,
@@ -65,6 +67,16 @@ class ModelChain:
                 "The passages retrieved for the question are in 'citations'.",
                 failures=tuple(failures),
                 retry_after_seconds=warming_up.retry_after_seconds,
+            )
+        if not any(transient):
+            # A model name the provider does not know (404), a key it refuses (401): a
+            # retry gets the same answer, so say what to fix rather than "retry later".
+            reasons = "; ".join(reason for _, reason in failures)
+            raise ModelUnavailableError(
+                f"no model could answer, and retrying will not help: {reasons}. Check the "
+                "model names (RAGLINE_LLM, RAGLINE_LLM_FALLBACK) and the provider's "
+                "credentials. The passages retrieved for the question are in 'citations'.",
+                failures=tuple(failures),
             )
         raise ModelUnavailableError(
             f"no model could answer right now (tried {tried}); please retry later. "
