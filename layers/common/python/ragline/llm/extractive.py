@@ -207,6 +207,8 @@ class ExtractiveModel(ChatModel):
                 continue
             covered |= terms
             chosen.append(candidate)
+        if not chosen:  # only a heading matched: no sentence is worth quoting
+            return request.abstain_text
         return " ".join(f"{_shorten(c.sentence)} [{c.n}]" for c in chosen)
 
     def _vouching(self, passages: tuple[Passage, ...]) -> list[Passage]:
