@@ -73,7 +73,8 @@ class ModelChain:
             # retry gets the same answer, so say what to fix rather than "retry later".
             reasons = "; ".join(reason for _, reason in failures)
             raise ModelUnavailableError(
-                f"no model could answer, and retrying will not help: {reasons}. Check the "
+                f"no model could answer, and retrying will not help (tried {tried}): "
+                f"{reasons}. Check the "
                 "model names (RAGLINE_LLM, RAGLINE_LLM_FALLBACK) and the provider's "
                 "credentials. The passages retrieved for the question are in 'citations'.",
                 failures=tuple(failures),
