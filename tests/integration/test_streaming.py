@@ -98,7 +98,7 @@ def gateway() -> Iterator[Callable[[ModuleType], str]]:
 
 def open_stream(url: str, body: dict[str, Any], **headers: str) -> http.client.HTTPResponse:
     split = urlsplit(url)
-    connection = http.client.HTTPConnection(split.hostname, split.port, timeout=10)
+    connection = http.client.HTTPConnection(split.hostname or "", split.port, timeout=10)
     connection.request(
         "POST", "/query", json.dumps(body), {"Content-Type": "application/json", **headers}
     )
