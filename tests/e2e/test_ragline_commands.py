@@ -128,4 +128,4 @@ def test_ask_stream_prints_events_as_they_come(scratch: Path) -> None:
     # AND as text: the answer, then its sources and usage
     assert text.returncode == 0, text.stdout + text.stderr
     assert text.stdout.startswith("A: ") and "$200" in text.stdout
-    assert any(line.strip().startswith("Usage:") for line in text.stdout.splitlines())
+    assert any(line.strip().startswith("Usage:") for line in text.stdout.splitlines()), text.stdout

@@ -6,7 +6,7 @@ import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ragline.dev.commands.common import local_embeddings, use_data_dir, without_emf
 
@@ -92,7 +92,7 @@ def _stream(args: argparse.Namespace) -> int:
                     written.append(event.text)
                     print(event.text, end="", file=out, flush=True)
                 elif isinstance(event, Answered):
-                    _print_final(event.response.model_dump(mode="json"), "".join(written))
+                    _print_final(event.response.model_dump(mode="json"), "".join(written), out)
                 if isinstance(event, Failed):
                     if written and not args.json:
                         print(file=out)
@@ -104,14 +104,14 @@ def _stream(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_final(body: dict[str, Any], streamed: str) -> None:
+def _print_final(body: dict[str, Any], streamed: str, out: TextIO) -> None:
     """After the streamed text: a correction if the checks changed it, then the details."""
     from ragline.dev.render import answer_details
 
     if not streamed:  # a profile that streams no text: the checked answer at once
-        print(f"A: {body['answer']}")
+        print(f"A: {body['answer']}", file=out)
     else:
-        print()
+        print(file=out)
         if streamed.strip() != str(body["answer"]).strip():
-            print(f"   The checks replaced the answer with: {body['answer']}")
-    print("\n".join(answer_details(body)), flush=True)
+            print(f"   The checks replaced the answer with: {body['answer']}", file=out)
+    print("\n".join(answer_details(body)), file=out, flush=True)
