@@ -23,6 +23,7 @@ from ragline.api import (
     RestResolver,
     as_json_request,
     buffered,
+    deeply_nested_body_response,
     documented_errors,
     event_stream_response,
     handle_errors,
@@ -50,7 +51,7 @@ from ragline.telemetry.tracing import trace_handler
 settings = get_settings()
 logger = Logger(service=f"{settings.service_name}-query")
 answerer, catalog, ledger = get_answerer(settings), get_catalog(settings), get_ledger(settings)
-app = RestResolver()
+app = RestResolver(profiles=list(answerer.router.routes))
 app.enable_swagger(path="/swagger", title="ragline", version="0.1.0")
 handle_errors(app, logger)
 # Streamed answers: the same validation and errors, a body of events (not in OpenAPI).
@@ -58,7 +59,7 @@ streams = RestResolver()
 handle_errors(streams, logger)
 
 
-@app.post("/query", responses=documented_errors(409, 413, 502))
+@app.post("/query", responses=documented_errors(404, 409, 413, 502))
 def query(body: QueryRequest) -> QueryResponse:
     request_id = app.current_event.request_context.request_id
     return answerer.answer(
@@ -92,7 +93,7 @@ def _frames(
         yield sse_frame(answer_event.name, answer_event.data())
 
 
-@app.post("/retrieve", responses=documented_errors(409, 413, 502))
+@app.post("/retrieve", responses=documented_errors(404, 409, 413, 502))
 def retrieve(body: RetrieveRequest) -> RetrieveResponse:
     return answerer.retrieve(
         body.query, collection=body.collection, top_k=body.top_k, mode=body.mode,
@@ -134,7 +135,7 @@ def health() -> dict[str, Any]:
 def _respond(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     started = time.perf_counter()
     response = oversized_body_response(event, settings.max_body_bytes)
-    response = response or undecodable_body_response(event)
+    response = response or undecodable_body_response(event) or deeply_nested_body_response(event)
     if response is None:
         resolver = streams if wants_event_stream(event) else app
         response = resolver.resolve(as_json_request(event), context)

@@ -120,3 +120,17 @@ def test_a_name_counts_only_in_a_passage_about_the_question() -> None:
     # AND without similarities (keyword search) every passage vouches, as before
     request = _scored(question, (about, None), (in_passing, None))
     assert "[" in ExtractiveModel().generate(request).text
+
+
+def test_abstains_when_no_single_sentence_answers_enough() -> None:
+    # GIVEN a passage covering the question only across sentences, each holding one word
+    question = "kayak tariff harbour season deposit weekday"
+    passage = (
+        "The kayak is red and long. The tariff is printed on the wall. "
+        "The harbour is north of town. The season starts in spring. "
+        "The deposit is kept in a drawer. A weekday is quieter than Sunday."
+    )
+    # WHEN the extractive model answers
+    text = ExtractiveModel().generate(_request(question, passage)).text
+    # THEN it abstains rather than answering with nothing
+    assert text == ABSTAIN

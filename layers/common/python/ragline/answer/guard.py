@@ -98,6 +98,10 @@ def check_answer(
     ``review_reason``.
     """
     text = text.strip()
+    if not text:
+        # A model that wrote nothing answered nothing: an abstention, not an empty answer
+        # beside every passage as its "sources".
+        return Verdict(abstain_text, True, [], withheld=True)
     abstained = is_abstention(text, abstain_text)
     cited = {int(n) for n in _CITATION.findall(text)}
     if require_citations and not abstained and not cited & set(range(1, len(chunks) + 1)):

@@ -7,7 +7,13 @@ from collections.abc import Generator
 from dataclasses import dataclass, field, replace
 from functools import partial
 
-from ragline.errors import ModelError, ModelUnavailableError, ModelWarmingUpError
+from ragline.errors import (
+    ModelError,
+    ModelMisconfiguredError,
+    ModelNotFoundError,
+    ModelUnavailableError,
+    ModelWarmingUpError,
+)
 from ragline.llm.base import ChatModel, Completion, GenerationRequest, StreamInterruptedError, Usage
 from ragline.providers.retry import RetryPolicy
 from ragline.tokens import count_tokens
@@ -36,7 +42,8 @@ class ModelChain:
         return self.models[0]
 
     def generate(self, request: GenerationRequest) -> Completion:
-        """The first answer any model gives; ModelUnavailableError when none does."""
+        """The first answer any model gives; ModelUnavailableError when none does
+        (ModelMisconfiguredError when no model exists at its provider)."""
         failures: list[tuple[str, ModelError]] = []
         for index, model in enumerate(self.models):
             try:
@@ -132,8 +139,18 @@ def _answered(
 
 
 def _unavailable(failures: list[tuple[str, ModelError]]) -> ModelUnavailableError:
+    """Why no model answered: misconfigured (none exists at its provider), warming up,
+    or unavailable."""
     tried = ", ".join(spec for spec, _ in failures)
-    reasons = tuple((spec, str(exc)) for spec, exc in failures)
+    failures_text = tuple((spec, str(exc)) for spec, exc in failures)
+    if all(isinstance(e, ModelNotFoundError) for _, e in failures):
+        reasons = "; ".join(reason for _, reason in failures_text)
+        return ModelMisconfiguredError(
+            f"no configured model exists at its provider ({reasons}); retrying will not "
+            "help: fix RAGLINE_LLM, RAGLINE_LLM_FALLBACK or the profile's llm. "
+            "The passages retrieved for the question are in 'citations'.",
+            failures=failures_text,
+        )
     warmings = [e for _, e in failures if isinstance(e, ModelWarmingUpError)]
     warming_up = warmings[-1] if warmings else None
     if warming_up is not None:
@@ -141,11 +158,11 @@ def _unavailable(failures: list[tuple[str, ModelError]]) -> ModelUnavailableErro
             "the model is warming up (it scales to zero when idle and is starting now); "
             f"retry in a few minutes (tried {tried}). "
             "The passages retrieved for the question are in 'citations'.",
-            failures=reasons,
+            failures=failures_text,
             retry_after_seconds=warming_up.retry_after_seconds,
         )
     return ModelUnavailableError(
         f"no model could answer right now (tried {tried}); please retry later. "
         "The passages retrieved for the question are in 'citations'.",
-        failures=reasons,
+        failures=failures_text,
     )

@@ -207,6 +207,8 @@ class ExtractiveModel(ChatModel):
                 continue
             covered |= terms
             chosen.append(candidate)
+        if not chosen:  # no sentence clears the floor: the passages answer only in pieces
+            return request.abstain_text
         return " ".join(f"{_shorten(c.sentence)} [{c.n}]" for c in chosen)
 
     def _vouching(self, passages: tuple[Passage, ...]) -> list[Passage]:
