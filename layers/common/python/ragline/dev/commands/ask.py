@@ -46,7 +46,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from ragline.answer import get_answerer
     from ragline.errors import ModelUnavailableError, RaglineError
 
-    if args.stream:
+    if getattr(args, "stream", False):
         return _stream(args)
     try:
         # Anything the library prints goes to stderr: stdout is the answer (or its JSON).
@@ -103,7 +103,10 @@ def _stream(args: argparse.Namespace) -> int:
                         print(file=out)
                     print(f"ragline ask: {event.message}", file=sys.stderr)
                     return 1
-    except RaglineError as exc:
+    except RaglineError as exc:  # before the first event: what the API answers with a status
+        if args.json:
+            error = {"message": str(exc), "statusCode": exc.status_code}
+            print(json.dumps({"event": "error", "data": error}, ensure_ascii=False), file=out)
         print(f"ragline ask: {exc}", file=sys.stderr)
         return 1
     return 0
