@@ -140,7 +140,7 @@ def _answered(
 
 def _unavailable(failures: list[tuple[str, ModelError]]) -> ModelUnavailableError:
     """Why no model answered: misconfigured (none exists at its provider), warming up,
-    or unavailable."""
+    failing for good (a retry gets the same answer), or unavailable for now."""
     tried = ", ".join(spec for spec, _ in failures)
     failures_text = tuple((spec, str(exc)) for spec, exc in failures)
     if all(isinstance(e, ModelNotFoundError) for _, e in failures):
@@ -160,6 +160,17 @@ def _unavailable(failures: list[tuple[str, ModelError]]) -> ModelUnavailableErro
             "The passages retrieved for the question are in 'citations'.",
             failures=failures_text,
             retry_after_seconds=warming_up.retry_after_seconds,
+        )
+    if not any(e.retryable for _, e in failures):
+        # A model name the provider does not know (404), a key it refuses (401): a
+        # retry gets the same answer, so say what to fix rather than "retry later".
+        reasons = "; ".join(reason for _, reason in failures_text)
+        return ModelUnavailableError(
+            f"no model could answer, and retrying will not help (tried {tried}): "
+            f"{reasons}. Check the "
+            "model names (RAGLINE_LLM, RAGLINE_LLM_FALLBACK) and the provider's "
+            "credentials. The passages retrieved for the question are in 'citations'.",
+            failures=failures_text,
         )
     return ModelUnavailableError(
         f"no model could answer right now (tried {tried}); please retry later. "
