@@ -193,6 +193,8 @@ class RaglineStack(Stack):
             "RAGLINE_MAX_QUESTION_CHARS": str(settings.max_question_chars),
             "RAGLINE_LOG_QUESTIONS": str(settings.log_questions).lower(),
             "RAGLINE_QUERY_LOG_RETENTION_DAYS": str(settings.query_log_retention_days),
+            # No authorizer is deployed yet: the usage-plan key is the default tenant's.
+            "RAGLINE_GATEWAY_KEY_TENANT": "default",
         }
         if settings.hnsw_ef_search is not None:
             environment["RAGLINE_HNSW_EF_SEARCH"] = str(settings.hnsw_ef_search)

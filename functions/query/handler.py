@@ -23,6 +23,7 @@ from ragline.api import (
     RestResolver,
     as_json_request,
     buffered,
+    caller,
     deeply_nested_body_response,
     documented_errors,
     event_stream_response,
@@ -35,6 +36,7 @@ from ragline.api import (
 )
 from ragline.catalog import get_catalog
 from ragline.config import get_settings
+from ragline.identity import Identity
 from ragline.ledger import get_ledger
 from ragline.schemas import (
     COLLECTION_PATTERN,
@@ -59,12 +61,19 @@ streams = RestResolver()
 handle_errors(streams, logger)
 
 
+def who(resolver: RestResolver = app) -> Identity:
+    """The caller, as its authorizer named it (ragline.api.caller): every route but /health
+    acts for it, and the use cases see its tenant's data only and check its scopes."""
+    return caller(resolver.current_event.raw_event, settings.gateway_key_tenant)
+
+
 @app.post("/query", responses=documented_errors(404, 409, 413, 502))
 def query(body: QueryRequest) -> QueryResponse:
     request_id = app.current_event.request_context.request_id
     return answerer.answer(
         body.question, collection=body.collection, top_k=body.top_k, profile=body.profile,
         request_id=request_id, ef_search=body.ef_search, where=body.filter,
+        identity=who(),
     )  # fmt: skip
 
 
@@ -75,6 +84,7 @@ def query_stream(body: QueryRequest):
     events = answerer.stream(
         body.question, collection=body.collection, top_k=body.top_k, profile=body.profile,
         request_id=event.request_context.request_id, ef_search=body.ef_search, where=body.filter,
+        identity=who(streams),
     )  # fmt: skip
     first = next(events)  # an invalid request or a failed search raises: a status, no stream
     return event_stream_response(_frames(first, events, event.raw_event))
@@ -87,7 +97,8 @@ def _frames(
     yield sse_frame(first.name, first.data())
     for answer_event in events:
         if isinstance(answer_event, Failed):  # logged as the buffered error status would be
-            rejected = rejected_query(event, {"statusCode": answer_event.status_code})
+            status = {"statusCode": answer_event.status_code}
+            rejected = rejected_query(event, status, settings.gateway_key_tenant)
             if rejected is not None:
                 ledger.rejected_query(**rejected, total_ms=(time.perf_counter() - started) * 1000)
         yield sse_frame(answer_event.name, answer_event.data())
@@ -97,13 +108,14 @@ def _frames(
 def retrieve(body: RetrieveRequest) -> RetrieveResponse:
     return answerer.retrieve(
         body.query, collection=body.collection, top_k=body.top_k, mode=body.mode,
-        ef_search=body.ef_search, where=body.filter,
+        ef_search=body.ef_search, where=body.filter, identity=who(),
     )  # fmt: skip
 
 
-@app.post("/feedback", responses=documented_errors(404, 413))
+@app.post("/feedback", responses=documented_errors(413))
 def feedback(body: FeedbackRequest) -> dict[str, Any]:
-    ledger.feedback(body.request_id, body.rating, body.comment)
+    identity = who()
+    ledger.feedback(body.request_id, body.rating, body.comment, identity=identity)
     return {"request_id": body.request_id, "rating": body.rating}
 
 
@@ -114,20 +126,23 @@ def list_documents(
     collection: Annotated[str | None, Query(pattern=COLLECTION_PATTERN)] = None,
     status: Annotated[str | None, Query(pattern=DOCUMENT_STATUS_PATTERN)] = None,
 ) -> dict[str, Any]:
-    return catalog.list(collection=collection, status=status, limit=limit, cursor=cursor)
+    return catalog.list(
+        collection=collection, status=status, limit=limit, cursor=cursor,
+        identity=who(),
+    )  # fmt: skip
 
 
-@app.get("/documents/<id>", responses=documented_errors(404))
+@app.get("/documents/<id>", responses=documented_errors())
 def get_document(id: Annotated[UUID, Path()]) -> dict[str, Any]:
-    return catalog.get(str(id))
+    return catalog.get(str(id), identity=who())
 
 
-@app.delete("/documents/<id>", responses=documented_errors(404))
+@app.delete("/documents/<id>", responses=documented_errors())
 def delete_document(id: Annotated[UUID, Path()]) -> dict[str, Any]:
-    return catalog.delete(str(id))
+    return catalog.delete(str(id), identity=who())
 
 
-@app.get("/health", responses=documented_errors())
+@app.get("/health", responses=documented_errors(secured=False))
 def health() -> dict[str, Any]:
     return catalog.health()
 
@@ -139,7 +154,9 @@ def _respond(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if response is None:
         resolver = streams if wants_event_stream(event) else app
         response = resolver.resolve(as_json_request(event), context)
-    rejected = rejected_query(event, response)  # answered questions log themselves
+    rejected = rejected_query(
+        event, response, settings.gateway_key_tenant
+    )  # answered questions log themselves
     if rejected is not None:
         ledger.rejected_query(**rejected, total_ms=(time.perf_counter() - started) * 1000)
     return response

@@ -51,11 +51,23 @@ def wait_until(
         time.sleep(interval)
 
 
-def http_json(method: str, url: str, body: Any = None) -> tuple[int, Any]:
-    """Call the API with an optional JSON body; return the status and the decoded JSON."""
+# The development key of each running stack, by its API URL (from its endpoints.json):
+# requests to a stack carry it unless a test names another key, or none ("").
+DEV_KEYS: dict[str, str] = {}
+
+
+def http_json(
+    method: str, url: str, body: Any = None, *, api_key: str | None = None
+) -> tuple[int, Any]:
+    """Call the API with an optional JSON body and ``api_key`` (None: the stack's
+    development key; "": no key); return the status and the decoded JSON."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method)
     request.add_header("Content-Type", "application/json")
+    if api_key is None:
+        api_key = next((key for api, key in DEV_KEYS.items() if url.startswith(api + "/")), "")
+    if api_key:
+        request.add_header("x-api-key", api_key)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
@@ -111,7 +123,9 @@ class DevProcess:
                     f"ragline dev exited with {self.process.returncode}\n{self.output()}"
                 )
             if self.endpoints_file.exists():
-                return dict(json.loads(self.endpoints_file.read_text()))
+                endpoints = dict(json.loads(self.endpoints_file.read_text()))
+                DEV_KEYS[endpoints["api"]] = endpoints.get("api_key", "")
+                return endpoints
             return None
 
         return wait_until(ready, timeout=timeout, what="endpoints.json")

@@ -244,3 +244,25 @@ def test_dates_in_ranges_are_documented_as_the_parser_reads_them(
     # THEN both agree: the document allows exactly what the API accepts
     assert bool(re.fullmatch(date["pattern"], value)) is valid
     assert (status == 200) is valid, body
+
+
+def test_every_route_but_health_declares_the_api_key_and_its_refusals(
+    spec: dict[str, Any],
+) -> None:
+    # GIVEN the served OpenAPI document
+    # THEN it declares the x-api-key scheme
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["apiKey"]["type"] == "apiKey"
+    assert (schemes["apiKey"]["in"], schemes["apiKey"]["name"]) == ("header", "x-api-key")
+    # AND every route but /health requires it (the document's own security) and
+    # documents 401 (no valid key), 403 (a scope lacking) and 404 (another tenant's)
+    assert spec["security"] == [{"apiKey": []}]
+    for path, method, operation in _operations(spec):
+        if path == "/health":
+            assert operation["security"] == []
+            assert not {"401", "403"} & set(operation["responses"])
+            continue
+        assert "security" not in operation, (method, path)
+        for status in ("401", "403", "404"):
+            content = operation["responses"][status]["content"]["application/json"]
+            assert content["schema"] == ERROR_BODY, (method, path, status)

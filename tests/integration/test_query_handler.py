@@ -43,6 +43,9 @@ def seeded(database_url: str) -> str:
     ingestor = Ingestor.from_settings(settings)
     for source, data in HANDBOOK.items():
         ingestor.ingest_bytes(source, data)
+    # A collection of the default tenant with nothing in it (a name no tenant owns is 404).
+    embedder = ingestor.embedder
+    ingestor.store.create_collection("empty", "default", embedder.name, embedder.dimensions)
     get_store.cache_clear()
     return database_url
 

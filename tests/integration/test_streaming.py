@@ -19,6 +19,7 @@ import pytest
 from ragline.config import Settings
 from ragline.dev.context import LambdaFunction
 from ragline.dev.gateway import ApiGateway
+from ragline.identity import OPERATOR
 from ragline.ingest import Ingestor
 from ragline.store import get_store
 
@@ -86,7 +87,8 @@ def gateway() -> Iterator[Callable[[ModuleType], str]]:
         function = LambdaFunction(
             "ragline-query", api.lambda_handler, stream_handler=api.stream_handler
         )
-        gateway = ApiGateway(function, port=0)
+        # the caller is the default tenant with every scope, whatever key it sends
+        gateway = ApiGateway(function, port=0, authorizer=lambda _key: OPERATOR.to_authorizer())
         running.append((gateway, function))
         return gateway.start()
 

@@ -98,7 +98,10 @@ def test_a_query_emits_one_document_equal_to_its_response(
     assert dimension_sets(doc) == [
         ["service"],
         ["service", "Provider", "Model", "Prompt", "Profile"],
+        ["service", "Tenant"],
     ]
+    # the tenant is the caller's, as the authorizer named it in the event
+    assert doc["Tenant"] == event("api_query")["requestContext"]["authorizer"]["tenant"]
     assert (doc["Provider"], doc["Model"], doc["Prompt"], doc["Profile"]) == (
         "openai",
         "gpt-4o-mini",

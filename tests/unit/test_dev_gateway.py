@@ -365,3 +365,40 @@ def test_head_answers_the_get_headers_without_a_body(
     assert head.getheader("Content-Length") == str(len(get_body)) != "0"
     assert head_body == b""
     assert [event["httpMethod"] for event in handler.events] == ["GET", "GET"]
+
+
+def test_with_an_authorizer_keys_are_required_and_its_context_reaches_the_function() -> None:
+    # GIVEN a gateway whose authorizer knows one key, serving a recording function
+    asked: list[str | None] = []
+
+    def authorizer(api_key: str | None) -> dict[str, str] | None:
+        asked.append(api_key)
+        return {"tenant": "acme", "scopes": "read", "keyId": "k1"} if api_key == "good" else None
+
+    handler = RecordingHandler()
+    gateway = ApiGateway(LambdaFunction("ragline-query", handler), port=0, authorizer=authorizer)
+    gateway.start()
+    try:
+        connection = _connection(gateway)
+        statuses = {}
+        for key in (None, "bad", "good"):
+            # WHEN a request comes with no key, an unknown key, and a known one
+            headers = {} if key is None else {"x-api-key": key}
+            connection.request("GET", "/documents", headers=headers)
+            response = connection.getresponse()
+            statuses[key] = (response.status, json.loads(response.read()))
+        connection.request("GET", "/health")
+        health = connection.getresponse()
+        health.read()
+    finally:
+        gateway.stop()
+    # THEN the refused ones are API Gateway's 401, before the function runs
+    assert statuses[None] == statuses["bad"] == (401, {"message": "Unauthorized"})
+    assert statuses["good"][0] == 200
+    # AND the function got the authorizer's context, as API Gateway passes it on
+    (event, _health) = handler.events
+    assert event["requestContext"]["authorizer"] == {"tenant": "acme", "scopes": "read",
+                                                     "keyId": "k1"}  # fmt: skip
+    # AND /health needs no key (the authorizer was not asked for it)
+    assert health.status == 200 and asked == [None, "bad", "good"]
+    assert "authorizer" not in _health["requestContext"]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from ragline.outcomes import QuerySignals
-from ragline.telemetry.metrics import IngestSignals, MetricsEmitter
+from ragline.telemetry.metrics import TENANT_METRICS, IngestSignals, MetricsEmitter
 
 from tests.support.emf import check_emf, dimension_sets, emf_documents, metric_units, value
 
@@ -35,6 +37,28 @@ def emf_on(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
 
 
+def test_a_query_document_carries_its_tenant_on_a_small_dimension_set(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN a query asked by the tenant acme
+    signals = replace(SIGNALS, tenant="acme")
+    # WHEN its EMF document is written
+    MetricsEmitter("Ragline", "ragline").query(signals)
+    (doc,) = emf_documents(capsys.readouterr().out)
+    check_emf(doc)
+    # THEN it names the tenant, and only what the tenant is billed for is counted per
+    # tenant (service, Tenant): the model dimension set does not multiply by tenants
+    assert doc["Tenant"] == "acme"
+    directives = doc["_aws"]["CloudWatchMetrics"]
+    by_tenant = [d for d in directives if ["service", "Tenant"] in d["Dimensions"]]
+    assert len(by_tenant) == 1 and by_tenant[0]["Dimensions"] == [["service", "Tenant"]]
+    assert [m["Name"] for m in by_tenant[0]["Metrics"]] == list(TENANT_METRICS)
+    assert TENANT_METRICS == ("InputTokens", "OutputTokens", "EmbeddingTokens", "CostUSD")
+    assert all("Tenant" not in s for d in directives if d is not by_tenant[0]
+               for s in d["Dimensions"])  # fmt: skip
+    assert value(doc, "CostUSD") == 0.000123 and value(doc, "InputTokens") == 812
+
+
 def test_a_query_is_one_document_with_every_figure(capsys: pytest.CaptureFixture[str]) -> None:
     MetricsEmitter("Ragline", "ragline").query(SIGNALS)
     documents = emf_documents(capsys.readouterr().out)
@@ -42,9 +66,11 @@ def test_a_query_is_one_document_with_every_figure(capsys: pytest.CaptureFixture
     doc = documents[0]
     check_emf(doc)
     assert doc["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Ragline"
+    # (the tenant's own directive, on service and Tenant: see the test below)
     assert dimension_sets(doc) == [
         ["service"],
         ["service", "Provider", "Model", "Prompt", "Profile"],
+        ["service", "Tenant"],
     ]
     assert (doc["service"], doc["Provider"], doc["Model"], doc["Prompt"], doc["Profile"]) == (
         "ragline",

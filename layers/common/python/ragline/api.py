@@ -16,8 +16,14 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.shared.json_encoder import Encoder
 
-from ragline.errors import DatabaseUnavailableError, ModelUnavailableError, RaglineError
+from ragline.errors import (
+    DatabaseUnavailableError,
+    ModelUnavailableError,
+    RaglineError,
+    UnauthorizedError,
+)
 from ragline.filters import openapi_schemas
+from ragline.identity import SCOPES, Identity
 from ragline.schemas import COLLECTION_PATTERN, CURSOR_PATTERN, TEXT_PATTERN, ErrorBody
 
 if TYPE_CHECKING:
@@ -31,7 +37,9 @@ to_json = partial(json.dumps, separators=(",", ":"), cls=Encoder, allow_nan=Fals
 
 ERRORS: dict[int, str] = {
     400: "The request is invalid: the message says which field and why.",
-    404: "No such route, document or collection.",
+    401: "No API key in the x-api-key header, or one that is unknown, revoked or expired.",
+    403: "The API key lacks the scope this route needs (on a resource of its own tenant).",
+    404: "No such route, document or collection, or one of another tenant (never told apart).",
     409: "The collection was embedded with another model than the one configured.",
     413: "The request body is over RAGLINE_MAX_BODY_BYTES.",
     502: "The embedding model failed (no answer is written without the search), or no "
@@ -42,13 +50,14 @@ ERRORS: dict[int, str] = {
 
 
 def documented_errors(
-    *statuses: int, ok: str = "Successful Response"
+    *statuses: int, ok: str = "Successful Response", secured: bool = True
 ) -> dict[int, OpenAPIResponse]:
     """A route's responses for the OpenAPI document: 200 (its return type) and the
     error statuses it can answer, each with the error body. 400 and 503 go on every
-    route: any input can be invalid, and any route reads the database."""
+    route: any input can be invalid, and any route reads the database; 401, 403 and 404
+    on every ``secured`` one (a key, its scopes, and the tenant's own resources)."""
     responses: dict[int, OpenAPIResponse] = {200: {"description": ok}}
-    for status in sorted({400, 503, *statuses}):
+    for status in sorted({400, 503, *statuses, *((401, 403, 404) if secured else ())}):
         responses[status] = {
             "description": ERRORS[status],
             "content": {content_types.APPLICATION_JSON: {"model": ErrorBody}},
@@ -66,8 +75,10 @@ API_KEY_SCHEME = {
     "type": "apiKey",
     "in": "header",
     "name": "x-api-key",
-    "description": "The deployed API's key (the stack output ApiKeyId: `aws apigateway "
-    "get-api-key --api-key <id> --include-value`). `ragline dev` needs none.",
+    "description": "An API key of a tenant (`ragline keys create`); its scopes decide the "
+    "routes: query (/query, /retrieve, /feedback), read (GET /documents...), write "
+    "(DELETE /documents/{id}). `ragline dev` prints its development key. (Until the "
+    "deployed API's authorizer lands, the stack's usage-plan key: the stack output ApiKeyId.)",
 }
 # Operations API Gateway serves without a key (stacks/api.py, OPEN_ROUTES).
 OPEN_OPERATIONS = {("/health", "get")}
@@ -141,6 +152,20 @@ class RestResolver(APIGatewayRestResolver):
         """The methods some route serves on ``path``; empty when no route has the path."""
         routes = self._static_routes + self._dynamic_routes
         return sorted({route.method for route in routes if route.rule.match(path)})
+
+
+def caller(event: dict[str, Any], gateway_key_tenant: str | None = None) -> Identity:
+    """The caller's identity, as an authorizer put it in ``requestContext.authorizer``
+    (on AWS the Lambda authorizer; locally the gateway of ``ragline dev``). Without one:
+    ``gateway_key_tenant`` with every scope when set (RAGLINE_GATEWAY_KEY_TENANT, for an
+    API gated only by API Gateway's usage-plan key), else UnauthorizedError (401)."""
+    context = (event.get("requestContext") or {}).get("authorizer")
+    identity = Identity.from_authorizer(context if isinstance(context, dict) else None)
+    if identity is None and gateway_key_tenant:
+        return Identity(gateway_key_tenant, frozenset(SCOPES))
+    if identity is None:
+        raise UnauthorizedError("missing API key: send it in the x-api-key header")
+    return identity
 
 
 def error_response(
@@ -345,13 +370,21 @@ def handle_errors(app: APIGatewayRestResolver, logger: Logger) -> None:
         return error_response(500, f"internal error (request id {request_id})")
 
 
-def rejected_query(event: dict[str, Any], response: dict[str, Any]) -> dict[str, Any] | None:
+def rejected_query(
+    event: dict[str, Any], response: dict[str, Any], gateway_key_tenant: str | None = None
+) -> dict[str, Any] | None:
     """For ``POST /query`` answered with an error status, what the query log keeps of it:
     ``request_id``, ``status_code``, and the ``collection`` and ``profile`` asked for (None
-    when not given, "" when not a plausible name). None for other requests and for a
-    database outage, which cannot be written to the database it is about."""
+    when not given, "" when not a plausible name), and the caller's ``tenant``, in whose
+    log it goes. None for other requests, for a caller without an identity (401: no
+    tenant's log is theirs) and for a database outage, which cannot be written to the
+    database it is about."""
     status = int(response.get("statusCode", 200))
     if event.get("httpMethod") != "POST" or event.get("path") != "/query" or status < 400:
+        return None
+    try:
+        identity = caller(event, gateway_key_tenant)
+    except UnauthorizedError:
         return None
     if status == DatabaseUnavailableError.status_code and _message(response) == str(
         DatabaseUnavailableError()
@@ -379,6 +412,7 @@ def rejected_query(event: dict[str, Any], response: dict[str, Any]) -> dict[str,
         "status_code": status,
         "collection": name("collection"),
         "profile": name("profile"),
+        "tenant": identity.tenant,
     }
 
 

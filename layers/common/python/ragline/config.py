@@ -158,6 +158,11 @@ class Settings(BaseSettings):
     chunk_tokens: int = Field(default=256, ge=32, le=8192)
     chunk_overlap: int = Field(default=40, ge=0, le=4096)
 
+    # The tenant (with every scope) a request acts for when no authorizer named one: for a
+    # deployed API whose only gate is API Gateway's usage-plan key, until its Lambda
+    # authorizer is deployed. Unset (the default, and ``ragline dev``): such a request is 401.
+    gateway_key_tenant: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
     # Limits on input.
     max_body_bytes: int = Field(default=32 * 1024, ge=256)
     max_question_chars: int = Field(default=2000, ge=16)

@@ -65,6 +65,19 @@ class InvalidRequestError(RaglineError):
     status_code = 400
 
 
+class UnauthorizedError(RaglineError):
+    """No API key, or one that is unknown, revoked or expired (HTTP 401)."""
+
+    status_code = 401
+
+
+class ForbiddenError(RaglineError):
+    """The caller's key lacks the scope the request needs, on a resource of its own tenant
+    (HTTP 403). Another tenant's resource is NotFoundError: its existence is not told."""
+
+    status_code = 403
+
+
 class NotFoundError(RaglineError):
     """The requested resource does not exist (HTTP 404)."""
 

@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from ragline.errors import NotFoundError
+from ragline.identity import DEFAULT_TENANT, OPERATOR, Identity
 from ragline.outcomes import QueryRecord
 from ragline.store import get_store
 from ragline.telemetry.metrics import IngestSignals, MetricsEmitter
@@ -120,6 +121,7 @@ def query_record(
     chunks_retrieved: int,
     top_score: float | None,
     reranking: Reranking | None = None,
+    tenant: str = DEFAULT_TENANT,
 ) -> QueryRecord:
     """The ledger's record of one answered query, from the response the caller gets
     (and ``reranking``, when a reranker is configured, for whether it failed)."""
@@ -151,6 +153,7 @@ def query_record(
         rerank_failed=None if reranking is None else reranking.failed,
         sources=sorted({c.source for c in response.citations}),
         question=question,
+        tenant=tenant,
     )
 
 
@@ -187,9 +190,11 @@ class Ledger:
         collection: str | None = None,
         profile: str | None = None,
         total_ms: float = 0.0,
+        tenant: str = DEFAULT_TENANT,
     ) -> None:
         """Write the query-log row of a question answered with an error status (4xx, 5xx):
-        no model, no usage, the collection and profile asked for (the defaults when none).
+        no model, no usage, the collection and profile asked for (the defaults when none),
+        in the log of the caller's ``tenant``.
 
         Never raises: the caller's error response stands whatever happens here.
         """
@@ -203,7 +208,7 @@ class Ledger:
             cost_usd=None, cost_estimated=False,
             retrieve_ms=0.0, generate_ms=0.0, total_ms=round(total_ms, 2),
             chunks_retrieved=0, top_score=None,
-            abstained=False, needs_review=False, fallback=False, sources=[],
+            abstained=False, needs_review=False, fallback=False, sources=[], tenant=tenant,
         )  # fmt: skip
         try:
             self.store.log_query(record)
@@ -226,11 +231,19 @@ class Ledger:
             )
         )
 
-    def feedback(self, request_id: str, rating: str, comment: str | None) -> None:
-        """Store a caller's rating with its query and count it; 404 for unknown queries."""
-        if not self.store.record_feedback(request_id, rating, comment):
-            raise NotFoundError(f"no logged query with request id {request_id}")
-        self.emitter.feedback(rating)
+    def feedback(
+        self, request_id: str, rating: str, comment: str | None, *, identity: Identity = OPERATOR
+    ) -> None:
+        """Store a caller's rating with its query and count it: only on a query its own
+        tenant asked (404 for another tenant's and for unknown ones), with the ``query``
+        scope (403 without it)."""
+        if not identity.allows("query"):
+            if self.store.query_logged(request_id, tenant=identity.tenant):
+                identity.require("query")
+        elif self.store.record_feedback(request_id, rating, comment, tenant=identity.tenant):
+            self.emitter.feedback(rating)
+            return
+        raise NotFoundError(f"no logged query with request id {request_id}")
 
 
 @lru_cache(maxsize=4)

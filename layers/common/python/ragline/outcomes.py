@@ -39,6 +39,9 @@ class QuerySignals:
     rerank_failed: bool | None = None
     # The answer repeated an instruction found in a passage (it is also needs_review).
     instruction_echo: bool = False
+    # Who asked: the tenant of the caller's API key ("default": ragline.identity's
+    # DEFAULT_TENANT, the in-process callers' and the data from before tenants).
+    tenant: str = "default"
 
 
 # Signals that go to CloudWatch but have no query-log column (retrieve_ms and cost_usd

@@ -27,6 +27,7 @@ from ragline.errors import (
     NotFoundError,
     RaglineError,
 )
+from ragline.identity import OPERATOR, Identity
 from ragline.ledger import Costs, Ledger, get_ledger, query_record
 from ragline.llm import Completion, GenerationRequest, StreamInterruptedError, Usage
 from ragline.rerankers import get_reranker
@@ -84,19 +85,21 @@ class Answerer:
 
     # --- validation shared by both routes ---------------------------------------------------
 
-    def _collection(self, collection: str | None) -> str:
-        """The collection to search; NotFoundError for a named one nothing was ingested
-        into (a typo would otherwise read as an honest abstention). The default
-        collection always exists: empty until the first document arrives."""
+    def _collection(self, collection: str | None, identity: Identity) -> str:
+        """The collection to search, once it is known to be the caller's tenant's. Another
+        tenant's, or one nothing was ingested into (a typo would otherwise read as an
+        honest abstention), is the same NotFoundError: existence is not told. The default
+        collection is the default tenant's, empty until the first document arrives. A key
+        without the ``query`` scope is 403 on its own tenant's."""
         default = self.settings.default_collection
-        if collection is None or collection == default:
-            return default
-        if self.store.collection_model(collection) is None:
+        name = collection or default
+        if self.store.collection_owner(name) != identity.tenant:
             raise NotFoundError(
-                f"collection {collection!r} does not exist: no document was ingested into "
+                f"collection {name!r} does not exist: no document was ingested into "
                 f"it (the default collection is {default!r})"
             )
-        return collection
+        identity.require("query")
+        return name
 
     def _top_k(self, top_k: int | None) -> int:
         value = top_k or self.settings.top_k
@@ -120,12 +123,15 @@ class Answerer:
     def retrieve(
         self, query: str, *, collection: str | None = None, top_k: int | None = None,
         mode: str = "hybrid", ef_search: int | None = None, where: Filter | None = None,
+        identity: Identity = OPERATOR,
     ) -> RetrieveResponse:  # fmt: skip
         """Search without generating: the chunks a question would be answered from
-        (``where``: of the documents this metadata filter matches)."""
+        (``where``: of the documents this metadata filter matches), in a collection of
+        the caller's tenant."""
+        query = self._text(query, "query")
         retrieval = self.retriever.search(
-            self._text(query, "query"),
-            collection=self._collection(collection),
+            query,
+            collection=self._collection(collection, identity),
             top_k=self._top_k(top_k),
             mode=mode,
             ef_search=ef_search,
@@ -151,8 +157,10 @@ class Answerer:
         request_id: str | None = None,
         ef_search: int | None = None,
         where: Filter | None = None,
+        identity: Identity = OPERATOR,
     ) -> QueryResponse:
-        """Answer ``question`` from the collection, citing the passages used.
+        """Answer ``question`` from a collection of the caller's tenant, citing the
+        passages used; its tokens and cost are recorded for that tenant.
 
         ``profile`` names a routing profile (None: the default one); an unknown name is
         InvalidRequestError. ``where``, a metadata filter, limits the passages to the
@@ -162,7 +170,7 @@ class Answerer:
         events = self._events(
             question, collection=collection, top_k=top_k, profile=profile,
             request_id=request_id or str(uuid.uuid4()), ef_search=ef_search, where=where,
-            stream=False,
+            stream=False, identity=identity,
         )  # fmt: skip
         for event in events:
             if isinstance(event, Answered):
@@ -179,6 +187,7 @@ class Answerer:
         request_id: str | None = None,
         ef_search: int | None = None,
         where: Filter | None = None,
+        identity: Identity = OPERATOR,
     ) -> Iterator[AnswerEvent]:
         """The answer as it is made (:mod:`ragline.answer.events`): :class:`Retrieved`,
         then :class:`TextDelta` as the model writes, then :class:`Answered` (what
@@ -192,6 +201,7 @@ class Answerer:
         events = self._events(
             question, collection=collection, top_k=top_k, profile=profile,
             request_id=request_id, ef_search=ef_search, where=where, stream=True,
+            identity=identity,
         )  # fmt: skip
         yield next(events)
         try:
@@ -220,6 +230,7 @@ class Answerer:
         ef_search: int | None,
         where: Filter | None,
         stream: bool,
+        identity: Identity,
     ) -> Iterator[AnswerEvent]:
         """The one path of both APIs: route, retrieve (validation and search run before
         the first event), generate (streamed or whole), guard, record."""
@@ -227,7 +238,7 @@ class Answerer:
         rules = route.profile
         started = time.perf_counter()
         question = self._text(question, "question")
-        collection = self._collection(collection)
+        collection = self._collection(collection, identity)
         retrieval = self.retriever.search(
             question,
             collection=collection,
@@ -282,7 +293,7 @@ class Answerer:
             ),
             request_id=request_id,
         )
-        self._record(response, question, collection, retrieval)
+        self._record(response, question, collection, retrieval, identity.tenant)
         yield Answered(response)
 
     def _cost(
@@ -338,7 +349,12 @@ class Answerer:
         raise ModelError(f"{route.chain.primary.spec}: the stream ended without an answer")
 
     def _record(
-        self, response: QueryResponse, question: str, collection: str, retrieval: Retrieval
+        self,
+        response: QueryResponse,
+        question: str,
+        collection: str,
+        retrieval: Retrieval,
+        tenant: str,
     ) -> None:
         if self.ledger is None:
             return
@@ -350,6 +366,7 @@ class Answerer:
             chunks_retrieved=len(retrieval.chunks),
             top_score=top,
             reranking=retrieval.reranking,
+            tenant=tenant,
         )
         try:
             self.ledger.query(record)

@@ -1,5 +1,5 @@
 """The ``ragline`` command line: ``dev``, ``ingest``, ``ask``, ``demo``, ``stats``, ``eval``,
-``sync`` and ``dlq``.
+``sync``, ``dlq`` and ``keys``.
 
 Each subcommand is a module under ``ragline.dev.commands`` that registers its own parser
 and options; this module lists them, in the order ``ragline --help`` shows, and dispatches.
@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Protocol
 
-from ragline.dev.commands import ask, demo, dev, dlq, ingest, stats, sync
+from ragline.dev.commands import ask, demo, dev, dlq, ingest, keys, stats, sync
 from ragline.dev.commands import eval as evaluation
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ class Command(Protocol):
         """Add the command's parser and options; its ``run`` default runs it."""
 
 
-COMMANDS: tuple[Command, ...] = (dev, ingest, ask, demo, stats, evaluation, sync, dlq)
+COMMANDS: tuple[Command, ...] = (dev, ingest, ask, demo, stats, evaluation, sync, dlq, keys)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -58,11 +58,16 @@ def _read_questions(path: Path) -> list[Question]:
         raise DemoError(f"{path} is not a list of questions: {exc}") from exc
 
 
-def http_json(method: str, url: str, body: Any = None, timeout: float = 60.0) -> tuple[int, Any]:
-    """Call the API; return the status and the decoded JSON body (or the raw text)."""
+def http_json(
+    method: str, url: str, body: Any = None, timeout: float = 60.0, api_key: str | None = None
+) -> tuple[int, Any]:
+    """Call the API (with ``api_key`` as ``x-api-key``); return the status and the
+    decoded JSON body (or the raw text)."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method)
     request.add_header("Content-Type", "application/json")
+    if api_key:
+        request.add_header("x-api-key", api_key)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             status, raw = response.status, response.read()
@@ -74,13 +79,14 @@ def http_json(method: str, url: str, body: Any = None, timeout: float = 60.0) ->
         return status, raw.decode("utf-8", "replace")
 
 
-def list_documents(api: str) -> list[dict[str, Any]]:
+def list_documents(api: str, api_key: str | None = None) -> list[dict[str, Any]]:
     """Every document ``GET /documents`` lists, following the cursor."""
     documents: list[dict[str, Any]] = []
     cursor: str | None = None
     while True:
         query = {"limit": "200", **({"cursor": cursor} if cursor else {})}
-        status, page = http_json("GET", f"{api}/documents?{urllib.parse.urlencode(query)}")
+        url = f"{api}/documents?{urllib.parse.urlencode(query)}"
+        status, page = http_json("GET", url, api_key=api_key)
         if status != 200:
             raise DemoError(f"GET /documents answered {status}: {page}")
         documents += page["documents"]
@@ -118,11 +124,13 @@ def _upload(stack: LocalStack, docs: Path) -> dict[str, Path]:
     return sources
 
 
-def _wait_for_ingestion(api: str, sources: dict[str, Path], timeout: float) -> None:
+def _wait_for_ingestion(
+    api: str, sources: dict[str, Path], timeout: float, api_key: str | None = None
+) -> None:
     started = time.monotonic()
     deadline = started + timeout
     while True:
-        by_source = {doc["source"]: doc for doc in list_documents(api)}
+        by_source = {doc["source"]: doc for doc in list_documents(api, api_key)}
         done = {
             s: by_source[s]
             for s in sources
@@ -150,11 +158,13 @@ def _wait_for_ingestion(api: str, sources: dict[str, Path], timeout: float) -> N
         raise DemoError("some documents were not ingested:\n  " + "\n  ".join(problems))
 
 
-def _ask(api: str, questions: list[Question]) -> tuple[int, list[str]]:
+def _ask(api: str, questions: list[Question], api_key: str | None = None) -> tuple[int, list[str]]:
     """Ask every question; return how many met expectations and the failures."""
     met, failures = 0, []
     for number, item in enumerate(questions, start=1):
-        status, body = http_json("POST", f"{api}/query", {"question": item.question})
+        status, body = http_json(
+            "POST", f"{api}/query", {"question": item.question}, api_key=api_key
+        )
         print(f"\n({number}/{len(questions)})")
         if status != 200:
             print(f"Q: {item.question}\n   POST /query answered {status}: {body}")
@@ -199,8 +209,9 @@ def run_demo(
             print(f"Local stack up: API {api}, S3 + SQS {stack.endpoints.s3}")
             print(f"Embeddings: {Settings.from_env().embeddings}")
             sources = _upload(stack, examples / "docs")
-            _wait_for_ingestion(api, sources, timeout_seconds)
-            met, failures = _ask(api, questions)
+            api_key = stack.endpoints.api_key
+            _wait_for_ingestion(api, sources, timeout_seconds, api_key)
+            met, failures = _ask(api, questions, api_key)
     except (DemoError, OSError, RaglineError, StackStartError) as exc:
         print(f"\nragline demo failed: {exc}")
         return 1

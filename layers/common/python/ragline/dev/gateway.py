@@ -14,6 +14,11 @@ A function with a streaming entry point is invoked through it, as an integration
 ``STREAM`` response transfer mode invokes one: a body it gives as an iterator goes out
 with chunked transfer encoding, one chunk flushed per piece; a client that goes away
 closes the iterator, which ends the work behind it (a model call under way).
+
+With an ``authorizer`` it also plays the API's Lambda authorizer: every path but
+:data:`OPEN_PATHS` needs the ``x-api-key`` header, the authorizer turns the key into the
+context API Gateway passes on as ``requestContext.authorizer`` (tenant, scopes, key id),
+and a missing or refused key is API Gateway's own 401, before the function runs.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ragline.dev.context import ACCOUNT_ID, LambdaFunction
@@ -41,6 +46,15 @@ API_ID = "ragline0local"
 STAGE = "local"
 # What a proxy integration's ANY method passes on to the function (HEAD as a GET).
 SERVED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+# Paths served without a key: the health check and the API's documentation.
+OPEN_PATHS = ("/health", "/swagger")
+API_KEY_HEADER = "x-api-key"
+
+
+class Authorizer(Protocol):
+    """Turns an API key (None: no header) into the authorizer context, or None to refuse."""
+
+    def __call__(self, api_key: str | None) -> dict[str, str] | None: ...
 
 
 @dataclass(frozen=True)
@@ -303,6 +317,17 @@ class _RequestHandler(BaseHTTPRequestHandler):
         event = build_proxy_event(
             method, self.path, headers, body, source_ip=self.client_address[0], host=host
         )
+        authorizer = self.server.authorizer
+        if authorizer is not None and event["path"] not in OPEN_PATHS:
+            key = next((v for k, v in headers if k.lower() == API_KEY_HEADER), None)
+            try:
+                context = authorizer(key)
+            except Exception:  # as API Gateway answers an authorizer that fails
+                logger.exception("the authorizer failed on %s %s", self.command, self.path)
+                return gateway_error(HTTPStatus.INTERNAL_SERVER_ERROR)
+            if context is None:  # API Gateway's answer when an authorizer refuses
+                return _json_response(HTTPStatus.UNAUTHORIZED, "Unauthorized")
+            event["requestContext"]["authorizer"] = context
         if self.server.function.stream_handler is not None:
             return self._invoke_streaming(event)
         try:
@@ -390,17 +415,27 @@ def _chunk_size(line: bytes) -> int:
 class _GatewayServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], function: LambdaFunction) -> None:
+    def __init__(
+        self, address: tuple[str, int], function: LambdaFunction, authorizer: Authorizer | None
+    ) -> None:
         self.function = function
+        self.authorizer = authorizer
         super().__init__(address, _RequestHandler)
 
 
 class ApiGateway:
-    """A threaded HTTP server on ``host:port`` invoking ``function`` for every request."""
+    """A threaded HTTP server on ``host:port`` invoking ``function`` for every request,
+    behind ``authorizer`` when one is given."""
 
-    def __init__(self, function: LambdaFunction, host: str = "127.0.0.1", port: int = 8000) -> None:
+    def __init__(
+        self,
+        function: LambdaFunction,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        authorizer: Authorizer | None = None,
+    ) -> None:
         try:
-            self._server = _GatewayServer((host, port), function)
+            self._server = _GatewayServer((host, port), function, authorizer)
         except OSError as exc:
             raise OSError(
                 f"cannot listen on {host}:{port} ({exc.strerror}); choose another port "

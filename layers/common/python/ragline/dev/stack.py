@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from ragline.dev.aws import FAKE_CREDENTIALS, MotoEndpoint, Resources, client, provision
 from ragline.dev.context import REGION, Handler, LambdaFunction
-from ragline.dev.gateway import ApiGateway
+from ragline.dev.gateway import ApiGateway, Authorizer
 from ragline.dev.poller import SqsPoller
 
 if TYPE_CHECKING:
@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ENDPOINTS_FILE = "endpoints.json"
+# The development key of a data directory: the default tenant's, with every scope, made
+# once and kept here (mode 0600) so it survives restarts; printed by ``ragline dev``.
+DEV_KEY_FILE = "dev-key"
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class Endpoints:
     # The RAGLINE_EMBEDDING* variables the stack runs with: what wrote the store's
     # vectors, so `ragline sync` embeds with the same model whatever the shell says.
     embedding_environment: dict[str, str] = field(default_factory=dict)
+    api_key: str = ""  # the development key, sent as x-api-key
 
     def to_json(self) -> str:
         """The JSON document clients read."""
@@ -120,11 +124,50 @@ def check_health(url: str, timeout_seconds: float) -> None:
         raise StackStartError(f"health check {url} failed: {exc}") from exc
 
 
+def key_authorizer(api_key: str | None) -> dict[str, str] | None:
+    """The gateway's authorizer: the ``tenancy`` use case's identity of the key, as the
+    context API Gateway passes on, or None (401) for a missing, unknown, revoked or
+    expired key. It reads the store on every request: a revoked key is refused at once."""
+    from ragline.config import get_settings
+    from ragline.errors import UnauthorizedError
+    from ragline.tenancy import get_keys
+
+    try:
+        return get_keys(get_settings()).authenticate(api_key).to_authorizer()
+    except UnauthorizedError:
+        return None
+
+
+def ensure_dev_key(data_dir: Path) -> str:
+    """The data directory's development key (the default tenant's, every scope): the one
+    in ``<data dir>/dev-key``, registered again if the database no longer knows it (a new
+    database), or a new one if it was revoked or the file is missing."""
+    from ragline.config import get_settings
+    from ragline.tenancy import get_keys, key_digest
+
+    keys = get_keys(get_settings())
+    path = data_dir / DEV_KEY_FILE
+    kept = path.read_text().strip() if path.exists() else ""
+    if kept:
+        record = keys.store.key_by_digest(key_digest(kept))
+        if record is None:
+            keys.create("default", name="ragline dev", key=kept)
+            return kept
+        if record.revoked_at is None and record.expires_at is None:
+            return kept
+    created = keys.create("default", name="ragline dev")
+    path.touch(mode=0o600)
+    path.write_text(created.key + "\n")
+    return created.key
+
+
 class LocalStack:
     """Start with :meth:`start` (or ``with LocalStack(...) as stack``), stop with :meth:`stop`.
 
     ``ingest_handler`` and ``query_handler`` default to the repository's
-    ``functions/ingest`` and ``functions/query``; tests pass fakes.
+    ``functions/ingest`` and ``functions/query``; tests pass fakes. With the repository's
+    query handler the gateway requires API keys (``authorizer`` defaults to
+    :func:`key_authorizer`) and the stack makes the data directory's development key.
     """
 
     def __init__(
@@ -133,10 +176,12 @@ class LocalStack:
         *,
         ingest_handler: Handler | None = None,
         query_handler: Handler | None = None,
+        authorizer: Authorizer | None = None,
     ) -> None:
         self.options = options or StackOptions()
         self._ingest_handler = ingest_handler
         self._query_handler = query_handler
+        self._authorizer = authorizer or (key_authorizer if query_handler is None else None)
         self._functions: list[LambdaFunction] = []
         self._moto: MotoEndpoint | None = None
         self._poller: SqsPoller | None = None
@@ -201,10 +246,13 @@ class LocalStack:
             function=ingest_function,
             batch_size=options.batch_size,
         )
-        self._gateway = ApiGateway(query_function, options.host, options.api_port)
+        self._gateway = ApiGateway(
+            query_function, options.host, options.api_port, authorizer=self._authorizer
+        )
         api_url = self._gateway.start()
         if options.health_path:
             check_health(api_url + options.health_path, options.health_timeout_seconds)
+        api_key = ensure_dev_key(options.data_dir) if self._authorizer is key_authorizer else ""
         self._poller.start()
 
         self._endpoints = Endpoints(
@@ -213,6 +261,7 @@ class LocalStack:
             bucket=options.bucket,
             queue=self.resources.queue_url,
             dlq=self.resources.dlq_url,
+            api_key=api_key,
             embedding_environment=embedding_environment(),
         )
         # Written last, atomically: its presence tells clients everything is ready.

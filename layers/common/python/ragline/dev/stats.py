@@ -44,7 +44,7 @@ def _group_rows(rows: list[dict[str, Any]], key: str) -> list[str]:
             same = row["provider"] == row["model"]
             name = row["provider"] if same else f"{row['provider']}:{row['model']}"
         else:
-            name = row["profile"]
+            name = row[key]
         cost = _money(row["cost_usd"])
         if row["unpriced"]:
             cost += f" (+{row['unpriced']} unpriced)"
@@ -56,9 +56,13 @@ def _group_rows(rows: list[dict[str, Any]], key: str) -> list[str]:
     return lines
 
 
-def render_stats(stats: dict[str, Any], since: datetime, now: datetime) -> str:
-    """The report as text."""
+def render_stats(
+    stats: dict[str, Any], since: datetime, now: datetime, tenant: str | None = None
+) -> str:
+    """The report as text (of one ``tenant``'s queries, when given: named in the title)."""
     window = f"{since:%Y-%m-%d %H:%M} → {now:%Y-%m-%d %H:%M} UTC"
+    if tenant is not None:
+        window += f" · tenant {tenant}"
     errors = stats.get("errors") or 0
     # Refused and failed questions (4xx, 5xx) are logged too, apart from the answered ones.
     refused = f"    refused or failed {errors}" if errors else ""
@@ -84,6 +88,8 @@ def render_stats(stats: dict[str, Any], since: datetime, now: datetime) -> str:
         lines.append(f"  {stage:<14} {_ms(figures.get('p50')):>10} {_ms(figures.get('p95')):>10}")
     lines += ["", "by model", *_group_rows(stats["by_model"], "model")]
     lines += ["", "by profile", *_group_rows(stats["by_profile"], "profile")]
+    if tenant is None and stats.get("by_tenant"):
+        lines += ["", "by tenant", *_group_rows(stats["by_tenant"], "tenant")]
     return "\n".join(lines)
 
 
@@ -175,12 +181,15 @@ def plot_stats(rows: list[dict[str, Any]], since: datetime, now: datetime, path:
     plt.close(figure)
 
 
-def run_stats(store: Store, since: timedelta, plot: Path | None = None) -> str:
-    """The report for the last ``since``; also draws the plot when asked."""
+def run_stats(
+    store: Store, since: timedelta, plot: Path | None = None, tenant: str | None = None
+) -> str:
+    """The report for the last ``since`` (of ``tenant``'s queries only, when given; else
+    with a split by tenant); also draws the plot when asked."""
     now = datetime.now(UTC)
     start = now - since
-    report = render_stats(store.query_stats(start), start, now)
+    report = render_stats(store.query_stats(start, tenant=tenant), start, now, tenant)
     if plot is not None:
-        plot_stats(store.query_log(start), start, now, plot)
+        plot_stats(store.query_log(start, tenant=tenant), start, now, plot)
         report += f"\n\nplot written to {plot}"
     return report

@@ -12,6 +12,13 @@ precondition from ``versions`` that the store asks inside its transaction, with 
 locked: the version read (and its sidecar) is still current. Otherwise a newer version
 won the race, and the write is dropped as ``superseded``. A delete goes ahead only if the
 bucket still lacks the object.
+
+An object's key names its tenant (:func:`object_tenant`): ``tenants/<tenant>/...`` is
+that tenant's, any other key the default tenant's. Its collection (the ``collection``
+user metadata) must be one the tenant owns, or a new one it then owns; another
+tenant's collection fails the document. So whoever may write under a prefix (an IAM
+grant on ``tenants/<tenant>/*``) writes into that tenant's collections only, whatever
+metadata they choose; a sidecar, having its document's key, follows the same rule.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from ragline.errors import (
     SupersededError,
     UnsupportedDocumentError,
 )
+from ragline.identity import DEFAULT_TENANT, TENANT_PATTERN
 from ragline.ingest import versions
 from ragline.ingest.attributes import document_key, is_sidecar
 from ragline.ingest.versions import Plan, StillCurrent, StillGone
@@ -65,6 +73,23 @@ if TYPE_CHECKING:
 
 _COLLECTION = re.compile(COLLECTION_PATTERN)
 _MAX_REASON_CHARS = 2000
+_TENANT = re.compile(TENANT_PATTERN)
+TENANT_PREFIX = "tenants/"
+
+
+def object_tenant(source: str) -> str | None:
+    """The tenant an object belongs to, from its key: ``s3://bucket/tenants/<t>/...`` is
+    ``t``'s, another key the default tenant's. None when the key is under ``tenants/``
+    without a valid tenant name and a further level (a mistake, not the default's)."""
+    if not source.startswith("s3://"):
+        return DEFAULT_TENANT  # a local file (ragline ingest) is the operator's
+    key = source[len("s3://") :].partition("/")[2]
+    if not key.startswith(TENANT_PREFIX):
+        return DEFAULT_TENANT
+    tenant, slash, rest = key[len(TENANT_PREFIX) :].partition("/")
+    if not slash or not rest or not _TENANT.fullmatch(tenant):
+        return None
+    return tenant
 
 
 class DocumentFailedError(RaglineError):
@@ -150,12 +175,17 @@ class Ingestor:
                 precondition=precondition,
             )
         named = obj.collection
+        collection = (
+            named if named and _COLLECTION.fullmatch(named) else self.settings.default_collection
+        )
+        tenant = self._tenant(obj.source, collection, time.perf_counter())
         document = DocumentWrite(
-            named if named and _COLLECTION.fullmatch(named) else self.settings.default_collection,
+            collection,
             obj.source,
             size_bytes=obj.size,
             metadata=metadata,
             version=obj.version,
+            tenant=tenant,
         )
         reason = (
             f"object is {obj.size} bytes, over the limit of "
@@ -205,6 +235,7 @@ class Ingestor:
             size_bytes=len(data),
             metadata=metadata or {},
             version=version,
+            tenant=object_tenant(source) or DEFAULT_TENANT,
         )
         if collection is not None and not _COLLECTION.fullmatch(collection):
             reason = (
@@ -212,6 +243,7 @@ class Ingestor:
                 "'_', '.' or '-', starting with a letter or digit"
             )
             return self._failed(document, reason, started, precondition)
+        self._tenant(source, document.collection, started)
         name = name or source.rsplit("/", 1)[-1]
         try:
             return self._ingest(document, data, name, precondition, started)
@@ -223,6 +255,32 @@ class Ingestor:
             if _transient(exc):
                 raise
             return self._failed(document, f"{type(exc).__name__}: {exc}", started, precondition)
+
+    def _tenant(self, source: str, collection: str, started: float) -> str:
+        """The tenant ``source`` belongs to, if it may write into ``collection``; else
+        DocumentFailedError, with nothing recorded: an unknown tenant has no documents,
+        and another tenant's collection takes none of this one's. Retried, then DLQ'd."""
+        tenant = object_tenant(source)
+        reason = None
+        if tenant is None:
+            reason = (
+                f"a key under {TENANT_PREFIX} names a tenant first ({TENANT_PREFIX}<tenant>/..., "
+                "the tenant 1-63 lower-case letters, digits, '_' or '-')"
+            )
+        elif tenant != DEFAULT_TENANT and not self.store.tenant_exists(tenant):
+            reason = f"no tenant {tenant!r}: create it first (ragline keys create --tenant)"
+        else:
+            owner = self.store.collection_owner(collection)
+            if owner is not None and owner != tenant:
+                reason = f"collection {collection!r} is not tenant {tenant!r}'s"
+                if collection == self.settings.default_collection:
+                    reason += " (name the tenant's own with the collection metadata)"
+        if reason is not None or tenant is None:
+            raise DocumentFailedError(
+                IngestResult(source, "failed", collection=collection, error=reason,
+                             latency_ms=_elapsed(started))
+            )  # fmt: skip
+        return tenant
 
     def _ingest(
         self,
@@ -254,8 +312,9 @@ class Ingestor:
             )
             return self._failed(document, reason, started, precondition)
         self.store.ensure_collection(
-            document.collection, self.embedder.name, self.embedder.dimensions
-        )
+            document.collection, self.embedder.name, self.embedder.dimensions,
+            tenant=document.tenant,
+        )  # fmt: skip
         vectors, tokens, seconds = self._embed([c.embedding_text(parsed.title) for c in chunks])
         titled = replace(document, title=parsed.title, format=parsed.format)
         saved = Ingested(titled, _chunk_writes(chunks), vectors, self.embedder.name)
@@ -277,8 +336,9 @@ class Ingestor:
         """Apply new attributes to unchanged content: no parse, no embedding."""
         if stored.status == "ingested" and stored.collection != document.collection:
             self.store.ensure_collection(
-                document.collection, self.embedder.name, self.embedder.dimensions
-            )
+                document.collection, self.embedder.name, self.embedder.dimensions,
+                tenant=document.tenant,
+            )  # fmt: skip
         record = self._write(Reattributed(document), precondition)
         return _result(record, "updated", started)
 

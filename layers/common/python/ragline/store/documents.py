@@ -15,6 +15,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from ragline.errors import InvalidRequestError, SupersededError
+from ragline.identity import DEFAULT_TENANT
 from ragline.store.data_api import DataApiConnection
 from ragline.store.records import DocumentRecord, Ingested, NotIngested, Reattributed
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 _DOCUMENT_COLUMNS = sql.SQL(
     "id, collection, source, title, format, content_hash, size_bytes, metadata, status, error,"
     " chunk_count, embedding_model, created_at, updated_at,"
-    " object_etag, object_version_id, object_modified, object_sequencer"
+    " object_etag, object_version_id, object_modified, object_sequencer, tenant"
 )
 _COPY_CHUNKS = (
     "COPY chunks (document_id, collection, ordinal, section, text, token_count, metadata,"
@@ -60,6 +61,16 @@ def decode_cursor(cursor: str) -> str:
     return value
 
 
+def _of_tenant(tenant: str | None) -> sql.Composable:
+    """The condition keeping one tenant's rows (nothing when ``tenant`` is None: an
+    operator's or the ingest's own reads, never a request's)."""
+    return sql.SQL("" if tenant is None else " AND tenant = %s")
+
+
+def _tenant_params(tenant: str | None) -> tuple[str, ...]:
+    return () if tenant is None else (tenant,)
+
+
 # --- collections --------------------------------------------------------------------------
 
 
@@ -72,8 +83,10 @@ def record_collection(
     hnsw_m: int = 16,
     hnsw_ef_construction: int = 64,
     index: bool = True,
+    tenant: str = DEFAULT_TENANT,
 ) -> tuple[str, int]:
-    """Record the collection's model unless one is recorded; return the recorded one.
+    """Record the collection's model (and ``tenant`` as its owner) unless one is recorded;
+    return the recorded model. The caller checks the owner first (:func:`collection_owner`).
 
     Creates the partial HNSW index for the dimension, with these build parameters, when
     this model is the recorded one and the dimension has no index yet (an existing index
@@ -83,9 +96,9 @@ def record_collection(
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('ragline.collections'))")
         conn.execute(
-            "INSERT INTO collections (name, embedding_model, dimensions)"
-            " VALUES (%s, %s, %s) ON CONFLICT (name) DO NOTHING",
-            (name, embedding_model, dimensions),
+            "INSERT INTO collections (name, embedding_model, dimensions, tenant)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO NOTHING",
+            (name, embedding_model, dimensions, tenant),
         )
         row = conn.execute(
             "SELECT embedding_model, dimensions FROM collections WHERE name = %s", (name,)
@@ -161,6 +174,27 @@ def collection_model(conn: Connection, name: str) -> tuple[str, int] | None:
     return (row[0], row[1]) if row else None
 
 
+def collection_owner(conn: Connection, name: str) -> str | None:
+    """The tenant owning the collection, or None when no collection has this name."""
+    row = conn.execute("SELECT tenant FROM collections WHERE name = %s", (name,)).fetchone()
+    return row[0] if row else None
+
+
+def create_collection(
+    conn: Connection, name: str, tenant: str, embedding_model: str, dimensions: int
+) -> str:
+    """Record an empty collection for ``tenant`` unless the name is taken; return its
+    owner (``tenant`` when it is now, or was already, the tenant's)."""
+    conn.execute(
+        "INSERT INTO collections (name, embedding_model, dimensions, tenant)"
+        " VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO NOTHING",
+        (name, embedding_model, dimensions, tenant),
+    )
+    owner = collection_owner(conn, name)
+    assert owner is not None
+    return owner
+
+
 # --- documents ----------------------------------------------------------------------------
 
 
@@ -174,12 +208,16 @@ def find_document(conn: Connection, source: str) -> DocumentRecord | None:
         return _document(cur.fetchone())
 
 
-def get_document(conn: Connection, document_id: UUID) -> DocumentRecord | None:
-    """The document with this id, or None."""
+def get_document(
+    conn: Connection, document_id: UUID, *, tenant: str | None = None
+) -> DocumentRecord | None:
+    """The document with this id (of ``tenant`` only, unless None), or None."""
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
-            sql.SQL("SELECT {} FROM documents WHERE id = %s").format(_DOCUMENT_COLUMNS),
-            (document_id,),
+            sql.SQL("SELECT {} FROM documents WHERE id = %s{}").format(
+                _DOCUMENT_COLUMNS, _of_tenant(tenant)
+            ),
+            (document_id, *_tenant_params(tenant)),
         )
         return _document(cur.fetchone())
 
@@ -191,11 +229,13 @@ def list_documents(
     status: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    tenant: str | None = None,
 ) -> tuple[list[DocumentRecord], str | None]:
-    """A page of documents ordered by source, and the cursor of the next page."""
+    """A page of documents ordered by source (of ``tenant`` only, unless None), and the
+    cursor of the next page."""
     conditions: list[sql.Composable] = [sql.SQL("TRUE")]
     params: list[Any] = []
-    for column, value in (("collection", collection), ("status", status)):
+    for column, value in (("tenant", tenant), ("collection", collection), ("status", status)):
         if value is not None:
             conditions.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
             params.append(value)
@@ -355,8 +395,8 @@ def _upsert(
             sql.SQL(
                 "INSERT INTO documents (collection, source, title, format, content_hash,"
                 " size_bytes, metadata, status, error, chunk_count, embedding_model,"
-                " object_etag, object_version_id, object_modified, object_sequencer)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " object_etag, object_version_id, object_modified, object_sequencer, tenant)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (source) DO UPDATE SET collection = EXCLUDED.collection,"
                 " title = EXCLUDED.title, format = EXCLUDED.format,"
                 " content_hash = EXCLUDED.content_hash, size_bytes = EXCLUDED.size_bytes,"
@@ -366,7 +406,8 @@ def _upsert(
                 " object_etag = EXCLUDED.object_etag,"
                 " object_version_id = EXCLUDED.object_version_id,"
                 " object_modified = EXCLUDED.object_modified,"
-                " object_sequencer = EXCLUDED.object_sequencer, updated_at = now()"
+                " object_sequencer = EXCLUDED.object_sequencer, tenant = EXCLUDED.tenant,"
+                " updated_at = now()"
                 " RETURNING {}"
             ).format(_DOCUMENT_COLUMNS),
             (
@@ -385,6 +426,7 @@ def _upsert(
                 version.version_id if version else None,
                 version.modified if version else None,
                 version.sequencer if version else None,
+                document.tenant,
             ),
         )
         record = _document(cur.fetchone())
@@ -415,9 +457,11 @@ def iter_documents(
         after = rows[-1].source
 
 
-def delete_document(conn: Connection, document_id: UUID) -> bool:
-    """Delete the document and its chunks; False when there was no such document."""
+def delete_document(conn: Connection, document_id: UUID, *, tenant: str | None = None) -> bool:
+    """Delete the document and its chunks (of ``tenant`` only, unless None); False when
+    there was no such document."""
     row = conn.execute(
-        "DELETE FROM documents WHERE id = %s RETURNING id", (document_id,)
+        sql.SQL("DELETE FROM documents WHERE id = %s{} RETURNING id").format(_of_tenant(tenant)),
+        (document_id, *_tenant_params(tenant)),
     ).fetchone()
     return row is not None

@@ -14,7 +14,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ragline.errors import EmbeddingDimensionError
-from ragline.store import documents, search
+from ragline.identity import DEFAULT_TENANT
+from ragline.store import documents, search, tenants
 from ragline.store import query_log as queries
 from ragline.store.database import Database, unavailable_when_disconnected
 from ragline.store.migrate import apply_migrations, versions
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
         DocumentChange,
         DocumentRecord,
         DocumentWrite,
+        KeyRecord,
         Precondition,
         RetrievedChunk,
         Selection,
@@ -70,6 +72,7 @@ class Store:
         self._migrated = False
         self._lock = threading.Lock()
         self._collections: dict[str, tuple[str, int]] = {}
+        self._owners: dict[str, str] = {}  # collection -> tenant (an owner never changes)
         self._deferred_indexes: set[int] = set()  # dimensions a bulk load indexes at its end
         # When this process last purged the query log (time.monotonic()); None: not yet,
         # so the first query a process logs purges, however young the host.
@@ -97,8 +100,11 @@ class Store:
 
     # --- collections ----------------------------------------------------------------------
 
-    def ensure_collection(self, name: str, embedding_model: str, dimensions: int) -> None:
+    def ensure_collection(
+        self, name: str, embedding_model: str, dimensions: int, *, tenant: str = DEFAULT_TENANT
+    ) -> None:
         """Record the collection's embedding model, or check it matches the recorded one.
+        A new collection is ``tenant``'s; the caller checks :meth:`collection_owner` first.
 
         Creates the partial HNSW index for the dimension on first use, built with
         RAGLINE_HNSW_M and RAGLINE_HNSW_EF_CONSTRUCTION. Raises
@@ -114,6 +120,7 @@ class Store:
                 hnsw_m=self.settings.hnsw_m,
                 hnsw_ef_construction=self.settings.hnsw_ef_construction,
                 index=dimensions not in self._deferred_indexes,
+                tenant=tenant,
             )
             self._collections[name] = known
         if known != (embedding_model, dimensions):
@@ -144,6 +151,28 @@ class Store:
             maintenance_work_mem_mb=self.settings.index_build_memory_mb,
         )
 
+    def collection_owner(self, name: str) -> str | None:
+        """The tenant owning the collection; None when no collection has this name. The
+        default collection (RAGLINE_COLLECTION) is the default tenant's before anything
+        is stored in it: reserved, so asking for it tells no one whether it exists."""
+        owner = self._owners.get(name)
+        if owner is None:
+            owner = documents.collection_owner(self.connection(), name)
+            if owner is not None:
+                self._owners[name] = owner
+            elif name == self.settings.default_collection:
+                return DEFAULT_TENANT
+        return owner
+
+    def create_collection(
+        self, name: str, tenant: str, embedding_model: str, dimensions: int
+    ) -> str:
+        """Record an empty collection for ``tenant`` unless the name is taken; return the
+        owner it has now."""
+        return documents.create_collection(
+            self.connection(), name, tenant, embedding_model, dimensions
+        )
+
     def collection_model(self, name: str) -> tuple[str, int] | None:
         """The (embedding model, dimensions) a collection was built with, or None."""
         if name in self._collections:  # a collection's model never changes once recorded
@@ -155,8 +184,11 @@ class Store:
     def find_document(self, source: str) -> DocumentRecord | None:
         return documents.find_document(self.connection(), source)
 
-    def get_document(self, document_id: UUID) -> DocumentRecord | None:
-        return documents.get_document(self.connection(), document_id)
+    def get_document(
+        self, document_id: UUID, *, tenant: str | None = None
+    ) -> DocumentRecord | None:
+        """The document with this id, of ``tenant`` only (None: of any, for operators)."""
+        return documents.get_document(self.connection(), document_id, tenant=tenant)
 
     def list_documents(
         self,
@@ -165,11 +197,14 @@ class Store:
         status: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        tenant: str | None = None,
     ) -> tuple[list[DocumentRecord], str | None]:
-        """A page of documents ordered by source, and the cursor of the next page."""
+        """A page of documents ordered by source, and the cursor of the next page; of
+        ``tenant`` only (None: of any, for operators)."""
         return documents.list_documents(
-            self.connection(), collection=collection, status=status, limit=limit, cursor=cursor
-        )
+            self.connection(), collection=collection, status=status, limit=limit,
+            cursor=cursor, tenant=tenant,
+        )  # fmt: skip
 
     def write(
         self, change: DocumentChange, *, precondition: Precondition | None = None
@@ -220,8 +255,45 @@ class Store:
             self.connection(), source_prefix, page_size=self.database.page_rows
         )
 
-    def delete_document(self, document_id: UUID) -> bool:
-        return documents.delete_document(self.connection(), document_id)
+    def delete_document(self, document_id: UUID, *, tenant: str | None = None) -> bool:
+        """Delete the document (of ``tenant`` only, unless None); False if there is none."""
+        return documents.delete_document(self.connection(), document_id, tenant=tenant)
+
+    # --- tenants and keys -------------------------------------------------------------------
+
+    def ensure_tenant(self, tenant: str) -> bool:
+        """Record the tenant unless it exists; True when it is new."""
+        return tenants.ensure_tenant(self.connection(), tenant)
+
+    def tenant_exists(self, tenant: str) -> bool:
+        return tenants.tenant_exists(self.connection(), tenant)
+
+    def insert_key(
+        self,
+        key_id: str,
+        tenant: str,
+        digest: str,
+        scopes: Sequence[str],
+        *,
+        name: str = "",
+        expires_at: datetime | None = None,
+    ) -> KeyRecord:
+        """Store a key's digest (never the key) for an existing tenant."""
+        return tenants.insert_key(
+            self.connection(), key_id, tenant, digest, scopes, name=name, expires_at=expires_at
+        )
+
+    def key_by_digest(self, digest: str) -> KeyRecord | None:
+        """The key with this digest, revoked and expired ones included."""
+        return tenants.key_by_digest(self.connection(), digest)
+
+    def list_keys(self, tenant: str | None = None) -> list[KeyRecord]:
+        """The keys of ``tenant`` (None: every tenant's), oldest first."""
+        return tenants.list_keys(self.connection(), tenant)
+
+    def revoke_key(self, key_id: str, *, tenant: str | None = None) -> bool:
+        """Revoke a key (of ``tenant`` only, unless None); False if none was live."""
+        return tenants.revoke_key(self.connection(), key_id, tenant)
 
     # --- retrieval ------------------------------------------------------------------------
 
@@ -289,15 +361,22 @@ class Store:
         """Delete query log rows older than ``retention_days``; return how many."""
         return queries.purge_query_log(self.connection(), retention_days)
 
-    def record_feedback(self, request_id: str, rating: str, comment: str | None) -> bool:
-        """Attach a rating to a logged query; False when no such query was logged."""
-        return queries.record_feedback(self.connection(), request_id, rating, comment)
+    def record_feedback(
+        self, request_id: str, rating: str, comment: str | None, *, tenant: str | None = None
+    ) -> bool:
+        """Attach a rating to a logged query (of ``tenant`` only, unless None); False when
+        no such query was logged."""
+        return queries.record_feedback(self.connection(), request_id, rating, comment, tenant)
 
-    def query_log(self, since: datetime) -> list[dict[str, Any]]:
-        """Logged queries since ``since``, oldest first."""
-        return queries.query_log(self.connection(), since)
+    def query_logged(self, request_id: str, *, tenant: str) -> bool:
+        """Whether ``tenant`` logged a query with this request id."""
+        return queries.query_logged(self.connection(), request_id, tenant)
 
-    def query_stats(self, since: datetime) -> dict[str, Any]:
-        """Aggregates of the query log since ``since``: totals, latency percentiles per
-        stage, and tokens and cost by model and by profile."""
-        return queries.query_stats(self.connection(), since)
+    def query_log(self, since: datetime, *, tenant: str | None = None) -> list[dict[str, Any]]:
+        """Logged queries since ``since`` (of ``tenant`` only, unless None), oldest first."""
+        return queries.query_log(self.connection(), since, tenant)
+
+    def query_stats(self, since: datetime, *, tenant: str | None = None) -> dict[str, Any]:
+        """Aggregates of the query log since ``since`` (of ``tenant`` only, unless None):
+        totals, latency percentiles per stage, and tokens and cost by model and by profile."""
+        return queries.query_stats(self.connection(), since, tenant)

@@ -53,19 +53,41 @@ def purge_query_log(conn: Connection, retention_days: int) -> int:
     return cursor.rowcount
 
 
-def record_feedback(conn: Connection, request_id: str, rating: str, comment: str | None) -> bool:
-    """Attach a rating to a logged query; False when no such query was logged."""
+def record_feedback(
+    conn: Connection,
+    request_id: str,
+    rating: str,
+    comment: str | None,
+    tenant: str | None = None,
+) -> bool:
+    """Attach a rating to a logged query (of ``tenant`` only, unless None); False when no
+    such query was logged."""
+    of_tenant = "" if tenant is None else " AND tenant = %s"
     cursor = conn.execute(
-        "UPDATE queries SET rating = %s, comment = %s, rated_at = now() WHERE request_id = %s",
-        (rating, comment, request_id),
+        "UPDATE queries SET rating = %s, comment = %s, rated_at = now() WHERE request_id = %s"
+        + of_tenant,
+        (rating, comment, request_id, *(() if tenant is None else (tenant,))),
     )
     return cursor.rowcount == 1
 
 
-def query_log(conn: Connection, since: datetime) -> list[dict[str, Any]]:
-    """Logged queries since ``since``, oldest first."""
+def query_logged(conn: Connection, request_id: str, tenant: str) -> bool:
+    """Whether ``tenant`` logged a query with this request id."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM queries WHERE request_id = %s AND tenant = %s)",
+        (request_id, tenant),
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def query_log(conn: Connection, since: datetime, tenant: str | None = None) -> list[dict[str, Any]]:
+    """Logged queries since ``since`` (of ``tenant`` only, unless None), oldest first."""
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute("SELECT * FROM queries WHERE created_at >= %s ORDER BY created_at", (since,))
+        of_tenant = "" if tenant is None else " AND tenant = %s"
+        cur.execute(
+            "SELECT * FROM queries WHERE created_at >= %s" + of_tenant + " ORDER BY created_at",
+            (since, *(() if tenant is None else (tenant,))),
+        )
         return list(cur.fetchall())
 
 
@@ -73,14 +95,17 @@ def query_log(conn: Connection, since: datetime) -> list[dict[str, Any]]:
 _ANSWERED = " AND status_code < 400"
 
 
-def query_stats(conn: Connection, since: datetime) -> dict[str, Any]:
-    """Aggregates of the query log since ``since``: totals, latency percentiles per
-    stage, and tokens and cost by model and by profile, over answered questions; and
-    ``errors``, the questions answered with an error status."""
+def query_stats(conn: Connection, since: datetime, tenant: str | None = None) -> dict[str, Any]:
+    """Aggregates of the query log since ``since`` (of ``tenant`` only, unless None):
+    totals, latency percentiles per stage, and tokens and cost by model and by profile,
+    over answered questions; and ``errors``, the questions answered with an error status."""
+    # Every statement below selects with this: the window, and the tenant when given.
+    window = " WHERE created_at >= %s" + ("" if tenant is None else " AND tenant = %s")
+    scope = (since, *(() if tenant is None else (tenant,)))
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
-            "SELECT count(*) AS errors FROM queries WHERE created_at >= %s AND status_code >= 400",
-            (since,),
+            "SELECT count(*) AS errors FROM queries" + window + " AND status_code >= 400",
+            scope,
         )
         errors = cur.fetchone()
         cur.execute(
@@ -97,8 +122,8 @@ def query_stats(conn: Connection, since: datetime) -> dict[str, Any]:
             " count(*) FILTER (WHERE rating = 'up') AS rated_up,"
             " count(*) FILTER (WHERE rating = 'down') AS rated_down,"
             " min(created_at) AS first, max(created_at) AS last"
-            " FROM queries WHERE created_at >= %s" + _ANSWERED,
-            (since,),
+            " FROM queries" + window + _ANSWERED,
+            scope,
         )
         totals = cur.fetchone()
         cur.execute(
@@ -107,12 +132,18 @@ def query_stats(conn: Connection, since: datetime) -> dict[str, Any]:
             " percentile_cont(0.95) WITHIN GROUP (ORDER BY ms) AS p95"
             " FROM queries, LATERAL (VALUES ('retrieve', retrieve_ms),"
             " ('generate', generate_ms), ('total', total_ms)) AS s(stage, ms)"
-            " WHERE created_at >= %s" + _ANSWERED + " GROUP BY stage",
-            (since,),
+            + window
+            + _ANSWERED
+            + " GROUP BY stage",
+            scope,
         )
         latency = {row["stage"]: {"p50": row["p50"], "p95": row["p95"]} for row in cur}
         groups: dict[str, list[dict[str, Any]]] = {}
-        for name, keys in (("by_model", "provider, model"), ("by_profile", "profile")):
+        for name, keys in (
+            ("by_model", "provider, model"),
+            ("by_profile", "profile"),
+            ("by_tenant", "tenant"),
+        ):
             cur.execute(
                 sql.SQL(
                     "SELECT {keys}, count(*) AS queries,"
@@ -123,10 +154,10 @@ def query_stats(conn: Connection, since: datetime) -> dict[str, Any]:
                     " sum(cost_usd) AS cost_usd,"
                     " count(*) FILTER (WHERE cost_usd IS NULL) AS unpriced,"
                     " avg(abstained::int)::float8 AS abstention_rate"
-                    " FROM queries WHERE created_at >= %s" + _ANSWERED + " GROUP BY {keys}"
+                    " FROM queries" + window + _ANSWERED + " GROUP BY {keys}"
                     " ORDER BY {keys}"
                 ).format(keys=sql.SQL(keys)),
-                (since,),
+                scope,
             )
             groups[name] = list(cur.fetchall())
     assert totals is not None and errors is not None

@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 from uuid import UUID
 
+from ragline.identity import DEFAULT_TENANT
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -58,6 +60,7 @@ class DocumentRecord:
     object_version_id: str | None = None
     object_modified: datetime | None = None
     object_sequencer: str | None = None
+    tenant: str = DEFAULT_TENANT
 
     @property
     def object_version(self) -> ObjectVersion | None:
@@ -99,6 +102,7 @@ class DocumentWrite:
     size_bytes: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     version: ObjectVersion | None = None
+    tenant: str = DEFAULT_TENANT  # the tenant whose collection it goes to
 
 
 @dataclass(frozen=True)
@@ -203,3 +207,27 @@ class Selection:
     document_ids: list[UUID] | None = None
     total: int | None = None
     collection_chunks: int | None = None  # how many the whole collection holds
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """An API key as stored: never the key itself, only what lists and checks it."""
+
+    id: str
+    tenant: str
+    scopes: list[str]
+    name: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "tenant": self.tenant,
+            "scopes": list(self.scopes),
+            "name": self.name,
+            "created_at": self.created_at.isoformat(),
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+        }

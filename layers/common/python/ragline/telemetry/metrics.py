@@ -4,17 +4,26 @@ per reading of the GPU endpoint's instances.
 Every document carries the ``service`` dimension set (what alarms and dashboard totals
 read: CloudWatch alarms cannot sum over a SEARCH); query documents also carry the set
 ``service, Provider, Model, Prompt, Profile``, whose values are bounded by configuration.
+
+A query document names its ``Tenant`` too, as the one dimension beside ``service`` of a
+second directive that carries only what a tenant is billed for (:data:`TENANT_METRICS`).
+CloudWatch bills each metric name and dimension combination as a custom metric: the
+tenant in the model set would multiply its 14 metrics by every tenant's mix of
+providers, models, prompts and profiles, where this costs four metrics per tenant, and a
+per-tenant daily cost alarm reads ``CostUSD`` on ``service, Tenant``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 if TYPE_CHECKING:
     from ragline.config import Settings
@@ -44,6 +53,10 @@ class EndpointSignals:
     cost_usd: float | None  # instances x hourly price x the period; None when unpriced
 
 
+# What a query document carries on ``service, Tenant``: what the tenant is billed for
+# (the number of queries is CostUSD's sample count).
+TENANT_METRICS = ("InputTokens", "OutputTokens", "EmbeddingTokens", "CostUSD")
+
 # Ingest result status -> the counter it increments.
 _STATUS_METRIC = {
     "ingested": "DocumentsIngested",
@@ -66,17 +79,38 @@ class MetricsEmitter:
         return cls(settings.metrics_namespace, settings.service_name)
 
     @contextmanager
-    def _document(self) -> Iterator[Metrics]:
+    def _document(self, tenant: str | None = None) -> Iterator[Metrics]:
+        """One EMF document of the metrics added in the block; with ``tenant``, also a
+        directive putting :data:`TENANT_METRICS` on ``service, Tenant``."""
         self.metrics.clear_metrics()
         try:
             yield self.metrics
-            self.metrics.flush_metrics()
+            if tenant is None:
+                self.metrics.flush_metrics()
+            elif not is_metrics_disabled():
+                document: dict[str, Any] = dict(self.metrics.serialize_metric_set())
+                directives = document["_aws"]["CloudWatchMetrics"]
+                billed = [
+                    metric
+                    for metric in directives[0]["Metrics"]
+                    if metric["Name"] in TENANT_METRICS
+                ]
+                directives.append(
+                    {
+                        "Namespace": directives[0]["Namespace"],
+                        "Dimensions": [["service", "Tenant"]],
+                        "Metrics": billed,
+                    }
+                )
+                document["Tenant"] = tenant
+                print(json.dumps(document, separators=(",", ":")))
         finally:
             self.metrics.clear_metrics()
 
     def query(self, s: QuerySignals) -> None:
-        """One EMF document for one answered query."""
-        with self._document() as m:
+        """One EMF document for one answered query, with the tenant's share (its tokens
+        and cost) under a directive of its own, on ``service, Tenant``."""
+        with self._document(tenant=s.tenant) as m:
             m.add_dimensions(
                 service=self.service,
                 Provider=s.provider,

@@ -122,10 +122,13 @@ def cmd_dev(args: argparse.Namespace) -> int:
             f"  S3        {endpoints.s3}   bucket {endpoints.bucket}\n"
             f"  SQS       {endpoints.queue}\n"
             f"  DLQ       {endpoints.dlq}\n"
+            f"  API key   {endpoints.api_key}   (development key of the default tenant, every "
+            f"scope; kept in {stack.options.data_dir / 'dev-key'})\n"
             f"Upload with any S3 client, for example:\n"
             f"  aws --endpoint-url {endpoints.s3} s3 cp handbook.md s3://{endpoints.bucket}/\n"
             f"Ask:\n"
-            f"  curl -s {endpoints.api}/query -H 'Content-Type: application/json' \\\n"
+            f'  curl -s {endpoints.api}/query -H "x-api-key: $(cat '
+            f'{stack.options.data_dir / "dev-key"})" \\\n'
             f'       -d \'{{"question": "..."}}\'\n'
             f"Ctrl-C stops.",
             flush=True,
