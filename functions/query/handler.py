@@ -18,6 +18,7 @@ from ragline.answer import get_answerer
 from ragline.api import (
     RestResolver,
     as_json_request,
+    deeply_nested_body_response,
     documented_errors,
     handle_errors,
     oversized_body_response,
@@ -42,12 +43,12 @@ from ragline.telemetry.tracing import trace_handler
 settings = get_settings()
 logger = Logger(service=f"{settings.service_name}-query")
 answerer, catalog, ledger = get_answerer(settings), get_catalog(settings), get_ledger(settings)
-app = RestResolver()
+app = RestResolver(profiles=list(answerer.router.routes))
 app.enable_swagger(path="/swagger", title="ragline", version="0.1.0")
 handle_errors(app, logger)
 
 
-@app.post("/query", responses=documented_errors(409, 413, 502))
+@app.post("/query", responses=documented_errors(404, 409, 413, 502))
 def query(body: QueryRequest) -> QueryResponse:
     request_id = app.current_event.request_context.request_id
     return answerer.answer(
@@ -56,7 +57,7 @@ def query(body: QueryRequest) -> QueryResponse:
     )  # fmt: skip
 
 
-@app.post("/retrieve", responses=documented_errors(409, 413, 502))
+@app.post("/retrieve", responses=documented_errors(404, 409, 413, 502))
 def retrieve(body: RetrieveRequest) -> RetrieveResponse:
     return answerer.retrieve(
         body.query, collection=body.collection, top_k=body.top_k, mode=body.mode,
@@ -100,7 +101,7 @@ def health() -> dict[str, Any]:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     started = time.perf_counter()
     response = oversized_body_response(event, settings.max_body_bytes)
-    response = response or undecodable_body_response(event)
+    response = response or undecodable_body_response(event) or deeply_nested_body_response(event)
     if response is None:
         response = app.resolve(as_json_request(event), context)
     rejected = rejected_query(event, response)  # answered questions log themselves

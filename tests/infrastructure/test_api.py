@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import re
+from pathlib import Path
 from typing import Any
 
+import pytest
+from jsonschema import Draft4Validator
+from pydantic import BaseModel, ValidationError
+from ragline.schemas import QueryRequest, RetrieveRequest
+
 from tests.infrastructure.synthesis import CDK_CONTEXT, Synthesized
+
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 ROUTES = {
     ("POST", "/query"),
@@ -123,33 +133,136 @@ def test_stage_writes_access_logs_and_throttles(nat: Synthesized) -> None:
     )
 
 
-def test_request_bodies_are_validated_and_bounded(nat: Synthesized) -> None:
+def _request_models(synthesized: Synthesized) -> dict[tuple[str, str], dict[str, Any]]:
+    """The JSON schema model API Gateway checks each POST route's body against."""
+    models = {
+        logical_id: model["Properties"]["Schema"]
+        for logical_id, model in synthesized.of_type("AWS::ApiGateway::Model").items()
+    }
+    return {
+        route: models[method["RequestModels"]["application/json"]["Ref"]]
+        for route, method in _methods(synthesized).items()
+        if "RequestModels" in method
+    }
+
+
+def test_request_bodies_are_validated_against_draft4_models(nat: Synthesized) -> None:
     # GIVEN the POST routes WHEN synthesized
     methods = _methods(nat)
     validators = nat.of_type("AWS::ApiGateway::RequestValidator")
-    models = {
-        logical_id: model["Properties"]
-        for logical_id, model in nat.of_type("AWS::ApiGateway::Model").items()
-    }
-    for route, field in ((("POST", "/query"), "question"), (("POST", "/retrieve"), "query")):
-        method = methods[route]
-        # THEN a validator checks the body against a JSON schema model
-        validator = validators[method["RequestValidatorId"]["Ref"]]["Properties"]
+    models = _request_models(nat)
+    assert set(models) == {("POST", "/query"), ("POST", "/retrieve"), ("POST", "/feedback")}
+    for route, schema in models.items():
+        # THEN a validator checks the body against a valid draft-4 JSON schema
+        validator = validators[methods[route]["RequestValidatorId"]["Ref"]]["Properties"]
         assert validator["ValidateRequestBody"] is True
-        model_id = method["RequestModels"]["application/json"]["Ref"]
-        schema = models[model_id]["Schema"]
-        # AND the question is bounded by max_question_chars, every other string by the
-        # body limit, and objects/arrays in size and depth
-        assert schema["properties"][field]["maxLength"] == 2000
-        assert schema["maxProperties"] <= 32
-        assert _deepest_string_bound(schema["additionalProperties"]) == 32 * 1024
-        assert _max_depth(schema) <= 4
-    feedback = methods[("POST", "/feedback")]
-    assert feedback["RequestModels"]["application/json"]["Ref"] in models
+        Draft4Validator.check_schema(schema)
+        assert schema["$schema"] == "http://json-schema.org/draft-04/schema#"
+        # AND every reference stays inside the model and none is circular (API Gateway
+        # resolves #/definitions/...; a model may not refer to itself)
+        definitions = schema.get("definitions", {})
+        for name, definition in definitions.items():
+            assert f'"#/definitions/{name}"' not in json.dumps(definition), name
+        for ref in re.findall(r'"\$ref": "([^"]+)"', json.dumps(schema)):
+            assert ref.removeprefix("#/definitions/") in definitions, ref
+        # AND the model is well under API Gateway's 400 KB
+        assert len(json.dumps(schema)) < 100_000
+    # AND the question is bounded by max_question_chars, as the handler bounds it
+    assert models[("POST", "/query")]["properties"]["question"]["maxLength"] == 2000
+    assert models[("POST", "/retrieve")]["properties"]["query"]["maxLength"] == 2000
     # AND the document routes require their path parameter
     assert methods[("GET", "/documents/{id}")]["RequestParameters"] == {
         "method.request.path.id": True
     }
+
+
+def _documented_bodies() -> list[tuple[str, dict[str, Any]]]:
+    """Every request body the README and docs/ show for /query and /retrieve: the
+    ```json blocks and the bodies of `curl -d`, by route (question: /query, query:
+    /retrieve)."""
+    bodies = []
+    for page in (REPOSITORY / "README.md", *sorted((REPOSITORY / "docs").glob("*.md"))):
+        text = page.read_text()
+        blocks = re.findall(r"```json\n(.*?)```", text, re.DOTALL)
+        blocks += re.findall(r"-d '(\{.*?\})'", text, re.DOTALL)
+        for block in blocks:
+            body = json.loads(block)
+            if isinstance(body, dict) and {"question", "query"} & set(body):
+                bodies.append(("/query" if "question" in body else "/retrieve", body))
+    return bodies
+
+
+# One filter per operator of the README's table, and the deepest nesting it allows.
+_KEY: dict[str, Any] = {"key": "team"}
+OPERATOR_FILTERS = [
+    {"eq": {**_KEY, "value": "search"}},
+    {"ne": {**_KEY, "value": 3}},
+    {"in": {**_KEY, "value": ["search", 2024, True]}},
+    {"nin": {**_KEY, "value": ["legal"]}},
+    {"gt": {**_KEY, "value": 2.5}},
+    {"gte": {"key": "published", "value": "2024-01-01"}},
+    {"lt": {"key": "published", "value": "2024-05-01T09:30Z"}},
+    {"lte": {"key": "published", "value": "2024-02-29T23:59:59.5+02:00"}},
+    {"exists": _KEY},
+    {"and": [{"eq": {**_KEY, "value": "a"}}, {"not": {"exists": {"key": "draft"}}}]},
+    {"or": [{"in": {**_KEY, "value": ["a", "b"]}}, {"nin": {"key": "x", "value": [1]}}]},
+    {"not": {"or": [{"and": [{"not": {"and": [{"eq": {**_KEY, "value": 1}}]}}]}]}},
+]
+# Bodies the handler refuses, and why; the gateway must refuse them too.
+INVALID_BODIES = [
+    ("/query", {"question": "q", "colour": "red"}),  # unknown field
+    ("/query", {"question": ""}),
+    ("/query", {"question": "q", "top_k": "5"}),
+    ("/query", {"question": "q", "top_k": 5.5}),
+    ("/query", {"question": "q", "collection": "a/b"}),
+    ("/retrieve", {"query": "q", "mode": "fuzzy"}),
+    ("/retrieve", {"query": "q", "filter": {"like": {**_KEY, "value": "a"}}}),
+    ("/retrieve", {"query": "q", "filter": {"eq": {**_KEY, "value": "a"}, "ne": _KEY}}),
+    ("/retrieve", {"query": "q", "filter": {"eq": {**_KEY, "value": None}}}),
+    ("/retrieve", {"query": "q", "filter": {"eq": {**_KEY, "value": "a" * 257}}}),
+    ("/retrieve", {"query": "q", "filter": {"in": {**_KEY, "value": []}}}),
+    ("/retrieve", {"query": "q", "filter": {"gte": {**_KEY, "value": "2023-02-29"}}}),
+    ("/retrieve", {"query": "q", "filter": {"gte": {**_KEY, "value": "May 1st"}}}),
+    ("/retrieve", {"query": "q", "filter": {"and": []}}),
+    ("/retrieve", {"query": "q", "filter": {"exists": {"key": "-a"}}}),
+    # seven levels of and / or / not: one more than the grammar allows
+    ("/retrieve", {"query": "q", "filter": functools.reduce(
+        lambda inner, _: {"not": inner}, range(7), {"exists": _KEY})}),
+]  # fmt: skip
+
+
+def test_every_documented_request_passes_the_gateway_and_the_handler(nat: Synthesized) -> None:
+    # GIVEN the request models API Gateway checks, and the bodies the docs show
+    models = _request_models(nat)
+    documented = _documented_bodies()
+    assert any("filter" in body for _, body in documented)  # the README's filter example
+    examples = documented + [
+        (path, {field: "refund policy", "filter": where})
+        for where in OPERATOR_FILTERS
+        for path, field in (("/query", "question"), ("/retrieve", "query"))
+    ]
+    handler_models: dict[str, type[BaseModel]] = {
+        "/query": QueryRequest,
+        "/retrieve": RetrieveRequest,
+    }
+    for path, body in examples:
+        # WHEN each is checked as the deployed API checks it
+        errors = [e.message for e in Draft4Validator(models[("POST", path)]).iter_errors(body)]
+        # THEN API Gateway lets it through, and the handler accepts it
+        assert errors == [], (path, body, errors)
+        handler_models[path].model_validate(body)
+
+
+@pytest.mark.parametrize(("path", "body"), INVALID_BODIES)
+def test_the_gateway_refuses_what_the_handler_refuses(
+    nat: Synthesized, path: str, body: dict[str, Any]
+) -> None:
+    # GIVEN a body the handler refuses
+    model: type[BaseModel] = QueryRequest if path == "/query" else RetrieveRequest
+    with pytest.raises(ValidationError):
+        model.model_validate(body)
+    # WHEN API Gateway checks it THEN it is refused before the function runs
+    assert not Draft4Validator(_request_models(nat)[("POST", path)]).is_valid(body)
 
 
 def test_invalid_bodies_get_the_handlers_error_shape(nat: Synthesized) -> None:
@@ -194,21 +307,3 @@ def test_no_web_acl_unless_asked(nat: Synthesized, openai: Synthesized) -> None:
     assert constraint["FieldToMatch"]["Body"]["OversizeHandling"] == "MATCH"
     assert size_rule["Action"] == {"Block": {}}
     openai.template.resource_count_is("AWS::WAFv2::WebACLAssociation", 1)
-
-
-def _deepest_string_bound(schema: dict[str, Any]) -> int:
-    bounds = [schema.get("maxLength", 0)]
-    for key in ("items", "additionalProperties"):
-        if isinstance(schema.get(key), dict):
-            bounds.append(_deepest_string_bound(schema[key]))
-    return max(bounds)
-
-
-def _max_depth(schema: dict[str, Any]) -> int:
-    children = [
-        schema[key]
-        for key in ("items", "additionalProperties")
-        if isinstance(schema.get(key), dict)
-    ]
-    children += list(schema.get("properties", {}).values())
-    return 1 + max((_max_depth(child) for child in children), default=0)

@@ -169,3 +169,88 @@ def test_a_question_with_no_words_abstains_without_calling_the_model(seeded: str
     # THEN it abstains and the model is never sent unrelated passages
     assert response.abstained and response.citations == []
     assert model.calls == 0
+
+
+SURROGATE_FILTERS = [
+    {"eq": {"key": "a", "value": "\ud800"}},
+    {"ne": {"key": "a", "value": "x\udfffy"}},
+    {"in": {"key": "a", "value": ["ok", "\ud800"]}},
+    {"and": [{"exists": {"key": "a"}}, {"nin": {"key": "a", "value": ["\udc00"]}}]},
+]
+
+
+@pytest.mark.parametrize("path", ["/query", "/retrieve"])
+@pytest.mark.parametrize("where", SURROGATE_FILTERS)
+def test_a_lone_surrogate_in_a_filter_value_is_a_400(
+    send: Callable[..., tuple[int, Any]], path: str, where: dict[str, Any]
+) -> None:
+    # GIVEN a filter value holding a lone surrogate (valid JSON, not UTF-8 text)
+    field = "question" if path == "/query" else "query"
+    # WHEN it is sent
+    status, answer = send("POST", path, {field: "k", "filter": where})
+    # THEN it is refused as text that is not Unicode, naming the value
+    assert status == 400, answer
+    assert "is not valid Unicode text" in answer["message"]
+    assert "filter." in answer["message"]
+
+
+@pytest.mark.parametrize("path", ["/query", "/retrieve"])
+@pytest.mark.parametrize(
+    "where",
+    [
+        {"\ud800": {"key": "a", "value": 1}},
+        {"eq": {"key": "a", "value": 1, "\ud800": 2}},
+        {"and": [{"x\udbff": {}}]},
+    ],
+)
+def test_a_lone_surrogate_as_a_name_in_a_filter_is_a_400(
+    send: Callable[..., tuple[int, Any]], path: str, where: dict[str, Any]
+) -> None:
+    # GIVEN an operator or field name holding a lone surrogate
+    field = "question" if path == "/query" else "query"
+    # WHEN it is sent THEN the 400 quotes the name escaped
+    status, answer = send("POST", path, {field: "k", "filter": where})
+    assert status == 400, answer
+    assert "\\ud" in answer["message"] and "filter." in answer["message"]
+
+
+def test_a_lone_surrogate_as_a_field_name_is_a_400(send: Callable[..., tuple[int, Any]]) -> None:
+    # GIVEN an unknown top-level field whose name is a lone surrogate
+    # WHEN it is sent THEN it is refused as text that is not Unicode
+    status, answer = send("POST", "/query", {"question": "k", "\ud800": 1})
+    assert status == 400, answer
+    assert "is not valid Unicode text" in answer["message"]
+
+
+def _nested(levels: int) -> str:
+    """JSON text of a filter under ``levels`` alternating lists and ``not`` objects, built
+    as text (the json module would recurse as deep as the handler)."""
+    opening = "".join('{"not": ' if level % 2 else "[" for level in range(levels))
+    closing = "".join("}" if level % 2 else "]" for level in reversed(range(levels)))
+    return f'{opening}{{"exists": {{"key": "a"}}}}{closing}'
+
+
+@pytest.mark.parametrize(
+    ("path", "template"),
+    [
+        ("/query", '{{"question": "k", "filter": {}}}'),
+        ("/retrieve", '{{"query": "k", "extra": {}}}'),
+        ("/feedback", "{}"),
+    ],
+)
+def test_a_body_nested_hundreds_of_levels_deep_is_a_400(
+    api: ModuleType,
+    event: Callable[[str], dict[str, Any]],
+    lambda_context: Any,
+    path: str,
+    template: str,
+) -> None:
+    # GIVEN a body nested 990 levels deep, well within the byte limit
+    proxied = proxy_request(event("api_query"), "POST", path)
+    proxied["body"] = template.format(_nested(990))
+    # WHEN it is sent
+    response = api.lambda_handler(proxied, lambda_context)
+    # THEN it is refused before anything recurses through it, with the limit
+    answer = strict_json(response["body"])
+    assert response["statusCode"] == 400, answer
+    assert "nests" in answer["message"] and "deep" in answer["message"]

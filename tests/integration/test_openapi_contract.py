@@ -6,6 +6,7 @@ ones enforced, document ids are UUIDs, and numbers are numbers.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -15,6 +16,7 @@ from ragline.config import MAX_TOP_K, Settings
 from ragline.errors import ConfigurationError
 from ragline.ingest import Ingestor
 from ragline.store import get_store
+from ragline.store.documents import encode_cursor
 
 from tests.support.api import proxy_request, strict_json
 
@@ -169,3 +171,76 @@ def test_a_method_a_path_does_not_serve_is_a_405_naming_those_it_does(
     status, answer = send(method, path)
     assert status == 405
     assert answer["message"].startswith(f"{method} is not allowed on {path}; use ")
+
+
+def test_the_api_key_and_the_gateways_errors_are_documented(spec: dict[str, Any]) -> None:
+    # GIVEN the OpenAPI document the API serves
+    # THEN it names the deployed API's x-api-key header as the security scheme
+    assert spec["components"]["securitySchemes"]["apiKey"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "x-api-key",
+        "description": spec["components"]["securitySchemes"]["apiKey"]["description"],
+    }
+    assert spec["security"] == [{"apiKey": []}]
+    for path, method, operation in _operations(spec):
+        responses = operation["responses"]
+        # AND every route documents API Gateway's 429 (throttle, quota) with the error body
+        assert responses["429"]["content"]["application/json"]["schema"] == ERROR_BODY
+        if (path, method) == ("/health", "get"):
+            # AND /health, open for uptime probes, needs no key and cannot answer 403
+            assert operation["security"] == [] and "403" not in responses
+        else:
+            assert "security" not in operation and "403" in responses, (method, path)
+
+
+def test_only_the_configured_profiles_are_documented(
+    spec: dict[str, Any], send: Callable[..., tuple[int, Any]]
+) -> None:
+    # GIVEN the profile field of /query as documented
+    (named, _null) = spec["components"]["schemas"]["QueryRequest"]["properties"]["profile"]["anyOf"]
+    # THEN it lists the packaged profiles, each served
+    assert named["enum"] == ["critical", "reasoning", "simple"]
+    for profile in named["enum"]:
+        status, body = send("POST", "/query", {"question": "high tide", "profile": profile})
+        assert status == 200, body
+    # AND a name outside the list, which the document no longer allows, is refused
+    status, body = send("POST", "/query", {"question": "high tide", "profile": "cheap"})
+    assert status == 400 and "cheap" in body["message"]
+
+
+def test_cursors_are_documented_as_the_listing_hands_them_out(
+    spec: dict[str, Any], send: Callable[..., tuple[int, Any]]
+) -> None:
+    # GIVEN the cursor parameter as documented and a cursor a listing hands out
+    (cursor,) = [p for p in spec["paths"]["/documents"]["get"]["parameters"]
+                 if p["name"] == "cursor"]  # fmt: skip
+    (text, _null) = cursor["schema"]["anyOf"]
+    pattern = re.compile(text["pattern"])
+    handed_out = encode_cursor("s3://docs/a.md")
+    # THEN a real cursor matches the pattern, and an arbitrary token does not
+    assert pattern.fullmatch(handed_out)
+    assert not pattern.fullmatch("abc") and not pattern.fullmatch("")
+    status, _ = send("GET", "/documents", query={"cursor": handed_out})
+    assert status == 200
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [("2024-02-29", True), ("2024-05-01T09:30Z", True), ("2023-02-29", False),
+     ("2024-13-01", False), ("2024-05-01T24:00", False), ("0000-01-01", False)],
+)  # fmt: skip
+def test_dates_in_ranges_are_documented_as_the_parser_reads_them(
+    spec: dict[str, Any], send: Callable[..., tuple[int, Any]], value: str, valid: bool
+) -> None:
+    # GIVEN the date pattern a range's value is documented with
+    branches = spec["components"]["schemas"]["MetadataFilter"]["anyOf"]
+    (gte,) = [branch["properties"]["gte"] for branch in branches if "gte" in branch["properties"]]
+    (_number, date) = gte["properties"]["value"]["anyOf"]
+    # WHEN the value is checked by the document and sent to the API
+    status, body = send(
+        "POST", "/retrieve", {"query": "tide", "filter": {"gte": {"key": "d", "value": value}}}
+    )
+    # THEN both agree: the document allows exactly what the API accepts
+    assert bool(re.fullmatch(date["pattern"], value)) is valid
+    assert (status == 200) is valid, body

@@ -110,9 +110,20 @@ def test_query_abstains_honestly(call: Callable[..., Any]) -> None:
     assert body["citations"] == []
 
 
-def test_query_on_an_empty_collection_abstains_without_a_model(call: Callable[..., Any]) -> None:
-    status, body = call("POST", "/query", {"question": "vacation days?", "collection": "empty"})
-    assert status == 200 and body["abstained"] is True and body["usage"]["input_tokens"] == 0
+@pytest.mark.parametrize(("path", "field"), [("/query", "question"), ("/retrieve", "query")])
+def test_a_collection_nothing_was_ingested_into_is_a_404_naming_it(
+    call: Callable[..., Any], path: str, field: str
+) -> None:
+    # GIVEN a collection name nothing was ingested into (a typo of the default, say)
+    # WHEN it is searched
+    status, body = call("POST", path, {field: "vacation days?", "collection": "defualt"})
+    # THEN the caller learns it does not exist, rather than reading an abstention
+    assert status == 404, body
+    assert "collection 'defualt' does not exist" in body["message"]
+    # AND the default collection, named explicitly, is served as usual
+    default = Settings().default_collection
+    status, body = call("POST", path, {field: "vacation days?", "collection": default})
+    assert status == 200, body
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "vector", "keyword"])

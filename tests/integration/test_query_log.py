@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from ragline.config import Settings
 from ragline.ingest import Ingestor
-from ragline.records import QueryRecord
+from ragline.outcomes import QueryRecord
 from ragline.store import Store, get_store, query_log
 from ragline.store import facade as store_facade
 

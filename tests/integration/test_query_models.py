@@ -3,6 +3,7 @@ SageMaker through moto, the fallback chain, routing profiles and templates at co
 
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 from collections.abc import Callable, Iterator
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 from moto import mock_aws
-from ragline.config import Settings
+from ragline.config import Settings, get_settings
 from ragline.errors import ConfigurationError
 from ragline.ingest import Ingestor
 from ragline.prompts import load_prompt
@@ -441,3 +442,69 @@ def test_the_answer_log_line_names_profile_model_and_prompt(
         "answer-steps@v2",
         False,
     )
+
+
+def test_a_model_the_provider_does_not_know_is_a_502_naming_it(
+    start: Callable[..., ModuleType], post: Post, server: OpenAICompatibleServer
+) -> None:
+    # GIVEN a primary and a fallback model the server does not know (HTTP 404)
+    server.fail_model("gpt-typo", 404)
+    server.fail_model("gpt-gone", 404)
+    api = start(RAGLINE_LLM="openai:gpt-typo", RAGLINE_LLM_FALLBACK="openai:gpt-gone")
+    # WHEN a question is posted
+    status, body = post(api, {"question": QUESTION})
+    # THEN a 502 says the configuration is wrong, not that the service is busy
+    assert status == 502, body
+    assert "openai:gpt-typo: not found at the provider" in body["message"]
+    assert "retrying will not help" in body["message"]
+    assert "retry later" not in body["message"]
+    # AND the passages retrieved still come back, and no model was asked twice
+    assert body["citations"][0]["source"] == "s3://docs/handbook/leave.md"
+    assert [r.body["model"] for r in server.received(CHAT)] == ["gpt-typo", "gpt-gone"]
+
+
+def test_a_missing_model_beside_a_failing_one_is_still_an_outage(
+    start: Callable[..., ModuleType], post: Post, server: OpenAICompatibleServer
+) -> None:
+    # GIVEN a missing primary, and a fallback that is down (500): a retry may reach it
+    server.fail_model("gpt-typo", 404)
+    server.fail_model("gpt-broken", 500)
+    api = start(RAGLINE_LLM="openai:gpt-typo", RAGLINE_LLM_FALLBACK="openai:gpt-broken")
+    # WHEN a question is posted THEN 503, naming both
+    status, body = post(api, {"question": QUESTION})
+    assert status == 503, body
+    assert "openai:gpt-typo, openai:gpt-broken" in body["message"]
+
+
+def test_ragline_ask_json_prints_the_error_as_json(
+    seeded: str, server: OpenAICompatibleServer, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], tmp_path: Path,
+) -> None:  # fmt: skip
+    # GIVEN `ragline ask --json` configured with a model the provider does not know
+    server.fail_model("gpt-typo", 404)
+    for name, value in {
+        "RAGLINE_DATABASE_URL": seeded, "OPENAI_BASE_URL": server.base_url,
+        "OPENAI_API_KEY": "test", "RAGLINE_LLM": "openai:gpt-typo",
+    }.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    from ragline.answer import get_answerer
+    from ragline.dev.commands import ask
+
+    monkeypatch.setattr(ask, "use_data_dir", lambda _: None)
+    monkeypatch.setattr(ask, "local_embeddings", lambda: None)
+    get_answerer.cache_clear()
+    get_settings.cache_clear()
+    args = argparse.Namespace(
+        question=QUESTION, collection=None, top_k=None, profile=None, json=True, data_dir=None
+    )
+    # WHEN it is asked
+    try:
+        code = ask.cmd_ask(args)
+    finally:
+        get_answerer.cache_clear()
+        get_settings.cache_clear()
+    # THEN it fails, and stdout is the API's error body as JSON
+    assert code == 1
+    error = json.loads(capsys.readouterr().out)
+    assert error["statusCode"] == 502 and "not found at the provider" in error["message"]
+    assert error["citations"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from ragline.config import Settings
 from ragline.dev.stats import parse_since, render_stats, run_stats
-from ragline.records import QueryRecord
+from ragline.outcomes import QueryRecord
 from ragline.store import Store
 
 NOW = datetime.now(UTC)

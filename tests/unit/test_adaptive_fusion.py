@@ -16,7 +16,11 @@ from ragline.store import RetrievedChunk
 
 
 def _chunk(
-    chunk_id: int, score: float, similarity: float | None = None, *, text: str | None = None,
+    chunk_id: int,
+    score: float,
+    similarity: float | None = None,
+    *,
+    text: str | None = None,
     source: str = "s3://b/k",
 ) -> RetrievedChunk:
     return RetrievedChunk(chunk_id, uuid.uuid4(), source, "T", "", text or f"text {chunk_id}", 3,
@@ -73,7 +77,12 @@ def test_the_same_text_from_several_documents_counts_once_with_its_other_sources
     note = "Fixed a crash when the index is locked."
     chunks = [
         _chunk(1, 0.9, text=note, source="s3://b/RelNotes/2.39.txt"),
-        _chunk(2, 0.8, text="fixed a crash  when the index is locked", source="s3://b/RelNotes/2.38.txt"),
+        _chunk(
+            2,
+            0.8,
+            text="fixed a crash  when the index is locked",
+            source="s3://b/RelNotes/2.38.txt",
+        ),
         _chunk(3, 0.7, text="Another change.", source="s3://b/RelNotes/2.38.txt"),
         _chunk(4, 0.6, text=note.upper(), source="s3://b/RelNotes/2.37.txt"),
     ]

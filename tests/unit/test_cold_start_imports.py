@@ -26,6 +26,8 @@ PROVIDER_MODULES = {
     "ragline.embeddings.openai",
     "ragline.embeddings.bedrock",
     "ragline.embeddings.sagemaker",
+    "ragline.embeddings.minilm_onnx",
+    "onnxruntime",
     "ragline.rerankers.bedrock",
     "ragline.rerankers.http",
     "ragline.rerankers.sagemaker",

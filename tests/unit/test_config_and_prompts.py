@@ -41,7 +41,7 @@ def test_every_field_is_read_from_its_variable_by_one_rule() -> None:
         "prices_file": "/prices.json", "reranker_url": "http://tei:80", "fusion": "rrf",
         "fusion_vector_weight": "0.25", "index_build_memory_mb": "256", "chunk_overlap": "41",
         "embedding_dimensions": "256", "log_questions": "true", "tracing": "true",
-        "max_top_k": "40", "top_k": "6", "hnsw_ef_construction": "200",
+        "max_top_k": "40", "top_k": "6", "hnsw_ef_construction": "200", "onnx_threads": "3",
     }  # fmt: skip
     environ = {}
     for field, info in Settings.model_fields.items():

@@ -37,6 +37,7 @@ WRITERS = {
     "ragline/dev/commands/sync.py": "the running stack's embedder, over the shell's, for the "
     "handlers `ragline sync` runs in-process",
     "ragline/embeddings/minilm.py": "Hugging Face's offline switches (not settings)",
+    "ragline/embeddings/export_onnx.py": "Hugging Face's offline switches (not settings)",
     "app.py": "jsii's Node.js warning, before aws_cdk starts Node",
 }
 # A method call on os.environ that changes it.

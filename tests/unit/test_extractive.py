@@ -161,10 +161,14 @@ def test_abstains_when_the_package_asked_about_is_never_mentioned() -> None:
     # GIVEN a passage about aligning table columns that never names siunitx
     passage = "To align numbers on the decimal point in a table column, use the dcolumn D type."
     # WHEN the question asks about the siunitx package, THEN the model abstains
-    request = _request("How do I align numbers on the decimal point with the siunitx package?", passage)
+    request = _request(
+        "How do I align numbers on the decimal point with the siunitx package?", passage
+    )
     assert ExtractiveModel().generate(request).text == ABSTAIN
     # AND the same question about a package the passage names is answered
-    request = _request("How do I align numbers on the decimal point with the dcolumn package?", passage)
+    request = _request(
+        "How do I align numbers on the decimal point with the dcolumn package?", passage
+    )
     assert "[1]" in ExtractiveModel().generate(request).text
 
 
@@ -177,3 +181,17 @@ def test_of_equally_good_sentences_the_better_ranked_passage_answers() -> None:
     )
     # WHEN the model answers, THEN the first passage's sentence comes first
     assert ExtractiveModel().generate(request).text.startswith("To reset the printer queue, open")
+
+
+def test_abstains_when_no_single_sentence_answers_enough() -> None:
+    # GIVEN a passage covering the question only across sentences, each holding one word
+    question = "kayak tariff harbour season deposit weekday"
+    passage = (
+        "The kayak is red and long. The tariff is printed on the wall. "
+        "The harbour is north of town. The season starts in spring. "
+        "The deposit is kept in a drawer. A weekday is quieter than Sunday."
+    )
+    # WHEN the extractive model answers
+    text = ExtractiveModel().generate(_request(question, passage)).text
+    # THEN it abstains rather than answering with nothing
+    assert text == ABSTAIN

@@ -1,4 +1,5 @@
-"""The local commands embed with MiniLM when it is installed; the library stays on hash."""
+"""The local commands embed with MiniLM (on ONNX Runtime when exported, else torch) when it
+is installed; the library stays on hash."""
 
 from __future__ import annotations
 
@@ -18,18 +19,32 @@ def test_an_explicit_choice_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     assert common.local_embeddings() == "hash:64"
 
 
-@pytest.mark.parametrize(("installed", "expected"), [(True, "minilm"), (False, "hash")])
-def test_unset_it_is_minilm_when_installed_else_hash(
-    monkeypatch: pytest.MonkeyPatch, installed: bool, expected: str
+@pytest.mark.parametrize(
+    ("onnx_ready", "installed", "expected"),
+    [(True, True, "minilm-onnx"), (True, False, "minilm-onnx"), (False, True, "minilm"),
+     (False, False, "hash")],
+)  # fmt: skip
+def test_unset_it_is_minilm_onnx_when_exported_else_minilm_when_installed_else_hash(
+    monkeypatch: pytest.MonkeyPatch, onnx_ready: bool, installed: bool, expected: str
 ) -> None:
-    # GIVEN no RAGLINE_EMBEDDINGS, with or without the minilm extra
+    # GIVEN no RAGLINE_EMBEDDINGS, with or without the ONNX export and the minilm extra
     monkeypatch.delenv("RAGLINE_EMBEDDINGS", raising=False)
+    monkeypatch.setattr(common, "_minilm_onnx_ready", lambda: onnx_ready)
     monkeypatch.setattr(common, "_minilm_installed", lambda: installed)
     # WHEN a local command picks its embedder
     chosen = common.local_embeddings()
-    # THEN it is MiniLM only when the extra is there, and the handlers read the same choice
+    # THEN the ONNX model comes first, torch MiniLM next, and the handlers read the same choice
     assert chosen == expected
     assert Settings.from_env().embeddings == expected
+
+
+def test_minilm_onnx_is_not_ready_without_its_export(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # GIVEN a home directory whose cache holds no exported model
+    monkeypatch.setattr(Path, "home", lambda: tmp_path)
+    # THEN the local commands do not pick minilm-onnx (they would fail on every command)
+    assert not common._minilm_onnx_ready()
 
 
 def test_the_library_default_stays_hash(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,3 +83,8 @@ def test_an_endpoints_file_of_an_older_stack_still_reads(tmp_path: Path) -> None
     written = {"api": "a", "s3": "s", "bucket": "b", "queue": "q", "dlq": "d", "later": 1}
     (tmp_path / ENDPOINTS_FILE).write_text(json.dumps(written))
     assert Endpoints.read(tmp_path).embedding_environment == {}
+
+
+def test_this_machine_has_minilm_onnx_exported() -> None:
+    # `make setup` installs the onnx extra and exports the model: the default must see it
+    assert common._minilm_onnx_ready()

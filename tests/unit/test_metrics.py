@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from ragline.records import QuerySignals
+from ragline.outcomes import QuerySignals
 from ragline.telemetry.metrics import IngestSignals, MetricsEmitter
 
 from tests.support.emf import check_emf, dimension_sets, emf_documents, metric_units, value

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import uuid
 from collections.abc import Sequence
 from functools import partial
@@ -30,10 +31,12 @@ to_json = partial(json.dumps, separators=(",", ":"), cls=Encoder, allow_nan=Fals
 
 ERRORS: dict[int, str] = {
     400: "The request is invalid: the message says which field and why.",
-    404: "No such route or resource.",
+    404: "No such route, document or collection.",
     409: "The collection was embedded with another model than the one configured.",
     413: "The request body is over RAGLINE_MAX_BODY_BYTES.",
-    502: "The embedding model failed (no answer is written without the search).",
+    502: "The embedding model failed (no answer is written without the search), or no "
+    "configured model exists at its provider (a misconfiguration: retrying will not help; "
+    "/query then carries the retrieved passages as citations).",
     503: "The database, or every model of the profile, is unavailable; retry later.",
 }
 
@@ -53,16 +56,36 @@ def documented_errors(
     return responses
 
 
+# What API Gateway answers before the function runs, on the deployed API (`ragline dev`
+# has no gateway): its bodies are {"message": ...}, the error body without statusCode.
+GATEWAY_ERRORS: dict[int, str] = {
+    403: "API Gateway: the x-api-key header is missing or not a key of this API.",
+    429: "API Gateway: over the key's throttle (rate, burst) or its daily quota; retry later.",
+}
+API_KEY_SCHEME = {
+    "type": "apiKey",
+    "in": "header",
+    "name": "x-api-key",
+    "description": "The deployed API's key (the stack output ApiKeyId: `aws apigateway "
+    "get-api-key --api-key <id> --include-value`). `ragline dev` needs none.",
+}
+# Operations API Gateway serves without a key (stacks/api.py, OPEN_ROUTES).
+OPEN_OPERATIONS = {("/health", "get")}
+
+
 class RestResolver(APIGatewayRestResolver):
     """Powertools' REST resolver with validation on, JSON without NaN, and an OpenAPI
     document that shows the errors the API really answers.
 
     Powertools documents a 422 for every validated route; ragline answers invalid
     requests with 400 (see ``handle_errors``), which the routes document themselves.
+    The document also states what API Gateway adds in front: the ``x-api-key`` scheme
+    and its 403 and 429. ``profiles`` are the routing profiles a request may name.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, profiles: Sequence[str] = ()) -> None:
         super().__init__(enable_validation=True, serializer=to_json)
+        self.profiles = tuple(profiles)
 
     def get_openapi_schema(self, **kwargs: Any) -> OpenAPI:
         """The OpenAPI document, without the 422 responses no route ever sends."""
@@ -71,18 +94,48 @@ class RestResolver(APIGatewayRestResolver):
 
         spec = super().get_openapi_schema(**kwargs)
         document = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
-        for item in document.get("paths", {}).values():
-            for operation in item.values():
+        for path, item in document.get("paths", {}).items():
+            for method, operation in item.items():
                 if isinstance(operation, dict):
-                    operation.get("responses", {}).pop("422", None)
-        schemas = document.get("components", {}).get("schemas", {})
+                    self._gateway(path, method, operation)
+        components = document.setdefault("components", {})
+        components.setdefault("securitySchemes", {})["apiKey"] = API_KEY_SCHEME
+        document["security"] = [{"apiKey": []}]
+        schemas = components.get("schemas", {})
         if "#/components/schemas/MetadataFilter" in json.dumps(schemas):
             schemas.update(openapi_schemas())  # recursive: referenced, not inlined
+        profile = schemas.get("QueryRequest", {}).get("properties", {}).get("profile")
+        if profile and self.profiles:  # only the configured names are served
+            profile["anyOf"][0] = {"type": "string", "enum": sorted(self.profiles)}
         paths = json.dumps(document.get("paths", {}))
         for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
             if f'/{unused}"' not in paths:
                 schemas.pop(unused, None)
         return OpenAPI.model_validate(document)
+
+    @staticmethod
+    def _gateway(path: str, method: str, operation: dict[str, Any]) -> None:
+        """One operation as deployed: no 422; API Gateway's 429, and its key and 403
+        unless the route is open."""
+        responses = operation.setdefault("responses", {})
+        responses.pop("422", None)
+        open_route = (path, method) in OPEN_OPERATIONS
+        for status, description in GATEWAY_ERRORS.items():
+            if status == 403 and open_route:
+                continue
+            responses.setdefault(
+                str(status),
+                {
+                    "description": description,
+                    "content": {
+                        content_types.APPLICATION_JSON: {
+                            "schema": {"$ref": "#/components/schemas/ErrorBody"}
+                        }
+                    },
+                },
+            )
+        if open_route:
+            operation["security"] = []
 
     def allowed_methods(self, path: str) -> list[str]:
         """The methods some route serves on ``path``; empty when no route has the path."""
@@ -164,6 +217,44 @@ def oversized_body_response(event: dict[str, Any], limit: int) -> dict[str, Any]
     }
 
 
+# JSON nesting a request body may have: the deepest valid body (a filter six levels of
+# and / or / not deep) nests 14; parsing and validating a body nested about a thousand
+# levels would exhaust Python's recursion limit (a 500).
+MAX_BODY_DEPTH = 32
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')  # a string, or a bracket
+
+
+def json_depth(text: str) -> int:
+    """How deep ``text`` (JSON, or what claims to be) nests arrays and objects, counted
+    without parsing it; brackets inside strings do not count."""
+    depth = deepest = 0
+    for token in _JSON_TOKEN.finditer(text):
+        bracket = token.group()
+        if bracket in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif bracket in "]}":
+            depth -= 1
+    return deepest
+
+
+def deeply_nested_body_response(event: dict[str, Any]) -> dict[str, Any] | None:
+    """A 400 proxy response when the body nests deeper than :data:`MAX_BODY_DEPTH`, else
+    None. Call it after :func:`undecodable_body_response` (the body is then text)."""
+    body = event.get("body") or ""
+    text = base64.b64decode(body).decode() if event.get("isBase64Encoded") else body
+    depth = json_depth(text)
+    if depth <= MAX_BODY_DEPTH:
+        return None
+    message = f"request body nests {depth} levels deep; the limit is {MAX_BODY_DEPTH}"
+    return {
+        "statusCode": 400,
+        "headers": {"Content-Type": "application/json"},
+        "body": to_json({"message": message, "statusCode": 400}),
+        "isBase64Encoded": False,
+    }
+
+
 def undecodable_body_response(event: dict[str, Any]) -> dict[str, Any] | None:
     """A 400 proxy response when the body is not UTF-8 text (JSON always is), else None.
 
@@ -226,9 +317,10 @@ def handle_errors(app: APIGatewayRestResolver, logger: Logger) -> None:
 
     @app.exception_handler(ModelUnavailableError)
     def handle_no_model(error: ModelUnavailableError) -> Response[str]:
-        # 503 with the sources: the caller can show them though no model wrote an answer.
+        # 503 (502 when misconfigured) with the sources: the caller can show them though
+        # no model wrote an answer.
         logger.error("no model answered", extra={"failures": dict(error.failures)})
-        response = error_response(503, str(error), citations=error.citations)
+        response = error_response(error.status_code, str(error), citations=error.citations)
         if error.retry_after_seconds is not None:  # a model is starting: when to come back
             response.headers["Retry-After"] = str(error.retry_after_seconds)
         return response
@@ -268,7 +360,7 @@ def rejected_query(event: dict[str, Any], response: dict[str, Any]) -> dict[str,
     raw = event.get("body") or "{}"
     try:
         body = json.loads(base64.b64decode(raw) if event.get("isBase64Encoded") else raw)
-    except ValueError:  # not JSON, not UTF-8, not base64
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, not base64, too deep
         body = {}
     if not isinstance(body, dict):
         body = {}

@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     embeddings: str = "hash"
     embedding_dimensions: int | None = Field(default=None, ge=8, le=16000)
     embedding_batch_size: int = Field(default=64, ge=1, le=2048)
+    # Threads ONNX Runtime computes one minilm-onnx batch with (None: os.cpu_count()).
+    onnx_threads: int | None = Field(default=None, ge=1, le=256)
     llm: str = "extractive"
     # Comma-separated in the environment (NoDecode: not JSON, as pydantic-settings would
     # read a tuple).

@@ -123,6 +123,14 @@ class ModelError(RaglineError):
         self.retryable = retryable
 
 
+class ModelNotFoundError(ModelError):
+    """The provider does not know the model (HTTP 404): the configuration names a model,
+    or a base URL, that does not exist there. No retry or wait fixes it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
 class ModelWarmingUpError(ModelError):
     """The model's endpoint has no copy running (scaled to zero while idle); one is being
     started, which takes minutes, so retrying within the request cannot help."""
@@ -158,10 +166,17 @@ class ModelUnavailableError(RaglineError):
         self.retry_after_seconds = retry_after_seconds
 
     def with_citations(self, citations: list[dict[str, Any]]) -> ModelUnavailableError:
-        """The same failure, carrying the retrieved passages."""
-        return ModelUnavailableError(
+        """The same failure (of the same class), carrying the retrieved passages."""
+        return type(self)(
             str(self),
             failures=self.failures,
             citations=citations,
             retry_after_seconds=self.retry_after_seconds,
         )
+
+
+class ModelMisconfiguredError(ModelUnavailableError):
+    """No model of the chain answered because none exists at its provider (HTTP 502): a
+    deployment naming a wrong model, which retrying cannot fix (no ``Retry-After``)."""
+
+    status_code = 502

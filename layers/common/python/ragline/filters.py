@@ -34,7 +34,19 @@ from typing import Any
 
 # The attribute key pattern of ragline.ingest.attributes, repeated to keep this a leaf.
 KEY_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$"
-DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?$"
+# An ISO 8601 date that exists (a year from 0001, the month's days, 29 February in leap
+# years), optionally a time (hours 00-23, no leap second) and an offset: exactly what
+# datetime.fromisoformat reads, so the OpenAPI document and API Gateway's models, which
+# carry this pattern, refuse what the parser would.
+_YEAR = r"(?:\d{3}[1-9]|\d{2}[1-9]\d|\d[1-9]\d{2}|[1-9]\d{3})"
+_LEAP_YEAR = r"(?:\d{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)"
+_MONTH_DAY = (
+    r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)"
+    r"|02-(?:0[1-9]|1\d|2[0-8]))"
+)
+_HOUR_MINUTE = r"(?:[01]\d|2[0-3]):[0-5]\d"
+_TIME = rf"T{_HOUR_MINUTE}(?::[0-5]\d(?:\.\d{{1,6}})?)?(?:Z|[+-]{_HOUR_MINUTE})?"
+DATE_PATTERN = rf"^(?:{_YEAR}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)(?:{_TIME})?$"
 MAX_DEPTH = 6  # nesting of and / or / not
 MAX_NODES = 64  # operators in one filter
 MAX_VALUES = 100  # values of one in / nin
@@ -124,7 +136,7 @@ def _parse(value: Any, path: str, depth: int, counter: list[int]) -> Filter:
     if not isinstance(value, dict) or len(value) != 1:
         raise FilterError(path, f"must be an object with exactly one operator: {_known()}")
     [(op, body)] = value.items()
-    here = f"{path}.{op}"
+    here = f"{path}.{_shown(op)}"
     if op not in OPERATORS:
         raise FilterError(here, f"is not an operator; use one of {_known()}")
     if op in COMBINATIONS or op == "not":
@@ -143,7 +155,7 @@ def _parse(value: Any, path: str, depth: int, counter: list[int]) -> Filter:
         raise FilterError(here, f"must be an object with {' and '.join(fields)}")
     for name in body:
         if name not in fields:
-            raise FilterError(f"{here}.{name}", "is not a known field")
+            raise FilterError(f"{here}.{_shown(name)}", "is not a known field")
     for name in fields:
         if name not in body:
             raise FilterError(f"{here}.{name}", "is required")
@@ -171,6 +183,8 @@ def _scalar(value: Any, where: str) -> Scalar:
     if isinstance(value, str):
         if len(value) > MAX_STRING_CHARS or "\x00" in value:
             raise FilterError(where, f"strings are at most {MAX_STRING_CHARS} characters, no NUL")
+        if not _is_unicode(value):
+            raise FilterError(where, "is not valid Unicode text (a lone surrogate such as \\ud800)")
         return value
     if isinstance(value, bool | int):
         return value
@@ -190,6 +204,23 @@ def _bound(value: Any, where: str) -> float | int | datetime:
         else:
             return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     raise FilterError(where, "must be a number or an ISO date (2024-05-01, 2024-05-01T09:30Z)")
+
+
+def _is_unicode(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8: JSON's ``\\ud800`` escapes decode to lone
+    surrogates, which no database, log or response encoder can write."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shown(name: object) -> str:
+    """A name from the request as the error message can quote it (lone surrogates
+    escaped: the message itself must encode)."""
+    text = str(name)
+    return text if _is_unicode(text) else text.encode("utf-8", "backslashreplace").decode()
 
 
 def _known() -> str:
@@ -224,11 +255,12 @@ def _leaf(value: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def openapi_schemas() -> dict[str, dict[str, Any]]:
-    """The components that describe a filter (``MetadataFilter`` is the root), for the
-    OpenAPI document: JSON Schema cannot bound nesting, so depth and size limits are
-    only in the descriptions."""
-    ref = {"$ref": _REF.format("MetadataFilter")}
+def filter_schema(child: dict[str, Any] | None) -> dict[str, Any]:
+    """The JSON Schema of one filter whose nested filters (under ``and``, ``or`` and
+    ``not``) match ``child``; with no ``child``, a filter without those operators (the
+    deepest level). The OpenAPI document passes a reference to the filter itself; API
+    Gateway's models, which must not recurse, one per level (``stacks/request_models.py``).
+    """
     bound = {
         "anyOf": [
             {"type": "number"},
@@ -244,16 +276,24 @@ def openapi_schemas() -> dict[str, dict[str, Any]]:
         *(_operator(op, _leaf(bound), f"{op}: a range on a number or an ISO date")
           for op in RANGES),
         _operator("exists", _leaf(None), "exists: the attribute is set"),
-        *(_operator(op, {"type": "array", "items": ref, "minItems": 1},
-                    f"{op}: {'all' if op == 'and' else 'any'} of the filters")
-          for op in COMBINATIONS),
-        _operator("not", ref, "not: the complement of the filter"),
     ]  # fmt: skip
+    if child is not None:
+        branches += [
+            *(_operator(op, {"type": "array", "items": child, "minItems": 1},
+                        f"{op}: {'all' if op == 'and' else 'any'} of the filters")
+              for op in COMBINATIONS),
+            _operator("not", child, "not: the complement of the filter"),
+        ]  # fmt: skip
     return {
-        "MetadataFilter": {
-            "anyOf": branches,
-            "description": "Selects documents by their attributes (S3 user metadata, "
-            f"tags and sidecar): one operator of {_known()}. At most {MAX_NODES} "
-            f"operators, nested at most {MAX_DEPTH} deep.",
-        }
+        "anyOf": branches,
+        "description": "Selects documents by their attributes (S3 user metadata, "
+        f"tags and sidecar): one operator of {_known()}. At most {MAX_NODES} "
+        f"operators, nested at most {MAX_DEPTH} deep.",
     }
+
+
+def openapi_schemas() -> dict[str, dict[str, Any]]:
+    """The components that describe a filter (``MetadataFilter`` is the root), for the
+    OpenAPI document: JSON Schema cannot bound nesting, so depth and size limits are
+    only in the descriptions."""
+    return {"MetadataFilter": filter_schema({"$ref": _REF.format("MetadataFilter")})}

@@ -1,7 +1,7 @@
 """The ledger: what each query and each object event cost, logged and counted once.
 
-One record per query (:class:`~ragline.records.QueryRecord`) becomes both the EMF
-document and the query-log row; one :class:`~ragline.records.IngestResult` per object
+One record per query (:class:`~ragline.outcomes.QueryRecord`) becomes both the EMF
+document and the query-log row; one :class:`~ragline.outcomes.IngestResult` per object
 event becomes its EMF document. :class:`Costs` is the one place usage is turned into
 money, for answers and for ingestion alike, so the response, the log and the metrics
 cannot disagree.
@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from ragline.errors import NotFoundError
-from ragline.records import QueryRecord
+from ragline.outcomes import QueryRecord
 from ragline.store import get_store
 from ragline.telemetry.metrics import IngestSignals, MetricsEmitter
 from ragline.telemetry.pricing import Cost, PriceTable, get_price_table
@@ -23,7 +23,7 @@ from ragline.telemetry.pricing import Cost, PriceTable, get_price_table
 if TYPE_CHECKING:
     from ragline.config import Settings
     from ragline.llm import Completion
-    from ragline.records import IngestResult
+    from ragline.outcomes import IngestResult
     from ragline.retrieval import Reranking
     from ragline.schemas import QueryResponse
     from ragline.store import Store

@@ -17,7 +17,8 @@ from ragline.filters import Filter, FilterError, parse_filter
 
 COLLECTION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 TEXT_PATTERN = r"^[^\x00]*$"  # any text without a NUL character
-CURSOR_PATTERN = r"^[A-Za-z0-9_=-]*$"  # the URL-safe base64 a listing hands out
+# The cursor a listing hands out: {"after": ...} as URL-safe base64 (store/documents.py).
+CURSOR_PATTERN = r"^eyJhZnRlciI6(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2}==|[A-Za-z0-9_-]{3}=)?$"
 PROFILE_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 DOCUMENT_STATUS_PATTERN = "^(pending|ingested|skipped|failed)$"
 

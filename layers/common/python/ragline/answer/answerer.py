@@ -18,7 +18,7 @@ from ragline.answer import responses
 from ragline.answer.guard import check_answer, similar_enough
 from ragline.answer.routing import Route, Router
 from ragline.embeddings import get_embedder
-from ragline.errors import InvalidRequestError, ModelUnavailableError
+from ragline.errors import InvalidRequestError, ModelUnavailableError, NotFoundError
 from ragline.ledger import Costs, Ledger, get_ledger, query_record
 from ragline.llm import Completion, GenerationRequest, Usage
 from ragline.rerankers import get_reranker
@@ -76,7 +76,18 @@ class Answerer:
     # --- validation shared by both routes ---------------------------------------------------
 
     def _collection(self, collection: str | None) -> str:
-        return collection or self.settings.default_collection
+        """The collection to search; NotFoundError for a named one nothing was ingested
+        into (a typo would otherwise read as an honest abstention). The default
+        collection always exists: empty until the first document arrives."""
+        default = self.settings.default_collection
+        if collection is None or collection == default:
+            return default
+        if self.store.collection_model(collection) is None:
+            raise NotFoundError(
+                f"collection {collection!r} does not exist: no document was ingested into "
+                f"it (the default collection is {default!r})"
+            )
+        return collection
 
     def _top_k(self, top_k: int | None) -> int:
         value = top_k or self.settings.top_k

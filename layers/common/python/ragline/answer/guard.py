@@ -94,12 +94,14 @@ def check_answer(
     """Judge a model's answer against the passages it was given (numbered from 1).
 
     The answer's sources are the passages it cites, or all of them when it cites none;
-    an abstention has no sources, and an empty answer is one. An answer echoing a passage's instruction carries a
-    ``review_reason``.
+    an abstention has no sources, and an empty answer is one. An answer echoing a
+    passage's instruction carries a ``review_reason``.
     """
     text = text.strip()
-    if not text:  # a model that said nothing has not answered: it abstained
-        return Verdict(abstain_text, True, [])
+    if not text:
+        # A model that wrote nothing answered nothing: an abstention, not an empty answer
+        # beside every passage as its "sources".
+        return Verdict(abstain_text, True, [], withheld=True)
     abstained = is_abstention(text, abstain_text)
     cited = {int(n) for n in _CITATION.findall(text)}
     if require_citations and not abstained and not cited & set(range(1, len(chunks) + 1)):

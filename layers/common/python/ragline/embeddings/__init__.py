@@ -40,6 +40,7 @@ def _provider(
 PROVIDERS: dict[str, Callable[[str, Settings], Embedder]] = {
     "hash": _provider("hash", "HashEmbedder", needs_model=False),
     "minilm": _provider("minilm", "MiniLMEmbedder", needs_model=False),
+    "minilm-onnx": _provider("minilm_onnx", "MiniLMOnnxEmbedder", needs_model=False),
     "openai": _provider("openai", "OpenAIEmbedder"),
     "bedrock": _provider("bedrock", "BedrockEmbedder"),
     "sagemaker": _provider("sagemaker", "SageMakerEmbedder"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from ragline.ingest.events import ObjectChange, object_changes
 from ragline.ingest.objects import ListedObject, ObjectReader, S3ObjectReader, StoredObject
 from ragline.ingest.pipeline import DocumentFailedError, Ingestor, get_ingestor
-from ragline.records import IngestResult
+from ragline.outcomes import IngestResult
 
 __all__ = [
     "DocumentFailedError",

@@ -42,7 +42,7 @@ from ragline.errors import (
 from ragline.ingest import versions
 from ragline.ingest.attributes import document_key, is_sidecar
 from ragline.ingest.versions import Plan, StillCurrent, StillGone
-from ragline.records import IngestResult
+from ragline.outcomes import IngestResult
 from ragline.schemas import COLLECTION_PATTERN
 from ragline.store import (
     ChunkWrite,

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from ragline.ingest.attributes import document_key, is_sidecar
 from ragline.ingest.pipeline import DocumentFailedError
 from ragline.ingest.versions import listing_unchanged
-from ragline.records import IngestResult
+from ragline.outcomes import IngestResult
 
 if TYPE_CHECKING:
     from ragline.ingest.objects import S3ObjectReader

@@ -6,7 +6,13 @@ import logging
 from dataclasses import dataclass, field, replace
 from functools import partial
 
-from ragline.errors import ModelError, ModelUnavailableError, ModelWarmingUpError
+from ragline.errors import (
+    ModelError,
+    ModelMisconfiguredError,
+    ModelNotFoundError,
+    ModelUnavailableError,
+    ModelWarmingUpError,
+)
 from ragline.llm.base import ChatModel, Completion, GenerationRequest
 from ragline.providers.retry import RetryPolicy
 
@@ -34,9 +40,11 @@ class ModelChain:
         return self.models[0]
 
     def generate(self, request: GenerationRequest) -> Completion:
-        """The first answer any model gives; ModelUnavailableError when none does."""
+        """The first answer any model gives; ModelUnavailableError when none does
+        (ModelMisconfiguredError when no model exists at its provider)."""
         failures: list[tuple[str, str]] = []
         warming_up: ModelWarmingUpError | None = None
+        missing = 0  # models their provider does not know
         for index, model in enumerate(self.models):
             try:
                 completion, attempts = self.retry.run(
@@ -46,6 +54,7 @@ class ModelChain:
                 failures.append((model.spec, str(exc)))
                 if isinstance(exc, ModelWarmingUpError):
                     warming_up = exc
+                missing += isinstance(exc, ModelNotFoundError)
                 logger.warning("model %s failed, %s: %s", model.spec,
                                "trying the next" if index + 1 < len(self.models) else "no more",
                                exc)  # fmt: skip
@@ -58,6 +67,14 @@ class ModelChain:
             }
             return replace(completion, details=details)
         tried = ", ".join(spec for spec, _ in failures)
+        if missing == len(self.models):
+            reasons = "; ".join(reason for _, reason in failures)
+            raise ModelMisconfiguredError(
+                f"no configured model exists at its provider ({reasons}); retrying will not "
+                "help: fix RAGLINE_LLM, RAGLINE_LLM_FALLBACK or the profile's llm. "
+                "The passages retrieved for the question are in 'citations'.",
+                failures=tuple(failures),
+            )
         if warming_up is not None:
             raise ModelUnavailableError(
                 "the model is warming up (it scales to zero when idle and is starting now); "

@@ -251,10 +251,9 @@ class ExtractiveModel(ChatModel):
                 continue
             covered |= terms
             chosen.append(candidate)
-        # No sentence holds enough of the question (a heading matched, not the text):
-        # that is an abstention, never an empty answer.
-        answer = " ".join(f"{_shorten(c.sentence)} [{c.n}]" for c in chosen)
-        return answer if answer.strip() else request.abstain_text
+        if not chosen:  # no sentence clears the floor: the passages answer only in pieces
+            return request.abstain_text
+        return " ".join(f"{_shorten(c.sentence)} [{c.n}]" for c in chosen)
 
     def _vouching(self, passages: tuple[Passage, ...]) -> list[Passage]:
         """The passages that may vouch for the question's names: those at least

@@ -19,7 +19,13 @@ import json
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from ragline.errors import ConfigurationError, ModelError, ModelWarmingUpError, remember_secret
+from ragline.errors import (
+    ConfigurationError,
+    ModelError,
+    ModelNotFoundError,
+    ModelWarmingUpError,
+    remember_secret,
+)
 from ragline.providers.retry import retryable_status
 
 if TYPE_CHECKING:
@@ -113,6 +119,11 @@ def aws_error(exc: Exception, what: str) -> ModelError:
         message = error.get("Message", "")
         if code == "ValidationError" and _NO_CAPACITY in message.lower():
             return ModelWarmingUpError(f"{what}: no copy of the model is running: {message}")
+        # Bedrock's unknown model id; SageMaker's "Endpoint x of account y not found."
+        if code == "ResourceNotFoundException" or (
+            code == "ValidationError" and message.lower().rstrip(".").endswith("not found")
+        ):
+            return ModelNotFoundError(f"{what}: not found at the provider ({code}): {message}")
         return ModelError(f"{what}: {code} ({shown}): {message}", retryable=retryable)
     if isinstance(exc, HTTPClientError | BotoConnectionError):
         return ModelError(f"{what}: {type(exc).__name__}: {exc}", retryable=True)
@@ -263,6 +274,11 @@ def openai_error(exc: Exception, what: str) -> ModelError:
 
     if isinstance(exc, openai.APIStatusError):
         message = getattr(exc, "message", str(exc))
+        if exc.status_code == 404:
+            return ModelNotFoundError(
+                f"{what}: not found at the provider (HTTP 404: {message}); check the model "
+                "name and OPENAI_BASE_URL"
+            )
         return ModelError(
             f"{what}: HTTP {exc.status_code}: {message}",
             retryable=retryable_status(exc.status_code),

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from ragline.config import Settings
     from ragline.filters import Filter
-    from ragline.records import QueryRecord
+    from ragline.outcomes import QueryRecord
     from ragline.store.connection import Connection
     from ragline.store.data_api import DataApiDatabase
     from ragline.store.records import (

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from ragline.records import NOT_IN_QUERY_LOG, QueryRecord
+from ragline.outcomes import NOT_IN_QUERY_LOG, QueryRecord
 
 if TYPE_CHECKING:
     from datetime import datetime

@@ -18,7 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 if TYPE_CHECKING:
     from ragline.config import Settings
-    from ragline.records import QuerySignals
+    from ragline.outcomes import QuerySignals
 
 COUNT = MetricUnit.Count
 MS = MetricUnit.Milliseconds

@@ -39,7 +39,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     # The query is logged for `ragline stats`; its EMF line is for CloudWatch, not a terminal.
     without_emf()
     from ragline.answer import get_answerer
-    from ragline.errors import RaglineError
+    from ragline.errors import ModelUnavailableError, RaglineError
 
     try:
         # Anything the library prints goes to stderr: stdout is the answer (or its JSON).
@@ -48,6 +48,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
                 args.question, collection=args.collection, top_k=args.top_k, profile=args.profile
             )
     except RaglineError as exc:
+        if args.json:  # the API's error body, so a script parses one format either way
+            error = {"message": str(exc), "statusCode": exc.status_code}
+            if isinstance(exc, ModelUnavailableError):
+                error["citations"] = exc.citations
+            print(json.dumps(error, indent=2, ensure_ascii=False))
         print(f"ragline ask: {exc}", file=sys.stderr)
         return 1
     body = response.model_dump(mode="json")
