@@ -87,7 +87,7 @@ def score_file(path: Path, fuse: Any) -> dict[str, float]:
         for mode, ranked in (
             ("vector", fuse.single(vector[:15], row["question"])),
             ("keyword", fuse.single(keyword[:15], row["question"])),
-            ("hybrid", fuse(vector[:20], keyword[:20], row["question"])[:10]),
+            ("hybrid", fuse(vector, keyword, row["question"])[:10]),
         ):
             files = [matches_gold(document_of(c.source, collection), gold) for c in ranked]
             first = next((i for i, f in enumerate(files) if f), None)

@@ -25,11 +25,11 @@ logger = logging.getLogger(__name__)
 RRF_K = 60  # the constant of Cormack et al. (2009); damps the weight of the very top ranks
 MODES = ("hybrid", "vector", "keyword")
 FUSIONS = ("rrf", "relative", "adaptive")
-# Adaptive fusion, calibrated on the Python docs set with MiniLM (bench/fusion_lists.py),
-# then checked on git's manual and the PDF manuals: how much a list's confidence moves its
+# Adaptive fusion, calibrated on git's manual with MiniLM (bench/fusion_lists.py), then
+# checked on the Python docs and the PDF manuals: how much a list's confidence moves its
 # weight (0: plain relative fusion), and the place a confident list's best hit keeps.
 CONFIDENCE_POWER = 1.0
-KEEP_TOP_WITHIN = 3
+KEEP_TOP_WITHIN = 2
 KEEP_TOP_CONFIDENCE = 0.5
 # How many results past top_k vector and keyword search read, so that near-duplicates
 # collapsed into one leave their places to other results.
