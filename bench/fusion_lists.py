@@ -100,7 +100,10 @@ def score_file(path: Path, fuse: Any) -> dict[str, float]:
                     and any(c.page <= p <= (c.last_page or c.page) for p in pages)
                     for f, c in zip(files, ranked, strict=True)
                 ]  # fmt: skip
-                cited = [bool(f) and c.page in pages for f, c in zip(files, ranked, strict=True)]
+                cited = [
+                    bool(f) and (c.match_page or c.page) in pages
+                    for f, c in zip(files, ranked, strict=True)
+                ]
                 for key, hits in (("page", span), ("cited", cited)):
                     rank = next((i for i, h in enumerate(hits) if h), None)
                     add(f"{mode} {key} hit@5", float(rank is not None and rank < 5))
