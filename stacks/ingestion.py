@@ -38,6 +38,15 @@ DLQ_RETENTION = Duration.days(14)
 RECONCILE_TIMEOUT = Duration.minutes(15)
 
 
+def parse_environment(settings: DeploymentSettings) -> dict[str, str]:
+    """The parse budgets of a function that ingests (checked against its timeout and
+    memory by DeploymentSettings)."""
+    return {
+        "RAGLINE_PARSE_TIMEOUT_SECONDS": str(settings.ingest_parse_timeout_seconds),
+        "RAGLINE_PARSE_MEMORY_MB": str(settings.ingest_parse_memory_mb),
+    }
+
+
 class Ingestion(Construct):
     """The documents bucket, its access-log bucket, the queues and the ingest function.
 
@@ -122,7 +131,7 @@ class Ingestion(Construct):
         ingest = RaglineFunction(
             self,
             "Ingest",
-            inputs=inputs,
+            inputs=inputs.with_environment(parse_environment(settings)),
             name="ingest",
             description="ragline: parse, chunk, embed and store documents from S3 events",
             timeout=Duration.seconds(settings.ingest_timeout_seconds),
@@ -173,7 +182,7 @@ class Ingestion(Construct):
         reconcile = RaglineFunction(
             self,
             "Reconcile",
-            inputs=inputs,
+            inputs=inputs.with_environment(parse_environment(inputs.settings)),
             name="reconcile",
             description="ragline: reconcile the store with the documents bucket (scheduled)",
             timeout=RECONCILE_TIMEOUT,

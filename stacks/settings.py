@@ -18,7 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 # Providers the Lambda layer can run: the library's registries (`ragline.embeddings` and
 # `ragline.llm` PROVIDERS) less those it cannot ship; tests/infrastructure/test_settings.py
 # keeps the lists in step. Written out because the CDK app does not import the library.
-NOT_IN_LAYER = frozenset({"minilm"})  # needs torch, which the layer does not ship
+# minilm needs torch, which the layer does not ship; minilm-onnx's runtime and model add
+# about 113 MB, past Lambda's 250 MB for the layer with the document parsers.
+NOT_IN_LAYER = frozenset({"minilm", "minilm-onnx"})
 EMBEDDING_PROVIDERS = frozenset({"hash", "openai", "bedrock", "sagemaker"})
 LLM_PROVIDERS = frozenset({"extractive", "openai", "bedrock", "sagemaker"})
 # Rerankers the query function can run (`ragline.rerankers` PROVIDERS), and the value
@@ -63,6 +65,16 @@ LOG_RETENTION_DAYS = {
     1096: logs.RetentionDays.THREE_YEARS,
     1827: logs.RetentionDays.FIVE_YEARS,
 }
+# The ingest function's budget relations (docs/ingestion.md, "Budgets"). A parse that
+# outlives its deadline is killed; stopping it may take up to PARSE_REAP_SECONDS
+# (ragline.documents.isolation). INGEST_RESERVE_SECONDS of the function's timeout stay
+# for the rest of a batch (reading the objects, embedding, writing the store).
+# INGEST_RESIDENT_MB is the function's own memory beside the parse child: the
+# interpreter, the parsers, the embedder client and a document's bytes at
+# max_document_bytes (bench/hostile_uploads.py measures it).
+PARSE_REAP_SECONDS = 5
+INGEST_RESERVE_SECONDS = 60
+INGEST_RESIDENT_MB = 512
 # Context keys that look like ours (lower snake case); CDK's own keys contain ':' or '@'.
 _OUR_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -158,7 +170,17 @@ class DeploymentSettings(BaseModel):
 
     # Ingestion.
     ingest_timeout_seconds: int = Field(default=300, ge=30, le=900)
-    ingest_memory_mb: int = Field(default=1024, ge=256, le=10240)
+    # Sized from bench/hostile_uploads.py (docs/ingestion.md, "Budgets"): the function's
+    # own resident set, plus what a parse child may add (ingest_parse_memory_mb), plus
+    # headroom; at least INGEST_RESIDENT_MB + ingest_parse_memory_mb.
+    ingest_memory_mb: int = Field(default=1536, ge=256, le=10240)
+    # Each document parses in a forked child that may grow by ingest_parse_memory_mb and
+    # is killed after ingest_parse_timeout_seconds (RAGLINE_PARSE_MEMORY_MB and
+    # RAGLINE_PARSE_TIMEOUT_SECONDS in the function). A batch's parses run one after
+    # another, so ingest_batch_size of them, each up to its deadline, must end with
+    # INGEST_RESERVE_SECONDS of the function's timeout left for the rest of the batch.
+    ingest_parse_timeout_seconds: int = Field(default=40, ge=5, le=900)
+    ingest_parse_memory_mb: int = Field(default=512, ge=64, le=10240)
     ingest_batch_size: int = Field(default=5, ge=1, le=100)
     ingest_max_batching_window_seconds: int = Field(default=5, ge=0, le=300)
     ingest_concurrency: int = Field(default=2, ge=2, le=50)
@@ -290,6 +312,7 @@ class DeploymentSettings(BaseModel):
             problems.append("nat_gateways and vpc_endpoint_azs cannot exceed max_azs")
         if self.ingest_batch_size > 10 and self.ingest_max_batching_window_seconds == 0:
             problems.append("an SQS batch larger than 10 needs ingest_max_batching_window_seconds")
+        problems.extend(self._ingest_budget_problems())
         if self.reranker_provider == "http" and not self.reranker_url:
             problems.append(f"reranker={self.reranker} needs reranker_url, the server's base URL")
         if self.hnsw_ef_construction is not None and self.hnsw_ef_construction < 2 * (
@@ -306,6 +329,35 @@ class DeploymentSettings(BaseModel):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _ingest_budget_problems(self) -> list[str]:
+        """The ingest function's timeout and memory against its parse budgets."""
+        problems = []
+        parses = self.ingest_batch_size * (self.ingest_parse_timeout_seconds + PARSE_REAP_SECONDS)
+        if parses + INGEST_RESERVE_SECONDS > self.ingest_timeout_seconds:
+            longest = (
+                self.ingest_timeout_seconds - INGEST_RESERVE_SECONDS
+            ) // self.ingest_batch_size - PARSE_REAP_SECONDS
+            problems.append(
+                f"a batch of {self.ingest_batch_size} documents that each parse until "
+                f"ingest_parse_timeout_seconds={self.ingest_parse_timeout_seconds} (+"
+                f"{PARSE_REAP_SECONDS} s to stop the parser) takes {parses} s, which with "
+                f"{INGEST_RESERVE_SECONDS} s for the batch's other work exceeds "
+                f"ingest_timeout_seconds={self.ingest_timeout_seconds}: the invocation would "
+                f"time out and fail the whole batch; raise ingest_timeout_seconds to "
+                f"{parses + INGEST_RESERVE_SECONDS}, or lower ingest_batch_size, or "
+                f"ingest_parse_timeout_seconds to {max(longest, 0)}"
+            )
+        needed = INGEST_RESIDENT_MB + self.ingest_parse_memory_mb
+        if self.ingest_memory_mb < needed:
+            problems.append(
+                f"ingest_memory_mb={self.ingest_memory_mb} cannot hold the function "
+                f"({INGEST_RESIDENT_MB} MB) and a parse child growing by "
+                f"ingest_parse_memory_mb={self.ingest_parse_memory_mb}: a hostile document "
+                f"would kill the invocation and fail its batch; raise ingest_memory_mb to "
+                f"{needed} or more, or lower ingest_parse_memory_mb"
+            )
+        return problems
 
     def _isolated_problems(self) -> list[str]:
         problems = []

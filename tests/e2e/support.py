@@ -10,7 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,10 +26,10 @@ STACK_ENVIRONMENT = {
 REMOVED_VARIABLES = ("RAGLINE_DATABASE_URL", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
 
 
-def ragline_environment() -> dict[str, str]:
-    """The environment for a ``ragline`` subprocess."""
+def ragline_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a ``ragline`` subprocess, with ``extra`` settings on top."""
     environment = {k: v for k, v in os.environ.items() if k not in REMOVED_VARIABLES}
-    return {**environment, **STACK_ENVIRONMENT}
+    return {**environment, **STACK_ENVIRONMENT, **(extra or {})}
 
 
 def ragline_command(*args: str) -> list[str]:
@@ -72,8 +72,11 @@ class DevProcess:
     log_dir: Path
 
     @classmethod
-    def start(cls, data_dir: Path, *extra: str) -> DevProcess:
-        """Start ``ragline dev`` on free ports with ``data_dir``; output goes to files."""
+    def start(
+        cls, data_dir: Path, *extra: str, environment: Mapping[str, str] | None = None
+    ) -> DevProcess:
+        """Start ``ragline dev`` on free ports with ``data_dir`` and ``environment``'s
+        settings over the defaults; output goes to files."""
         log_dir = data_dir.parent / f"{data_dir.name}-logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         with (log_dir / "stdout").open("wb") as out, (log_dir / "stderr").open("wb") as err:
@@ -83,7 +86,7 @@ class DevProcess:
                 ),
                 stdout=out,
                 stderr=err,
-                env=ragline_environment(),
+                env=ragline_environment(environment),
             )
         return cls(process, data_dir, log_dir)
 
@@ -126,13 +129,17 @@ class DevProcess:
 
 
 def run_ragline(
-    *args: str, cwd: Path | None = None, timeout: float = 240
+    *args: str,
+    cwd: Path | None = None,
+    timeout: float = 240,
+    environment: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a ``ragline`` command to completion and capture its output."""
+    """Run a ``ragline`` command (with ``environment``'s settings) to completion and
+    capture its output."""
     return subprocess.run(
         ragline_command(*args),
         cwd=cwd,
-        env=ragline_environment(),
+        env=ragline_environment(environment),
         capture_output=True,
         text=True,
         timeout=timeout,

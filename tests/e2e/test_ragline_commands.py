@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.support import run_ragline
+from tests.support.openai_server import OpenAICompatibleServer
 
 pytestmark = pytest.mark.slow
 
@@ -104,3 +105,33 @@ def test_ask_prints_answer_citations_usage_and_latency(scratch: Path) -> None:
     assert any(line.strip().startswith("[1] file://") for line in lines)
     assert any(line.strip().startswith("Usage:") and "cost $" in line for line in lines)
     assert any(line.strip().startswith("Latency:") for line in lines)
+
+
+def test_ask_json_reports_a_model_error_as_json_saying_a_retry_will_not_help(
+    scratch: Path,
+) -> None:
+    # GIVEN a store holding the examples, and a model name the provider answers 404 for
+    data_dir = str(scratch / "data")
+    ingested = run_ragline("ingest", str(EXAMPLES / "docs"), "--data-dir", data_dir, "--quiet")
+    assert ingested.returncode == 0, ingested.stdout + ingested.stderr
+    with OpenAICompatibleServer(reply="unused") as server:
+        server.fail_model("gpt-gone", 404)
+        settings = {
+            "RAGLINE_LLM": "openai:gpt-gone",
+            "OPENAI_BASE_URL": server.base_url,
+            "OPENAI_API_KEY": "test",
+        }
+        # WHEN a question is asked with --json
+        result = run_ragline(
+            "ask", "How much is the kayak deposit?", "--data-dir", data_dir, "--json",
+            environment=settings,
+        )  # fmt: skip
+
+    # THEN it fails with the API's error body as JSON on stdout: the 404 named, no
+    # "retry later", and the retrieved passages
+    assert result.returncode == 1, result.stdout + result.stderr
+    error = json.loads(result.stdout)
+    assert error["statusCode"] == 502
+    assert "retrying will not help" in error["message"] and "HTTP 404" in error["message"]
+    assert "retry later" not in error["message"]
+    assert error["citations"], error

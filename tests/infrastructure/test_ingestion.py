@@ -7,7 +7,11 @@ from typing import Any
 
 from aws_cdk.assertions import Match
 
+from stacks.settings import INGEST_RESERVE_SECONDS, INGEST_RESIDENT_MB, PARSE_REAP_SECONDS
 from tests.infrastructure.synthesis import CDK_CONTEXT, Synthesized
+
+# The ingest function's memory, sized from bench/hostile_uploads.py.
+INGEST_MEMORY_MB = 1536
 
 
 def _bucket(synthesized: Synthesized, path: str) -> dict[str, Any]:
@@ -214,3 +218,38 @@ def test_reconcile_on_schedules_a_least_privilege_function(endpoint: Synthesized
     assert properties["Timeout"] == 900 and "VpcConfig" in properties
     outputs = endpoint.template.to_json()["Outputs"]
     assert outputs["ReconcileFunctionName"]["Value"] == {"Ref": function_id}
+
+
+def test_the_ingest_function_outlasts_a_batch_of_parses_and_holds_a_parse_child(
+    nat: Synthesized,
+) -> None:
+    # GIVEN the ingest function and its event source mapping WHEN synthesized
+    function = nat.resources[nat.logical_id("Ingestion/Ingest/Function")]["Properties"]
+    [mapping] = nat.of_type("AWS::Lambda::EventSourceMapping").values()
+    variables = function["Environment"]["Variables"]
+    parse_seconds = int(variables["RAGLINE_PARSE_TIMEOUT_SECONDS"])
+    parse_memory = int(variables["RAGLINE_PARSE_MEMORY_MB"])
+    batch = mapping["Properties"]["BatchSize"]
+
+    # THEN a whole batch of parses, each stopped at its deadline, ends with time left for
+    # the batch's other work, so one slow document never times out its batch-mates
+    assert (
+        batch * (parse_seconds + PARSE_REAP_SECONDS) + INGEST_RESERVE_SECONDS <= function["Timeout"]
+    )
+    # AND the memory holds the function's own and a parse child at its limit, as sized
+    # from bench/hostile_uploads.py (docs/ingestion.md, "Budgets")
+    assert function["MemorySize"] == INGEST_MEMORY_MB
+    assert function["MemorySize"] >= INGEST_RESIDENT_MB + parse_memory
+    assert (parse_seconds, parse_memory) == (40, 512)
+
+
+def test_the_reconcile_function_parses_under_the_same_budgets(endpoint: Synthesized) -> None:
+    # GIVEN reconcile=true WHEN synthesized
+    [function] = _reconcile_functions(endpoint).values()
+    ingest = endpoint.resources[endpoint.logical_id("Ingestion/Ingest/Function")]
+    # THEN it parses with the ingest function's budgets and memory
+    names = ("RAGLINE_PARSE_TIMEOUT_SECONDS", "RAGLINE_PARSE_MEMORY_MB")
+    variables = function["Properties"]["Environment"]["Variables"]
+    ingest_variables = ingest["Properties"]["Environment"]["Variables"]
+    assert {n: variables[n] for n in names} == {n: ingest_variables[n] for n in names}
+    assert function["Properties"]["MemorySize"] == ingest["Properties"]["MemorySize"]

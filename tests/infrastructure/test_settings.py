@@ -35,6 +35,9 @@ def test_command_line_strings_are_coerced() -> None:
     context = {
         "ingest_batch_size": "20",
         "ingest_max_batching_window_seconds": "10",
+        # A batch of 20 parses, each up to 30 s, fits in a function of 900 s.
+        "ingest_parse_timeout_seconds": "30",
+        "ingest_timeout_seconds": "900",
         "database_max_capacity": "4.5",
         "tracing": "false",
         "llm_fallback": "openai:gpt-4o-mini, extractive",
@@ -93,6 +96,13 @@ def test_a_blank_value_switches_an_option_back_to_its_default() -> None:
         ({"hnsw_m": "24", "hnsw_ef_construction": "40"}, "at least twice hnsw_m"),
         ({"reconcile_schedule": "every day"}, "reconcile_schedule"),
         ({"reconcile_schedule": "rate(1 fortnight)"}, "reconcile_schedule"),
+        (
+            {"ingest_parse_timeout_seconds": "60"},
+            "a batch of 5 documents that each parse until ingest_parse_timeout_seconds=60",
+        ),
+        ({"ingest_batch_size": "10"}, "raise ingest_timeout_seconds to 510"),
+        ({"ingest_memory_mb": "768"}, "raise ingest_memory_mb to"),
+        ({"ingest_parse_memory_mb": "2048"}, "ingest_parse_memory_mb=2048"),
     ],
 )
 def test_invalid_settings_fail_with_a_message_naming_the_problem(
@@ -239,3 +249,11 @@ def test_sagemaker_api_endpoint_joins_the_isolated_mode_only_with_a_gpu_endpoint
         }
     )
     assert listed.interface_endpoints.count("sagemaker-api") == 1
+
+
+def test_a_longer_parse_timeout_is_accepted_with_a_timeout_that_covers_the_batch() -> None:
+    # GIVEN parses of up to 60 s in batches of 5, in a function of 385 s
+    context = {"ingest_parse_timeout_seconds": "60", "ingest_timeout_seconds": "385"}
+    # WHEN parsed THEN it is consistent: 5 x (60 + 5) + 60 s for the rest of the batch
+    settings = DeploymentSettings.from_context(context)
+    assert (settings.ingest_parse_timeout_seconds, settings.ingest_timeout_seconds) == (60, 385)

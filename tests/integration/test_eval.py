@@ -106,6 +106,7 @@ def environment(
 ) -> Iterator[None]:
     for name, value in {
         "RAGLINE_DATABASE_URL": database_url,
+        "RAGLINE_DATA_DIR": str(workspace / "data"),  # the corpus index, per test
         "RAGLINE_PRICES_FILE": str(workspace / "prices.json"),
         "OPENAI_BASE_URL": server.base_url,
         "OPENAI_API_KEY": "test",
@@ -327,3 +328,192 @@ def test_a_set_without_pages_reports_no_page_column(
     assert "page@5" not in capsys.readouterr().out
     mode = json.loads((workspace / "r.json").read_text())["retrieval"]["keyword"]
     assert "page_hit_at_5" not in mode
+
+
+def _reads_of_the_corpus(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the parses of the corpus (the runner's read, the ingestor's parse)."""
+    from ragline.evaluation import runner
+    from ragline.ingest import pipeline
+
+    calls: list[int] = []
+    read, parse = runner.read_corpus, pipeline.parse_within_budgets
+
+    def counted_read(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return read(*args, **kwargs)
+
+    def counted_parse(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return parse(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "read_corpus", counted_read)
+    monkeypatch.setattr(pipeline, "parse_within_budgets", counted_parse)
+    return calls
+
+
+@pytest.mark.usefixtures("environment")
+def test_a_second_run_over_an_unchanged_corpus_parses_and_embeds_nothing(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a corpus evaluated once (into a fresh collection: a file of its own makes it so)
+    (workspace / "harbour" / "fog.md").write_text(f"# Fog\n\nFog horn test {workspace.name}.\n")
+    assert run_eval(workspace, "--modes", "keyword", "--json", str(workspace / "a.json")) == 0
+    first = json.loads((workspace / "a.json").read_text())["corpus"]
+    assert (first["ingested"], first["reused"]) == (5, None)
+    assert first["embedded"] == first["chunks"] > 0
+    capsys.readouterr()
+    # WHEN it runs again, with every parse counted
+    reads = _reads_of_the_corpus(monkeypatch)
+    assert run_eval(workspace, "--modes", "keyword", "--json", str(workspace / "b.json")) == 0
+    out = capsys.readouterr().out
+    # THEN the same collection is evaluated, nothing parsed, nothing embedded
+    second = json.loads((workspace / "b.json").read_text())
+    corpus = second["corpus"]
+    assert corpus["collection"] == first["collection"] == second["collection"]
+    assert (corpus["embedded"], corpus["ingested"], corpus["unchanged"]) == (0, 0, 5)
+    assert corpus["chunks"] == first["chunks"]
+    assert corpus["reused"] == "the corpus's collection"
+    assert reads == []
+    assert "nothing parsed or embedded" in out
+    # AND it took a fraction of the first run's ingest
+    assert corpus["seconds"] < max(first["seconds"] / 2, 1.0)
+    # AND the scores are the first run's
+    assert second["retrieval"]["keyword"]["hit_at_5"] == 0.8
+
+    # WHEN one file changes
+    (workspace / "harbour" / "fog.md").write_text("# Fog\n\nThe fog horn sounds twice.\n")
+    assert run_eval(workspace, "--modes", "keyword", "--json", str(workspace / "c.json")) == 0
+    # THEN the corpus is read again, into the collection its new content names
+    third = json.loads((workspace / "c.json").read_text())["corpus"]
+    assert reads and third["reused"] is None and third["collection"] != first["collection"]
+    assert third["ingested"] == 5 and third["embedded"] > 0
+
+
+@pytest.mark.usefixtures("environment")
+def test_eval_reuses_what_ragline_ingest_stored_from_the_same_directory(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN the corpus directory ingested with `ragline ingest`, licence texts and all
+    corpus = workspace / "harbour"
+    (corpus / "fog.md").write_text(f"# Fog\n\nFog horn test {workspace.name}.\n")
+    paths = [str(p) for p in sorted(corpus.rglob("*")) if p.is_file()]
+    monkeypatch.setenv("RAGLINE_EMBEDDINGS", "hash")
+    assert main(["ingest", *paths, "--collection", f"h-{workspace.name}"[:60], "--quiet"]) == 0
+    capsys.readouterr()
+    # WHEN ragline eval is given the same directory
+    reads = _reads_of_the_corpus(monkeypatch)
+    assert run_eval(workspace, "--modes", "keyword", "--json", str(workspace / "r.json")) == 0
+    # THEN it evaluates that collection as it stands: nothing parsed or embedded
+    report = json.loads((workspace / "r.json").read_text())
+    assert reads == []
+    assert report["collection"] == f"h-{workspace.name}"[:60]
+    assert report["corpus"]["reused"] == (
+        "`ragline ingest`'s collection, with 2 more files of the directory"
+    )
+    assert (report["corpus"]["embedded"], report["corpus"]["unchanged"]) == (0, 5)
+    # AND the gold paths match its file:// sources by their endings
+    assert report["retrieval"]["keyword"]["hit_at_5"] == 0.8
+
+
+@pytest.mark.usefixtures("environment")
+def test_the_progress_bar_counts_chunks_with_a_rate_and_time_left(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a corpus no run has embedded yet
+    (workspace / "harbour" / "fog.md").write_text(f"# Fog\n\nFog horn test {workspace.name}.\n")
+    # WHEN it is evaluated with progress bars
+    code = main(
+        ["eval", str(workspace / "set.jsonl"), "--corpus", str(workspace / "harbour"),
+         "--embeddings", "hash", "--llm", "openai:good", "--modes", "keyword",
+         "--json", str(workspace / "r.json")]
+    )  # fmt: skip
+    # THEN the embedding bar counted the chunks embedded, with a rate in chunks/s
+    assert code == 0
+    err = capsys.readouterr().err
+    chunks = json.loads((workspace / "r.json").read_text())["corpus"]["embedded"]
+    assert chunks > 0
+    assert re.search(rf"embedding: 100%.* {chunks}/{chunks} \[[0-9:]+<[0-9:]+, .*chunk/s\]", err)
+    # AND the corpus was read file by file before
+    assert re.search(r"reading: .*file", err)
+
+
+class BrokenReranker(RerankServer):
+    """Answers every rerank with something that is not a ranking: the retriever falls back."""
+
+    def answer(self, body: dict[str, Any]) -> tuple[int, Any]:
+        return 200, {"nonsense": True}
+
+
+@pytest.mark.usefixtures("environment")
+def test_reranker_fallbacks_are_counted_per_mode_and_model(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a reranker that never gives a ranking
+    with BrokenReranker() as reranker:
+        monkeypatch.setenv("RAGLINE_RERANKER_URL", reranker.base_url)
+        # WHEN ragline eval runs through it
+        code = run_eval(
+            workspace, "--modes", "hybrid,keyword", "--llm", "openai:good",
+            "--reranker", "http:broken", "--json", str(workspace / "r.json"),
+        )  # fmt: skip
+    # THEN every search and every answer fell back, and the report counts them
+    assert code == 0
+    out = capsys.readouterr().out
+    report = json.loads((workspace / "r.json").read_text())
+    assert {m: r["rerank_fallbacks"] for m, r in report["retrieval"].items()} == {
+        "hybrid": 5, "keyword": 5,
+    }  # fmt: skip
+    assert report["models"]["openai:good"]["rerank_fallbacks"] == 6
+    assert len(reranker.requests) == 5 + 5 + 6
+    assert re.search(r"hybrid .*\(reranker fell back on 5/5\)", out)
+    assert re.search(r"openai:good .*\(reranker fell back on 6/6\)", out)
+    # AND the search's own order was scored
+    assert report["retrieval"]["hybrid"]["hit_at_1"] == 0.8
+
+
+@pytest.mark.usefixtures("environment")
+def test_without_a_bar_the_models_are_ranked_and_none_is_named(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # WHEN three models run without --bar
+    code = run_eval(workspace, "--modes", "keyword", "--json", str(workspace / "r.json"))
+    # THEN the run passes, names no model and ranks them: the good one before the dearer
+    # premium of the same quality, the bad one last
+    assert code == 0
+    out = capsys.readouterr().out
+    report = json.loads((workspace / "r.json").read_text())
+    assert (report["bar"], report["choice"]) == ("(none)", None)
+    assert report["ranking"] == ["openai:good", "openai:premium", "openai:bad"]
+    assert "ranked (answer, then abstain, false, cost): openai:good > openai:premium > " in out
+    assert "no bar given (--bar): no model named" in out
+
+
+@pytest.mark.usefixtures("environment")
+def test_limit_and_sample_run_part_of_the_set(
+    workspace: Path, server: OpenAICompatibleServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # WHEN the first two questions are asked of one model
+    assert run_eval(workspace, "--modes", "keyword", "--llm", "openai:good", "--limit", "2",
+                    "--json", str(workspace / "l.json")) == 0  # fmt: skip
+    # THEN only they ran, and the report says so
+    limited = json.loads((workspace / "l.json").read_text())
+    assert [row["id"] for row in limited["per_question"]] == ["q1", "q2"]
+    assert (limited["questions"], limited["selection"]) == (2, "first 2 of 6")
+    assert "2 questions, first 2 of 6" in capsys.readouterr().out
+    assert len(server.received(CHAT)) == 2
+    # WHEN three are sampled twice with one seed, and once with another
+    drawn = []
+    for seed in ("7", "7", "8"):
+        assert run_eval(workspace, "--modes", "keyword", "--llm", "openai:good", "--sample",
+                        "3", "--seed", seed, "--json", str(workspace / "s.json")) == 0  # fmt: skip
+        report = json.loads((workspace / "s.json").read_text())
+        drawn.append([row["id"] for row in report["per_question"]])
+        assert report["selection"] == f"3 of 6 at random (seed {seed})"
+    # THEN one seed draws the same three, in the set's order
+    assert drawn[0] == drawn[1] == sorted(drawn[0]) and len(set(drawn[0])) == 3
+    # AND --limit with --sample, or a limit under 1, is refused
+    with pytest.raises(SystemExit) as refused:
+        run_eval(workspace, "--limit", "2", "--sample", "2")
+    assert refused.value.code == 2
+    assert run_eval(workspace, "--limit", "0") == 2
+    assert "--limit must be >= 1" in capsys.readouterr().err

@@ -161,6 +161,24 @@ def test_a_failing_openai_model_falls_back_to_a_sagemaker_endpoint(
     assert body["fallback"] is True and body["usage"]["input_tokens"] == 90
 
 
+def test_a_model_the_provider_does_not_know_is_not_reported_as_a_transient_outage(
+    start: Callable[..., ModuleType], post: Post, server: OpenAICompatibleServer
+) -> None:
+    # GIVEN a model name the provider answers 404 for (a misconfiguration, not an outage)
+    server.fail_model("gpt-gone", 404)
+    api = start(RAGLINE_LLM="openai:gpt-gone")
+    # WHEN a question is posted
+    status, body = post(api, {"question": QUESTION})
+    # THEN the message says a retry will not help, gives the provider's 404 and what to
+    # check, and does not ask the caller to retry later; the passages still come back
+    assert status == 503
+    message = body["message"]
+    assert "retrying will not help" in message and "HTTP 404" in message, message
+    assert "openai:gpt-gone" in message and "RAGLINE_LLM" in message
+    assert "retry later" not in message
+    assert body["citations"]
+
+
 def test_when_every_model_fails_the_caller_gets_503_with_the_sources(
     start: Callable[..., ModuleType], post: Post, server: OpenAICompatibleServer
 ) -> None:

@@ -250,3 +250,51 @@ def test_gold_pages_are_read_from_the_set(tmp_path: Path) -> None:
         '{"id": "b", "question": "q?", "gold": ["m.md"]}\n'
     )
     assert [q.pages for q in load_questions(path)] == [(7, 10), ()]
+
+
+def test_the_corpus_index_key_is_the_files_the_embedder_the_chunking_and_its_code(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ragline.evaluation import runner
+
+    hashes = {"a.md": "1" * 64, "b/c.html": "2" * 64}
+
+    def key(**changes: object) -> str:
+        options: dict[str, object] = {"embedder": "minilm", "max_tokens": 300, "overlap": 40}
+        options.update(changes)
+        return runner.corpus_key(hashes, **options)  # type: ignore[arg-type]
+
+    # GIVEN the key of a corpus
+    first = key()
+    # THEN it is stable, and any input that changes chunks or vectors changes it
+    assert key() == first
+    assert key(embedder="hash") != first
+    assert key(max_tokens=200) != first and key(overlap=0) != first
+    assert runner.corpus_key({**hashes, "a.md": "3" * 64}, embedder="minilm", max_tokens=300,
+                             overlap=40) != first  # fmt: skip
+    # AND so does the code that makes chunks
+    monkeypatch.setattr(runner, "chunking_code_digest", lambda: "another version")
+    assert key() != first
+
+
+def test_a_selection_is_the_first_n_or_a_seeded_sample_in_the_sets_order() -> None:
+    from ragline.errors import ConfigurationError
+    from ragline.evaluation import Question, select_questions
+
+    questions = [Question(f"q{i:02}", f"question {i}", ("a.md",)) for i in range(20)]
+    # WHEN nothing is asked, or more than the set holds: the whole set
+    assert select_questions(questions) == (questions, None)
+    assert select_questions(questions, sample=50) == (questions, None)
+    # WHEN the first 3: those
+    assert select_questions(questions, limit=3) == (questions[:3], "first 3 of 20")
+    # WHEN a sample: the same seed draws the same questions, in the set's order
+    drawn, how = select_questions(questions, sample=5, seed=4)
+    assert how == "5 of 20 at random (seed 4)" and len(drawn) == 5
+    assert drawn == select_questions(questions, sample=5, seed=4)[0]
+    assert drawn == sorted(drawn, key=questions.index)
+    assert drawn != select_questions(questions, sample=5, seed=5)[0]
+    # AND nonsense is refused
+    with pytest.raises(ConfigurationError, match="not both"):
+        select_questions(questions, limit=2, sample=2)
+    with pytest.raises(ConfigurationError, match="--sample must be >= 1"):
+        select_questions(questions, sample=0)

@@ -36,6 +36,17 @@ def test_abstains_when_the_passages_miss_the_question() -> None:
     assert ExtractiveModel().generate(request).text == ABSTAIN
 
 
+def test_abstains_when_only_a_heading_matches_rather_than_answering_nothing() -> None:
+    # GIVEN a passage whose section heading holds most of the question's words and whose
+    # sentences hold none (what a filter narrowing the passages to one document can leave)
+    passage = Passage(
+        1, "Boats are lovely things to have around the bay.", section="Kayak tariff harbour"
+    )
+    request = GenerationRequest("", "", "kayak tariff harbour moorings", (passage,), ABSTAIN)
+    # WHEN the model answers THEN it abstains, not with an empty answer
+    assert ExtractiveModel().generate(request).text == ABSTAIN
+
+
 def test_abstains_without_passages_or_content_words() -> None:
     assert ExtractiveModel().generate(_request("vacation days")).text == ABSTAIN
     assert ExtractiveModel().generate(_request("what is it?", "It is a thing.")).text == ABSTAIN

@@ -68,6 +68,7 @@ def test_embedding_cost_and_free_local_models(table: PriceTable) -> None:
     assert table.embedding_cost("openai:text-embedding-3-small", 5000).usd == pytest.approx(1e-4)
     assert table.embedding_cost("hash:128", 5000).usd == 0.0
     assert table.embedding_cost("minilm", 5000).usd == 0.0
+    assert table.embedding_cost("minilm-onnx", 5000).usd == 0.0
     free = table.generation_cost("extractive", "extractive", Usage(500, 50))
     assert (free + table.embedding_cost("hash", 20)).usd == 0.0
     paid = table.generation_cost("openai", "gpt-4o-mini", Usage(1000, 200, 400))

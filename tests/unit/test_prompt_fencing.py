@@ -74,3 +74,13 @@ def test_instructions_not_in_a_passage_or_not_repeated_are_not_flagged() -> None
     # an abstention carries no reason
     verdict = check_answer(ABSTAIN, [passage], abstain_text=ABSTAIN, require_citations=False)
     assert verdict.review_reason is None
+
+
+def test_an_empty_answer_is_an_abstention_without_sources() -> None:
+    # GIVEN a passage, and a model whose answer is empty or blank
+    passage = chunk("Kayaks cost 40 euros per day.")
+    for answer in ("", "  \n"):
+        # WHEN it is checked, citations not required (the default profile)
+        verdict = check_answer(answer, [passage], abstain_text=ABSTAIN, require_citations=False)
+        # THEN it abstains with the abstention text and cites nothing
+        assert (verdict.text, verdict.abstained, verdict.sources) == (ABSTAIN, True, [])

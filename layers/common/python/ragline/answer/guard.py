@@ -94,8 +94,8 @@ def check_answer(
     """Judge a model's answer against the passages it was given (numbered from 1).
 
     The answer's sources are the passages it cites, or all of them when it cites none;
-    an abstention has no sources, and an empty answer is one. An answer echoing a
-    passage's instruction carries a ``review_reason``.
+    an abstention has no sources, and an empty answer is an abstention. An answer echoing
+    a passage's instruction carries a ``review_reason``.
     """
     text = text.strip()
     if not text:

@@ -23,18 +23,35 @@ def _count(part: int, whole: int) -> str:
     return f"{part}/{whole}" if whole else "-"
 
 
+def _fallbacks(count: int, searches: int) -> str:
+    """The searches whose reranker failed (the search's own order was used)."""
+    return f"  (reranker fell back on {count}/{searches})" if count else ""
+
+
 def render_report(report: Report) -> str:
     """The report as text: the run, one row per search mode, one row per model, the choice."""
+    selected = f", {report.selection}" if report.selection else ""
     lines = [
-        f"ragline eval · {report.set} · {report.questions} questions "
+        f"ragline eval · {report.set} · {report.questions} questions{selected} "
         f"({report.answerable} answerable, {report.unanswerable} to abstain on)"
     ]
     corpus = report.corpus
-    if corpus is not None:
+    if corpus is not None and corpus.reused:
+        lines.append(
+            f"corpus      {corpus.directory}: {corpus.files} files -> {corpus.collection} "
+            f"(reused {corpus.reused}: {corpus.chunks:,} chunks, nothing parsed or embedded; "
+            f"{corpus.seconds:.1f} s)"
+        )
+    elif corpus is not None:
+        rate = (
+            f", {corpus.embedded:,} chunks embedded at {corpus.embedded / corpus.seconds:.1f}/s"
+            if corpus.embedded and corpus.seconds
+            else ", nothing embedded"
+        )
         lines.append(
             f"corpus      {corpus.directory}: {corpus.files} files -> {corpus.collection} "
             f"(ingested {corpus.ingested}, unchanged {corpus.unchanged}, skipped "
-            f"{corpus.skipped}, failed {corpus.failed}; {corpus.seconds:.1f} s)"
+            f"{corpus.skipped}, failed {corpus.failed}{rate}; {corpus.seconds:.1f} s)"
         )
         lines += [f"  failed: {failure}" for failure in corpus.failures[:5]]
     else:
@@ -55,6 +72,7 @@ def render_report(report: Report) -> str:
         ]
         for mode in report.retrieval.values():
             errors = f"  ({mode.errors} errors)" if mode.errors else ""
+            errors += _fallbacks(mode.rerank_fallbacks, mode.questions)
             page = f" {_figure(mode.page_hit_at_5, '.3f'):>6}" if paged else ""
             lines.append(
                 f"  {mode.mode:<9} {mode.hit_at_1:>6.3f} {mode.hit_at_5:>6.3f}{page}"
@@ -67,10 +85,13 @@ def render_report(report: Report) -> str:
         f"  {'model':<28} {'answer':>6} {'abstain':>7} {'false':>6} {'cite':>5}"
         f" {'tokens in/out':>15} {'$/1k q':>9} {'p50 ms':>8} {'p95 ms':>8}  bar",
     ]
+    barred = report.bar not in ("", "(none)")
     for model in report.models.values():
         tokens = f"{model.input_tokens:,}/{model.output_tokens:,}"
         verdict = "yes" if model.meets_bar else "no: " + ", ".join(model.unmet)
+        verdict = verdict if barred else "-"
         errors = f"  ({model.errors} errors)" if model.errors else ""
+        errors += _fallbacks(model.rerank_fallbacks, model.questions)
         lines.append(
             f"  {model.model:<28} {_figure(model.answer_accuracy):>6}"
             f" {_count(model.correct_abstentions, model.unanswerable):>7}"
@@ -84,7 +105,11 @@ def render_report(report: Report) -> str:
         "false: abstained / answerable · cite: cited passages from a gold document"
     )
     lines.append("")
-    if report.choice is None:
+    if len(report.ranking) > 1:
+        lines.append("ranked (answer, then abstain, false, cost): " + " > ".join(report.ranking))
+    if not barred:
+        lines.append("no bar given (--bar): no model named")
+    elif report.choice is None:
         lines.append(f"no model meets the bar ({report.bar})")
     else:
         chosen = report.models[report.choice]

@@ -12,7 +12,7 @@ it: the layer leaves it out, as it leaves out ``dev/``.
 
 from __future__ import annotations
 
-from ragline.evaluation.dataset import Question, corpus_files, load_questions
+from ragline.evaluation.dataset import Question, corpus_files, load_questions, select_questions
 from ragline.evaluation.quality_bar import METRICS, QualityBar
 from ragline.evaluation.runner import (
     EvalOptions,
@@ -38,5 +38,6 @@ __all__ = [
     "corpus_files",
     "evaluate",
     "load_questions",
+    "select_questions",
     "with_reranker",
 ]

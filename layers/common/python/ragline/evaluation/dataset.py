@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -105,6 +106,31 @@ def load_questions(path: Path) -> list[Question]:
     if not questions:
         raise ConfigurationError(f"evaluation set {path} has no questions")
     return questions
+
+
+def select_questions(
+    questions: list[Question],
+    *,
+    limit: int | None = None,
+    sample: int | None = None,
+    seed: int = 0,
+) -> tuple[list[Question], str | None]:
+    """The questions to run and how they were chosen (None: all of them): the first
+    ``limit``, or ``sample`` drawn at random with ``seed`` (the same seed, the same
+    questions), kept in the set's order. Asking for more than the set holds runs it all."""
+    if limit is not None and sample is not None:
+        raise ConfigurationError("give --limit or --sample, not both")
+    wanted = limit if limit is not None else sample
+    if wanted is None:
+        return questions, None
+    if wanted < 1:
+        raise ConfigurationError(f"--{'limit' if limit is not None else 'sample'} must be >= 1")
+    if wanted >= len(questions):
+        return questions, None
+    if limit is not None:
+        return questions[:limit], f"first {limit} of {len(questions)}"
+    chosen = sorted(random.Random(seed).sample(range(len(questions)), wanted))
+    return [questions[i] for i in chosen], f"{wanted} of {len(questions)} at random (seed {seed})"
 
 
 def corpus_files(corpus: Path) -> list[Path]:

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+import ragline
 from ragline.answer import Answerer, Router
 from ragline.config import variable
 from ragline.documents import chunk_document, parse_document
@@ -46,11 +49,29 @@ if TYPE_CHECKING:
     from ragline.embeddings import Embedder
     from ragline.evaluation.dataset import Question
     from ragline.schemas import QueryResponse
-    from ragline.store import Store
+    from ragline.store import DocumentRecord, Store
 
 T = TypeVar("T")
 # Wraps a loop to show progress (tqdm in the command line): items, label -> items.
 Progress = Callable[[Sequence[Any], str], Iterable[Any]]
+
+
+class Meter(Protocol):
+    """Counts work done towards a total (tqdm in the command line)."""
+
+    def update(self, n: int = 1) -> object: ...
+
+    def close(self) -> None: ...
+
+
+# A meter for ``total`` units of work (chunks to embed): total, label -> meter.
+Meters = Callable[[int, str], Meter]
+# Where ``ragline eval`` remembers which collection a corpus became, in the data
+# directory: a hint that spares the second run parsing the corpus, checked against the
+# store before it is trusted.
+CORPUS_INDEX = "eval-corpora.json"
+# The code whose changes can change the chunks: a new version of it re-parses the corpus.
+CHUNKING_CODE = ("documents", "tokens.py")
 # Ranked metrics look this deep whatever the answers' top_k: MRR@10 and nDCG@10.
 RANKING_DEPTH = 10
 # The mode POST /query retrieves with, whose figures the bar's retrieval terms read.
@@ -64,6 +85,18 @@ def _quietly(items: Sequence[Any], label: str) -> Iterable[Any]:
     return items
 
 
+class _Unmetered:
+    def update(self, n: int = 1) -> object:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def _unmetered(total: int, label: str) -> Meter:
+    return _Unmetered()
+
+
 @dataclass(frozen=True)
 class EvalOptions:
     """What to evaluate. Empty ``models`` means the settings' ``RAGLINE_LLM``."""
@@ -74,6 +107,8 @@ class EvalOptions:
     corpus: Path | None = None
     collection: str | None = None
     top_k: int | None = None
+    # How the questions were chosen from the set (--limit, --sample); None: all of them.
+    selection: str | None = None
 
 
 @dataclass
@@ -88,6 +123,10 @@ class CorpusReport:
     chunks: int = 0
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
+    # Chunks embedded by this run (0 when every document was there already).
+    embedded: int = 0
+    # Set when an earlier ingest was used as it stands, without parsing the corpus: how.
+    reused: str | None = None
 
 
 @dataclass
@@ -101,6 +140,8 @@ class ModeReport:
     p50_ms: float | None
     p95_ms: float | None
     errors: int = 0
+    # Searches whose reranker failed, so the search's own order was scored.
+    rerank_fallbacks: int = 0
     # Share of the questions with gold pages that have a passage from a gold page of a
     # gold file in the first 5; None when the set gives no pages (and left out of --json).
     page_hit_at_5: float | None = None
@@ -134,6 +175,7 @@ class ModelReport:
     p95_ms: float | None
     errors: int
     unpriced: bool = False
+    rerank_fallbacks: int = 0
     meets_bar: bool = False
     unmet: list[str] = field(default_factory=list)
 
@@ -168,6 +210,10 @@ class Report:
     models: dict[str, ModelReport]
     choice: str | None
     per_question: list[dict[str, Any]]
+    # The models best first (answers, abstentions, fewest false abstentions, cost).
+    ranking: list[str] = field(default_factory=list)
+    # How the questions were chosen (--limit, --sample); None: the whole set.
+    selection: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         document = asdict(self)
@@ -190,9 +236,22 @@ def chunks_digest(corpus: Path, files: Sequence[Path], *, max_tokens: int, overl
     the collection changes exactly when what would be embedded does: a change to a loader
     of another format, or to code that yields the same chunks, reuses the collection.
     Parsing is seconds; embedding is what the cache saves."""
+    return read_corpus(corpus, files, max_tokens=max_tokens, overlap=overlap)[0]
+
+
+def read_corpus(
+    corpus: Path,
+    files: Iterable[Path],
+    *,
+    max_tokens: int,
+    overlap: int,
+) -> tuple[str, dict[str, int]]:
+    """:func:`chunks_digest`, and how many chunks each file (by relative path) makes."""
     digest = hashlib.sha256()
+    counts: dict[str, int] = {}
     for path in files:
         relative = path.relative_to(corpus).as_posix()
+        counts[relative] = 0
         try:
             parsed = parse_document(path.name, path.read_bytes())
         except RaglineError as exc:  # unsupported or unreadable: the outcome is the content
@@ -204,7 +263,76 @@ def chunks_digest(corpus: Path, files: Sequence[Path], *, max_tokens: int, overl
             # key of the corpora that use it, not of every corpus.
             fields = {k: v for k, v in asdict(chunk).items() if v not in (None, (), [], {})}
             digest.update(json.dumps(fields, sort_keys=True, default=str).encode())
-    return digest.hexdigest()[:16]
+            counts[relative] += 1
+    return digest.hexdigest()[:16], counts
+
+
+def chunking_code_digest() -> str:
+    """A digest of the code that turns files into chunks (the loaders, the chunker, the
+    tokenizer) and of ragline's version: what the corpus index's key holds for the chunks,
+    since it is read without parsing anything."""
+    digest = hashlib.sha256(ragline.__version__.encode())
+    package = Path(ragline.__file__).parent
+    for name in CHUNKING_CODE:
+        root = package / name
+        for path in sorted(root.rglob("*.py")) if root.is_dir() else [root]:
+            digest.update(f"{path.relative_to(package).as_posix()}\0".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def corpus_key(hashes: dict[str, str], *, embedder: str, max_tokens: int, overlap: int) -> str:
+    """The corpus index's key: every file's path and content hash, the embedder, the chunk
+    settings and the chunking code. Equal keys mean equal chunks and equal vectors."""
+    digest = hashlib.sha256()
+    for relative, content in sorted(hashes.items()):
+        digest.update(f"{relative}\0{content}\n".encode())
+    digest.update(
+        f"embedder={embedder}\nchunks={max_tokens}/{overlap}\ncode={chunking_code_digest()}\n".encode()
+    )
+    return digest.hexdigest()
+
+
+def _matches(records: dict[str, DocumentRecord], hashes: dict[str, str], embedder: str) -> bool:
+    """Whether ``records`` (by relative path) are exactly the corpus's files, every one
+    stored from the same content with the same embedder (or skipped, as unsupported)."""
+    if records.keys() != hashes.keys():
+        return False
+    return all(_same(record, hashes[relative], embedder) for relative, record in records.items())
+
+
+def _same(record: DocumentRecord, content_hash: str, embedder: str) -> bool:
+    """Whether ``record`` holds this content as is: ingested with ``embedder``, or skipped
+    (its type unsupported). A failed document is tried again."""
+    if record.content_hash != content_hash:
+        return False
+    return record.status == "skipped" or (
+        record.status == "ingested" and record.embedding_model == embedder
+    )
+
+
+@contextmanager
+def counting_rerank_fallbacks() -> Iterator[list[int]]:
+    """Count the searches whose reranker failed (the retriever logs each one, with
+    ``rerank_failed``, and keeps the search's order) while the block runs: ``[count]``."""
+    count = [0]
+
+    class Counter(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if getattr(record, "rerank_failed", False):
+                count[0] += 1
+
+    retrieval_logger = logging.getLogger("ragline.retrieval")
+    handler = Counter(logging.WARNING)
+    level = retrieval_logger.level
+    if not retrieval_logger.isEnabledFor(logging.WARNING):  # counted even when not shown
+        retrieval_logger.setLevel(logging.WARNING)
+    retrieval_logger.addHandler(handler)
+    try:
+        yield count
+    finally:
+        retrieval_logger.removeHandler(handler)
+        retrieval_logger.setLevel(level)
 
 
 class Evaluator:
@@ -217,49 +345,161 @@ class Evaluator:
         store: Store | None = None,
         embedder: Embedder | None = None,
         progress: Progress | None = None,
+        meters: Meters | None = None,
     ) -> None:
         self.settings = settings
         self.store = store or get_store(settings)
         self.embedder = embedder or get_embedder(settings)
         self.progress: Progress = progress or _quietly
+        self.meters: Meters = meters or _unmetered
 
     def _each(self, items: Sequence[T], label: str) -> Iterable[T]:
         return self.progress(items, label)
 
     # --- the corpus ---------------------------------------------------------------------
 
+    def _index_path(self) -> Path:
+        return Path(self.settings.data_dir).expanduser() / CORPUS_INDEX
+
+    def _read_index(self) -> dict[str, str]:
+        try:
+            index = json.loads(self._index_path().read_text("utf-8"))
+        except (OSError, ValueError):  # none yet, or unreadable: a hint, never an error
+            return {}
+        return index if isinstance(index, dict) else {}
+
+    def _remember(self, key: str, collection: str) -> None:
+        index = self._read_index()
+        index[key] = collection
+        path = self._index_path()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(index, indent=1, sort_keys=True) + "\n", "utf-8")
+        except OSError:  # a read-only data directory costs the next run a parse, no more
+            pass
+
+    def _stored(self, prefix: str) -> dict[str, DocumentRecord]:
+        """The stored documents whose source starts with ``prefix``, by the rest of it."""
+        return {d.source[len(prefix) :]: d for d in self.store.iter_documents(prefix)}
+
+    def _reusable(
+        self, corpus: Path, files: Sequence[Path], hashes: dict[str, str], key: str
+    ) -> CorpusReport | None:
+        """An earlier ingest of exactly this corpus, to evaluate as it stands: the
+        collection the corpus index names for ``key``, or one ``ragline ingest`` filled
+        with exactly these files; None when there is none."""
+        model = self.embedder.name
+        collection = self._read_index().get(key)
+        if collection is not None:
+            records = self._stored(source_for(collection, ""))
+            if _matches(records, hashes, model):
+                return self._reused(corpus, collection, records, "the corpus's collection")
+        # `ragline ingest DIR` stores each file under its file:// URI (the licence texts
+        # too, which the corpus leaves out: kept, since they are what that collection holds)
+        by_uri = {path.resolve().as_uri(): path.relative_to(corpus).as_posix() for path in files}
+        under = list(self.store.iter_documents(corpus.resolve().as_uri() + "/"))
+        found = {by_uri[d.source]: d for d in under if d.source in by_uri}
+        collections = {d.collection for d in under}
+        if len(collections) != 1 or not _matches(found, hashes, model):
+            return None
+        (collection,) = collections
+        held, _ = self.store.list_documents(collection=collection, limit=len(under) + 1)
+        if len(held) != len(under):  # it holds documents from elsewhere: not this corpus
+            return None
+        extra = len(under) - len(found)
+        how = "`ragline ingest`'s collection" + (
+            f", with {extra} more file{'s' if extra > 1 else ''} of the directory" if extra else ""
+        )
+        return self._reused(corpus, collection, found, how)
+
+    def _reused(
+        self, corpus: Path, collection: str, records: dict[str, DocumentRecord], how: str
+    ) -> CorpusReport:
+        report = CorpusReport(str(corpus), collection, len(records), reused=how)
+        for record in records.values():
+            report.chunks += record.chunk_count
+            if record.status == "skipped":
+                report.skipped += 1
+            else:
+                report.unchanged += 1
+        return report
+
     def ingest_corpus(self, corpus: Path) -> CorpusReport:
         """Ingest ``corpus`` into the collection its content names; files already there
-        unchanged are skipped by the ingestor, so a second run embeds nothing."""
+        unchanged are skipped by the ingestor, so a second run embeds nothing. When an
+        earlier ingest of the same files with the same embedder, chunk settings and
+        chunking code is in the store (this command's, or ``ragline ingest``'s), it is
+        used as it stands: nothing is parsed or embedded."""
+        started = time.perf_counter()
         files = corpus_files(corpus)
         ingestor = Ingestor(self.settings, self.store, self.embedder)
-        chunking = chunks_digest(
-            corpus, files, max_tokens=ingestor.chunk_tokens, overlap=ingestor.chunk_overlap
+        tokens, overlap = ingestor.chunk_tokens, ingestor.chunk_overlap
+        hashes = {
+            path.relative_to(corpus).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in files
+        }
+        key = corpus_key(hashes, embedder=self.embedder.name, max_tokens=tokens, overlap=overlap)
+        reused = self._reusable(corpus, files, hashes, key)
+        if reused is not None:
+            reused.seconds = round(time.perf_counter() - started, 2)
+            return reused
+        chunking, counts = read_corpus(
+            corpus, self._each(files, "reading"), max_tokens=tokens, overlap=overlap
         )
         digest = fingerprint(corpus, files, embedder=self.embedder.name, chunking=chunking)
         collection = collection_name(corpus, digest)
         report = CorpusReport(str(corpus), collection, len(files))
-        started = time.perf_counter()
-        for path in self._each(files, "ingesting"):
-            relative = path.relative_to(corpus).as_posix()
-            source = source_for(collection, relative)
-            try:
-                result = ingestor.ingest_bytes(
-                    source, path.read_bytes(), name=path.name, collection=collection
-                )
-            except DocumentFailedError as exc:  # recorded as failed; the others go on
-                report.failed += 1
-                report.failures.append(f"{relative}: {exc.result.error}")
-                continue
-            report.chunks += result.chunks
-            if result.status == "skipped":
-                report.skipped += 1
-            elif result.status == "unchanged":
-                report.unchanged += 1
-            else:
-                report.ingested += 1
+        stored = self._stored(source_for(collection, ""))
+        pending = [
+            path
+            for path in files
+            if (relative := path.relative_to(corpus).as_posix()) not in stored
+            or not _same(stored[relative], hashes[relative], self.embedder.name)
+        ]
+        total = sum(counts[path.relative_to(corpus).as_posix()] for path in pending)
+        meter = self.meters(total, "embedding")
+
+        def embedded(count: int) -> None:
+            report.embedded += count
+            meter.update(count)
+
+        ingestor.on_embedded = embedded
+        # A first load builds the vector index once at the end, as `ragline ingest` does.
+        dimensions = self.embedder.dimensions
+        deferred = len(pending) > 1 and self.store.defer_vector_index(dimensions)
+        try:
+            for path in files:
+                self._ingest_file(ingestor, corpus, path, collection, report)
+        finally:  # interrupted too: the store is never left without its index
+            meter.close()
+            ingestor.on_embedded = None
+            if deferred:
+                self.store.build_vector_index(dimensions)
+        if not report.failed:
+            self._remember(key, collection)
         report.seconds = round(time.perf_counter() - started, 2)
         return report
+
+    def _ingest_file(
+        self, ingestor: Ingestor, corpus: Path, path: Path, collection: str, report: CorpusReport
+    ) -> None:
+        relative = path.relative_to(corpus).as_posix()
+        source = source_for(collection, relative)
+        try:
+            result = ingestor.ingest_bytes(
+                source, path.read_bytes(), name=path.name, collection=collection
+            )
+        except DocumentFailedError as exc:  # recorded as failed; the others go on
+            report.failed += 1
+            report.failures.append(f"{relative}: {exc.result.error}")
+            return
+        report.chunks += result.chunks
+        if result.status == "skipped":
+            report.skipped += 1
+        elif result.status == "unchanged":
+            report.unchanged += 1
+        else:
+            report.ingested += 1
 
     # --- answerers ----------------------------------------------------------------------
 
@@ -314,6 +554,8 @@ class Evaluator:
         for report in reports.values():
             report.unmet = options.bar.unmet({**shared, **report.values()})
             report.meets_bar = not report.unmet
+        # Without a bar every model "meets" it: none is named, the ranking says which is best.
+        choice = cheapest(list(reports.values())) if options.bar.terms else None
         return Report(
             set=name,
             questions=len(questions),
@@ -327,8 +569,10 @@ class Evaluator:
             corpus=corpus,
             retrieval=retrieval,
             models=reports,
-            choice=cheapest(list(reports.values())),
+            choice=choice,
             per_question=list(rows.values()),
+            ranking=ranked(list(reports.values())),
+            selection=options.selection,
         )
 
     def _reranker(self) -> str | None:
@@ -350,18 +594,21 @@ class Evaluator:
         page_hits: list[float] = []
         latencies: list[float] = []
         errors = 0
-        for q in self._each(answerable, f"retrieve {mode}"):
-            started = time.perf_counter()
-            try:
-                results = answerer.retrieve(
-                    q.question, collection=collection, top_k=RANKING_DEPTH, mode=mode
-                ).results
-            except RaglineError as exc:
-                errors += 1
-                rows[q.id]["retrieval"][mode] = {"error": str(exc)}
-                results = []
-            else:
-                latencies.append((time.perf_counter() - started) * 1000)
+        searched: dict[str, Any] = {}
+        with counting_rerank_fallbacks() as fallbacks:
+            for q in self._each(answerable, f"retrieve {mode}"):
+                started = time.perf_counter()
+                try:
+                    searched[q.id] = answerer.retrieve(
+                        q.question, collection=collection, top_k=RANKING_DEPTH, mode=mode
+                    ).results
+                except RaglineError as exc:
+                    errors += 1
+                    rows[q.id]["retrieval"][mode] = {"error": str(exc)}
+                else:
+                    latencies.append((time.perf_counter() - started) * 1000)
+        for q in answerable:
+            results = searched.get(q.id, [])
             documents = [document_of(r.source, collection) for r in results]
             ranking = [matches_gold(d, q.gold) or d for d in documents]
             hits1.append(float(metrics.hit_at(ranking, q.gold, 1)))
@@ -388,6 +635,7 @@ class Evaluator:
             p50_ms=_round(metrics.percentile(latencies, 0.5)),
             p95_ms=_round(metrics.percentile(latencies, 0.95)),
             errors=errors,
+            rerank_fallbacks=fallbacks[0],
             page_hit_at_5=round(metrics.mean(page_hits) or 0.0, 4) if page_hits else None,
         )
 
@@ -402,12 +650,17 @@ class Evaluator:
     ) -> ModelReport:
         responses: dict[str, QueryResponse] = {}
         errors: dict[str, str] = {}
-        for q in self._each(questions, f"answer {model}"):
-            try:
-                responses[q.id] = answerer.answer(q.question, collection=collection, top_k=top_k)
-            except RaglineError as exc:  # a failing model is a finding, not the end of the run
-                errors[q.id] = f"{type(exc).__name__}: {exc}"
-        return _score(model, questions, collection, responses, errors, rows)
+        with counting_rerank_fallbacks() as fallbacks:
+            for q in self._each(questions, f"answer {model}"):
+                try:
+                    responses[q.id] = answerer.answer(
+                        q.question, collection=collection, top_k=top_k
+                    )
+                except RaglineError as exc:  # a failing model is a finding, not the end
+                    errors[q.id] = f"{type(exc).__name__}: {exc}"
+        report = _score(model, questions, collection, responses, errors, rows)
+        report.rerank_fallbacks = fallbacks[0]
+        return report
 
 
 def _score(
@@ -507,6 +760,23 @@ def cheapest(models: Sequence[ModelReport]) -> str | None:
     return best.model
 
 
+def ranked(models: Sequence[ModelReport]) -> list[str]:
+    """The models best first: by answer accuracy, then correct abstentions, then fewest
+    false abstentions, then cost per 1,000 questions (unpriced last)."""
+
+    def key(m: ModelReport) -> tuple[float, float, float, bool, float]:
+        values = m.values()
+        return (
+            -(m.answer_accuracy or 0.0),
+            -(values["abstain"] or 0.0),
+            values["false_abstain"] or 0.0,
+            m.cost_per_1000 is None,
+            m.cost_per_1000 or 0.0,
+        )
+
+    return [m.model for m in sorted(models, key=key)]
+
+
 def evaluate(
     settings: Settings,
     questions: Sequence[Question],
@@ -514,6 +784,7 @@ def evaluate(
     *,
     name: str,
     progress: Progress | None = None,
+    meters: Meters | None = None,
 ) -> Report:
     """Evaluate a set with these settings: the one call the command line makes."""
-    return Evaluator(settings, progress=progress).run(questions, options, name=name)
+    return Evaluator(settings, progress=progress, meters=meters).run(questions, options, name=name)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
@@ -83,6 +83,8 @@ class Ingestor:
         self.store = store
         self.embedder = embedder
         self.budgets = Budgets.from_settings(settings)
+        # Called with each batch's chunk count once it is embedded (progress in chunks).
+        self.on_embedded: Callable[[int], object] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Ingestor:
@@ -331,6 +333,8 @@ class Ingestor:
             parts.append(result.vectors)
             tokens += result.tokens
             seconds += result.seconds
+            if self.on_embedded is not None:
+                self.on_embedded(len(batch))
         return np.vstack(parts), tokens, seconds
 
 

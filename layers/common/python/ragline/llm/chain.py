@@ -43,6 +43,7 @@ class ModelChain:
         """The first answer any model gives; ModelUnavailableError when none does
         (ModelMisconfiguredError when no model exists at its provider)."""
         failures: list[tuple[str, str]] = []
+        transient: list[bool] = []  # per failure: whether a later retry may succeed
         warming_up: ModelWarmingUpError | None = None
         missing = 0  # models their provider does not know
         for index, model in enumerate(self.models):
@@ -52,6 +53,7 @@ class ModelChain:
                 )
             except ModelError as exc:
                 failures.append((model.spec, str(exc)))
+                transient.append(exc.retryable)
                 if isinstance(exc, ModelWarmingUpError):
                     warming_up = exc
                 missing += isinstance(exc, ModelNotFoundError)
@@ -82,6 +84,17 @@ class ModelChain:
                 "The passages retrieved for the question are in 'citations'.",
                 failures=tuple(failures),
                 retry_after_seconds=warming_up.retry_after_seconds,
+            )
+        if not any(transient):
+            # A model name the provider does not know (404), a key it refuses (401): a
+            # retry gets the same answer, so say what to fix rather than "retry later".
+            reasons = "; ".join(reason for _, reason in failures)
+            raise ModelUnavailableError(
+                f"no model could answer, and retrying will not help (tried {tried}): "
+                f"{reasons}. Check the "
+                "model names (RAGLINE_LLM, RAGLINE_LLM_FALLBACK) and the provider's "
+                "credentials. The passages retrieved for the question are in 'citations'.",
+                failures=tuple(failures),
             )
         raise ModelUnavailableError(
             f"no model could answer right now (tried {tried}); please retry later. "

@@ -48,12 +48,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
                 args.question, collection=args.collection, top_k=args.top_k, profile=args.profile
             )
     except RaglineError as exc:
-        if args.json:  # the API's error body, so a script parses one format either way
+        if args.json:  # the body POST /query answers, so a script parses one format
             error = {"message": str(exc), "statusCode": exc.status_code}
-            if isinstance(exc, ModelUnavailableError):
-                error["citations"] = exc.citations
+            error.update(
+                {"citations": exc.citations} if isinstance(exc, ModelUnavailableError) else {}
+            )
             print(json.dumps(error, indent=2, ensure_ascii=False))
-        print(f"ragline ask: {exc}", file=sys.stderr)
+        else:
+            print(f"ragline ask: {exc}", file=sys.stderr)
         return 1
     body = response.model_dump(mode="json")
     if args.json:
