@@ -2,11 +2,15 @@
 
 Routes: POST /query, POST /retrieve, POST /feedback, GET /documents, GET/DELETE
 /documents/{id}, GET /health, and the OpenAPI document with Swagger UI at /swagger.
+``POST /query`` with ``"stream": true`` (or ``Accept: text/event-stream``) answers with
+server-sent events: ``stream_handler`` hands their frames to a streaming integration as
+they come, ``lambda_handler`` (buffered) in one body.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -14,16 +18,20 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from ragline.answer import get_answerer
+from ragline.answer import AnswerEvent, Failed, get_answerer
 from ragline.api import (
     RestResolver,
     as_json_request,
+    buffered,
     deeply_nested_body_response,
     documented_errors,
+    event_stream_response,
     handle_errors,
     oversized_body_response,
     rejected_query,
+    sse_frame,
     undecodable_body_response,
+    wants_event_stream,
 )
 from ragline.catalog import get_catalog
 from ragline.config import get_settings
@@ -46,6 +54,9 @@ answerer, catalog, ledger = get_answerer(settings), get_catalog(settings), get_l
 app = RestResolver(profiles=list(answerer.router.routes))
 app.enable_swagger(path="/swagger", title="ragline", version="0.1.0")
 handle_errors(app, logger)
+# Streamed answers: the same validation and errors, a body of events (not in OpenAPI).
+streams = RestResolver()
+handle_errors(streams, logger)
 
 
 @app.post("/query", responses=documented_errors(404, 409, 413, 502))
@@ -55,6 +66,31 @@ def query(body: QueryRequest) -> QueryResponse:
         body.question, collection=body.collection, top_k=body.top_k, profile=body.profile,
         request_id=request_id, ef_search=body.ef_search, where=body.filter,
     )  # fmt: skip
+
+
+# No return annotation: Powertools would validate (and so read out) the body iterator.
+@streams.post("/query")
+def query_stream(body: QueryRequest):
+    event = streams.current_event
+    events = answerer.stream(
+        body.question, collection=body.collection, top_k=body.top_k, profile=body.profile,
+        request_id=event.request_context.request_id, ef_search=body.ef_search, where=body.filter,
+    )  # fmt: skip
+    first = next(events)  # an invalid request or a failed search raises: a status, no stream
+    return event_stream_response(_frames(first, events, event.raw_event))
+
+
+def _frames(
+    first: AnswerEvent, events: Iterator[AnswerEvent], event: dict[str, Any]
+) -> Iterator[bytes]:
+    started = time.perf_counter()
+    yield sse_frame(first.name, first.data())
+    for answer_event in events:
+        if isinstance(answer_event, Failed):  # logged as the buffered error status would be
+            rejected = rejected_query(event, {"statusCode": answer_event.status_code})
+            if rejected is not None:
+                ledger.rejected_query(**rejected, total_ms=(time.perf_counter() - started) * 1000)
+        yield sse_frame(answer_event.name, answer_event.data())
 
 
 @app.post("/retrieve", responses=documented_errors(404, 409, 413, 502))
@@ -96,15 +132,28 @@ def health() -> dict[str, Any]:
     return catalog.health()
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@trace_handler(settings)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def _respond(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     started = time.perf_counter()
     response = oversized_body_response(event, settings.max_body_bytes)
     response = response or undecodable_body_response(event) or deeply_nested_body_response(event)
     if response is None:
-        response = app.resolve(as_json_request(event), context)
+        resolver = streams if wants_event_stream(event) else app
+        response = resolver.resolve(as_json_request(event), context)
     rejected = rejected_query(event, response)  # answered questions log themselves
     if rejected is not None:
         ledger.rejected_query(**rejected, total_ms=(time.perf_counter() - started) * 1000)
     return response
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@trace_handler(settings)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return buffered(_respond(event, context))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@trace_handler(settings)
+def stream_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """The entry point for a streaming integration: a streamed answer's ``body`` is an
+    iterator of server-sent event frames, to write as they come; other bodies are text."""
+    return _respond(event, context)

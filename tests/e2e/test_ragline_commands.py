@@ -107,6 +107,31 @@ def test_ask_prints_answer_citations_usage_and_latency(scratch: Path) -> None:
     assert any(line.strip().startswith("Latency:") for line in lines)
 
 
+def test_ask_stream_prints_events_as_they_come(scratch: Path) -> None:
+    # GIVEN a store holding the examples
+    data_dir = str(scratch / "data")
+    ingested = run_ragline("ingest", str(EXAMPLES / "docs"), "--data-dir", data_dir, "--quiet")
+    assert ingested.returncode == 0, ingested.stdout + ingested.stderr
+    question = "How much is the security deposit for renting a kayak?"
+
+    # WHEN the question is asked with --stream, as events and as text
+    events = run_ragline("ask", question, "--data-dir", data_dir, "--stream", "--json")
+    text = run_ragline("ask", question, "--data-dir", data_dir, "--stream")
+
+    # THEN the events come in order: the retrieval, the text, the final answer
+    assert events.returncode == 0, events.stdout + events.stderr
+    lines = [json.loads(line) for line in events.stdout.splitlines()]
+    names = [line["event"] for line in lines]
+    assert names[0] == "retrieval" and names[-1] == "final" and "delta" in names
+    assert lines[0]["data"]["citations"][0]["source"].startswith("file://")
+    deltas = "".join(line["data"]["text"] for line in lines if line["event"] == "delta")
+    assert deltas == lines[-1]["data"]["answer"] and "$200" in deltas
+    # AND as text: the answer, then its sources and usage
+    assert text.returncode == 0, text.stdout + text.stderr
+    assert text.stdout.startswith("A: ") and "$200" in text.stdout
+    assert any(line.strip().startswith("Usage:") for line in text.stdout.splitlines()), text.stdout
+
+
 def test_ask_json_reports_a_model_error_as_json_saying_a_retry_will_not_help(
     scratch: Path,
 ) -> None:

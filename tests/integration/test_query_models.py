@@ -171,7 +171,7 @@ def test_a_model_the_provider_does_not_know_is_not_reported_as_a_transient_outag
     status, body = post(api, {"question": QUESTION})
     # THEN the message says a retry will not help, gives the provider's 404 and what to
     # check, and does not ask the caller to retry later; the passages still come back
-    assert status == 503
+    assert status == 502
     message = body["message"]
     assert "retrying will not help" in message and "HTTP 404" in message, message
     assert "openai:gpt-gone" in message and "RAGLINE_LLM" in message

@@ -9,11 +9,19 @@ client's timeout, either queued for the next requests or always for one model.
         ... OPENAI_BASE_URL=server.base_url ...
         server.script(CHAT, Scripted(status=429))   # the next chat request is throttled
         server.fail_model("gpt-broken", 500)        # this model always fails
+
+A chat request with ``"stream": true`` is answered with server-sent chunks, one word
+each, ``token_delay`` seconds apart, and the usage in a last chunk when
+``stream_options.include_usage`` asks for it, as OpenAI does. The server notices a client
+that goes away mid-stream (``disconnects``), notes when it sent each stream's first
+token (``first_token_at``, ``time.monotonic()``), and ``Scripted(cut_after=n)`` drops the
+connection after n tokens.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -48,6 +56,7 @@ class Scripted:
 
     status: int = 200
     delay: float = 0.0
+    cut_after: int | None = None  # a streamed reply: drop the connection after n tokens
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,7 @@ class Reply:
     status: int
     body: dict[str, Any]
     delay: float = 0.0
+    cut_after: int | None = None
 
 
 @dataclass(frozen=True)
@@ -78,7 +88,11 @@ class OpenAICompatibleServer(LoopbackServer):
     reply: str | Callable[[dict[str, Any]], str] = "The documents do not answer this."
     usage: ChatUsage = field(default_factory=ChatUsage)
     api_key: str | None = None  # when set, other keys get 401 quoting the key they sent
+    token_delay: float = 0.0  # seconds between the chunks of a streamed reply
     requests: list[Recorded] = field(default_factory=list)
+    first_token_at: list[float] = field(default_factory=list)
+    disconnects: list[int] = field(default_factory=list)  # tokens sent before each went away
+    completed_streams: int = 0
     _queue: dict[str, list[Scripted]] = field(default_factory=dict)
     _failing_models: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -131,7 +145,9 @@ class OpenAICompatibleServer(LoopbackServer):
         serve = {CHAT: self._chat, EMBEDDINGS: self._embeddings}.get(path)
         if serve is None:
             return _error(404, f"no route {path}")
-        return Reply(200, serve(body), scripted.delay if scripted is not None else 0.0)
+        if scripted is None:
+            return Reply(200, serve(body))
+        return Reply(200, serve(body), scripted.delay, scripted.cut_after)
 
     def _chat(self, body: dict[str, Any]) -> dict[str, Any]:
         text = self.reply(body) if callable(self.reply) else self.reply
@@ -175,6 +191,27 @@ class OpenAICompatibleServer(LoopbackServer):
         }
 
 
+def stream_chunks(reply: dict[str, Any], include_usage: bool) -> tuple[list[bytes], bytes | None]:
+    """A chat completion as streamed chunks (``data:`` lines): the role, one per word, the
+    finish reason; and the usage chunk, when asked for."""
+    text = reply["choices"][0]["message"]["content"]
+    base = {k: reply[k] for k in ("id", "created", "model")} | {"object": "chat.completion.chunk"}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        return b"data: " + json.dumps({**base, "choices": [choice]}).encode() + b"\n\n"
+
+    words = re.findall(r"\S+\s*", text)
+    chunks = [chunk({"role": "assistant", "content": ""})]
+    chunks += [chunk({"content": word}) for word in words]
+    chunks.append(chunk({}, "stop"))
+    usage = None
+    if include_usage:
+        data = {**base, "choices": [], "usage": reply["usage"]}
+        usage = b"data: " + json.dumps(data).encode() + b"\n\n"
+    return chunks, usage
+
+
 def _error(status: int, message: str) -> Reply:
     kind = _ERROR_TYPES.get(status, "error")
     return Reply(status, {"error": {"message": message, "type": kind, "code": kind, "param": None}})
@@ -183,6 +220,7 @@ def _error(status: int, message: str) -> Reply:
 class _Handler(BaseHTTPRequestHandler):
     owner: OpenAICompatibleServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # each streamed chunk leaves when written
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", 0))
@@ -191,6 +229,10 @@ class _Handler(BaseHTTPRequestHandler):
         reply = self.owner.respond(self.path, headers, body)
         if reply.delay:
             time.sleep(reply.delay)  # scripted to outlast the client's timeout
+        if reply.status == 200 and self.path == CHAT and body.get("stream"):
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            self._stream(reply, include_usage)
+            return
         data = json.dumps(reply.body).encode()
         try:
             self.send_response(reply.status)
@@ -200,6 +242,46 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up waiting (the timeout case)
+
+    def _stream(self, reply: Reply, include_usage: bool) -> None:
+        """Chunked server-sent events, one word per ``token_delay``; a write that fails
+        is a client gone away, noted in ``disconnects``."""
+        owner = self.owner
+        chunks, usage = stream_chunks(reply.body, include_usage)
+        role, *tokens, finish = chunks
+        tokens_sent = 0
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self._chunk(role)
+            for token in tokens:
+                time.sleep(owner.token_delay)
+                if reply.cut_after is not None and tokens_sent >= reply.cut_after:
+                    self.close_connection = True
+                    self.connection.shutdown(2)  # mid-answer, no end of stream
+                    return
+                self._chunk(token)
+                if tokens_sent == 0:
+                    with owner._lock:
+                        owner.first_token_at.append(time.monotonic())
+                tokens_sent += 1
+            for last in (finish, usage, b"data: [DONE]\n\n"):
+                if last is not None:
+                    self._chunk(last)
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+            with owner._lock:
+                owner.completed_streams += 1
+        except (BrokenPipeError, ConnectionResetError):
+            with owner._lock:
+                owner.disconnects.append(tokens_sent)
+            self.close_connection = True
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # keep test output clean

@@ -1,5 +1,5 @@
 """Helpers for the REST handler: the resolver, error bodies, the error-to-status mapping,
-what the OpenAPI document says about errors, and request limits."""
+what the OpenAPI document says about errors, request limits, and server-sent events."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import binascii
 import json
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -388,3 +388,51 @@ def _message(response: dict[str, Any]) -> str | None:
     except (ValueError, AttributeError):
         return None
     return message if isinstance(message, str) else None
+
+
+# --- server-sent events -----------------------------------------------------------------------
+
+EVENT_STREAM = "text/event-stream"
+
+
+def wants_event_stream(event: dict[str, Any], method: str = "POST", path: str = "/query") -> bool:
+    """Whether a request to the streamed route asks for server-sent events: ``Accept:
+    text/event-stream``, or ``"stream": true`` in its JSON body."""
+    if event.get("httpMethod") != method or event.get("path") != path:
+        return False
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    if EVENT_STREAM in str(headers.get("accept", "")).lower():
+        return True
+    raw = event.get("body") or ""
+    if '"stream"' not in raw and not event.get("isBase64Encoded"):
+        return False  # the usual buffered question: no need to parse the body twice
+    try:
+        body = json.loads(base64.b64decode(raw) if event.get("isBase64Encoded") else raw)
+    except ValueError:  # the resolver answers the 400
+        return False
+    return isinstance(body, dict) and body.get("stream") is True
+
+
+def sse_frame(name: str, data: dict[str, Any]) -> bytes:
+    """One server-sent event: its name and its data as one line of JSON."""
+    return f"event: {name}\ndata: {to_json(data)}\n\n".encode()
+
+
+def event_stream_response(frames: Iterator[bytes]) -> Response[Iterator[bytes]]:
+    """A 200 whose body is written frame by frame as ``frames`` yields them (the
+    streaming entry point passes the iterator on; :func:`buffered` joins it)."""
+    return Response(
+        status_code=200,
+        content_type=EVENT_STREAM,
+        body=frames,
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+def buffered(response: dict[str, Any]) -> dict[str, Any]:
+    """The proxy response with a streamed body read to its end, for an integration that
+    cannot stream: the same events, in one body."""
+    body = response.get("body")
+    if not isinstance(body, Iterator):
+        return response
+    return {**response, "body": b"".join(body).decode("utf-8")}

@@ -85,6 +85,11 @@ class QueryRequest(_Request):
     profile: str | None = Field(default=None, pattern=PROFILE_PATTERN)
     ef_search: int | None = EF_SEARCH
     filter: METADATA_FILTER = None
+    stream: bool = Field(
+        default=False,
+        description="Answer with server-sent events (retrieval, text deltas, the final "
+        "answer) instead of one JSON body; so does `Accept: text/event-stream`.",
+    )
 
 
 class RetrieveRequest(_Request):

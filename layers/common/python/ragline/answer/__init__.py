@@ -2,21 +2,28 @@
 
 ``routing`` turns the profile file into routes (model chain, template, retrieval rules),
 ``guard`` keeps answers grounded in the passages they cite, ``responses`` maps chunks to
-what the API returns, and ``answerer`` composes them.
+what the API returns, ``events`` is what a streamed answer sends, and ``answerer``
+composes them.
 """
 
 from __future__ import annotations
 
 from ragline.answer.answerer import Answerer, get_answerer
+from ragline.answer.events import Answered, AnswerEvent, Failed, Retrieved, TextDelta
 from ragline.answer.guard import is_abstention
 from ragline.answer.responses import format_context
 from ragline.answer.routing import Profile, Route, Router
 
 __all__ = [
+    "AnswerEvent",
+    "Answered",
     "Answerer",
+    "Failed",
     "Profile",
+    "Retrieved",
     "Route",
     "Router",
+    "TextDelta",
     "format_context",
     "get_answerer",
     "is_abstention",

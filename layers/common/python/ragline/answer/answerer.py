@@ -11,16 +11,24 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Generator, Iterator
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from ragline.answer import responses
+from ragline.answer.events import Answered, AnswerEvent, Failed, Retrieved, TextDelta
 from ragline.answer.guard import check_answer, similar_enough
 from ragline.answer.routing import Route, Router
 from ragline.embeddings import get_embedder
-from ragline.errors import InvalidRequestError, ModelUnavailableError, NotFoundError
+from ragline.errors import (
+    InvalidRequestError,
+    ModelError,
+    ModelUnavailableError,
+    NotFoundError,
+    RaglineError,
+)
 from ragline.ledger import Costs, Ledger, get_ledger, query_record
-from ragline.llm import Completion, GenerationRequest, Usage
+from ragline.llm import Completion, GenerationRequest, StreamInterruptedError, Usage
 from ragline.rerankers import get_reranker
 from ragline.retrieval import Retriever
 from ragline.schemas import Latency, QueryResponse, RetrieveResponse
@@ -34,6 +42,7 @@ if TYPE_CHECKING:
     from ragline.rerankers import Reranker
     from ragline.retrieval import Retrieval
     from ragline.store import RetrievedChunk, Store
+    from ragline.telemetry.pricing import Cost
 
 # The package's name, not this module's: operators filter the answer log line on it.
 logger = logging.getLogger("ragline.answer")
@@ -150,6 +159,70 @@ class Answerer:
         documents it matches. When every model of the profile's chain fails,
         ModelUnavailableError carries the retrieved passages as citations.
         """
+        events = self._events(
+            question, collection=collection, top_k=top_k, profile=profile,
+            request_id=request_id or str(uuid.uuid4()), ef_search=ef_search, where=where,
+            stream=False,
+        )  # fmt: skip
+        for event in events:
+            if isinstance(event, Answered):
+                return event.response
+        raise AssertionError("an answer's events end with the answer")  # pragma: no cover
+
+    def stream(
+        self,
+        question: str,
+        *,
+        collection: str | None = None,
+        top_k: int | None = None,
+        profile: str | None = None,
+        request_id: str | None = None,
+        ef_search: int | None = None,
+        where: Filter | None = None,
+    ) -> Iterator[AnswerEvent]:
+        """The answer as it is made (:mod:`ragline.answer.events`): :class:`Retrieved`,
+        then :class:`TextDelta` as the model writes, then :class:`Answered` (what
+        :meth:`answer` returns), or :class:`Failed` once the retrieval event is out.
+
+        An invalid request, or a failing search, raises on the first ``next()`` as
+        :meth:`answer` raises, before any event: the caller can still answer with a
+        status. Closing the iterator stops the model call.
+        """
+        request_id = request_id or str(uuid.uuid4())
+        events = self._events(
+            question, collection=collection, top_k=top_k, profile=profile,
+            request_id=request_id, ef_search=ef_search, where=where, stream=True,
+        )  # fmt: skip
+        yield next(events)
+        try:
+            yield from events
+        except ModelUnavailableError as exc:
+            yield Failed(
+                exc.status_code, str(exc), request_id, citations=exc.citations,
+                retry_after_seconds=exc.retry_after_seconds,
+            )  # fmt: skip
+        except RaglineError as exc:
+            if exc.status_code >= 500:
+                logger.exception("streamed answer %s failed", request_id)
+            yield Failed(exc.status_code, str(exc), request_id)
+        except Exception:  # a streamed body ends with an event, never cut off
+            logger.exception("streamed answer %s failed", request_id)
+            yield Failed(500, f"internal error (request id {request_id})", request_id)
+
+    def _events(
+        self,
+        question: str,
+        *,
+        collection: str | None,
+        top_k: int | None,
+        profile: str | None,
+        request_id: str,
+        ef_search: int | None,
+        where: Filter | None,
+        stream: bool,
+    ) -> Iterator[AnswerEvent]:
+        """The one path of both APIs: route, retrieve (validation and search run before
+        the first event), generate (streamed or whole), guard, record."""
         route = self.router.route(profile)
         rules = route.profile
         started = time.perf_counter()
@@ -164,10 +237,25 @@ class Answerer:
         )
         retrieved_at = time.perf_counter()
         chunks = similar_enough(retrieval.chunks, rules.min_score)
-        completion = self._generate(route, question, chunks)
-        finished = time.perf_counter()
+        yield Retrieved(
+            request_id, route.name, responses.citations(chunks), _ms(retrieved_at - started)
+        )
         reranking = retrieval.reranking
         rerank_cost = self.costs.rerank(reranking)
+        try:
+            completion = yield from self._generate(
+                route, question, chunks, stream=stream, show_text=stream and rules.streams_text
+            )
+        except StreamInterruptedError as exc:
+            usage = responses.usage_info(
+                exc.partial.usage,
+                embedding_tokens=retrieval.embedding_tokens,
+                cost=self._cost(exc.partial, retrieval, rerank_cost),
+                rerank_cost=rerank_cost,
+            )
+            yield Failed(exc.status_code, str(exc), request_id, usage=usage)
+            return
+        finished = time.perf_counter()
         verdict = check_answer(
             completion.text,
             chunks,
@@ -182,13 +270,8 @@ class Answerer:
             prompt=route.prompt.ref,
             needs_review=rules.review or verdict.review_reason is not None,
             embedding_tokens=retrieval.embedding_tokens,
-            cost=self.costs.query(
-                completion if chunks else None,  # no passages: no model was called
-                embedder=self.retriever.embedder.name,
-                embedding_tokens=retrieval.embedding_tokens,
-                rerank=rerank_cost,
-                embedding_seconds=retrieval.embedding_seconds,
-            ),
+            # no passages: no model was called
+            cost=self._cost(completion if chunks else None, retrieval, rerank_cost),
             rerank_cost=rerank_cost,
             reranker=responses.reranker(reranking),
             latency=Latency(
@@ -197,16 +280,37 @@ class Answerer:
                 total=_ms(finished - started),
                 rerank=0.0 if reranking is None else reranking.latency_ms,
             ),
-            request_id=request_id or str(uuid.uuid4()),
+            request_id=request_id,
         )
         self._record(response, question, collection, retrieval)
-        return response
+        yield Answered(response)
 
-    def _generate(self, route: Route, question: str, chunks: list[RetrievedChunk]) -> Completion:
-        """The model's completion over the passages; the abstention, without a model call,
-        when there is nothing to ground an answer on."""
+    def _cost(
+        self, completion: Completion | None, retrieval: Retrieval, rerank_cost: Cost | None
+    ) -> Cost:
+        return self.costs.query(
+            completion,
+            embedder=self.retriever.embedder.name,
+            embedding_tokens=retrieval.embedding_tokens,
+            rerank=rerank_cost,
+            embedding_seconds=retrieval.embedding_seconds,
+        )
+
+    def _generate(
+        self,
+        route: Route,
+        question: str,
+        chunks: list[RetrievedChunk],
+        *,
+        stream: bool,
+        show_text: bool,
+    ) -> Generator[TextDelta, None, Completion]:
+        """The model's completion over the passages (its text as deltas when ``show_text``);
+        the abstention, without a model call, when there is nothing to ground an answer on."""
         if not chunks:
             primary = route.chain.primary
+            if show_text:
+                yield TextDelta(route.prompt.abstain)
             return Completion(route.prompt.abstain, Usage(), primary.provider, primary.model)
         passages = responses.passages(chunks)
         values = {"question": question, "context": responses.format_context(passages)}
@@ -221,10 +325,17 @@ class Answerer:
             max_tokens=self.settings.max_output_tokens,
         )
         try:
-            return route.chain.generate(request)
+            if not stream:
+                return route.chain.generate(request)
+            for item in route.chain.stream(request):
+                if isinstance(item, Completion):
+                    return item
+                if show_text:
+                    yield TextDelta(item)
         except ModelUnavailableError as exc:
             sources = [c.model_dump() for c in responses.citations(chunks)]
             raise exc.with_citations(sources) from exc
+        raise ModelError(f"{route.chain.primary.spec}: the stream ended without an answer")
 
     def _record(
         self, response: QueryResponse, question: str, collection: str, retrieval: Retrieval

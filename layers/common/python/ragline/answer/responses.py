@@ -11,7 +11,7 @@ from ragline.schemas import Citation, Latency, ModelInfo, QueryResponse, Retriev
 
 if TYPE_CHECKING:
     from ragline.answer.guard import Verdict
-    from ragline.llm import Completion
+    from ragline.llm import Completion, Usage
     from ragline.retrieval import Reranking
     from ragline.store import RetrievedChunk
     from ragline.telemetry.pricing import Cost
@@ -114,7 +114,6 @@ def query_response(
     reranker: str | None = None,
 ) -> QueryResponse:
     """The API's answer: the guarded text, its citations, the model, usage and cost."""
-    usage = completion.usage
     return QueryResponse(
         answer=verdict.text,
         citations=[citation(n, c) for n, c in verdict.sources],
@@ -123,20 +122,29 @@ def query_response(
         needs_review=needs_review,
         fallback=is_fallback(completion),
         model=ModelInfo(provider=completion.provider, name=completion.model, prompt=prompt),
-        usage=UsageInfo(
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cached_input_tokens=usage.cached_input_tokens,
-            embedding_tokens=embedding_tokens,
-            cost_usd=_usd(cost.usd),
-            cost_estimated=cost.estimated,
-            estimated=usage.estimated,
-            rerank_cost_usd=_usd(rerank_cost.usd) if rerank_cost is not None else 0.0,
+        usage=usage_info(
+            completion.usage, embedding_tokens=embedding_tokens, cost=cost, rerank_cost=rerank_cost
         ),
         latency_ms=latency,
         request_id=request_id,
         reranker=reranker,
         review_reason=verdict.review_reason,
+    )
+
+
+def usage_info(
+    usage: Usage, *, embedding_tokens: int, cost: Cost, rerank_cost: Cost | None
+) -> UsageInfo:
+    """The tokens a query consumed and what they cost (the rerank cost apart, too)."""
+    return UsageInfo(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cached_input_tokens=usage.cached_input_tokens,
+        embedding_tokens=embedding_tokens,
+        cost_usd=_usd(cost.usd),
+        cost_estimated=cost.estimated,
+        estimated=usage.estimated,
+        rerank_cost_usd=_usd(rerank_cost.usd) if rerank_cost is not None else 0.0,
     )
 
 

@@ -55,6 +55,14 @@ class Profile:
     review: bool = False
     description: str = ""
 
+    @property
+    def streams_text(self) -> bool:
+        """Whether a streamed answer sends its text as it is written. A profile requiring
+        citations does not: its guard may withhold the whole answer once it is complete
+        (an answer citing nothing becomes the abstention), and text already sent cannot
+        be taken back. Its stream carries the retrieval, then the checked final answer."""
+        return not self.require_citations
+
 
 # key -> the TOML types it accepts (bool is not an int here, however Python sees it).
 _KEYS: dict[str, tuple[type, ...]] = {

@@ -11,16 +11,24 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
 
 Handler = Callable[[dict[str, Any], Any], Any]
+
+
+class StreamSink(Protocol):
+    """Where a streamed response goes: its status and headers first, then each piece."""
+
+    def start(self, response: Mapping[str, Any]) -> None: ...
+
+    def write(self, piece: bytes) -> None: ...
 
 
 @dataclass
@@ -72,9 +80,13 @@ class LambdaFunction:
         *,
         timeout_seconds: float = 30.0,
         memory_limit_in_mb: int = 1024,
+        stream_handler: Handler | None = None,
     ) -> None:
         self.name = name
         self.handler = handler
+        # The entry point a streaming integration invokes: a proxy response whose body may
+        # be an iterator of bytes, written as they come (see :meth:`invoke_streaming`).
+        self.stream_handler = stream_handler
         self.timeout_seconds = timeout_seconds
         self.memory_limit_in_mb = memory_limit_in_mb
         # One execution environment: its log stream outlives invocations, its request ids don't.
@@ -100,6 +112,36 @@ class LambdaFunction:
 
     def _run(self, event: dict[str, Any]) -> Any:
         return self.handler(event, self.new_context())
+
+    def invoke_streaming(self, event: dict[str, Any], sink: StreamSink) -> Any:
+        """Run the streaming entry point on one event. A response whose body is an
+        iterator goes to ``sink`` as it comes (``start`` with the response, its body
+        aside, then ``write`` per piece) and None is returned; any other response is
+        returned as :meth:`invoke` returns it.
+
+        The body is read in the execution environment, as Lambda runs a streaming
+        function until its stream ends; a ``write`` that raises (the client went away)
+        closes the body's iterator, which ends the work behind it.
+        """
+        if self.stream_handler is None:
+            raise RuntimeError(f"{self.name} has no streaming entry point")
+        return self._environment.submit(self._run_streaming, event, sink).result()
+
+    def _run_streaming(self, event: dict[str, Any], sink: StreamSink) -> Any:
+        assert self.stream_handler is not None
+        result = self.stream_handler(event, self.new_context())
+        body = result.get("body") if isinstance(result, Mapping) else None
+        if not isinstance(body, Iterator):
+            return result
+        try:
+            sink.start({**result, "body": None})
+            for piece in body:
+                sink.write(piece)
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+        return None
 
     def close(self) -> None:
         """Let the invocation in progress finish, then end the environment's thread."""

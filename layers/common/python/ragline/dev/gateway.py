@@ -9,6 +9,11 @@ multi-value views of headers and query strings, ``null`` for absent maps, the bo
 text or base64, and a 502 when the function fails or answers something malformed.
 As a server it answers every request: HEAD as the GET without its body, a 400 for a body
 whose length cannot be read, a 405 for methods no route serves (TRACE), all as JSON.
+
+A function with a streaming entry point is invoked through it, as an integration in
+``STREAM`` response transfer mode invokes one: a body it gives as an iterator goes out
+with chunked transfer encoding, one chunk flushed per piece; a client that goes away
+closes the iterator, which ends the work behind it (a model call under way).
 """
 
 from __future__ import annotations
@@ -188,6 +193,45 @@ class BadRequestError(Exception):
     """The request's framing cannot be read (a bad Content-Length or chunk size)."""
 
 
+class ClientGoneError(Exception):
+    """The client closed the connection while its response was being streamed."""
+
+
+class _ChunkedSink:
+    """Writes a streamed response on the request's connection: the status line and
+    headers, then each piece as one chunk, flushed at once."""
+
+    def __init__(self, handler: _RequestHandler) -> None:
+        self.handler = handler
+        self.started = False
+
+    def start(self, response: Mapping[str, Any]) -> None:
+        head = parse_proxy_response(response)
+        handler = self.handler
+        handler.send_response(head.status)
+        for name, value in head.headers:
+            if name.lower() not in {"content-length", "transfer-encoding", "connection"}:
+                handler.send_header(name, value)
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        self._send(handler.end_headers)
+        self.started = True
+
+    def write(self, piece: bytes) -> None:
+        if piece:
+            self._send(lambda: self.handler.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece)))
+
+    def end(self) -> None:
+        self._send(lambda: self.handler.wfile.write(b"0\r\n\r\n"))
+
+    def _send(self, write: Any) -> None:
+        try:
+            write()
+            self.handler.wfile.flush()
+        except OSError as exc:  # a broken pipe or a reset: nobody is reading any more
+            raise ClientGoneError(str(exc)) from exc
+
+
 class _RequestHandler(BaseHTTPRequestHandler):
     server: _GatewayServer
     protocol_version = "HTTP/1.1"
@@ -228,6 +272,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         started = time.perf_counter()
+        response: HttpResponse | None
         try:
             body = self._read_body()
         except BadRequestError as exc:
@@ -236,6 +281,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
         else:
             response = self._invoke(body)
+        if response is None:  # streamed, or the client went away
+            return
         self._write(response)
         logger.info(
             "%s %s -> %d (%.0f ms)",
@@ -245,7 +292,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             (time.perf_counter() - started) * 1000,
         )
 
-    def _invoke(self, body: bytes | None) -> HttpResponse:
+    def _invoke(self, body: bytes | None) -> HttpResponse | None:
         if body is None:
             self.close_connection = True
             return gateway_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
@@ -256,12 +303,38 @@ class _RequestHandler(BaseHTTPRequestHandler):
         event = build_proxy_event(
             method, self.path, headers, body, source_ip=self.client_address[0], host=host
         )
+        if self.server.function.stream_handler is not None:
+            return self._invoke_streaming(event)
         try:
             return parse_proxy_response(self.server.function.invoke(event))
         except Exception:  # a raising handler is a 502, as an integration error is
             name = self.server.function.name
             logger.exception("%s failed on %s %s", name, self.command, self.path)
             return gateway_error()
+
+    def _invoke_streaming(self, event: dict[str, Any]) -> HttpResponse | None:
+        """The response to write, or None when it was streamed (or its client went)."""
+        started = time.perf_counter()
+        sink = _ChunkedSink(self)
+        function = self.server.function
+        try:
+            result = function.invoke_streaming(event, sink)
+            if result is not None:
+                return parse_proxy_response(result)
+            sink.end()
+        except ClientGoneError:
+            self.close_connection = True
+            logger.info("%s %s: the client went away mid-stream", self.command, self.path)
+            return None
+        except Exception:  # before the stream: a 502; during it: cut, which a client sees
+            logger.exception("%s failed on %s %s", function.name, self.command, self.path)
+            if not sink.started:
+                return gateway_error()
+            self.close_connection = True
+            return None
+        logger.info("%s %s -> streamed (%.0f ms)", self.command, self.path,
+                    (time.perf_counter() - started) * 1000)  # fmt: skip
+        return None
 
     def _write(self, response: HttpResponse) -> None:
         self.send_response(response.status)

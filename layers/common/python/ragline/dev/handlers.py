@@ -17,6 +17,8 @@ from ragline.dev.context import Handler
 from ragline.errors import ConfigurationError
 
 HANDLER_NAME = "lambda_handler"
+# The query function's entry point for a streaming integration (STREAM transfer mode).
+STREAM_HANDLER_NAME = "stream_handler"
 
 
 def find_repository_root(start: Path | None = None) -> Path:
@@ -37,8 +39,9 @@ def find_repository_root(start: Path | None = None) -> Path:
     )
 
 
-def load_handler(function: str, root: Path | None = None) -> Handler:
-    """Import ``functions/<function>/handler.py`` and return its ``lambda_handler``.
+def load_handler(function: str, root: Path | None = None, name: str = HANDLER_NAME) -> Handler:
+    """Import ``functions/<function>/handler.py`` and return its ``lambda_handler`` (or the
+    entry point ``name``).
 
     The module is imported as ``functions.<function>.handler`` with the repository root
     on ``sys.path``, so a handler may import its neighbours the same way; importing it
@@ -57,7 +60,7 @@ def load_handler(function: str, root: Path | None = None) -> Handler:
             f"functions.{function}.handler was imported from {loaded_from}, not {path}; "
             f"another package named 'functions' is shadowing the repository's"
         )
-    handler = getattr(module, HANDLER_NAME, None)
+    handler = getattr(module, name, None)
     if not callable(handler):
-        raise ConfigurationError(f"{path} has no callable {HANDLER_NAME}")
+        raise ConfigurationError(f"{path} has no callable {name}")
     return cast(Handler, handler)

@@ -51,6 +51,12 @@ def format_answer(response: Mapping[str, Any], question: str | None = None) -> s
         lines += textwrap.wrap(question, width, initial_indent="Q: ", subsequent_indent="   ")
     answer = response["answer"] + ("  (abstained)" if response.get("abstained") else "")
     lines += textwrap.wrap(answer, width, initial_indent="A: ", subsequent_indent="   ") or ["A:"]
+    return "\n".join(lines + answer_details(response))
+
+
+def answer_details(response: Mapping[str, Any]) -> list[str]:
+    """What follows the answer's text: its citations, then model, usage, cost, latency."""
+    lines: list[str] = []
     citations = response.get("citations") or []
     if citations:
         lines.append("   Sources:")
@@ -66,7 +72,7 @@ def format_answer(response: Mapping[str, Any], question: str | None = None) -> s
         f"   Latency: {latency['total']:.0f} ms (retrieve {latency['retrieve']:.0f}"
         f" · generate {latency['generate']:.0f}) · request {response['request_id']}",
     ]
-    return "\n".join(lines)
+    return lines
 
 
 # Status -> the words the summary uses, in the order it lists them.

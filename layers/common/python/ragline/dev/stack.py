@@ -182,12 +182,15 @@ class LocalStack:
         )
         logger.info("S3 + SQS on %s: bucket %s -> %s", s3_url, options.bucket, options.queue)
 
-        ingest, query = self._load_handlers()
+        ingest, query, query_stream = self._load_handlers()
         ingest_function = LambdaFunction(
             "ragline-ingest", ingest, timeout_seconds=options.ingest_timeout_seconds
         )
         query_function = LambdaFunction(
-            "ragline-query", query, timeout_seconds=options.query_timeout_seconds
+            "ragline-query",
+            query,
+            timeout_seconds=options.query_timeout_seconds,
+            stream_handler=query_stream,
         )
         self._functions = [ingest_function, query_function]
         sqs: SQSClient = client("sqs", s3_url)
@@ -218,12 +221,16 @@ class LocalStack:
         partial.replace(self.endpoints_file)
         return self._endpoints
 
-    def _load_handlers(self) -> tuple[Handler, Handler]:
-        from ragline.dev.handlers import load_handler
+    def _load_handlers(self) -> tuple[Handler, Handler, Handler | None]:
+        """The ingest and query handlers, and the query function's streaming entry point
+        (none for an injected query handler: its requests are answered buffered)."""
+        from ragline.dev.handlers import STREAM_HANDLER_NAME, load_handler
 
         ingest = self._ingest_handler or load_handler("ingest")
-        query = self._query_handler or load_handler("query")
-        return ingest, query
+        if self._query_handler is not None:
+            return ingest, self._query_handler, None
+        query = load_handler("query")
+        return ingest, query, load_handler("query", name=STREAM_HANDLER_NAME)
 
     def stop(self) -> None:
         """Stop taking requests, finish the batch in hand, stop moto, remove endpoints.json."""

@@ -10,7 +10,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ragline.errors import ConfigurationError
-from ragline.llm.base import ChatModel, Completion, GenerationRequest, Passage, Usage
+from ragline.llm.base import (
+    ChatModel,
+    Completion,
+    GenerationRequest,
+    Passage,
+    StreamInterruptedError,
+    Usage,
+)
 from ragline.llm.chain import ModelChain
 from ragline.providers.retry import RetryPolicy
 
@@ -25,6 +32,7 @@ __all__ = [
     "ModelChain",
     "Passage",
     "RetryPolicy",
+    "StreamInterruptedError",
     "Usage",
     "create_model",
 ]

@@ -1,4 +1,4 @@
-"""The language-model interface: a request in, text plus token usage out."""
+"""The language-model interface: a request in, text plus token usage out, whole or streamed."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
+from ragline.errors import ModelError
+
 if TYPE_CHECKING:
+    from collections.abc import Generator
+
     from ragline.config import Settings
 
 
@@ -92,3 +96,28 @@ class ChatModel(ABC):
     @abstractmethod
     def generate(self, request: GenerationRequest) -> Completion:
         """Answer the request. Raise ragline.errors.ModelError on failure."""
+
+    def stream(self, request: GenerationRequest) -> Generator[str | Completion, None, None]:
+        """Answer the request as it is written: text deltas (``str``), then the whole
+        :class:`Completion` (its text is the deltas joined) as the last item.
+
+        Raise ModelError on failure; a failure after the first delta is
+        :class:`StreamInterruptedError`. Closing the iterator early ends the model call.
+        This default streams the whole answer as one delta (the extractive model).
+        """
+        completion = self.generate(request)
+        if completion.text:
+            yield completion.text
+        yield completion
+
+
+class StreamInterruptedError(ModelError):
+    """A streamed answer failed after its first delta: too late to try another model.
+
+    ``partial`` is what was written until then, with the usage so far (estimated where
+    the provider reported none).
+    """
+
+    def __init__(self, message: str, partial: Completion) -> None:
+        super().__init__(message, retryable=False)
+        self.partial = partial

@@ -7,6 +7,7 @@ vLLM, llama.cpp's server, TGI's Messages API or LM Studio: the same code, anothe
 from __future__ import annotations
 
 import time
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import openai
@@ -17,6 +18,8 @@ from ragline.providers.clients import OpenAIConnection, openai_connection, opena
 from ragline.tokens import count_tokens
 
 if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
+
     from ragline.config import Settings
 
 # OpenAI's reasoning models take max_completion_tokens and only the default temperature;
@@ -43,16 +46,17 @@ class OpenAIChatModel(ChatModel):
             return {"max_completion_tokens": request.max_tokens}
         return {"max_tokens": request.max_tokens, "temperature": request.temperature}
 
+    def _messages(self, request: GenerationRequest) -> list[ChatCompletionMessageParam]:
+        return [
+            {"role": "system", "content": request.system},
+            {"role": "user", "content": request.user},
+        ]
+
     def generate(self, request: GenerationRequest) -> Completion:
         started = time.perf_counter()
         try:
             response = self.connection.client().chat.completions.create(
-                model=self.model,
-                messages=[
-                    {"role": "system", "content": request.system},
-                    {"role": "user", "content": request.user},
-                ],
-                **self._limits(request),
+                model=self.model, messages=self._messages(request), **self._limits(request)
             )
         except openai.OpenAIError as exc:
             raise openai_error(exc, self.spec) from None
@@ -67,6 +71,54 @@ class OpenAIChatModel(ChatModel):
             self.provider,
             self.model,
             details={"latency_ms": latency_ms, "finish_reason": choice.finish_reason},
+        )
+
+    def stream(self, request: GenerationRequest) -> Generator[str | Completion, None, None]:
+        """Chat completion chunks as they come; ``include_usage`` makes the server send
+        the exact usage (cached tokens included) in a last chunk without choices."""
+        started = time.perf_counter()
+        try:
+            chunks = self.connection.client().chat.completions.create(
+                model=self.model,
+                messages=self._messages(request),
+                stream=True,
+                stream_options={"include_usage": True},
+                **self._limits(request),
+            )
+        except openai.OpenAIError as exc:
+            raise openai_error(exc, self.spec) from None
+        written: list[str] = []
+        reported: Any = None
+        finish_reason: str | None = None
+        first_token_ms: float | None = None
+        with chunks:  # closes the connection when the caller stops early, too
+            try:
+                for chunk in chunks:
+                    if chunk.usage is not None:
+                        reported = chunk.usage
+                    if not chunk.choices:
+                        continue
+                    choice = chunk.choices[0]
+                    finish_reason = choice.finish_reason or finish_reason
+                    delta = choice.delta.content if choice.delta is not None else None
+                    if delta:
+                        if first_token_ms is None:
+                            first_token_ms = round((time.perf_counter() - started) * 1000, 2)
+                        written.append(delta)
+                        yield delta
+            except openai.OpenAIError as exc:
+                raise openai_error(exc, self.spec) from None
+        text = "".join(written)
+        yield Completion(
+            text,
+            _usage(reported, request, text),
+            self.provider,
+            self.model,
+            details={
+                "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+                "first_token_ms": first_token_ms,
+                "finish_reason": finish_reason,
+            },
         )
 
 

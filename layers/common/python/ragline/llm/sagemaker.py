@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ragline.errors import ModelError
 from ragline.llm.base import ChatModel, Completion, GenerationRequest, Usage
-from ragline.providers.clients import aws_client, invoke_endpoint
+from ragline.providers.clients import aws_client, invoke_endpoint, invoke_endpoint_stream
 from ragline.tokens import count_tokens
 
 if TYPE_CHECKING:
@@ -101,6 +101,67 @@ def parse_tgi(data: Any, request: GenerationRequest) -> Parsed:
     return Parsed(text, usage, details.get("finish_reason"))
 
 
+# --- streamed: server-sent events in the payload parts ----------------------------------------
+
+
+@dataclass
+class StreamedParts:
+    """What a streamed answer's events said so far: usage and finish reason, when given."""
+
+    usage: Usage | None = None
+    finish_reason: str | None = None
+
+
+def sse_data(parts: Iterator[bytes]) -> Iterator[Any]:
+    """The JSON of each ``data:`` line of a server-sent event stream split arbitrarily into
+    payload parts (``[DONE]`` and other lines skipped)."""
+    buffer = b""
+    for part in parts:
+        buffer += part
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            line = line.strip()
+            if line.startswith(b"data:") and line[5:].strip() != b"[DONE]":
+                yield json.loads(line[5:])
+
+
+def messages_delta(data: Any, seen: StreamedParts) -> str | None:
+    """One OpenAI-style chunk: its text, and the usage in the last chunk."""
+    usage = data.get("usage")
+    if usage:
+        cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+        seen.usage = Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0), cached)
+    choices = data.get("choices") or []
+    if not choices:
+        return None
+    seen.finish_reason = choices[0].get("finish_reason") or seen.finish_reason
+    return (choices[0].get("delta") or {}).get("content")
+
+
+def tgi_delta(data: Any, seen: StreamedParts) -> str | None:
+    """One TGI token event: its text (special tokens aside); the last one has details."""
+    details = data.get("details") or {}
+    if details:
+        seen.finish_reason = details.get("finish_reason")
+        if details.get("generated_tokens") is not None:
+            # TGI never counts the prompt in a stream: the input side stays an estimate.
+            seen.usage = Usage(0, details["generated_tokens"], estimated=True)
+    token = data.get("token") or {}
+    return None if token.get("special") else token.get("text")
+
+
+DeltaParser = Callable[[Any, StreamedParts], "str | None"]
+STREAMED: dict[str, DeltaParser] = {"messages": messages_delta, "tgi": tgi_delta}
+
+
+def stream_body(payload: str, request: GenerationRequest) -> dict[str, Any]:
+    """The request body asking the container to stream."""
+    body = PAYLOADS[payload][0](request)
+    if payload == "messages":
+        return {**body, "stream": True, "stream_options": {"include_usage": True}}
+    return {**body, "stream": True}
+
+
 # payload style -> (request body builder, response parser)
 BodyBuilder = Callable[[GenerationRequest], dict[str, Any]]
 ResponseParser = Callable[[Any, GenerationRequest], Parsed]
@@ -158,3 +219,53 @@ class SageMakerChatModel(ChatModel):
             self.model,
             details={"latency_ms": latency_ms, "finish_reason": parsed.finish_reason},
         )
+
+    def stream(self, request: GenerationRequest) -> Generator[str | Completion, None, None]:
+        """invoke_endpoint_with_response_stream: the container's server-sent events
+        (OpenAI chunks or TGI tokens), text as it comes; usage from the last event, or
+        estimated when the container sends none."""
+        started = time.perf_counter()
+        parse = STREAMED[self.payload]
+        parts = invoke_endpoint_stream(
+            self.client, self.model, stream_body(self.payload, request), self.spec,
+            self.inference_component,
+        )  # fmt: skip
+        seen = StreamedParts()
+        written: list[str] = []
+        first_token_ms: float | None = None
+        try:
+            for data in sse_data(parts):
+                text = parse(data, seen)
+                if text:
+                    if first_token_ms is None:
+                        first_token_ms = round((time.perf_counter() - started) * 1000, 2)
+                    written.append(text)
+                    yield text
+        except (ValueError, AttributeError, TypeError) as exc:
+            raise ModelError(
+                f"{self.spec}: the endpoint's stream is not {self.payload!r} events "
+                f"(check RAGLINE_SAGEMAKER_PAYLOAD): {exc}"
+            ) from exc
+        finally:
+            parts.close()
+        text = "".join(written)
+        yield Completion(
+            text,
+            _streamed_usage(seen.usage, request, text),
+            self.provider,
+            self.model,
+            details={
+                "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+                "first_token_ms": first_token_ms,
+                "finish_reason": seen.finish_reason,
+            },
+        )
+
+
+def _streamed_usage(usage: Usage | None, request: GenerationRequest, text: str) -> Usage:
+    """The usage the stream reported, its missing counts estimated (and marked so)."""
+    if usage is None:
+        return Usage(_prompt_tokens(request), count_tokens(text), estimated=True)
+    if usage.estimated and usage.input_tokens == 0:
+        return Usage(_prompt_tokens(request), usage.output_tokens, estimated=True)
+    return usage

@@ -16,6 +16,7 @@ would print its unredacted text (an upstream 401 may echo the key) under the Mod
 from __future__ import annotations
 
 import json
+from collections.abc import Generator
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -158,6 +159,44 @@ def invoke_endpoint(
     except (BotoCoreError, ClientError) as exc:
         raise aws_error(exc, what) from None
     return raw
+
+
+def invoke_endpoint_stream(
+    client: Any,
+    endpoint: str,
+    payload: Any,
+    what: str,
+    inference_component: str | None = None,
+) -> Generator[bytes, None, None]:
+    """POST ``payload`` to a SageMaker endpoint with a streamed response and yield the
+    bytes of each payload part as it arrives (a part may split a line; the caller
+    reassembles them). SDK errors, before or during the stream, become ModelError;
+    closing the iterator closes the connection."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    target = {"InferenceComponentName": inference_component} if inference_component else {}
+    try:
+        response = client.invoke_endpoint_with_response_stream(
+            EndpointName=endpoint,
+            ContentType="application/json",
+            Accept="text/event-stream",
+            Body=json.dumps(payload),
+            **target,
+        )
+    except (BotoCoreError, ClientError) as exc:
+        raise aws_error(exc, what) from None
+    events = response["Body"]
+    try:
+        for event in events:  # a ModelStreamError event raises here
+            part = event.get("PayloadPart")
+            if part and part.get("Bytes"):
+                yield part["Bytes"]
+    except (BotoCoreError, ClientError) as exc:
+        raise aws_error(exc, what) from None
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
 
 
 def post_json(
