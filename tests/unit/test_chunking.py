@@ -171,3 +171,26 @@ def test_chunks_keep_their_first_and_last_page_and_end_at_a_gap_in_pages() -> No
 def test_chunks_of_formats_without_pages_have_no_page_metadata() -> None:
     doc = ParsedDocument("T", "markdown", [Block("Plain text.", ("T",))])
     assert [(c.pages, c.metadata) for c in chunk_document(doc)] == [(None, {})]
+
+
+def test_a_chunk_on_several_pages_records_where_each_page_starts() -> None:
+    # GIVEN one section printed on pages 12 and 13, two paragraphs on 13
+    section = ("Manual", "Mooring")
+    doc = ParsedDocument(
+        "Manual",
+        "pdf",
+        [
+            Block("Ships moor at the north quay.", section, page=12),
+            Block("Tugs are booked a day ahead.", section, page=13),
+            Block("Lines are doubled in a gale.", section, page=13),
+        ],
+    )
+    # WHEN it is chunked into one chunk
+    (chunk,) = chunk_document(doc, max_tokens=200, overlap=40)
+    # THEN the chunk records the one place its text turns to page 13, and keeps it in its row
+    assert chunk.page_breaks == ((31, 13),)
+    assert chunk.text[31:].startswith("Tugs are booked")
+    assert chunk.row_metadata == {"page": 12, "last_page": 13, "page_breaks": [[31, 13]]}
+    # AND a chunk on one page, or without pages, records none
+    single = chunk_document(ParsedDocument("M", "pdf", [Block("One page.", section, page=3)]))
+    assert single[0].page_breaks == () and single[0].row_metadata == {"page": 3, "last_page": 3}

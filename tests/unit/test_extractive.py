@@ -133,6 +133,67 @@ def test_a_name_counts_only_in_a_passage_about_the_question() -> None:
     assert "[" in ExtractiveModel().generate(request).text
 
 
+def test_never_an_empty_answer_that_is_not_an_abstention() -> None:
+    from ragline.answer.guard import check_answer
+
+    # GIVEN a passage whose heading holds the question's words but whose sentences hold
+    # none of them (the passage covers the question, no sentence does)
+    request = GenerationRequest(
+        "", "", "Which trampoline safety netting inspection schedule applies to owners?",
+        (Passage(1, "Read this before you begin. Keep it somewhere dry.", "Handbook",
+                 section="Trampoline safety netting inspection"),),
+        ABSTAIN,
+    )  # fmt: skip
+    # WHEN the model answers
+    text = ExtractiveModel().generate(request).text
+    # THEN it abstains rather than answering with nothing
+    assert text == ABSTAIN
+    # AND an empty answer from any model is judged an abstention, whatever the profile
+    verdict = check_answer("  ", [], abstain_text=ABSTAIN, require_citations=False)
+    assert verdict.abstained and verdict.text == ABSTAIN and verdict.sources == []
+
+
+def test_a_table_row_answers_read_with_its_header_and_on_the_asked_side() -> None:
+    # GIVEN a table whose rows differ by the side of a bound ("under" / "over" 6 hours)
+    table = (
+        "Flight length | Checked baggage | Meal\n"
+        "Under 6 hours | 1 bag of 23 kg | Snack\n"
+        "Over 6 hours | 2 bags of 23 kg | Hot meal"
+    )
+    request = _request("How much checked baggage is allowed on flights over 6 hours?", table)
+    # WHEN the model answers
+    text = ExtractiveModel().generate(request).text
+    # THEN it quotes the row for flights over 6 hours, read as a row with its header
+    assert text.startswith("Flight length: Over 6 hours; Checked baggage: 2 bags of 23 kg")
+    assert "Under 6 hours" not in text and "[1]" in text
+
+
+def test_abstains_when_the_package_asked_about_is_never_mentioned() -> None:
+    # GIVEN a passage about aligning table columns that never names siunitx
+    passage = "To align numbers on the decimal point in a table column, use the dcolumn D type."
+    # WHEN the question asks about the siunitx package, THEN the model abstains
+    request = _request(
+        "How do I align numbers on the decimal point with the siunitx package?", passage
+    )
+    assert ExtractiveModel().generate(request).text == ABSTAIN
+    # AND the same question about a package the passage names is answered
+    request = _request(
+        "How do I align numbers on the decimal point with the dcolumn package?", passage
+    )
+    assert "[1]" in ExtractiveModel().generate(request).text
+
+
+def test_of_equally_good_sentences_the_better_ranked_passage_answers() -> None:
+    # GIVEN two passages whose sentences cover the question equally
+    request = _request(
+        "How do I reset the printer queue?",
+        "To reset the printer queue, open Settings and choose Clear queue.",
+        "To reset the printer queue, unplug the printer for a minute.",
+    )
+    # WHEN the model answers, THEN the first passage's sentence comes first
+    assert ExtractiveModel().generate(request).text.startswith("To reset the printer queue, open")
+
+
 def test_abstains_when_no_single_sentence_answers_enough() -> None:
     # GIVEN a passage covering the question only across sentences, each holding one word
     question = "kayak tariff harbour season deposit weekday"

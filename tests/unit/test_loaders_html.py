@@ -387,3 +387,41 @@ def test_an_oversized_table_is_chunked_between_rows() -> None:
         for line in chunk.text.split("\n"):
             assert line == "name | effect" or line.startswith("option-"), line
             assert line.count(" | ") == 1
+
+
+def test_docbook_admonition_titles_are_not_section_headings() -> None:
+    # GIVEN a DocBook XSL chapter whose sections hold Note, Warning, Tip, Important and
+    # Caution boxes, each titled by an <h3 class="title"> (as git's user manual is)
+    doc = parse_document("ch05.html", (FIXTURES / "docbook-admonitions.html").read_bytes())
+
+    # WHEN it is parsed, THEN no box title enters a heading path: the text around and
+    # inside each box stays under the section it is in, and the box's title opens its text
+    chapter, adding = "Chapter 5. Submodules", "Adding a submodule"
+    pitfalls = (chapter, adding, "Pitfalls with submodules")
+    updating = (chapter, "Updating submodules")
+    assert [(b.section, b.kind, b.text) for b in doc.blocks] == [
+        ((chapter, adding), "text",
+         "A submodule records another repository at a fixed commit inside this one."),
+        ((chapter, adding), "code", "$ tool submodule add ../lib lib"),
+        ((chapter, adding), "text",
+         "Note: Do not use local URLs here if you plan to publish the project."),
+        ((chapter, adding), "text",
+         "See what files the command created with a listing of the directory."),
+        ((chapter, adding), "text", "Warning:"),
+        ((chapter, adding), "code", "$ tool submodule deinit --force lib"),
+        ((chapter, adding), "text", "This throws away local changes in the submodule."),
+        (pitfalls, "text",
+         "Tip: Always publish the submodule change before the superproject change."),
+        (pitfalls, "text", "A superproject that refers to an unpublished commit cannot be cloned."),
+        (updating, "text", "Important: Updating checks out a detached HEAD in each submodule."),
+        (updating, "text", "Run the update after every pull."),
+    ]  # fmt: skip
+    # AND a real h3 inside the section is still a heading, and chunks carry the real path
+    chunks = chunk_document(doc, max_tokens=256, overlap=40)
+    headings = {chunk.heading for chunk in chunks}
+    assert not any(
+        word in heading.split(" > ")
+        for heading in headings
+        for word in ("Note", "Warning", "Tip", "Important", "Caution")
+    )
+    assert " > ".join(pitfalls) in headings

@@ -136,8 +136,10 @@ class Settings(BaseSettings):
     database_connect_timeout_seconds: float = Field(default=20.0, ge=1, le=300)
     # How hybrid search fuses its vector and keyword lists: "relative" (each list's scores
     # scaled to 0..1, the vector list weighted by fusion_vector_weight, by default the
-    # embedder's own weight) or "rrf" (Reciprocal Rank Fusion, which ignores scores).
-    fusion: Literal["rrf", "relative"] = "relative"
+    # embedder's own weight), "adaptive" (relative, each list's weight scaled by how far
+    # its best hit stands out for this query, and a sure list's best hit kept in the top
+    # 2) or "rrf" (Reciprocal Rank Fusion, which ignores scores).
+    fusion: Literal["rrf", "relative", "adaptive"] = "adaptive"
     fusion_vector_weight: float | None = Field(default=None, ge=0.0, le=1.0)
     # HNSW candidate list per vector search (pgvector's hnsw.ef_search, 1000 at most):
     # recall against exact search for latency; bench/vector_recall.py prints the curve.

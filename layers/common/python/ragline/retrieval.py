@@ -1,12 +1,15 @@
-"""Retrieval: vector, keyword, and hybrid search fused with Reciprocal Rank Fusion or by
-relative scores, and optionally reranked."""
+"""Retrieval: vector, keyword, and hybrid search fused with Reciprocal Rank Fusion, by
+relative scores, or adaptively (relative scores weighted by how sure each list is), and
+optionally reranked. Results whose text is the same in several documents count once."""
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 from ragline.errors import InvalidRequestError, ModelError
@@ -21,7 +24,16 @@ logger = logging.getLogger(__name__)
 
 RRF_K = 60  # the constant of Cormack et al. (2009); damps the weight of the very top ranks
 MODES = ("hybrid", "vector", "keyword")
-FUSIONS = ("rrf", "relative")
+FUSIONS = ("rrf", "relative", "adaptive")
+# Adaptive fusion, calibrated on git's manual with MiniLM (bench/fusion_lists.py), then
+# checked on the Python docs and the PDF manuals: how much a list's confidence moves its
+# weight (0: plain relative fusion), and the place a confident list's best hit keeps.
+CONFIDENCE_POWER = 1.0
+KEEP_TOP_WITHIN = 2
+KEEP_TOP_CONFIDENCE = 0.5
+# How many results past top_k vector and keyword search read, so that near-duplicates
+# collapsed into one leave their places to other results.
+DUPLICATE_ROOM = 5
 
 
 def reciprocal_rank_fusion(
@@ -98,6 +110,116 @@ def relative_score_fusion(
     return fused[:limit] if limit is not None else fused
 
 
+def confidence(scores: Sequence[float]) -> float:
+    """How far a list's best score stands out, 0..1: the lead of the first over the mean
+    of the others, as a share of the list's whole span. One clear winner over a flat field
+    is near 1; a list declining evenly is about 0.5; a crowded top with a tail below, low."""
+    if len(scores) < 2:
+        return 1.0 if scores else 0.0
+    best, low = max(scores), min(scores)
+    if best <= low:
+        return 0.0
+    rest = sorted(scores, reverse=True)[1:]
+    return (best - sum(rest) / len(rest)) / (best - low)
+
+
+def adaptive_fusion(
+    vector: Sequence[RetrievedChunk],
+    keyword: Sequence[RetrievedChunk],
+    *,
+    vector_weight: float = 0.6,
+    power: float = CONFIDENCE_POWER,
+    keep_within: int = KEEP_TOP_WITHIN,
+    keep_confidence: float = KEEP_TOP_CONFIDENCE,
+    limit: int | None = None,
+) -> list[RetrievedChunk]:
+    """Relative score fusion whose weights follow each query's lists, not one constant.
+
+    Each list's weight (``vector_weight`` and its complement) is scaled by the list's
+    :func:`confidence` raised to ``power``: a keyword list whose top hit towers over the
+    rest (a rare term matched) outweighs a vector list of near ties, and the reverse.
+    Then what either list was sure of keeps a place: a list's first hit, when its
+    confidence is at least ``keep_confidence``, is moved up to place ``keep_within`` if
+    the fused order put it lower.
+    """
+
+    def sure(ranking: Sequence[RetrievedChunk], value: Callable[[RetrievedChunk], float]) -> float:
+        return confidence([value(c) for c in ranking])
+
+    by_vector = sure(vector, _vector_score)
+    by_keyword = sure(keyword, lambda c: c.score)
+    v, k = vector_weight * by_vector**power, (1 - vector_weight) * by_keyword**power
+    weight = v / (v + k) if v + k > 0 else vector_weight
+    fused = relative_score_fusion(vector, keyword, vector_weight=weight)
+    if keep_within > 0:
+        for ranking, sureness in ((vector, by_vector), (keyword, by_keyword)):
+            if not ranking or sureness < keep_confidence:
+                continue
+            top = ranking[0].chunk_id
+            place = next(i for i, c in enumerate(fused) if c.chunk_id == top)
+            if place >= keep_within:
+                fused.insert(keep_within - 1, fused.pop(place))
+    return fused[:limit] if limit is not None else fused
+
+
+def _vector_score(chunk: RetrievedChunk) -> float:
+    return chunk.similarity if chunk.similarity is not None else chunk.score
+
+
+_NORMAL = re.compile(r"[\W_]+")
+
+
+def _normalized(text: str) -> str:
+    return _NORMAL.sub(" ", text.lower()).strip()
+
+
+def collapse_duplicates(chunks: Sequence[RetrievedChunk]) -> list[RetrievedChunk]:
+    """Chunks whose text is the same once case, punctuation and spacing are set aside
+    count once, at the place of the first; the sources of the others go to its
+    ``also_in`` (each once, in order, never its own)."""
+    kept: list[RetrievedChunk] = []
+    places: dict[str, int] = {}
+    for chunk in chunks:
+        key = _normalized(chunk.text)
+        if key not in places:
+            places[key] = len(kept)
+            kept.append(chunk)
+            continue
+        first = kept[places[key]]
+        sources = (*first.also_in, *chunk.also_in, _cited_source(chunk))
+        also = tuple(dict.fromkeys(s for s in sources if s != _cited_source(first)))
+        kept[places[key]] = replace(first, also_in=also)
+    return kept
+
+
+def _cited_source(chunk: RetrievedChunk) -> str:
+    page = chunk.match_page or chunk.page
+    return chunk.source if page is None else f"{chunk.source}#page={page}"
+
+
+def match_page(chunk: RetrievedChunk, query: str) -> int | None:
+    """The page of ``chunk`` that holds its match to ``query``: of the pages a chunk
+    printed on several pages spans, the one whose text holds the most of the query's
+    content words (the extractive model's: stemmed, stopwords aside), the earliest of
+    equals. A chunk on one page, or without pages, keeps its first page."""
+    if not chunk.page_breaks or chunk.page is None:
+        return chunk.page
+    from ragline.llm.extractive import content_terms
+
+    words = set(content_terms(query))
+    if not words:
+        return chunk.page
+    cuts = [(0, chunk.page), *chunk.page_breaks, (len(chunk.text), -1)]
+    best: tuple[float, int] = (0.0, 0)
+    chosen = chunk.page
+    for (start, page), (end, _) in pairwise(cuts):
+        found = content_terms(chunk.text[start:end])
+        score = (sum(found.get(w, 0.0) > 0 for w in words), -page)
+        if score[0] > best[0]:
+            best, chosen = score, page
+    return chosen
+
+
 @dataclass(frozen=True)
 class Reranking:
     """What the reranker did for one search: which one, how long it took, how many
@@ -129,7 +251,7 @@ class Retriever:
         reranker: Reranker | None = None,
         *,
         rerank_depth: int = 20,
-        fusion: str = "relative",
+        fusion: str = "adaptive",
         vector_weight: float | None = None,
     ) -> None:
         self.store = store
@@ -205,10 +327,11 @@ class Retriever:
         # Which chunks may be returned, and how selective that is: both searches honour
         # it before their limit, so a filter never leaves fewer than top_k that exist.
         selection = self.store.select(collection, known[1], where)
+        # Deeper than top_k: the near-duplicates a list holds leave room for others.
+        deeper = top_k + DUPLICATE_ROOM
         if mode == "keyword":
-            return Retrieval(
-                self.store.keyword_search(collection, query, top_k, selection=selection), 0
-            )
+            found = self.store.keyword_search(collection, query, deeper, selection=selection)
+            return Retrieval(_finished(query, found, top_k), 0)
         # A query vector from another model would be silently meaningless: refuse instead.
         self.store.ensure_collection(collection, self.embedder.name, self.embedder.dimensions)
         embedded = self.embedder.embed_query(query)
@@ -219,15 +342,14 @@ class Retriever:
             # Vector search finds nothing; hybrid search is the keyword search alone.
             if mode == "vector":
                 return Retrieval([], embedded.tokens)
-            return Retrieval(
-                self.store.keyword_search(collection, query, top_k, selection=selection),
-                embedded.tokens,
-            )
+            found = self.store.keyword_search(collection, query, deeper, selection=selection)
+            return Retrieval(_finished(query, found, top_k), embedded.tokens)
         if mode == "vector":
+            found = self.store.vector_search(
+                collection, vector, deeper, ef_search=ef_search, selection=selection
+            )
             return Retrieval(
-                self.store.vector_search(
-                    collection, vector, top_k, ef_search=ef_search, selection=selection
-                ),
+                _finished(query, found, top_k),
                 embedded.tokens,
                 embedding_seconds=embedded.seconds,
             )
@@ -236,13 +358,16 @@ class Retriever:
             collection, vector, depth, ef_search=ef_search, selection=selection
         )
         by_keyword = self.store.keyword_search(collection, query, depth, selection=selection)
-        if self.fusion == "relative":
-            weight = self.vector_weight
-            if weight is None:
-                weight = self.embedder.fusion_weight
-            fused = relative_score_fusion(by_vector, by_keyword, vector_weight=weight, limit=top_k)
+        weight = self.vector_weight
+        if weight is None:
+            weight = self.embedder.fusion_weight
+        if self.fusion == "adaptive":
+            fused = adaptive_fusion(by_vector, by_keyword, vector_weight=weight)
+        elif self.fusion == "relative":
+            fused = relative_score_fusion(by_vector, by_keyword, vector_weight=weight)
         else:
-            fused = reciprocal_rank_fusion([by_vector, by_keyword], limit=top_k)
+            fused = reciprocal_rank_fusion([by_vector, by_keyword])
+        fused = _finished(query, fused, top_k)
         missing = [c.chunk_id for c in fused if c.similarity is None]
         if missing:
             known_similarity = self.store.similarities(missing, vector)
@@ -252,6 +377,13 @@ class Retriever:
                 for c in fused
             ]  # fmt: skip
         return Retrieval(fused, embedded.tokens, embedding_seconds=embedded.seconds)
+
+
+def _finished(query: str, chunks: Sequence[RetrievedChunk], top_k: int) -> list[RetrievedChunk]:
+    """A search's ``top_k``: each chunk citing the page that holds its match, and chunks
+    of the same text counted once."""
+    cited = [replace(c, match_page=match_page(c, query)) if c.page_breaks else c for c in chunks]
+    return collapse_duplicates(cited)[:top_k]
 
 
 def _rerank_text(chunk: RetrievedChunk) -> str:

@@ -127,12 +127,28 @@ class _Response(BaseModel):
 FirstPage = Annotated[
     int | None,
     Field(
-        description="The page the passage starts on (PDF); null for formats without pages. "
-        "source then ends in #page=N."
+        description="The page the passage cites (PDF): of the pages it is printed on, the "
+        "one holding the match to the query (its first page when it is printed on one, or "
+        "none matches better); null for formats without pages. source then ends in #page=N."
     ),
 ]
 LastPage = Annotated[
     int | None, Field(description="The page the passage ends on (PDF); null without pages.")
+]
+Pages = Annotated[
+    list[int] | None,
+    Field(
+        description="Every page the passage is printed on, the page it cites first "
+        "(a passage on pages 12-13 whose match is on 13: [13, 12]); null without pages."
+    ),
+]
+AlsoIn = Annotated[
+    list[str],
+    Field(
+        description="The sources (with #page=N for a paged document) of other passages "
+        "whose text is the same as this one's once case, punctuation and spacing are set "
+        "aside: counted once, here, instead of filling several places."
+    ),
 ]
 
 
@@ -147,6 +163,8 @@ class Citation(_Response):
     section: str = ""
     page: FirstPage = None
     last_page: LastPage = None
+    pages: Pages = None
+    also_in: AlsoIn = Field(default_factory=list)
 
 
 class ModelInfo(_Response):
@@ -215,6 +233,8 @@ class RetrievedItem(_Response):
     similarity: float | None = None
     page: FirstPage = None
     last_page: LastPage = None
+    pages: Pages = None
+    also_in: AlsoIn = Field(default_factory=list)
 
 
 class RetrieveResponse(_Response):

@@ -39,8 +39,23 @@ def format_context(passages: tuple[Passage, ...], fence_id: str | None = None) -
 
 def linked_source(chunk: RetrievedChunk) -> str:
     """The chunk's source, with ``#page=N`` for a paged document: the fragment PDF viewers
-    open at that page."""
-    return chunk.source if chunk.page is None else f"{chunk.source}#page={chunk.page}"
+    open at that page, the one holding the match."""
+    page = cited_page(chunk)
+    return chunk.source if page is None else f"{chunk.source}#page={page}"
+
+
+def cited_page(chunk: RetrievedChunk) -> int | None:
+    """The page a passage cites: the one holding its match when known, else its first."""
+    return chunk.match_page if chunk.match_page is not None else chunk.page
+
+
+def pages(chunk: RetrievedChunk) -> list[int] | None:
+    """Every page the chunk is printed on, the one it cites first."""
+    if chunk.page is None:
+        return None
+    cited = chunk.match_page if chunk.match_page is not None else chunk.page
+    span = range(chunk.page, (chunk.last_page or chunk.page) + 1)
+    return [cited, *(p for p in span if p != cited)]
 
 
 def retrieved_item(chunk: RetrievedChunk) -> RetrievedItem:
@@ -54,8 +69,10 @@ def retrieved_item(chunk: RetrievedChunk) -> RetrievedItem:
         text=chunk.text,
         score=chunk.score,
         similarity=chunk.similarity,
-        page=chunk.page,
+        page=cited_page(chunk),
         last_page=chunk.last_page,
+        pages=pages(chunk),
+        also_in=list(chunk.also_in),
     )
 
 
@@ -70,8 +87,10 @@ def citation(n: int, chunk: RetrievedChunk) -> Citation:
         score=chunk.score,
         text=chunk.text,
         section=chunk.section,
-        page=chunk.page,
+        page=cited_page(chunk),
         last_page=chunk.last_page,
+        pages=pages(chunk),
+        also_in=list(chunk.also_in),
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from ragline.documents.loaders import Block, ParsedDocument
 from ragline.tokens import count_tokens
@@ -31,13 +32,25 @@ class Chunk:
     token_count: int
     # First and last page of the chunk's text, for formats with pages; None otherwise.
     pages: tuple[int, int] | None = None
+    # Where a chunk printed on several pages turns a page: (offset in text, the page that
+    # starts there), in order; empty for a chunk on one page or without pages. A search
+    # result cites the page that holds its match.
+    page_breaks: tuple[tuple[int, int], ...] = ()
 
     @property
     def metadata(self) -> dict[str, int]:
-        """What the chunk's row keeps beside its text: its first and last page, if any."""
+        """The chunk's place in a paged document: its first and last page, if any."""
         if self.pages is None:
             return {}
         return {"page": self.pages[0], "last_page": self.pages[1]}
+
+    @property
+    def row_metadata(self) -> dict[str, Any]:
+        """What the chunk's row keeps beside its text: :attr:`metadata`, and where its
+        pages turn when it is printed on several."""
+        if not self.page_breaks:
+            return self.metadata
+        return {**self.metadata, "page_breaks": [list(turn) for turn in self.page_breaks]}
 
     @property
     def heading(self) -> str:
@@ -108,6 +121,27 @@ def _join(units: list[_Unit]) -> str:
     return "".join(parts)
 
 
+def _page_breaks(units: list[_Unit]) -> tuple[tuple[int, int], ...]:
+    """Where the text :func:`_join` makes of ``units`` turns a page: (offset, new page)."""
+    breaks: list[tuple[int, int]] = []
+    offset = 0
+    page: int | None = None
+    for index, unit in enumerate(units):
+        if index:
+            offset += 2 if unit.paragraph != units[index - 1].paragraph else 1
+        if unit.page is not None:
+            if page is not None and unit.page != page:
+                breaks.append((offset, unit.page))
+            page = unit.page
+        offset += len(unit.text)
+    return tuple(breaks)
+
+
+def _chunk(ordinal: int, window: list[_Unit], section: tuple[str, ...]) -> Chunk:
+    text = _join(window)
+    return Chunk(ordinal, text, section, count_tokens(text), _pages(window), _page_breaks(window))
+
+
 def _pages(units: list[_Unit]) -> tuple[int, int] | None:
     pages = [u.page for u in units if u.page is not None]
     return (min(pages), max(pages)) if pages else None
@@ -167,14 +201,10 @@ def chunk_document(
         for unit in units:
             if window and _jumps(window, unit):
                 if fresh:
-                    text = _join(window)
-                    chunks.append(
-                        Chunk(len(chunks), text, section, count_tokens(text), _pages(window))
-                    )
+                    chunks.append(_chunk(len(chunks), window, section))
                 window, window_tokens, fresh = [], 0, 0
             if window and window_tokens + unit.tokens > max_tokens:
-                text = _join(window)
-                chunks.append(Chunk(len(chunks), text, section, count_tokens(text), _pages(window)))
+                chunks.append(_chunk(len(chunks), window, section))
                 # Carry whole trailing units up to the overlap budget into the next chunk.
                 carried: list[_Unit] = []
                 carried_tokens = 0
@@ -191,6 +221,5 @@ def chunk_document(
             window_tokens += unit.tokens
             fresh += 1
         if window and fresh:
-            text = _join(window)
-            chunks.append(Chunk(len(chunks), text, section, count_tokens(text), _pages(window)))
+            chunks.append(_chunk(len(chunks), window, section))
     return chunks

@@ -620,7 +620,7 @@ class Evaluator:
             )
             if q.pages:
                 spans = [
-                    (r.page, r.last_page or r.page) if ranked in q.gold and r.page else None
+                    (min(r.pages), max(r.pages)) if ranked in q.gold and r.pages else None
                     for ranked, r in zip(ranking, results, strict=True)
                 ]
                 page_hits.append(float(metrics.page_hit_at(spans, q.pages, 5)))

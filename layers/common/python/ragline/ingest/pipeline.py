@@ -400,7 +400,9 @@ class Ingestor:
 
 def _chunk_writes(chunks: Sequence[Chunk]) -> list[ChunkWrite]:
     return [
-        ChunkWrite(c.ordinal, SECTION_SEPARATOR.join(c.section), c.text, c.token_count, c.metadata)
+        ChunkWrite(
+            c.ordinal, SECTION_SEPARATOR.join(c.section), c.text, c.token_count, c.row_metadata
+        )
         for c in chunks
     ]
 

@@ -36,7 +36,22 @@ if TYPE_CHECKING:
     from ragline.config import Settings
 
 _WORD = re.compile(r"[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*")
-_NAME_WORD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.'\u2019-]*")
+_NAME_WORD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.'\u2019-]*(?:::[A-Za-z0-9_.]+)*")
+# "the siunitx package", "the biber backend": the word before names the thing asked about.
+_KIND_OF_THING = re.compile(
+    r"\b([A-Za-z][A-Za-z0-9_.+-]*?)(?:['\u2019]s)?\s+(?:package|module|backend|plugin|extension)s?\b"
+)
+_NOT_A_THING_TEXT = """
+    a an the this that which what my your our its their own standard third-party new other
+    same external whole python built-in core
+"""
+_NOT_A_THING = frozenset(_NOT_A_THING_TEXT.split())
+# Words that set a direction on a quantity: a sentence or table row with the opposite
+# one answers another question ("over 6 hours" is not answered by "under 6 hours").
+_MORE_TEXT = "over more above greater longer exceed exceeds exceeding larger higher"
+_LESS_TEXT = "under less below fewer shorter smaller lower"
+_MORE, _LESS = frozenset(_MORE_TEXT.split()), frozenset(_LESS_TEXT.split())
+_CELL = " | "
 _VERSION = re.compile(r"v?\d+(?:\.\d+)*")
 _PASSAGE_WORD = re.compile(r"[a-z0-9_]+(?:\.[a-z0-9_]+)*")
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
@@ -112,11 +127,26 @@ def _names(question: str) -> dict[str, bool]:
     return names
 
 
+def _thing_names(question: str) -> dict[str, bool]:
+    """Names that a kind of thing introduces ("the siunitx package"): such a word names
+    something the passages must mention, even in lower case."""
+    return {
+        m.group(1).lower(): False
+        for m in _KIND_OF_THING.finditer(question)
+        if m.group(1).lower() not in _NOT_A_THING and len(m.group(1)) > 1
+    }
+
+
+def _direction(text: str) -> tuple[bool, bool]:
+    words = set(re.findall(r"[a-z]+", text.lower()))
+    return bool(words & _MORE), bool(words & _LESS)
+
+
 def _mentions(words: set[str], name: str, plural: bool = True) -> bool:
     """Whether passage ``words`` mention ``name``: itself, its singular if ``plural``, or
     for a dotted or hyphenated name its last part (``pathlib.Path`` is mentioned by
     ``Path``)."""
-    parts = [part for part in re.split(r"[.\-]", name) if part]
+    parts = [part for part in re.split(r"[.\-:]", name) if part]
     singular = plural and name.endswith("s") and name[:-1] in words
     return name in words or singular or (bool(parts) and parts[-1] in words)
 
@@ -127,6 +157,7 @@ def _passage_words(texts: list[str]) -> set[str]:
         for match in _PASSAGE_WORD.findall(text.lower()):
             words.add(match)
             words.update(match.split("."))
+            words.update(part for part in re.split(r"[.:]", match) if part)
     return words
 
 
@@ -146,11 +177,17 @@ class ExtractiveModel(ChatModel):
     model = "extractive"
 
     def __init__(
-        self, *, min_coverage: float = 0.25, max_sentences: int = 3, name_relevance: float = 0.4
+        self,
+        *,
+        min_coverage: float = 0.25,
+        max_sentences: int = 3,
+        name_relevance: float = 0.4,
+        rank_discount: float = 0.05,
     ) -> None:
         self.min_coverage = min_coverage
         self.max_sentences = max_sentences
         self.name_relevance = name_relevance
+        self.rank_discount = rank_discount
 
     @classmethod
     def from_settings(cls, model: str, settings: Settings) -> ExtractiveModel:
@@ -175,22 +212,29 @@ class ExtractiveModel(ChatModel):
 
         texts = [f"{p.section} {p.text}" for p in request.passages]
         words = _passage_words([f"{p.section} {p.text}" for p in self._vouching(request.passages)])
-        names = _names(request.question)
+        names = {**_thing_names(request.question), **_names(request.question)}
         if any(not _mentions(words, name, plural) for name, plural in names.items()):
             return request.abstain_text
         if max(coverage(text) for text in texts) < self.min_coverage:
             return request.abstain_text
 
+        asked = _direction(request.question)
         candidates: list[_Candidate] = []
         for rank, passage in enumerate(request.passages):
-            for position, sentence in enumerate(_SENTENCE_SPLIT.split(passage.text)):
-                sentence = " ".join(sentence.split())
+            for position, (sentence, context) in enumerate(_units(passage.text)):
                 if len(sentence) < 12:
                     continue
-                # The section heading counts toward the sentence it introduces.
-                score = 0.8 * coverage(sentence) + 0.2 * coverage(f"{passage.section} {sentence}")
-                if score > 0:
-                    candidates.append(_Candidate(score, rank, position, passage.n, sentence))
+                # The section heading (and a row's header) counts toward the sentence.
+                heading = f"{passage.section} {context}"
+                score = 0.8 * coverage(sentence) + 0.2 * coverage(f"{heading} {sentence}")
+                if score <= 0:
+                    continue
+                more, less = _direction(sentence)
+                if (asked[0] and less and not more) or (asked[1] and more and not less):
+                    score *= 0.5  # the other side of the question's bound
+                # Among equally covering sentences, the better-ranked passage's first.
+                score *= 1 - self.rank_discount * rank
+                candidates.append(_Candidate(score, rank, position, passage.n, sentence))
         if not candidates:
             return request.abstain_text
         candidates.sort(key=lambda c: (-c.score, c.rank, c.position))
@@ -220,6 +264,34 @@ class ExtractiveModel(ChatModel):
             return list(passages)
         floor = self.name_relevance * max(known)
         return [p for p in passages if p.similarity is None or p.similarity >= floor]
+
+
+def _units(text: str) -> list[tuple[str, str]]:
+    """A passage's candidate answers, each with what introduces it: sentences (nothing),
+    and each row of a table (its lines joined by " | ") read with its header row as
+    "column: value" pairs, the header line itself the context."""
+    units: list[tuple[str, str]] = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        lines = [line.strip() for line in paragraph.split("\n") if line.strip()]
+        rows = [line for line in lines if _CELL in line]
+        if len(rows) < 2:
+            for sentence in _SENTENCE_SPLIT.split(paragraph):
+                units.append((" ".join(sentence.split()), ""))
+            continue
+        header = rows[0].split(_CELL)
+        for line in lines:
+            if _CELL not in line:
+                units.append((" ".join(line.split()), ""))
+            elif line is not rows[0]:
+                cells = line.split(_CELL)
+                if len(cells) == len(header):
+                    pairs = [
+                        f"{h.strip()}: {c.strip()}" for h, c in zip(header, cells, strict=True)
+                    ]
+                    units.append(("; ".join(p for p in pairs if not p.endswith(": ")), rows[0]))
+                else:
+                    units.append((" ".join(line.split()), rows[0]))
+    return units
 
 
 def _shorten(sentence: str, limit: int = 60) -> str:

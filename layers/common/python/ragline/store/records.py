@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -194,6 +195,20 @@ class RetrievedChunk:
     # First and last page the chunk's text is printed on (PDF); None for formats without pages.
     page: int | None = None
     last_page: int | None = None
+    # Where a chunk on several pages turns a page: (offset in text, page); the store
+    # gives it as JSON text, read here.
+    page_breaks: tuple[tuple[int, int], ...] = ()
+    # The page holding the match to the query (set by the retriever); None: not known.
+    match_page: int | None = None
+    # The sources of other chunks with the same text, collapsed into this one.
+    also_in: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        breaks: Any = self.page_breaks
+        if isinstance(breaks, str):
+            breaks = json.loads(breaks)
+        turns = tuple((int(offset), int(page)) for offset, page in breaks or ())
+        object.__setattr__(self, "page_breaks", turns)
 
 
 @dataclass(frozen=True)

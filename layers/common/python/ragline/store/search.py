@@ -28,8 +28,12 @@ HNSW_MAX_EF_SEARCH = 1000
 ITERATIVE_SCANS = ("relaxed_order", "strict_order", "off")
 
 # A chunk's pages live in its metadata (written by the ingest from chunking): NULL for
-# formats without pages.
-CHUNK_PAGES = "(c.metadata->>'page')::int AS page, (c.metadata->>'last_page')::int AS last_page"
+# formats without pages. Where its pages turn comes as JSON text (the same from either
+# driver), read by RetrievedChunk.
+CHUNK_PAGES = (
+    "(c.metadata->>'page')::int AS page, (c.metadata->>'last_page')::int AS last_page,"
+    " c.metadata->>'page_breaks' AS page_breaks"
+)
 _ROWS = (
     " SELECT c.id AS chunk_id, c.document_id, d.source, d.title, c.section, c.text,"
     f" c.token_count, {{score}}, {CHUNK_PAGES}"

@@ -17,6 +17,12 @@ What is dropped, with everything inside it (a small rule set, not per-site selec
    Pygments' line-number gutters. Names match whole class tokens or the whole id,
    never a substring (``toc`` drops ``class="toc"``, not ``class="toctree-wrapper"``).
 
+DocBook's admonition boxes (``<div class="note">``, ``tip``, ``warning``, ``important``,
+``caution``) title themselves with an ``<h3 class="title">Note</h3>``: that heading is the
+box's label, not a section, so it never enters the heading path; it opens the box's first
+paragraph instead ("Note: Do not use local URLs here ..."), and the text after the box
+stays under the section it belongs to.
+
 AsciiDoc's ``#header`` is kept on purpose: on man pages it holds the page's h1 and the
 NAME line ("git-reset - Reset current HEAD to the specified state").
 
@@ -48,6 +54,8 @@ DROPPED_NAMES = frozenset(
     }
 )  # fmt: skip
 CELL_SEPARATOR = " | "
+# DocBook XSL's admonition boxes: a heading inside one is the box's title, not a section.
+ADMONITION_NAMES = frozenset({"note", "tip", "warning", "important", "caution"})
 
 # A page-level header or footer is furniture; inside these it belongs to the content.
 _SECTIONING = frozenset({"article", "section", "main"})
@@ -109,6 +117,13 @@ def _cell_text(blocks: list[Block]) -> str:
     )
 
 
+def _admonition(attrs: list[tuple[str, str | None]]) -> bool:
+    return any(
+        name == "class" and value and not ADMONITION_NAMES.isdisjoint(value.lower().split())
+        for name, value in attrs
+    )
+
+
 def _dropped(tag: str, attrs: list[tuple[str, str | None]], ancestors: list[str]) -> bool:
     if tag in DROPPED_TAGS:
         return True
@@ -140,6 +155,9 @@ class _HtmlText(HTMLParser):
         self._drop_from: int | None = None  # the dropped element's place in _open
         self._headings: list[tuple[int, str]] = []
         self._heading: tuple[int, int, list[str]] | None = None  # (place, level, text)
+        self._admonitions: list[int] = []  # open admonition boxes' places in _open
+        self._box_title: tuple[int, list[str]] | None = None  # (place, text) of a box's title
+        self._label = ""  # a box's title, waiting for the box's first paragraph
         self._tables: list[_Table] = []
         self._pre_from: int | None = None
         self._title: list[str] | None = None
@@ -158,6 +176,11 @@ class _HtmlText(HTMLParser):
         else:
             text, kind = " ".join(raw.split()), "text"
         if text.strip():
+            if self._label and kind == "code":  # a listing keeps its lines: the label apart
+                self._out.append(Block(f"{self._label}:", self._section(), "text"))
+            elif self._label:
+                text = f"{self._label}: {text}"
+            self._label = ""
             self._out.append(Block(text, self._section(), kind))
 
     def _sink(self) -> list[str] | None:
@@ -166,6 +189,8 @@ class _HtmlText(HTMLParser):
             return None
         if self._heading is not None:
             return self._heading[2]
+        if self._box_title is not None:
+            return self._box_title[1]
         if self._tables and self._tables[-1].cell is None:
             return None  # whitespace between rows and cells
         return self._buffer
@@ -193,6 +218,9 @@ class _HtmlText(HTMLParser):
         elif tag == "table":
             self._flush()
             self._tables.append(_Table(index, self._out))
+        elif tag in _HEADINGS and table is None and self._admonitions:
+            self._flush()
+            self._box_title = (index, [])
         elif tag in _HEADINGS and table is None:
             self._flush()
             self._heading = (index, _HEADINGS[tag], [])
@@ -200,6 +228,8 @@ class _HtmlText(HTMLParser):
             self._flush()
             if tag == "pre" and self._pre_from is None:
                 self._pre_from = index
+        if _admonition(attrs):
+            self._admonitions.append(index)
 
     def _pop(self) -> None:
         index = len(self._open) - 1
@@ -208,8 +238,15 @@ class _HtmlText(HTMLParser):
             if index == self._drop_from:
                 self._drop_from = None
             return
+        if self._admonitions and index == self._admonitions[-1]:
+            self._admonitions.pop()
+            self._flush()
+            self._label = ""  # a box with a title and nothing else
         table = self._tables[-1] if self._tables else None
-        if table is not None and index == table.index:
+        if self._box_title is not None and index == self._box_title[0]:
+            self._label = " ".join("".join(self._box_title[1]).split())
+            self._box_title = None
+        elif table is not None and index == table.index:
             self._tables.pop()
             if any(table.cells):  # cells without a <tr> around them
                 table.rows.append(table.cells)
