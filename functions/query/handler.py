@@ -67,7 +67,7 @@ def who(resolver: RestResolver = app) -> Identity:
     return caller(resolver.current_event.raw_event, settings.gateway_key_tenant)
 
 
-@app.post("/query", responses=documented_errors(404, 409, 413, 502))
+@app.post("/query", responses=documented_errors(404, 409, 413, 502, streams=QueryResponse))
 def query(body: QueryRequest) -> QueryResponse:
     request_id = app.current_event.request_context.request_id
     return answerer.answer(

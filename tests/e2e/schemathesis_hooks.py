@@ -15,16 +15,27 @@ def strict_json(ctx: Any, response: Any, case: Any) -> None:
     if response.status_code == 204 or not response.content:
         return
     content_type = response.headers.get("content-type", [""])[0]
-    if not content_type.startswith("application/json"):
-        raise AssertionError(f"a {content_type or 'untyped'} body: the API answers JSON")
 
     def refuse(constant: str) -> Any:
         raise AssertionError(f"the body holds {constant}, which is not JSON")
 
-    try:
-        json.loads(response.content, parse_constant=refuse)
-    except ValueError as exc:
-        raise AssertionError(f"the body is not JSON: {exc}") from exc
+    if content_type.startswith("text/event-stream"):  # a streamed answer: JSON per event
+        texts = [
+            line.removeprefix(b"data: ")
+            for line in response.content.splitlines()
+            if line.startswith(b"data: ")
+        ]
+        if not texts:
+            raise AssertionError("an event stream without a single event")
+    elif content_type.startswith("application/json"):
+        texts = [response.content]
+    else:
+        raise AssertionError(f"a {content_type or 'untyped'} body: the API answers JSON")
+    for text in texts:
+        try:
+            json.loads(text, parse_constant=refuse)
+        except ValueError as exc:
+            raise AssertionError(f"the body is not JSON: {exc}") from exc
 
 
 @schemathesis.hook

@@ -49,14 +49,36 @@ ERRORS: dict[int, str] = {
 }
 
 
+# A streamed answer's body (docs/api.md, "Streamed answers"): server-sent events, each an
+# `event:` line naming it and a `data:` line of JSON.
+EVENT_STREAM_BODY = {
+    "schema": {
+        "type": "string",
+        "description": "server-sent events: retrieval, delta..., then final (the JSON "
+        "response) or error",
+    }
+}
+
+
 def documented_errors(
-    *statuses: int, ok: str = "Successful Response", secured: bool = True
+    *statuses: int,
+    ok: str = "Successful Response",
+    secured: bool = True,
+    streams: type | None = None,
 ) -> dict[int, OpenAPIResponse]:
     """A route's responses for the OpenAPI document: 200 (its return type) and the
     error statuses it can answer, each with the error body. 400 and 503 go on every
     route: any input can be invalid, and any route reads the database; 401, 403 and 404
     on every ``secured`` one (a key, its scopes, and the tenant's own resources)."""
     responses: dict[int, OpenAPIResponse] = {200: {"description": ok}}
+    if streams is not None:  # the JSON response, or (asked for) its events
+        responses[200] = {
+            "description": ok,
+            "content": {
+                content_types.APPLICATION_JSON: {"model": streams},
+                "text/event-stream": EVENT_STREAM_BODY,  # type: ignore[dict-item]
+            },
+        }
     for status in sorted({400, 503, *statuses, *((401, 403, 404) if secured else ())}):
         responses[status] = {
             "description": ERRORS[status],
@@ -77,8 +99,8 @@ API_KEY_SCHEME = {
     "name": "x-api-key",
     "description": "An API key of a tenant (`ragline keys create`); its scopes decide the "
     "routes: query (/query, /retrieve, /feedback), read (GET /documents...), write "
-    "(DELETE /documents/{id}). `ragline dev` prints its development key. (Until the "
-    "deployed API's authorizer lands, the stack's usage-plan key: the stack output ApiKeyId.)",
+    "(DELETE /documents/{id}). `ragline dev` prints its development key; the deployed API's "
+    "authorizer checks the same keys.",
 }
 # Operations API Gateway serves without a key (stacks/api.py, OPEN_ROUTES).
 OPEN_OPERATIONS = {("/health", "get")}
