@@ -1,5 +1,6 @@
-# ragline: the commands are `make demo`, `make check` (the inner loop: lint, types and the
-# fast tests, about a minute) and `make test` (everything, as CI runs it).
+# ragline: the commands are `make demo`, `make check` (the inner loop: lint, the import
+# contract, types and the fast tests, about two minutes warm) and `make test` (everything,
+# as CI runs it).
 # `pre-commit install` runs the same ruff and mypy on each commit (.pre-commit-config.yaml).
 SHELL := /bin/bash
 PYTHON ?= python3
