@@ -55,6 +55,23 @@ def _environment_without_credentials(home: Path) -> dict[str, str]:
     return environment
 
 
+def _run_app_py(tmp_path: Path, context: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python app.py` with ``context`` as the CLI passes `-c` values (CDK_CONTEXT_JSON),
+    no AWS credentials, writing under ``tmp_path / "out"``."""
+    environment = _environment_without_credentials(tmp_path)
+    environment["CDK_CONTEXT_JSON"] = json.dumps(context)
+    environment["CDK_OUTDIR"] = str(tmp_path / "out")
+    return subprocess.run(
+        [sys.executable, "app.py"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
 @pytest.mark.slow
 def test_npx_cdk_synth_succeeds_offline_without_credentials(tmp_path: Path) -> None:
     # GIVEN the pinned CLI and an environment with no AWS credentials at all
@@ -95,19 +112,8 @@ def test_npx_cdk_synth_succeeds_offline_without_credentials(tmp_path: Path) -> N
 def test_python_app_py_synthesizes_with_cdk_json_context(tmp_path: Path) -> None:
     # GIVEN app.py run directly, as `python app.py`, with one override in CDK's own
     # context variable (how the CLI passes `-c`) and no AWS credentials
-    environment = _environment_without_credentials(tmp_path)
-    environment["CDK_CONTEXT_JSON"] = json.dumps({"bundling": "false", "network": "isolated"})
-    environment["CDK_OUTDIR"] = str(tmp_path / "out")
     # WHEN it runs
-    completed = subprocess.run(
-        [sys.executable, "app.py"],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    completed = _run_app_py(tmp_path, {"bundling": "false", "network": "isolated"})
     # THEN the template reflects cdk.json's defaults and the override
     assert completed.returncode == 0, completed.stderr[-4000:]
     template = json.loads((tmp_path / "out" / "Ragline.template.json").read_text())
@@ -119,19 +125,8 @@ def test_python_app_py_synthesizes_with_cdk_json_context(tmp_path: Path) -> None
 @pytest.mark.slow
 def test_a_mistyped_context_key_is_one_readable_line_not_a_traceback(tmp_path: Path) -> None:
     # GIVEN app.py with a context key one letter off a setting (`-c llmm=...`)
-    environment = _environment_without_credentials(tmp_path)
-    environment["CDK_CONTEXT_JSON"] = json.dumps({"bundling": "false", "llmm": "openai:gpt-4o"})
-    environment["CDK_OUTDIR"] = str(tmp_path / "out")
     # WHEN it runs
-    completed = subprocess.run(
-        [sys.executable, "app.py"],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    completed = _run_app_py(tmp_path, {"bundling": "false", "llmm": "openai:gpt-4o"})
     # THEN it fails with the hint alone: no traceback, nothing synthesized
     assert completed.returncode == 2
     assert "Traceback" not in completed.stderr
