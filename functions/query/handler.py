@@ -22,6 +22,7 @@ from ragline.answer import AnswerEvent, Failed, get_answerer
 from ragline.api import (
     RestResolver,
     as_json_request,
+    authentication,
     buffered,
     caller,
     deeply_nested_body_response,
@@ -53,6 +54,7 @@ from ragline.telemetry.tracing import trace_handler
 settings = get_settings()
 logger = Logger(service=f"{settings.service_name}-query")
 answerer, catalog, ledger = get_answerer(settings), get_catalog(settings), get_ledger(settings)
+auth = authentication(settings)  # API keys, IAM principals or Cognito claims
 app = RestResolver(profiles=list(answerer.router.routes))
 app.enable_swagger(path="/swagger", title="ragline", version="0.1.0")
 handle_errors(app, logger)
@@ -64,7 +66,7 @@ handle_errors(streams, logger)
 def who(resolver: RestResolver = app) -> Identity:
     """The caller, as its authorizer named it (ragline.api.caller): every route but /health
     acts for it, and the use cases see its tenant's data only and check its scopes."""
-    return caller(resolver.current_event.raw_event, settings.gateway_key_tenant)
+    return caller(resolver.current_event.raw_event, auth)
 
 
 @app.post("/query", responses=documented_errors(404, 409, 413, 502, streams=QueryResponse))
@@ -98,7 +100,7 @@ def _frames(
     for answer_event in events:
         if isinstance(answer_event, Failed):  # logged as the buffered error status would be
             status = {"statusCode": answer_event.status_code}
-            rejected = rejected_query(event, status, settings.gateway_key_tenant)
+            rejected = rejected_query(event, status, auth)
             if rejected is not None:
                 ledger.rejected_query(**rejected, total_ms=(time.perf_counter() - started) * 1000)
         yield sse_frame(answer_event.name, answer_event.data())
@@ -154,9 +156,7 @@ def _respond(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if response is None:
         resolver = streams if wants_event_stream(event) else app
         response = resolver.resolve(as_json_request(event), context)
-    rejected = rejected_query(
-        event, response, settings.gateway_key_tenant
-    )  # answered questions log themselves
+    rejected = rejected_query(event, response, auth)  # answered questions log themselves
     if rejected is not None:
         ledger.rejected_query(**rejected, total_ms=(time.perf_counter() - started) * 1000)
     return response

@@ -122,8 +122,8 @@ def test_a_tenant_without_its_own_plan_counts_against_the_shared_one(
     ("case", "reason"),
     [
         ("missing", "missing API key"),
-        ("malformed", "invalid API key"),
-        ("unknown", "invalid API key"),
+        ("malformed", "malformed API key"),
+        ("unknown", "unknown API key"),
         ("revoked", "revoked"),
         ("expired", "expired"),
     ],

@@ -17,19 +17,24 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.shared.json_encoder import Encoder
 
 from ragline.errors import (
+    ConfigurationError,
     DatabaseUnavailableError,
+    ForbiddenError,
+    InvalidRequestError,
     ModelUnavailableError,
     RaglineError,
     UnauthorizedError,
 )
 from ragline.filters import openapi_schemas
-from ragline.identity import SCOPES, Identity
+from ragline.identity import Authentication, Identity
 from ragline.schemas import COLLECTION_PATTERN, CURSOR_PATTERN, TEXT_PATTERN, ErrorBody
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
     from aws_lambda_powertools.event_handler.openapi.models import OpenAPI
     from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+
+    from ragline.config import Settings
 
 # NaN and Infinity are not JSON: a response carrying one fails loudly (a 500 naming the
 # request id, or an integration error) rather than reaching a client that cannot parse it.
@@ -176,18 +181,30 @@ class RestResolver(APIGatewayRestResolver):
         return sorted({route.method for route in routes if route.rule.match(path)})
 
 
-def caller(event: dict[str, Any], gateway_key_tenant: str | None = None) -> Identity:
-    """The caller's identity, as an authorizer put it in ``requestContext.authorizer``
-    (on AWS the Lambda authorizer; locally the gateway of ``ragline dev``). Without one:
-    ``gateway_key_tenant`` with every scope when set (RAGLINE_GATEWAY_KEY_TENANT, for an
-    API gated only by API Gateway's usage-plan key), else UnauthorizedError (401)."""
-    context = (event.get("requestContext") or {}).get("authorizer")
-    identity = Identity.from_authorizer(context if isinstance(context, dict) else None)
-    if identity is None and gateway_key_tenant:
-        return Identity(gateway_key_tenant, frozenset(SCOPES))
-    if identity is None:
-        raise UnauthorizedError("missing API key: send it in the x-api-key header")
-    return identity
+KEYS = Authentication()  # ragline's API keys: the key authorizer, or ragline dev's gateway
+
+
+def authentication(settings: Settings) -> Authentication:
+    """How the function identifies callers (RAGLINE_API_AUTH and what it needs), checked
+    at cold start: ConfigurationError names a bad RAGLINE_IAM_PRINCIPALS entry."""
+    if settings.api_auth == "iam":
+        try:
+            return Authentication.iam(
+                {arn: (tenant, scopes) for arn, tenant, scopes in settings.iam_principals}
+            )
+        except InvalidRequestError as exc:
+            raise ConfigurationError(f"invalid RAGLINE_IAM_PRINCIPALS: {exc}") from exc
+    return Authentication(settings.api_auth, tenant_claim=settings.tenant_claim)
+
+
+def caller(event: dict[str, Any], auth: Authentication = KEYS) -> Identity:
+    """The caller's identity, read from the request's context the way ``auth`` says: the
+    authorizer's ``tenant`` and ``scopes`` (ragline's API keys, on AWS through the Lambda
+    authorizer, locally through ``ragline dev``'s gateway), the SigV4 principal
+    (``identity.userArn``) or the Cognito token's ``claims``. UnauthorizedError (401)
+    without a credential, ForbiddenError (403) for one that names no tenant of ours."""
+    context = event.get("requestContext")
+    return auth.identify(context if isinstance(context, dict) else None)
 
 
 def error_response(
@@ -393,20 +410,20 @@ def handle_errors(app: APIGatewayRestResolver, logger: Logger) -> None:
 
 
 def rejected_query(
-    event: dict[str, Any], response: dict[str, Any], gateway_key_tenant: str | None = None
+    event: dict[str, Any], response: dict[str, Any], auth: Authentication = KEYS
 ) -> dict[str, Any] | None:
     """For ``POST /query`` answered with an error status, what the query log keeps of it:
     ``request_id``, ``status_code``, and the ``collection`` and ``profile`` asked for (None
     when not given, "" when not a plausible name), and the caller's ``tenant``, in whose
-    log it goes. None for other requests, for a caller without an identity (401: no
-    tenant's log is theirs) and for a database outage, which cannot be written to the
-    database it is about."""
+    log it goes. None for other requests, for a caller without an identity (401, or 403
+    for a principal of no tenant: no tenant's log is theirs) and for a database outage,
+    which cannot be written to the database it is about."""
     status = int(response.get("statusCode", 200))
     if event.get("httpMethod") != "POST" or event.get("path") != "/query" or status < 400:
         return None
     try:
-        identity = caller(event, gateway_key_tenant)
-    except UnauthorizedError:
+        identity = caller(event, auth)
+    except (UnauthorizedError, ForbiddenError):
         return None
     if status == DatabaseUnavailableError.status_code and _message(response) == str(
         DatabaseUnavailableError()

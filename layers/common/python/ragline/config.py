@@ -11,6 +11,7 @@ and Lambda (CDK sets them).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from functools import lru_cache
@@ -39,6 +40,15 @@ RENAMED: dict[str, str] = {
     "RAGLINE_RERANK_TIMEOUT": "RAGLINE_RERANK_TIMEOUT_SECONDS",
     "RAGLINE_DATABASE_CONNECT_TIMEOUT": "RAGLINE_DATABASE_CONNECT_TIMEOUT_SECONDS",
     "RAGLINE_COLLECTION": "RAGLINE_DEFAULT_COLLECTION",
+}
+# Variables no longer read, and why: one still set fails the cold start rather than
+# silently changing nothing.
+REMOVED: dict[str, str] = {
+    # It made a request without an authorizer's identity act for one tenant with every
+    # scope. The stack always has an authorizer that names the caller's tenant (API keys,
+    # IAM principals or Cognito claims: stacks/api.py), so it could only ever widen access.
+    "RAGLINE_GATEWAY_KEY_TENANT": "the API's authorizer (API keys, IAM principals or "
+    "Cognito claims) names every caller's tenant; a request without one is 401",
 }
 # The rule's names for the two settings that keep Powertools' names (Settings.metrics_namespace).
 POWERTOOLS_NAMES: dict[str, str] = {
@@ -160,11 +170,6 @@ class Settings(BaseSettings):
     chunk_tokens: int = Field(default=256, ge=32, le=8192)
     chunk_overlap: int = Field(default=40, ge=0, le=4096)
 
-    # The tenant (with every scope) a request acts for when no authorizer named one: for a
-    # deployed API whose only gate is API Gateway's usage-plan key, until its Lambda
-    # authorizer is deployed. Unset (the default, and ``ragline dev``): such a request is 401.
-    gateway_key_tenant: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
-
     # Limits on input.
     max_body_bytes: int = Field(default=32 * 1024, ge=256)
     max_question_chars: int = Field(default=2000, ge=16)
@@ -200,6 +205,15 @@ class Settings(BaseSettings):
     )
     service_name: str = Field(default="ragline", validation_alias="POWERTOOLS_SERVICE_NAME")
 
+    # How the API identifies its callers (the stack's ``api_auth``): ``key``, ragline's API
+    # keys through the key authorizer (and ``ragline dev``'s gateway); ``iam``, SigV4-signed
+    # requests, whose principal ARN ``iam_principals`` maps to a tenant and scopes (JSON:
+    # ``{"arn:aws:iam::123456789012:role/etl": {"tenant": "acme", "scopes": ["query"]}}``);
+    # ``cognito``, a user pool's tokens, whose ``tenant_claim`` names the tenant.
+    api_auth: Literal["key", "iam", "cognito"] = "key"
+    iam_principals: Annotated[tuple[tuple[str, str, tuple[str, ...]], ...], NoDecode] = ()
+    tenant_claim: str = Field(default="custom:tenant", pattern=r"^[A-Za-z0-9_:.-]{1,128}$")
+
     # The Lambda authorizer's usage identifiers: ``tenant=value`` pairs (``*=value`` for
     # every other tenant), the values of the API Gateway keys of the stack's usage plans.
     usage_plan_keys: Annotated[tuple[tuple[str, str], ...], NoDecode] = ()
@@ -225,6 +239,27 @@ class Settings(BaseSettings):
                 raise ValueError(f"{item!r} is not tenant=value")
             pairs.append((tenant.strip(), key.strip()))
         return tuple(pairs)
+
+    @field_validator("iam_principals", mode="before")
+    @classmethod
+    def _parse_principals(cls, value: Any) -> Any:
+        # {"<principal ARN>": {"tenant": "<t>", "scopes": [...] or "a,b"}} -> triples
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not JSON: {exc}") from None
+        if not isinstance(value, Mapping):
+            return value
+        triples = []
+        for arn, grant in value.items():
+            if not isinstance(grant, Mapping) or set(grant) != {"tenant", "scopes"}:
+                raise ValueError(f"{arn}: give exactly {{'tenant': ..., 'scopes': [...]}}")
+            scopes = grant["scopes"]
+            if isinstance(scopes, str):
+                scopes = [part for part in scopes.replace(",", " ").split() if part]
+            triples.append((arn, grant["tenant"], tuple(scopes)))
+        return tuple(triples)
 
     def usage_plan_key(self, tenant: str) -> str | None:
         """The usage identifier of ``tenant``'s usage plan: its own, else the shared one."""
@@ -271,15 +306,23 @@ class Settings(BaseSettings):
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from environment variables; raise ConfigurationError if invalid."""
         environ = os.environ if environ is None else environ
-        misnamed = [
-            f"{old} was renamed {new}"
-            for old, new in RENAMED.items()
-            if environ.get(old, "").strip()
-        ] + [
-            f"{ours} is not read: set Powertools' {theirs}"
-            for ours, theirs in POWERTOOLS_NAMES.items()
-            if environ.get(ours, "").strip()
-        ]
+        misnamed = (
+            [
+                f"{old} was renamed {new}"
+                for old, new in RENAMED.items()
+                if environ.get(old, "").strip()
+            ]
+            + [
+                f"{old} was removed: {why}"
+                for old, why in REMOVED.items()
+                if environ.get(old, "").strip()
+            ]
+            + [
+                f"{ours} is not read: set Powertools' {theirs}"
+                for ours, theirs in POWERTOOLS_NAMES.items()
+                if environ.get(ours, "").strip()
+            ]
+        )
         if misnamed:
             raise ConfigurationError(f"invalid configuration: {'; '.join(misnamed)}")
         values = _Environment(cls, environ)()

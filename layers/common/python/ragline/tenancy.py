@@ -76,14 +76,17 @@ class Keys:
 
     def authenticate(self, api_key: str | None, *, now: datetime | None = None) -> Identity:
         """The identity a key carries; UnauthorizedError (401) when it is missing,
-        unknown, revoked or expired."""
+        malformed, unknown, revoked or expired, its message saying which (the reason the
+        deployed authorizer's Deny and the local gateway's 401 carry)."""
         if not api_key:
             raise UnauthorizedError("missing API key: send it in the x-api-key header")
         if len(api_key) > MAX_KEY_CHARS or key_id(api_key) is None:
-            raise UnauthorizedError("invalid API key")
+            raise UnauthorizedError(
+                f"malformed API key: a ragline key looks like {KEY_PREFIX}<id>_<secret>"
+            )
         record = self.store.key_by_digest(key_digest(api_key))
         if record is None:
-            raise UnauthorizedError("invalid API key")
+            raise UnauthorizedError("unknown API key")
         if record.revoked_at is not None:
             raise UnauthorizedError("this API key was revoked")
         if record.expires_at is not None and record.expires_at <= (now or datetime.now(UTC)):

@@ -18,7 +18,8 @@ closes the iterator, which ends the work behind it (a model call under way).
 With an ``authorizer`` it also plays the API's Lambda authorizer: every path but
 :data:`OPEN_PATHS` needs the ``x-api-key`` header, the authorizer turns the key into the
 context API Gateway passes on as ``requestContext.authorizer`` (tenant, scopes, key id),
-and a missing or refused key is API Gateway's own 401, before the function runs.
+and a missing or refused key is a 401 before the function runs, whose message says why
+(missing, malformed, unknown, revoked, expired), as the deployed API's refusals do.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ragline.dev.context import ACCOUNT_ID, LambdaFunction
+from ragline.errors import UnauthorizedError
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +54,10 @@ API_KEY_HEADER = "x-api-key"
 
 
 class Authorizer(Protocol):
-    """Turns an API key (None: no header) into the authorizer context, or None to refuse."""
+    """Turns an API key (None: no header) into the authorizer context; to refuse it,
+    raises UnauthorizedError, whose message (the reason) the 401 carries."""
 
-    def __call__(self, api_key: str | None) -> dict[str, str] | None: ...
+    def __call__(self, api_key: str | None) -> dict[str, str]: ...
 
 
 @dataclass(frozen=True)
@@ -157,9 +160,17 @@ def build_proxy_event(
 
 
 def _json_response(
-    status: int, message: str, headers: Sequence[tuple[str, str]] = ()
+    status: int,
+    message: str,
+    headers: Sequence[tuple[str, str]] = (),
+    status_code: int | None = None,
 ) -> HttpResponse:
-    body = json.dumps({"message": message}).encode()
+    """A JSON ``{"message": ...}`` body; with ``status_code`` also that field, as the
+    deployed API's gateway responses for refused keys carry (stacks/api.py)."""
+    fields: dict[str, Any] = {"message": message}
+    if status_code is not None:
+        fields["statusCode"] = int(status_code)
+    body = json.dumps(fields).encode()
     return HttpResponse(status, [("Content-Type", "application/json"), *headers], body)
 
 
@@ -322,11 +333,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
             key = next((v for k, v in headers if k.lower() == API_KEY_HEADER), None)
             try:
                 context = authorizer(key)
+            except UnauthorizedError as refused:  # the deployed API's Deny, reason and all
+                return _json_response(
+                    HTTPStatus.UNAUTHORIZED, str(refused), status_code=HTTPStatus.UNAUTHORIZED
+                )
             except Exception:  # as API Gateway answers an authorizer that fails
                 logger.exception("the authorizer failed on %s %s", self.command, self.path)
                 return gateway_error(HTTPStatus.INTERNAL_SERVER_ERROR)
-            if context is None:  # API Gateway's answer when an authorizer refuses
-                return _json_response(HTTPStatus.UNAUTHORIZED, "Unauthorized")
             event["requestContext"]["authorizer"] = context
         if self.server.function.stream_handler is not None:
             return self._invoke_streaming(event)
