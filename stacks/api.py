@@ -7,6 +7,9 @@ document data). API Gateway caches its answer per key for ``authorizer_cache_sec
 (300 by default), on every route at once: a warm request makes no authorizer call and no
 database round trip, and a revoked or expired key is refused at the latest that long
 after. Malformed keys fail the authorizer's validation expression and never reach it.
+``api_auth`` puts IAM (SigV4) or a Cognito user pool authorizer on those routes instead
+(stacks/auth.py); usage plans then do not apply (the stage's throttling does), as only
+the key authorizer names a caller's plan.
 
 Usage plans (throttling and a daily quota) stay API Gateway's, fed by the authorizer:
 the API reads its usage identifier from the authorizer's answer (``apiKeySourceType``
@@ -37,6 +40,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from stacks.auth import AUTHORIZATION_TYPES, UserPoolAuthorizer
 from stacks.nag import acknowledge
 from stacks.request_models import cdk_request_models
 
@@ -52,6 +56,12 @@ KEY_HEADER = "x-api-key"
 KEY_PATTERN = r"^rgl_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$"
 # The usage identifier of tenants without a plan of their own (ragline.config).
 SHARED_PLAN = "*"
+# What guards the data routes, by api_auth (stacks/auth.py), in the acknowledgments' words.
+GUARDS = {
+    "key": "Lambda authorizer of ragline's API keys",
+    "iam": "IAM (SigV4) authorization, its principals mapped to tenants by iam_principals",
+    "cognito": "Cognito user pool authorizer, its token's claim naming the tenant",
+}
 
 
 def usage_identifier(stack_name: str, tenant: str) -> str:
@@ -85,8 +95,10 @@ class Api(Construct):
         *,
         settings: DeploymentSettings,
         handler: lambda_.IFunction,
-        authorizer: lambda_.IFunction,
+        authorizer: lambda_.IFunction | None,
     ) -> None:
+        """``authorizer``: the key authorizer's function (``api_auth=key``; None for
+        ``iam`` and ``cognito``, whose authorizers stacks/auth.py makes)."""
         super().__init__(scope, construct_id)
         self.access_logs = logs.LogGroup(
             self,
@@ -115,17 +127,26 @@ class Api(Construct):
                 '"statusCode": 400}'
             },
         )
-        self.authorizer = apigw.TokenAuthorizer(
-            self,
-            "KeyAuthorizer",
-            handler=authorizer,
-            identity_source=f"method.request.header.{KEY_HEADER}",
-            validation_regex=KEY_PATTERN,
-            results_cache_ttl=Duration.seconds(settings.authorizer_cache_seconds),
-        )
-        self._refusals()
+        self.keys = settings.api_auth == "key"  # ragline's keys: usage plans apply
+        self.authorization_type = AUTHORIZATION_TYPES[settings.api_auth]
+        self.authorizer: apigw.IAuthorizer | None = None
+        self.user_pool: UserPoolAuthorizer | None = None
+        if authorizer is not None:
+            self.authorizer = apigw.TokenAuthorizer(
+                self,
+                "KeyAuthorizer",
+                handler=authorizer,
+                identity_source=f"method.request.header.{KEY_HEADER}",
+                validation_regex=KEY_PATTERN,
+                results_cache_ttl=Duration.seconds(settings.authorizer_cache_seconds),
+            )
+            self._refusals()
+        elif settings.api_auth == "cognito":
+            self.user_pool = UserPoolAuthorizer(self, "UserPool", settings=settings)
+            self.authorizer = self.user_pool.authorizer
         self._routes(settings, apigw.LambdaIntegration(handler, allow_test_invoke=False))
-        self._usage_plans(settings)
+        if self.keys:
+            self._usage_plans(settings)
         self._acknowledge(settings)
 
     def _refusals(self) -> None:
@@ -269,11 +290,11 @@ class Api(Construct):
         return resource.add_method(
             method,
             integration,
-            # A usage plan applies only where a key is required: the authorizer names it.
-            api_key_required=secured,
+            # A usage plan applies only where a key is required: the key authorizer names it.
+            api_key_required=secured and self.keys,
             authorizer=self.authorizer if secured else None,
             authorization_type=(
-                apigw.AuthorizationType.CUSTOM if secured else apigw.AuthorizationType.NONE
+                self.authorization_type if secured else apigw.AuthorizationType.NONE
             ),
             request_validator=request_validator,
             request_models=request_models,
@@ -284,15 +305,18 @@ class Api(Construct):
         acknowledge(
             self.api,
             "AwsSolutions-APIG4",
-            "Every data route has the Lambda authorizer of ragline's API keys (tenant and "
-            "scopes); only /health and /swagger are open, deliberately: uptime checks and the "
-            "browser, and neither serves document data.",
+            f"Every data route has the {GUARDS[settings.api_auth]} (tenant and scopes); only "
+            "/health and /swagger are open, deliberately: uptime checks and the browser, and "
+            "neither serves document data.",
         )
         acknowledge(
             self.api,
             "AwsSolutions-COG4",
-            "No Cognito user pool: ragline's own API keys, hashed in its database and resolved "
-            "by the Lambda authorizer, identify the tenants (see AwsSolutions-APIG4).",
+            "Only /health and /swagger are without the Cognito user pool authorizer (see "
+            "AwsSolutions-APIG4)."
+            if settings.api_auth == "cognito"
+            else f"No Cognito user pool: the {GUARDS[settings.api_auth]} identifies the "
+            "tenants (api_auth; see AwsSolutions-APIG4).",
         )
         if settings.api_account_cloudwatch_role:
             acknowledge(

@@ -13,6 +13,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from stacks.api import Api, usage_plan_keys_variable
+from stacks.auth import query_function_environment
 from stacks.database import Database
 from stacks.endpoint_meter import EndpointMeter
 from stacks.functions import RaglineFunction
@@ -75,13 +76,16 @@ class RaglineStack(Stack):
         with_database = self.inputs.with_environment(self.database.environment)
         self.ingestion = Ingestion(self, "Ingestion", inputs=with_database, database=self.database)
         self.query = self._query_function(with_database)
-        self.authorizer = self._authorizer_function(with_database)
+        # The key authorizer's function, unless the API identifies callers by IAM or Cognito.
+        self.authorizer = (
+            self._authorizer_function(with_database) if settings.api_auth == "key" else None
+        )
         self.api = Api(
             self,
             "Api",
             settings=settings,
             handler=self.query.function,
-            authorizer=self.authorizer.function,
+            authorizer=self.authorizer.function if self.authorizer else None,
         )
         # Under the API as "Default", an id CDK leaves out of logical ids: the web ACL keeps
         # the ids it had when the API built it, so no deploy replaces it.
@@ -153,7 +157,7 @@ class RaglineStack(Stack):
             functions=[
                 self.ingestion.ingest.function,
                 self.query.function,
-                self.authorizer.function,
+                *([self.authorizer.function] if self.authorizer else []),
                 self.database.migrations.function,
                 *([self.endpoint_meter.meter.function] if self.endpoint_meter else []),
             ],
@@ -222,6 +226,7 @@ class RaglineStack(Stack):
             "RAGLINE_MAX_QUESTION_CHARS": str(settings.max_question_chars),
             "RAGLINE_LOG_QUESTIONS": str(settings.log_questions).lower(),
             "RAGLINE_QUERY_LOG_RETENTION_DAYS": str(settings.query_log_retention_days),
+            **query_function_environment(settings),
         }
         if settings.hnsw_ef_search is not None:
             environment["RAGLINE_HNSW_EF_SEARCH"] = str(settings.hnsw_ef_search)
@@ -279,6 +284,10 @@ class RaglineStack(Stack):
         if self.monitoring.dashboard is not None:
             CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
         CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn)
+        pool = api.user_pool
+        if pool is not None and pool.client is not None:  # a pool the stack created
+            CfnOutput(self, "UserPoolId", value=pool.user_pool.user_pool_id)
+            CfnOutput(self, "UserPoolClientId", value=pool.client.user_pool_client_id)
         if self.openai_secret is not None:
             CfnOutput(
                 self,

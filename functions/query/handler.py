@@ -55,7 +55,7 @@ settings = get_settings()
 logger = Logger(service=f"{settings.service_name}-query")
 answerer, catalog, ledger = get_answerer(settings), get_catalog(settings), get_ledger(settings)
 auth = authentication(settings)  # API keys, IAM principals or Cognito claims
-app = RestResolver(profiles=list(answerer.router.routes))
+app = RestResolver(profiles=list(answerer.router.routes), auth=settings.api_auth)
 app.enable_swagger(path="/swagger", title="ragline", version="0.1.0")
 handle_errors(app, logger)
 # Streamed answers: the same validation and errors, a body of events (not in OpenAPI).

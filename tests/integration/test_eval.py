@@ -517,3 +517,34 @@ def test_limit_and_sample_run_part_of_the_set(
     assert refused.value.code == 2
     assert run_eval(workspace, "--limit", "0") == 2
     assert "--limit must be >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("environment")
+def test_eval_as_a_tenant_ingests_into_its_own_collection_and_asks_as_it(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ragline.config import get_settings
+    from ragline.tenancy import get_keys
+
+    # GIVEN the corpus evaluated by the operator (the default tenant), and tenant acme
+    assert run_eval(workspace, "--modes", "vector", "--json", str(workspace / "a.json")) == 0
+    get_keys(get_settings()).create("acme", ["query"], name="eval")
+    capsys.readouterr()
+    # WHEN acme evaluates the same corpus
+    code = run_eval(
+        workspace, "--modes", "vector", "--tenant", "acme", "--json", str(workspace / "b.json")
+    )
+    assert code == 0, capsys.readouterr().err
+    operator = json.loads((workspace / "a.json").read_text())
+    tenant = json.loads((workspace / "b.json").read_text())
+    # THEN its corpus went into a collection of its own, owned by acme (the operator's is
+    # not its to ask), and it was asked as acme: the same findings as the operator's
+    assert tenant["corpus"]["collection"] != operator["corpus"]["collection"]
+    assert tenant["corpus"]["ingested"] == 4
+    store = get_store(get_settings())
+    assert store.collection_owner(tenant["corpus"]["collection"]) == "acme"
+    assert tenant["retrieval"]["vector"]["hit_at_5"] == operator["retrieval"]["vector"]["hit_at_5"]
+    assert tenant["models"]["openai:good"]["errors"] == 0
+    # AND an unknown tenant is refused before anything runs
+    assert run_eval(workspace, "--tenant", "nobody") == 2
+    assert "no tenant 'nobody'" in capsys.readouterr().err

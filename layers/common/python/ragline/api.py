@@ -42,8 +42,10 @@ to_json = partial(json.dumps, separators=(",", ":"), cls=Encoder, allow_nan=Fals
 
 ERRORS: dict[int, str] = {
     400: "The request is invalid: the message says which field and why.",
-    401: "No API key in the x-api-key header, or one that is unknown, revoked or expired.",
-    403: "The API key lacks the scope this route needs (on a resource of its own tenant).",
+    401: "No API key in the x-api-key header, or one that is malformed, unknown, revoked or "
+    "expired (with api_auth iam or cognito: no signature or token).",
+    403: "The caller lacks the scope this route needs (on a resource of its own tenant), or "
+    "its IAM principal or token names no tenant.",
     404: "No such route, document or collection, or one of another tenant (never told apart).",
     409: "The collection was embedded with another model than the one configured.",
     413: "The request body is over RAGLINE_MAX_BODY_BYTES.",
@@ -95,7 +97,8 @@ def documented_errors(
 # What API Gateway answers before the function runs, on the deployed API (`ragline dev`
 # has no gateway): its bodies are {"message": ...}, the error body without statusCode.
 GATEWAY_ERRORS: dict[int, str] = {
-    403: "API Gateway: the x-api-key header is missing or not a key of this API.",
+    403: "API Gateway: refused before the function ran (with api_auth=iam, a request not "
+    "signed or signed wrongly).",
     429: "API Gateway: over the key's throttle (rate, burst) or its daily quota; retry later.",
 }
 API_KEY_SCHEME = {
@@ -107,6 +110,31 @@ API_KEY_SCHEME = {
     "(DELETE /documents/{id}). `ragline dev` prints its development key; the deployed API's "
     "authorizer checks the same keys.",
 }
+# The scheme the document declares, by how the API identifies callers (RAGLINE_API_AUTH).
+SECURITY_SCHEMES: dict[str, tuple[str, dict[str, str]]] = {
+    "key": ("apiKey", API_KEY_SCHEME),
+    "iam": (
+        "sigv4",
+        {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "An AWS Signature Version 4 of an IAM principal the stack maps to a "
+            "tenant and scopes (iam_principals); scopes as for API keys.",
+        },
+    ),
+    "cognito": (
+        "cognito",
+        {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "A token of the stack's Cognito user pool; its tenant claim "
+            "(custom:tenant unless configured) names the tenant, its ragline/<scope> scopes "
+            "and ragline-<scope> groups the scopes.",
+        },
+    ),
+}
 # Operations API Gateway serves without a key (stacks/api.py, OPEN_ROUTES).
 OPEN_OPERATIONS = {("/health", "get")}
 
@@ -117,13 +145,15 @@ class RestResolver(APIGatewayRestResolver):
 
     Powertools documents a 422 for every validated route; ragline answers invalid
     requests with 400 (see ``handle_errors``), which the routes document themselves.
-    The document also states what API Gateway adds in front: the ``x-api-key`` scheme
+    The document also states what API Gateway adds in front: the security scheme of
+    ``auth`` (the ``x-api-key`` of ragline's keys by default; SigV4 or a Cognito token)
     and its 403 and 429. ``profiles`` are the routing profiles a request may name.
     """
 
-    def __init__(self, profiles: Sequence[str] = ()) -> None:
+    def __init__(self, profiles: Sequence[str] = (), auth: str = "key") -> None:
         super().__init__(enable_validation=True, serializer=to_json)
         self.profiles = tuple(profiles)
+        self.security_scheme = SECURITY_SCHEMES[auth]  # how callers are identified
 
     def get_openapi_schema(self, **kwargs: Any) -> OpenAPI:
         """The OpenAPI document, without the 422 responses no route ever sends."""
@@ -137,8 +167,9 @@ class RestResolver(APIGatewayRestResolver):
                 if isinstance(operation, dict):
                     self._gateway(path, method, operation)
         components = document.setdefault("components", {})
-        components.setdefault("securitySchemes", {})["apiKey"] = API_KEY_SCHEME
-        document["security"] = [{"apiKey": []}]
+        name, scheme = self.security_scheme
+        components.setdefault("securitySchemes", {})[name] = scheme
+        document["security"] = [{name: []}]
         schemas = components.get("schemas", {})
         if "#/components/schemas/MetadataFilter" in json.dumps(schemas):
             schemas.update(openapi_schemas())  # recursive: referenced, not inlined

@@ -39,6 +39,7 @@ from ragline.evaluation.dataset import (
     source_for,
 )
 from ragline.evaluation.quality_bar import RETRIEVAL_METRICS, QualityBar
+from ragline.identity import DEFAULT_TENANT, OPERATOR, Identity
 from ragline.ingest import DocumentFailedError, Ingestor
 from ragline.rerankers import get_reranker
 from ragline.retrieval import MODES
@@ -109,6 +110,8 @@ class EvalOptions:
     top_k: int | None = None
     # How the questions were chosen from the set (--limit, --sample); None: all of them.
     selection: str | None = None
+    # Who asks, and whose the ingested corpus is (--tenant): the operator by default.
+    identity: Identity = OPERATOR
 
 
 @dataclass
@@ -383,7 +386,12 @@ class Evaluator:
         return {d.source[len(prefix) :]: d for d in self.store.iter_documents(prefix)}
 
     def _reusable(
-        self, corpus: Path, files: Sequence[Path], hashes: dict[str, str], key: str
+        self,
+        corpus: Path,
+        files: Sequence[Path],
+        hashes: dict[str, str],
+        key: str,
+        tenant: str = DEFAULT_TENANT,
     ) -> CorpusReport | None:
         """An earlier ingest of exactly this corpus, to evaluate as it stands: the
         collection the corpus index names for ``key``, or one ``ragline ingest`` filled
@@ -403,6 +411,8 @@ class Evaluator:
         if len(collections) != 1 or not _matches(found, hashes, model):
             return None
         (collection,) = collections
+        if self.store.collection_owner(collection) != tenant:  # another tenant's: not to ask
+            return None
         held, _ = self.store.list_documents(collection=collection, limit=len(under) + 1)
         if len(held) != len(under):  # it holds documents from elsewhere: not this corpus
             return None
@@ -424,12 +434,13 @@ class Evaluator:
                 report.unchanged += 1
         return report
 
-    def ingest_corpus(self, corpus: Path) -> CorpusReport:
+    def ingest_corpus(self, corpus: Path, tenant: str = DEFAULT_TENANT) -> CorpusReport:
         """Ingest ``corpus`` into the collection its content names; files already there
         unchanged are skipped by the ingestor, so a second run embeds nothing. When an
         earlier ingest of the same files with the same embedder, chunk settings and
         chunking code is in the store (this command's, or ``ragline ingest``'s), it is
-        used as it stands: nothing is parsed or embedded."""
+        used as it stands: nothing is parsed or embedded. Another ``tenant`` than the
+        default gets a collection of its own (collection names are global)."""
         started = time.perf_counter()
         files = corpus_files(corpus)
         ingestor = Ingestor(self.settings, self.store, self.embedder)
@@ -439,14 +450,17 @@ class Evaluator:
             for path in files
         }
         key = corpus_key(hashes, embedder=self.embedder.name, max_tokens=tokens, overlap=overlap)
-        reused = self._reusable(corpus, files, hashes, key)
+        key = _of_tenant(key, tenant)
+        reused = self._reusable(corpus, files, hashes, key, tenant)
         if reused is not None:
             reused.seconds = round(time.perf_counter() - started, 2)
             return reused
         chunking, counts = read_corpus(
             corpus, self._each(files, "reading"), max_tokens=tokens, overlap=overlap
         )
-        digest = fingerprint(corpus, files, embedder=self.embedder.name, chunking=chunking)
+        digest = _of_tenant(
+            fingerprint(corpus, files, embedder=self.embedder.name, chunking=chunking), tenant
+        )
         collection = collection_name(corpus, digest)
         report = CorpusReport(str(corpus), collection, len(files))
         stored = self._stored(source_for(collection, ""))
@@ -469,7 +483,7 @@ class Evaluator:
         deferred = len(pending) > 1 and self.store.defer_vector_index(dimensions)
         try:
             for path in files:
-                self._ingest_file(ingestor, corpus, path, collection, report)
+                self._ingest_file(ingestor, corpus, path, collection, report, tenant)
         finally:  # interrupted too: the store is never left without its index
             meter.close()
             ingestor.on_embedded = None
@@ -481,13 +495,19 @@ class Evaluator:
         return report
 
     def _ingest_file(
-        self, ingestor: Ingestor, corpus: Path, path: Path, collection: str, report: CorpusReport
+        self,
+        ingestor: Ingestor,
+        corpus: Path,
+        path: Path,
+        collection: str,
+        report: CorpusReport,
+        tenant: str = DEFAULT_TENANT,
     ) -> None:
         relative = path.relative_to(corpus).as_posix()
         source = source_for(collection, relative)
         try:
             result = ingestor.ingest_bytes(
-                source, path.read_bytes(), name=path.name, collection=collection
+                source, path.read_bytes(), name=path.name, collection=collection, tenant=tenant
             )
         except DocumentFailedError as exc:  # recorded as failed; the others go on
             report.failed += 1
@@ -527,7 +547,8 @@ class Evaluator:
         models = tuple(dict.fromkeys(options.models or (self.settings.llm,)))
         # Every model is built before anything is ingested: a typo fails in a second.
         answerers = {model: self.answerer(model) for model in models}
-        corpus = self.ingest_corpus(options.corpus) if options.corpus is not None else None
+        tenant = options.identity.tenant
+        corpus = self.ingest_corpus(options.corpus, tenant) if options.corpus is not None else None
         collection = (
             corpus.collection if corpus else options.collection or self.settings.default_collection
         )
@@ -543,11 +564,13 @@ class Evaluator:
         }
         first = answerers[models[0]]
         retrieval = {
-            mode: self._retrieval(first, mode, questions, collection, rows)
+            mode: self._retrieval(first, mode, questions, collection, rows, options.identity)
             for mode in options.modes
         }
         reports = {
-            model: self._answers(answerer, model, questions, collection, top_k, rows)
+            model: self._answers(
+                answerer, model, questions, collection, top_k, rows, options.identity
+            )
             for model, answerer in answerers.items()
         }
         shared = retrieval[ANSWER_MODE].values() if ANSWER_MODE in retrieval else {}
@@ -585,6 +608,7 @@ class Evaluator:
         questions: Sequence[Question],
         collection: str,
         rows: dict[str, dict[str, Any]],
+        identity: Identity = OPERATOR,
     ) -> ModeReport:
         answerable = [q for q in questions if q.answerable]
         hits1: list[float] = []
@@ -600,8 +624,9 @@ class Evaluator:
                 started = time.perf_counter()
                 try:
                     searched[q.id] = answerer.retrieve(
-                        q.question, collection=collection, top_k=RANKING_DEPTH, mode=mode
-                    ).results
+                        q.question, collection=collection, top_k=RANKING_DEPTH, mode=mode,
+                        identity=identity,
+                    ).results  # fmt: skip
                 except RaglineError as exc:
                     errors += 1
                     rows[q.id]["retrieval"][mode] = {"error": str(exc)}
@@ -647,6 +672,7 @@ class Evaluator:
         collection: str,
         top_k: int,
         rows: dict[str, dict[str, Any]],
+        identity: Identity = OPERATOR,
     ) -> ModelReport:
         responses: dict[str, QueryResponse] = {}
         errors: dict[str, str] = {}
@@ -654,13 +680,21 @@ class Evaluator:
             for q in self._each(questions, f"answer {model}"):
                 try:
                     responses[q.id] = answerer.answer(
-                        q.question, collection=collection, top_k=top_k
+                        q.question, collection=collection, top_k=top_k, identity=identity
                     )
                 except RaglineError as exc:  # a failing model is a finding, not the end
                     errors[q.id] = f"{type(exc).__name__}: {exc}"
         report = _score(model, questions, collection, responses, errors, rows)
         report.rerank_fallbacks = fallbacks[0]
         return report
+
+
+def _of_tenant(digest: str, tenant: str) -> str:
+    """``digest`` for the default tenant, another one (as long) for any other: a tenant's
+    corpus gets a collection, and an index entry, of its own."""
+    if tenant == DEFAULT_TENANT:
+        return digest
+    return hashlib.sha256(f"{tenant}/{digest}".encode()).hexdigest()[: len(digest)]
 
 
 def _score(
