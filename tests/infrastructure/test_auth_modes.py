@@ -166,9 +166,11 @@ def test_inconsistent_auth_settings_are_refused_saying_why(
         DeploymentSettings.from_context(context)
 
 
-def _emitted_tenant_directive(namespace: str, service: str) -> tuple[dict[str, Any], str]:
+def _emitted_tenant_directive(
+    namespace: str, service: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The tenant directive of a query document as the query function writes it, with the
-    namespace and service name the stack gives it, and the document's tenant value."""
+    namespace and service name the stack gives it, and the whole document."""
     signals = QuerySignals(
         provider="bedrock", model="m", prompt="answer@v1", profile="simple", input_tokens=10,
         output_tokens=5, cached_input_tokens=0, embedding_tokens=3, cost_usd=0.002,

@@ -141,7 +141,10 @@ def test_no_way_of_identifying_callers_falls_back_to_the_default_tenant(
     auth: Authentication,
 ) -> None:
     # GIVEN requests with nothing, or with empty credentials of every shape
-    for context in ({}, {"authorizer": {}}, {"identity": {}}, {"authorizer": {"claims": {}}}):
+    empty: list[dict[str, Any]] = [
+        {}, {"authorizer": {}}, {"identity": {}}, {"authorizer": {"claims": {}}},
+    ]  # fmt: skip
+    for context in empty:
         # WHEN the caller is read THEN it is refused: no identity, the default tenant's
         # least of all
         with pytest.raises((UnauthorizedError, ForbiddenError)):
@@ -179,7 +182,7 @@ def test_the_settings_choose_the_way_and_a_bad_mapping_fails_the_cold_start() ->
         ({"tenant": "Acme!", "scopes": ["query"]}, "invalid tenant"),
         ({"tenant": "acme", "scopes": []}, "granted no scope"),
     ):
-        bad = Settings(api_auth="iam", iam_principals={ETL_ROLE: grant})
+        bad = Settings.model_validate({"api_auth": "iam", "iam_principals": {ETL_ROLE: grant}})
         with pytest.raises(ConfigurationError, match=f"RAGLINE_IAM_PRINCIPALS.*{reason}"):
             authentication(bad)
     # AND a malformed variable is refused when read
