@@ -156,6 +156,17 @@ def test_no_way_of_identifying_callers_falls_back_to_the_default_tenant(
             caller(_event(authorizer=defaulted, identity={}), auth)
 
 
+def test_a_mapped_session_grants_that_session_only() -> None:
+    # GIVEN one assumed-role session mapped, not its role
+    session = f"arn:aws:sts::{ACCOUNT}:assumed-role/etl/run-1"
+    auth = Authentication.iam({session: ("acme", ["query"])})
+    # WHEN that session and another of the same role call
+    # THEN the first acts for acme, the other is no one
+    assert caller(_event(identity={"userArn": session}), auth).tenant == "acme"
+    other = _event(identity={"userArn": session.replace("run-1", "run-2")})
+    assert _refusal(auth, other)[0] == 403
+
+
 def test_a_role_is_mapped_by_account_and_name_whatever_its_path() -> None:
     assert principal_key(ETL_ROLE) == f"arn:aws:iam::{ACCOUNT}:role/etl"
     session = f"arn:aws-us-gov:sts::{ACCOUNT}:assumed-role/etl/s1"

@@ -110,9 +110,9 @@ _ROLE = re.compile(
 
 
 def principal_key(arn: str) -> str:
-    """The form under which an IAM principal is mapped: a role's ARN without its path
-    (a role's name is unique in its account), an assumed role's session as that role;
-    any other ARN (a user, one assumed-role session) as it is."""
+    """The role an IAM principal acts as, in the form roles are mapped under: a role's
+    ARN without its path (a role's name is unique in its account), an assumed-role
+    session's ARN as its role's; any other ARN (a user's) as it is."""
     found = _ROLE.fullmatch(arn) or _ASSUMED_ROLE.fullmatch(arn)
     if found is None:
         return arn
@@ -154,7 +154,9 @@ class Authentication:
             identity = Identity(check_tenant(tenant), check_scopes(scopes))
             if not identity.scopes:
                 raise InvalidRequestError(f"the IAM principal {arn} is granted no scope")
-            principals.append((principal_key(arn), identity))
+            # A role is mapped under its pathless form; any other ARN (a user, one
+            # assumed-role session) as it is, so a session's grant covers no other session.
+            principals.append((principal_key(arn) if _ROLE.fullmatch(arn) else arn, identity))
         return cls("iam", tuple(principals))
 
     def identify(self, request_context: Mapping[str, Any] | None) -> Identity:
