@@ -395,14 +395,16 @@ def handle_errors(app: APIGatewayRestResolver, logger: Logger) -> None:
 def rejected_query(
     event: dict[str, Any], response: dict[str, Any], gateway_key_tenant: str | None = None
 ) -> dict[str, Any] | None:
-    """For ``POST /query`` answered with an error status, what the query log keeps of it:
+    """For ``POST /query`` (or its events' route) answered with an error status, what the
+    query log keeps of it:
     ``request_id``, ``status_code``, and the ``collection`` and ``profile`` asked for (None
     when not given, "" when not a plausible name), and the caller's ``tenant``, in whose
     log it goes. None for other requests, for a caller without an identity (401: no
     tenant's log is theirs) and for a database outage, which cannot be written to the
     database it is about."""
     status = int(response.get("statusCode", 200))
-    if event.get("httpMethod") != "POST" or event.get("path") != "/query" or status < 400:
+    asked = event.get("httpMethod") == "POST" and event.get("path") in ("/query", STREAM_PATH)
+    if not asked or status < 400:
         return None
     try:
         identity = caller(event, gateway_key_tenant)
@@ -449,11 +451,17 @@ def _message(response: dict[str, Any]) -> str | None:
 # --- server-sent events -----------------------------------------------------------------------
 
 EVENT_STREAM = "text/event-stream"
+# The route that always answers with events: the deployed API's STREAM integration serves
+# it (stacks/api.py), as API Gateway cannot route POST /query by its body.
+STREAM_PATH = "/query/stream"
 
 
 def wants_event_stream(event: dict[str, Any], method: str = "POST", path: str = "/query") -> bool:
     """Whether a request to the streamed route asks for server-sent events: ``Accept:
-    text/event-stream``, or ``"stream": true`` in its JSON body."""
+    text/event-stream``, or ``"stream": true`` in its JSON body; a POST to
+    :data:`STREAM_PATH` always does."""
+    if event.get("httpMethod") == "POST" and event.get("path") == STREAM_PATH:
+        return True
     if event.get("httpMethod") != method or event.get("path") != path:
         return False
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
