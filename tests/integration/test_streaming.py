@@ -22,6 +22,7 @@ from ragline.dev.gateway import ApiGateway
 from ragline.identity import OPERATOR
 from ragline.ingest import Ingestor
 from ragline.store import get_store
+from ragline.tokens import count_tokens
 
 from tests.support.openai_server import CHAT, OpenAICompatibleServer, Scripted
 
@@ -200,6 +201,82 @@ def test_a_client_that_goes_away_stops_the_model_call(
     assert server.disconnects, "the model call went on after the client left"
     assert server.disconnects[0] < words // 2
     assert server.completed_streams == 0
+
+
+def logged_soon(database_url: str, request_id: str, timeout: float = 5.0) -> dict[str, Any]:
+    """The query-log row of ``request_id``, once written (after the stream, on its thread)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return logged(database_url, request_id)
+        except StopIteration:
+            assert time.monotonic() < deadline, f"no query-log row for {request_id}"
+            time.sleep(0.05)
+
+
+def test_a_client_that_goes_away_leaves_its_usage_so_far_in_the_ledger(
+    seeded: str,
+    start: Callable[..., ModuleType],
+    gateway: Callable[[ModuleType], str],
+    server: OpenAICompatibleServer,
+) -> None:
+    # GIVEN a long answer being streamed through the gateway of `ragline dev`
+    server.reply = LONG_ANSWER
+    url = gateway(start())
+    response = open_stream(url, {"question": QUESTION, "stream": True})
+    stream = events(response)
+    # WHEN the client reads the citations and three deltas, then hangs up
+    retrieval = next(stream)
+    deltas = [next(stream) for _ in range(3)]
+    response.close()
+    # THEN the query is logged as cut off by the client (499), with the model's tokens
+    # so far, estimated: the whole prompt in, at least the words read out, not the answer
+    row = logged_soon(seeded, retrieval.data["request_id"])
+    assert row["status_code"] == 499
+    assert (row["provider"], row["model"]) == ("openai", "gpt-4o-mini")
+    assert row["input_tokens"] > 100
+    written = "".join(d.data["text"] for d in deltas)
+    assert count_tokens(written) <= row["output_tokens"] < count_tokens(LONG_ANSWER)
+    assert row["embedding_tokens"] > 0 and row["chunks_retrieved"] >= 1
+    # AND it is priced as estimated, as gpt-4o-mini's tokens are
+    assert row["cost_usd"] > 0 and row["cost_estimated"] is True
+    assert row["sources"] == ["s3://docs/handbook/leave.md"]
+    # AND the model call stopped
+    deadline = time.monotonic() + 5
+    while not server.disconnects and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.disconnects and server.completed_streams == 0
+
+
+def test_a_model_failing_mid_answer_records_its_usage_so_far(
+    seeded: str,
+    start: Callable[..., ModuleType],
+    gateway: Callable[[ModuleType], str],
+    server: OpenAICompatibleServer,
+) -> None:
+    # GIVEN a model whose connection drops after three words
+    server.script(CHAT, Scripted(cut_after=3))
+    url = gateway(start())
+    # WHEN the answer is streamed
+    received = list(events(open_stream(url, {"question": QUESTION, "stream": True})))
+    error = received[-1].data
+    # THEN its one query-log row has the error status and the usage the error event reports
+    rows = [
+        r
+        for r in get_store(Settings(database_url=seeded)).query_log(
+            datetime.now(UTC) - timedelta(hours=1)
+        )
+        if r["request_id"] == error["request_id"]
+    ]
+    assert len(rows) == 1
+    (row,) = rows
+    assert row["status_code"] == 502
+    usage = error["usage"]
+    assert (row["input_tokens"], row["output_tokens"]) == (
+        usage["input_tokens"],
+        usage["output_tokens"],
+    )
+    assert row["output_tokens"] > 0 and row["cost_usd"] == pytest.approx(usage["cost_usd"])
 
 
 def test_a_model_failing_mid_answer_ends_the_stream_with_an_error_event(
