@@ -109,7 +109,6 @@ def test_streamed_answers_go_through_a_stream_integration_to_their_own_function(
     assert methods[STREAMED]["ApiKeyRequired"] is True
 
 
-
 def test_api_keys_are_required_except_for_health_and_swagger(nat: Synthesized) -> None:
     # GIVEN the methods WHEN synthesized
     for route, method in _methods(nat).items():
