@@ -8,7 +8,8 @@ import binascii
 import json
 import re
 import uuid
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -119,6 +120,24 @@ class RestResolver(APIGatewayRestResolver):
     def __init__(self, profiles: Sequence[str] = ()) -> None:
         super().__init__(enable_validation=True, serializer=to_json)
         self.profiles = tuple(profiles)
+
+    def enable_swagger(self, *, path: str = "/swagger", **options: Any) -> None:
+        """Powertools' Swagger UI and OpenAPI document at ``path``, set up by its first
+        request: Powertools imports the document's models when the route is added, about
+        50 ms of every cold start for a page few requests ask for."""
+        swagger: list[Callable[..., Any]] = []
+
+        @self.get(path, include_in_schema=False)
+        def lazy_swagger() -> Any:
+            if not swagger:
+                routes = len(self._static_routes)
+                with warnings.catch_warnings():  # "already registered": this route, meant
+                    warnings.simplefilter("ignore", UserWarning)
+                    super(RestResolver, self).enable_swagger(path=path, **options)
+                added = self._static_routes[routes:]  # Powertools' route, behind this one
+                del self._static_routes[routes:]
+                swagger.append(added[0].func)
+            return swagger[0]()
 
     def get_openapi_schema(self, **kwargs: Any) -> OpenAPI:
         """The OpenAPI document, without the 422 responses no route ever sends."""
