@@ -48,6 +48,8 @@ if TYPE_CHECKING:
     from stacks.settings import DeploymentSettings
 
 STAGE = "v1"
+# The streamed answers' route (its own function and integration, see Api._streamed_route).
+STREAM_PATH = "/query/stream"
 # Routes that need no API key: uptime probes and the Swagger UI opened in a browser.
 OPEN_ROUTES = {("GET", "/health"), ("GET", "/swagger")}
 KEY_HEADER = "x-api-key"
@@ -96,9 +98,12 @@ class Api(Construct):
         settings: DeploymentSettings,
         handler: lambda_.IFunction,
         authorizer: lambda_.IFunction | None,
+        stream_handler: lambda_.IFunction | None = None,
     ) -> None:
         """``authorizer``: the key authorizer's function (``api_auth=key``; None for
-        ``iam`` and ``cognito``, whose authorizers stacks/auth.py makes)."""
+        ``iam`` and ``cognito``, whose authorizers stacks/auth.py makes).
+        ``stream_handler``: the function behind ``POST /query/stream`` (none: no such
+        route)."""
         super().__init__(scope, construct_id)
         self.access_logs = logs.LogGroup(
             self,
@@ -145,6 +150,8 @@ class Api(Construct):
             self.user_pool = UserPoolAuthorizer(self, "UserPool", settings=settings)
             self.authorizer = self.user_pool.authorizer
         self._routes(settings, apigw.LambdaIntegration(handler, allow_test_invoke=False))
+        if stream_handler is not None:
+            self._streamed_route(settings, stream_handler)
         if self.keys:
             self._usage_plans(settings)
         self._acknowledge(settings)
@@ -246,12 +253,15 @@ class Api(Construct):
         )
         models = cdk_request_models(settings.max_question_chars)
         root = self.api.root
+        self._body_validator = body_validator
         for path, schema in models.items():
             model = self.api.add_model(
                 schema.title or path.strip("/").capitalize(),
                 content_type="application/json",
                 schema=schema,
             )
+            if path == "/query":  # /query/stream takes the same body
+                self._query_model = model
             self._add(
                 root.add_resource(path.strip("/")),
                 "POST",
@@ -274,6 +284,20 @@ class Api(Construct):
             )
         self._add(root.add_resource("health"), "GET", "/health", integration)
         self._add(root.add_resource("swagger"), "GET", "/swagger", integration)
+
+    def _streamed_route(self, settings: DeploymentSettings, function: lambda_.IFunction) -> None:
+        """``POST /query/stream``: the /query body, validated alike, answered as server-sent
+        events through a ``STREAM`` integration (:func:`streamed_integration`)."""
+        query = self.api.root.get_resource("query")
+        assert query is not None, "add the /query route first"
+        self._add(
+            query.add_resource("stream"),
+            "POST",
+            STREAM_PATH,
+            streamed_integration(function, settings.stream_timeout_seconds),
+            request_validator=self._body_validator,
+            request_models={"application/json": self._query_model},
+        )
 
     def _add(
         self,
@@ -333,6 +357,19 @@ class Api(Construct):
                 "WAF is optional (-c waf=true, about $7/month idle) to keep the idle cost near "
                 "zero; request validators and the handler's byte limit bound request bodies.",
             )
+
+
+def streamed_integration(function: lambda_.IFunction, timeout_seconds: int) -> apigw.Integration:
+    """A Lambda proxy integration in ``STREAM`` response transfer mode: API Gateway invokes
+    the function with ``InvokeWithResponseStream`` (the ``2021-11-15/.../
+    response-streaming-invocations`` URI) and passes its body on as it comes, for up to
+    ``timeout_seconds`` (a buffered integration stops at 29 s)."""
+    return apigw.LambdaIntegration(
+        function,
+        allow_test_invoke=False,
+        response_transfer_mode=apigw.ResponseTransferMode.STREAM,
+        timeout=Duration.seconds(timeout_seconds),
+    )
 
 
 def _access_log_format() -> apigw.AccessLogFormat:

@@ -2,6 +2,7 @@
 
 Routes: POST /query, POST /retrieve, POST /feedback, GET /documents, GET/DELETE
 /documents/{id}, GET /health, and the OpenAPI document with Swagger UI at /swagger.
+POST /query/stream always answers with events (the deployed API's STREAM route).
 ``POST /query`` with ``"stream": true`` (or ``Accept: text/event-stream``) answers with
 server-sent events: ``stream_handler`` hands their frames to a streaming integration as
 they come, ``lambda_handler`` (buffered) in one body.
@@ -81,6 +82,7 @@ def query(body: QueryRequest) -> QueryResponse:
 
 # No return annotation: Powertools would validate (and so read out) the body iterator.
 @streams.post("/query")
+@streams.post("/query/stream")  # the deployed API's STREAM route (docs/deploy.md)
 def query_stream(body: QueryRequest):
     event = streams.current_event
     events = answerer.stream(
@@ -98,7 +100,8 @@ def _frames(
     started = time.perf_counter()
     yield sse_frame(first.name, first.data())
     for answer_event in events:
-        if isinstance(answer_event, Failed):  # logged as the buffered error status would be
+        # logged as the buffered error status would be; one with usage is already recorded
+        if isinstance(answer_event, Failed) and answer_event.usage is None:
             status = {"statusCode": answer_event.status_code}
             rejected = rejected_query(event, status, auth)
             if rejected is not None:

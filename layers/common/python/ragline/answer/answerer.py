@@ -12,6 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import Generator, Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -29,7 +30,14 @@ from ragline.errors import (
 )
 from ragline.identity import OPERATOR, Identity
 from ragline.ledger import Costs, Ledger, get_ledger, query_record
-from ragline.llm import Completion, GenerationRequest, StreamInterruptedError, Usage
+from ragline.llm import (
+    Completion,
+    GenerationRequest,
+    StreamInterruptedError,
+    StreamProgress,
+    Usage,
+)
+from ragline.outcomes import QueryRecord
 from ragline.rerankers import get_reranker
 from ragline.retrieval import Retriever
 from ragline.schemas import Latency, QueryResponse, RetrieveResponse
@@ -47,6 +55,9 @@ if TYPE_CHECKING:
 
 # The package's name, not this module's: operators filter the answer log line on it.
 logger = logging.getLogger("ragline.answer")
+# The query-log status of a streamed answer whose client went away before its end (the
+# status nginx logs for a request its client closed): its usage so far is recorded.
+CUT_OFF_BY_CLIENT = 499
 
 
 class Answerer:
@@ -203,7 +214,11 @@ class Answerer:
             request_id=request_id, ef_search=ef_search, where=where, stream=True,
             identity=identity,
         )  # fmt: skip
-        yield next(events)
+        try:
+            yield next(events)
+        except GeneratorExit:  # closed after the retrieval event: the answer is accounted
+            events.close()
+            raise
         try:
             yield from events
         except ModelUnavailableError as exc:
@@ -231,9 +246,13 @@ class Answerer:
         where: Filter | None,
         stream: bool,
         identity: Identity,
-    ) -> Iterator[AnswerEvent]:
+    ) -> Generator[AnswerEvent, None, None]:
         """The one path of both APIs: route, retrieve (validation and search run before
-        the first event), generate (streamed or whole), guard, record."""
+        the first event), generate (streamed or whole), guard, record.
+
+        Closed before its answer (the client of a stream went away), the usage so far is
+        recorded as a query cut off by the client (:data:`CUT_OFF_BY_CLIENT`); a model
+        failing mid-stream is recorded with its usage so far and its error status."""
         route = self.router.route(profile)
         rules = route.profile
         started = time.perf_counter()
@@ -248,24 +267,34 @@ class Answerer:
         )
         retrieved_at = time.perf_counter()
         chunks = similar_enough(retrieval.chunks, rules.min_score)
-        yield Retrieved(
-            request_id, route.name, responses.citations(chunks), _ms(retrieved_at - started)
-        )
         reranking = retrieval.reranking
         rerank_cost = self.costs.rerank(reranking)
+        progress = StreamProgress()
+        cut = _Cut(route, question, collection, retrieval, chunks, identity.tenant, request_id)
         try:
-            completion = yield from self._generate(
-                route, question, chunks, stream=stream, show_text=stream and rules.streams_text
+            yield Retrieved(
+                request_id, route.name, responses.citations(chunks), _ms(retrieved_at - started)
             )
+            completion = yield from self._generate(
+                route, question, chunks, stream=stream, show_text=stream and rules.streams_text,
+                progress=progress,
+            )  # fmt: skip
         except StreamInterruptedError as exc:
+            cost = self._cost(exc.partial, retrieval, rerank_cost)
             usage = responses.usage_info(
                 exc.partial.usage,
                 embedding_tokens=retrieval.embedding_tokens,
-                cost=self._cost(exc.partial, retrieval, rerank_cost),
+                cost=cost,
                 rerank_cost=rerank_cost,
             )
+            self._record_cut(cut, exc.partial, cost, started, retrieved_at, exc.status_code)
             yield Failed(exc.status_code, str(exc), request_id, usage=usage)
             return
+        except GeneratorExit:
+            partial = progress.partial()
+            cost = self._cost(partial, retrieval, rerank_cost)
+            self._record_cut(cut, partial, cost, started, retrieved_at, CUT_OFF_BY_CLIENT)
+            raise
         finished = time.perf_counter()
         verdict = check_answer(
             completion.text,
@@ -315,6 +344,7 @@ class Answerer:
         *,
         stream: bool,
         show_text: bool,
+        progress: StreamProgress | None = None,
     ) -> Generator[TextDelta, None, Completion]:
         """The model's completion over the passages (its text as deltas when ``show_text``);
         the abstention, without a model call, when there is nothing to ground an answer on."""
@@ -338,7 +368,7 @@ class Answerer:
         try:
             if not stream:
                 return route.chain.generate(request)
-            for item in route.chain.stream(request):
+            for item in route.chain.stream(request, progress):
                 if isinstance(item, Completion):
                     return item
                 if show_text:
@@ -373,6 +403,60 @@ class Answerer:
         except Exception:  # the answer stands even if the ledger cannot be written
             logger.exception("could not record query %s", response.request_id)
 
+    def _record_cut(
+        self,
+        cut: _Cut,
+        partial: Completion | None,
+        cost: Cost,
+        started: float,
+        retrieved_at: float,
+        status_code: int,
+    ) -> None:
+        """Record an answer that ended early with what it consumed: the search, and the
+        model's tokens so far (estimated) when one had started, priced. Never raises."""
+        if self.ledger is None:
+            return
+        finished = time.perf_counter()
+        chunks = cut.retrieval.chunks
+        model = partial or Completion("", Usage(), cut.route.chain.primary.provider,
+                                      cut.route.chain.primary.model)  # fmt: skip
+        record = QueryRecord(
+            request_id=cut.request_id,
+            status_code=status_code,
+            collection=cut.collection,
+            profile=cut.route.name,
+            provider=model.provider,
+            model=model.model,
+            prompt=cut.route.prompt.ref,
+            input_tokens=model.usage.input_tokens,
+            output_tokens=model.usage.output_tokens,
+            cached_input_tokens=model.usage.cached_input_tokens,
+            embedding_tokens=cut.retrieval.embedding_tokens,
+            cost_usd=None if cost.usd is None else round(cost.usd, 10),
+            # tokens counted here, not reported by the provider: so is their cost
+            cost_estimated=cost.estimated or model.usage.estimated,
+            retrieve_ms=_ms(retrieved_at - started),
+            generate_ms=_ms(finished - retrieved_at),
+            total_ms=_ms(finished - started),
+            chunks_retrieved=len(chunks),
+            top_score=_rounded(chunks[0].similarity if chunks else None),
+            abstained=False,
+            needs_review=False,
+            fallback=responses.is_fallback(model),
+            sources=sorted({c.source for c in responses.citations(cut.chunks)}),
+            question=cut.question,
+            tenant=cut.tenant,
+        )
+        logger.info(
+            "answer %s ended early (status %d) after %d output tokens",
+            cut.request_id, status_code, model.usage.output_tokens,
+            extra={"profile": cut.route.name, "status_code": status_code},
+        )  # fmt: skip
+        try:
+            self.ledger.query(record)
+        except Exception:  # the stream is over either way
+            logger.exception("could not record query %s", cut.request_id)
+
     @staticmethod
     def _log(route: Route, completion: Completion, verdict: Verdict) -> None:
         model, fallback = responses.model_spec(completion), responses.is_fallback(completion)
@@ -393,6 +477,23 @@ class Answerer:
             extra={"profile": route.name, "model": model, "prompt": route.prompt.ref,
                    "fallback": fallback, "abstained": verdict.abstained},
         )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Cut:
+    """What an answer that ends early is recorded with."""
+
+    route: Route
+    question: str
+    collection: str
+    retrieval: Retrieval
+    chunks: list[RetrievedChunk]
+    tenant: str
+    request_id: str
+
+
+def _rounded(score: float | None) -> float | None:
+    return None if score is None else round(score, 6)
 
 
 def _ms(seconds: float) -> float:
