@@ -18,7 +18,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from ragline.answer import AnswerEvent, Failed, get_answerer
+from ragline.answer import AnswerEvent, Failed, Role, get_answerer
 from ragline.api import (
     RestResolver,
     as_json_request,
@@ -67,13 +67,18 @@ def who(resolver: RestResolver = app) -> Identity:
     return caller(resolver.current_event.raw_event, settings.gateway_key_tenant)
 
 
+def conversation(body: QueryRequest) -> list[tuple[Role, str]] | None:
+    """The request's ``history`` as (role, text) pairs."""
+    return None if body.history is None else [(t.role, t.content) for t in body.history]
+
+
 @app.post("/query", responses=documented_errors(404, 409, 413, 502, streams=QueryResponse))
 def query(body: QueryRequest) -> QueryResponse:
     request_id = app.current_event.request_context.request_id
     return answerer.answer(
         body.question, collection=body.collection, top_k=body.top_k, profile=body.profile,
         request_id=request_id, ef_search=body.ef_search, where=body.filter,
-        identity=who(),
+        identity=who(), session_id=body.session_id, history=conversation(body),
     )  # fmt: skip
 
 
@@ -84,7 +89,7 @@ def query_stream(body: QueryRequest):
     events = answerer.stream(
         body.question, collection=body.collection, top_k=body.top_k, profile=body.profile,
         request_id=event.request_context.request_id, ef_search=body.ef_search, where=body.filter,
-        identity=who(streams),
+        identity=who(streams), session_id=body.session_id, history=conversation(body),
     )  # fmt: skip
     first = next(events)  # an invalid request or a failed search raises: a status, no stream
     return event_stream_response(_frames(first, events, event.raw_event))
