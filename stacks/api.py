@@ -7,6 +7,10 @@ document data). API Gateway caches its answer per key for ``authorizer_cache_sec
 (300 by default), on every route at once: a warm request makes no authorizer call and no
 database round trip, and a revoked or expired key is refused at the latest that long
 after. Malformed keys fail the authorizer's validation expression and never reach it.
+The OpenAI-compatible routes (`POST /v1/chat/completions`, `GET /v1/models`) take the
+same keys as OpenAI clients send them, `Authorization: Bearer <key>`, through a second
+TOKEN authorizer on that header and the same function (a TOKEN authorizer reads one
+header; `ragline dev`'s gateway accepts either header on every route).
 
 Usage plans (throttling and a daily quota) stay API Gateway's, fed by the authorizer:
 the API reads its usage identifier from the authorizer's answer (``apiKeySourceType``
@@ -50,6 +54,12 @@ KEY_HEADER = "x-api-key"
 # ragline's key format (ragline.tenancy): API Gateway refuses anything else with a 401
 # before the authorizer runs.
 KEY_PATTERN = r"^rgl_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$"
+# The OpenAI-compatible routes (ragline.answer.chat_completions) read the same keys from
+# the header OpenAI clients send, ``Authorization: Bearer <key>``: a TOKEN authorizer has
+# one identity source, so these routes have one of their own, on the same function.
+OPENAI_PREFIX = "/v1/"
+BEARER_HEADER = "Authorization"
+BEARER_PATTERN = r"^Bearer rgl_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$"
 # The usage identifier of tenants without a plan of their own (ragline.config).
 SHARED_PLAN = "*"
 
@@ -123,6 +133,14 @@ class Api(Construct):
             validation_regex=KEY_PATTERN,
             results_cache_ttl=Duration.seconds(settings.authorizer_cache_seconds),
         )
+        self.bearer_authorizer = apigw.TokenAuthorizer(
+            self,
+            "BearerAuthorizer",
+            handler=authorizer,
+            identity_source=f"method.request.header.{BEARER_HEADER}",
+            validation_regex=BEARER_PATTERN,
+            results_cache_ttl=Duration.seconds(settings.authorizer_cache_seconds),
+        )
         self._refusals()
         self._routes(settings, apigw.LambdaIntegration(handler, allow_test_invoke=False))
         self._usage_plans(settings)
@@ -138,7 +156,8 @@ class Api(Construct):
             status_code="401",
             templates={
                 "application/json": '{"message": "missing or malformed API key: send a ragline '
-                f'key in the {KEY_HEADER} header", "statusCode": 401}}'
+                f"key in the {KEY_HEADER} header (on /v1 routes, as {BEARER_HEADER}: Bearer "
+                '<key>)", "statusCode": 401}'
             },
         )
         self.api.add_gateway_response(
@@ -232,7 +251,7 @@ class Api(Construct):
                 schema=schema,
             )
             self._add(
-                root.add_resource(path.strip("/")),
+                root.resource_for_path(path),
                 "POST",
                 path,
                 integration,
@@ -251,6 +270,7 @@ class Api(Construct):
                 request_validator=params_validator,
                 request_parameters={"method.request.path.id": True},
             )
+        self._add(root.resource_for_path("/v1/models"), "GET", "/v1/models", integration)
         self._add(root.add_resource("health"), "GET", "/health", integration)
         self._add(root.add_resource("swagger"), "GET", "/swagger", integration)
 
@@ -266,12 +286,13 @@ class Api(Construct):
         request_parameters: dict[str, bool] | None = None,
     ) -> apigw.Method:
         secured = (method, path) not in OPEN_ROUTES
+        authorizer = self.bearer_authorizer if path.startswith(OPENAI_PREFIX) else self.authorizer
         return resource.add_method(
             method,
             integration,
             # A usage plan applies only where a key is required: the authorizer names it.
             api_key_required=secured,
-            authorizer=self.authorizer if secured else None,
+            authorizer=authorizer if secured else None,
             authorization_type=(
                 apigw.AuthorizationType.CUSTOM if secured else apigw.AuthorizationType.NONE
             ),

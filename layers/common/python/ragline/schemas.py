@@ -307,3 +307,52 @@ class RetrieveResponse(_Response):
     rerank_ms: float = 0.0
     rerank_cost_usd: float | None = 0.0
 
+
+# --- the OpenAI-compatible door (POST /v1/chat/completions) ---------------------------------
+
+
+class _OpenAIRequest(BaseModel):
+    """OpenAI's request shapes: strict about the fields ragline reads, and ignoring the
+    many others a client may send (temperature, user, seed...), as OpenAI-compatible
+    servers do, so any client works unchanged."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+
+class ChatContentPart(_OpenAIRequest):
+    type: str = Field(description='"text" parts are read; others are refused.')
+    text: str | None = Field(default=None, pattern=TEXT_PATTERN)
+
+
+class ChatMessage(_OpenAIRequest):
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[ChatContentPart] | None = Field(
+        default=None, description="Text, or a list of text parts."
+    )
+
+
+class ChatStreamOptions(_OpenAIRequest):
+    include_usage: bool = Field(
+        default=False, description="End the stream with a chunk carrying the usage."
+    )
+
+
+class ChatCompletionRequest(_OpenAIRequest):
+    model: str = Field(
+        min_length=1,
+        max_length=64,
+        description="A routing profile (GET /v1/models lists them), or `ragline` for the "
+        "default one.",
+    )
+    messages: list[ChatMessage] = Field(
+        min_length=1,
+        max_length=MAX_HISTORY_MESSAGES + 1,
+        description="The conversation: its last message is the user's question, the user "
+        "and assistant messages before it are the history; system messages are ignored "
+        "(the profile's template is the system prompt).",
+    )
+    stream: bool = Field(
+        default=False, description="Stream chat.completion.chunk events, then `[DONE]`."
+    )
+    stream_options: ChatStreamOptions | None = None
+    n: int | None = Field(default=None, ge=1, le=1, description="One choice only.")
