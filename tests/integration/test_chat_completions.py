@@ -202,6 +202,12 @@ def test_the_models_are_the_answer_profiles(client: openai.OpenAI) -> None:
             "ragline",
             "'tool' is not served",
         ),
+        ([{"role": "user", "content": "a\u0000b"}], "ragline", "must not contain NUL"),
+        (
+            [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}],
+            "ragline",
+            "only text parts are read",
+        ),
     ],
 )
 def test_invalid_requests_are_400_with_a_readable_reason(

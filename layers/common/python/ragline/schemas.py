@@ -326,7 +326,7 @@ class ChatContentPart(_OpenAIRequest):
 
 class ChatMessage(_OpenAIRequest):
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    content: str | list[ChatContentPart] | None = Field(
+    content: Annotated[str, Field(pattern=TEXT_PATTERN)] | list[ChatContentPart] | None = Field(
         default=None, description="Text, or a list of text parts."
     )
 
