@@ -4,6 +4,7 @@ turns before it, and kept in a session of the caller's tenant."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from ragline.answer import Answerer, Router
 from ragline.config import Settings
+from ragline.dev.stats import render_stats
 from ragline.embeddings.hash import HashEmbedder
 from ragline.errors import InvalidRequestError, ModelError, NotFoundError
 from ragline.identity import Identity
@@ -109,9 +111,16 @@ def test_a_follow_up_is_searched_for_as_the_condense_model_rewrote_it(
     assert row["rewrite_model"] == "openai:gpt-4o-mini" and row["session_id"] == session
     assert (row["rewrite_input_tokens"], row["rewrite_output_tokens"]) == (120, 9)
     assert row["rewrite_cost_usd"] == pytest.approx(expected.usd)
-    stats = store.query_stats(datetime.now(UTC) - timedelta(hours=1))
+    since = datetime.now(UTC) - timedelta(hours=1)
+    stats = store.query_stats(since)
     by_model = {r["model"]: r for r in stats["rewrites"]}
     assert by_model["openai:gpt-4o-mini"]["input_tokens"] >= 120
+    # AND ragline stats shows the rewrites' own line, by the model that wrote them
+    report = render_stats(stats, since, datetime.now(UTC))
+    assert "follow-up rewrites (part of the cost above)" in report
+    assert re.search(
+        r"openai:gpt-4o-mini\s+\d+ queries  input [\d,]+  output [\d,]+  \$0\.0", report
+    )
 
 
 def test_a_streamed_follow_up_names_its_rewrite_before_the_answer(
