@@ -119,7 +119,7 @@ def list_models() -> dict[str, Any]:
     return chat.models(answerer.router)
 
 
-@app.post(chat.CHAT_PATH, responses=documented_errors(404, 413, 502))
+@app.post(chat.CHAT_PATH, responses=chat.documented_responses())
 def chat_completion(body: ChatCompletionRequest) -> dict[str, Any]:
     question, history = chat.conversation(body)
     response = answerer.answer(

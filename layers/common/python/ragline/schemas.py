@@ -311,7 +311,7 @@ class RetrieveResponse(_Response):
 # --- the OpenAI-compatible door (POST /v1/chat/completions) ---------------------------------
 
 
-class _OpenAIRequest(BaseModel):
+class _OpenAIRequest(_Request):
     """OpenAI's request shapes: strict about the fields ragline reads, and ignoring the
     many others a client may send (temperature, user, seed...), as OpenAI-compatible
     servers do, so any client works unchanged."""

@@ -350,9 +350,7 @@ class Answerer:
                 "send session_id (a conversation the server keeps) or history (one you "
                 "keep), not both"
             )
-        if history is not None:
-            for role, text in history:
-                self._text(text, f"history ({role} message)")
+        if history is not None:  # its size is the body's; the prompts take what fits
             return Conversation.from_history(history, self.settings.max_history_turns)
         if session_id is None:
             return Conversation()

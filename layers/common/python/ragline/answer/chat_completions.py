@@ -23,11 +23,13 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ragline.answer.events import Answered, Failed, Retrieved, TextDelta
-from ragline.api import to_json
+from ragline.api import EVENT_STREAM, EVENT_STREAM_BODY, documented_errors, to_json
 from ragline.errors import InvalidRequestError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
     from ragline.answer.conversation import Role
     from ragline.answer.events import AnswerEvent
@@ -50,6 +52,21 @@ ERROR_TYPES = {
     413: "invalid_request_error",
     429: "rate_limit_error",
 }
+
+
+def documented_responses() -> dict[int, OpenAPIResponse]:
+    """What ``POST /v1/chat/completions`` answers, for the OpenAPI document: OpenAI's
+    ``chat.completion``, or (``stream: true``) its chunks as server-sent events."""
+    responses = documented_errors(404, 413, 502)
+    responses[200] = {
+        "description": "OpenAI's chat.completion; with stream: true, chat.completion.chunk "
+        "events, then data: [DONE]",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            EVENT_STREAM: EVENT_STREAM_BODY,  # type: ignore[dict-item]
+        },
+    }
+    return responses
 
 
 def models(router: Router) -> dict[str, Any]:
