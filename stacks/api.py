@@ -10,6 +10,11 @@ after. Malformed keys fail the authorizer's validation expression and never reac
 ``api_auth`` puts IAM (SigV4) or a Cognito user pool authorizer on those routes instead
 (stacks/auth.py); usage plans then do not apply (the stage's throttling does), as only
 the key authorizer names a caller's plan.
+With the key authorizer, the OpenAI-compatible routes (`POST /v1/chat/completions`,
+`GET /v1/models`) take the same keys as OpenAI clients send them, `Authorization: Bearer
+<key>`, through a second TOKEN authorizer on that header and the same function (a TOKEN
+authorizer reads one header; `ragline dev`'s gateway accepts either header on every
+route).
 
 Usage plans (throttling and a daily quota) stay API Gateway's, fed by the authorizer:
 the API reads its usage identifier from the authorizer's answer (``apiKeySourceType``
@@ -56,6 +61,12 @@ KEY_HEADER = "x-api-key"
 # ragline's key format (ragline.tenancy): API Gateway refuses anything else with a 401
 # before the authorizer runs.
 KEY_PATTERN = r"^rgl_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$"
+# The OpenAI-compatible routes (ragline.answer.chat_completions) read the same keys from
+# the header OpenAI clients send, ``Authorization: Bearer <key>``: a TOKEN authorizer has
+# one identity source, so these routes have one of their own, on the same function.
+OPENAI_PREFIX = "/v1/"
+BEARER_HEADER = "Authorization"
+BEARER_PATTERN = r"^Bearer rgl_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$"
 # The usage identifier of tenants without a plan of their own (ragline.config).
 SHARED_PLAN = "*"
 # What guards the data routes, by api_auth (stacks/auth.py), in the acknowledgments' words.
@@ -135,6 +146,8 @@ class Api(Construct):
         self.keys = settings.api_auth == "key"  # ragline's keys: usage plans apply
         self.authorization_type = AUTHORIZATION_TYPES[settings.api_auth]
         self.authorizer: apigw.IAuthorizer | None = None
+        # The /v1 routes' authorizer: the same keys as OpenAI clients send them (key mode).
+        self.bearer_authorizer: apigw.IAuthorizer | None = None
         self.user_pool: UserPoolAuthorizer | None = None
         if authorizer is not None:
             self.authorizer = apigw.TokenAuthorizer(
@@ -143,6 +156,14 @@ class Api(Construct):
                 handler=authorizer,
                 identity_source=f"method.request.header.{KEY_HEADER}",
                 validation_regex=KEY_PATTERN,
+                results_cache_ttl=Duration.seconds(settings.authorizer_cache_seconds),
+            )
+            self.bearer_authorizer = apigw.TokenAuthorizer(
+                self,
+                "BearerAuthorizer",
+                handler=authorizer,
+                identity_source=f"method.request.header.{BEARER_HEADER}",
+                validation_regex=BEARER_PATTERN,
                 results_cache_ttl=Duration.seconds(settings.authorizer_cache_seconds),
             )
             self._refusals()
@@ -166,7 +187,8 @@ class Api(Construct):
             status_code="401",
             templates={
                 "application/json": '{"message": "missing or malformed API key: send a ragline '
-                f'key in the {KEY_HEADER} header", "statusCode": 401}}'
+                f"key in the {KEY_HEADER} header (on /v1 routes, as {BEARER_HEADER}: Bearer "
+                '<key>)", "statusCode": 401}'
             },
         )
         self.api.add_gateway_response(
@@ -263,7 +285,7 @@ class Api(Construct):
             if path == "/query":  # /query/stream takes the same body
                 self._query_model = model
             self._add(
-                root.add_resource(path.strip("/")),
+                root.resource_for_path(path),
                 "POST",
                 path,
                 integration,
@@ -282,6 +304,7 @@ class Api(Construct):
                 request_validator=params_validator,
                 request_parameters={"method.request.path.id": True},
             )
+        self._add(root.resource_for_path("/v1/models"), "GET", "/v1/models", integration)
         self._add(root.add_resource("health"), "GET", "/health", integration)
         self._add(root.add_resource("swagger"), "GET", "/swagger", integration)
 
@@ -311,12 +334,17 @@ class Api(Construct):
         request_parameters: dict[str, bool] | None = None,
     ) -> apigw.Method:
         secured = (method, path) not in OPEN_ROUTES
+        authorizer = (
+            self.bearer_authorizer
+            if self.bearer_authorizer is not None and path.startswith(OPENAI_PREFIX)
+            else self.authorizer
+        )
         return resource.add_method(
             method,
             integration,
             # A usage plan applies only where a key is required: the key authorizer names it.
             api_key_required=secured and self.keys,
-            authorizer=self.authorizer if secured else None,
+            authorizer=authorizer if secured else None,
             authorization_type=(
                 self.authorization_type if secured else apigw.AuthorizationType.NONE
             ),

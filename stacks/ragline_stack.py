@@ -259,6 +259,8 @@ class RaglineStack(Stack):
             environment["RAGLINE_REASONING_LLM"] = settings.reasoning_llm
         if settings.critical_llm:
             environment["RAGLINE_CRITICAL_LLM"] = settings.critical_llm
+        if settings.condense_llm:
+            environment["RAGLINE_CONDENSE_LLM"] = settings.condense_llm
         if any(parse_model_string(model)[0] == "sagemaker" for model in models):
             environment["RAGLINE_SAGEMAKER_PAYLOAD"] = settings.sagemaker_payload
             environment["RAGLINE_SAGEMAKER_INSTANCE_TYPE"] = settings.sagemaker_instance_type

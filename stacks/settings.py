@@ -159,6 +159,8 @@ class DeploymentSettings(BaseModel):
     # The models of the packaged `reasoning` and `critical` profiles (unset: `llm`).
     reasoning_llm: str | None = None
     critical_llm: str | None = None
+    # The model of the `condense` profile, which rewrites follow-ups (unset: `llm`).
+    condense_llm: str | None = None
     default_profile: str = "simple"
     openai_secret_name: str | None = None
     openai_base_url: str | None = None
@@ -342,7 +344,7 @@ class DeploymentSettings(BaseModel):
     def _known_embedder(cls, value: str) -> str:
         return _check_model_string(value, EMBEDDING_PROVIDERS)
 
-    @field_validator("llm", "reasoning_llm", "critical_llm")
+    @field_validator("llm", "reasoning_llm", "critical_llm", "condense_llm")
     @classmethod
     def _known_llm(cls, value: str | None) -> str | None:
         return None if value is None else _check_model_string(value, LLM_PROVIDERS)
@@ -498,7 +500,8 @@ class DeploymentSettings(BaseModel):
     @property
     def profile_llms(self) -> tuple[str, ...]:
         """The profile models that are set (the query function needs their grants)."""
-        return tuple(model for model in (self.reasoning_llm, self.critical_llm) if model)
+        models = (self.reasoning_llm, self.critical_llm, self.condense_llm)
+        return tuple(model for model in models if model)
 
     @property
     def model_strings(self) -> tuple[str, ...]:

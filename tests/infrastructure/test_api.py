@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft4Validator
 from pydantic import BaseModel, ValidationError
-from ragline.schemas import QueryRequest, RetrieveRequest
+from ragline.schemas import ChatCompletionRequest, QueryRequest, RetrieveRequest
 
 from tests.infrastructure.synthesis import CDK_CONTEXT, Synthesized
 
@@ -28,7 +28,11 @@ ROUTES = {
     ("DELETE", "/documents/{id}"),
     ("GET", "/health"),
     ("GET", "/swagger"),
+    ("POST", "/v1/chat/completions"),
+    ("GET", "/v1/models"),
 }
+# The OpenAI-compatible door's routes: the key as Authorization: Bearer (stacks/api.py).
+OPENAI_ROUTES = {("POST", "/v1/chat/completions"), ("GET", "/v1/models")}
 OPEN_ROUTES = {("GET", "/health"), ("GET", "/swagger")}
 STREAMED = ("POST", "/query/stream")
 
@@ -205,6 +209,7 @@ def test_request_bodies_are_validated_against_draft4_models(nat: Synthesized) ->
         ("POST", "/query/stream"),
         ("POST", "/retrieve"),
         ("POST", "/feedback"),
+        ("POST", "/v1/chat/completions"),
     }
     for route, schema in models.items():
         # THEN a validator checks the body against a valid draft-4 JSON schema
@@ -306,6 +311,35 @@ def test_every_documented_request_passes_the_gateway_and_the_handler(nat: Synthe
         # THEN API Gateway lets it through, and the handler accepts it
         assert errors == [], (path, body, errors)
         handler_models[path].model_validate(body)
+
+
+def test_the_chat_route_takes_what_openai_clients_send(nat: Synthesized) -> None:
+    # GIVEN the chat route's request model as API Gateway checks it
+    validator = Draft4Validator(_request_models(nat)[("POST", "/v1/chat/completions")])
+    sdk_body = {
+        "model": "ragline",
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": [{"type": "text", "text": "How many vacation days?"}]},
+        ],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "temperature": 0.2,  # fields ragline ignores pass, as an OpenAI server lets them
+        "user": "u-1",
+    }
+    # THEN a body as an OpenAI SDK sends it passes, and so does the handler's check
+    assert list(validator.iter_errors(sdk_body)) == []
+    ChatCompletionRequest.model_validate(sdk_body)
+    # AND bodies the handler refuses are refused at the gateway too
+    for refused in (
+        {"model": "ragline", "messages": []},
+        {"model": "ragline"},
+        {"model": "ragline", "messages": [{"role": "robot", "content": "hi"}]},
+        {"model": "ragline", "messages": [{"role": "user", "content": "hi"}], "n": 2},
+    ):
+        assert not validator.is_valid(refused), refused
+        with pytest.raises(ValidationError):
+            ChatCompletionRequest.model_validate(refused)
 
 
 @pytest.mark.parametrize(("path", "body"), INVALID_BODIES)

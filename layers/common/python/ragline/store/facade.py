@@ -33,10 +33,12 @@ class _OnFirstUse:
 
 
 if TYPE_CHECKING:
-    from ragline.store import documents, search, tenants
+    from ragline.store import conversations, documents, search, tenants
     from ragline.store import query_log as queries
 else:
-    documents, search, tenants = (_OnFirstUse(n) for n in ("documents", "search", "tenants"))
+    conversations, documents, search, tenants = (
+        _OnFirstUse(n) for n in ("conversations", "documents", "search", "tenants")
+    )
     queries = _OnFirstUse("query_log")
 
 if TYPE_CHECKING:
@@ -60,6 +62,7 @@ if TYPE_CHECKING:
         Precondition,
         RetrievedChunk,
         Selection,
+        StoredTurn,
     )
 
 _PURGE_EVERY_SECONDS = 3600
@@ -312,6 +315,34 @@ class Store:
     def revoke_key(self, key_id: str, *, tenant: str | None = None) -> bool:
         """Revoke a key (of ``tenant`` only, unless None); False if none was live."""
         return tenants.revoke_key(self.connection(), key_id, tenant)
+
+    # --- conversations -----------------------------------------------------------------------
+
+    def open_session(
+        self, session_id: str, *, tenant: str, ttl_hours: int, turns: int
+    ) -> list[StoredTurn] | None:
+        """The last ``turns`` turns of ``tenant``'s session, oldest first ([] when it starts
+        now or had expired); None when the session is another tenant's."""
+        return conversations.open_session(
+            self.connection(), session_id, tenant, ttl_hours=ttl_hours, turns=turns
+        )
+
+    def append_turn(
+        self,
+        session_id: str,
+        *,
+        tenant: str,
+        request_id: str,
+        question: str,
+        search_query: str,
+        answer: str,
+        ttl_hours: int,
+    ) -> bool:
+        """Add a turn to ``tenant``'s session; False when the session is gone."""
+        return conversations.append_turn(
+            self.connection(), session_id, tenant, request_id=request_id, question=question,
+            search_query=search_query, answer=answer, ttl_hours=ttl_hours,
+        )  # fmt: skip
 
     # --- retrieval ------------------------------------------------------------------------
 
