@@ -111,6 +111,8 @@ def environment(
         "OPENAI_BASE_URL": server.base_url,
         "OPENAI_API_KEY": "test",
         "RAGLINE_LLM_MAX_RETRIES": "0",
+        # as the CLI sets it for itself, undone after the test (the CLI's setdefault is not)
+        "POWERTOOLS_METRICS_DISABLED": "true",
     }.items():
         monkeypatch.setenv(name, value)
     clear_caches()
