@@ -30,6 +30,8 @@ from stacks.waf import Waf
 # The authorizer's one indexed read takes milliseconds; a cold start with a new database
 # connection (or a Data API client) well under a second. API Gateway waits 30 s at most.
 AUTHORIZER_TIMEOUT_SECONDS = 10
+# The streaming query function's exec wrapper, in its code (functions/query/).
+STREAMING_RUNTIME = "/var/task/streaming-runtime"
 AUTHORIZER_MEMORY_MB = 256
 
 
@@ -76,6 +78,7 @@ class RaglineStack(Stack):
         with_database = self.inputs.with_environment(self.database.environment)
         self.ingestion = Ingestion(self, "Ingestion", inputs=with_database, database=self.database)
         self.query = self._query_function(with_database)
+        self.query_stream = self._query_function(with_database, streaming=True)
         # The key authorizer's function, unless the API identifies callers by IAM or Cognito.
         self.authorizer = (
             self._authorizer_function(with_database) if settings.api_auth == "key" else None
@@ -86,6 +89,7 @@ class RaglineStack(Stack):
             settings=settings,
             handler=self.query.function,
             authorizer=self.authorizer.function if self.authorizer else None,
+            stream_handler=self.query_stream.function,
         )
         # Under the API as "Default", an id CDK leaves out of logical ids: the web ACL keeps
         # the ids it had when the API built it, so no deploy replaces it.
@@ -103,8 +107,17 @@ class RaglineStack(Stack):
         self.monitoring = self._monitoring()
         self._outputs()
 
-    def _query_function(self, inputs: ConstructInputs) -> RaglineFunction:
-        """The function behind the API, allowed every model it may answer or rerank with."""
+    def _query_function(
+        self, inputs: ConstructInputs, *, streaming: bool = False
+    ) -> RaglineFunction:
+        """The function behind the API, allowed every model it may answer or rerank with.
+
+        ``streaming``: the same code and permissions for ``POST /query/stream``, as its own
+        function: its entry point is ``stream_handler`` run by ragline's streaming runtime
+        loop (the exec wrapper ``functions/query/streaming-runtime``, since Lambda's Python
+        runtime cannot stream), and its timeout is ``stream_timeout_seconds``, while the
+        buffered API's stays under API Gateway's 29 s.
+        """
         settings = self.settings
         llm = (
             f"sagemaker:{self.model_endpoint.endpoint_name}"
@@ -112,14 +125,24 @@ class RaglineStack(Stack):
             else settings.llm
         )
         query_models = [settings.embeddings, llm, *settings.llm_fallback, *settings.profile_llms]
+        environment = self._query_environment(llm, query_models)
+        if streaming:
+            environment["AWS_LAMBDA_EXEC_WRAPPER"] = STREAMING_RUNTIME
         query = RaglineFunction(
             self,
-            "Query",
-            inputs=inputs.with_environment(self._query_environment(llm, query_models)),
+            "QueryStream" if streaming else "Query",
+            inputs=inputs.with_environment(environment),
             name="query",
-            description="ragline: answer questions with citations; documents and feedback API",
-            timeout=Duration.seconds(settings.query_timeout_seconds),
+            description=(
+                "ragline: streamed answers with citations (POST /query/stream)"
+                if streaming
+                else "ragline: answer questions with citations; documents and feedback API"
+            ),
+            timeout=Duration.seconds(
+                settings.stream_timeout_seconds if streaming else settings.query_timeout_seconds
+            ),
             memory_size=settings.query_memory_mb,
+            handler="handler.stream_handler" if streaming else "handler.lambda_handler",
         )
         query.grant_database(self.database)
         # A Bedrock or SageMaker reranker is invoked like a model; an http one needs nothing.
@@ -236,6 +259,8 @@ class RaglineStack(Stack):
             environment["RAGLINE_REASONING_LLM"] = settings.reasoning_llm
         if settings.critical_llm:
             environment["RAGLINE_CRITICAL_LLM"] = settings.critical_llm
+        if settings.condense_llm:
+            environment["RAGLINE_CONDENSE_LLM"] = settings.condense_llm
         if any(parse_model_string(model)[0] == "sagemaker" for model in models):
             environment["RAGLINE_SAGEMAKER_PAYLOAD"] = settings.sagemaker_payload
             environment["RAGLINE_SAGEMAKER_INSTANCE_TYPE"] = settings.sagemaker_instance_type

@@ -159,6 +159,8 @@ class DeploymentSettings(BaseModel):
     # The models of the packaged `reasoning` and `critical` profiles (unset: `llm`).
     reasoning_llm: str | None = None
     critical_llm: str | None = None
+    # The model of the `condense` profile, which rewrites follow-ups (unset: `llm`).
+    condense_llm: str | None = None
     default_profile: str = "simple"
     openai_secret_name: str | None = None
     openai_base_url: str | None = None
@@ -235,6 +237,9 @@ class DeploymentSettings(BaseModel):
 
     # Query API.
     query_timeout_seconds: int = Field(default=29, ge=3, le=29)
+    # POST /query/stream: its own function (the same code, the streaming runtime loop)
+    # behind a STREAM integration, which API Gateway keeps open up to 15 minutes.
+    stream_timeout_seconds: int = Field(default=300, ge=30, le=900)
     query_memory_mb: int = Field(default=1024, ge=256, le=10240)
     max_body_bytes: int = Field(default=32 * 1024, ge=1024, le=6 * 1024 * 1024)
     max_question_chars: int = Field(default=2000, ge=16, le=100_000)
@@ -339,7 +344,7 @@ class DeploymentSettings(BaseModel):
     def _known_embedder(cls, value: str) -> str:
         return _check_model_string(value, EMBEDDING_PROVIDERS)
 
-    @field_validator("llm", "reasoning_llm", "critical_llm")
+    @field_validator("llm", "reasoning_llm", "critical_llm", "condense_llm")
     @classmethod
     def _known_llm(cls, value: str | None) -> str | None:
         return None if value is None else _check_model_string(value, LLM_PROVIDERS)
@@ -495,7 +500,8 @@ class DeploymentSettings(BaseModel):
     @property
     def profile_llms(self) -> tuple[str, ...]:
         """The profile models that are set (the query function needs their grants)."""
-        return tuple(model for model in (self.reasoning_llm, self.critical_llm) if model)
+        models = (self.reasoning_llm, self.critical_llm, self.condense_llm)
+        return tuple(model for model in models if model)
 
     @property
     def model_strings(self) -> tuple[str, ...]:

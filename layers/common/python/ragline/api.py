@@ -8,7 +8,8 @@ import binascii
 import json
 import re
 import uuid
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -154,6 +155,24 @@ class RestResolver(APIGatewayRestResolver):
         super().__init__(enable_validation=True, serializer=to_json)
         self.profiles = tuple(profiles)
         self.security_scheme = SECURITY_SCHEMES[auth]  # how callers are identified
+
+    def enable_swagger(self, *, path: str = "/swagger", **options: Any) -> None:
+        """Powertools' Swagger UI and OpenAPI document at ``path``, set up by its first
+        request: Powertools imports the document's models when the route is added, about
+        50 ms of every cold start for a page few requests ask for."""
+        swagger: list[Callable[..., Any]] = []
+
+        @self.get(path, include_in_schema=False)
+        def lazy_swagger() -> Any:
+            if not swagger:
+                routes = len(self._static_routes)
+                with warnings.catch_warnings():  # "already registered": this route, meant
+                    warnings.simplefilter("ignore", UserWarning)
+                    super(RestResolver, self).enable_swagger(path=path, **options)
+                added = self._static_routes[routes:]  # Powertools' route, behind this one
+                del self._static_routes[routes:]
+                swagger.append(added[0].func)
+            return swagger[0]()
 
     def get_openapi_schema(self, **kwargs: Any) -> OpenAPI:
         """The OpenAPI document, without the 422 responses no route ever sends."""
@@ -443,14 +462,16 @@ def handle_errors(app: APIGatewayRestResolver, logger: Logger) -> None:
 def rejected_query(
     event: dict[str, Any], response: dict[str, Any], auth: Authentication = KEYS
 ) -> dict[str, Any] | None:
-    """For ``POST /query`` answered with an error status, what the query log keeps of it:
+    """For ``POST /query`` (or its events' route) answered with an error status, what the
+    query log keeps of it:
     ``request_id``, ``status_code``, and the ``collection`` and ``profile`` asked for (None
     when not given, "" when not a plausible name), and the caller's ``tenant``, in whose
     log it goes. None for other requests, for a caller without an identity (401, or 403
     for a principal of no tenant: no tenant's log is theirs) and for a database outage,
     which cannot be written to the database it is about."""
     status = int(response.get("statusCode", 200))
-    if event.get("httpMethod") != "POST" or event.get("path") != "/query" or status < 400:
+    asked = event.get("httpMethod") == "POST" and event.get("path") in ("/query", STREAM_PATH)
+    if not asked or status < 400:
         return None
     try:
         identity = caller(event, auth)
@@ -497,11 +518,17 @@ def _message(response: dict[str, Any]) -> str | None:
 # --- server-sent events -----------------------------------------------------------------------
 
 EVENT_STREAM = "text/event-stream"
+# The route that always answers with events: the deployed API's STREAM integration serves
+# it (stacks/api.py), as API Gateway cannot route POST /query by its body.
+STREAM_PATH = "/query/stream"
 
 
 def wants_event_stream(event: dict[str, Any], method: str = "POST", path: str = "/query") -> bool:
     """Whether a request to the streamed route asks for server-sent events: ``Accept:
-    text/event-stream``, or ``"stream": true`` in its JSON body."""
+    text/event-stream``, or ``"stream": true`` in its JSON body; a POST to
+    :data:`STREAM_PATH` always does."""
+    if event.get("httpMethod") == "POST" and event.get("path") == STREAM_PATH:
+        return True
     if event.get("httpMethod") != method or event.get("path") != path:
         return False
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}

@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     # unset, those profiles use ``llm``.
     reasoning_llm: str | None = None
     critical_llm: str | None = None
+    # The model of the ``condense`` profile, which rewrites a follow-up question into a
+    # standalone search query: the cheapest one that can. Unset: ``llm``; without a
+    # generative model (extractive), the deterministic rewrite (answer/conversation.py).
+    condense_llm: str | None = None
     llm_timeout_seconds: float = Field(default=30.0, gt=0, le=900)
     llm_max_retries: int = Field(default=2, ge=0, le=10)
     max_output_tokens: int = Field(default=512, ge=16, le=32000)
@@ -169,6 +173,14 @@ class Settings(BaseSettings):
     index_build_memory_mb: int | None = Field(default=None, ge=64, le=65536)
     chunk_tokens: int = Field(default=256, ge=32, le=8192)
     chunk_overlap: int = Field(default=40, ge=0, le=4096)
+
+    # Conversations: a server-kept session (``session_id``) lives this long after its last
+    # turn; the answer prompt carries the most recent turns that fit in history_tokens
+    # (the condense prompt too); a session or a request's ``history`` gives at most
+    # max_history_turns prior turns.
+    session_ttl_hours: int = Field(default=24, ge=1, le=24 * 90)
+    history_tokens: int = Field(default=1000, ge=0, le=32000)
+    max_history_turns: int = Field(default=20, ge=1, le=100)
 
     # Limits on input.
     max_body_bytes: int = Field(default=32 * 1024, ge=256)

@@ -9,6 +9,7 @@ composes them.
 from __future__ import annotations
 
 from ragline.answer.answerer import Answerer, get_answerer
+from ragline.answer.conversation import Role, standalone_query
 from ragline.answer.events import Answered, AnswerEvent, Failed, Retrieved, TextDelta
 from ragline.answer.guard import is_abstention
 from ragline.answer.responses import format_context
@@ -21,10 +22,12 @@ __all__ = [
     "Failed",
     "Profile",
     "Retrieved",
+    "Role",
     "Route",
     "Router",
     "TextDelta",
     "format_context",
     "get_answerer",
     "is_abstention",
+    "standalone_query",
 ]

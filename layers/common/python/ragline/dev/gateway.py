@@ -16,10 +16,11 @@ with chunked transfer encoding, one chunk flushed per piece; a client that goes 
 closes the iterator, which ends the work behind it (a model call under way).
 
 With an ``authorizer`` it also plays the API's Lambda authorizer: every path but
-:data:`OPEN_PATHS` needs the ``x-api-key`` header, the authorizer turns the key into the
-context API Gateway passes on as ``requestContext.authorizer`` (tenant, scopes, key id),
-and a missing or refused key is a 401 before the function runs, whose message says why
-(missing, malformed, unknown, revoked, expired), as the deployed API's refusals do.
+:data:`OPEN_PATHS` needs the ``x-api-key`` header (or ``Authorization: Bearer <key>``),
+the authorizer turns the key into the context API Gateway passes on as
+``requestContext.authorizer`` (tenant, scopes, key id), and a missing or refused key is a
+401 before the function runs, whose message says why (missing, malformed, unknown,
+revoked, expired), as the deployed API's refusals do.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ SERVED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 # Paths served without a key: the health check and the API's documentation.
 OPEN_PATHS = ("/health", "/swagger")
 API_KEY_HEADER = "x-api-key"
+AUTHORIZATION_HEADER = "authorization"
 
 
 class Authorizer(Protocol):
@@ -157,6 +159,14 @@ def build_proxy_event(
         "body": text,
         "isBase64Encoded": is_base64,
     }
+
+
+def api_key(headers: Sequence[tuple[str, str]]) -> str | None:
+    """The key a request sends: its ``x-api-key`` header, else its ``Authorization``
+    header (``Bearer <key>``, as OpenAI clients send it; the authorizer reads the key out
+    of it, as the deployed one does on the /v1 routes)."""
+    sent = {name.lower(): value for name, value in headers}
+    return sent.get(API_KEY_HEADER) or sent.get(AUTHORIZATION_HEADER)
 
 
 def _json_response(
@@ -330,7 +340,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         )
         authorizer = self.server.authorizer
         if authorizer is not None and event["path"] not in OPEN_PATHS:
-            key = next((v for k, v in headers if k.lower() == API_KEY_HEADER), None)
+            key = api_key(headers)
             try:
                 context = authorizer(key)
             except UnauthorizedError as refused:  # the deployed API's Deny, reason and all

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import ragline
 from ragline.answer import Answerer, Router
+from ragline.answer.conversation import Conversation
 from ragline.config import variable
 from ragline.documents import chunk_document, parse_document
 from ragline.embeddings import get_embedder
@@ -46,6 +47,7 @@ from ragline.retrieval import MODES
 from ragline.store import get_store
 
 if TYPE_CHECKING:
+    from ragline.answer import Role
     from ragline.config import Settings
     from ragline.embeddings import Embedder
     from ragline.evaluation.dataset import Question
@@ -217,12 +219,17 @@ class Report:
     ranking: list[str] = field(default_factory=list)
     # How the questions were chosen (--limit, --sample); None: the whole set.
     selection: str | None = None
+    # Multi-turn cases: hybrid retrieval for the follow-up as asked ("raw") and as
+    # rewritten into a standalone query ("rewritten"); empty without such cases.
+    conversation: dict[str, ModeReport] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         document = asdict(self)
-        for mode in document["retrieval"].values():
+        for mode in [*document["retrieval"].values(), *document["conversation"].values()]:
             if mode["page_hit_at_5"] is None:  # a set without pages reads as it always did
                 del mode["page_hit_at_5"]
+        if not document["conversation"]:  # a set without follow-ups reads as it always did
+            del document["conversation"]
         return document
 
 
@@ -563,10 +570,34 @@ class Evaluator:
             for q in questions
         }
         first = answerers[models[0]]
+        # A follow-up is searched for as the answer use case searches for it: rewritten.
+        searched = {q.id: rewritten(first, q) for q in questions}
+        for q in questions:
+            if q.follows_up:
+                rows[q.id]["rewritten_query"] = searched[q.id]
         retrieval = {
-            mode: self._retrieval(first, mode, questions, collection, rows, options.identity)
+            mode: self._retrieval(
+                first, mode, questions, collection, rows, searched, identity=options.identity
+            )
             for mode in options.modes
         }
+        follow_ups = [q for q in questions if q.follows_up and q.answerable]
+        conversation = {}
+        if follow_ups:
+            raw = {q.id: q.question for q in follow_ups}
+            conversation = {
+                label: self._retrieval(
+                    first,
+                    ANSWER_MODE,
+                    follow_ups,
+                    collection,
+                    rows,
+                    queries,
+                    label=label,
+                    identity=options.identity,
+                )
+                for label, queries in (("raw", raw), ("rewritten", searched))
+            }
         reports = {
             model: self._answers(
                 answerer, model, questions, collection, top_k, rows, options.identity
@@ -596,6 +627,7 @@ class Evaluator:
             per_question=list(rows.values()),
             ranking=ranked(list(reports.values())),
             selection=options.selection,
+            conversation=conversation,
         )
 
     def _reranker(self) -> str | None:
@@ -608,8 +640,15 @@ class Evaluator:
         questions: Sequence[Question],
         collection: str,
         rows: dict[str, dict[str, Any]],
+        queries: dict[str, str] | None = None,
+        *,
+        label: str | None = None,
         identity: Identity = OPERATOR,
     ) -> ModeReport:
+        """Search each answerable question (as ``queries`` gives it: by default the
+        question) in ``mode`` and score the ranking; ``label`` names the report and the
+        per-question key (the mode by default)."""
+        label = label or mode
         answerable = [q for q in questions if q.answerable]
         hits1: list[float] = []
         hits5: list[float] = []
@@ -620,16 +659,17 @@ class Evaluator:
         errors = 0
         searched: dict[str, Any] = {}
         with counting_rerank_fallbacks() as fallbacks:
-            for q in self._each(answerable, f"retrieve {mode}"):
+            for q in self._each(answerable, f"retrieve {label}"):
                 started = time.perf_counter()
+                query = q.question if queries is None else queries[q.id]
                 try:
                     searched[q.id] = answerer.retrieve(
-                        q.question, collection=collection, top_k=RANKING_DEPTH, mode=mode,
+                        query, collection=collection, top_k=RANKING_DEPTH, mode=mode,
                         identity=identity,
                     ).results  # fmt: skip
                 except RaglineError as exc:
                     errors += 1
-                    rows[q.id]["retrieval"][mode] = {"error": str(exc)}
+                    rows[q.id]["retrieval"][label] = {"error": str(exc)}
                 else:
                     latencies.append((time.perf_counter() - started) * 1000)
         for q in answerable:
@@ -641,7 +681,7 @@ class Evaluator:
             reciprocal.append(metrics.reciprocal_rank(ranking, q.gold, RANKING_DEPTH))
             gains.append(metrics.ndcg(ranking, q.gold, RANKING_DEPTH))
             row = rows[q.id]["retrieval"].setdefault(
-                mode, {"rank": metrics.first_hit(ranking, q.gold), "documents": documents}
+                label, {"rank": metrics.first_hit(ranking, q.gold), "documents": documents}
             )
             if q.pages:
                 spans = [
@@ -651,7 +691,7 @@ class Evaluator:
                 page_hits.append(float(metrics.page_hit_at(spans, q.pages, 5)))
                 row.setdefault("pages", [list(span) if span else None for span in spans])
         return ModeReport(
-            mode=mode,
+            mode=label,
             questions=len(answerable),
             hit_at_1=round(metrics.mean(hits1) or 0.0, 4),
             hit_at_5=round(metrics.mean(hits5) or 0.0, 4),
@@ -680,8 +720,9 @@ class Evaluator:
             for q in self._each(questions, f"answer {model}"):
                 try:
                     responses[q.id] = answerer.answer(
-                        q.question, collection=collection, top_k=top_k, identity=identity
-                    )
+                        q.question, collection=collection, top_k=top_k, history=history(q),
+                        identity=identity,
+                    )  # fmt: skip
                 except RaglineError as exc:  # a failing model is a finding, not the end
                     errors[q.id] = f"{type(exc).__name__}: {exc}"
         report = _score(model, questions, collection, responses, errors, rows)
@@ -762,6 +803,21 @@ def _score(
         errors=len(errors),
         unpriced=unpriced,
     )
+
+
+def history(question: Question) -> list[tuple[Role, str]] | None:
+    """A multi-turn case's earlier questions as the conversation (None: a single turn)."""
+    return [("user", turn) for turn in question.turns] if question.follows_up else None
+
+
+def rewritten(answerer: Answerer, question: Question) -> str:
+    """The query the answer use case searches for: a follow-up as its condenser rewrites
+    it (the condense profile's model, or the deterministic rewrite), else the question."""
+    turns = history(question)
+    if turns is None:
+        return question.question
+    conversation = Conversation.from_history(turns, answerer.settings.max_history_turns)
+    return answerer.condenser.rewrite(question.question, conversation).query
 
 
 def reranker_of(settings: Settings) -> str | None:

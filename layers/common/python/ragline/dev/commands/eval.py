@@ -34,8 +34,9 @@ def register(commands: Subcommands) -> None:
         "eval",
         help="score retrieval per search mode and answers per model on an evaluation set",
         description="Run an evaluation set (JSON lines: id, question, gold, answer, "
-        "must_contain) through POST /retrieve per search mode and POST /query per model, "
-        "in-process; rank the models, and with --bar name the cheapest that meets it "
+        "must_contain; a multi-turn case gives turns instead of question, and is searched "
+        "for as rewritten) through POST /retrieve per search mode and POST /query per "
+        "model, in-process; rank the models, and with --bar name the cheapest that meets it "
         "(exit 1 when none does).",
     )
     evaluation.add_argument("set", type=Path, metavar="SET.jsonl", help="the evaluation set")
