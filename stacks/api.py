@@ -45,7 +45,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from stacks.auth import AUTHORIZATION_TYPES, UserPoolAuthorizer
+from stacks.auth import AUTHORIZATION_TYPES, UserPoolAuthorizer, add_token_refusal
 from stacks.nag import acknowledge
 from stacks.request_models import cdk_request_models
 
@@ -170,6 +170,7 @@ class Api(Construct):
         elif settings.api_auth == "cognito":
             self.user_pool = UserPoolAuthorizer(self, "UserPool", settings=settings)
             self.authorizer = self.user_pool.authorizer
+            add_token_refusal(self.api)
         self._routes(settings, apigw.LambdaIntegration(handler, allow_test_invoke=False))
         if stream_handler is not None:
             self._streamed_route(settings, stream_handler)

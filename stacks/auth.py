@@ -45,6 +45,20 @@ def query_function_environment(settings: DeploymentSettings) -> dict[str, str]:
     return environment
 
 
+def add_token_refusal(api: apigw.RestApi) -> None:
+    """A missing or invalid Cognito token answers 401 in the query handler's error shape,
+    saying what to send, as a refused key does (stacks/api.py, ``_refusals``)."""
+    api.add_gateway_response(
+        "MissingToken",
+        type=apigw.ResponseType.UNAUTHORIZED,
+        status_code="401",
+        templates={
+            "application/json": '{"message": "missing or invalid token: send a user pool ID '
+            'token in the Authorization header", "statusCode": 401}'
+        },
+    )
+
+
 class UserPoolAuthorizer(Construct):
     """A Cognito user pool authorizer, on the configured pool or a new one.
 

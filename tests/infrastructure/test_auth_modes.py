@@ -112,6 +112,15 @@ def test_a_created_user_pool_guards_every_route_and_keeps_the_tenant_an_admins(
     written = client["Properties"]["WriteAttributes"]
     assert written and not [name for name in written if name.startswith("custom:")]
     assert client["Properties"]["GenerateSecret"] is False
+    # AND a missing or invalid token is 401 in the handler's error shape, saying what to send
+    responses = cognito.of_type("AWS::ApiGateway::GatewayResponse").values()
+    (refusal,) = [
+        r["Properties"] for r in responses if r["Properties"]["ResponseType"] == "UNAUTHORIZED"
+    ]
+    assert (refusal["ResponseType"], refusal["StatusCode"]) == ("UNAUTHORIZED", "401")
+    body = json.loads(refusal["ResponseTemplates"]["application/json"])
+    assert body == {"message": body["message"], "statusCode": 401}
+    assert "Authorization header" in body["message"]
     # AND the outputs say where to make users and sign in
     outputs = cognito.template.to_json()["Outputs"]
     assert outputs["UserPoolId"]["Value"] == {"Ref": pool_id}

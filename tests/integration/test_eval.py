@@ -111,7 +111,8 @@ def environment(
         "OPENAI_BASE_URL": server.base_url,
         "OPENAI_API_KEY": "test",
         "RAGLINE_LLM_MAX_RETRIES": "0",
-        # as the CLI sets it for itself, undone after the test (the CLI's setdefault is not)
+        # what `ragline eval` sets for itself, set here so that it ends with the test
+        # (it would otherwise stay set, and later tests on this worker would emit no EMF)
         "POWERTOOLS_METRICS_DISABLED": "true",
     }.items():
         monkeypatch.setenv(name, value)
