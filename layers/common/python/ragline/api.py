@@ -28,7 +28,13 @@ from ragline.errors import (
 )
 from ragline.filters import openapi_schemas
 from ragline.identity import Authentication, Identity
-from ragline.schemas import COLLECTION_PATTERN, CURSOR_PATTERN, TEXT_PATTERN, ErrorBody
+from ragline.schemas import (
+    COLLECTION_PATTERN,
+    CURSOR_PATTERN,
+    DEFAULT_MODEL,
+    TEXT_PATTERN,
+    ErrorBody,
+)
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger
@@ -58,12 +64,18 @@ ERRORS: dict[int, str] = {
 
 
 # A streamed answer's body (docs/api.md, "Streamed answers"): server-sent events, each an
-# `event:` line naming it and a `data:` line of JSON.
+# `event:` line naming it and a `data:` line of JSON. The schema is one event's, as OpenAPI
+# 3.2 describes a stream's items (and schemathesis checks each event against it).
 EVENT_STREAM_BODY = {
     "schema": {
-        "type": "string",
-        "description": "server-sent events: retrieval, delta..., then final (the JSON "
-        "response) or error",
+        "type": "object",
+        "description": "one server-sent event: retrieval, delta..., then final (the JSON "
+        "response) or error; OpenAI's chunks on /v1/chat/completions, then [DONE]",
+        "properties": {
+            "event": {"type": "string", "description": "the event's name"},
+            "data": {"type": "string", "description": "its JSON (or [DONE])"},
+        },
+        "required": ["data"],
     }
 }
 
@@ -195,6 +207,11 @@ class RestResolver(APIGatewayRestResolver):
         profile = schemas.get("QueryRequest", {}).get("properties", {}).get("profile")
         if profile and self.profiles:  # only the configured names are served
             profile["anyOf"][0] = {"type": "string", "enum": sorted(self.profiles)}
+        model = schemas.get("ChatCompletionRequest", {}).get("properties", {}).get("model")
+        if model and self.profiles:  # the OpenAI door's models: the default, and the profiles
+            model.pop("minLength", None)
+            model.pop("maxLength", None)
+            model["enum"] = [DEFAULT_MODEL, *sorted(self.profiles)]
         paths = json.dumps(document.get("paths", {}))
         for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
             if f'/{unused}"' not in paths:

@@ -337,6 +337,10 @@ class ChatStreamOptions(_OpenAIRequest):
     )
 
 
+# The model name of the default profile on the OpenAI-compatible door.
+DEFAULT_MODEL = "ragline"
+
+
 class ChatCompletionRequest(_OpenAIRequest):
     model: str = Field(
         min_length=1,

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ragline.answer.events import Answered, Failed, Retrieved, TextDelta
 from ragline.api import EVENT_STREAM, EVENT_STREAM_BODY, documented_errors, to_json
 from ragline.errors import InvalidRequestError
+from ragline.schemas import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -38,8 +39,6 @@ if TYPE_CHECKING:
 
 CHAT_PATH = "/v1/chat/completions"
 MODELS_PATH = "/v1/models"
-# The model name of the default profile, for clients that need one to start with.
-DEFAULT_MODEL = "ragline"
 OWNER = "ragline"
 # Roles that are not the conversation's turns: the profile's template is the system prompt.
 _IGNORED_ROLES = ("system", "developer")
