@@ -476,6 +476,7 @@ def test_the_deployed_runtime_streams_citations_then_deltas_as_the_model_writes(
     assert (final["usage"]["input_tokens"], final["usage"]["output_tokens"]) == (412, 23)
 
 
+@pytest.mark.usefixtures("emf_on")
 def test_the_deployed_runtime_records_a_streamed_answer_as_a_buffered_one(
     seeded: str,
     start: Callable[..., ModuleType],
