@@ -17,7 +17,8 @@ within one run.
 tree's, over the same dependencies (its library and functions replace this tree's in a
 copy of the built layer; the two must have the same requirements.txt).
 
-    python bench/cold_start.py [--runs 5] [--against main] [--with-bytecode-only]
+    python bench/cold_start.py [--runs 5] [--against REF] [--with-bytecode-only]
+        [--only query query-stream]
 """
 
 from __future__ import annotations
@@ -167,6 +168,7 @@ def main() -> None:
     parser.add_argument(
         "--with-bytecode-only", action="store_true", help="skip the layer without bytecode"
     )
+    parser.add_argument("--only", nargs="+", metavar="HANDLER", help="these handlers alone")
     arguments = parser.parse_args()
     if not builds_runtime_bytecode():
         sys.exit("this interpreter is not the runtime's version: the layer has no bytecode")
@@ -188,6 +190,7 @@ def main() -> None:
             f"{'importtime (ms)':>15} {'+ first use (ms)':>16}"
         )
         names = [name for name, _, _ in _entries(workdir / "functions")]
+        names = [name for name in names if not arguments.only or name in arguments.only]
         for name in names:
             layers = [("with bytecode", 0)] + (
                 [] if arguments.with_bytecode_only else [("without bytecode", 1)]
