@@ -59,6 +59,7 @@ _ASKS_VALUE = re.compile(
     r"(?:port|number|code|status|value|limit|size|timeout)s?\b"
 )
 _DIGIT = re.compile(r"\d")
+_VERSION_IN_TEXT = re.compile(r"\bv?\d+(?:\.\d+)+\b")
 _VERSION = re.compile(r"v?\d+(?:\.\d+)*")
 # A line on its own that a definition follows: an option (``-x``, ``--sort=<key>``) or a
 # dotted or bracketed name (``gc.auto``, ``<refname>``), as manuals' option lists print them.
@@ -334,10 +335,16 @@ def _with_value_after(
     best = chosen[0]
     following = units[best.n][best.position + 1 : best.position + 3]
     for offset, (sentence, _context, term) in enumerate(following, start=1):
-        if term == best.term and _DIGIT.search(sentence):
+        if term == best.term and _states_value(sentence):
             value = _Candidate(best.score, best.rank, best.position + offset, best.n, sentence)
             return [best, value, *chosen[1:]]
     return chosen
+
+
+def _states_value(sentence: str) -> bool:
+    """Whether ``sentence`` states a number other than a version ("The default value is
+    6700."), not a reference ("See 33725.") or a version note ("3.11 Instead of ...")."""
+    return len(sentence.split()) >= 4 and bool(_DIGIT.search(_VERSION_IN_TEXT.sub("", sentence)))
 
 
 def _units(text: str) -> list[tuple[str, str, str]]:
