@@ -3,7 +3,11 @@
 It answers with the retrieved sentences that cover the most of the question's content
 words, cites each as [n], and abstains when no passage covers enough of the question.
 Names that look like identifiers (``max_workers``, ``os.path``, ``ThreadGate``) weigh
-double.
+double. A table row is read with its header row, a manual's option description with the
+option it describes ("-x: When recording the commit, ..."), and a question asking for a
+value ("how many", "which port", "default") whose best sentence states none also gets the
+next sentence of that definition that does. Those two were calibrated on git's manual
+(``bench/extractive_replay.py``; docs/evaluation.md).
 
 It also abstains when the question names something no passage mentions: a proper noun
 inside a sentence (``Kubernetes``, ``Unreal Engine``) or an identifier
