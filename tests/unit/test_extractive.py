@@ -206,3 +206,67 @@ def test_abstains_when_no_single_sentence_answers_enough() -> None:
     text = ExtractiveModel().generate(_request(question, passage)).text
     # THEN it abstains rather than answering with nothing
     assert text == ABSTAIN
+
+
+def test_a_name_is_found_however_the_passage_spells_it() -> None:
+    # GIVEN questions naming something the passage spells differently: case, a plural in
+    # the passage, hyphens, words written apart or together, optional letters in
+    # brackets, camelCase for snake_case, and an acronym the passage spells out
+    cases = [
+        ("How do I plug in a USB stick?", "Plug the usb stick into the port on the left."),
+        ("How do queues compare to FIFOs?", "Queues are FIFOs with a lock around them."),
+        ("Is a FIFO queue slow?", "FIFOs are named pipes; the queue is fast."),
+        ("Is a FIFO queue slow here?", "A first-in, first-out queue is fast."),
+        ("Can I minify Javascript bundles?", "JavaScript bundles can be minified."),
+        ("Can I minify JavaScript bundles?", "Java Script bundles can be minified."),
+        ("Does microtype work with XeLaTeX?", "Protrusion works with Xe(La)TeX and pdfTeX."),
+        ("Which files are read as UTF8 text?", "Text files are read as UTF-8 text."),
+        ("How do I set maxWorkers for the pool?", "Set max_workers when the pool is created."),
+    ]
+    for question, passage in cases:
+        # WHEN the model answers
+        text = ExtractiveModel().generate(_request(question, passage)).text
+        # THEN it quotes the passage instead of abstaining
+        assert text != ABSTAIN and "[1]" in text, question
+
+
+def test_spelling_leeway_does_not_vouch_for_names_the_passage_lacks() -> None:
+    # GIVEN passages whose words come near the question's names without being them:
+    # initials of three capitals ("large files stored" is not LFS), another product
+    cases = [
+        ("How do I move large files stored in history into Git LFS?",
+         "To move large files stored in the history, rewrite it with filter-branch."),
+        ("How do I scale pods with Kubernetes?", "Scale the worker pods with the pool size."),
+    ]  # fmt: skip
+    for question, passage in cases:
+        # WHEN the model answers THEN it abstains
+        assert ExtractiveModel().generate(_request(question, passage)).text == ABSTAIN, question
+
+
+def test_an_option_in_a_list_is_named_with_its_description() -> None:
+    # GIVEN a manual's option list: each option on its own line, its description after
+    passage = (
+        "-e\n\n--edit\n\nWith this option, you can edit the commit message.\n\n"
+        "-x\n\nWhen recording the commit, append a line that says which commit "
+        "this change was cherry-picked from.\n\n"
+        "gc.auto\n\nWhen there are more than this many loose objects, git gc will pack "
+        "them. Some commands run it from time to time. The default value is 6700."
+    )
+    # WHEN the question asks what the description says
+    text = (
+        ExtractiveModel()
+        .generate(
+            _request("How do I append a line saying which commit I cherry-picked from?", passage)
+        )
+        .text
+    )
+    # THEN the answer names the option the description belongs to
+    assert text.startswith("-x: When recording the commit, append a line"), text
+    # AND a question asking for a value gets the definition's sentence stating it
+    text = (
+        ExtractiveModel()
+        .generate(_request("How many loose objects pile up before git gc will pack them?", passage))
+        .text
+    )
+    assert text.startswith("gc.auto: When there are more than this many loose objects"), text
+    assert "The default value is 6700. [1]" in text

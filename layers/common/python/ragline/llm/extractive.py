@@ -3,7 +3,11 @@
 It answers with the retrieved sentences that cover the most of the question's content
 words, cites each as [n], and abstains when no passage covers enough of the question.
 Names that look like identifiers (``max_workers``, ``os.path``, ``ThreadGate``) weigh
-double.
+double. A table row is read with its header row, a manual's option description with the
+option it describes ("-x: When recording the commit, ..."), and a question asking for a
+value ("how many", "which port", "default") whose best sentence states none also gets the
+next sentence of that definition that does. Those two were calibrated on git's manual
+(``bench/extractive_replay.py``; docs/evaluation.md).
 
 It also abstains when the question names something no passage mentions: a proper noun
 inside a sentence (``Kubernetes``, ``Unreal Engine``) or an identifier
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 from ragline.llm.base import ChatModel, Completion, GenerationRequest, Passage, Usage
@@ -52,7 +57,17 @@ _MORE_TEXT = "over more above greater longer exceed exceeds exceeding larger hig
 _LESS_TEXT = "under less below fewer shorter smaller lower"
 _MORE, _LESS = frozenset(_MORE_TEXT.split()), frozenset(_LESS_TEXT.split())
 _CELL = " | "
+# Questions whose answer is a number or a value: a sentence stating one answers them.
+_ASKS_VALUE = re.compile(
+    r"\bhow (?:many|long|much|often|large|big)\b|\bdefault|\b(?:which|what) (?:\w+ )?"
+    r"(?:port|number|code|status|value|limit|size|timeout)s?\b"
+)
+_DIGIT = re.compile(r"\d")
+_VERSION_IN_TEXT = re.compile(r"\bv?\d+(?:\.\d+)+\b")
 _VERSION = re.compile(r"v?\d+(?:\.\d+)*")
+# A line on its own that a definition follows: an option (``-x``, ``--sort=<key>``) or a
+# dotted or bracketed name (``gc.auto``, ``<refname>``), as manuals' option lists print them.
+_TERM = re.compile(r"-{1,2}[A-Za-z0-9@][^\s]{0,40}|(?=[^\s]*[._<@])[A-Za-z<@][^\s]{1,40}")
 _PASSAGE_WORD = re.compile(r"[a-z0-9_]+(?:\.[a-z0-9_]+)*")
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
 _STOPWORD_TEXT = """
@@ -143,21 +158,59 @@ def _direction(text: str) -> tuple[bool, bool]:
 
 
 def _mentions(words: set[str], name: str, plural: bool = True) -> bool:
-    """Whether passage ``words`` mention ``name``: itself, its singular if ``plural``, or
-    for a dotted or hyphenated name its last part (``pathlib.Path`` is mentioned by
-    ``Path``)."""
+    """Whether passage ``words`` mention ``name``: itself, its singular if ``plural``, for
+    a dotted or hyphenated name its last part (``pathlib.Path`` is mentioned by ``Path``),
+    or the same letters and digits however spelled (:func:`_passage_words`: ``UTF-8`` and
+    ``utf8``, ``JavaScript`` and ``Java Script``, ``maxWorkers`` and ``max_workers``, a
+    plural in the passage); a name of four or more capitals also by the initials of
+    consecutive words (``FIFO``, "first-in, first-out")."""
     parts = [part for part in re.split(r"[.\-:]", name) if part]
     singular = plural and name.endswith("s") and name[:-1] in words
-    return name in words or singular or (bool(parts) and parts[-1] in words)
+    if name in words or singular or (bool(parts) and parts[-1] in words):
+        return True
+    squashed = _squash(name)
+    if len(squashed) < 2:
+        return False
+    if squashed in words or (plural and squashed.endswith("s") and squashed[:-1] in words):
+        return True
+    return len(squashed) >= 4 and squashed.isalpha() and _INITIALS + squashed in words
+
+
+_INITIALS = "initials:"  # marks the passage forms that are initials, not words
+
+
+def _squash(word: str) -> str:
+    """``word`` in lower case without what is not a letter or a digit."""
+    return re.sub(r"[^a-z0-9]", "", word.lower())
 
 
 def _passage_words(texts: list[str]) -> set[str]:
+    """The words of ``texts`` in lower case, with the forms a name may take in them: each
+    dotted name's parts, each word (and each two neighbours) with only its letters and
+    digits (``Xe(La)TeX`` also without what is in brackets), a plural's singular, and
+    the initials of each run of four to six words, marked with :data:`_INITIALS`."""
     words: set[str] = set()
     for text in texts:
-        for match in _PASSAGE_WORD.findall(text.lower()):
+        lowered = text.lower()
+        for match in _PASSAGE_WORD.findall(lowered):
             words.add(match)
             words.update(match.split("."))
             words.update(part for part in re.split(r"[.:]", match) if part)
+        tokens = [token for token in lowered.split() if _squash(token)]
+        squashed = [_squash(token) for token in tokens]
+        for token, plain in zip(tokens, squashed, strict=True):
+            words.add(plain)
+            if "(" in token:
+                words.add(_squash(re.sub(r"\([^)]*\)", "", token)))
+            for suffix in ("s", "es"):
+                if plain.endswith(suffix) and len(plain) > len(suffix) + 2:
+                    words.add(plain[: -len(suffix)])
+        words.update(a + b for a, b in pairwise(squashed))
+        initials = [part[0] for token in tokens for part in re.split(r"[^a-z0-9]+", token) if part]
+        for size in (4, 5, 6):
+            words.update(
+                _INITIALS + "".join(initials[i : i + size]) for i in range(len(initials) - size + 1)
+            )
     return words
 
 
@@ -168,6 +221,7 @@ class _Candidate:
     position: int
     n: int
     sentence: str
+    term: str = ""  # the term the sentence defines, said before it in the answer
 
 
 class ExtractiveModel(ChatModel):
@@ -184,11 +238,13 @@ class ExtractiveModel(ChatModel):
         max_sentences: int = 3,
         name_relevance: float = 0.4,
         rank_discount: float = 0.05,
+        value_boost: float = 1.0,
     ) -> None:
         self.min_coverage = min_coverage
         self.max_sentences = max_sentences
         self.name_relevance = name_relevance
         self.rank_discount = rank_discount
+        self.value_boost = value_boost
 
     @classmethod
     def from_settings(cls, model: str, settings: Settings) -> ExtractiveModel:
@@ -220,9 +276,11 @@ class ExtractiveModel(ChatModel):
             return request.abstain_text
 
         asked = _direction(request.question)
+        wants_value = bool(_ASKS_VALUE.search(request.question.lower()))
         candidates: list[_Candidate] = []
+        units = {passage.n: _units(passage.text) for passage in request.passages}
         for rank, passage in enumerate(request.passages):
-            for position, (sentence, context) in enumerate(_units(passage.text)):
+            for position, (sentence, context, term) in enumerate(units[passage.n]):
                 if len(sentence) < 12:
                     continue
                 # The section heading (and a row's header) counts toward the sentence.
@@ -233,9 +291,11 @@ class ExtractiveModel(ChatModel):
                 more, less = _direction(sentence)
                 if (asked[0] and less and not more) or (asked[1] and more and not less):
                     score *= 0.5  # the other side of the question's bound
+                if wants_value and _DIGIT.search(sentence):
+                    score *= self.value_boost
                 # Among equally covering sentences, the better-ranked passage's first.
                 score *= 1 - self.rank_discount * rank
-                candidates.append(_Candidate(score, rank, position, passage.n, sentence))
+                candidates.append(_Candidate(score, rank, position, passage.n, sentence, term))
         if not candidates:
             return request.abstain_text
         candidates.sort(key=lambda c: (-c.score, c.rank, c.position))
@@ -254,7 +314,11 @@ class ExtractiveModel(ChatModel):
             chosen.append(candidate)
         if not chosen:  # no sentence clears the floor: the passages answer only in pieces
             return request.abstain_text
-        return " ".join(f"{_shorten(c.sentence)} [{c.n}]" for c in chosen)
+        if wants_value and not _DIGIT.search(chosen[0].sentence):
+            chosen = _with_value_after(chosen, units)[: self.max_sentences]
+        return " ".join(
+            f"{c.term + ': ' if c.term else ''}{_shorten(c.sentence)} [{c.n}]" for c in chosen
+        )
 
     def _vouching(self, passages: tuple[Passage, ...]) -> list[Passage]:
         """The passages that may vouch for the question's names: those at least
@@ -267,31 +331,62 @@ class ExtractiveModel(ChatModel):
         return [p for p in passages if p.similarity is None or p.similarity >= floor]
 
 
-def _units(text: str) -> list[tuple[str, str]]:
+def _with_value_after(
+    chosen: list[_Candidate], units: dict[int, list[tuple[str, str, str]]]
+) -> list[_Candidate]:
+    """``chosen`` with, after the best sentence, the next one of its passage (of the two
+    that follow it in the same definition) that states a number: "When there are more
+    than this many loose objects, ... The default value is 6700." """
+    best = chosen[0]
+    following = units[best.n][best.position + 1 : best.position + 3]
+    for offset, (sentence, _context, term) in enumerate(following, start=1):
+        if term == best.term and _states_value(sentence):
+            value = _Candidate(best.score, best.rank, best.position + offset, best.n, sentence)
+            return [best, value, *chosen[1:]]
+    return chosen
+
+
+def _states_value(sentence: str) -> bool:
+    """Whether ``sentence`` states a number other than a version ("The default value is
+    6700."), not a reference ("See 33725.") or a version note ("3.11 Instead of ...")."""
+    return len(sentence.split()) >= 4 and bool(_DIGIT.search(_VERSION_IN_TEXT.sub("", sentence)))
+
+
+def _units(text: str) -> list[tuple[str, str, str]]:
     """A passage's candidate answers, each with what introduces it: sentences (nothing),
-    and each row of a table (its lines joined by " | ") read with its header row as
-    "column: value" pairs, the header line itself the context."""
-    units: list[tuple[str, str]] = []
+    each row of a table (its lines joined by " | ") read with its header row as
+    "column: value" pairs, the header line itself the context, and the sentences of a
+    definition read with the term they define ("-x: When recording the commit, ..."),
+    the term the context."""
+    units: list[tuple[str, str, str]] = []
+    terms: list[str] = []  # the term lines just read, then the term being defined
+    defining = ""
     for paragraph in re.split(r"\n\s*\n", text):
         lines = [line.strip() for line in paragraph.split("\n") if line.strip()]
+        if len(lines) == 1 and _TERM.fullmatch(lines[0]):
+            terms.append(lines[0])
+            continue
+        if terms:
+            defining, terms = ", ".join(terms), []
         rows = [line for line in lines if _CELL in line]
         if len(rows) < 2:
             for sentence in _SENTENCE_SPLIT.split(paragraph):
-                units.append((" ".join(sentence.split()), ""))
+                units.append((" ".join(sentence.split()), defining, defining))
             continue
         header = rows[0].split(_CELL)
         for line in lines:
             if _CELL not in line:
-                units.append((" ".join(line.split()), ""))
+                units.append((" ".join(line.split()), "", ""))
             elif line is not rows[0]:
                 cells = line.split(_CELL)
                 if len(cells) == len(header):
                     pairs = [
                         f"{h.strip()}: {c.strip()}" for h, c in zip(header, cells, strict=True)
                     ]
-                    units.append(("; ".join(p for p in pairs if not p.endswith(": ")), rows[0]))
+                    row = "; ".join(p for p in pairs if not p.endswith(": "))
+                    units.append((row, rows[0], ""))
                 else:
-                    units.append((" ".join(line.split()), rows[0]))
+                    units.append((" ".join(line.split()), rows[0], ""))
     return units
 
 

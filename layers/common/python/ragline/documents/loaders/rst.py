@@ -15,7 +15,7 @@ from ragline.documents.loaders.base import (
 _RST_ADORNMENT = re.compile(r"^([=\-~^\"'`#*+<>:._])\1{2,}\s*$")
 _RST_DIRECTIVE = re.compile(r"^\s*\.\.\s+([\w:-]+)::\s*(.*)$")
 _RST_COMMENT_OR_TARGET = re.compile(r"^\s*\.\.(\s+_[^:]*:.*|\s*$|\s+[^\w\s].*|\s+\w[^:]*$)")
-_RST_FIELD = re.compile(r"^\s+:(\w[\w ]*):\s*(.*)$")
+_RST_FIELD = re.compile(r"^\s+:(\w[\w ]*):(?!`)\s*(.*)$")  # not a role (":attr:`x`")
 _RST_ROLE = re.compile(r":[\w:+-]+:`([^`<]*?)(?:\s*<[^>]*>)?`")
 _RST_LITERAL = re.compile(r"``([^`]*)``")
 _RST_REF = re.compile(r"`([^`<]+?)(?:\s*<[^>]*>)?`_{1,2}")
