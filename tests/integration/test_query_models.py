@@ -503,6 +503,8 @@ def test_ragline_ask_json_prints_the_error_as_json(
     for name, value in {
         "RAGLINE_DATABASE_URL": seeded, "OPENAI_BASE_URL": server.base_url,
         "OPENAI_API_KEY": "test", "RAGLINE_LLM": "openai:gpt-typo",
+        # what `ragline ask` sets for itself, set here so that it ends with the test
+        "POWERTOOLS_METRICS_DISABLED": "true",
     }.items():  # fmt: skip
         monkeypatch.setenv(name, value)
     from ragline.answer import get_answerer
