@@ -173,7 +173,7 @@ def assemble(out: Path, max_chunks: int | None) -> None:
                 tally["files"] += 1
                 for chunk in chunks:
                     digest = normalized_digest(chunk.text)
-                    if digest in seen or len(chunk.text.strip()) < 20:
+                    if digest in seen or len(chunk.text.strip()) < 20:  # counted as duplicates
                         tally["duplicates"] += 1
                         continue
                     seen.add(digest)
@@ -296,9 +296,9 @@ def queries(out: Path, sampled: int, seed: int) -> None:
                              "question": item["question"]})  # fmt: skip
     rng = random.Random(seed)
     wanted = set(rng.sample(range(total), min(sampled, total)))
-    for chunk in _chunk_lines(out / "chunks.jsonl", 0):
-        if chunk["id"] not in wanted:
-            continue
+    with (out / "chunks.jsonl").open(encoding="utf-8") as lines:
+        drawn = [json.loads(line) for n, line in enumerate(lines) if n in wanted]
+    for chunk in drawn:
         words = _WORD.findall(chunk["text"])
         if len(words) < 6:
             continue
