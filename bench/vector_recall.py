@@ -190,23 +190,22 @@ def rebuild(store: Any, dimensions: int, m: int, ef_construction: int) -> float:
 
 
 def plan(store: Any, vector: Any, ef_search: int) -> str:
-    """Which scan the planner picks for the nearest-chunks query at this ef_search.
+    """Which scan the planner picks for the search's nearest-chunks statement at this
+    ef_search, under the settings the search sets.
 
-    pgvector costs an HNSW scan by its ef_search, so past some value the planner may
-    prefer a sequential scan: exact, but as slow as the exact search above.
+    pgvector costs an HNSW scan by its ef_search, so past some value the planner would
+    prefer a sequential scan (exact, but as slow as the exact search above) had the
+    search not kept the walk the plan (``ragline.store.search.HNSW_SETTINGS``).
     """
     from psycopg import sql
+    from ragline.store.search import HNSW_SETTINGS, hnsw_settings, nearest_query
 
-    dims = sql.Literal(int(vector.shape[0]))
     conn = store.connection()
     with conn.transaction():
-        conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(ef_search)))
+        conn.execute(HNSW_SETTINGS, hnsw_settings(ef_search, EXACT_K, 20000, "relaxed_order"))
         rows = conn.execute(
-            sql.SQL(
-                "EXPLAIN SELECT id FROM chunks WHERE dimensions = {dims} AND collection = %s"
-                " ORDER BY embedding::vector({dims}) <=> %s::vector({dims}) LIMIT %s"
-            ).format(dims=dims),
-            (COLLECTION, vector, EXACT_K),
+            sql.SQL("EXPLAIN ") + nearest_query(int(vector.shape[0]), exact=False, documents=False),
+            {"q": vector, "c": COLLECTION, "k": EXACT_K, "docs": None},
         ).fetchall()
     text = " ".join(row[0] for row in rows)
     return "hnsw" if "hnsw" in text else "seq" if "Seq Scan" in text else "other"

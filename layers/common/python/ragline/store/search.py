@@ -100,23 +100,63 @@ def vector_search(
         raise ValueError(f"iterative_scan must be one of {', '.join(ITERATIVE_SCANS)}")
     if selection is not None and selection.chunks == 0:
         return []
-    dims = sql.Literal(int(vector.shape[0]))
     documents = selection.document_ids if selection is not None else None
-    # On the HNSW path the document check is written so no index can serve it: the
-    # planner would otherwise read every selected chunk through the document index when
-    # it guesses that cheaper, which past exact_max_chunks it is not (the exact path's
-    # job, below the threshold).
-    among = sql.SQL(" AND (document_id = ANY(%(docs)s)) IS TRUE" if documents is not None else "")
     partial = selection is not None and (
         documents is not None or selection.total is None or selection.chunks < selection.total
     )
     exact = partial and selection is not None and selection.chunks <= exact_max_chunks
+    query = nearest_query(int(vector.shape[0]), exact=exact, documents=documents is not None)
+    params = {"q": vector, "c": collection, "k": limit, "docs": documents}
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        if not exact:
+            cur.execute(HNSW_SETTINGS, hnsw_settings(ef_search, limit, max_scan_tuples,
+                                                     iterative_scan))  # fmt: skip
+        cur.execute(query, params)
+        return [RetrievedChunk(**row) for row in cur.fetchall()]
+
+
+# The HNSW path's settings, for its transaction: one statement sets them all
+# (set_config(..., true) is SET LOCAL), since over the Data API each statement is a request
+# of its own. Filtered HNSW scans keep searching until enough rows pass the filter
+# (iterative_scan, max_scan_tuples). enable_sort off: pgvector costs an HNSW scan by its
+# ef_search, so on a small collection a large one (300 at 10k chunks) made the planner read
+# every chunk row and sort by distance instead, 3-5 times slower than the walk (the index
+# holds the vectors; the rows are wide). The index is the only way to the nearest chunks in
+# order without a sort, so the walk stays the plan whatever ef_search; the few result rows
+# are still ordered (a sort of 20 rows is no choice between plans).
+HNSW_SETTINGS = (
+    "SELECT set_config('hnsw.iterative_scan', %s, true),"
+    " set_config('hnsw.max_scan_tuples', %s, true),"
+    " set_config('hnsw.ef_search', %s, true),"
+    " set_config('enable_sort', 'off', true)"
+)
+
+
+def hnsw_settings(
+    ef_search: int, limit: int, max_scan_tuples: int, iterative_scan: str
+) -> tuple[str, str, str]:
+    """The parameters of ``HNSW_SETTINGS``: ``ef_search`` raised to ``limit`` and capped at
+    pgvector's maximum."""
+    candidates = min(HNSW_MAX_EF_SEARCH, max(ef_search, limit))
+    return iterative_scan, str(int(max_scan_tuples)), str(candidates)
+
+
+def nearest_query(dimensions: int, *, exact: bool, documents: bool) -> sql.Composed:
+    """The nearest-chunks statement (parameters q, c, k and docs): an HNSW walk, or with
+    ``exact`` every selected chunk's distance; among the documents of ``docs`` if
+    ``documents``."""
+    dims = sql.Literal(dimensions)
+    # On the HNSW path the document check is written so no index can serve it: the
+    # planner would otherwise read every selected chunk through the document index when
+    # it guesses that cheaper, which past exact_max_chunks it is not (the exact path's
+    # job, below the threshold).
+    among = sql.SQL(" AND (document_id = ANY(%(docs)s)) IS TRUE" if documents else "")
+    scope = sql.SQL("")
     if exact:
         # No ORDER BY in the scan, so no index order to follow: every selected chunk's
         # distance, then the nearest. Read through the document index (the documents are
         # the collection's), or the collection's.
-        scope = sql.SQL("document_id = ANY(%(docs)s)" if documents is not None else
-                        "collection = %(c)s")  # fmt: skip
+        scope = sql.SQL("document_id = ANY(%(docs)s)" if documents else "collection = %(c)s")
         nearest = sql.SQL(
             "WITH selected AS MATERIALIZED ("
             " SELECT id, embedding::vector({dims}) <=> %(q)s::vector({dims}) AS distance"
@@ -131,29 +171,14 @@ def vector_search(
             " FROM chunks WHERE dimensions = {dims} AND collection = %(c)s{among}"
             " ORDER BY distance LIMIT %(k)s)"
         )
-    query = sql.SQL("{nearest}{rows} ORDER BY n.distance, c.id").format(
-        nearest=nearest.format(dims=dims, among=among, scope=scope if exact else sql.SQL("")),
+    return sql.SQL("{nearest}{rows} ORDER BY n.distance, c.id").format(
+        nearest=nearest.format(dims=dims, among=among, scope=scope),
         rows=sql.SQL(_ROWS).format(
             score=sql.SQL("1 - n.distance AS score, 1 - n.distance AS similarity"),
             ranked=sql.Identifier("nearest"),
             id=sql.Identifier("id"),
         ),
     )
-    params = {"q": vector, "c": collection, "k": limit, "docs": documents}
-    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
-        if not exact:
-            # Filtered HNSW scans keep searching until enough rows pass the filter. One
-            # statement sets all three for this transaction (set_config(..., true) is
-            # SET LOCAL): over the Data API each statement is a request of its own.
-            candidates = min(HNSW_MAX_EF_SEARCH, max(ef_search, limit))
-            cur.execute(
-                "SELECT set_config('hnsw.iterative_scan', %s, true),"
-                " set_config('hnsw.max_scan_tuples', %s, true),"
-                " set_config('hnsw.ef_search', %s, true)",
-                (iterative_scan, str(int(max_scan_tuples)), str(candidates)),
-            )
-        cur.execute(query, params)
-        return [RetrievedChunk(**row) for row in cur.fetchall()]
 
 
 def keyword_search(
@@ -202,11 +227,7 @@ def _ranked(
     limit: int,
     documents: list[UUID] | None = None,
 ) -> list[RetrievedChunk]:
-    query = sql.SQL("{rows} ORDER BY n.score DESC, c.id").format(
-        rows=sql.SQL(_ROWS).format(
-            score=sql.SQL("n.score"), ranked=sql.SQL(ranking), id=sql.Identifier("chunk_id")
-        )
-    )
+    query = ranked_query(ranking, limit)
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(query, {"t": text, "c": collection, "k": limit, "docs": documents})
         return [RetrievedChunk(**row) for row in cur.fetchall()]
@@ -227,3 +248,23 @@ def similarities(
         (vector, list(chunk_ids)),
     )
     return {row[0]: float(row[1]) for row in rows}
+
+
+def ranked_query(ranking: str, limit: int) -> sql.Composed:
+    """The rows of a BM25 ranking (an SQL call returning chunk_id and score, at most
+    ``limit`` rows), best first.
+
+    The planner takes a set-returning function for 1,000 rows (its default ROWS): it then
+    fetched the result rows by scanning all of chunks (at 10k chunks) or documents into a
+    hash join, which cost more than the ranking. A LIMIT in the statement, a constant so a
+    generic plan sees it too, tells it the true count: the rows come through the primary
+    keys.
+    """
+    ranked = sql.SQL("(SELECT * FROM {ranking} LIMIT {limit})").format(
+        ranking=sql.SQL(ranking), limit=sql.Literal(int(limit))
+    )
+    return sql.SQL("{rows} ORDER BY n.score DESC, c.id").format(
+        rows=sql.SQL(_ROWS).format(
+            score=sql.SQL("n.score"), ranked=ranked, id=sql.Identifier("chunk_id")
+        )
+    )
