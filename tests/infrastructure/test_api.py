@@ -108,6 +108,7 @@ def test_streamed_answers_go_through_a_stream_integration_to_their_own_function(
     # AND it reads the same settings as the buffered function, the wrapper aside
     same = {k: v for k, v in variables.items() if k != "AWS_LAMBDA_EXEC_WRAPPER"}
     assert same == buffered["Environment"]["Variables"]
+
     # AND API Gateway may invoke it on those routes (and the buffered function no longer
     # on the chat route), and they need a key like /query
     def permitted(function_id: str) -> str:
