@@ -304,7 +304,7 @@ def run_deployed(api: ModuleType, requests: list[dict[str, Any]]) -> list[Stream
         loop = run_loop(api, runtime, len(requests))
         loop.join(30)
         assert not loop.is_alive(), "the runtime loop did not finish"
-        return [runtime.responses[request_id] for request_id in ids]
+        return [runtime.response(request_id) for request_id in ids]
 
 
 def content_type(prelude: dict[str, Any]) -> str:

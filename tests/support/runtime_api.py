@@ -161,16 +161,17 @@ class _Handler(BaseHTTPRequestHandler):
             name, _, value = line.decode().partition(":")
             response.trailers[name.strip()] = value.strip()
         response.complete = True
-        self._accepted()
+        # kept before the loop hears back, so it is there once the loop has moved on
         self.owner.responses[request_id] = response
+        self._accepted()
         self.owner._finished()
 
     def _error(self, path: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length) or b"{}")
         error_type = self.headers.get("Lambda-Runtime-Function-Error-Type")
-        self._accepted()
         self.owner.errors.append(PostedError(path, error_type, body))
+        self._accepted()
         self.owner._finished()
 
     def _accepted(self) -> None:
