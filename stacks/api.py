@@ -53,8 +53,12 @@ if TYPE_CHECKING:
     from stacks.settings import DeploymentSettings
 
 STAGE = "v1"
-# The streamed answers' route (its own function and integration, see Api._streamed_route).
+# The streamed answers' route (its own function and integration, see Api._streamed_routes).
 STREAM_PATH = "/query/stream"
+# The OpenAI-compatible chat route: on the streaming function too, since API Gateway routes
+# by path, not by the body's ``stream``; a ``stream: false`` request gets its one JSON body
+# through the same integration (the runtime loop posts any proxy response in streaming mode).
+CHAT_PATH = "/v1/chat/completions"
 # Routes that need no API key: uptime probes and the Swagger UI opened in a browser.
 OPEN_ROUTES = {("GET", "/health"), ("GET", "/swagger")}
 KEY_HEADER = "x-api-key"
@@ -113,8 +117,9 @@ class Api(Construct):
     ) -> None:
         """``authorizer``: the key authorizer's function (``api_auth=key``; None for
         ``iam`` and ``cognito``, whose authorizers stacks/auth.py makes).
-        ``stream_handler``: the function behind ``POST /query/stream`` (none: no such
-        route)."""
+        ``stream_handler``: the function behind ``POST /query/stream`` and ``POST
+        /v1/chat/completions`` (none: no /query/stream, and the chat route buffered on
+        ``handler``)."""
         super().__init__(scope, construct_id)
         self.access_logs = logs.LogGroup(
             self,
@@ -171,9 +176,12 @@ class Api(Construct):
             self.user_pool = UserPoolAuthorizer(self, "UserPool", settings=settings)
             self.authorizer = self.user_pool.authorizer
             add_token_refusal(self.api)
-        self._routes(settings, apigw.LambdaIntegration(handler, allow_test_invoke=False))
+        streamed = stream_handler is not None
+        self._routes(
+            settings, apigw.LambdaIntegration(handler, allow_test_invoke=False), streamed=streamed
+        )
         if stream_handler is not None:
-            self._streamed_route(settings, stream_handler)
+            self._streamed_routes(settings, stream_handler)
         if self.keys:
             self._usage_plans(settings)
         self._acknowledge(settings)
@@ -266,8 +274,11 @@ class Api(Construct):
             ),
         )
 
-    def _routes(self, settings: DeploymentSettings, integration: apigw.Integration) -> None:
-        """Every route on the one integration; bodies and path parameters validated."""
+    def _routes(
+        self, settings: DeploymentSettings, integration: apigw.Integration, *, streamed: bool
+    ) -> None:
+        """Every buffered route on the one integration (``streamed``: all but the chat
+        route, which :meth:`_streamed_routes` adds); bodies and path parameters validated."""
         body_validator = self.api.add_request_validator(
             "BodyValidator", validate_request_body=True, validate_request_parameters=True
         )
@@ -277,14 +288,16 @@ class Api(Construct):
         models = cdk_request_models(settings.max_question_chars)
         root = self.api.root
         self._body_validator = body_validator
+        self._models: dict[str, apigw.Model] = {}
         for path, schema in models.items():
             model = self.api.add_model(
                 schema.title or path.strip("/").capitalize(),
                 content_type="application/json",
                 schema=schema,
             )
-            if path == "/query":  # /query/stream takes the same body
-                self._query_model = model
+            self._models[path] = model  # /query/stream takes /query's body
+            if streamed and path == CHAT_PATH:
+                continue
             self._add(
                 root.resource_for_path(path),
                 "POST",
@@ -309,19 +322,27 @@ class Api(Construct):
         self._add(root.add_resource("health"), "GET", "/health", integration)
         self._add(root.add_resource("swagger"), "GET", "/swagger", integration)
 
-    def _streamed_route(self, settings: DeploymentSettings, function: lambda_.IFunction) -> None:
-        """``POST /query/stream``: the /query body, validated alike, answered as server-sent
-        events through a ``STREAM`` integration (:func:`streamed_integration`)."""
+    def _streamed_routes(self, settings: DeploymentSettings, function: lambda_.IFunction) -> None:
+        """Through one ``STREAM`` integration (:func:`streamed_integration`), bodies
+        validated as on the buffered routes: ``POST /query/stream`` (the /query body,
+        answered as server-sent events) and ``POST /v1/chat/completions`` (chunks with
+        ``stream: true``, one ``chat.completion`` body without; its Bearer authorizer
+        as on ``GET /v1/models``)."""
         query = self.api.root.get_resource("query")
         assert query is not None, "add the /query route first"
-        self._add(
-            query.add_resource("stream"),
-            "POST",
-            STREAM_PATH,
-            streamed_integration(function, settings.stream_timeout_seconds),
-            request_validator=self._body_validator,
-            request_models={"application/json": self._query_model},
-        )
+        integration = streamed_integration(function, settings.stream_timeout_seconds)
+        for resource, path, model in (
+            (query.add_resource("stream"), STREAM_PATH, self._models["/query"]),
+            (self.api.root.resource_for_path(CHAT_PATH), CHAT_PATH, self._models[CHAT_PATH]),
+        ):
+            self._add(
+                resource,
+                "POST",
+                path,
+                integration,
+                request_validator=self._body_validator,
+                request_models={"application/json": model},
+            )
 
     def _add(
         self,

@@ -112,10 +112,11 @@ class RaglineStack(Stack):
     ) -> RaglineFunction:
         """The function behind the API, allowed every model it may answer or rerank with.
 
-        ``streaming``: the same code and permissions for ``POST /query/stream``, as its own
-        function: its entry point is ``stream_handler`` run by ragline's streaming runtime
-        loop (the exec wrapper ``functions/query/streaming-runtime``, since Lambda's Python
-        runtime cannot stream), and its timeout is ``stream_timeout_seconds``, while the
+        ``streaming``: the same code and permissions for ``POST /query/stream`` and ``POST
+        /v1/chat/completions``, as its own function: its entry point is ``stream_handler``
+        run by ragline's streaming runtime loop (the exec wrapper
+        ``functions/query/streaming-runtime``, since Lambda's Python runtime cannot stream),
+        and its timeout is ``stream_timeout_seconds``, while the
         buffered API's stays under API Gateway's 29 s.
         """
         settings = self.settings
@@ -134,7 +135,8 @@ class RaglineStack(Stack):
             inputs=inputs.with_environment(environment),
             name="query",
             description=(
-                "ragline: streamed answers with citations (POST /query/stream)"
+                "ragline: streamed answers with citations (POST /query/stream, "
+                "POST /v1/chat/completions)"
                 if streaming
                 else "ragline: answer questions with citations; documents and feedback API"
             ),

@@ -237,8 +237,9 @@ class DeploymentSettings(BaseModel):
 
     # Query API.
     query_timeout_seconds: int = Field(default=29, ge=3, le=29)
-    # POST /query/stream: its own function (the same code, the streaming runtime loop)
-    # behind a STREAM integration, which API Gateway keeps open up to 15 minutes.
+    # POST /query/stream and POST /v1/chat/completions: their own function (the same code,
+    # the streaming runtime loop) behind a STREAM integration, which API Gateway keeps
+    # open up to 15 minutes.
     stream_timeout_seconds: int = Field(default=300, ge=30, le=900)
     query_memory_mb: int = Field(default=1024, ge=256, le=10240)
     max_body_bytes: int = Field(default=32 * 1024, ge=1024, le=6 * 1024 * 1024)

@@ -198,9 +198,9 @@ def _respond(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if response is None:
         streamed = wants_event_stream(event) or wants_event_stream(event, path=chat.CHAT_PATH)
         resolver = streams if streamed else app
-        response = chat.openai_errors(
-            event.get("path") or "", resolver.resolve(as_json_request(event), context)
-        )
+        response = resolver.resolve(as_json_request(event), context)
+    # the /v1 routes' errors in OpenAI's shape too, the body checks' above included
+    response = chat.openai_errors(event.get("path") or "", response)
     rejected = rejected_query(event, response, auth)  # answered questions log themselves
     if rejected is not None:
         ledger.rejected_query(**rejected, total_ms=(time.perf_counter() - started) * 1000)

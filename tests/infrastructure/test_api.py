@@ -35,6 +35,9 @@ ROUTES = {
 OPENAI_ROUTES = {("POST", "/v1/chat/completions"), ("GET", "/v1/models")}
 OPEN_ROUTES = {("GET", "/health"), ("GET", "/swagger")}
 STREAMED = ("POST", "/query/stream")
+CHAT = ("POST", "/v1/chat/completions")
+# The routes through the STREAM integration to the streaming function (stacks/api.py).
+STREAMED_ROUTES = {STREAMED, CHAT}
 
 
 def _path(synthesized: Synthesized, resource_id: dict[str, Any]) -> str:
@@ -64,7 +67,7 @@ def test_every_route_goes_to_the_query_function(nat: Synthesized) -> None:
     for route, method in methods.items():
         integration = method["Integration"]
         assert integration["Type"] == "AWS_PROXY"
-        if route != STREAMED:  # the streamed answers have a function of their own
+        if route not in STREAMED_ROUTES:  # the streamed answers have a function of their own
             assert query in json.dumps(integration["Uri"])
 
 
@@ -77,18 +80,20 @@ def test_streamed_answers_go_through_a_stream_integration_to_their_own_function(
     buffered = functions[nat.logical_id("Query/Function")]["Properties"]
     streaming = functions[nat.logical_id("QueryStream/Function")]["Properties"]
     stream_id = nat.logical_id("QueryStream/Function")
-    # THEN POST /query/stream is a proxy integration in STREAM mode, invoked with
-    # InvokeWithResponseStream, kept open up to the streaming function's timeout
-    integration = methods[STREAMED]["Integration"]
-    assert integration["Type"] == "AWS_PROXY"
-    assert integration["ResponseTransferMode"] == "STREAM"
-    uri = json.dumps(integration["Uri"])
-    assert stream_id in uri
-    assert "2021-11-15/functions/" in uri and "/response-streaming-invocations" in uri
-    assert integration["TimeoutInMillis"] == streaming["Timeout"] * 1000 == 300_000
+    # THEN POST /query/stream and POST /v1/chat/completions are proxy integrations in
+    # STREAM mode, invoked with InvokeWithResponseStream, kept open up to the streaming
+    # function's timeout
+    for route in STREAMED_ROUTES:
+        integration = methods[route]["Integration"]
+        assert integration["Type"] == "AWS_PROXY"
+        assert integration["ResponseTransferMode"] == "STREAM"
+        uri = json.dumps(integration["Uri"])
+        assert stream_id in uri and nat.logical_id("Query/Function") not in uri
+        assert "2021-11-15/functions/" in uri and "/response-streaming-invocations" in uri
+        assert integration["TimeoutInMillis"] == streaming["Timeout"] * 1000 == 300_000
     # AND every other route stays buffered, on the function that stops within 29 s
     for route, method in methods.items():
-        if route != STREAMED:
+        if route not in STREAMED_ROUTES:
             assert method["Integration"].get("ResponseTransferMode", "BUFFERED") == "BUFFERED"
             assert "response-streaming-invocations" not in json.dumps(method["Integration"])
     assert buffered["Timeout"] <= 29
@@ -103,14 +108,22 @@ def test_streamed_answers_go_through_a_stream_integration_to_their_own_function(
     # AND it reads the same settings as the buffered function, the wrapper aside
     same = {k: v for k, v in variables.items() if k != "AWS_LAMBDA_EXEC_WRAPPER"}
     assert same == buffered["Environment"]["Variables"]
-    # AND API Gateway may invoke it on that route, and it needs a key like /query
-    permissions = [
-        p["Properties"]
-        for p in nat.of_type("AWS::Lambda::Permission").values()
-        if stream_id in json.dumps(p["Properties"]["FunctionName"])
-    ]
-    assert any("/POST/query/stream" in json.dumps(p["SourceArn"]) for p in permissions)
-    assert methods[STREAMED]["ApiKeyRequired"] is True
+
+    # AND API Gateway may invoke it on those routes (and the buffered function no longer
+    # on the chat route), and they need a key like /query
+    def permitted(function_id: str) -> str:
+        return json.dumps(
+            [
+                p["Properties"]["SourceArn"]
+                for p in nat.of_type("AWS::Lambda::Permission").values()
+                if function_id in json.dumps(p["Properties"]["FunctionName"])
+            ]
+        )
+
+    assert "/POST/query/stream" in permitted(stream_id)
+    assert "/POST/v1/chat/completions" in permitted(stream_id)
+    assert "/POST/v1/chat/completions" not in permitted(nat.logical_id("Query/Function"))
+    assert all(methods[route]["ApiKeyRequired"] is True for route in STREAMED_ROUTES)
 
 
 def test_api_keys_are_required_except_for_health_and_swagger(nat: Synthesized) -> None:

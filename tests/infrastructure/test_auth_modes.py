@@ -228,3 +228,29 @@ def test_each_tenant_cost_alarm_reads_the_metric_the_query_function_emits(
     # AND they are the only alarms beyond the default configuration's
     default_alarms = len(synthesized("default").of_type("AWS::CloudWatch::Alarm"))
     assert len(iam.of_type("AWS::CloudWatch::Alarm")) == default_alarms + len(TENANT_COST_ALARMS)
+
+
+@pytest.mark.parametrize(
+    ("configuration", "authorization"),
+    [("nat", "CUSTOM"), ("iam", "AWS_IAM"), ("cognito", "COGNITO_USER_POOLS")],
+)
+def test_the_chat_route_streams_with_its_guard_and_body_check_in_every_auth_mode(
+    synthesized: Any, configuration: str, authorization: str
+) -> None:
+    # GIVEN the API in each way of identifying callers WHEN synthesized
+    template: Synthesized = synthesized(configuration)
+    chat = _methods(template)[("POST", "/v1/chat/completions")]
+    # THEN the chat route goes to the streaming function through a STREAM integration
+    uri = json.dumps(chat["Integration"]["Uri"])
+    assert chat["Integration"]["ResponseTransferMode"] == "STREAM"
+    assert template.logical_id("QueryStream/Function") in uri
+    assert "/response-streaming-invocations" in uri
+    # AND it keeps the mode's authorization (in key mode, the Bearer authorizer)
+    assert chat["AuthorizationType"] == authorization
+    if configuration == "nat":
+        assert chat["AuthorizerId"] == {"Ref": template.logical_id("Api/BearerAuthorizer")}
+    # AND API Gateway still checks its body against the chat request's model
+    validator = template.resources[chat["RequestValidatorId"]["Ref"]]["Properties"]
+    assert validator["ValidateRequestBody"] is True
+    model = template.resources[chat["RequestModels"]["application/json"]["Ref"]]["Properties"]
+    assert set(model["Schema"]["required"]) >= {"model", "messages"}

@@ -1,12 +1,17 @@
 """The OpenAI-compatible door, driven by the official openai SDK over real HTTP: the query
 handler behind the local gateway as `ragline dev` serves it (its streaming entry point,
 the key authorizer reading `Authorization: Bearer`), answering with a loopback
-OpenAI-compatible model server."""
+OpenAI-compatible model server. Then the deployed shape: `POST /v1/chat/completions` as
+API Gateway's STREAM integration passes it to the streaming function, whose runtime loop
+answers through a loopback Lambda Runtime API."""
 
 from __future__ import annotations
 
+import copy
 import http.client
 import json
+import threading
+import uuid
 from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
@@ -20,9 +25,11 @@ from ragline.dev.gateway import ApiGateway
 from ragline.dev.stack import key_authorizer
 from ragline.ingest import Ingestor
 from ragline.store import get_store
+from ragline.streaming_runtime import RuntimeApi, serve
 from ragline.tenancy import get_keys
 
 from tests.support.openai_server import CHAT, OpenAICompatibleServer
+from tests.support.runtime_api import GatewayShim, RuntimeApiServer, StreamedResponse
 
 HANDBOOK = {
     "s3://docs/handbook/leave.md": b"# Leave policy\n\n## Vacation\nEmployees get 25 vacation "
@@ -238,3 +245,217 @@ def test_the_x_api_key_header_opens_the_door_too(ragline_url: str, api_key: str)
     # THEN it is served
     assert response.status == 200
     assert json.loads(response.read())["object"] == "list"
+
+
+# --- the deployed shape: the streaming function's runtime loop ---------------------------
+
+TOKEN_DELAY = 0.05
+
+
+@pytest.fixture
+def deployed(
+    seeded: str, server: OpenAICompatibleServer, cold_start: Callable[..., ModuleType]
+) -> ModuleType:
+    """The query code as the streaming function imports it (its ``stream_handler``)."""
+    server.token_delay = TOKEN_DELAY
+    return cold_start(
+        "query",
+        RAGLINE_DATABASE_URL=seeded,
+        OPENAI_BASE_URL=server.base_url,
+        OPENAI_API_KEY="upstream-key",
+        RAGLINE_LLM="openai:gpt-4o-mini",
+        RAGLINE_LLM_MAX_RETRIES="0",
+    )
+
+
+def chat_event(event: Callable[[str], dict[str, Any]], body: dict[str, Any]) -> dict[str, Any]:
+    """POST /v1/chat/completions as API Gateway's STREAM integration passes it on: the key
+    in Authorization: Bearer, the tenant as the Bearer authorizer named it."""
+    request = copy.deepcopy(event("api_query"))
+    request["path"] = "/v1/chat/completions"
+    request["requestContext"]["path"] = "/v1/v1/chat/completions"
+    request["requestContext"]["requestId"] = str(uuid.uuid4())
+    for headers in (request["headers"], request["multiValueHeaders"]):
+        bearer = headers.pop("x-api-key")
+        headers["Authorization"] = (
+            [f"Bearer {bearer[0]}"] if isinstance(bearer, list) else f"Bearer {bearer}"
+        )
+    request["body"] = json.dumps(body)
+    return request
+
+
+def run_loop(api: ModuleType, runtime: RuntimeApiServer, invocations: int) -> threading.Thread:
+    """The streaming function's runtime loop (``stream_handler``, as the exec wrapper runs
+    it) against ``runtime``, for ``invocations`` events."""
+    loop = threading.Thread(
+        target=serve,
+        args=(api.stream_handler, RuntimeApi(runtime.runtime_api)),
+        kwargs={"environment": {"AWS_LAMBDA_FUNCTION_NAME": "ragline-query-stream"},
+                "invocations": invocations},
+        daemon=True,
+    )  # fmt: skip
+    loop.start()
+    return loop
+
+
+def run_deployed(api: ModuleType, requests: list[dict[str, Any]]) -> list[StreamedResponse]:
+    with RuntimeApiServer() as runtime:
+        ids = [runtime.invoke(request) for request in requests]
+        loop = run_loop(api, runtime, len(requests))
+        loop.join(30)
+        assert not loop.is_alive(), "the runtime loop did not finish"
+        return [runtime.response(request_id) for request_id in ids]
+
+
+def content_type(prelude: dict[str, Any]) -> str:
+    single = {k.lower(): v for k, v in (prelude.get("headers") or {}).items()}
+    multi = {k.lower(): v for k, v in (prelude.get("multiValueHeaders") or {}).items()}
+    return str(single.get("content-type") or multi["content-type"][0])
+
+
+def data_frames(response: StreamedResponse) -> list[tuple[float, bytes]]:
+    """The chunks after the prelude's, each stamped with its arrival."""
+    (_, first), *rest = response.chunks
+    assert first.endswith(b"\x00" * 8), "the prelude is a chunk of its own"
+    return rest
+
+
+def test_the_deployed_chat_route_streams_one_chunk_frame_per_chunk_with_exact_usage(
+    deployed: ModuleType, event: Callable[[str], dict[str, Any]], server: OpenAICompatibleServer
+) -> None:
+    # GIVEN the streaming function's runtime loop, and a model writing a word every 50 ms
+    body = {
+        "model": "ragline",
+        "messages": [{"role": "user", "content": QUESTION}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    # WHEN the STREAM integration invokes it with a streamed chat request
+    (response,) = run_deployed(deployed, [chat_event(event, body)])
+    # THEN the response is posted in streaming mode: a 200 of server-sent events
+    assert response.headers["Lambda-Runtime-Function-Response-Mode"] == "streaming"
+    assert response.complete and response.trailers == {}
+    assert response.prelude["statusCode"] == 200
+    assert content_type(response.prelude) == "text/event-stream"
+    # AND each chunk of the stream is one data: line of its own, [DONE] the last
+    frames = data_frames(response)
+    assert all(d.startswith(b"data: ") and d.endswith(b"\n\n") for _, d in frames)
+    assert all(d.count(b"data: ") == 1 for _, d in frames)
+    assert frames[-1][1] == b"data: [DONE]\n\n"
+    chunks = [json.loads(d[6:]) for _, d in frames[:-1]]
+    assert {c["object"] for c in chunks} == {"chat.completion.chunk"}
+    assert len({c["id"] for c in chunks}) == 1
+    # AND the first opens the assistant's message with the citations, before the model's
+    # first token; the text deltas make the answer and left spread as the model wrote
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert chunks[0]["citations"][0]["source"] == "s3://docs/handbook/leave.md"
+    (first_token,) = server.first_token_at
+    assert frames[0][0] < first_token
+    texts = [(at, c) for (at, _), c in zip(frames, chunks, strict=False)
+             if c["choices"] and c["choices"][0]["delta"].get("content")]  # fmt: skip
+    assert "".join(c["choices"][0]["delta"]["content"] for _, c in texts) == ANSWER
+    assert len(texts) == len(ANSWER.split()) > 3
+    assert texts[-1][0] - texts[0][0] > 0.5 * TOKEN_DELAY * (len(texts) - 1)
+    # AND the usage chunk, last before [DONE], is the model server's own count
+    usage = chunks[-1]["usage"]
+    assert chunks[-1]["choices"] == []
+    served = server.usage
+    assert (usage["prompt_tokens"], usage["completion_tokens"]) == (
+        PROMPT_TOKENS,
+        COMPLETION_TOKENS,
+    )
+    assert (served.prompt_tokens, served.completion_tokens) == (PROMPT_TOKENS, COMPLETION_TOKENS)
+    assert usage["prompt_tokens_details"]["cached_tokens"] == CACHED_TOKENS == served.cached_tokens
+    assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1] == "stop"
+
+
+def test_the_deployed_chat_route_answers_a_buffered_request_in_one_json_body(
+    deployed: ModuleType, event: Callable[[str], dict[str, Any]]
+) -> None:
+    # GIVEN the streaming function's runtime loop
+    body = {"model": "ragline", "messages": [{"role": "user", "content": QUESTION}]}
+    # WHEN the STREAM integration invokes it with a chat request that does not stream
+    (response,) = run_deployed(deployed, [chat_event(event, body)])
+    # THEN it is posted in streaming mode all the same, as a 200 JSON body in one piece
+    assert response.headers["Lambda-Runtime-Function-Response-Mode"] == "streaming"
+    assert response.prelude["statusCode"] == 200
+    assert content_type(response.prelude) == "application/json"
+    (frame,) = data_frames(response)
+    completion = json.loads(frame[1])
+    # AND it is the chat completion with the citations and the exact usage
+    assert completion["object"] == "chat.completion"
+    assert completion["choices"][0]["message"]["content"] == ANSWER
+    assert completion["citations"][0]["n"] == 1
+    assert (completion["usage"]["prompt_tokens"], completion["usage"]["completion_tokens"]) == (
+        PROMPT_TOKENS,
+        COMPLETION_TOKENS,
+    )
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_the_deployed_chat_route_refuses_in_openai_s_error_shape(
+    deployed: ModuleType,
+    event: Callable[[str], dict[str, Any]],
+    server: OpenAICompatibleServer,
+    stream: bool,
+) -> None:
+    # GIVEN chat requests ragline cannot serve: an assistant's last word, a body over
+    # RAGLINE_MAX_BODY_BYTES (32 KiB)
+    refused = [
+        {"model": "ragline", "stream": stream,
+         "messages": [{"role": "user", "content": QUESTION},
+                      {"role": "assistant", "content": "25."}]},
+        {"model": "ragline", "stream": stream,
+         "messages": [{"role": "user", "content": "vacation " * 4000}]},
+    ]  # fmt: skip
+    # WHEN the streaming function answers them
+    responses = run_deployed(deployed, [chat_event(event, body) for body in refused])
+    # THEN each is a JSON error with its status, before any stream, in OpenAI's shape
+    # beside ragline's own message, and no model was asked
+    for response, status, kind in zip(
+        responses, (400, 413), ("invalid_request_error", "invalid_request_error"), strict=True
+    ):
+        assert response.prelude["statusCode"] == status
+        assert content_type(response.prelude) == "application/json"
+        error = json.loads(response.payload)
+        assert error["error"]["type"] == kind and error["error"]["code"] == str(status)
+        assert error["error"]["message"] == error["message"]
+    assert "last message must be the user's question" in json.loads(responses[0].payload)["message"]
+    assert server.received(CHAT) == []
+
+
+def test_the_sdk_reads_the_deployed_chat_route_buffered_and_streamed(
+    deployed: ModuleType, event: Callable[[str], dict[str, Any]]
+) -> None:
+    # GIVEN the streaming function's runtime loop behind a shim that turns each HTTP
+    # request into the proxy event API Gateway would pass, and writes the status, the
+    # headers and the body the loop posted
+    with (
+        RuntimeApiServer() as runtime,
+        GatewayShim(runtime, lambda body: chat_event(event, json.loads(body))) as shim,
+    ):
+        loop = run_loop(deployed, runtime, invocations=2)
+        client = openai.OpenAI(base_url=f"{shim.address}/v1", api_key="rgl_x", max_retries=0)
+        # WHEN the official SDK asks, buffered then streamed
+        completion = client.chat.completions.create(
+            model="ragline", messages=[{"role": "user", "content": QUESTION}]
+        )
+        stream = client.chat.completions.create(
+            model="ragline",
+            messages=[{"role": "user", "content": QUESTION}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks = list(stream)
+        loop.join(30)
+    # THEN both carry the cited answer and the model server's exact usage
+    assert completion.choices[0].message.content == ANSWER
+    assert completion.usage is not None and completion.usage.prompt_tokens == PROMPT_TOKENS
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == ANSWER
+    last = chunks[-1]
+    assert last.usage is not None
+    assert (last.usage.prompt_tokens, last.usage.completion_tokens) == (
+        PROMPT_TOKENS,
+        COMPLETION_TOKENS,
+    )
+    assert (chunks[0].model_extra or {})["citations"][0]["n"] == 1

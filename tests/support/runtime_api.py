@@ -5,6 +5,10 @@ It hands out the events queued with :meth:`RuntimeApiServer.invoke` from ``GET
 read chunk by chunk as it arrives (each chunk stamped with ``time.monotonic()``), its
 trailers kept; ``cut_after`` closes the connection after that many chunks, as a stream
 nobody reads any more. Error posts (``.../error``, ``/init/error``) are kept too.
+
+:class:`GatewayShim` puts a plain HTTP front on it, so an HTTP client (the ``openai`` SDK)
+can talk to the loop: not an API Gateway emulator, just the request as a proxy event and
+the posted response (status, headers, body) written back once complete.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -90,6 +95,16 @@ class RuntimeApiServer(LoopbackServer):
                 assert left > 0, "the runtime loop did not answer in time"
                 self.done.wait(left)
 
+    def response(self, request_id: str, timeout: float = 15.0) -> StreamedResponse:
+        """The response posted for ``request_id``, once it is complete."""
+        deadline = time.monotonic() + timeout
+        with self.done:
+            while request_id not in self.responses:
+                left = deadline - time.monotonic()
+                assert left > 0, f"the runtime loop did not answer {request_id} in time"
+                self.done.wait(left)
+        return self.responses[request_id]
+
     def handler(self) -> type[BaseHTTPRequestHandler]:
         return _Handler
 
@@ -146,16 +161,17 @@ class _Handler(BaseHTTPRequestHandler):
             name, _, value = line.decode().partition(":")
             response.trailers[name.strip()] = value.strip()
         response.complete = True
-        self._accepted()
+        # kept before the loop hears back, so it is there once the loop has moved on
         self.owner.responses[request_id] = response
+        self._accepted()
         self.owner._finished()
 
     def _error(self, path: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length) or b"{}")
         error_type = self.headers.get("Lambda-Runtime-Function-Error-Type")
-        self._accepted()
         self.owner.errors.append(PostedError(path, error_type, body))
+        self._accepted()
         self.owner._finished()
 
     def _accepted(self) -> None:
@@ -163,6 +179,47 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "2")
         self.end_headers()
         self.wfile.write(b"{}")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class GatewayShim(LoopbackServer):
+    """HTTP in front of ``runtime``: each POST's body becomes the proxy event ``to_event``
+    makes, queued for the runtime loop; the response the loop posted is written back with
+    its status and headers when it is complete (all at once: the timing of the chunks is
+    the runtime API's to check, not this shim's)."""
+
+    def __init__(
+        self, runtime: RuntimeApiServer, to_event: Callable[[bytes], dict[str, Any]]
+    ) -> None:
+        self._server = None
+        self.runtime = runtime
+        self.to_event = to_event
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return _ShimHandler
+
+
+class _ShimHandler(BaseHTTPRequestHandler):
+    owner: GatewayShim
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        runtime = self.owner.runtime
+        response = runtime.response(runtime.invoke(self.owner.to_event(body)))
+        prelude, payload = response.prelude, response.payload
+        self.send_response(int(prelude["statusCode"]))
+        headers = [(name, value) for name, value in (prelude.get("headers") or {}).items()]
+        for name, values in (prelude.get("multiValueHeaders") or {}).items():
+            headers += [(name, value) for value in values]
+        for name, value in headers:
+            if name.lower() != "content-length":
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
