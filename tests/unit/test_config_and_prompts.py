@@ -43,6 +43,7 @@ def test_every_field_is_read_from_its_variable_by_one_rule() -> None:
         "embedding_dimensions": "256", "log_questions": "true", "tracing": "true",
         "max_top_k": "40", "top_k": "6", "hnsw_ef_construction": "200", "onnx_threads": "3",
         "usage_plan_keys": "acme=usage-key-a,*=usage-key-b",
+        "review_topic_arn": "arn:aws:sns:eu-west-1:123456789012:reviews",
     }  # fmt: skip
     environ = {}
     for field, info in Settings.model_fields.items():

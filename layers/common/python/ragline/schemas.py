@@ -220,6 +220,16 @@ class QueryResponse(_Response):
         description="Why this answer needs review beyond its profile's rule, such as an "
         "instruction from a passage that the answer repeats; null when there is none.",
     )
+    review_id: str | None = Field(
+        default=None,
+        description="The review queue's item for this answer (GET /reviews/{id}); null "
+        "when it was not queued.",
+    )
+    held: bool = Field(
+        default=False,
+        description="The profile holds answers until a person reviews them: answer is "
+        "empty and the reviewed one comes from GET /reviews/{review_id} (/query's 202).",
+    )
 
 
 class RetrievedItem(_Response):

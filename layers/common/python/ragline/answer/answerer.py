@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -32,11 +33,12 @@ from ragline.ledger import Costs, Ledger, get_ledger, query_record
 from ragline.llm import Completion, GenerationRequest, StreamInterruptedError, Usage
 from ragline.rerankers import get_reranker
 from ragline.retrieval import Retriever
-from ragline.schemas import Latency, QueryResponse, RetrieveResponse
+from ragline.schemas import Citation, Latency, QueryResponse, RetrieveResponse
 from ragline.store import get_store
 
 if TYPE_CHECKING:
     from ragline.answer.guard import Verdict
+    from ragline.answer.routing import Profile
     from ragline.config import Settings
     from ragline.embeddings import Embedder
     from ragline.filters import Filter
@@ -47,6 +49,23 @@ if TYPE_CHECKING:
 
 # The package's name, not this module's: operators filter the answer log line on it.
 logger = logging.getLogger("ragline.answer")
+
+
+@dataclass(frozen=True)
+class Reviewable:
+    """An answer as a reviewer would see it: what :attr:`Answerer.review` is handed."""
+
+    response: QueryResponse
+    question: str
+    collection: str
+    passages: list[Citation]  # every passage the model was shown
+    profile: Profile
+    identity: Identity
+
+
+# Called with each answer once it is recorded; returns the response to give (the review
+# queue, ragline.reviews, adds a review id, or holds the answer back).
+ReviewHook = Callable[[Reviewable], QueryResponse]
 
 
 class Answerer:
@@ -70,6 +89,7 @@ class Answerer:
         self.router = router
         self.ledger = ledger
         self.costs = ledger.costs if ledger is not None else Costs.from_settings(settings)
+        self.review: ReviewHook | None = None  # set by ragline.reviews.ReviewQueue.attach
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Answerer:
@@ -294,6 +314,11 @@ class Answerer:
             request_id=request_id,
         )
         self._record(response, question, collection, retrieval, identity.tenant)
+        if self.review is not None:
+            passages = responses.citations(chunks)
+            response = self.review(
+                Reviewable(response, question, collection, passages, rules, identity)
+            )
         yield Answered(response)
 
     def _cost(
