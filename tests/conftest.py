@@ -93,6 +93,7 @@ def clear_caches() -> None:
         ledger,
         metering,
         rerankers,
+        reviews,
         store,
         tenancy,
     )
@@ -110,6 +111,7 @@ def clear_caches() -> None:
         ledger.get_ledger,
         metering.get_endpoint_meter,
         tenancy.get_keys,
+        reviews.get_review_queue,
         pricing.get_price_table,
         # model SDK clients read OPENAI_BASE_URL, AWS endpoints and keys when created
         clients.openai_connection,

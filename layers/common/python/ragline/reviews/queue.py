@@ -32,6 +32,8 @@ from ragline.schemas import Citation
 from ragline.store import get_store
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from ragline.answer import Answerer, Reviewable
     from ragline.config import Settings
     from ragline.identity import Identity
@@ -351,9 +353,17 @@ class ReviewQueue:
             )
         return ConflictError(f"review item {item_id} is claimed by {item.claimed_by}")
 
+    def decided(
+        self, since: datetime, *, tenant: str | None = None
+    ) -> list[tuple[ReviewItem, list[str] | None]]:
+        """Items decided since ``since`` (of ``tenant``, else of all), oldest decision
+        first, each with the reviewer's must-contain phrases (None when not given)."""
+        rows = self.store.decided_reviews(since, tenant=tenant)
+        return [(review_item(row), row.get("must_contain")) for row in rows]
+
     # --- figures ------------------------------------------------------------------------
 
-    def stats(self, since: Any, *, tenant: str | None = None) -> dict[str, Any]:
+    def stats(self, since: datetime, *, tenant: str | None = None) -> dict[str, Any]:
         """The queue's depth and oldest age now, and its decisions since ``since``."""
         return self.store.review_stats(since, tenant=tenant)
 
