@@ -35,8 +35,38 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z'-]{3,}|\d+(?:[.,]\d+)*")
 _MARKER = re.compile(r"\[\d+\]")
 # Words too common to say what a correction changed.
 _COMMON = frozenset(
-    "about after also been before could each every from have into only should since than "
-    "that their them then there they this were what when which will with would your".split()
+    [
+        "about",
+        "after",
+        "also",
+        "been",
+        "before",
+        "could",
+        "each",
+        "every",
+        "from",
+        "have",
+        "into",
+        "only",
+        "should",
+        "since",
+        "than",
+        "that",
+        "their",
+        "them",
+        "then",
+        "there",
+        "they",
+        "this",
+        "were",
+        "what",
+        "when",
+        "which",
+        "will",
+        "with",
+        "would",
+        "your",
+    ]
 )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -30,10 +31,9 @@ from ragline.reviews.models import (
 from ragline.reviews.notify import Notifier
 from ragline.schemas import Citation
 from ragline.store import get_store
+from ragline.telemetry.metrics import MetricsEmitter
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     from ragline.answer import Answerer, Reviewable
     from ragline.config import Settings
     from ragline.identity import Identity
@@ -129,15 +129,27 @@ def held_answer(response: QueryResponse) -> HeldAnswer:
 class ReviewQueue:
     """Queues answers for review and records reviewers' decisions."""
 
-    def __init__(self, settings: Settings, store: Store, notifier: Notifier) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        notifier: Notifier,
+        emitter: MetricsEmitter | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.notifier = notifier
+        self.emitter = emitter
         self._purged_at: float | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReviewQueue:
-        return cls(settings, get_store(settings), Notifier.from_settings(settings))
+        return cls(
+            settings,
+            get_store(settings),
+            Notifier.from_settings(settings),
+            MetricsEmitter.from_settings(settings),
+        )
 
     def attach(self, answerer: Answerer) -> None:
         """Make this queue the answerer's review hook: its answers come through here."""
@@ -184,7 +196,7 @@ class ReviewQueue:
             return response
         if reason is None:
             return response
-        self.notifier.queued(row)
+        self._queued(row)
         review_id = str(row["id"])
         if hold:
             return response.model_copy(update={"answer": "", "held": True, "review_id": review_id})
@@ -199,8 +211,25 @@ class ReviewQueue:
         )
         if row is None:
             return None
-        self.notifier.queued(row)
+        self._queued(row)
         return str(row["id"])
+
+    def _queued(self, row: dict[str, Any]) -> None:
+        """Announce a queued item and count it; the figures never fail the request."""
+        self.notifier.queued(row)
+        if self.emitter is not None:
+            self.emitter.review_queued(row["reason"])
+            self._read_queue()
+
+    def _read_queue(self) -> None:
+        """Emit the queue's depth and oldest age (CloudWatch sees them as it changes)."""
+        assert self.emitter is not None
+        try:
+            now = self.store.review_stats(datetime.now(UTC))
+        except Exception:
+            logger.exception("could not read the review queue's figures")
+            return
+        self.emitter.review_queue(now["depth"], now["oldest_age_seconds"])
 
     def _purge(self) -> None:
         now = time.monotonic()
@@ -336,6 +365,13 @@ class ReviewQueue:
         if row is None:
             raise self._refusal(item.id, identity)
         decided = review_item(row)
+        if self.emitter is not None and decided.decided_at is not None:
+            self.emitter.review_decided(
+                approved=decided.state == "approved", model=decided.model,
+                prompt=decided.prompt,
+                seconds=(decided.decided_at - decided.queued_at).total_seconds(),
+            )  # fmt: skip
+            self._read_queue()
         logger.info(
             "review %s %s by %s", decided.id, decided.state, decided.decided_by,
             extra={"review_id": decided.id, "state": decided.state, "profile": decided.profile,

@@ -200,8 +200,8 @@ def decided_since(
 
 def queue_stats(conn: Connection, since: datetime, tenant: str | None = None) -> dict[str, Any]:
     """The queue now (depth, oldest item's age) and its decisions since ``since``: time to
-    decision, and approval rate per model and prompt version (approved or corrected count
-    as approved answers' complement: approved / decided)."""
+    decision, and the approval rate (approved / decided: a correction or a rejection is
+    not an approval) overall and per model and prompt version."""
     of_tenant = "" if tenant is None else " AND tenant = %s"
     scope: tuple[Any, ...] = () if tenant is None else (tenant,)
     with conn.cursor(row_factory=dict_row) as cur:
