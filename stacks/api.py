@@ -39,6 +39,7 @@ from constructs import Construct
 
 from stacks.nag import acknowledge
 from stacks.request_models import cdk_request_models
+from stacks.reviews import add_review_routes
 
 if TYPE_CHECKING:
     from stacks.settings import DeploymentSettings
@@ -253,6 +254,7 @@ class Api(Construct):
             )
         self._add(root.add_resource("health"), "GET", "/health", integration)
         self._add(root.add_resource("swagger"), "GET", "/swagger", integration)
+        add_review_routes(self, integration)
 
     def _add(
         self,

@@ -251,6 +251,13 @@ class DeploymentSettings(BaseModel):
     alarm_p95_latency_ms: int = Field(default=15_000, ge=100)
     alarm_failed_documents: int = Field(default=0, ge=0)
     daily_cost_budget_usd: float = Field(default=5.0, gt=0)
+    # The review queue (stacks/reviews.py): alarm when fewer than this share of a day's
+    # reviewed answers are approved as given (0: no alarm).
+    review_approval_bar: float = Field(default=0.8, ge=0, le=1)
+
+    # The console (console/, stacks/reviews.py): a private bucket behind CloudFront, off
+    # by default; idle it costs under $0.01 a month (CloudFront bills per request).
+    console: bool = False
 
     @model_validator(mode="before")
     @classmethod

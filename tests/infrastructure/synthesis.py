@@ -99,6 +99,9 @@ CONFIGURATIONS: dict[str, dict[str, str]] = {
         "tenant_usage_plans": '{"acme": {"rate": 5, "burst": 10, "quota": 1000}, '
         '"globex": {"rate": 50, "burst": 100, "quota": 100000}}',
         "authorizer_cache_seconds": "60",
+        # The review console: a private bucket behind CloudFront (off by default).
+        "console": "true",
+        "review_approval_bar": "0.75",
     },
     # The functions outside the VPC, on the RDS Data API; with the reconcile function, so
     # every function that touches the database is there, and without tracing, so no

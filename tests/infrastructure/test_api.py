@@ -26,6 +26,13 @@ ROUTES = {
     ("DELETE", "/documents/{id}"),
     ("GET", "/health"),
     ("GET", "/swagger"),
+    # the review queue (stacks/reviews.py)
+    ("GET", "/reviews"),
+    ("GET", "/reviews/{id}"),
+    *(
+        ("POST", f"/reviews/{{id}}/{action}")
+        for action in ("claim", "approve", "correct", "reject")
+    ),
 }
 OPEN_ROUTES = {("GET", "/health"), ("GET", "/swagger")}
 
@@ -151,7 +158,13 @@ def test_request_bodies_are_validated_against_draft4_models(nat: Synthesized) ->
     methods = _methods(nat)
     validators = nat.of_type("AWS::ApiGateway::RequestValidator")
     models = _request_models(nat)
-    assert set(models) == {("POST", "/query"), ("POST", "/retrieve"), ("POST", "/feedback")}
+    assert set(models) == {
+        ("POST", "/query"),
+        ("POST", "/retrieve"),
+        ("POST", "/feedback"),
+        ("POST", "/reviews/{id}/correct"),
+        ("POST", "/reviews/{id}/reject"),
+    }
     for route, schema in models.items():
         # THEN a validator checks the body against a valid draft-4 JSON schema
         validator = validators[methods[route]["RequestValidatorId"]["Ref"]]["Properties"]

@@ -6,7 +6,7 @@ Requests are strict and refuse unknown fields, like those of :mod:`ragline.schem
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -18,18 +18,20 @@ REASONS = ("flagged", "critical", "thumbs_down")
 REJECTIONS = ("not_in_documents", "wrong", "unsafe", "other")
 STATE_PATTERN = "^(pending|claimed|approved|corrected|rejected)$"
 REASON_PATTERN = "^(flagged|critical|thumbs_down)$"
+PassageNumber = Annotated[int, Field(ge=1, le=1000)]
+Phrase = Annotated[str, Field(min_length=1, max_length=200, pattern=TEXT_PATTERN)]
 
 
 class CorrectRequest(_Request):
     answer: str = Field(
         min_length=1, max_length=20000, pattern=TEXT_PATTERN, description="The corrected answer."
     )
-    citations: list[int] = Field(
+    citations: list[PassageNumber] = Field(
         max_length=50,
         description="The passages (their n in the item's passages) the corrected answer "
         "rests on; [] when it rests on none.",
     )
-    must_contain: list[str] | None = Field(
+    must_contain: list[Phrase] | None = Field(
         default=None,
         max_length=10,
         description="Phrases a right answer must contain (for export-reviews); null: "
