@@ -244,3 +244,26 @@ def test_list_filters_by_reason_and_age(call: Callable[..., Any]) -> None:
     assert status == 200 and item_id not in {i["id"] for i in body["items"]}
     status, body = call("GET", "/reviews", query={"state": "lost"}, who=REVIEWER)
     assert status == 400
+
+
+def test_a_streamed_held_answer_sends_its_passages_but_never_its_text(
+    api: ModuleType, event: Callable[[str], dict[str, Any]], lambda_context: Any
+) -> None:
+    # GIVEN a holding profile's question asked for server-sent events
+    request = copy.deepcopy(event("api_query"))
+    request["requestContext"]["requestId"] = str(uuid.uuid4())
+    request["body"] = json.dumps(
+        {"question": "How many vacation days?", "profile": "held", "stream": True}
+    )
+    # WHEN the handler answers it (buffered: every event in one body)
+    response = api.lambda_handler(request, lambda_context)
+    frames = [block for block in response["body"].split("\n\n") if block.strip()]
+    named = {}
+    for block in frames:
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        named[lines["event"]] = json.loads(lines["data"])
+    # THEN the passages and the final event come, held, with no text and no deltas
+    assert response["statusCode"] == 200 and "delta" not in named
+    assert named["retrieval"]["citations"]
+    final = named["final"]
+    assert final["held"] is True and final["answer"] == "" and final["review_id"]

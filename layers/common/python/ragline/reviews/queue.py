@@ -188,6 +188,12 @@ class ReviewQueue:
         }
         try:
             row = self.store.record_answer(row_in)
+            if reason is not None and row["state"] == "recorded":
+                # The same request id kept unqueued before (a retried request): queue it.
+                row = self.store.queue_recorded(
+                    response.request_id, tenant=item.identity.tenant, reason=reason,
+                    detail=detail,
+                ) or row  # fmt: skip
             self._purge()
         except Exception:
             if hold:
