@@ -7,6 +7,14 @@ document data). API Gateway caches its answer per key for ``authorizer_cache_sec
 (300 by default), on every route at once: a warm request makes no authorizer call and no
 database round trip, and a revoked or expired key is refused at the latest that long
 after. Malformed keys fail the authorizer's validation expression and never reach it.
+``api_auth`` puts IAM (SigV4) or a Cognito user pool authorizer on those routes instead
+(stacks/auth.py); usage plans then do not apply (the stage's throttling does), as only
+the key authorizer names a caller's plan.
+With the key authorizer, the OpenAI-compatible routes (`POST /v1/chat/completions`,
+`GET /v1/models`) take the same keys as OpenAI clients send them, `Authorization: Bearer
+<key>`, through a second TOKEN authorizer on that header and the same function (a TOKEN
+authorizer reads one header; `ragline dev`'s gateway accepts either header on every
+route).
 
 Usage plans (throttling and a daily quota) stay API Gateway's, fed by the authorizer:
 the API reads its usage identifier from the authorizer's answer (``apiKeySourceType``
@@ -37,6 +45,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from stacks.auth import AUTHORIZATION_TYPES, UserPoolAuthorizer
 from stacks.nag import acknowledge
 from stacks.request_models import cdk_request_models
 from stacks.reviews import add_review_routes
@@ -45,14 +54,28 @@ if TYPE_CHECKING:
     from stacks.settings import DeploymentSettings
 
 STAGE = "v1"
+# The streamed answers' route (its own function and integration, see Api._streamed_route).
+STREAM_PATH = "/query/stream"
 # Routes that need no API key: uptime probes and the Swagger UI opened in a browser.
 OPEN_ROUTES = {("GET", "/health"), ("GET", "/swagger")}
 KEY_HEADER = "x-api-key"
 # ragline's key format (ragline.tenancy): API Gateway refuses anything else with a 401
 # before the authorizer runs.
 KEY_PATTERN = r"^rgl_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$"
+# The OpenAI-compatible routes (ragline.answer.chat_completions) read the same keys from
+# the header OpenAI clients send, ``Authorization: Bearer <key>``: a TOKEN authorizer has
+# one identity source, so these routes have one of their own, on the same function.
+OPENAI_PREFIX = "/v1/"
+BEARER_HEADER = "Authorization"
+BEARER_PATTERN = r"^Bearer rgl_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$"
 # The usage identifier of tenants without a plan of their own (ragline.config).
 SHARED_PLAN = "*"
+# What guards the data routes, by api_auth (stacks/auth.py), in the acknowledgments' words.
+GUARDS = {
+    "key": "Lambda authorizer of ragline's API keys",
+    "iam": "IAM (SigV4) authorization, its principals mapped to tenants by iam_principals",
+    "cognito": "Cognito user pool authorizer, its token's claim naming the tenant",
+}
 
 
 def usage_identifier(stack_name: str, tenant: str) -> str:
@@ -86,8 +109,13 @@ class Api(Construct):
         *,
         settings: DeploymentSettings,
         handler: lambda_.IFunction,
-        authorizer: lambda_.IFunction,
+        authorizer: lambda_.IFunction | None,
+        stream_handler: lambda_.IFunction | None = None,
     ) -> None:
+        """``authorizer``: the key authorizer's function (``api_auth=key``; None for
+        ``iam`` and ``cognito``, whose authorizers stacks/auth.py makes).
+        ``stream_handler``: the function behind ``POST /query/stream`` (none: no such
+        route)."""
         super().__init__(scope, construct_id)
         self.access_logs = logs.LogGroup(
             self,
@@ -116,17 +144,38 @@ class Api(Construct):
                 '"statusCode": 400}'
             },
         )
-        self.authorizer = apigw.TokenAuthorizer(
-            self,
-            "KeyAuthorizer",
-            handler=authorizer,
-            identity_source=f"method.request.header.{KEY_HEADER}",
-            validation_regex=KEY_PATTERN,
-            results_cache_ttl=Duration.seconds(settings.authorizer_cache_seconds),
-        )
-        self._refusals()
+        self.keys = settings.api_auth == "key"  # ragline's keys: usage plans apply
+        self.authorization_type = AUTHORIZATION_TYPES[settings.api_auth]
+        self.authorizer: apigw.IAuthorizer | None = None
+        # The /v1 routes' authorizer: the same keys as OpenAI clients send them (key mode).
+        self.bearer_authorizer: apigw.IAuthorizer | None = None
+        self.user_pool: UserPoolAuthorizer | None = None
+        if authorizer is not None:
+            self.authorizer = apigw.TokenAuthorizer(
+                self,
+                "KeyAuthorizer",
+                handler=authorizer,
+                identity_source=f"method.request.header.{KEY_HEADER}",
+                validation_regex=KEY_PATTERN,
+                results_cache_ttl=Duration.seconds(settings.authorizer_cache_seconds),
+            )
+            self.bearer_authorizer = apigw.TokenAuthorizer(
+                self,
+                "BearerAuthorizer",
+                handler=authorizer,
+                identity_source=f"method.request.header.{BEARER_HEADER}",
+                validation_regex=BEARER_PATTERN,
+                results_cache_ttl=Duration.seconds(settings.authorizer_cache_seconds),
+            )
+            self._refusals()
+        elif settings.api_auth == "cognito":
+            self.user_pool = UserPoolAuthorizer(self, "UserPool", settings=settings)
+            self.authorizer = self.user_pool.authorizer
         self._routes(settings, apigw.LambdaIntegration(handler, allow_test_invoke=False))
-        self._usage_plans(settings)
+        if stream_handler is not None:
+            self._streamed_route(settings, stream_handler)
+        if self.keys:
+            self._usage_plans(settings)
         self._acknowledge(settings)
 
     def _refusals(self) -> None:
@@ -139,7 +188,8 @@ class Api(Construct):
             status_code="401",
             templates={
                 "application/json": '{"message": "missing or malformed API key: send a ragline '
-                f'key in the {KEY_HEADER} header", "statusCode": 401}}'
+                f"key in the {KEY_HEADER} header (on /v1 routes, as {BEARER_HEADER}: Bearer "
+                '<key>)", "statusCode": 401}'
             },
         )
         self.api.add_gateway_response(
@@ -226,14 +276,17 @@ class Api(Construct):
         )
         models = cdk_request_models(settings.max_question_chars)
         root = self.api.root
+        self._body_validator = body_validator
         for path, schema in models.items():
             model = self.api.add_model(
                 schema.title or path.strip("/").capitalize(),
                 content_type="application/json",
                 schema=schema,
             )
+            if path == "/query":  # /query/stream takes the same body
+                self._query_model = model
             self._add(
-                root.add_resource(path.strip("/")),
+                root.resource_for_path(path),
                 "POST",
                 path,
                 integration,
@@ -252,9 +305,24 @@ class Api(Construct):
                 request_validator=params_validator,
                 request_parameters={"method.request.path.id": True},
             )
+        self._add(root.resource_for_path("/v1/models"), "GET", "/v1/models", integration)
         self._add(root.add_resource("health"), "GET", "/health", integration)
         self._add(root.add_resource("swagger"), "GET", "/swagger", integration)
         add_review_routes(self, integration)
+
+    def _streamed_route(self, settings: DeploymentSettings, function: lambda_.IFunction) -> None:
+        """``POST /query/stream``: the /query body, validated alike, answered as server-sent
+        events through a ``STREAM`` integration (:func:`streamed_integration`)."""
+        query = self.api.root.get_resource("query")
+        assert query is not None, "add the /query route first"
+        self._add(
+            query.add_resource("stream"),
+            "POST",
+            STREAM_PATH,
+            streamed_integration(function, settings.stream_timeout_seconds),
+            request_validator=self._body_validator,
+            request_models={"application/json": self._query_model},
+        )
 
     def _add(
         self,
@@ -268,14 +336,19 @@ class Api(Construct):
         request_parameters: dict[str, bool] | None = None,
     ) -> apigw.Method:
         secured = (method, path) not in OPEN_ROUTES
+        authorizer = (
+            self.bearer_authorizer
+            if self.bearer_authorizer is not None and path.startswith(OPENAI_PREFIX)
+            else self.authorizer
+        )
         return resource.add_method(
             method,
             integration,
-            # A usage plan applies only where a key is required: the authorizer names it.
-            api_key_required=secured,
-            authorizer=self.authorizer if secured else None,
+            # A usage plan applies only where a key is required: the key authorizer names it.
+            api_key_required=secured and self.keys,
+            authorizer=authorizer if secured else None,
             authorization_type=(
-                apigw.AuthorizationType.CUSTOM if secured else apigw.AuthorizationType.NONE
+                self.authorization_type if secured else apigw.AuthorizationType.NONE
             ),
             request_validator=request_validator,
             request_models=request_models,
@@ -286,15 +359,18 @@ class Api(Construct):
         acknowledge(
             self.api,
             "AwsSolutions-APIG4",
-            "Every data route has the Lambda authorizer of ragline's API keys (tenant and "
-            "scopes); only /health and /swagger are open, deliberately: uptime checks and the "
-            "browser, and neither serves document data.",
+            f"Every data route has the {GUARDS[settings.api_auth]} (tenant and scopes); only "
+            "/health and /swagger are open, deliberately: uptime checks and the browser, and "
+            "neither serves document data.",
         )
         acknowledge(
             self.api,
             "AwsSolutions-COG4",
-            "No Cognito user pool: ragline's own API keys, hashed in its database and resolved "
-            "by the Lambda authorizer, identify the tenants (see AwsSolutions-APIG4).",
+            "Only /health and /swagger are without the Cognito user pool authorizer (see "
+            "AwsSolutions-APIG4)."
+            if settings.api_auth == "cognito"
+            else f"No Cognito user pool: the {GUARDS[settings.api_auth]} identifies the "
+            "tenants (api_auth; see AwsSolutions-APIG4).",
         )
         if settings.api_account_cloudwatch_role:
             acknowledge(
@@ -311,6 +387,19 @@ class Api(Construct):
                 "WAF is optional (-c waf=true, about $7/month idle) to keep the idle cost near "
                 "zero; request validators and the handler's byte limit bound request bodies.",
             )
+
+
+def streamed_integration(function: lambda_.IFunction, timeout_seconds: int) -> apigw.Integration:
+    """A Lambda proxy integration in ``STREAM`` response transfer mode: API Gateway invokes
+    the function with ``InvokeWithResponseStream`` (the ``2021-11-15/.../
+    response-streaming-invocations`` URI) and passes its body on as it comes, for up to
+    ``timeout_seconds`` (a buffered integration stops at 29 s)."""
+    return apigw.LambdaIntegration(
+        function,
+        allow_test_invoke=False,
+        response_transfer_mode=apigw.ResponseTransferMode.STREAM,
+        timeout=Duration.seconds(timeout_seconds),
+    )
 
 
 def _access_log_format() -> apigw.AccessLogFormat:

@@ -64,10 +64,11 @@ class RaglineFunction(Construct):
         memory_size: int,
         reserved_concurrency: int | None = None,
         in_vpc: bool = True,
+        handler: str = "handler.lambda_handler",
     ) -> None:
         """``in_vpc=False`` keeps the function outside the VPC whatever the network (one
         that reaches neither the database nor anything inside). The function's
-        environment is ``inputs.environment``."""
+        environment is ``inputs.environment``; ``handler`` its entry point."""
         super().__init__(scope, construct_id)
         self.inputs = inputs
         settings = inputs.settings
@@ -86,6 +87,7 @@ class RaglineFunction(Construct):
             timeout=timeout,
             memory_size=memory_size,
             reserved_concurrency=reserved_concurrency,
+            handler=handler,
         )
         # Outside the VPC without tracing, nothing is granted on "*" unless a Bedrock
         # reranker is (grant_bedrock_rerank acknowledges it then).
@@ -130,6 +132,7 @@ class RaglineFunction(Construct):
         timeout: Duration,
         memory_size: int,
         reserved_concurrency: int | None,
+        handler: str,
     ) -> lambda_.Function:
         settings, network = self.inputs.settings, self.inputs.network
         security_groups = (
@@ -141,7 +144,7 @@ class RaglineFunction(Construct):
             description=description,
             runtime=RUNTIME,
             architecture=ARCHITECTURES[settings.architecture],
-            handler="handler.lambda_handler",
+            handler=handler,
             code=function_code(name),
             layers=[self.inputs.layer],
             role=self.role,

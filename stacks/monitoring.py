@@ -9,6 +9,8 @@ the dashboard's totals read: an alarm cannot aggregate a SEARCH over the per-mod
 dimension set (`service, Provider, Model, Prompt, Profile`), which the dashboard uses
 only for its per-model breakdown. With a GPU endpoint, the endpoint meter's
 `EndpointCostUSD` (its instance-hours) joins the models' spend in the daily cost alarm.
+A query document also carries its tenant's share on `{service, Tenant}`; a tenant named
+in `tenant_cost_alarms` gets a daily alarm of its own on that `CostUSD`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+from ragline.telemetry.metrics import COST_METRIC, TENANT_DIMENSIONS
 
 if TYPE_CHECKING:
     from stacks.settings import DeploymentSettings
@@ -195,7 +198,25 @@ class Monitoring(Construct):
                 1,
             ),
         ]
-        return [self._alarm(*definition) for definition in definitions]
+        alarms = [self._alarm(*definition) for definition in definitions]
+        return alarms + self._tenant_cost_alarms(settings)
+
+    def _tenant_cost_alarms(self, settings: DeploymentSettings) -> list[cw.Alarm]:
+        """One daily cost alarm per tenant of ``tenant_cost_alarms``: the tenant's share of
+        the query documents' cost (``CostUSD`` on ``service, Tenant``, as the query
+        function emits it), summed over a day."""
+        alarms = []
+        for tenant, threshold in sorted(settings.tenant_cost_alarms.items()):
+            cost = cw.Metric(
+                namespace=self.namespace,
+                metric_name=COST_METRIC,
+                dimensions_map=dict(zip(TENANT_DIMENSIONS, (SERVICE, tenant), strict=True)),
+                statistic="Sum",
+                period=DAY,
+            )
+            description = f"Tenant {tenant}'s model spend on queries over the last 24 hours, USD"
+            alarms.append(self._alarm(f"DailyCost-{tenant}", cost, threshold, description, 1, 1))
+        return alarms
 
     def _daily_cost(self, endpoint_name: str | None) -> tuple[cw.MathExpression, str]:
         """The last 24 hours' spend, and what it counts (in words)."""

@@ -13,6 +13,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from stacks.api import Api, usage_plan_keys_variable
+from stacks.auth import query_function_environment
 from stacks.database import Database
 from stacks.endpoint_meter import EndpointMeter
 from stacks.functions import RaglineFunction
@@ -30,6 +31,8 @@ from stacks.waf import Waf
 # The authorizer's one indexed read takes milliseconds; a cold start with a new database
 # connection (or a Data API client) well under a second. API Gateway waits 30 s at most.
 AUTHORIZER_TIMEOUT_SECONDS = 10
+# The streaming query function's exec wrapper, in its code (functions/query/).
+STREAMING_RUNTIME = "/var/task/streaming-runtime"
 AUTHORIZER_MEMORY_MB = 256
 
 
@@ -76,13 +79,18 @@ class RaglineStack(Stack):
         with_database = self.inputs.with_environment(self.database.environment)
         self.ingestion = Ingestion(self, "Ingestion", inputs=with_database, database=self.database)
         self.query = self._query_function(with_database)
-        self.authorizer = self._authorizer_function(with_database)
+        self.query_stream = self._query_function(with_database, streaming=True)
+        # The key authorizer's function, unless the API identifies callers by IAM or Cognito.
+        self.authorizer = (
+            self._authorizer_function(with_database) if settings.api_auth == "key" else None
+        )
         self.api = Api(
             self,
             "Api",
             settings=settings,
             handler=self.query.function,
-            authorizer=self.authorizer.function,
+            authorizer=self.authorizer.function if self.authorizer else None,
+            stream_handler=self.query_stream.function,
         )
         # Under the API as "Default", an id CDK leaves out of logical ids: the web ACL keeps
         # the ids it had when the API built it, so no deploy replaces it.
@@ -104,8 +112,17 @@ class RaglineStack(Stack):
         )  # fmt: skip
         self._outputs()
 
-    def _query_function(self, inputs: ConstructInputs) -> RaglineFunction:
-        """The function behind the API, allowed every model it may answer or rerank with."""
+    def _query_function(
+        self, inputs: ConstructInputs, *, streaming: bool = False
+    ) -> RaglineFunction:
+        """The function behind the API, allowed every model it may answer or rerank with.
+
+        ``streaming``: the same code and permissions for ``POST /query/stream``, as its own
+        function: its entry point is ``stream_handler`` run by ragline's streaming runtime
+        loop (the exec wrapper ``functions/query/streaming-runtime``, since Lambda's Python
+        runtime cannot stream), and its timeout is ``stream_timeout_seconds``, while the
+        buffered API's stays under API Gateway's 29 s.
+        """
         settings = self.settings
         llm = (
             f"sagemaker:{self.model_endpoint.endpoint_name}"
@@ -113,14 +130,24 @@ class RaglineStack(Stack):
             else settings.llm
         )
         query_models = [settings.embeddings, llm, *settings.llm_fallback, *settings.profile_llms]
+        environment = self._query_environment(llm, query_models)
+        if streaming:
+            environment["AWS_LAMBDA_EXEC_WRAPPER"] = STREAMING_RUNTIME
         query = RaglineFunction(
             self,
-            "Query",
-            inputs=inputs.with_environment(self._query_environment(llm, query_models)),
+            "QueryStream" if streaming else "Query",
+            inputs=inputs.with_environment(environment),
             name="query",
-            description="ragline: answer questions with citations; documents and feedback API",
-            timeout=Duration.seconds(settings.query_timeout_seconds),
+            description=(
+                "ragline: streamed answers with citations (POST /query/stream)"
+                if streaming
+                else "ragline: answer questions with citations; documents and feedback API"
+            ),
+            timeout=Duration.seconds(
+                settings.stream_timeout_seconds if streaming else settings.query_timeout_seconds
+            ),
             memory_size=settings.query_memory_mb,
+            handler="handler.stream_handler" if streaming else "handler.lambda_handler",
         )
         query.grant_database(self.database)
         # A Bedrock or SageMaker reranker is invoked like a model; an http one needs nothing.
@@ -158,7 +185,7 @@ class RaglineStack(Stack):
             functions=[
                 self.ingestion.ingest.function,
                 self.query.function,
-                self.authorizer.function,
+                *([self.authorizer.function] if self.authorizer else []),
                 self.database.migrations.function,
                 *([self.endpoint_meter.meter.function] if self.endpoint_meter else []),
             ],
@@ -227,6 +254,7 @@ class RaglineStack(Stack):
             "RAGLINE_MAX_QUESTION_CHARS": str(settings.max_question_chars),
             "RAGLINE_LOG_QUESTIONS": str(settings.log_questions).lower(),
             "RAGLINE_QUERY_LOG_RETENTION_DAYS": str(settings.query_log_retention_days),
+            **query_function_environment(settings),
         }
         if settings.hnsw_ef_search is not None:
             environment["RAGLINE_HNSW_EF_SEARCH"] = str(settings.hnsw_ef_search)
@@ -236,6 +264,8 @@ class RaglineStack(Stack):
             environment["RAGLINE_REASONING_LLM"] = settings.reasoning_llm
         if settings.critical_llm:
             environment["RAGLINE_CRITICAL_LLM"] = settings.critical_llm
+        if settings.condense_llm:
+            environment["RAGLINE_CONDENSE_LLM"] = settings.condense_llm
         if any(parse_model_string(model)[0] == "sagemaker" for model in models):
             environment["RAGLINE_SAGEMAKER_PAYLOAD"] = settings.sagemaker_payload
             environment["RAGLINE_SAGEMAKER_INSTANCE_TYPE"] = settings.sagemaker_instance_type
@@ -284,6 +314,10 @@ class RaglineStack(Stack):
         if self.monitoring.dashboard is not None:
             CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
         CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn)
+        pool = api.user_pool
+        if pool is not None and pool.client is not None:  # a pool the stack created
+            CfnOutput(self, "UserPoolId", value=pool.user_pool.user_pool_id)
+            CfnOutput(self, "UserPoolClientId", value=pool.client.user_pool_client_id)
         if self.openai_secret is not None:
             CfnOutput(
                 self,

@@ -29,7 +29,7 @@ from aws_cdk import aws_apigateway as apigw
 from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema
 from ragline.filters import MAX_DEPTH, filter_schema
-from ragline.schemas import FeedbackRequest, QueryRequest, RetrieveRequest
+from ragline.schemas import ChatCompletionRequest, FeedbackRequest, QueryRequest, RetrieveRequest
 
 DRAFT4 = "http://json-schema.org/draft-04/schema#"
 # The request model of each POST route, and its text field bounded by max_question_chars.
@@ -37,6 +37,7 @@ ROUTES: dict[str, tuple[type[BaseModel], str | None]] = {
     "/query": (QueryRequest, "question"),
     "/retrieve": (RetrieveRequest, "query"),
     "/feedback": (FeedbackRequest, None),
+    "/v1/chat/completions": (ChatCompletionRequest, None),
 }
 COMPONENT = "#/components/schemas/"  # where the OpenAPI document keeps the schemas
 FILTER = "MetadataFilter"  # the filter's component (``ragline.filters.openapi_schemas``)

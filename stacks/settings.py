@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from aws_cdk import aws_logs as logs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from ragline.identity import TENANT_PATTERN
+from ragline.identity import DEFAULT_TENANT_CLAIM, SCOPES, TENANT_PATTERN
 
 # Providers the Lambda layer can run: the library's registries (`ragline.embeddings` and
 # `ragline.llm` PROVIDERS) less those it cannot ship; tests/infrastructure/test_settings.py
@@ -101,6 +101,30 @@ class TenantUsagePlan(BaseModel):
     quota: int = Field(ge=1)
 
 
+class PrincipalGrant(BaseModel):
+    """What an IAM principal may do with ``api_auth=iam``: act for one tenant, with scopes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tenant: str = Field(pattern=TENANT_PATTERN)
+    scopes: tuple[str, ...] = Field(min_length=1)
+
+    @field_validator("scopes", mode="before")
+    @classmethod
+    def _split_scopes(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part for part in value.replace(",", " ").split() if part)
+        return value
+
+    @field_validator("scopes")
+    @classmethod
+    def _known_scopes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(SCOPES))
+        if unknown:
+            raise ValueError(f"unknown scopes {unknown}; the scopes are {', '.join(SCOPES)}")
+        return value
+
+
 class DeploymentSettings(BaseModel):
     """Every knob of the deployment, with its default."""
 
@@ -135,6 +159,8 @@ class DeploymentSettings(BaseModel):
     # The models of the packaged `reasoning` and `critical` profiles (unset: `llm`).
     reasoning_llm: str | None = None
     critical_llm: str | None = None
+    # The model of the `condense` profile, which rewrites follow-ups (unset: `llm`).
+    condense_llm: str | None = None
     default_profile: str = "simple"
     openai_secret_name: str | None = None
     openai_base_url: str | None = None
@@ -211,6 +237,9 @@ class DeploymentSettings(BaseModel):
 
     # Query API.
     query_timeout_seconds: int = Field(default=29, ge=3, le=29)
+    # POST /query/stream: its own function (the same code, the streaming runtime loop)
+    # behind a STREAM integration, which API Gateway keeps open up to 15 minutes.
+    stream_timeout_seconds: int = Field(default=300, ge=30, le=900)
     query_memory_mb: int = Field(default=1024, ge=256, le=10240)
     max_body_bytes: int = Field(default=32 * 1024, ge=1024, le=6 * 1024 * 1024)
     max_question_chars: int = Field(default=2000, ge=16, le=100_000)
@@ -234,6 +263,19 @@ class DeploymentSettings(BaseModel):
     # per second, burst, requests per day); every other tenant shares the stack's plan
     # (api_throttle_rate, api_throttle_burst, api_quota_per_day).
     tenant_usage_plans: dict[str, TenantUsagePlan] = Field(default_factory=dict)
+    # How the API identifies callers (stacks/auth.py): `key`, ragline's API keys through the
+    # key authorizer; `iam`, SigV4 with `iam_principals` mapping principal ARNs to a tenant
+    # and scopes ({arn: {tenant, scopes}}); `cognito`, a user pool authorizer on
+    # `cognito_user_pool_arn` (unset: a pool the stack creates), the tenant in the token's
+    # `cognito_tenant_claim`. Usage plans per tenant need `key` (the authorizer names them).
+    api_auth: Literal["key", "iam", "cognito"] = "key"
+    iam_principals: dict[str, PrincipalGrant] = Field(default_factory=dict)
+    cognito_user_pool_arn: str | None = Field(
+        default=None, pattern=r"^arn:aws[a-z-]*:cognito-idp:[a-z0-9-]+:\d{12}:userpool/\S+$"
+    )
+    cognito_tenant_claim: str = Field(
+        default=DEFAULT_TENANT_CLAIM, pattern=r"^[A-Za-z0-9_:.-]{1,128}$"
+    )
     # API Gateway logs through one CloudWatch role per account and region; false when the
     # account already has one set (API Gateway console, Settings).
     api_account_cloudwatch_role: bool = True
@@ -251,6 +293,8 @@ class DeploymentSettings(BaseModel):
     alarm_p95_latency_ms: int = Field(default=15_000, ge=100)
     alarm_failed_documents: int = Field(default=0, ge=0)
     daily_cost_budget_usd: float = Field(default=5.0, gt=0)
+    # A daily cost alarm per tenant: {tenant: USD}, on the tenant's CostUSD over a day.
+    tenant_cost_alarms: dict[str, float] = Field(default_factory=dict)
     # The review queue (stacks/reviews.py): alarm when fewer than this share of a day's
     # reviewed answers are approved as given (0: no alarm).
     review_approval_bar: float = Field(default=0.8, ge=0, le=1)
@@ -274,7 +318,7 @@ class DeploymentSettings(BaseModel):
             return tuple(item.strip() for item in value.split(",") if item.strip())
         return value
 
-    @field_validator("tenant_usage_plans", mode="before")
+    @field_validator("tenant_usage_plans", "iam_principals", "tenant_cost_alarms", mode="before")
     @classmethod
     def _parse_plans(cls, value: Any) -> Any:
         # `-c tenant_usage_plans='{"acme": {...}}'` arrives as a string.
@@ -285,9 +329,9 @@ class DeploymentSettings(BaseModel):
                 raise ValueError(f"not JSON: {exc}") from None
         return value
 
-    @field_validator("tenant_usage_plans")
+    @field_validator("tenant_usage_plans", "tenant_cost_alarms")
     @classmethod
-    def _tenant_names(cls, value: dict[str, TenantUsagePlan]) -> dict[str, TenantUsagePlan]:
+    def _tenant_names(cls, value: dict[str, Any]) -> dict[str, Any]:
         invalid = sorted(name for name in value if not re.fullmatch(TENANT_PATTERN, name))
         if invalid:
             raise ValueError(f"invalid tenant names {invalid}: they match {TENANT_PATTERN}")
@@ -307,7 +351,7 @@ class DeploymentSettings(BaseModel):
     def _known_embedder(cls, value: str) -> str:
         return _check_model_string(value, EMBEDDING_PROVIDERS)
 
-    @field_validator("llm", "reasoning_llm", "critical_llm")
+    @field_validator("llm", "reasoning_llm", "critical_llm", "condense_llm")
     @classmethod
     def _known_llm(cls, value: str | None) -> str | None:
         return None if value is None else _check_model_string(value, LLM_PROVIDERS)
@@ -371,9 +415,43 @@ class DeploymentSettings(BaseModel):
             )
         elif self.network == "isolated":
             problems.extend(self._isolated_problems())
+        problems.extend(self._auth_problems())
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _auth_problems(self) -> list[str]:
+        """Each ``api_auth`` with the settings it needs, and none of another's."""
+        problems = []
+        if self.api_auth == "iam" and not self.iam_principals:
+            problems.append("api_auth=iam needs iam_principals: {principal ARN: {tenant, scopes}}")
+        if self.iam_principals and self.api_auth != "iam":
+            problems.append("iam_principals is read with api_auth=iam only")
+        bad = sorted(arn for arn in self.iam_principals if not arn.startswith("arn:"))
+        if bad:
+            problems.append(f"iam_principals: {bad} are not principal ARNs")
+        if self.api_auth != "cognito" and (
+            self.cognito_user_pool_arn or self.cognito_tenant_claim != DEFAULT_TENANT_CLAIM
+        ):
+            problems.append("cognito_user_pool_arn and cognito_tenant_claim need api_auth=cognito")
+        if (
+            self.api_auth == "cognito"
+            and not self.cognito_user_pool_arn
+            and not self.cognito_tenant_claim.startswith("custom:")
+        ):
+            problems.append(
+                "the user pool the stack creates names the tenant in a custom attribute: "
+                "cognito_tenant_claim must be custom:<name> unless cognito_user_pool_arn is set"
+            )
+        if self.tenant_usage_plans and self.api_auth != "key":
+            problems.append(
+                f"tenant_usage_plans need api_auth=key (its authorizer names a tenant's plan); "
+                f"with api_auth={self.api_auth} every caller shares the stage's throttling"
+            )
+        negative = sorted(t for t, usd in self.tenant_cost_alarms.items() if not usd > 0)
+        if negative:
+            problems.append(f"tenant_cost_alarms: thresholds of {negative} must be above 0 USD")
+        return problems
 
     def _ingest_budget_problems(self) -> list[str]:
         """The ingest function's timeout and memory against its parse budgets."""
@@ -429,7 +507,8 @@ class DeploymentSettings(BaseModel):
     @property
     def profile_llms(self) -> tuple[str, ...]:
         """The profile models that are set (the query function needs their grants)."""
-        return tuple(model for model in (self.reasoning_llm, self.critical_llm) if model)
+        models = (self.reasoning_llm, self.critical_llm, self.condense_llm)
+        return tuple(model for model in models if model)
 
     @property
     def model_strings(self) -> tuple[str, ...]:
@@ -477,6 +556,17 @@ class DeploymentSettings(BaseModel):
     def needs_vpc(self) -> bool:
         """Whether a configured server may be reachable only from inside the VPC."""
         return self.reranker_provider == "http" or self.openai_base_url is not None
+
+    @property
+    def iam_principals_variable(self) -> str:
+        """``iam_principals`` as the query function's RAGLINE_IAM_PRINCIPALS (JSON)."""
+        return json.dumps(
+            {
+                arn: {"tenant": grant.tenant, "scopes": list(grant.scopes)}
+                for arn, grant in sorted(self.iam_principals.items())
+            },
+            separators=(",", ":"),
+        )
 
     @property
     def log_retention(self) -> logs.RetentionDays:

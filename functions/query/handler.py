@@ -1,7 +1,9 @@
 """Query Lambda: the REST API behind API Gateway.
 
 Routes: POST /query, POST /retrieve, POST /feedback, GET /documents, GET/DELETE
-/documents/{id}, GET /health, and the OpenAPI document with Swagger UI at /swagger.
+/documents/{id}, GET /health, the OpenAI-compatible POST /v1/chat/completions and GET
+/v1/models, and the OpenAPI document with Swagger UI at /swagger.
+POST /query/stream always answers with events (the deployed API's STREAM route).
 ``POST /query`` with ``"stream": true`` (or ``Accept: text/event-stream``) answers with
 server-sent events: ``stream_handler`` hands their frames to a streaming integration as
 they come, ``lambda_handler`` (buffered) in one body.
@@ -18,10 +20,12 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from ragline.answer import AnswerEvent, Failed, get_answerer
+from ragline.answer import AnswerEvent, Failed, Role, get_answerer
+from ragline.answer import chat_completions as chat
 from ragline.api import (
     RestResolver,
     as_json_request,
+    authentication,
     buffered,
     caller,
     deeply_nested_body_response,
@@ -44,6 +48,7 @@ from ragline.schemas import (
     COLLECTION_PATTERN,
     CURSOR_PATTERN,
     DOCUMENT_STATUS_PATTERN,
+    ChatCompletionRequest,
     FeedbackRequest,
     QueryRequest,
     QueryResponse,
@@ -55,7 +60,8 @@ from ragline.telemetry.tracing import trace_handler
 settings = get_settings()
 logger = Logger(service=f"{settings.service_name}-query")
 answerer, catalog, ledger = get_answerer(settings), get_catalog(settings), get_ledger(settings)
-app = RestResolver(profiles=list(answerer.router.routes))
+auth = authentication(settings)  # API keys, IAM principals or Cognito claims
+app = RestResolver(profiles=list(answerer.router.routes), auth=settings.api_auth)
 app.enable_swagger(path="/swagger", title="ragline", version="0.1.0")
 handle_errors(app, logger)
 app.include_router(review_routes(settings))  # /reviews (ragline.reviews.routes)
@@ -68,7 +74,12 @@ handle_errors(streams, logger)
 def who(resolver: RestResolver = app) -> Identity:
     """The caller, as its authorizer named it (ragline.api.caller): every route but /health
     acts for it, and the use cases see its tenant's data only and check its scopes."""
-    return caller(resolver.current_event.raw_event, settings.gateway_key_tenant)
+    return caller(resolver.current_event.raw_event, auth)
+
+
+def conversation(body: QueryRequest) -> list[tuple[Role, str]] | None:
+    """The request's ``history`` as (role, text) pairs."""
+    return None if body.history is None else [(t.role, t.content) for t in body.history]
 
 
 @app.post(
@@ -79,19 +90,20 @@ def query(body: QueryRequest) -> QueryResponse | HeldAnswer:
     response = answerer.answer(
         body.question, collection=body.collection, top_k=body.top_k, profile=body.profile,
         request_id=request_id, ef_search=body.ef_search, where=body.filter,
-        identity=who(),
+        identity=who(), session_id=body.session_id, history=conversation(body),
     )  # fmt: skip
     return held_or_answer(response)  # type: ignore[return-value]  # a held one: 202
 
 
 # No return annotation: Powertools would validate (and so read out) the body iterator.
 @streams.post("/query")
+@streams.post("/query/stream")  # the deployed API's STREAM route (docs/deploy.md)
 def query_stream(body: QueryRequest):
     event = streams.current_event
     events = answerer.stream(
         body.question, collection=body.collection, top_k=body.top_k, profile=body.profile,
         request_id=event.request_context.request_id, ef_search=body.ef_search, where=body.filter,
-        identity=who(streams),
+        identity=who(streams), session_id=body.session_id, history=conversation(body),
     )  # fmt: skip
     first = next(events)  # an invalid request or a failed search raises: a status, no stream
     return event_stream_response(_frames(first, events, event.raw_event))
@@ -103,12 +115,44 @@ def _frames(
     started = time.perf_counter()
     yield sse_frame(first.name, first.data())
     for answer_event in events:
-        if isinstance(answer_event, Failed):  # logged as the buffered error status would be
+        # logged as the buffered error status would be; one with usage is already recorded
+        if isinstance(answer_event, Failed) and answer_event.usage is None:
             status = {"statusCode": answer_event.status_code}
-            rejected = rejected_query(event, status, settings.gateway_key_tenant)
+            rejected = rejected_query(event, status, auth)
             if rejected is not None:
                 ledger.rejected_query(**rejected, total_ms=(time.perf_counter() - started) * 1000)
         yield sse_frame(answer_event.name, answer_event.data())
+
+
+# The OpenAI-compatible door (ragline.answer.chat_completions): the same use case.
+@app.get(chat.MODELS_PATH, responses=documented_errors())
+def list_models() -> dict[str, Any]:
+    who()
+    return chat.models(answerer.router)
+
+
+@app.post(chat.CHAT_PATH, responses=chat.documented_responses())
+def chat_completion(body: ChatCompletionRequest) -> dict[str, Any]:
+    question, history = chat.conversation(body)
+    response = answerer.answer(
+        question, profile=chat.profile(body.model), history=history,
+        request_id=app.current_event.request_context.request_id, identity=who(),
+    )  # fmt: skip
+    return chat.completion(response, body.model)
+
+
+@streams.post(chat.CHAT_PATH)
+def chat_completion_stream(body: ChatCompletionRequest):
+    question, history = chat.conversation(body)
+    events = answerer.stream(
+        question, profile=chat.profile(body.model), history=history,
+        request_id=streams.current_event.request_context.request_id, identity=who(streams),
+    )  # fmt: skip
+    first = next(events)
+    include_usage = body.stream_options is not None and body.stream_options.include_usage
+    return event_stream_response(
+        chat.chunks(first, events, model=body.model, include_usage=include_usage)
+    )
 
 
 @app.post("/retrieve", responses=documented_errors(404, 409, 413, 502))
@@ -160,11 +204,12 @@ def _respond(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     response = oversized_body_response(event, settings.max_body_bytes)
     response = response or undecodable_body_response(event) or deeply_nested_body_response(event)
     if response is None:
-        resolver = streams if wants_event_stream(event) else app
-        response = resolver.resolve(as_json_request(event), context)
-    rejected = rejected_query(
-        event, response, settings.gateway_key_tenant
-    )  # answered questions log themselves
+        streamed = wants_event_stream(event) or wants_event_stream(event, path=chat.CHAT_PATH)
+        resolver = streams if streamed else app
+        response = chat.openai_errors(
+            event.get("path") or "", resolver.resolve(as_json_request(event), context)
+        )
+    rejected = rejected_query(event, response, auth)  # answered questions log themselves
     if rejected is not None:
         ledger.rejected_query(**rejected, total_ms=(time.perf_counter() - started) * 1000)
     return response

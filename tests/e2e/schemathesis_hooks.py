@@ -23,7 +23,8 @@ def strict_json(ctx: Any, response: Any, case: Any) -> None:
         texts = [
             line.removeprefix(b"data: ")
             for line in response.content.splitlines()
-            if line.startswith(b"data: ")
+            # OpenAI's chunk streams end with the sentinel "[DONE]", which is not JSON
+            if line.startswith(b"data: ") and line != b"data: [DONE]"
         ]
         if not texts:
             raise AssertionError("an event stream without a single event")

@@ -7,11 +7,13 @@ announces in endpoints.json, exactly as any client would.
 from __future__ import annotations
 
 import json
+import re
 import signal
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
+import openai
 import pytest
 
 from tests.e2e.support import DevProcess, http_json, wait_until
@@ -197,3 +199,50 @@ def test_signals_repeated_while_stopping_do_not_orphan_the_database(scratch: Pat
     # THEN it still stops cleanly: exit 0 and its embedded PostgreSQL stopped with it
     assert returncode == 0, stack.output()
     assert not (scratch / "data" / "pgdata" / "postmaster.pid").exists(), stack.output()
+
+
+def test_the_openai_sdk_asks_ragline_dev_buffered_and_streamed(
+    endpoints: dict[str, str], s3: Any
+) -> None:
+    # GIVEN an uploaded document, answerable once ingested
+    key = "faq/saltmarsh-ferry.md"
+    source = f"s3://{endpoints['bucket']}/{key}"
+    s3.put_object(
+        Bucket=endpoints["bucket"],
+        Key=key,
+        Body=b"# Saltmarsh ferry\n\nThe Saltmarsh ferry leaves the pier at 6:40 every weekday.\n",
+    )
+    question = "When does the Saltmarsh ferry leave the pier?"
+    wait_until(
+        lambda: source in _retrieved_sources(endpoints["api"], question),
+        timeout=INGEST_DEADLINE,
+        what=f"{source} to be retrieved",
+    )
+    # AND the official SDK pointed at the stack with its development key, as Bearer
+    client = openai.OpenAI(
+        base_url=f"{endpoints['api']}/v1", api_key=endpoints["api_key"], max_retries=0
+    )
+    messages: Any = [{"role": "user", "content": question}]
+    # WHEN it asks buffered
+    completion = client.chat.completions.create(model="ragline", messages=messages)
+    # THEN the answer is cited, with the passage in the extra field and the marker in the text
+    text = completion.choices[0].message.content or ""
+    citations = (completion.model_extra or {})["citations"]
+    marker = re.search(r"\[(\d+)\]", text)
+    assert "6:40" in text and marker is not None
+    assert citations[int(marker.group(1)) - 1]["source"] == source
+    assert completion.usage is not None and completion.usage.prompt_tokens > 0
+    # WHEN it streams the same question with the usage included
+    chunks = list(
+        client.chat.completions.create(
+            model="ragline", messages=messages, stream=True,
+            stream_options={"include_usage": True},
+        )
+    )  # fmt: skip
+    # THEN the chunks make the same answer, and end with the same usage
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert streamed == text
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.prompt_tokens == completion.usage.prompt_tokens
+    assert chunks[-1].usage.completion_tokens == completion.usage.completion_tokens
+    assert [m.id for m in client.models.list()] == ["ragline", "critical", "reasoning", "simple"]

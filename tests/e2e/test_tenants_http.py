@@ -105,9 +105,18 @@ def test_requests_without_a_valid_key_are_refused_but_health(
     endpoints: dict[str, str], tenants: dict[str, Any]
 ) -> None:
     api = endpoints["api"]
+    refused = {
+        "": "missing API key",
+        "not-a-ragline-key": "malformed API key",
+        "rgl_000000000000_nope": "unknown API key",
+    }
     for method, path, body in _requests("alpha", tenants["documents"]["alpha"]).values():
-        assert http_json(method, api + path, body, api_key="")[0] == 401
-        assert http_json(method, api + path, body, api_key="rgl_000000000000_nope")[0] == 401
+        for key, reason in refused.items():
+            # WHEN a route is asked with no key, a malformed one, an unknown one
+            status, answer = http_json(method, api + path, body, api_key=key)
+            # THEN it is 401 saying which, in the deployed API's refusal shape
+            assert (status, answer["statusCode"]) == (401, 401)
+            assert answer["message"].startswith(reason), answer
     assert http_json("GET", f"{api}/health", api_key="")[0] == 200
 
 
@@ -121,8 +130,10 @@ def test_a_revoked_key_is_refused_from_the_next_request(
     # WHEN it is revoked
     run = run_ragline("keys", "revoke", created["id"], "--data-dir", str(dev_stack.data_dir))
     assert run.returncode == 0, run.stderr
-    # THEN the very next request is refused
-    assert http_json("GET", url, api_key=created["key"])[0] == 401
+    # THEN the very next request is refused, saying why
+    assert http_json("GET", url, api_key=created["key"]) == (
+        401, {"message": "this API key was revoked", "statusCode": 401},
+    )  # fmt: skip
 
 
 def test_an_expired_key_is_refused_from_the_next_request(
@@ -134,6 +145,8 @@ def test_an_expired_key_is_refused_from_the_next_request(
     created = _create_key(dev_stack.data_dir, "alpha", "read", "--expires", expires.isoformat())
     url = f"{endpoints['api']}/documents"
     assert http_json("GET", url, api_key=created["key"])[0] == 200
-    # WHEN its time has passed, THEN the next request is refused
+    # WHEN its time has passed, THEN the next request is refused, saying why
     time.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 0.1)
-    assert http_json("GET", url, api_key=created["key"])[0] == 401
+    assert http_json("GET", url, api_key=created["key"]) == (
+        401, {"message": "this API key has expired", "statusCode": 401},
+    )  # fmt: skip

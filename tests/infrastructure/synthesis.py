@@ -42,6 +42,13 @@ REASONING_MODEL = "anthropic.claude-3-5-sonnet-20240620-v1:0"
 CRITICAL_ENDPOINT = "critical-llm"
 RERANK_MODEL = "amazon.rerank-v1:0"
 
+IAM_PRINCIPALS = {
+    "arn:aws:iam::123456789012:role/pipelines/etl": {"tenant": "team-a", "scopes": ["query"]},
+    "arn:aws:iam::210987654321:user/auditor": {"tenant": "team-b", "scopes": ["read"]},
+}
+TENANT_COST_ALARMS = {"team-a": 25, "team-b": 2.5}
+USER_POOL_ARN = "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_Example1"
+
 # Name -> context overrides, as strings like `cdk deploy -c key=value` passes them.
 CONFIGURATIONS: dict[str, dict[str, str]] = {
     # cdk.json as shipped: `database_access=auto` and models that need no VPC, so the
@@ -102,6 +109,20 @@ CONFIGURATIONS: dict[str, dict[str, str]] = {
         # The review console: a private bucket behind CloudFront (off by default).
         "console": "true",
         "review_approval_bar": "0.75",
+    },
+    # IAM (SigV4) callers, their principals mapped to tenants; two tenants' daily cost alarms.
+    "iam": {
+        "api_auth": "iam",
+        "iam_principals": json.dumps(IAM_PRINCIPALS),
+        "tenant_cost_alarms": json.dumps(TENANT_COST_ALARMS),
+    },
+    # A Cognito user pool the stack creates, the functions in the VPC.
+    "cognito": {"api_auth": "cognito", "database_access": "vpc", "authorizer_cache_seconds": "0"},
+    # An existing user pool whose tokens name the tenant in a claim of its own.
+    "cognito_pool": {
+        "api_auth": "cognito",
+        "cognito_user_pool_arn": USER_POOL_ARN,
+        "cognito_tenant_claim": "tenant_id",
     },
     # The functions outside the VPC, on the RDS Data API; with the reconcile function, so
     # every function that touches the database is there, and without tracing, so no

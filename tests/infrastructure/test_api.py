@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft4Validator
 from pydantic import BaseModel, ValidationError
-from ragline.schemas import QueryRequest, RetrieveRequest
+from ragline.schemas import ChatCompletionRequest, QueryRequest, RetrieveRequest
 
 from tests.infrastructure.synthesis import CDK_CONTEXT, Synthesized
 
@@ -19,6 +20,7 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 
 ROUTES = {
     ("POST", "/query"),
+    ("POST", "/query/stream"),
     ("POST", "/retrieve"),
     ("POST", "/feedback"),
     ("GET", "/documents"),
@@ -26,6 +28,8 @@ ROUTES = {
     ("DELETE", "/documents/{id}"),
     ("GET", "/health"),
     ("GET", "/swagger"),
+    ("POST", "/v1/chat/completions"),
+    ("GET", "/v1/models"),
     # the review queue (stacks/reviews.py)
     ("GET", "/reviews"),
     ("GET", "/reviews/{id}"),
@@ -34,7 +38,10 @@ ROUTES = {
         for action in ("claim", "approve", "correct", "reject")
     ),
 }
+# The OpenAI-compatible door's routes: the key as Authorization: Bearer (stacks/api.py).
+OPENAI_ROUTES = {("POST", "/v1/chat/completions"), ("GET", "/v1/models")}
 OPEN_ROUTES = {("GET", "/health"), ("GET", "/swagger")}
+STREAMED = ("POST", "/query/stream")
 
 
 def _path(synthesized: Synthesized, resource_id: dict[str, Any]) -> str:
@@ -61,10 +68,56 @@ def test_every_route_goes_to_the_query_function(nat: Synthesized) -> None:
     query = nat.logical_id("Query/Function")
     # THEN it has exactly the query handler's routes, each a Lambda proxy integration
     assert set(methods) == ROUTES
-    for method in methods.values():
+    for route, method in methods.items():
         integration = method["Integration"]
         assert integration["Type"] == "AWS_PROXY"
-        assert query in json.dumps(integration["Uri"])
+        if route != STREAMED:  # the streamed answers have a function of their own
+            assert query in json.dumps(integration["Uri"])
+
+
+def test_streamed_answers_go_through_a_stream_integration_to_their_own_function(
+    nat: Synthesized,
+) -> None:
+    # GIVEN the API and its functions WHEN synthesized
+    methods = _methods(nat)
+    functions = nat.of_type("AWS::Lambda::Function")
+    buffered = functions[nat.logical_id("Query/Function")]["Properties"]
+    streaming = functions[nat.logical_id("QueryStream/Function")]["Properties"]
+    stream_id = nat.logical_id("QueryStream/Function")
+    # THEN POST /query/stream is a proxy integration in STREAM mode, invoked with
+    # InvokeWithResponseStream, kept open up to the streaming function's timeout
+    integration = methods[STREAMED]["Integration"]
+    assert integration["Type"] == "AWS_PROXY"
+    assert integration["ResponseTransferMode"] == "STREAM"
+    uri = json.dumps(integration["Uri"])
+    assert stream_id in uri
+    assert "2021-11-15/functions/" in uri and "/response-streaming-invocations" in uri
+    assert integration["TimeoutInMillis"] == streaming["Timeout"] * 1000 == 300_000
+    # AND every other route stays buffered, on the function that stops within 29 s
+    for route, method in methods.items():
+        if route != STREAMED:
+            assert method["Integration"].get("ResponseTransferMode", "BUFFERED") == "BUFFERED"
+            assert "response-streaming-invocations" not in json.dumps(method["Integration"])
+    assert buffered["Timeout"] <= 29
+    # AND the streaming function is the query code, its stream_handler run by ragline's
+    # runtime loop (the exec wrapper shipped beside the handler)
+    assert streaming["Handler"] == "handler.stream_handler"
+    assert buffered["Handler"] == "handler.lambda_handler"
+    variables = streaming["Environment"]["Variables"]
+    assert variables["AWS_LAMBDA_EXEC_WRAPPER"] == "/var/task/streaming-runtime"
+    assert os.access(REPOSITORY / "functions" / "query" / "streaming-runtime", os.X_OK)
+    assert streaming["Code"] == buffered["Code"] and streaming["Layers"] == buffered["Layers"]
+    # AND it reads the same settings as the buffered function, the wrapper aside
+    same = {k: v for k, v in variables.items() if k != "AWS_LAMBDA_EXEC_WRAPPER"}
+    assert same == buffered["Environment"]["Variables"]
+    # AND API Gateway may invoke it on that route, and it needs a key like /query
+    permissions = [
+        p["Properties"]
+        for p in nat.of_type("AWS::Lambda::Permission").values()
+        if stream_id in json.dumps(p["Properties"]["FunctionName"])
+    ]
+    assert any("/POST/query/stream" in json.dumps(p["SourceArn"]) for p in permissions)
+    assert methods[STREAMED]["ApiKeyRequired"] is True
 
 
 def test_api_keys_are_required_except_for_health_and_swagger(nat: Synthesized) -> None:
@@ -160,8 +213,10 @@ def test_request_bodies_are_validated_against_draft4_models(nat: Synthesized) ->
     models = _request_models(nat)
     assert set(models) == {
         ("POST", "/query"),
+        ("POST", "/query/stream"),
         ("POST", "/retrieve"),
         ("POST", "/feedback"),
+        ("POST", "/v1/chat/completions"),
         ("POST", "/reviews/{id}/correct"),
         ("POST", "/reviews/{id}/reject"),
     }
@@ -182,6 +237,7 @@ def test_request_bodies_are_validated_against_draft4_models(nat: Synthesized) ->
         assert len(json.dumps(schema)) < 100_000
     # AND the question is bounded by max_question_chars, as the handler bounds it
     assert models[("POST", "/query")]["properties"]["question"]["maxLength"] == 2000
+    assert models[("POST", "/query/stream")] == models[("POST", "/query")]
     assert models[("POST", "/retrieve")]["properties"]["query"]["maxLength"] == 2000
     # AND the document routes require their path parameter
     assert methods[("GET", "/documents/{id}")]["RequestParameters"] == {
@@ -264,6 +320,35 @@ def test_every_documented_request_passes_the_gateway_and_the_handler(nat: Synthe
         # THEN API Gateway lets it through, and the handler accepts it
         assert errors == [], (path, body, errors)
         handler_models[path].model_validate(body)
+
+
+def test_the_chat_route_takes_what_openai_clients_send(nat: Synthesized) -> None:
+    # GIVEN the chat route's request model as API Gateway checks it
+    validator = Draft4Validator(_request_models(nat)[("POST", "/v1/chat/completions")])
+    sdk_body = {
+        "model": "ragline",
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": [{"type": "text", "text": "How many vacation days?"}]},
+        ],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "temperature": 0.2,  # fields ragline ignores pass, as an OpenAI server lets them
+        "user": "u-1",
+    }
+    # THEN a body as an OpenAI SDK sends it passes, and so does the handler's check
+    assert list(validator.iter_errors(sdk_body)) == []
+    ChatCompletionRequest.model_validate(sdk_body)
+    # AND bodies the handler refuses are refused at the gateway too
+    for refused in (
+        {"model": "ragline", "messages": []},
+        {"model": "ragline"},
+        {"model": "ragline", "messages": [{"role": "robot", "content": "hi"}]},
+        {"model": "ragline", "messages": [{"role": "user", "content": "hi"}], "n": 2},
+    ):
+        assert not validator.is_valid(refused), refused
+        with pytest.raises(ValidationError):
+            ChatCompletionRequest.model_validate(refused)
 
 
 @pytest.mark.parametrize(("path", "body"), INVALID_BODIES)

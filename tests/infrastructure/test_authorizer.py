@@ -13,15 +13,17 @@ from ragline.tenancy import new_key
 
 from stacks.api import KEY_PATTERN, usage_identifier
 from tests.infrastructure.synthesis import CDK_CONTEXT, Synthesized
-from tests.infrastructure.test_api import OPEN_ROUTES, ROUTES, _methods
+from tests.infrastructure.test_api import OPEN_ROUTES, OPENAI_ROUTES, ROUTES, _methods
 from tests.infrastructure.test_iam import _actions, _granted, _statements
 
 AUTHORIZER = "Api/KeyAuthorizer"
+BEARER_AUTHORIZER = "Api/BearerAuthorizer"
 
 
-def _authorizer(synthesized: Synthesized) -> dict[str, Any]:
-    (authorizer,) = synthesized.of_type("AWS::ApiGateway::Authorizer").values()
-    return dict(authorizer["Properties"])
+def _authorizer(synthesized: Synthesized, name: str = AUTHORIZER) -> dict[str, Any]:
+    authorizers = synthesized.of_type("AWS::ApiGateway::Authorizer")
+    assert len(authorizers) == 2  # x-api-key, and Authorization: Bearer on /v1
+    return dict(authorizers[synthesized.logical_id(name)]["Properties"])
 
 
 def _plans(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
@@ -48,6 +50,7 @@ def test_every_route_but_health_and_swagger_goes_through_the_key_authorizer(
     # GIVEN the API WHEN synthesized
     template: Synthesized = synthesized(configuration)
     authorizer = {"Ref": template.logical_id(AUTHORIZER)}
+    bearer = {"Ref": template.logical_id(BEARER_AUTHORIZER)}
     methods = _methods(template)
     assert set(methods) == ROUTES
     for route, method in methods.items():
@@ -58,8 +61,10 @@ def test_every_route_but_health_and_swagger_goes_through_the_key_authorizer(
         else:
             # THEN every other route has the key authorizer, and a usage plan's key (named
             # by the authorizer) is required, so the plans apply
+            # (the OpenAI-compatible routes read it from Authorization: Bearer)
             assert method["AuthorizationType"] == "CUSTOM", route
-            assert method["AuthorizerId"] == authorizer, route
+            expected = bearer if route in OPENAI_ROUTES else authorizer
+            assert method["AuthorizerId"] == expected, route
             assert method["ApiKeyRequired"] is True, route
 
 
@@ -75,6 +80,22 @@ def test_the_authorizer_reads_x_api_key_and_is_cached_for_the_configured_time(
     assert nat.logical_id("Authorizer/Function") in json.dumps(properties["AuthorizerUri"])
     # GIVEN authorizer_cache_seconds=60 THEN the cache keeps answers a minute
     assert _authorizer(openai)["AuthorizerResultTtlInSeconds"] == 60
+
+
+def test_the_openai_routes_read_the_key_as_openai_clients_send_it(nat: Synthesized) -> None:
+    # GIVEN the second authorizer WHEN synthesized
+    properties = _authorizer(nat, BEARER_AUTHORIZER)
+    key = _authorizer(nat)
+    # THEN it reads Authorization, on the same function, cached as the key authorizer is
+    assert properties["Type"] == "TOKEN"
+    assert properties["IdentitySource"] == "method.request.header.Authorization"
+    assert properties["AuthorizerUri"] == key["AuthorizerUri"]
+    assert properties["AuthorizerResultTtlInSeconds"] == key["AuthorizerResultTtlInSeconds"]
+    # AND only "Bearer <a ragline key>" reaches the function
+    pattern = re.compile(properties["IdentityValidationExpression"])
+    assert all(pattern.fullmatch(f"Bearer {new_key()}") for _ in range(50))
+    for refused in (new_key(), "Bearer sk-proj-abc", "Basic dXNlcjpwYXNz", "Bearer "):
+        assert not pattern.fullmatch(refused), refused
 
 
 def test_api_gateway_refuses_malformed_keys_before_the_authorizer(nat: Synthesized) -> None:

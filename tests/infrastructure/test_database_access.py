@@ -27,6 +27,7 @@ DATA_API_ACTIONS = {
 # The functions that read or write the database (construct paths); reconcile when on.
 DATABASE_FUNCTIONS = (
     "Query",
+    "QueryStream",
     "Authorizer",
     "Ingestion/Ingest",
     "Database/Migrate",

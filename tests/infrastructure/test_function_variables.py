@@ -8,8 +8,8 @@ from ragline.config import Settings, variable
 from tests.infrastructure.synthesis import Synthesized
 
 # Read by the libraries themselves, not by Settings: Powertools' log level, the OpenAI
-# SDK's server address.
-NOT_SETTINGS = {"POWERTOOLS_LOG_LEVEL", "OPENAI_BASE_URL"}
+# SDK's server address; and by Lambda: the streaming query function's exec wrapper.
+NOT_SETTINGS = {"POWERTOOLS_LOG_LEVEL", "OPENAI_BASE_URL", "AWS_LAMBDA_EXEC_WRAPPER"}
 
 
 @pytest.mark.parametrize("configuration", ["default", "endpoint", "openai", "isolated"])

@@ -171,15 +171,17 @@ def test_scale_to_zero_serves_the_model_as_an_inference_component(
             "RuntimeConfig": {"CopyCount": 1},
         },
     )
-    # AND the query function invokes that component
-    (query,) = [
+    # AND the query functions (buffered and streaming) invoke that component
+    queries = [
         f
         for f in scale_to_zero.of_type("AWS::Lambda::Function").values()
         if f["Properties"].get("Environment", {}).get("Variables", {}).get("RAGLINE_LLM")
         == "sagemaker:ragline-llm"
     ]
-    variables = query["Properties"]["Environment"]["Variables"]
-    assert variables["RAGLINE_SAGEMAKER_INFERENCE_COMPONENT"] == "ragline-llm-ic"
+    assert len(queries) == 2
+    for query in queries:
+        variables = query["Properties"]["Environment"]["Variables"]
+        assert variables["RAGLINE_SAGEMAKER_INFERENCE_COMPONENT"] == "ragline-llm-ic"
 
 
 def test_scale_to_zero_scales_copies_to_zero_and_out_on_no_capacity(

@@ -91,6 +91,8 @@ def test_a_blank_value_switches_an_option_back_to_its_default() -> None:
             "needs the VPC endpoints ['sagemaker-runtime']",
         ),
         ({"query_timeout_seconds": "60"}, "query_timeout_seconds"),
+        ({"stream_timeout_seconds": "901"}, "stream_timeout_seconds"),
+        ({"stream_timeout_seconds": "29"}, "stream_timeout_seconds"),
         ({"hnsw_ef_search": "9"}, "hnsw_ef_search"),
         ({"hnsw_ef_search": "1001"}, "hnsw_ef_search"),
         ({"hnsw_m": "24", "hnsw_ef_construction": "40"}, "at least twice hnsw_m"),

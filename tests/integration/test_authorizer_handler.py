@@ -86,6 +86,22 @@ def _statement(answer: dict[str, Any]) -> dict[str, Any]:
     return dict(statement)
 
 
+def test_a_bearer_token_is_the_key_an_openai_client_sends(
+    keys: Keys, authorize: Callable[[str | None], dict[str, Any]]
+) -> None:
+    # GIVEN a key, sent as the /v1 routes' authorizer reads it: Authorization's value
+    created = keys.create("acme", ["query"])
+    # WHEN API Gateway asks about "Bearer <key>"
+    answer = authorize(f"Bearer {created.key}")
+    # THEN it is the key's tenant, allowed, as with x-api-key
+    assert _statement(answer)["Effect"] == "Allow"
+    assert Identity.from_authorizer(answer["context"]) == Identity(
+        "acme", frozenset({"query"}), created.record.id
+    )
+    # AND a bearer token that is not a live key is refused
+    assert _statement(authorize("Bearer rgl_0123456789ab_" + "x" * 43))["Effect"] == "Deny"
+
+
 def test_a_live_key_is_allowed_on_every_route_with_its_tenant_and_scopes(
     keys: Keys, authorize: Callable[[str | None], dict[str, Any]]
 ) -> None:
@@ -122,8 +138,8 @@ def test_a_tenant_without_its_own_plan_counts_against_the_shared_one(
     ("case", "reason"),
     [
         ("missing", "missing API key"),
-        ("malformed", "invalid API key"),
-        ("unknown", "invalid API key"),
+        ("malformed", "malformed API key"),
+        ("unknown", "unknown API key"),
         ("revoked", "revoked"),
         ("expired", "expired"),
     ],

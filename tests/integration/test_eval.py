@@ -517,3 +517,80 @@ def test_limit_and_sample_run_part_of_the_set(
     assert refused.value.code == 2
     assert run_eval(workspace, "--limit", "0") == 2
     assert "--limit must be >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("environment")
+def test_eval_as_a_tenant_ingests_into_its_own_collection_and_asks_as_it(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ragline.config import get_settings
+    from ragline.tenancy import get_keys
+
+    # GIVEN the corpus evaluated by the operator (the default tenant), and tenant acme
+    assert run_eval(workspace, "--modes", "vector", "--json", str(workspace / "a.json")) == 0
+    get_keys(get_settings()).create("acme", ["query"], name="eval")
+    capsys.readouterr()
+    # WHEN acme evaluates the same corpus
+    code = run_eval(
+        workspace, "--modes", "vector", "--tenant", "acme", "--json", str(workspace / "b.json")
+    )
+    assert code == 0, capsys.readouterr().err
+    operator = json.loads((workspace / "a.json").read_text())
+    tenant = json.loads((workspace / "b.json").read_text())
+    # THEN its corpus went into a collection of its own, owned by acme (the operator's is
+    # not its to ask), and it was asked as acme: the same findings as the operator's
+    assert tenant["corpus"]["collection"] != operator["corpus"]["collection"]
+    assert tenant["corpus"]["ingested"] == 4
+    store = get_store(get_settings())
+    assert store.collection_owner(tenant["corpus"]["collection"]) == "acme"
+    assert tenant["retrieval"]["vector"]["hit_at_5"] == operator["retrieval"]["vector"]["hit_at_5"]
+    assert tenant["models"]["openai:good"]["errors"] == 0
+    # AND an unknown tenant is refused before anything runs
+    assert run_eval(workspace, "--tenant", "nobody") == 2
+    assert "no tenant 'nobody'" in capsys.readouterr().err
+
+
+# Follow-ups that name nothing of their subject: only the earlier turn says what they ask.
+CONVERSATIONS = [
+    ("c1", ["How many stairs does the lighthouse keeper climb?", "And on which evening?"],
+     ["lighthouse.txt"], "Tuesday"),
+    ("c2", ["What deposit does a kayak rental take?", "And how much is it?"],
+     ["kayaks/rental.md"], "75 crowns"),
+    ("c3", ["When does the village bakery sell cardamom buns?", "Every day?"],
+     ["bakery.md"], "before eight"),
+]  # fmt: skip
+
+
+@pytest.mark.usefixtures("environment")
+def test_multi_turn_cases_report_retrieval_for_the_rewritten_follow_up_against_the_raw_one(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a set of multi-turn cases (gold for the last turn) and one single question
+    rows: list[dict[str, Any]] = [
+        {"id": i, "turns": turns, "gold": gold, "must_contain": [phrase]}
+        for i, turns, gold, phrase in CONVERSATIONS
+    ]
+    rows.append({"id": "q2", "question": QUESTIONS[1][1], "gold": QUESTIONS[1][2]})
+    (workspace / "conversations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    # WHEN ragline eval runs it with the extractive model (the deterministic rewrite)
+    code = main(
+        ["eval", str(workspace / "conversations.jsonl"), "--corpus", str(workspace / "harbour"),
+         "--embeddings", "hash", "--llm", "extractive", "--modes", "hybrid", "--quiet",
+         "--json", str(workspace / "report.json")]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    report = json.loads((workspace / "report.json").read_text())
+    # THEN the follow-ups were searched for as rewritten, carrying the first turn's subject
+    by_id = {row["id"]: row for row in report["per_question"]}
+    assert by_id["c2"]["rewritten_query"] == "And how much is it? (deposit kayak rental take)"
+    assert "rewritten_query" not in by_id["q2"]
+    # AND the report sets the rewritten follow-ups against the raw ones, on the three cases
+    raw, rewritten = report["conversation"]["raw"], report["conversation"]["rewritten"]
+    assert raw["questions"] == rewritten["questions"] == 3
+    assert rewritten["hit_at_1"] == 1.0 and raw["hit_at_1"] < rewritten["hit_at_1"]
+    assert re.search(r"rewritten\s+1\.000\s+1\.000", out)
+    # AND the hybrid mode's own figures are those of what the use case searches for
+    assert report["retrieval"]["hybrid"]["hit_at_1"] == 1.0
+    # AND the extractive model answered the follow-ups from the passages found
+    assert report["models"]["extractive"]["correct_answers"] == 4

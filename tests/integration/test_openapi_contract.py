@@ -6,6 +6,7 @@ ones enforced, document ids are UUIDs, and numbers are numbers.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from types import ModuleType
@@ -68,7 +69,7 @@ def _operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
 def test_errors_are_documented_as_answered_with_the_error_body(spec: dict[str, Any]) -> None:
     # GIVEN the OpenAPI document the API serves
     operations = _operations(spec)
-    assert len(operations) == 13
+    assert len(operations) == 15  # the OpenAI-compatible door's two, the review API's six
 
     # THEN no route documents Powertools' 422 (the API answers 400), every route documents
     # 400 and 503 with the error body, and every error is that body
@@ -266,3 +267,43 @@ def test_every_route_but_health_declares_the_api_key_and_its_refusals(
         for status in ("401", "403", "404"):
             content = operation["responses"][status]["content"]["application/json"]
             assert content["schema"] == ERROR_BODY, (method, path, status)
+
+
+@pytest.mark.parametrize(
+    ("environment", "scheme", "header"),
+    [
+        ({"RAGLINE_API_AUTH": "iam", "RAGLINE_IAM_PRINCIPALS": json.dumps(
+            {"arn:aws:iam::123456789012:role/etl": {"tenant": "acme", "scopes": ["query"]}})},
+         "sigv4", "Authorization"),
+        ({"RAGLINE_API_AUTH": "cognito"}, "cognito", "Authorization"),
+    ],
+)  # fmt: skip
+def test_an_iam_or_cognito_api_documents_its_own_scheme_on_every_route_but_health(
+    seeded: str,
+    cold_start: Callable[..., ModuleType],
+    event: Callable[[str], dict[str, Any]],
+    lambda_context: Any,
+    environment: dict[str, str],
+    scheme: str,
+    header: str,
+) -> None:
+    # GIVEN the function configured for IAM or Cognito callers
+    api = cold_start("query", RAGLINE_DATABASE_URL=seeded, **environment)
+    # WHEN its OpenAPI document is asked for (open, as /swagger is)
+    proxied = proxy_request(event("api_query"), "GET", "/swagger", query={"format": "json"})
+    proxied["requestContext"].pop("authorizer")
+    response = api.lambda_handler(proxied, lambda_context)
+    assert response["statusCode"] == 200
+    spec = strict_json(response["body"])
+    # THEN it declares that scheme, not the x-api-key one, as the document's security
+    schemes = spec["components"]["securitySchemes"]
+    assert list(schemes) == [scheme]
+    assert (schemes[scheme]["in"], schemes[scheme]["name"]) == ("header", header)
+    assert spec["security"] == [{scheme: []}]
+    # AND every route but /health keeps it and documents 401, 403 and 404
+    for path, method, operation in _operations(spec):
+        if path == "/health":
+            assert operation["security"] == []
+            continue
+        assert "security" not in operation, (method, path)
+        assert {"401", "403", "404"} <= set(operation["responses"]), (method, path)

@@ -243,3 +243,40 @@ def test_a_json_body_sent_as_form_data_is_read_as_json(
     # THEN the JSON body is read as such
     assert response["statusCode"] == 200, response["body"]
     assert "25 vacation days" in json.loads(response["body"])["answer"]
+
+
+def test_a_session_carries_the_subject_into_a_follow_up(call: Callable[..., Any]) -> None:
+    session = "5f0c1a2b-3d4e-4f60-8a1b-2c3d4e5f6a7b"
+    # GIVEN a first question in a new session (kept in the database, through each driver)
+    status, first = call(
+        "POST", "/query", {"question": "How many vacation days do employees get?",
+                           "session_id": session},
+    )  # fmt: skip
+    assert status == 200 and first["session_id"] == session
+    assert first["rewritten_query"] is None
+    # WHEN the follow-up names nothing of its subject
+    status, body = call(
+        "POST", "/query", {"question": "When do they expire?", "session_id": session}
+    )
+    # THEN it is searched for with the first question's subject and answered from it
+    assert status == 200, body
+    assert body["rewritten_query"] == "When do they expire? (vacation days employees)"
+    assert body["rewrite"] == {"method": "fallback", "model": None, "prompt": None}
+    assert body["citations"][0]["source"] == "s3://docs/handbook/leave.md"
+    assert "31 March" in body["answer"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"question": "q?", "session_id": "not-a-uuid"}, "session_id: String should match"),
+        ({"question": "q?", "history": [{"role": "system", "content": "x"}]}, "history.0.role"),
+        ({"question": "q?", "history": [], "session_id": "5f0c1a2b3d4e4f608a1b2c3d4e5f6a7b"},
+         "not both"),
+    ],
+)  # fmt: skip
+def test_a_bad_conversation_is_a_readable_400(
+    call: Callable[..., Any], body: dict[str, Any], message: str
+) -> None:
+    status, answer = call("POST", "/query", body)
+    assert status == 400 and message in answer["message"], answer

@@ -1,5 +1,6 @@
 """Streamed answers over real HTTP: the query handler's streaming entry point behind the
-local gateway (a real socket, chunked transfer), against a loopback OpenAI-compatible
+local gateway (a real socket, chunked transfer), and as deployed, run by the streaming
+runtime loop against a loopback Lambda Runtime API, against a loopback OpenAI-compatible
 server writing one word every 50 ms."""
 
 from __future__ import annotations
@@ -7,7 +8,9 @@ from __future__ import annotations
 import copy
 import http.client
 import json
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,8 +25,12 @@ from ragline.dev.gateway import ApiGateway
 from ragline.identity import OPERATOR
 from ragline.ingest import Ingestor
 from ragline.store import get_store
+from ragline.streaming_runtime import RuntimeApi, serve
+from ragline.tokens import count_tokens
 
+from tests.support.emf import check_emf, dimension_sets, emf_documents, value
 from tests.support.openai_server import CHAT, OpenAICompatibleServer, Scripted
+from tests.support.runtime_api import DELIMITER, RuntimeApiServer, StreamedResponse
 
 HANDBOOK = {
     "s3://docs/handbook/leave.md": b"""# Leave policy
@@ -202,6 +209,82 @@ def test_a_client_that_goes_away_stops_the_model_call(
     assert server.completed_streams == 0
 
 
+def logged_soon(database_url: str, request_id: str, timeout: float = 5.0) -> dict[str, Any]:
+    """The query-log row of ``request_id``, once written (after the stream, on its thread)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return logged(database_url, request_id)
+        except StopIteration:
+            assert time.monotonic() < deadline, f"no query-log row for {request_id}"
+            time.sleep(0.05)
+
+
+def test_a_client_that_goes_away_leaves_its_usage_so_far_in_the_ledger(
+    seeded: str,
+    start: Callable[..., ModuleType],
+    gateway: Callable[[ModuleType], str],
+    server: OpenAICompatibleServer,
+) -> None:
+    # GIVEN a long answer being streamed through the gateway of `ragline dev`
+    server.reply = LONG_ANSWER
+    url = gateway(start())
+    response = open_stream(url, {"question": QUESTION, "stream": True})
+    stream = events(response)
+    # WHEN the client reads the citations and three deltas, then hangs up
+    retrieval = next(stream)
+    deltas = [next(stream) for _ in range(3)]
+    response.close()
+    # THEN the query is logged as cut off by the client (499), with the model's tokens
+    # so far, estimated: the whole prompt in, at least the words read out, not the answer
+    row = logged_soon(seeded, retrieval.data["request_id"])
+    assert row["status_code"] == 499
+    assert (row["provider"], row["model"]) == ("openai", "gpt-4o-mini")
+    assert row["input_tokens"] > 100
+    written = "".join(d.data["text"] for d in deltas)
+    assert count_tokens(written) <= row["output_tokens"] < count_tokens(LONG_ANSWER)
+    assert row["embedding_tokens"] > 0 and row["chunks_retrieved"] >= 1
+    # AND it is priced as estimated, as gpt-4o-mini's tokens are
+    assert row["cost_usd"] > 0 and row["cost_estimated"] is True
+    assert row["sources"] == ["s3://docs/handbook/leave.md"]
+    # AND the model call stopped
+    deadline = time.monotonic() + 5
+    while not server.disconnects and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.disconnects and server.completed_streams == 0
+
+
+def test_a_model_failing_mid_answer_records_its_usage_so_far(
+    seeded: str,
+    start: Callable[..., ModuleType],
+    gateway: Callable[[ModuleType], str],
+    server: OpenAICompatibleServer,
+) -> None:
+    # GIVEN a model whose connection drops after three words
+    server.script(CHAT, Scripted(cut_after=3))
+    url = gateway(start())
+    # WHEN the answer is streamed
+    received = list(events(open_stream(url, {"question": QUESTION, "stream": True})))
+    error = received[-1].data
+    # THEN its one query-log row has the error status and the usage the error event reports
+    rows = [
+        r
+        for r in get_store(Settings(database_url=seeded)).query_log(
+            datetime.now(UTC) - timedelta(hours=1)
+        )
+        if r["request_id"] == error["request_id"]
+    ]
+    assert len(rows) == 1
+    (row,) = rows
+    assert row["status_code"] == 502
+    usage = error["usage"]
+    assert (row["input_tokens"], row["output_tokens"]) == (
+        usage["input_tokens"],
+        usage["output_tokens"],
+    )
+    assert row["output_tokens"] > 0 and row["cost_usd"] == pytest.approx(usage["cost_usd"])
+
+
 def test_a_model_failing_mid_answer_ends_the_stream_with_an_error_event(
     seeded: str,
     start: Callable[..., ModuleType],
@@ -316,3 +399,143 @@ def test_the_buffered_entry_point_answers_a_streamed_request_in_one_body(
     body = response["body"]
     assert isinstance(body, str)
     assert body.startswith("event: retrieval\n") and "event: final\n" in body
+
+
+# --- the deployed shape: the streaming function's runtime loop ---------------------------
+
+
+def stream_event(event: Callable[[str], dict[str, Any]], body: dict[str, Any]) -> dict[str, Any]:
+    """POST /query/stream as API Gateway's STREAM integration passes it on."""
+    request = copy.deepcopy(event("api_query"))
+    request["path"] = request["requestContext"]["path"] = "/query/stream"
+    request["requestContext"]["requestId"] = str(uuid.uuid4())
+    request["body"] = json.dumps(body)
+    return request
+
+
+def run_deployed(
+    api: ModuleType, requests: list[dict[str, Any]], *, cut_after: int | None = None
+) -> list[StreamedResponse]:
+    """Each request through the runtime loop of the streaming function (its
+    ``stream_handler``, as the exec wrapper runs it) against a loopback Runtime API."""
+    with RuntimeApiServer(cut_after=cut_after) as runtime:
+        ids = [runtime.invoke(request) for request in requests]
+        loop = threading.Thread(
+            target=serve,
+            args=(api.stream_handler, RuntimeApi(runtime.runtime_api)),
+            kwargs={"environment": {"AWS_LAMBDA_FUNCTION_NAME": "ragline-query-stream"},
+                    "invocations": len(requests)},
+            daemon=True,
+        )  # fmt: skip
+        loop.start()
+        loop.join(30)
+        assert not loop.is_alive(), "the runtime loop did not finish"
+        return [runtime.responses[request_id] for request_id in ids]
+
+
+def sse_events(response: StreamedResponse) -> list[Received]:
+    """The server-sent events of a streamed response, each stamped with its chunk's arrival."""
+    received = []
+    for at, data in response.chunks:
+        for frame in data.split(DELIMITER)[-1].decode().split("\n\n"):
+            lines = dict(line.split(": ", 1) for line in frame.splitlines() if ": " in line)
+            if "event" in lines:
+                received.append(Received(lines["event"], json.loads(lines["data"]), at))
+    return received
+
+
+def test_the_deployed_runtime_streams_citations_then_deltas_as_the_model_writes(
+    start: Callable[..., ModuleType],
+    event: Callable[[str], dict[str, Any]],
+    server: OpenAICompatibleServer,
+) -> None:
+    # GIVEN the streaming function's entry point run by its runtime loop, and a model
+    # writing a word every 50 ms
+    api = start()
+    # WHEN API Gateway's STREAM integration invokes it with POST /query/stream
+    (response,) = run_deployed(api, [stream_event(event, {"question": QUESTION})])
+    # THEN the response is posted in streaming mode: the status and headers, the
+    # delimiter, then the events
+    assert response.headers["Lambda-Runtime-Function-Response-Mode"] == "streaming"
+    assert response.prelude["statusCode"] == 200
+    assert response.prelude["multiValueHeaders"]["Content-Type"] == ["text/event-stream"]
+    received = sse_events(response)
+    names = [e.name for e in received]
+    assert names[0] == "retrieval" and names[-1] == "final" and set(names[1:-1]) == {"delta"}
+    # AND the citations left before the model wrote its first token, and the first delta
+    # within 100 ms of it
+    (first_token,) = server.first_token_at
+    assert received[0].at < first_token
+    assert received[1].at - first_token < 0.1
+    # AND the deltas went out spread as written, one chunk each
+    assert received[-2].at - received[1].at > 0.5 * TOKEN_DELAY * (len(names) - 3)
+    assert len(response.chunks) == len(received) + 1  # the prelude, then one per event
+    # AND the final event has the whole answer and the server's exact usage
+    final = received[-1].data
+    assert final["answer"] == ANSWER
+    assert (final["usage"]["input_tokens"], final["usage"]["output_tokens"]) == (412, 23)
+
+
+def test_the_deployed_runtime_records_a_streamed_answer_as_a_buffered_one(
+    seeded: str,
+    start: Callable[..., ModuleType],
+    event: Callable[[str], dict[str, Any]],
+    lambda_context: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN the same question asked of the buffered function and of the streaming one
+    api = start(POWERTOOLS_METRICS_NAMESPACE="RaglineTest")
+    request = copy.deepcopy(event("api_query"))
+    request["body"] = json.dumps({"question": QUESTION})
+    capsys.readouterr()
+    buffered = json.loads(api.lambda_handler(request, lambda_context)["body"])
+    (buffered_emf,) = emf_documents(capsys.readouterr().out)
+    (response,) = run_deployed(api, [stream_event(event, {"question": QUESTION})])
+    (streamed_emf,) = emf_documents(capsys.readouterr().out)
+    streamed = sse_events(response)[-1].data
+    # THEN the final event is the buffered response, but for its request id and latencies
+    rows = [logged(seeded, body["request_id"]) for body in (buffered, streamed)]
+    for body in (buffered, streamed):
+        body.pop("request_id"), body.pop("latency_ms")
+    assert streamed == buffered
+    # AND the query log holds both alike, but for their ids, times and latencies
+    varying = {"request_id", "created_at", "id"} | {k for k in rows[0] if k.endswith("_ms")}
+    kept = [{k: v for k, v in row.items() if k not in varying} for row in rows]
+    assert kept[0] == kept[1] and kept[0]["status_code"] == 200
+    # AND the EMF documents alike: the same dimensions and metrics, the same figures but
+    # for the timestamps and latencies
+    check_emf(streamed_emf)
+    latencies = {"RetrieveLatency", "GenerateLatency", "TotalLatency", "_aws"}
+    for document in (buffered_emf, streamed_emf):
+        document["_aws"].pop("Timestamp")
+    assert dimension_sets(streamed_emf) == dimension_sets(buffered_emf)
+    assert streamed_emf["_aws"] == buffered_emf["_aws"]
+    same = {k: v for k, v in streamed_emf.items() if k not in latencies}
+    assert same == {k: v for k, v in buffered_emf.items() if k not in latencies}
+    assert value(streamed_emf, "OutputTokens") == 23
+
+
+def test_the_deployed_runtime_accounts_a_stream_nobody_reads_any_more(
+    seeded: str,
+    start: Callable[..., ModuleType],
+    event: Callable[[str], dict[str, Any]],
+    server: OpenAICompatibleServer,
+) -> None:
+    # GIVEN a long answer, and a Runtime API that stops taking the stream after the
+    # prelude, the citations and three deltas
+    server.reply = LONG_ANSWER
+    api = start()
+    request = stream_event(event, {"question": QUESTION})
+    # WHEN the streaming function answers
+    (response,) = run_deployed(api, [request], cut_after=5)
+    # THEN the model call stopped long before the answer's end
+    deadline = time.monotonic() + 5
+    while not server.disconnects and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.disconnects and server.completed_streams == 0
+    assert server.disconnects[0] < len(LONG_ANSWER.split()) // 2
+    # AND the query is logged as cut off (499) with the usage so far, priced
+    request_id = sse_events(response)[0].data["request_id"]
+    row = logged_soon(seeded, request_id)
+    assert row["status_code"] == 499 and 0 < row["output_tokens"] < count_tokens(LONG_ANSWER)
+    assert row["cost_usd"] > 0 and row["cost_estimated"] is True

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from ragline.config import Settings
+from ragline.errors import ConfigurationError
 from ragline.identity import SCOPES, Identity
 from ragline.ingest import Ingestor
 from ragline.store import get_store
@@ -258,21 +259,79 @@ def test_the_default_collection_is_the_default_tenants_even_while_empty(send: Se
     assert status == 404
 
 
-def test_without_an_authorizer_the_usage_plan_key_acts_for_the_configured_tenant(
+ETL_ROLE = "arn:aws:iam::123456789012:role/pipelines/etl"
+ETL_SESSION = "arn:aws:sts::123456789012:assumed-role/etl/run-42"
+
+
+def _list_documents(
+    api: ModuleType, event: Callable[[str], dict[str, Any]], lambda_context: Any, **context: Any
+) -> tuple[int, Any]:
+    """GET /documents with ``context`` in place of the key authorizer's (API Gateway sets
+    ``identity`` for IAM and ``authorizer.claims`` for Cognito)."""
+    request = copy.deepcopy(event("api_query"))
+    request["requestContext"].pop("authorizer")
+    for name, value in context.items():
+        request["requestContext"][name] = value
+    request.update(httpMethod="GET", path="/documents", body=None)
+    response = api.lambda_handler(request, lambda_context)
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_iam_callers_act_for_the_tenant_their_principal_is_mapped_to(
     tenants: dict[str, Tenant],
     database_environment: dict[str, str],
     cold_start: Callable[..., ModuleType],
     event: Callable[[str], dict[str, Any]],
     lambda_context: Any,
 ) -> None:
-    # GIVEN the deployed stack's setting while no authorizer is deployed
-    api = cold_start("query", **database_environment, RAGLINE_GATEWAY_KEY_TENANT="beta")
-    request = copy.deepcopy(event("api_query"))
-    request["requestContext"].pop("authorizer")
-    request.update(httpMethod="GET", path="/documents", body=None)
-    # WHEN a request comes without an authorizer's context
-    response = api.lambda_handler(request, lambda_context)
-    # THEN it acts for that tenant: its documents, no other's
-    assert response["statusCode"] == 200
-    sources = [d["source"] for d in json.loads(response["body"])["documents"]]
-    assert sources == [tenants["beta"].source]
+    # GIVEN a function behind IAM, its one role (named with its path) mapped to beta
+    principals = {ETL_ROLE: {"tenant": "beta", "scopes": ["read"]}}
+    api = cold_start(
+        "query", **database_environment,
+        RAGLINE_API_AUTH="iam", RAGLINE_IAM_PRINCIPALS=json.dumps(principals),
+    )  # fmt: skip
+    # WHEN a session of that role lists documents
+    status, body = _list_documents(api, event, lambda_context, identity={"userArn": ETL_SESSION})
+    # THEN it sees beta's, no other's
+    assert status == 200
+    assert [d["source"] for d in body["documents"]] == [tenants["beta"].source]
+    # AND an unmapped principal is 403 saying so; an unsigned request 401
+    other = "arn:aws:sts::123456789012:assumed-role/intruder/s"
+    status, body = _list_documents(api, event, lambda_context, identity={"userArn": other})
+    assert status == 403 and "mapped to no tenant" in body["message"]
+    assert _list_documents(api, event, lambda_context, identity={"userArn": None})[0] == 401
+    # AND a key authorizer's context, which API Gateway never sends to an IAM API, counts
+    # for nothing: the request is still unsigned
+    forged = {"authorizer": {"tenant": "alpha", "scopes": "read"}, "identity": {}}
+    assert _list_documents(api, event, lambda_context, **forged)[0] == 401
+
+
+def test_cognito_callers_act_for_the_tenant_their_token_names(
+    tenants: dict[str, Tenant],
+    database_environment: dict[str, str],
+    cold_start: Callable[..., ModuleType],
+    event: Callable[[str], dict[str, Any]],
+    lambda_context: Any,
+) -> None:
+    # GIVEN a function behind a Cognito user pool authorizer, the tenant in custom:tenant
+    api = cold_start("query", **database_environment, RAGLINE_API_AUTH="cognito")
+    claims = {"sub": "u-1", "custom:tenant": "alpha", "cognito:groups": "ragline-read,staff"}
+    # WHEN a user of alpha with the read group lists documents
+    status, body = _list_documents(api, event, lambda_context, authorizer={"claims": claims})
+    # THEN it sees alpha's, no other's
+    assert status == 200
+    assert [d["source"] for d in body["documents"]] == [tenants["alpha"].source]
+    # AND a token without the claim, or with one that names no tenant, is 403; none, 401
+    for bad in ({"sub": "u-2"}, {"sub": "u-3", "custom:tenant": "Beta/../x"}):
+        status, body = _list_documents(api, event, lambda_context, authorizer={"claims": bad})
+        assert status == 403 and "custom:tenant" in body["message"]
+    assert _list_documents(api, event, lambda_context, authorizer={})[0] == 401
+
+
+def test_the_removed_gateway_key_tenant_fails_the_cold_start(
+    database_environment: dict[str, str], cold_start: Callable[..., ModuleType]
+) -> None:
+    # GIVEN the variable that made unauthorized requests act for one tenant
+    # WHEN the function starts with it THEN it refuses, naming what replaced it
+    with pytest.raises(ConfigurationError, match="RAGLINE_GATEWAY_KEY_TENANT was removed"):
+        cold_start("query", **database_environment, RAGLINE_GATEWAY_KEY_TENANT="beta")

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = """
 import importlib.util, json, sys
@@ -56,6 +58,42 @@ def test_the_query_handler_with_extractive_imports_no_model_sdk() -> None:
     assert "ragline.rerankers" in imported
     assert imported & PROVIDER_MODULES == set()
     assert not any(name.startswith("openai.") for name in imported)
+
+
+# What the query function needs only for a request, not to start: loaded on first use.
+ON_FIRST_USE = {
+    "numpy",  # the first embedding
+    "psycopg",  # the first statement (the SQL modules compose with it)
+    "pgvector",
+    "ragline.store.documents",
+    "ragline.store.search",
+    "ragline.store.query_log",
+    "aws_lambda_powertools.event_handler.openapi.models",  # the first /swagger request
+}
+
+
+@pytest.mark.parametrize("entry", ["handler", "streaming"])
+def test_the_query_functions_start_without_what_only_a_request_needs(entry: str) -> None:
+    # GIVEN the defaults (hash embeddings, the extractive model, psycopg)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("RAGLINE_", "OPENAI_"))}
+    environment["RAGLINE_DATABASE_URL"] = "postgresql://ragline@127.0.0.1:9/unused"
+    probe = PROBE
+    if entry == "streaming":  # the streaming function: the runtime loop loads the handler
+        probe = PROBE.replace(
+            "spec.loader.exec_module(handler)",
+            "spec.loader.exec_module(handler); import ragline.streaming_runtime",
+        )
+    # WHEN a fresh interpreter imports the query handler
+    completed = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=environment, capture_output=True,
+        text=True, timeout=60, check=True,
+    )  # fmt: skip
+    imported = set(json.loads(completed.stdout.strip().splitlines()[-1]))
+    # THEN the answerer, the store and the ledger are built, without numpy, psycopg, the
+    # SQL modules or the OpenAPI models
+    assert {"ragline.answer", "ragline.store.facade", "ragline.ledger"} <= imported
+    assert imported & ON_FIRST_USE == set()
+    assert not any(name.startswith(("numpy.", "psycopg.", "pgvector.")) for name in imported)
 
 
 def test_tracing_is_off_outside_lambda_and_loads_no_xray() -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
-from ragline.config import POWERTOOLS_NAMES, RENAMED, Settings, variable
+from ragline.config import POWERTOOLS_NAMES, REMOVED, RENAMED, Settings, variable
 from ragline.errors import ConfigurationError
 from ragline.prompts import load_prompt, parse_template
 
@@ -42,7 +43,9 @@ def test_every_field_is_read_from_its_variable_by_one_rule() -> None:
         "fusion_vector_weight": "0.25", "index_build_memory_mb": "256", "chunk_overlap": "41",
         "embedding_dimensions": "256", "log_questions": "true", "tracing": "true",
         "max_top_k": "40", "top_k": "6", "hnsw_ef_construction": "200", "onnx_threads": "3",
-        "usage_plan_keys": "acme=usage-key-a,*=usage-key-b",
+        "usage_plan_keys": "acme=usage-key-a,*=usage-key-b", "api_auth": "iam",
+        "iam_principals": '{"arn:aws:iam::123456789012:role/etl": {"tenant": "acme", '
+                          '"scopes": ["read"]}}',
         "review_topic_arn": "arn:aws:sns:eu-west-1:123456789012:reviews",
     }  # fmt: skip
     environ = {}
@@ -77,6 +80,15 @@ def test_a_renamed_variable_fails_naming_the_new_one(old: str, new: str) -> None
     for environ in ({old: "10"}, {old: "10", new: "10"}):
         with pytest.raises(ConfigurationError, match=f"{old} .*{new}"):
             Settings.from_env(environ)
+    assert Settings.from_env({old: " "}) == Settings.from_env({})  # blank is unset
+
+
+@pytest.mark.parametrize("old", sorted(REMOVED))
+def test_a_removed_variable_fails_saying_why(old: str) -> None:
+    # GIVEN a variable ragline no longer reads WHEN the settings are read
+    # THEN the cold start fails, naming it and what replaced it
+    with pytest.raises(ConfigurationError, match=re.escape(f"{old} was removed: {REMOVED[old]}")):
+        Settings.from_env({old: "acme"})
     assert Settings.from_env({old: " "}) == Settings.from_env({})  # blank is unset
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from ragline.dev.context import LambdaFunction
 from ragline.dev.gateway import ApiGateway, build_proxy_event, parse_proxy_response
+from ragline.errors import UnauthorizedError
 
 
 class RecordingHandler:
@@ -371,9 +372,11 @@ def test_with_an_authorizer_keys_are_required_and_its_context_reaches_the_functi
     # GIVEN a gateway whose authorizer knows one key, serving a recording function
     asked: list[str | None] = []
 
-    def authorizer(api_key: str | None) -> dict[str, str] | None:
+    def authorizer(api_key: str | None) -> dict[str, str]:
         asked.append(api_key)
-        return {"tenant": "acme", "scopes": "read", "keyId": "k1"} if api_key == "good" else None
+        if api_key != "good":
+            raise UnauthorizedError(f"refused {api_key}")
+        return {"tenant": "acme", "scopes": "read", "keyId": "k1"}
 
     handler = RecordingHandler()
     gateway = ApiGateway(LambdaFunction("ragline-query", handler), port=0, authorizer=authorizer)
@@ -392,8 +395,10 @@ def test_with_an_authorizer_keys_are_required_and_its_context_reaches_the_functi
         health.read()
     finally:
         gateway.stop()
-    # THEN the refused ones are API Gateway's 401, before the function runs
-    assert statuses[None] == statuses["bad"] == (401, {"message": "Unauthorized"})
+    # THEN the refused ones are 401 before the function runs, each with the authorizer's
+    # reason, in the deployed API's refusal shape
+    assert statuses[None] == (401, {"message": "refused None", "statusCode": 401})
+    assert statuses["bad"] == (401, {"message": "refused bad", "statusCode": 401})
     assert statuses["good"][0] == 200
     # AND the function got the authorizer's context, as API Gateway passes it on
     (event, _health) = handler.events

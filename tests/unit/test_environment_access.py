@@ -24,6 +24,8 @@ SCANNED = [
 # file -> why it may read the environment
 READERS = {
     "ragline/config.py": "the settings: the one place a setting is read",
+    "ragline/streaming_runtime.py": "Lambda's runtime contract (AWS_LAMBDA_RUNTIME_API, "
+    "_HANDLER, the function's name, version, memory and log names), not settings",
     "app.py": "the CDK CLI's own variables (CDK_OUTDIR, CDK_DEFAULT_ACCOUNT/REGION), "
     "not settings: deployment settings are cdk.json's context",
 }
@@ -38,6 +40,8 @@ WRITERS = {
     "handlers `ragline sync` runs in-process",
     "ragline/embeddings/minilm.py": "Hugging Face's offline switches (not settings)",
     "ragline/embeddings/export_onnx.py": "Hugging Face's offline switches (not settings)",
+    "ragline/streaming_runtime.py": "_X_AMZN_TRACE_ID per invocation, as Lambda's own "
+    "runtime sets it for the X-Ray SDK",
     "app.py": "jsii's Node.js warning, before aws_cdk starts Node",
 }
 # A method call on os.environ that changes it.

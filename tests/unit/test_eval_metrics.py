@@ -169,6 +169,41 @@ def test_a_bad_line_is_named_with_its_number(tmp_path: Path, line: str, message:
         load_questions(path)
 
 
+def test_a_multi_turn_case_asks_its_last_turn_with_the_earlier_ones_before_it(
+    tmp_path: Path,
+) -> None:
+    # GIVEN a case given as turns, beside a single question
+    path = tmp_path / "set.jsonl"
+    rows = [
+        {"id": "c1", "turns": ["How do I stash?", "And new files?"], "gold": ["git-stash.html"]},
+        {"id": "q1", "question": "How do I stash?", "gold": ["git-stash.html"]},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    # WHEN the set is read
+    case, single = load_questions(path)
+    # THEN the last turn is the question, gold for it, the earlier ones its conversation
+    assert (case.question, case.turns, case.follows_up) == (
+        "And new files?", ("How do I stash?",), True,
+    )  # fmt: skip
+    assert (single.turns, single.follows_up) == ((), False)
+    assert "turns" not in case.extra
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({"id": "c", "turns": ["only one"], "gold": []}, "'turns' needs at least two"),
+        ({"id": "c", "turns": ["a", ""], "gold": []}, "'turns' must be a list of non-empty"),
+        ({"id": "c", "turns": ["a", "b"], "question": "b", "gold": []}, "'question' or 'turns'"),
+    ],
+)
+def test_bad_turns_are_named(tmp_path: Path, row: dict[str, object], message: str) -> None:
+    path = tmp_path / "set.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    with pytest.raises(ConfigurationError, match=message):
+        load_questions(path)
+
+
 def test_duplicate_ids_and_empty_sets_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "set.jsonl"
     line = '{"id": "q", "question": "Q?", "gold": []}\n'

@@ -23,9 +23,13 @@ def specs(chain: ModelChain) -> tuple[str, ...]:
 def test_the_packaged_profiles() -> None:
     # WHEN the packaged file is loaded with nothing set
     profiles = load_profiles(SETTINGS)
-    # THEN three profiles route to RAGLINE_LLM with their own rules
-    assert sorted(profiles) == ["critical", "reasoning", "simple"]
+    # THEN three answer profiles and the follow-ups' rewriter route to RAGLINE_LLM with
+    # their own rules
+    assert sorted(profiles) == ["condense", "critical", "reasoning", "simple"]
     assert {p.llm for p in profiles.values()} == {"fake:small"}
+    condense = profiles["condense"]
+    assert (condense.task, condense.prompt) == ("condense", "condense@v1")
+    assert {p.task for n, p in profiles.items() if n != "condense"} == {"answer"}
     simple, reasoning, critical = (profiles[n] for n in ("simple", "reasoning", "critical"))
     assert (simple.prompt, simple.min_score, simple.review) == ("answer@v2", None, False)
     assert (reasoning.prompt, reasoning.top_k) == ("answer-steps@v2", 8)
@@ -136,3 +140,47 @@ def test_the_router_builds_each_model_once_with_the_fallback_chain(tmp_path: Pat
 def test_a_missing_profile_file_is_a_configuration_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="RAGLINE_PROFILES_FILE"):
         load_profiles(Settings(profiles_file=tmp_path / "nope.toml"))
+
+
+def test_the_condense_profile_is_the_routers_rewriter_not_a_route() -> None:
+    # GIVEN RAGLINE_CONDENSE_LLM set to a cheaper model than RAGLINE_LLM
+    settings = Settings(llm="fake:large", condense_llm="fake:cheap")
+    models = {spec: ScriptedModel(spec, default="x") for spec in ("fake:large", "fake:cheap")}
+    # WHEN the router is built from the packaged profiles
+    router = Router.from_settings(settings, models=models)
+    # THEN the condense profile rewrites with the cheap model and its own template
+    assert router.condenser is not None
+    assert specs(router.condenser.chain) == ("fake:cheap",)
+    assert router.condenser.prompt.ref == "condense@v1"
+    # AND a request cannot name it as its answer profile
+    assert "condense" not in router.routes
+    with pytest.raises(InvalidRequestError, match="unknown profile 'condense'"):
+        router.route("condense")
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('[profiles.x]\ntask = "summarize"', "task must be one of answer, condense"),
+        (
+            '[profiles.a]\ntask = "condense"\n[profiles.b]\ntask = "condense"',
+            "one profile may condense follow-ups; a, b",
+        ),
+    ],
+)
+def test_bad_tasks_name_the_problem(table: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        parse_profiles(table, "p.toml", SETTINGS)
+
+
+def test_a_condense_template_must_take_the_question(tmp_path: Path) -> None:
+    # GIVEN a condense profile whose template is an answer template (question, context)
+    (tmp_path / "p.toml").write_text(
+        '[profiles.simple]\nllm = "fake:small"\n\n'
+        '[profiles.rewrite]\ntask = "condense"\nprompt = "answer@v2"\n'
+    )
+    settings = Settings(profiles_file=tmp_path / "p.toml", llm="fake:small")
+    models = {"fake:small": ScriptedModel("fake:small", default="x")}
+    # WHEN the router is built THEN the cold start names the template's wrong variables
+    with pytest.raises(ConfigurationError, match="must declare question, and may declare"):
+        Router.from_settings(settings, models=models)

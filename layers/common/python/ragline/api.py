@@ -8,7 +8,8 @@ import binascii
 import json
 import re
 import uuid
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -17,13 +18,16 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.shared.json_encoder import Encoder
 
 from ragline.errors import (
+    ConfigurationError,
     DatabaseUnavailableError,
+    ForbiddenError,
+    InvalidRequestError,
     ModelUnavailableError,
     RaglineError,
     UnauthorizedError,
 )
 from ragline.filters import openapi_schemas
-from ragline.identity import SCOPES, Identity
+from ragline.identity import Authentication, Identity
 from ragline.schemas import COLLECTION_PATTERN, CURSOR_PATTERN, TEXT_PATTERN, ErrorBody
 
 if TYPE_CHECKING:
@@ -31,14 +35,18 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.openapi.models import OpenAPI
     from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
+    from ragline.config import Settings
+
 # NaN and Infinity are not JSON: a response carrying one fails loudly (a 500 naming the
 # request id, or an integration error) rather than reaching a client that cannot parse it.
 to_json = partial(json.dumps, separators=(",", ":"), cls=Encoder, allow_nan=False)
 
 ERRORS: dict[int, str] = {
     400: "The request is invalid: the message says which field and why.",
-    401: "No API key in the x-api-key header, or one that is unknown, revoked or expired.",
-    403: "The API key lacks the scope this route needs (on a resource of its own tenant).",
+    401: "No API key in the x-api-key header, or one that is malformed, unknown, revoked or "
+    "expired (with api_auth iam or cognito: no signature or token).",
+    403: "The caller lacks the scope this route needs (on a resource of its own tenant), or "
+    "its IAM principal or token names no tenant.",
     404: "No such route, document or collection, or one of another tenant (never told apart).",
     409: "The collection was embedded with another model than the one configured.",
     413: "The request body is over RAGLINE_MAX_BODY_BYTES.",
@@ -90,7 +98,8 @@ def documented_errors(
 # What API Gateway answers before the function runs, on the deployed API (`ragline dev`
 # has no gateway): its bodies are {"message": ...}, the error body without statusCode.
 GATEWAY_ERRORS: dict[int, str] = {
-    403: "API Gateway: the x-api-key header is missing or not a key of this API.",
+    403: "API Gateway: refused before the function ran (with api_auth=iam, a request not "
+    "signed or signed wrongly).",
     429: "API Gateway: over the key's throttle (rate, burst) or its daily quota; retry later.",
 }
 API_KEY_SCHEME = {
@@ -102,6 +111,31 @@ API_KEY_SCHEME = {
     "(DELETE /documents/{id}). `ragline dev` prints its development key; the deployed API's "
     "authorizer checks the same keys.",
 }
+# The scheme the document declares, by how the API identifies callers (RAGLINE_API_AUTH).
+SECURITY_SCHEMES: dict[str, tuple[str, dict[str, str]]] = {
+    "key": ("apiKey", API_KEY_SCHEME),
+    "iam": (
+        "sigv4",
+        {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "An AWS Signature Version 4 of an IAM principal the stack maps to a "
+            "tenant and scopes (iam_principals); scopes as for API keys.",
+        },
+    ),
+    "cognito": (
+        "cognito",
+        {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "A token of the stack's Cognito user pool; its tenant claim "
+            "(custom:tenant unless configured) names the tenant, its ragline/<scope> scopes "
+            "and ragline-<scope> groups the scopes.",
+        },
+    ),
+}
 # Operations API Gateway serves without a key (stacks/api.py, OPEN_ROUTES).
 OPEN_OPERATIONS = {("/health", "get")}
 
@@ -112,13 +146,33 @@ class RestResolver(APIGatewayRestResolver):
 
     Powertools documents a 422 for every validated route; ragline answers invalid
     requests with 400 (see ``handle_errors``), which the routes document themselves.
-    The document also states what API Gateway adds in front: the ``x-api-key`` scheme
+    The document also states what API Gateway adds in front: the security scheme of
+    ``auth`` (the ``x-api-key`` of ragline's keys by default; SigV4 or a Cognito token)
     and its 403 and 429. ``profiles`` are the routing profiles a request may name.
     """
 
-    def __init__(self, profiles: Sequence[str] = ()) -> None:
+    def __init__(self, profiles: Sequence[str] = (), auth: str = "key") -> None:
         super().__init__(enable_validation=True, serializer=to_json)
         self.profiles = tuple(profiles)
+        self.security_scheme = SECURITY_SCHEMES[auth]  # how callers are identified
+
+    def enable_swagger(self, *, path: str = "/swagger", **options: Any) -> None:
+        """Powertools' Swagger UI and OpenAPI document at ``path``, set up by its first
+        request: Powertools imports the document's models when the route is added, about
+        50 ms of every cold start for a page few requests ask for."""
+        swagger: list[Callable[..., Any]] = []
+
+        @self.get(path, include_in_schema=False)
+        def lazy_swagger() -> Any:
+            if not swagger:
+                routes = len(self._static_routes)
+                with warnings.catch_warnings():  # "already registered": this route, meant
+                    warnings.simplefilter("ignore", UserWarning)
+                    super(RestResolver, self).enable_swagger(path=path, **options)
+                added = self._static_routes[routes:]  # Powertools' route, behind this one
+                del self._static_routes[routes:]
+                swagger.append(added[0].func)
+            return swagger[0]()
 
     def get_openapi_schema(self, **kwargs: Any) -> OpenAPI:
         """The OpenAPI document, without the 422 responses no route ever sends."""
@@ -132,8 +186,9 @@ class RestResolver(APIGatewayRestResolver):
                 if isinstance(operation, dict):
                     self._gateway(path, method, operation)
         components = document.setdefault("components", {})
-        components.setdefault("securitySchemes", {})["apiKey"] = API_KEY_SCHEME
-        document["security"] = [{"apiKey": []}]
+        name, scheme = self.security_scheme
+        components.setdefault("securitySchemes", {})[name] = scheme
+        document["security"] = [{name: []}]
         schemas = components.get("schemas", {})
         if "#/components/schemas/MetadataFilter" in json.dumps(schemas):
             schemas.update(openapi_schemas())  # recursive: referenced, not inlined
@@ -176,18 +231,30 @@ class RestResolver(APIGatewayRestResolver):
         return sorted({route.method for route in routes if route.rule.match(path)})
 
 
-def caller(event: dict[str, Any], gateway_key_tenant: str | None = None) -> Identity:
-    """The caller's identity, as an authorizer put it in ``requestContext.authorizer``
-    (on AWS the Lambda authorizer; locally the gateway of ``ragline dev``). Without one:
-    ``gateway_key_tenant`` with every scope when set (RAGLINE_GATEWAY_KEY_TENANT, for an
-    API gated only by API Gateway's usage-plan key), else UnauthorizedError (401)."""
-    context = (event.get("requestContext") or {}).get("authorizer")
-    identity = Identity.from_authorizer(context if isinstance(context, dict) else None)
-    if identity is None and gateway_key_tenant:
-        return Identity(gateway_key_tenant, frozenset(SCOPES))
-    if identity is None:
-        raise UnauthorizedError("missing API key: send it in the x-api-key header")
-    return identity
+KEYS = Authentication()  # ragline's API keys: the key authorizer, or ragline dev's gateway
+
+
+def authentication(settings: Settings) -> Authentication:
+    """How the function identifies callers (RAGLINE_API_AUTH and what it needs), checked
+    at cold start: ConfigurationError names a bad RAGLINE_IAM_PRINCIPALS entry."""
+    if settings.api_auth == "iam":
+        try:
+            return Authentication.iam(
+                {arn: (tenant, scopes) for arn, tenant, scopes in settings.iam_principals}
+            )
+        except InvalidRequestError as exc:
+            raise ConfigurationError(f"invalid RAGLINE_IAM_PRINCIPALS: {exc}") from exc
+    return Authentication(settings.api_auth, tenant_claim=settings.tenant_claim)
+
+
+def caller(event: dict[str, Any], auth: Authentication = KEYS) -> Identity:
+    """The caller's identity, read from the request's context the way ``auth`` says: the
+    authorizer's ``tenant`` and ``scopes`` (ragline's API keys, on AWS through the Lambda
+    authorizer, locally through ``ragline dev``'s gateway), the SigV4 principal
+    (``identity.userArn``) or the Cognito token's ``claims``. UnauthorizedError (401)
+    without a credential, ForbiddenError (403) for one that names no tenant of ours."""
+    context = event.get("requestContext")
+    return auth.identify(context if isinstance(context, dict) else None)
 
 
 def error_response(
@@ -393,20 +460,22 @@ def handle_errors(app: APIGatewayRestResolver, logger: Logger) -> None:
 
 
 def rejected_query(
-    event: dict[str, Any], response: dict[str, Any], gateway_key_tenant: str | None = None
+    event: dict[str, Any], response: dict[str, Any], auth: Authentication = KEYS
 ) -> dict[str, Any] | None:
-    """For ``POST /query`` answered with an error status, what the query log keeps of it:
+    """For ``POST /query`` (or its events' route) answered with an error status, what the
+    query log keeps of it:
     ``request_id``, ``status_code``, and the ``collection`` and ``profile`` asked for (None
     when not given, "" when not a plausible name), and the caller's ``tenant``, in whose
-    log it goes. None for other requests, for a caller without an identity (401: no
-    tenant's log is theirs) and for a database outage, which cannot be written to the
-    database it is about."""
+    log it goes. None for other requests, for a caller without an identity (401, or 403
+    for a principal of no tenant: no tenant's log is theirs) and for a database outage,
+    which cannot be written to the database it is about."""
     status = int(response.get("statusCode", 200))
-    if event.get("httpMethod") != "POST" or event.get("path") != "/query" or status < 400:
+    asked = event.get("httpMethod") == "POST" and event.get("path") in ("/query", STREAM_PATH)
+    if not asked or status < 400:
         return None
     try:
-        identity = caller(event, gateway_key_tenant)
-    except UnauthorizedError:
+        identity = caller(event, auth)
+    except (UnauthorizedError, ForbiddenError):
         return None
     if status == DatabaseUnavailableError.status_code and _message(response) == str(
         DatabaseUnavailableError()
@@ -449,11 +518,17 @@ def _message(response: dict[str, Any]) -> str | None:
 # --- server-sent events -----------------------------------------------------------------------
 
 EVENT_STREAM = "text/event-stream"
+# The route that always answers with events: the deployed API's STREAM integration serves
+# it (stacks/api.py), as API Gateway cannot route POST /query by its body.
+STREAM_PATH = "/query/stream"
 
 
 def wants_event_stream(event: dict[str, Any], method: str = "POST", path: str = "/query") -> bool:
     """Whether a request to the streamed route asks for server-sent events: ``Accept:
-    text/event-stream``, or ``"stream": true`` in its JSON body."""
+    text/event-stream``, or ``"stream": true`` in its JSON body; a POST to
+    :data:`STREAM_PATH` always does."""
+    if event.get("httpMethod") == "POST" and event.get("path") == STREAM_PATH:
+        return True
     if event.get("httpMethod") != method or event.get("path") != path:
         return False
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}

@@ -11,6 +11,7 @@ and Lambda (CDK sets them).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from functools import lru_cache
@@ -39,6 +40,15 @@ RENAMED: dict[str, str] = {
     "RAGLINE_RERANK_TIMEOUT": "RAGLINE_RERANK_TIMEOUT_SECONDS",
     "RAGLINE_DATABASE_CONNECT_TIMEOUT": "RAGLINE_DATABASE_CONNECT_TIMEOUT_SECONDS",
     "RAGLINE_COLLECTION": "RAGLINE_DEFAULT_COLLECTION",
+}
+# Variables no longer read, and why: one still set fails the cold start rather than
+# silently changing nothing.
+REMOVED: dict[str, str] = {
+    # It made a request without an authorizer's identity act for one tenant with every
+    # scope. The stack always has an authorizer that names the caller's tenant (API keys,
+    # IAM principals or Cognito claims: stacks/api.py), so it could only ever widen access.
+    "RAGLINE_GATEWAY_KEY_TENANT": "the API's authorizer (API keys, IAM principals or "
+    "Cognito claims) names every caller's tenant; a request without one is 401",
 }
 # The rule's names for the two settings that keep Powertools' names (Settings.metrics_namespace).
 POWERTOOLS_NAMES: dict[str, str] = {
@@ -101,6 +111,10 @@ class Settings(BaseSettings):
     # unset, those profiles use ``llm``.
     reasoning_llm: str | None = None
     critical_llm: str | None = None
+    # The model of the ``condense`` profile, which rewrites a follow-up question into a
+    # standalone search query: the cheapest one that can. Unset: ``llm``; without a
+    # generative model (extractive), the deterministic rewrite (answer/conversation.py).
+    condense_llm: str | None = None
     llm_timeout_seconds: float = Field(default=30.0, gt=0, le=900)
     llm_max_retries: int = Field(default=2, ge=0, le=10)
     max_output_tokens: int = Field(default=512, ge=16, le=32000)
@@ -160,10 +174,13 @@ class Settings(BaseSettings):
     chunk_tokens: int = Field(default=256, ge=32, le=8192)
     chunk_overlap: int = Field(default=40, ge=0, le=4096)
 
-    # The tenant (with every scope) a request acts for when no authorizer named one: for a
-    # deployed API whose only gate is API Gateway's usage-plan key, until its Lambda
-    # authorizer is deployed. Unset (the default, and ``ragline dev``): such a request is 401.
-    gateway_key_tenant: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    # Conversations: a server-kept session (``session_id``) lives this long after its last
+    # turn; the answer prompt carries the most recent turns that fit in history_tokens
+    # (the condense prompt too); a session or a request's ``history`` gives at most
+    # max_history_turns prior turns.
+    session_ttl_hours: int = Field(default=24, ge=1, le=24 * 90)
+    history_tokens: int = Field(default=1000, ge=0, le=32000)
+    max_history_turns: int = Field(default=20, ge=1, le=100)
 
     # Limits on input.
     max_body_bytes: int = Field(default=32 * 1024, ge=256)
@@ -200,6 +217,15 @@ class Settings(BaseSettings):
     )
     service_name: str = Field(default="ragline", validation_alias="POWERTOOLS_SERVICE_NAME")
 
+    # How the API identifies its callers (the stack's ``api_auth``): ``key``, ragline's API
+    # keys through the key authorizer (and ``ragline dev``'s gateway); ``iam``, SigV4-signed
+    # requests, whose principal ARN ``iam_principals`` maps to a tenant and scopes (JSON:
+    # ``{"arn:aws:iam::123456789012:role/etl": {"tenant": "acme", "scopes": ["query"]}}``);
+    # ``cognito``, a user pool's tokens, whose ``tenant_claim`` names the tenant.
+    api_auth: Literal["key", "iam", "cognito"] = "key"
+    iam_principals: Annotated[tuple[tuple[str, str, tuple[str, ...]], ...], NoDecode] = ()
+    tenant_claim: str = Field(default="custom:tenant", pattern=r"^[A-Za-z0-9_:.-]{1,128}$")
+
     # The review queue (ragline.reviews, docs/review.md). An answer nobody queued is kept
     # this many hours so that a thumbs-down can queue it with its passages (0: not kept,
     # and a thumbs-down queues nothing). An SNS topic gets an event per queued item (unset:
@@ -232,6 +258,27 @@ class Settings(BaseSettings):
                 raise ValueError(f"{item!r} is not tenant=value")
             pairs.append((tenant.strip(), key.strip()))
         return tuple(pairs)
+
+    @field_validator("iam_principals", mode="before")
+    @classmethod
+    def _parse_principals(cls, value: Any) -> Any:
+        # {"<principal ARN>": {"tenant": "<t>", "scopes": [...] or "a,b"}} -> triples
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not JSON: {exc}") from None
+        if not isinstance(value, Mapping):
+            return value
+        triples = []
+        for arn, grant in value.items():
+            if not isinstance(grant, Mapping) or set(grant) != {"tenant", "scopes"}:
+                raise ValueError(f"{arn}: give exactly {{'tenant': ..., 'scopes': [...]}}")
+            scopes = grant["scopes"]
+            if isinstance(scopes, str):
+                scopes = [part for part in scopes.replace(",", " ").split() if part]
+            triples.append((arn, grant["tenant"], tuple(scopes)))
+        return tuple(triples)
 
     def usage_plan_key(self, tenant: str) -> str | None:
         """The usage identifier of ``tenant``'s usage plan: its own, else the shared one."""
@@ -278,15 +325,23 @@ class Settings(BaseSettings):
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from environment variables; raise ConfigurationError if invalid."""
         environ = os.environ if environ is None else environ
-        misnamed = [
-            f"{old} was renamed {new}"
-            for old, new in RENAMED.items()
-            if environ.get(old, "").strip()
-        ] + [
-            f"{ours} is not read: set Powertools' {theirs}"
-            for ours, theirs in POWERTOOLS_NAMES.items()
-            if environ.get(ours, "").strip()
-        ]
+        misnamed = (
+            [
+                f"{old} was renamed {new}"
+                for old, new in RENAMED.items()
+                if environ.get(old, "").strip()
+            ]
+            + [
+                f"{old} was removed: {why}"
+                for old, why in REMOVED.items()
+                if environ.get(old, "").strip()
+            ]
+            + [
+                f"{ours} is not read: set Powertools' {theirs}"
+                for ours, theirs in POWERTOOLS_NAMES.items()
+                if environ.get(ours, "").strip()
+            ]
+        )
         if misnamed:
             raise ConfigurationError(f"invalid configuration: {'; '.join(misnamed)}")
         values = _Environment(cls, environ)()

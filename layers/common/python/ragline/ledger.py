@@ -93,15 +93,18 @@ class Costs:
         )
         if completion is None:
             return Cost(0.0) + embedding
+        return self.generation(completion) + embedding
+
+    def generation(self, completion: Completion) -> Cost:
+        """One model call: its tokens, or for a SageMaker endpoint the time it held it."""
         seconds = completion.details.get("latency_ms")
-        generation = self.prices.generation_cost(
+        return self.prices.generation_cost(
             completion.provider,
             completion.model,
             completion.usage,
             seconds=None if seconds is None else float(seconds) / 1000,
             instance_type=self.instance_type,
         )
-        return generation + embedding
 
     def ingestion(self, result: IngestResult) -> float | None:
         """What an object event's embeddings cost in USD (0 when nothing was embedded,
@@ -126,6 +129,7 @@ def query_record(
     """The ledger's record of one answered query, from the response the caller gets
     (and ``reranking``, when a reranker is configured, for whether it failed)."""
     usage, latency = response.usage, response.latency_ms
+    rewrite = response.rewrite
     return QueryRecord(
         request_id=response.request_id,
         collection=collection,
@@ -154,6 +158,11 @@ def query_record(
         sources=sorted({c.source for c in response.citations}),
         question=question,
         tenant=tenant,
+        session_id=response.session_id,
+        rewrite_model=None if rewrite is None else rewrite.model,
+        rewrite_input_tokens=usage.rewrite_input_tokens,
+        rewrite_output_tokens=usage.rewrite_output_tokens,
+        rewrite_cost_usd=usage.rewrite_cost_usd,
     )
 
 

@@ -60,6 +60,15 @@ class QueryRecord(QuerySignals):
     sources: list[str]
     status_code: int = 200
     question: str | None = None
+    # A follow-up: its session (None: none, or a caller-kept history), and the rewrite of
+    # the question into a search query, priced on its own (rewrite_cost_usd is a part of
+    # cost_usd; None when its model is not priced). rewrite_model is None when no model
+    # wrote it (a first question, or the deterministic rewrite).
+    session_id: str | None = None
+    rewrite_model: str | None = None
+    rewrite_input_tokens: int = 0
+    rewrite_output_tokens: int = 0
+    rewrite_cost_usd: float | None = 0.0
     created_at: datetime | None = None  # None: the time it is written
 
 

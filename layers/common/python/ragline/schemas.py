@@ -78,6 +78,20 @@ class _Request(BaseModel):
         return value
 
 
+SESSION_PATTERN = (
+    r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
+)
+# Prior turns a request may carry (RAGLINE_MAX_HISTORY_TURNS bounds what is used).
+MAX_HISTORY_MESSAGES = 200
+
+
+class HistoryTurn(_Request):
+    """One earlier message of the conversation, oldest first."""
+
+    role: Literal["user", "assistant"]
+    content: str = Field(min_length=1, pattern=TEXT_PATTERN)
+
+
 class QueryRequest(_Request):
     question: str = Field(min_length=1, pattern=TEXT_PATTERN, description="The question to answer.")
     collection: str | None = Field(default=None, pattern=COLLECTION_PATTERN)
@@ -89,6 +103,19 @@ class QueryRequest(_Request):
         default=False,
         description="Answer with server-sent events (retrieval, text deltas, the final "
         "answer) instead of one JSON body; so does `Accept: text/event-stream`.",
+    )
+    session_id: str | None = Field(
+        default=None,
+        pattern=SESSION_PATTERN,
+        description="A conversation kept by the server: a UUID you choose (uuid4); the "
+        "first request with it starts the session, later ones are its follow-ups. It "
+        "expires RAGLINE_SESSION_TTL_HOURS after its last turn; another tenant's is a 404.",
+    )
+    history: list[HistoryTurn] | None = Field(
+        default=None,
+        max_length=MAX_HISTORY_MESSAGES,
+        description="The conversation so far, kept by the caller instead of a session: "
+        "user and assistant messages, oldest first. Not with session_id.",
     )
 
 
@@ -184,6 +211,15 @@ class UsageInfo(_Response):
     rerank_cost_usd: float | None = Field(
         default=0.0, description="The reranker's part of cost_usd (null when unpriced)."
     )
+    rewrite_input_tokens: int = Field(
+        default=0, description="The follow-up's rewrite: its model's prompt tokens."
+    )
+    rewrite_output_tokens: int = Field(
+        default=0, description="The follow-up's rewrite: its model's output tokens."
+    )
+    rewrite_cost_usd: float | None = Field(
+        default=0.0, description="The rewrite's part of cost_usd (null when unpriced)."
+    )
 
 
 class Latency(_Response):
@@ -191,6 +227,20 @@ class Latency(_Response):
     generate: float
     total: float
     rerank: float = Field(default=0.0, description="The reranker's part of retrieve.")
+    rewrite: float = Field(
+        default=0.0, description="The follow-up's rewrite into a search query, part of retrieve."
+    )
+
+
+class RewriteInfo(_Response):
+    method: Literal["model", "fallback"] = Field(
+        description="model: the condense profile's model wrote the search query; fallback: "
+        "the deterministic rewrite did (no generative model, or the model failed)."
+    )
+    model: str | None = Field(
+        default=None, description="provider:model of the model called; null when none was."
+    )
+    prompt: str | None = Field(default=None, description="The template, for method model.")
 
 
 class QueryResponse(_Response):
@@ -219,6 +269,17 @@ class QueryResponse(_Response):
         default=None,
         description="Why this answer needs review beyond its profile's rule, such as an "
         "instruction from a passage that the answer repeats; null when there is none.",
+    )
+    session_id: str | None = Field(
+        default=None, description="The session this turn was added to; null without one."
+    )
+    rewritten_query: str | None = Field(
+        default=None,
+        description="A follow-up question (one with a session or history) rewritten as "
+        "the standalone query the passages were searched for; null for a first question.",
+    )
+    rewrite: RewriteInfo | None = Field(
+        default=None, description="How rewritten_query was written; null without one."
     )
     review_id: str | None = Field(
         default=None,
@@ -255,3 +316,53 @@ class RetrieveResponse(_Response):
     )
     rerank_ms: float = 0.0
     rerank_cost_usd: float | None = 0.0
+
+
+# --- the OpenAI-compatible door (POST /v1/chat/completions) ---------------------------------
+
+
+class _OpenAIRequest(_Request):
+    """OpenAI's request shapes: strict about the fields ragline reads, and ignoring the
+    many others a client may send (temperature, user, seed...), as OpenAI-compatible
+    servers do, so any client works unchanged."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+
+class ChatContentPart(_OpenAIRequest):
+    type: str = Field(description='"text" parts are read; others are refused.')
+    text: str | None = Field(default=None, pattern=TEXT_PATTERN)
+
+
+class ChatMessage(_OpenAIRequest):
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: Annotated[str, Field(pattern=TEXT_PATTERN)] | list[ChatContentPart] | None = Field(
+        default=None, description="Text, or a list of text parts."
+    )
+
+
+class ChatStreamOptions(_OpenAIRequest):
+    include_usage: bool = Field(
+        default=False, description="End the stream with a chunk carrying the usage."
+    )
+
+
+class ChatCompletionRequest(_OpenAIRequest):
+    model: str = Field(
+        min_length=1,
+        max_length=64,
+        description="A routing profile (GET /v1/models lists them), or `ragline` for the "
+        "default one.",
+    )
+    messages: list[ChatMessage] = Field(
+        min_length=1,
+        max_length=MAX_HISTORY_MESSAGES + 1,
+        description="The conversation: its last message is the user's question, the user "
+        "and assistant messages before it are the history; system messages are ignored "
+        "(the profile's template is the system prompt).",
+    )
+    stream: bool = Field(
+        default=False, description="Stream chat.completion.chunk events, then `[DONE]`."
+    )
+    stream_options: ChatStreamOptions | None = None
+    n: int | None = Field(default=None, ge=1, le=1, description="One choice only.")

@@ -76,14 +76,23 @@ class Keys:
 
     def authenticate(self, api_key: str | None, *, now: datetime | None = None) -> Identity:
         """The identity a key carries; UnauthorizedError (401) when it is missing,
-        unknown, revoked or expired."""
+        malformed, unknown, revoked or expired, its message saying which (the reason the
+        deployed authorizer's Deny and the local gateway's 401 carry). ``api_key`` is the
+        key, or an ``Authorization`` header's value carrying it (``Bearer <key>``, as OpenAI
+        clients send it)."""
+        api_key = bearer_key(api_key)
         if not api_key:
-            raise UnauthorizedError("missing API key: send it in the x-api-key header")
+            raise UnauthorizedError(
+                "missing API key: send it in the x-api-key header "
+                "(or as Authorization: Bearer <key>)"
+            )
         if len(api_key) > MAX_KEY_CHARS or key_id(api_key) is None:
-            raise UnauthorizedError("invalid API key")
+            raise UnauthorizedError(
+                f"malformed API key: a ragline key looks like {KEY_PREFIX}<id>_<secret>"
+            )
         record = self.store.key_by_digest(key_digest(api_key))
         if record is None:
-            raise UnauthorizedError("invalid API key")
+            raise UnauthorizedError("unknown API key")
         if record.revoked_at is not None:
             raise UnauthorizedError("this API key was revoked")
         if record.expires_at is not None and record.expires_at <= (now or datetime.now(UTC)):
@@ -135,6 +144,15 @@ class Keys:
 def get_keys(settings: Settings) -> Keys:
     """The process's keys use case, created once."""
     return Keys.from_settings(settings)
+
+
+def bearer_key(value: str | None) -> str | None:
+    """The key in an ``Authorization: Bearer <key>`` header's value (the scheme's name in
+    any case); any other value is taken as the key itself."""
+    if value is None:
+        return None
+    scheme, _, rest = value.strip().partition(" ")
+    return rest.strip() if scheme.lower() == "bearer" else value
 
 
 def authenticate(api_key: str | None, settings: Settings | None = None) -> Identity:

@@ -9,6 +9,7 @@ composes them.
 from __future__ import annotations
 
 from ragline.answer.answerer import Answerer, Reviewable, ReviewHook, get_answerer
+from ragline.answer.conversation import Role, standalone_query
 from ragline.answer.events import Answered, AnswerEvent, Failed, Retrieved, TextDelta
 from ragline.answer.guard import is_abstention
 from ragline.answer.responses import format_context
@@ -23,10 +24,12 @@ __all__ = [
     "Retrieved",
     "ReviewHook",
     "Reviewable",
+    "Role",
     "Route",
     "Router",
     "TextDelta",
     "format_context",
     "get_answerer",
     "is_abstention",
+    "standalone_query",
 ]

@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from ragline.answer import responses
+from ragline.answer.conversation import Condenser, Conversation, Rewrite, recent
 from ragline.answer.events import Answered, AnswerEvent, Failed, Retrieved, TextDelta
 from ragline.answer.guard import check_answer, similar_enough
 from ragline.answer.routing import Route, Router
@@ -30,13 +31,29 @@ from ragline.errors import (
 )
 from ragline.identity import OPERATOR, Identity
 from ragline.ledger import Costs, Ledger, get_ledger, query_record
-from ragline.llm import Completion, GenerationRequest, StreamInterruptedError, Usage
+from ragline.llm import (
+    Completion,
+    GenerationRequest,
+    StreamInterruptedError,
+    StreamProgress,
+    Usage,
+)
+from ragline.outcomes import QueryRecord
 from ragline.rerankers import get_reranker
 from ragline.retrieval import Retriever
-from ragline.schemas import Citation, Latency, QueryResponse, RetrieveResponse
+from ragline.schemas import (
+    Citation,
+    Latency,
+    QueryResponse,
+    RetrieveResponse,
+    RewriteInfo,
+    UsageInfo,
+)
 from ragline.store import get_store
+from ragline.telemetry.pricing import Cost
 
 if TYPE_CHECKING:
+    from ragline.answer.conversation import Message, Role
     from ragline.answer.guard import Verdict
     from ragline.answer.routing import Profile
     from ragline.config import Settings
@@ -45,10 +62,12 @@ if TYPE_CHECKING:
     from ragline.rerankers import Reranker
     from ragline.retrieval import Retrieval
     from ragline.store import RetrievedChunk, Store
-    from ragline.telemetry.pricing import Cost
 
 # The package's name, not this module's: operators filter the answer log line on it.
 logger = logging.getLogger("ragline.answer")
+# The query-log status of a streamed answer whose client went away before its end (the
+# status nginx logs for a request its client closed): its usage so far is recorded.
+CUT_OFF_BY_CLIENT = 499
 
 
 @dataclass(frozen=True)
@@ -87,6 +106,11 @@ class Answerer:
             fusion=settings.fusion, vector_weight=settings.fusion_vector_weight,
         )  # fmt: skip
         self.router = router
+        self.condenser = Condenser(
+            router.condenser,
+            history_tokens=settings.history_tokens,
+            max_question_chars=settings.max_question_chars,
+        )
         self.ledger = ledger
         self.costs = ledger.costs if ledger is not None else Costs.from_settings(settings)
         self.review: ReviewHook | None = None  # set by ragline.reviews.ReviewQueue.attach
@@ -178,6 +202,8 @@ class Answerer:
         ef_search: int | None = None,
         where: Filter | None = None,
         identity: Identity = OPERATOR,
+        session_id: str | None = None,
+        history: Sequence[tuple[Role, str]] | None = None,
     ) -> QueryResponse:
         """Answer ``question`` from a collection of the caller's tenant, citing the
         passages used; its tokens and cost are recorded for that tenant.
@@ -186,11 +212,16 @@ class Answerer:
         InvalidRequestError. ``where``, a metadata filter, limits the passages to the
         documents it matches. When every model of the profile's chain fails,
         ModelUnavailableError carries the retrieved passages as citations.
+
+        A follow-up comes with the conversation before it: ``session_id``, a session the
+        server keeps (of the caller's tenant: another's is NotFoundError), or ``history``,
+        the (role, text) messages the caller kept. It is searched for as rewritten
+        (:mod:`ragline.answer.conversation`) and answered with the recent turns.
         """
         events = self._events(
             question, collection=collection, top_k=top_k, profile=profile,
             request_id=request_id or str(uuid.uuid4()), ef_search=ef_search, where=where,
-            stream=False, identity=identity,
+            stream=False, identity=identity, session_id=session_id, history=history,
         )  # fmt: skip
         for event in events:
             if isinstance(event, Answered):
@@ -208,6 +239,8 @@ class Answerer:
         ef_search: int | None = None,
         where: Filter | None = None,
         identity: Identity = OPERATOR,
+        session_id: str | None = None,
+        history: Sequence[tuple[Role, str]] | None = None,
     ) -> Iterator[AnswerEvent]:
         """The answer as it is made (:mod:`ragline.answer.events`): :class:`Retrieved`,
         then :class:`TextDelta` as the model writes, then :class:`Answered` (what
@@ -221,9 +254,13 @@ class Answerer:
         events = self._events(
             question, collection=collection, top_k=top_k, profile=profile,
             request_id=request_id, ef_search=ef_search, where=where, stream=True,
-            identity=identity,
+            identity=identity, session_id=session_id, history=history,
         )  # fmt: skip
-        yield next(events)
+        try:
+            yield next(events)
+        except GeneratorExit:  # closed after the retrieval event: the answer is accounted
+            events.close()
+            raise
         try:
             yield from events
         except ModelUnavailableError as exc:
@@ -251,16 +288,29 @@ class Answerer:
         where: Filter | None,
         stream: bool,
         identity: Identity,
-    ) -> Iterator[AnswerEvent]:
-        """The one path of both APIs: route, retrieve (validation and search run before
-        the first event), generate (streamed or whole), guard, record."""
+        session_id: str | None = None,
+        history: Sequence[tuple[Role, str]] | None = None,
+    ) -> Generator[AnswerEvent, None, None]:
+        """The one path of both APIs: route, rewrite a follow-up, retrieve (validation,
+        the rewrite and the search run before the first event), generate (streamed or
+        whole), guard, record, remember the turn.
+
+        Closed before its answer (the client of a stream went away), the usage so far is
+        recorded as a query cut off by the client (:data:`CUT_OFF_BY_CLIENT`); a model
+        failing mid-stream is recorded with its usage so far and its error status."""
         route = self.router.route(profile)
         rules = route.profile
         started = time.perf_counter()
         question = self._text(question, "question")
         collection = self._collection(collection, identity)
+        conversation = self._conversation(session_id, history, identity)
+        rewrite = self.condenser.rewrite(question, conversation)
+        rewrite_ms = _ms(time.perf_counter() - started)
+        rewrite_cost = (
+            Cost(0.0) if rewrite.completion is None else self.costs.generation(rewrite.completion)
+        )
         retrieval = self.retriever.search(
-            question,
+            rewrite.query,
             collection=collection,
             top_k=self._top_k(top_k or rules.top_k),
             ef_search=ef_search,
@@ -268,24 +318,48 @@ class Answerer:
         )
         retrieved_at = time.perf_counter()
         chunks = similar_enough(retrieval.chunks, rules.min_score)
-        yield Retrieved(
-            request_id, route.name, responses.citations(chunks), _ms(retrieved_at - started)
-        )
         reranking = retrieval.reranking
         rerank_cost = self.costs.rerank(reranking)
+        turns = recent(conversation.messages, self.settings.history_tokens)
+        progress = StreamProgress()
+        cut = _Cut(route, question, collection, retrieval, chunks, identity.tenant, request_id)
         try:
+            yield Retrieved(
+                request_id, route.name, responses.citations(chunks), _ms(retrieved_at - started),
+                rewritten_query=None if rewrite.method is None else rewrite.query,
+                session_id=conversation.session_id,
+            )  # fmt: skip
             completion = yield from self._generate(
-                route, question, chunks, stream=stream, show_text=stream and rules.streams_text
+                route,
+                # without the turns before it, the prompt asks the follow-up as rewritten
+                question if turns or rewrite.method is None else rewrite.query,
+                chunks,
+                stream=stream,
+                show_text=stream and rules.streams_text,
+                search_query=rewrite.query,
+                history=turns,
+                progress=progress,
             )
         except StreamInterruptedError as exc:
-            usage = responses.usage_info(
-                exc.partial.usage,
-                embedding_tokens=retrieval.embedding_tokens,
-                cost=self._cost(exc.partial, retrieval, rerank_cost),
-                rerank_cost=rerank_cost,
+            cost = self._cost(exc.partial, retrieval, rerank_cost) + rewrite_cost
+            usage = _with_rewrite(
+                responses.usage_info(
+                    exc.partial.usage,
+                    embedding_tokens=retrieval.embedding_tokens,
+                    cost=cost,
+                    rerank_cost=rerank_cost,
+                ),
+                rewrite,
+                rewrite_cost,
             )
+            self._record_cut(cut, exc.partial, cost, started, retrieved_at, exc.status_code)
             yield Failed(exc.status_code, str(exc), request_id, usage=usage)
             return
+        except GeneratorExit:
+            partial = progress.partial()
+            cost = self._cost(partial, retrieval, rerank_cost) + rewrite_cost
+            self._record_cut(cut, partial, cost, started, retrieved_at, CUT_OFF_BY_CLIENT)
+            raise
         finished = time.perf_counter()
         verdict = check_answer(
             completion.text,
@@ -302,7 +376,7 @@ class Answerer:
             needs_review=rules.review or verdict.review_reason is not None,
             embedding_tokens=retrieval.embedding_tokens,
             # no passages: no model was called
-            cost=self._cost(completion if chunks else None, retrieval, rerank_cost),
+            cost=self._cost(completion if chunks else None, retrieval, rerank_cost) + rewrite_cost,
             rerank_cost=rerank_cost,
             reranker=responses.reranker(reranking),
             latency=Latency(
@@ -313,13 +387,67 @@ class Answerer:
             ),
             request_id=request_id,
         )
+        response = _conversation_response(response, conversation, rewrite, rewrite_cost, rewrite_ms)
         self._record(response, question, collection, retrieval, identity.tenant)
+        self._remember(conversation, identity, response, question, rewrite.query)
         if self.review is not None:
             passages = responses.citations(chunks)
             response = self.review(
                 Reviewable(response, question, collection, passages, rules, identity)
             )
         yield Answered(response)
+
+    def _conversation(
+        self,
+        session_id: str | None,
+        history: Sequence[tuple[Role, str]] | None,
+        identity: Identity,
+    ) -> Conversation:
+        """The turns before the question: the session's (started now if it is new), the
+        caller's ``history``, or none. Another tenant's session is NotFoundError."""
+        if session_id is not None and history is not None:
+            raise InvalidRequestError(
+                "send session_id (a conversation the server keeps) or history (one you "
+                "keep), not both"
+            )
+        if history is not None:  # its size is the body's; the prompts take what fits
+            return Conversation.from_history(history, self.settings.max_history_turns)
+        if session_id is None:
+            return Conversation()
+        try:
+            session_id = str(uuid.UUID(session_id))
+        except ValueError:
+            raise InvalidRequestError("session_id must be a UUID") from None
+        turns = self.store.open_session(
+            session_id,
+            tenant=identity.tenant,
+            ttl_hours=self.settings.session_ttl_hours,
+            turns=self.settings.max_history_turns,
+        )
+        if turns is None:
+            raise NotFoundError(f"session {session_id} does not exist")
+        return Conversation.from_session(session_id, turns)
+
+    def _remember(
+        self,
+        conversation: Conversation,
+        identity: Identity,
+        response: QueryResponse,
+        question: str,
+        search_query: str,
+    ) -> None:
+        """Add the answered turn to its session (the answer stands if that fails)."""
+        if conversation.session_id is None:
+            return
+        try:
+            self.store.append_turn(
+                conversation.session_id, tenant=identity.tenant,
+                request_id=response.request_id, question=question,
+                search_query=search_query, answer=response.answer,
+                ttl_hours=self.settings.session_ttl_hours,
+            )  # fmt: skip
+        except Exception:
+            logger.exception("could not add turn %s to its session", response.request_id)
 
     def _cost(
         self, completion: Completion | None, retrieval: Retrieval, rerank_cost: Cost | None
@@ -340,6 +468,9 @@ class Answerer:
         *,
         stream: bool,
         show_text: bool,
+        search_query: str | None = None,
+        history: tuple[Message, ...] = (),
+        progress: StreamProgress | None = None,
     ) -> Generator[TextDelta, None, Completion]:
         """The model's completion over the passages (its text as deltas when ``show_text``);
         the abstention, without a model call, when there is nothing to ground an answer on."""
@@ -355,15 +486,17 @@ class Answerer:
         request = GenerationRequest(
             system=rendered.system,
             user=rendered.user,
-            question=question,
+            # what a model reading the passages directly (extractive) looks for
+            question=search_query or question,
             passages=passages,
             abstain_text=route.prompt.abstain,
             max_tokens=self.settings.max_output_tokens,
+            history=tuple((m.role, m.text) for m in history),
         )
         try:
             if not stream:
                 return route.chain.generate(request)
-            for item in route.chain.stream(request):
+            for item in route.chain.stream(request, progress):
                 if isinstance(item, Completion):
                     return item
                 if show_text:
@@ -398,6 +531,60 @@ class Answerer:
         except Exception:  # the answer stands even if the ledger cannot be written
             logger.exception("could not record query %s", response.request_id)
 
+    def _record_cut(
+        self,
+        cut: _Cut,
+        partial: Completion | None,
+        cost: Cost,
+        started: float,
+        retrieved_at: float,
+        status_code: int,
+    ) -> None:
+        """Record an answer that ended early with what it consumed: the search, and the
+        model's tokens so far (estimated) when one had started, priced. Never raises."""
+        if self.ledger is None:
+            return
+        finished = time.perf_counter()
+        chunks = cut.retrieval.chunks
+        model = partial or Completion("", Usage(), cut.route.chain.primary.provider,
+                                      cut.route.chain.primary.model)  # fmt: skip
+        record = QueryRecord(
+            request_id=cut.request_id,
+            status_code=status_code,
+            collection=cut.collection,
+            profile=cut.route.name,
+            provider=model.provider,
+            model=model.model,
+            prompt=cut.route.prompt.ref,
+            input_tokens=model.usage.input_tokens,
+            output_tokens=model.usage.output_tokens,
+            cached_input_tokens=model.usage.cached_input_tokens,
+            embedding_tokens=cut.retrieval.embedding_tokens,
+            cost_usd=None if cost.usd is None else round(cost.usd, 10),
+            # tokens counted here, not reported by the provider: so is their cost
+            cost_estimated=cost.estimated or model.usage.estimated,
+            retrieve_ms=_ms(retrieved_at - started),
+            generate_ms=_ms(finished - retrieved_at),
+            total_ms=_ms(finished - started),
+            chunks_retrieved=len(chunks),
+            top_score=_rounded(chunks[0].similarity if chunks else None),
+            abstained=False,
+            needs_review=False,
+            fallback=responses.is_fallback(model),
+            sources=sorted({c.source for c in responses.citations(cut.chunks)}),
+            question=cut.question,
+            tenant=cut.tenant,
+        )
+        logger.info(
+            "answer %s ended early (status %d) after %d output tokens",
+            cut.request_id, status_code, model.usage.output_tokens,
+            extra={"profile": cut.route.name, "status_code": status_code},
+        )  # fmt: skip
+        try:
+            self.ledger.query(record)
+        except Exception:  # the stream is over either way
+            logger.exception("could not record query %s", cut.request_id)
+
     @staticmethod
     def _log(route: Route, completion: Completion, verdict: Verdict) -> None:
         model, fallback = responses.model_spec(completion), responses.is_fallback(completion)
@@ -420,8 +607,68 @@ class Answerer:
         )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class _Cut:
+    """What an answer that ends early is recorded with."""
+
+    route: Route
+    question: str
+    collection: str
+    retrieval: Retrieval
+    chunks: list[RetrievedChunk]
+    tenant: str
+    request_id: str
+
+
+def _rounded(score: float | None) -> float | None:
+    return None if score is None else round(score, 6)
+
+
 def _ms(seconds: float) -> float:
     return round(seconds * 1000, 2)
+
+
+def _with_rewrite(usage: UsageInfo, rewrite: Rewrite, cost: Cost) -> UsageInfo:
+    """The usage with the rewrite's own line (its cost is already a part of cost_usd)."""
+    if rewrite.completion is None:
+        return usage
+    tokens = rewrite.completion.usage
+    return usage.model_copy(
+        update={
+            "rewrite_input_tokens": tokens.input_tokens,
+            "rewrite_output_tokens": tokens.output_tokens,
+            "rewrite_cost_usd": None if cost.usd is None else round(cost.usd, 10),
+        }
+    )
+
+
+def _conversation_response(
+    response: QueryResponse,
+    conversation: Conversation,
+    rewrite: Rewrite,
+    rewrite_cost: Cost,
+    rewrite_ms: float,
+) -> QueryResponse:
+    """The response with its session, the query it was searched for and what that cost."""
+    if rewrite.method is None and conversation.session_id is None:
+        return response
+    completion = rewrite.completion
+    info = None
+    if rewrite.method is not None:
+        info = RewriteInfo(
+            method=rewrite.method,
+            model=None if completion is None else responses.model_spec(completion),
+            prompt=rewrite.prompt,
+        )
+    return response.model_copy(
+        update={
+            "session_id": conversation.session_id,
+            "rewritten_query": None if rewrite.method is None else rewrite.query,
+            "rewrite": info,
+            "usage": _with_rewrite(response.usage, rewrite, rewrite_cost),
+            "latency_ms": response.latency_ms.model_copy(update={"rewrite": rewrite_ms}),
+        }
+    )
 
 
 @lru_cache(maxsize=4)

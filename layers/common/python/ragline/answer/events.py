@@ -24,14 +24,22 @@ class Retrieved:
     profile: str
     citations: list[Citation]
     retrieve_ms: float
+    # A follow-up: the standalone query the passages were searched for, and its session.
+    rewritten_query: str | None = None
+    session_id: str | None = None
 
     def data(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "request_id": self.request_id,
             "profile": self.profile,
             "citations": [c.model_dump(mode="json") for c in self.citations],
             "latency_ms": {"retrieve": self.retrieve_ms},
         }
+        if self.rewritten_query is not None:
+            data["rewritten_query"] = self.rewritten_query
+        if self.session_id is not None:
+            data["session_id"] = self.session_id
+        return data
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,10 @@ PACKAGED_PROFILES = Path(__file__).resolve().parents[1] / "profiles.toml"
 DEFAULT_PROMPT = "answer@v2"
 # The variables the answer use case fills; a template may use any of them, no others.
 ANSWER_VARIABLES = ("question", "context")
+# What a profile does: answer questions (the default), or rewrite a follow-up into a
+# standalone search query (``task = "condense"``: at most one profile, never a request's).
+TASKS = ("answer", "condense")
+CONDENSE_VARIABLES = ("history", "question")
 # Profile names a request can carry (the pattern of QueryRequest.profile).
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 # An llm value naming a setting, and the ${NAME} form profiles used before.
@@ -57,6 +61,7 @@ class Profile:
     # review id, GET /reviews/{id} the reviewed answer (ragline.reviews).
     hold: bool = False
     description: str = ""
+    task: str = "answer"
 
     @property
     def streams_text(self) -> bool:
@@ -77,6 +82,7 @@ _KEYS: dict[str, tuple[type, ...]] = {
     "review": (bool,),
     "hold": (bool,),
     "description": (str,),
+    "task": (str,),
 }
 
 
@@ -141,6 +147,9 @@ def _profile(name: str, table: Any, origin: str, settings: Settings) -> Profile:
     min_score = table.get("min_score")
     if min_score is not None and not -1.0 <= min_score <= 1.0:
         raise ConfigurationError(f"{where}: min_score is a cosine similarity, -1..1")
+    task = table.get("task", "answer")
+    if task not in TASKS:
+        raise ConfigurationError(f"{where}: task must be one of {', '.join(TASKS)} ({task!r})")
     try:
         llm = resolve_llm(table.get("llm", ""), settings)
     except ValueError as exc:
@@ -155,6 +164,7 @@ def _profile(name: str, table: Any, origin: str, settings: Settings) -> Profile:
         review=table.get("review", False) or table.get("hold", False),
         hold=table.get("hold", False),
         description=table.get("description", ""),
+        task=task,
     )
 
 
@@ -167,7 +177,14 @@ def parse_profiles(text: str, origin: str, settings: Settings) -> dict[str, Prof
     tables = data.get("profiles")
     if not isinstance(tables, dict) or not tables:
         raise ConfigurationError(f"profile file {origin}: no [profiles.<name>] tables")
-    return {name: _profile(name, table, origin, settings) for name, table in tables.items()}
+    profiles = {name: _profile(name, table, origin, settings) for name, table in tables.items()}
+    condensers = [name for name, profile in profiles.items() if profile.task == "condense"]
+    if len(condensers) > 1:
+        raise ConfigurationError(
+            f"profile file {origin}: one profile may condense follow-ups; "
+            f'{", ".join(condensers)} all have task = "condense"'
+        )
+    return profiles
 
 
 def load_profiles(settings: Settings) -> dict[str, Profile]:
@@ -191,6 +208,18 @@ def check_answer_template(template: PromptTemplate, profile: str) -> PromptTempl
     return template
 
 
+def check_condense_template(template: PromptTemplate, profile: str) -> PromptTemplate:
+    """A template a follow-up's rewrite can fill: ``question``, and ``history`` at most."""
+    unknown = [name for name in template.variables if name not in CONDENSE_VARIABLES]
+    if unknown or "question" not in template.variables:
+        raise ConfigurationError(
+            f"prompt template {template.ref} (profile {profile!r}, task condense) must "
+            f"declare question, and may declare history; it declares "
+            f"{', '.join(template.variables) or 'nothing'}"
+        )
+    return template
+
+
 @dataclass(frozen=True)
 class Route:
     """A profile made ready to serve: its model chain and its checked template."""
@@ -211,6 +240,9 @@ class Router:
     routes: dict[str, Route]
     default_name: str
     models: dict[str, ChatModel] = field(default_factory=dict)
+    # The profile with task = "condense", which rewrites follow-ups; None: no such profile
+    # (follow-ups get the deterministic rewrite). Never a route a request can name.
+    condenser: Route | None = None
 
     def __post_init__(self) -> None:
         if self.default_name not in self.routes:
@@ -229,7 +261,7 @@ class Router:
         ready instances by ``provider:model`` (tests register fakes this way)."""
         built: dict[str, ChatModel] = dict(models or {})
         retry = RetryPolicy.from_settings(settings)
-        routes = {}
+        routes, condenser = {}, None
         for profile in load_profiles(settings).values():
             chain = []
             for spec in dict.fromkeys((profile.llm, *settings.llm_fallback)):
@@ -237,9 +269,14 @@ class Router:
                     built[spec] = create_model(spec, settings)
                 chain.append(built[spec])
             template = load_prompt(profile.prompt, settings.prompts_dir)
-            check_answer_template(template, profile.name)
-            routes[profile.name] = Route(profile, ModelChain(tuple(chain), retry), template)
-        return cls(routes, settings.default_profile, built)
+            route = Route(profile, ModelChain(tuple(chain), retry), template)
+            if profile.task == "condense":
+                check_condense_template(template, profile.name)
+                condenser = route
+            else:
+                check_answer_template(template, profile.name)
+                routes[profile.name] = route
+        return cls(routes, settings.default_profile, built, condenser)
 
     @classmethod
     def single(cls, settings: Settings, model: ChatModel, prompt: PromptTemplate) -> Router:

@@ -79,6 +79,18 @@ def render_report(report: Report) -> str:
                 f" {mode.mrr_at_10:>7.3f} {mode.ndcg_at_10:>8.3f}"
                 f" {_figure(mode.p50_ms, '.1f'):>8} {_figure(mode.p95_ms, '.1f'):>8}{errors}"
             )
+    if report.conversation:
+        raw = report.conversation["raw"]
+        lines += [
+            "",
+            f"follow-ups ({raw.questions} multi-turn cases, hybrid): searched for as",
+            f"  {'query':<9} {'hit@1':>6} {'hit@5':>6} {'MRR@10':>7} {'nDCG@10':>8}",
+        ]
+        for label, mode in report.conversation.items():
+            lines.append(
+                f"  {label:<9} {mode.hit_at_1:>6.3f} {mode.hit_at_5:>6.3f}"
+                f" {mode.mrr_at_10:>7.3f} {mode.ndcg_at_10:>8.3f}"
+            )
     lines += [
         "",
         "answers (POST /query)",

@@ -16,9 +16,11 @@ with chunked transfer encoding, one chunk flushed per piece; a client that goes 
 closes the iterator, which ends the work behind it (a model call under way).
 
 With an ``authorizer`` it also plays the API's Lambda authorizer: every path but
-:data:`OPEN_PATHS` needs the ``x-api-key`` header, the authorizer turns the key into the
-context API Gateway passes on as ``requestContext.authorizer`` (tenant, scopes, key id),
-and a missing or refused key is API Gateway's own 401, before the function runs.
+:data:`OPEN_PATHS` needs the ``x-api-key`` header (or ``Authorization: Bearer <key>``),
+the authorizer turns the key into the context API Gateway passes on as
+``requestContext.authorizer`` (tenant, scopes, key id), and a missing or refused key is a
+401 before the function runs, whose message says why (missing, malformed, unknown,
+revoked, expired), as the deployed API's refusals do.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ragline.dev.context import ACCOUNT_ID, LambdaFunction
 from ragline.dev.static import console_file
+from ragline.errors import UnauthorizedError
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +53,14 @@ SERVED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 # Paths served without a key: the health check and the API's documentation.
 OPEN_PATHS = ("/health", "/swagger")
 API_KEY_HEADER = "x-api-key"
+AUTHORIZATION_HEADER = "authorization"
 
 
 class Authorizer(Protocol):
-    """Turns an API key (None: no header) into the authorizer context, or None to refuse."""
+    """Turns an API key (None: no header) into the authorizer context; to refuse it,
+    raises UnauthorizedError, whose message (the reason) the 401 carries."""
 
-    def __call__(self, api_key: str | None) -> dict[str, str] | None: ...
+    def __call__(self, api_key: str | None) -> dict[str, str]: ...
 
 
 @dataclass(frozen=True)
@@ -157,10 +162,26 @@ def build_proxy_event(
     }
 
 
+def api_key(headers: Sequence[tuple[str, str]]) -> str | None:
+    """The key a request sends: its ``x-api-key`` header, else its ``Authorization``
+    header (``Bearer <key>``, as OpenAI clients send it; the authorizer reads the key out
+    of it, as the deployed one does on the /v1 routes)."""
+    sent = {name.lower(): value for name, value in headers}
+    return sent.get(API_KEY_HEADER) or sent.get(AUTHORIZATION_HEADER)
+
+
 def _json_response(
-    status: int, message: str, headers: Sequence[tuple[str, str]] = ()
+    status: int,
+    message: str,
+    headers: Sequence[tuple[str, str]] = (),
+    status_code: int | None = None,
 ) -> HttpResponse:
-    body = json.dumps({"message": message}).encode()
+    """A JSON ``{"message": ...}`` body; with ``status_code`` also that field, as the
+    deployed API's gateway responses for refused keys carry (stacks/api.py)."""
+    fields: dict[str, Any] = {"message": message}
+    if status_code is not None:
+        fields["statusCode"] = int(status_code)
+    body = json.dumps(fields).encode()
     return HttpResponse(status, [("Content-Type", "application/json"), *headers], body)
 
 
@@ -325,14 +346,16 @@ class _RequestHandler(BaseHTTPRequestHandler):
         )
         authorizer = self.server.authorizer
         if authorizer is not None and event["path"] not in OPEN_PATHS:
-            key = next((v for k, v in headers if k.lower() == API_KEY_HEADER), None)
+            key = api_key(headers)
             try:
                 context = authorizer(key)
+            except UnauthorizedError as refused:  # the deployed API's Deny, reason and all
+                return _json_response(
+                    HTTPStatus.UNAUTHORIZED, str(refused), status_code=HTTPStatus.UNAUTHORIZED
+                )
             except Exception:  # as API Gateway answers an authorizer that fails
                 logger.exception("the authorizer failed on %s %s", self.command, self.path)
                 return gateway_error(HTTPStatus.INTERNAL_SERVER_ERROR)
-            if context is None:  # API Gateway's answer when an authorizer refuses
-                return _json_response(HTTPStatus.UNAUTHORIZED, "Unauthorized")
             event["requestContext"]["authorizer"] = context
         if self.server.function.stream_handler is not None:
             return self._invoke_streaming(event)

@@ -124,18 +124,15 @@ def check_health(url: str, timeout_seconds: float) -> None:
         raise StackStartError(f"health check {url} failed: {exc}") from exc
 
 
-def key_authorizer(api_key: str | None) -> dict[str, str] | None:
+def key_authorizer(api_key: str | None) -> dict[str, str]:
     """The gateway's authorizer: the ``tenancy`` use case's identity of the key, as the
-    context API Gateway passes on, or None (401) for a missing, unknown, revoked or
-    expired key. It reads the store on every request: a revoked key is refused at once."""
+    context API Gateway passes on; UnauthorizedError (a 401 with its reason) for a
+    missing, malformed, unknown, revoked or expired key. It reads the store on every
+    request: a revoked key is refused at once."""
     from ragline.config import get_settings
-    from ragline.errors import UnauthorizedError
     from ragline.tenancy import get_keys
 
-    try:
-        return get_keys(get_settings()).authenticate(api_key).to_authorizer()
-    except UnauthorizedError:
-        return None
+    return get_keys(get_settings()).authenticate(api_key).to_authorizer()
 
 
 def ensure_dev_key(data_dir: Path) -> str:

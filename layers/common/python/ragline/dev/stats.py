@@ -90,7 +90,22 @@ def render_stats(
     lines += ["", "by profile", *_group_rows(stats["by_profile"], "profile")]
     if tenant is None and stats.get("by_tenant"):
         lines += ["", "by tenant", *_group_rows(stats["by_tenant"], "tenant")]
+    if stats.get("rewrites"):
+        lines += ["", "follow-up rewrites (part of the cost above)", *_rewrite_rows(stats)]
     return "\n".join(lines)
+
+
+def _rewrite_rows(stats: dict[str, Any]) -> list[str]:
+    """One line per model that rewrote follow-ups (``deterministic``: no model did)."""
+    rows = []
+    for row in stats["rewrites"]:
+        name = row["model"] or "deterministic"
+        cost = "unpriced" if row["unpriced"] else f"${_money(row['cost_usd'] or 0.0)}"
+        rows.append(
+            f"  {name:<28} {row['queries']:>6} queries  input {row['input_tokens']:,}"
+            f"  output {row['output_tokens']:,}  {cost}"
+        )
+    return rows
 
 
 def _buckets(rows: list[dict[str, Any]], since: datetime, now: datetime) -> list[dict[str, Any]]:

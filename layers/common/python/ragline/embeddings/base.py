@@ -14,12 +14,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Self
 
-import numpy as np
-
 from ragline.errors import ModelError
 from ragline.tokens import count_tokens
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ragline.config import Settings
 
 # The token estimate is not the model's tokenizer: keep a margin under a provider's limit.
@@ -115,6 +115,10 @@ class Embedder(ABC):
 
     def embed_documents(self, texts: Sequence[str]) -> EmbeddingResult:
         """Embed passages for storage: one unit vector per text, and the usage of all."""
+        # numpy on first use, not at import: it is about 90 ms of a query function's cold
+        # start, and the first question embeds anyway
+        import numpy as np
+
         parts: list[np.ndarray] = []
         tokens, estimated, seconds = 0, False, 0.0
         for batch in batches(texts, max_inputs=self.batch_size, max_tokens=self.batch_tokens):
@@ -147,6 +151,8 @@ class Embedder(ABC):
 
 def normalize(vectors: np.ndarray) -> np.ndarray:
     """Scale rows to unit length (cosine distance then equals 1 - dot product)."""
+    import numpy as np
+
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return (vectors / norms).astype(np.float32)

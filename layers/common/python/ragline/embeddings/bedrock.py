@@ -11,7 +11,6 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ragline.embeddings.base import Embedder, EmbeddingResult
@@ -78,6 +77,8 @@ class BedrockEmbedder(Embedder):
 
     def embed_batch(self, texts: list[str]) -> EmbeddingResult:
         """The whole input as concurrent calls (Titan takes one text a call)."""
+        import numpy as np  # here, not at import: see embeddings/base.py
+
         if self.workers <= 1 or len(texts) == 1:
             results = [self._embed_one(text) for text in texts]
         else:

@@ -15,8 +15,6 @@ from collections import Counter
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from ragline.embeddings.base import Embedder, EmbeddingResult
 from ragline.tokens import count_tokens
 
@@ -61,6 +59,8 @@ class HashEmbedder(Embedder):
         return cls(int(model) if model else settings.embedding_dimensions)
 
     def embed_batch(self, texts: list[str]) -> EmbeddingResult:
+        import numpy as np  # here, not at import: see embeddings/base.py
+
         vectors = np.zeros((len(texts), self.dimensions), dtype=np.float32)
         for row, text in enumerate(texts):
             for feature, count in _features(text).items():

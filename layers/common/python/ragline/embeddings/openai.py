@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import openai
 
 from ragline.embeddings.base import Embedder, EmbeddingResult
@@ -65,6 +64,8 @@ class OpenAIEmbedder(Embedder):
 
     def embed_batch(self, texts: list[str]) -> EmbeddingResult:
         """One API request: raw vectors and the tokens the server counted."""
+        import numpy as np  # here, not at import: see embeddings/base.py
+
         options: dict[str, Any] = {"model": self.model, "input": texts}
         if self.requested_dimensions is not None:
             options["dimensions"] = self.requested_dimensions

@@ -12,8 +12,6 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from ragline.embeddings.base import Embedder, EmbeddingResult
 from ragline.errors import ModelError
 from ragline.providers.clients import aws_client, invoke_endpoint
@@ -71,6 +69,7 @@ class SageMakerEmbedder(Embedder):
 
     def embed_batch(self, texts: list[str]) -> EmbeddingResult:
         """One endpoint call; TEI reports no token counts, so they are estimated."""
+        import numpy as np  # here, not at import: see embeddings/base.py
 
         held: list[float] = []
 

@@ -10,6 +10,13 @@ A set is JSON lines, one question each::
 does not answer the question and the right behaviour is to abstain. Keys beyond these
 are kept; ``pages`` (1-based page numbers of the gold files, as in the PDF set) adds a
 page-level hit@5.
+
+A multi-turn case gives ``turns`` instead of ``question``: the user's questions of a
+conversation, oldest first; the last is the one asked, and ``gold`` (and the rest) are
+for it::
+
+    {"id": "conv-01", "turns": ["How do I stash my changes?", "And untracked files too?"],
+     "gold": ["git-stash.html"], "must_contain": ["-u"]}
 """
 
 from __future__ import annotations
@@ -42,6 +49,13 @@ class Question:
     answer: str = ""
     must_contain: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    # A multi-turn case: the user's earlier questions, oldest first (``question`` is the
+    # last turn).
+    turns: tuple[str, ...] = ()
+
+    @property
+    def follows_up(self) -> bool:
+        return bool(self.turns)
 
     @property
     def answerable(self) -> bool:
@@ -68,6 +82,15 @@ def parse_question(line: str, where: str) -> Question:
         raise ConfigurationError(f"{where}: not JSON ({exc.msg})") from exc
     if not isinstance(data, dict):
         raise ConfigurationError(f"{where}: each line is a JSON object")
+    turns: tuple[str, ...] = ()
+    if "turns" in data:
+        if "question" in data:
+            raise ConfigurationError(f"{where}: give 'question' or 'turns', not both")
+        turns = _strings(data["turns"], "turns", where)
+        if len(turns) < 2:
+            raise ConfigurationError(f"{where}: 'turns' needs at least two questions")
+        data = {**data, "question": turns[-1]}
+        turns = turns[:-1]
     for key in ("id", "question"):
         if not isinstance(data.get(key), str) or not data[key].strip():
             raise ConfigurationError(f"{where}: {key!r} must be a non-empty string")
@@ -76,7 +99,7 @@ def parse_question(line: str, where: str) -> Question:
     answer = data.get("answer", "")
     if not isinstance(answer, str):
         raise ConfigurationError(f"{where}: 'answer' must be a string")
-    known = {"id", "question", "gold", "answer", "must_contain"}
+    known = {"id", "question", "gold", "answer", "must_contain", "turns"}
     return Question(
         id=data["id"],
         question=data["question"],
@@ -84,6 +107,7 @@ def parse_question(line: str, where: str) -> Question:
         answer=answer,
         must_contain=_strings(data.get("must_contain", []), "must_contain", where),
         extra={k: v for k, v in data.items() if k not in known},
+        turns=turns,
     )
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import ragline
 from ragline.answer import Answerer, Router
+from ragline.answer.conversation import Conversation
 from ragline.config import variable
 from ragline.documents import chunk_document, parse_document
 from ragline.embeddings import get_embedder
@@ -39,12 +40,14 @@ from ragline.evaluation.dataset import (
     source_for,
 )
 from ragline.evaluation.quality_bar import RETRIEVAL_METRICS, QualityBar
+from ragline.identity import DEFAULT_TENANT, OPERATOR, Identity
 from ragline.ingest import DocumentFailedError, Ingestor
 from ragline.rerankers import get_reranker
 from ragline.retrieval import MODES
 from ragline.store import get_store
 
 if TYPE_CHECKING:
+    from ragline.answer import Role
     from ragline.config import Settings
     from ragline.embeddings import Embedder
     from ragline.evaluation.dataset import Question
@@ -109,6 +112,8 @@ class EvalOptions:
     top_k: int | None = None
     # How the questions were chosen from the set (--limit, --sample); None: all of them.
     selection: str | None = None
+    # Who asks, and whose the ingested corpus is (--tenant): the operator by default.
+    identity: Identity = OPERATOR
 
 
 @dataclass
@@ -214,12 +219,17 @@ class Report:
     ranking: list[str] = field(default_factory=list)
     # How the questions were chosen (--limit, --sample); None: the whole set.
     selection: str | None = None
+    # Multi-turn cases: hybrid retrieval for the follow-up as asked ("raw") and as
+    # rewritten into a standalone query ("rewritten"); empty without such cases.
+    conversation: dict[str, ModeReport] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         document = asdict(self)
-        for mode in document["retrieval"].values():
+        for mode in [*document["retrieval"].values(), *document["conversation"].values()]:
             if mode["page_hit_at_5"] is None:  # a set without pages reads as it always did
                 del mode["page_hit_at_5"]
+        if not document["conversation"]:  # a set without follow-ups reads as it always did
+            del document["conversation"]
         return document
 
 
@@ -383,7 +393,12 @@ class Evaluator:
         return {d.source[len(prefix) :]: d for d in self.store.iter_documents(prefix)}
 
     def _reusable(
-        self, corpus: Path, files: Sequence[Path], hashes: dict[str, str], key: str
+        self,
+        corpus: Path,
+        files: Sequence[Path],
+        hashes: dict[str, str],
+        key: str,
+        tenant: str = DEFAULT_TENANT,
     ) -> CorpusReport | None:
         """An earlier ingest of exactly this corpus, to evaluate as it stands: the
         collection the corpus index names for ``key``, or one ``ragline ingest`` filled
@@ -403,6 +418,8 @@ class Evaluator:
         if len(collections) != 1 or not _matches(found, hashes, model):
             return None
         (collection,) = collections
+        if self.store.collection_owner(collection) != tenant:  # another tenant's: not to ask
+            return None
         held, _ = self.store.list_documents(collection=collection, limit=len(under) + 1)
         if len(held) != len(under):  # it holds documents from elsewhere: not this corpus
             return None
@@ -424,12 +441,13 @@ class Evaluator:
                 report.unchanged += 1
         return report
 
-    def ingest_corpus(self, corpus: Path) -> CorpusReport:
+    def ingest_corpus(self, corpus: Path, tenant: str = DEFAULT_TENANT) -> CorpusReport:
         """Ingest ``corpus`` into the collection its content names; files already there
         unchanged are skipped by the ingestor, so a second run embeds nothing. When an
         earlier ingest of the same files with the same embedder, chunk settings and
         chunking code is in the store (this command's, or ``ragline ingest``'s), it is
-        used as it stands: nothing is parsed or embedded."""
+        used as it stands: nothing is parsed or embedded. Another ``tenant`` than the
+        default gets a collection of its own (collection names are global)."""
         started = time.perf_counter()
         files = corpus_files(corpus)
         ingestor = Ingestor(self.settings, self.store, self.embedder)
@@ -439,14 +457,17 @@ class Evaluator:
             for path in files
         }
         key = corpus_key(hashes, embedder=self.embedder.name, max_tokens=tokens, overlap=overlap)
-        reused = self._reusable(corpus, files, hashes, key)
+        key = _of_tenant(key, tenant)
+        reused = self._reusable(corpus, files, hashes, key, tenant)
         if reused is not None:
             reused.seconds = round(time.perf_counter() - started, 2)
             return reused
         chunking, counts = read_corpus(
             corpus, self._each(files, "reading"), max_tokens=tokens, overlap=overlap
         )
-        digest = fingerprint(corpus, files, embedder=self.embedder.name, chunking=chunking)
+        digest = _of_tenant(
+            fingerprint(corpus, files, embedder=self.embedder.name, chunking=chunking), tenant
+        )
         collection = collection_name(corpus, digest)
         report = CorpusReport(str(corpus), collection, len(files))
         stored = self._stored(source_for(collection, ""))
@@ -469,7 +490,7 @@ class Evaluator:
         deferred = len(pending) > 1 and self.store.defer_vector_index(dimensions)
         try:
             for path in files:
-                self._ingest_file(ingestor, corpus, path, collection, report)
+                self._ingest_file(ingestor, corpus, path, collection, report, tenant)
         finally:  # interrupted too: the store is never left without its index
             meter.close()
             ingestor.on_embedded = None
@@ -481,13 +502,19 @@ class Evaluator:
         return report
 
     def _ingest_file(
-        self, ingestor: Ingestor, corpus: Path, path: Path, collection: str, report: CorpusReport
+        self,
+        ingestor: Ingestor,
+        corpus: Path,
+        path: Path,
+        collection: str,
+        report: CorpusReport,
+        tenant: str = DEFAULT_TENANT,
     ) -> None:
         relative = path.relative_to(corpus).as_posix()
         source = source_for(collection, relative)
         try:
             result = ingestor.ingest_bytes(
-                source, path.read_bytes(), name=path.name, collection=collection
+                source, path.read_bytes(), name=path.name, collection=collection, tenant=tenant
             )
         except DocumentFailedError as exc:  # recorded as failed; the others go on
             report.failed += 1
@@ -527,7 +554,8 @@ class Evaluator:
         models = tuple(dict.fromkeys(options.models or (self.settings.llm,)))
         # Every model is built before anything is ingested: a typo fails in a second.
         answerers = {model: self.answerer(model) for model in models}
-        corpus = self.ingest_corpus(options.corpus) if options.corpus is not None else None
+        tenant = options.identity.tenant
+        corpus = self.ingest_corpus(options.corpus, tenant) if options.corpus is not None else None
         collection = (
             corpus.collection if corpus else options.collection or self.settings.default_collection
         )
@@ -542,12 +570,38 @@ class Evaluator:
             for q in questions
         }
         first = answerers[models[0]]
+        # A follow-up is searched for as the answer use case searches for it: rewritten.
+        searched = {q.id: rewritten(first, q) for q in questions}
+        for q in questions:
+            if q.follows_up:
+                rows[q.id]["rewritten_query"] = searched[q.id]
         retrieval = {
-            mode: self._retrieval(first, mode, questions, collection, rows)
+            mode: self._retrieval(
+                first, mode, questions, collection, rows, searched, identity=options.identity
+            )
             for mode in options.modes
         }
+        follow_ups = [q for q in questions if q.follows_up and q.answerable]
+        conversation = {}
+        if follow_ups:
+            raw = {q.id: q.question for q in follow_ups}
+            conversation = {
+                label: self._retrieval(
+                    first,
+                    ANSWER_MODE,
+                    follow_ups,
+                    collection,
+                    rows,
+                    queries,
+                    label=label,
+                    identity=options.identity,
+                )
+                for label, queries in (("raw", raw), ("rewritten", searched))
+            }
         reports = {
-            model: self._answers(answerer, model, questions, collection, top_k, rows)
+            model: self._answers(
+                answerer, model, questions, collection, top_k, rows, options.identity
+            )
             for model, answerer in answerers.items()
         }
         shared = retrieval[ANSWER_MODE].values() if ANSWER_MODE in retrieval else {}
@@ -573,6 +627,7 @@ class Evaluator:
             per_question=list(rows.values()),
             ranking=ranked(list(reports.values())),
             selection=options.selection,
+            conversation=conversation,
         )
 
     def _reranker(self) -> str | None:
@@ -585,7 +640,15 @@ class Evaluator:
         questions: Sequence[Question],
         collection: str,
         rows: dict[str, dict[str, Any]],
+        queries: dict[str, str] | None = None,
+        *,
+        label: str | None = None,
+        identity: Identity = OPERATOR,
     ) -> ModeReport:
+        """Search each answerable question (as ``queries`` gives it: by default the
+        question) in ``mode`` and score the ranking; ``label`` names the report and the
+        per-question key (the mode by default)."""
+        label = label or mode
         answerable = [q for q in questions if q.answerable]
         hits1: list[float] = []
         hits5: list[float] = []
@@ -596,15 +659,17 @@ class Evaluator:
         errors = 0
         searched: dict[str, Any] = {}
         with counting_rerank_fallbacks() as fallbacks:
-            for q in self._each(answerable, f"retrieve {mode}"):
+            for q in self._each(answerable, f"retrieve {label}"):
                 started = time.perf_counter()
+                query = q.question if queries is None else queries[q.id]
                 try:
                     searched[q.id] = answerer.retrieve(
-                        q.question, collection=collection, top_k=RANKING_DEPTH, mode=mode
-                    ).results
+                        query, collection=collection, top_k=RANKING_DEPTH, mode=mode,
+                        identity=identity,
+                    ).results  # fmt: skip
                 except RaglineError as exc:
                     errors += 1
-                    rows[q.id]["retrieval"][mode] = {"error": str(exc)}
+                    rows[q.id]["retrieval"][label] = {"error": str(exc)}
                 else:
                     latencies.append((time.perf_counter() - started) * 1000)
         for q in answerable:
@@ -616,7 +681,7 @@ class Evaluator:
             reciprocal.append(metrics.reciprocal_rank(ranking, q.gold, RANKING_DEPTH))
             gains.append(metrics.ndcg(ranking, q.gold, RANKING_DEPTH))
             row = rows[q.id]["retrieval"].setdefault(
-                mode, {"rank": metrics.first_hit(ranking, q.gold), "documents": documents}
+                label, {"rank": metrics.first_hit(ranking, q.gold), "documents": documents}
             )
             if q.pages:
                 spans = [
@@ -626,7 +691,7 @@ class Evaluator:
                 page_hits.append(float(metrics.page_hit_at(spans, q.pages, 5)))
                 row.setdefault("pages", [list(span) if span else None for span in spans])
         return ModeReport(
-            mode=mode,
+            mode=label,
             questions=len(answerable),
             hit_at_1=round(metrics.mean(hits1) or 0.0, 4),
             hit_at_5=round(metrics.mean(hits5) or 0.0, 4),
@@ -647,6 +712,7 @@ class Evaluator:
         collection: str,
         top_k: int,
         rows: dict[str, dict[str, Any]],
+        identity: Identity = OPERATOR,
     ) -> ModelReport:
         responses: dict[str, QueryResponse] = {}
         errors: dict[str, str] = {}
@@ -654,13 +720,22 @@ class Evaluator:
             for q in self._each(questions, f"answer {model}"):
                 try:
                     responses[q.id] = answerer.answer(
-                        q.question, collection=collection, top_k=top_k
-                    )
+                        q.question, collection=collection, top_k=top_k, history=history(q),
+                        identity=identity,
+                    )  # fmt: skip
                 except RaglineError as exc:  # a failing model is a finding, not the end
                     errors[q.id] = f"{type(exc).__name__}: {exc}"
         report = _score(model, questions, collection, responses, errors, rows)
         report.rerank_fallbacks = fallbacks[0]
         return report
+
+
+def _of_tenant(digest: str, tenant: str) -> str:
+    """``digest`` for the default tenant, another one (as long) for any other: a tenant's
+    corpus gets a collection, and an index entry, of its own."""
+    if tenant == DEFAULT_TENANT:
+        return digest
+    return hashlib.sha256(f"{tenant}/{digest}".encode()).hexdigest()[: len(digest)]
 
 
 def _score(
@@ -728,6 +803,21 @@ def _score(
         errors=len(errors),
         unpriced=unpriced,
     )
+
+
+def history(question: Question) -> list[tuple[Role, str]] | None:
+    """A multi-turn case's earlier questions as the conversation (None: a single turn)."""
+    return [("user", turn) for turn in question.turns] if question.follows_up else None
+
+
+def rewritten(answerer: Answerer, question: Question) -> str:
+    """The query the answer use case searches for: a follow-up as its condenser rewrites
+    it (the condense profile's model, or the deterministic rewrite), else the question."""
+    turns = history(question)
+    if turns is None:
+        return question.question
+    conversation = Conversation.from_history(turns, answerer.settings.max_history_turns)
+    return answerer.condenser.rewrite(question.question, conversation).query
 
 
 def reranker_of(settings: Settings) -> str | None:

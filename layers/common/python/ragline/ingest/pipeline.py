@@ -195,11 +195,14 @@ class Ingestor:
 
     # --- documents ------------------------------------------------------------------------
 
-    def ingest_file(self, path: Path, collection: str | None = None) -> IngestResult:
-        """Ingest a local file; its source is its ``file://`` URI."""
+    def ingest_file(
+        self, path: Path, collection: str | None = None, *, tenant: str | None = None
+    ) -> IngestResult:
+        """Ingest a local file; its source is its ``file://`` URI, its tenant ``tenant``
+        (None: the default tenant's)."""
         path = path.resolve()
         return self.ingest_bytes(
-            path.as_uri(), path.read_bytes(), name=path.name, collection=collection
+            path.as_uri(), path.read_bytes(), name=path.name, collection=collection, tenant=tenant
         )
 
     def ingest_bytes(
@@ -212,8 +215,13 @@ class Ingestor:
         metadata: dict[str, Any] | None = None,
         version: ObjectVersion | None = None,
         precondition: Precondition | None = None,
+        tenant: str | None = None,
     ) -> IngestResult:
         """Store one document from its bytes, replacing its previous version in one go.
+
+        Its tenant is the one its source names (:func:`object_tenant`); ``tenant`` names
+        it for a source that does not (a local file, ``ragline ingest --tenant``), and for
+        an S3 object must agree with its key (ValueError otherwise).
 
         Unchanged content (same hash, same embedding model) is not parsed or embedded
         again; a new collection, metadata or object version is still applied to it
@@ -228,6 +236,8 @@ class Ingestor:
         ``superseded``.
         """
         started = time.perf_counter()
+        if tenant is not None and source.startswith("s3://") and object_tenant(source) != tenant:
+            raise ValueError(f"{source}: an S3 object's key names its tenant, not {tenant!r}")
         document = DocumentWrite(
             collection=collection or self.settings.default_collection,
             source=source,
@@ -235,7 +245,7 @@ class Ingestor:
             size_bytes=len(data),
             metadata=metadata or {},
             version=version,
-            tenant=object_tenant(source) or DEFAULT_TENANT,
+            tenant=tenant or object_tenant(source) or DEFAULT_TENANT,
         )
         if collection is not None and not _COLLECTION.fullmatch(collection):
             reason = (
@@ -243,7 +253,7 @@ class Ingestor:
                 "'_', '.' or '-', starting with a letter or digit"
             )
             return self._failed(document, reason, started, precondition)
-        self._tenant(source, document.collection, started)
+        self._tenant(source, document.collection, started, tenant)
         name = name or source.rsplit("/", 1)[-1]
         try:
             return self._ingest(document, data, name, precondition, started)
@@ -256,11 +266,14 @@ class Ingestor:
                 raise
             return self._failed(document, f"{type(exc).__name__}: {exc}", started, precondition)
 
-    def _tenant(self, source: str, collection: str, started: float) -> str:
-        """The tenant ``source`` belongs to, if it may write into ``collection``; else
-        DocumentFailedError, with nothing recorded: an unknown tenant has no documents,
-        and another tenant's collection takes none of this one's. Retried, then DLQ'd."""
-        tenant = object_tenant(source)
+    def _tenant(
+        self, source: str, collection: str, started: float, named: str | None = None
+    ) -> str:
+        """The tenant ``source`` belongs to (``named``, when the caller names it), if it
+        may write into ``collection``; else DocumentFailedError, with nothing recorded: an
+        unknown tenant has no documents, and another tenant's collection takes none of
+        this one's. Retried, then DLQ'd."""
+        tenant = named or object_tenant(source)
         reason = None
         if tenant is None:
             reason = (

@@ -18,7 +18,7 @@ from ragline.llm.base import (
     StreamInterruptedError,
     Usage,
 )
-from ragline.llm.chain import ModelChain
+from ragline.llm.chain import ModelChain, StreamProgress
 from ragline.providers.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -33,6 +33,7 @@ __all__ = [
     "Passage",
     "RetryPolicy",
     "StreamInterruptedError",
+    "StreamProgress",
     "Usage",
     "create_model",
 ]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
 from ragline.errors import ModelError
+from ragline.tokens import count_tokens
 
 if TYPE_CHECKING:
     from collections.abc import Generator
@@ -54,6 +55,15 @@ class GenerationRequest:
     abstain_text: str
     max_tokens: int = 512
     temperature: float = 0.0
+    # Earlier turns of the conversation, oldest first, as (role, text) with role "user"
+    # or "assistant": chat models send them as messages between the system prompt and
+    # ``user``, so the answer reads the follow-up in its context.
+    history: tuple[tuple[str, str], ...] = ()
+
+    def prompt_tokens(self) -> int:
+        """The prompt's tokens counted from its texts, for a provider that reports none."""
+        texts = (self.system, *(text for _, text in self.history), self.user)
+        return sum(count_tokens(text) for text in texts)
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,9 @@ class ChatModel(ABC):
 
     provider: str
     model: str
+    # Whether the model writes text of its own: one that only extracts sentences from the
+    # passages (the extractive model) cannot rewrite a follow-up question.
+    generative: bool = True
 
     @classmethod
     def from_settings(cls, model: str, settings: Settings) -> Self:

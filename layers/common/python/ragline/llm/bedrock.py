@@ -21,7 +21,10 @@ def converse_params(model_id: str, request: GenerationRequest) -> dict[str, Any]
     """The Converse request for a generation request."""
     return {
         "modelId": model_id,
-        "messages": [{"role": "user", "content": [{"text": request.user}]}],
+        "messages": [
+            *({"role": role, "content": [{"text": text}]} for role, text in request.history),
+            {"role": "user", "content": [{"text": request.user}]},
+        ],
         "system": [{"text": request.system}],
         "inferenceConfig": {"maxTokens": request.max_tokens, "temperature": request.temperature},
     }
@@ -118,5 +121,5 @@ class BedrockChatModel(ChatModel):
 
 def _estimated(request: GenerationRequest, text: str) -> Usage:
     """Counted from the text, for a stream that ended without its metadata event."""
-    prompt = count_tokens(request.system) + count_tokens(request.user)
+    prompt = request.prompt_tokens()
     return Usage(prompt, count_tokens(text), estimated=True)

@@ -56,15 +56,19 @@ class ModelChain:
             return _answered(completion, attempts, index, failures)
         raise _unavailable(failures)
 
-    def stream(self, request: GenerationRequest) -> Generator[str | Completion, None, None]:
+    def stream(
+        self, request: GenerationRequest, progress: StreamProgress | None = None
+    ) -> Generator[str | Completion, None, None]:
         """The answer of the first model that starts one, as text deltas then the whole
         :class:`Completion` (its ``details`` as :meth:`generate` gives them).
 
         A model failing before its first delta is retried, then the next one is tried,
         as :meth:`generate` does; ModelUnavailableError when none starts. Once a delta
         is out, a failure is :class:`StreamInterruptedError` with the text and usage so
-        far. Closing the iterator closes the model's stream (its connection).
+        far. Closing the iterator closes the model's stream (its connection); ``progress``
+        then tells what was written until then (:meth:`StreamProgress.partial`).
         """
+        progress = progress or StreamProgress()
         failures: list[tuple[str, ModelError]] = []
         for index, model in enumerate(self.models):
             try:
@@ -74,7 +78,8 @@ class ModelChain:
             except ModelError as exc:
                 self._failed(model, index, exc, failures)
                 continue
-            written: list[str] = []
+            progress.started(model, request, fallback=index > 0)
+            written = progress.text
             item = first
             try:
                 while not isinstance(item, Completion):
@@ -111,17 +116,44 @@ def _first_item(
         raise ModelError(f"{model.spec}: the stream ended before any answer") from None
 
 
-def _interrupted(
-    model: ChatModel, request: GenerationRequest, text: str, cause: Exception
-) -> StreamInterruptedError:
-    """The failure of a stream already under way, with the text and (estimated) usage so far."""
-    reason = str(cause) if isinstance(cause, ModelError) else "the stream ended without usage"
+@dataclass
+class StreamProgress:
+    """What a streamed answer has come to so far: the model writing it and its text, for
+    the usage of an answer that ends early (the client went away)."""
+
+    model: ChatModel | None = None
+    request: GenerationRequest | None = None
+    fallback: bool = False
+    text: list[str] = field(default_factory=list)
+
+    def started(self, model: ChatModel, request: GenerationRequest, *, fallback: bool) -> None:
+        self.model, self.request, self.fallback = model, request, fallback
+        self.text.clear()
+
+    def partial(self) -> Completion | None:
+        """The text written so far with its usage, estimated (a provider reports usage at
+        the end of a stream); None when no model started."""
+        if self.model is None or self.request is None:
+            return None
+        completion = _partial(self.model, self.request, "".join(self.text))
+        return replace(completion, details={"fallback": self.fallback})
+
+
+def _partial(model: ChatModel, request: GenerationRequest, text: str) -> Completion:
     usage = Usage(
         count_tokens(request.system) + count_tokens(request.user),
         count_tokens(text),
         estimated=True,
     )
-    partial_answer = Completion(text, usage, model.provider, model.model)
+    return Completion(text, usage, model.provider, model.model)
+
+
+def _interrupted(
+    model: ChatModel, request: GenerationRequest, text: str, cause: Exception
+) -> StreamInterruptedError:
+    """The failure of a stream already under way, with the text and (estimated) usage so far."""
+    reason = str(cause) if isinstance(cause, ModelError) else "the stream ended without usage"
+    partial_answer = _partial(model, request, text)
     logger.warning("model %s failed mid-stream: %s", model.spec, reason)
     return StreamInterruptedError(f"{model.spec} failed mid-answer: {reason}", partial_answer)
 

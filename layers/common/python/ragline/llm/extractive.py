@@ -175,6 +175,7 @@ class ExtractiveModel(ChatModel):
 
     provider = "extractive"
     model = "extractive"
+    generative = False
 
     def __init__(
         self,

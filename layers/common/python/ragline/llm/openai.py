@@ -47,8 +47,15 @@ class OpenAIChatModel(ChatModel):
         return {"max_tokens": request.max_tokens, "temperature": request.temperature}
 
     def _messages(self, request: GenerationRequest) -> list[ChatCompletionMessageParam]:
+        history: list[ChatCompletionMessageParam] = [
+            {"role": "assistant", "content": text}
+            if role == "assistant"
+            else {"role": "user", "content": text}
+            for role, text in request.history
+        ]
         return [
             {"role": "system", "content": request.system},
+            *history,
             {"role": "user", "content": request.user},
         ]
 
@@ -126,7 +133,7 @@ def _usage(reported: Any, request: GenerationRequest, text: str) -> Usage:
     """The server's token counts; estimated from the text when it sent none."""
     if reported is None:
         return Usage(
-            count_tokens(request.system) + count_tokens(request.user),
+            request.prompt_tokens(),
             count_tokens(text),
             estimated=True,
         )

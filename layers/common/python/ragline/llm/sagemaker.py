@@ -38,7 +38,7 @@ class Parsed:
 
 
 def _prompt_tokens(request: GenerationRequest) -> int:
-    return count_tokens(request.system) + count_tokens(request.user)
+    return request.prompt_tokens()
 
 
 # --- messages: the OpenAI chat shape ---------------------------------------------------------
@@ -49,6 +49,7 @@ def messages_body(request: GenerationRequest) -> dict[str, Any]:
     return {
         "messages": [
             {"role": "system", "content": request.system},
+            *({"role": role, "content": text} for role, text in request.history),
             {"role": "user", "content": request.user},
         ],
         "max_tokens": request.max_tokens,
@@ -83,7 +84,8 @@ def tgi_body(request: GenerationRequest) -> dict[str, Any]:
     }
     if request.temperature > 0:
         parameters["temperature"] = request.temperature
-    return {"inputs": f"{request.system}\n\n{request.user}", "parameters": parameters}
+    turns = "".join(f"{role.capitalize()}: {text}\n\n" for role, text in request.history)
+    return {"inputs": f"{request.system}\n\n{turns}{request.user}", "parameters": parameters}
 
 
 def parse_tgi(data: Any, request: GenerationRequest) -> Parsed:

@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
-from ragline.api import caller, documented_errors
+from ragline.api import authentication, caller, documented_errors
 from ragline.reviews.models import (
     REASON_PATTERN,
     STATE_PATTERN,
@@ -60,9 +60,10 @@ def review_routes(settings: Settings, queue: ReviewQueue | None = None) -> Route
     """The review API over ``queue`` (the process's queue by default)."""
     queue = queue or get_review_queue(settings)
     router = Router()
+    auth = authentication(settings)
 
     def who() -> Identity:
-        return caller(router.current_event.raw_event, settings.gateway_key_tenant)
+        return caller(router.current_event.raw_event, auth)
 
     @router.get("/reviews", responses=documented_errors())
     def list_reviews(

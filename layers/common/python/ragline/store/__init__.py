@@ -25,6 +25,7 @@ from ragline.store.records import (
     Removed,
     RetrievedChunk,
     Selection,
+    StoredTurn,
 )
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ __all__ = [
     "RetrievedChunk",
     "Selection",
     "Store",
+    "StoredTurn",
     "apply_migrations",
     "available_migrations",
     "get_store",

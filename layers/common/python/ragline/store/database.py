@@ -20,13 +20,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
-import psycopg
-from pgvector.psycopg import register_vector
-
 from ragline.errors import ConfigurationError, DatabaseUnavailableError
 
 if TYPE_CHECKING:
+    import psycopg
+
     from ragline.config import Settings
+
+# psycopg (with its binary implementation) and pgvector (with numpy) are imported on the
+# first connection, not with the module: about a third of the query function's import.
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -93,6 +95,9 @@ class Database:
         return self._url
 
     def _open(self) -> psycopg.Connection[Any]:
+        import psycopg
+        from pgvector.psycopg import register_vector
+
         # Aurora Serverless resuming from zero capacity takes several seconds; the default
         # bound still leaves an API request time to answer 503 within API Gateway's 29 s.
         timeout = max(1, round(self._settings.database_connect_timeout_seconds))
@@ -130,7 +135,15 @@ class Database:
 def transient_error(exc: BaseException) -> bool:
     """Whether a driver error says the database, not the statement, failed (connection,
     server, timeout): retrying later may succeed. A data error is the statement's."""
+    import psycopg
+
     return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+
+
+def _operational(exc: Exception) -> bool:
+    import psycopg
+
+    return isinstance(exc, psycopg.OperationalError)
 
 
 def unavailable_when_disconnected(cls: type[T]) -> type[T]:
@@ -146,8 +159,8 @@ def unavailable_when_disconnected(cls: type[T]) -> type[T]:
         def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
             try:
                 return method(self, *args, **kwargs)
-            except psycopg.OperationalError as exc:
-                if not self.database.disconnected():
+            except Exception as exc:
+                if not _operational(exc) or not self.database.disconnected():
                     raise
                 logger.warning("the database connection broke: %s", exc)
                 raise DatabaseUnavailableError() from exc

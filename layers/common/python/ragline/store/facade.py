@@ -9,17 +9,37 @@ RAGLINE_DATABASE_DRIVER (``store/connection.py`` names what the SQL modules use)
 
 from __future__ import annotations
 
+import importlib
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 from ragline.errors import EmbeddingDimensionError
 from ragline.identity import DEFAULT_TENANT
-from ragline.store import documents, reviews, search, tenants
-from ragline.store import query_log as queries
 from ragline.store.database import Database, unavailable_when_disconnected
 from ragline.store.migrate import apply_migrations, versions
 from ragline.store.records import Ingested, NotIngested, Removed
+
+
+class _OnFirstUse:
+    """A SQL module imported when the store first uses it: they compose their statements
+    with psycopg, whose import is about a third of the query function's cold start."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(importlib.import_module(f"ragline.store.{self._name}"), attribute)
+
+
+if TYPE_CHECKING:
+    from ragline.store import conversations, documents, reviews, search, tenants
+    from ragline.store import query_log as queries
+else:
+    conversations, documents, reviews, search, tenants = (
+        _OnFirstUse(n) for n in ("conversations", "documents", "reviews", "search", "tenants")
+    )
+    queries = _OnFirstUse("query_log")
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -42,6 +62,7 @@ if TYPE_CHECKING:
         Precondition,
         RetrievedChunk,
         Selection,
+        StoredTurn,
     )
 
 _PURGE_EVERY_SECONDS = 3600
@@ -294,6 +315,34 @@ class Store:
     def revoke_key(self, key_id: str, *, tenant: str | None = None) -> bool:
         """Revoke a key (of ``tenant`` only, unless None); False if none was live."""
         return tenants.revoke_key(self.connection(), key_id, tenant)
+
+    # --- conversations -----------------------------------------------------------------------
+
+    def open_session(
+        self, session_id: str, *, tenant: str, ttl_hours: int, turns: int
+    ) -> list[StoredTurn] | None:
+        """The last ``turns`` turns of ``tenant``'s session, oldest first ([] when it starts
+        now or had expired); None when the session is another tenant's."""
+        return conversations.open_session(
+            self.connection(), session_id, tenant, ttl_hours=ttl_hours, turns=turns
+        )
+
+    def append_turn(
+        self,
+        session_id: str,
+        *,
+        tenant: str,
+        request_id: str,
+        question: str,
+        search_query: str,
+        answer: str,
+        ttl_hours: int,
+    ) -> bool:
+        """Add a turn to ``tenant``'s session; False when the session is gone."""
+        return conversations.append_turn(
+            self.connection(), session_id, tenant, request_id=request_id, question=question,
+            search_query=search_query, answer=answer, ttl_hours=ttl_hours,
+        )  # fmt: skip
 
     # --- retrieval ------------------------------------------------------------------------
 

@@ -160,5 +160,19 @@ def query_stats(conn: Connection, since: datetime, tenant: str | None = None) ->
                 scope,
             )
             groups[name] = list(cur.fetchall())
+        # Follow-ups rewritten into search queries, by the model that wrote them (None:
+        # the deterministic rewrite); their cost is a part of cost_usd above.
+        cur.execute(
+            "SELECT rewrite_model AS model, count(*) AS queries,"
+            " sum(rewrite_input_tokens)::bigint AS input_tokens,"
+            " sum(rewrite_output_tokens)::bigint AS output_tokens,"
+            " sum(rewrite_cost_usd) AS cost_usd,"
+            " count(*) FILTER (WHERE rewrite_cost_usd IS NULL) AS unpriced"
+            " FROM queries" + window + _ANSWERED + " AND (session_id IS NOT NULL"
+            " OR rewrite_model IS NOT NULL OR rewrite_input_tokens > 0)"
+            " GROUP BY rewrite_model ORDER BY rewrite_model NULLS LAST",
+            scope,
+        )
+        rewrites = list(cur.fetchall())
     assert totals is not None and errors is not None
-    return {**totals, **errors, "latency_ms": latency, **groups}
+    return {**totals, **errors, "latency_ms": latency, **groups, "rewrites": rewrites}

@@ -246,3 +246,15 @@ class KeyRecord:
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
         }
+
+
+@dataclass(frozen=True)
+class StoredTurn:
+    """One turn of a server-kept conversation: the question as asked, the standalone query
+    it was searched for, and the answer."""
+
+    n: int
+    request_id: str
+    question: str
+    search_query: str
+    answer: str

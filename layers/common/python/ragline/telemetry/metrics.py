@@ -53,9 +53,16 @@ class EndpointSignals:
     cost_usd: float | None  # instances x hourly price x the period; None when unpriced
 
 
+# A query's estimated cost in USD, and the dimension set that carries a tenant's share:
+# Powertools' ``service`` dimension and the ``Tenant``. The stack's per-tenant daily cost
+# alarms read these names (stacks/monitoring.py).
+COST_METRIC = "CostUSD"
+SERVICE_DIMENSION = "service"
+TENANT_DIMENSION = "Tenant"
+TENANT_DIMENSIONS = (SERVICE_DIMENSION, TENANT_DIMENSION)
 # What a query document carries on ``service, Tenant``: what the tenant is billed for
 # (the number of queries is CostUSD's sample count).
-TENANT_METRICS = ("InputTokens", "OutputTokens", "EmbeddingTokens", "CostUSD")
+TENANT_METRICS = ("InputTokens", "OutputTokens", "EmbeddingTokens", COST_METRIC)
 
 # Ingest result status -> the counter it increments.
 _STATUS_METRIC = {
@@ -98,11 +105,11 @@ class MetricsEmitter:
                 directives.append(
                     {
                         "Namespace": directives[0]["Namespace"],
-                        "Dimensions": [["service", "Tenant"]],
+                        "Dimensions": [list(TENANT_DIMENSIONS)],
                         "Metrics": billed,
                     }
                 )
-                document["Tenant"] = tenant
+                document[TENANT_DIMENSION] = tenant
                 print(json.dumps(document, separators=(",", ":")))
         finally:
             self.metrics.clear_metrics()
@@ -123,7 +130,7 @@ class MetricsEmitter:
                 ("OutputTokens", COUNT, s.output_tokens),
                 ("CachedInputTokens", COUNT, s.cached_input_tokens),
                 ("EmbeddingTokens", COUNT, s.embedding_tokens),
-                ("CostUSD", NONE, s.cost_usd),  # absent, not zero, when unpriced
+                (COST_METRIC, NONE, s.cost_usd),  # absent, not zero, when unpriced
                 ("RetrieveLatency", MS, s.retrieve_ms),
                 ("GenerateLatency", MS, s.generate_ms),
                 ("TotalLatency", MS, s.total_ms),

@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ragline.dev.commands.common import local_embeddings, use_data_dir, without_emf
+from ragline.dev.commands.common import (
+    acting_identity,
+    add_tenant_argument,
+    local_embeddings,
+    use_data_dir,
+    without_emf,
+)
 
 if TYPE_CHECKING:
     import argparse
@@ -28,6 +34,7 @@ def register(commands: Subcommands) -> None:
     ask.add_argument("--top-k", type=int, help="passages to retrieve")
     ask.add_argument("--profile", help="routing profile")
     ask.add_argument("--data-dir", type=Path, help="data directory of the embedded database")
+    add_tenant_argument(ask, "ask")
     ask.add_argument("--json", action="store_true", help="print the raw JSON response")
     ask.add_argument(
         "--stream",
@@ -52,8 +59,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
         # Anything the library prints goes to stderr: stdout is the answer (or its JSON).
         with contextlib.redirect_stdout(sys.stderr):
             response = get_answerer().answer(
-                args.question, collection=args.collection, top_k=args.top_k, profile=args.profile
-            )
+                args.question, collection=args.collection, top_k=args.top_k, profile=args.profile,
+                identity=acting_identity(getattr(args, "tenant", None)),
+            )  # fmt: skip
     except RaglineError as exc:
         if args.json:  # the body POST /query answers, so a script parses one format
             error = {"message": str(exc), "statusCode": exc.status_code}
@@ -85,8 +93,9 @@ def _stream(args: argparse.Namespace) -> int:
     try:
         with contextlib.redirect_stdout(sys.stderr):
             events = get_answerer().stream(
-                args.question, collection=args.collection, top_k=args.top_k, profile=args.profile
-            )
+                args.question, collection=args.collection, top_k=args.top_k, profile=args.profile,
+                identity=acting_identity(getattr(args, "tenant", None)),
+            )  # fmt: skip
             for event in events:
                 if args.json:
                     line = json.dumps(

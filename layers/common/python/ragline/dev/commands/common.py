@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     import argparse
     from typing import TypeAlias
 
+    from ragline.identity import Identity
+
     # What `ArgumentParser.add_subparsers` returns: each command module's `register`
     # adds its parser to it.
     Subcommands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -36,6 +38,31 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
         "--stack", help="a deployed stack's name: act on it with the current AWS credentials"
     )
     parser.add_argument("--region", help="the deployed stack's region (default: AWS config)")
+
+
+def add_tenant_argument(parser: argparse.ArgumentParser, acts: str) -> None:
+    """``--tenant``: whom an in-process command acts for (default: the default tenant)."""
+    parser.add_argument(
+        "--tenant",
+        help=f"{acts} as this tenant (every scope): its collections only; default: the "
+        "default tenant. Create it first with `ragline keys create --tenant`",
+    )
+
+
+def acting_identity(tenant: str | None) -> Identity:
+    """Whom an in-process command acts for: the operator (the default tenant, every
+    scope), or ``tenant`` with every scope. InvalidRequestError names a tenant that is
+    not a valid name; NotFoundError one the store does not know."""
+    from ragline.config import get_settings
+    from ragline.errors import NotFoundError
+    from ragline.identity import OPERATOR, SCOPES, Identity, check_tenant
+    from ragline.store import get_store
+
+    if tenant is None:
+        return OPERATOR
+    if not get_store(get_settings()).tenant_exists(check_tenant(tenant)):
+        raise NotFoundError(f"no tenant {tenant!r}: create it with ragline keys create --tenant")
+    return Identity(tenant, frozenset(SCOPES))
 
 
 def configure_logging(level: int) -> None:

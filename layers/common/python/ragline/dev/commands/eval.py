@@ -7,7 +7,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ragline.dev.commands.common import local_embeddings, use_data_dir, without_emf
+from ragline.dev.commands.common import (
+    acting_identity,
+    add_tenant_argument,
+    local_embeddings,
+    use_data_dir,
+    without_emf,
+)
 
 if TYPE_CHECKING:
     import argparse
@@ -28,8 +34,9 @@ def register(commands: Subcommands) -> None:
         "eval",
         help="score retrieval per search mode and answers per model on an evaluation set",
         description="Run an evaluation set (JSON lines: id, question, gold, answer, "
-        "must_contain) through POST /retrieve per search mode and POST /query per model, "
-        "in-process; rank the models, and with --bar name the cheapest that meets it "
+        "must_contain; a multi-turn case gives turns instead of question, and is searched "
+        "for as rewritten) through POST /retrieve per search mode and POST /query per "
+        "model, in-process; rank the models, and with --bar name the cheapest that meets it "
         "(exit 1 when none does).",
     )
     evaluation.add_argument("set", type=Path, metavar="SET.jsonl", help="the evaluation set")
@@ -69,6 +76,7 @@ def register(commands: Subcommands) -> None:
     evaluation.add_argument("--json", type=Path, metavar="FILE", help="also write the report")
     evaluation.add_argument("--plot", type=Path, metavar="FILE.png", help="quality against cost")
     evaluation.add_argument("--data-dir", type=Path, help="data directory of the embedded database")
+    add_tenant_argument(evaluation, "ingest the corpus and ask")
     evaluation.add_argument("--quiet", action="store_true", help="no progress bars")
     evaluation.set_defaults(run=cmd_eval)
 
@@ -126,6 +134,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             collection=args.collection,
             top_k=args.top_k,
             selection=selection,
+            identity=acting_identity(args.tenant),
         )
         report = evaluate(
             settings, questions, options, name=args.set.name, progress=progress, meters=meter

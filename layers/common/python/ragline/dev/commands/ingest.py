@@ -7,7 +7,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ragline.dev.commands.common import local_embeddings, use_data_dir, without_emf
+from ragline.dev.commands.common import (
+    acting_identity,
+    add_tenant_argument,
+    local_embeddings,
+    use_data_dir,
+    without_emf,
+)
 
 if TYPE_CHECKING:
     import argparse
@@ -26,6 +32,7 @@ def register(commands: Subcommands) -> None:
     ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     ingest.add_argument("--collection", help="collection to store into (default: settings)")
     ingest.add_argument("--data-dir", type=Path, help="data directory of the embedded database")
+    add_tenant_argument(ingest, "store the files")
     ingest.add_argument("--quiet", action="store_true", help="no progress bar")
     ingest.set_defaults(run=cmd_ingest)
 
@@ -60,8 +67,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     without_emf()
     from tqdm import tqdm
 
+    from ragline.errors import RaglineError
     from ragline.ingest import DocumentFailedError, IngestResult, get_ingestor
 
+    try:  # the tenant's documents, into its collections (checked before any file is read)
+        tenant = acting_identity(args.tenant).tenant if args.tenant else None
+    except RaglineError as exc:
+        print(f"ragline ingest: {exc}", file=sys.stderr)
+        return 2
     ingestor = get_ingestor()
     results: list[IngestResult] = []
     # A first load builds the vector index once at the end: far cheaper than row by row.
@@ -71,7 +84,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         with tqdm(files, unit="file", desc="ingesting", disable=args.quiet) as progress:
             for path in progress:
                 try:
-                    result = ingestor.ingest_file(path, collection=args.collection)
+                    result = ingestor.ingest_file(path, collection=args.collection, tenant=tenant)
                 except DocumentFailedError as exc:  # recorded as failed, with the reason
                     result = exc.result
                 except Exception as exc:  # one file's failure must not stop the others
