@@ -107,8 +107,8 @@ class RaglineStack(Stack):
         )
         self.monitoring = self._monitoring()
         self.reviews = Reviews(
-            self, "Reviews", settings=settings, query=self.query.function, api=self.api,
-            monitoring=self.monitoring,
+            self, "Reviews", settings=settings, api=self.api, monitoring=self.monitoring,
+            queries=[self.query.function, self.query_stream.function],
         )  # fmt: skip
         self._outputs()
 

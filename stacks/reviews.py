@@ -97,7 +97,7 @@ class Reviews(Construct):
         construct_id: str,
         *,
         settings: DeploymentSettings,
-        query: lambda_.Function,
+        queries: list[lambda_.Function],
         api: Api,
         monitoring: Monitoring,
     ) -> None:
@@ -105,8 +105,9 @@ class Reviews(Construct):
         self.topic = sns.Topic(
             self, "ReviewTopic", display_name="ragline review queue", enforce_ssl=True
         )
-        self.topic.grant_publish(query)
-        query.add_environment("RAGLINE_REVIEW_TOPIC_ARN", self.topic.topic_arn)
+        for query in queries:  # the buffered query function and the streaming one
+            self.topic.grant_publish(query)
+            query.add_environment("RAGLINE_REVIEW_TOPIC_ARN", self.topic.topic_arn)
         CfnOutput(self, "ReviewTopicArn", value=self.topic.topic_arn,
                   description="Subscribe to route queued review items")  # fmt: skip
         self.namespace = settings.metrics_namespace
