@@ -85,8 +85,15 @@ def test_decisions_become_metrics_and_stats(
 
 
 def test_a_queued_item_is_published_to_the_topic(store: Store, store_settings: Settings) -> None:
+    # GIVEN an item in the queue (written before moto stands in for AWS: the Data API
+    # driver's calls are answered by the test adapter, not by moto)
+    queue = ReviewQueue(store_settings, store, Notifier(None))
+    item_id = record(queue, model="mini", reason="flagged")
+    pending = store.review_items("default", states=["pending"], profile=None,
+                                 reason="flagged", older_than_seconds=None, limit=10)  # fmt: skip
+    (row,) = [r for r in pending if str(r["id"]) == item_id]
     with mock_aws():
-        # GIVEN a topic a team's queue subscribes to
+        # AND a topic a team's queue subscribes to
         sns = boto3.client("sns", region_name="us-east-1")
         sqs = boto3.client("sqs", region_name="us-east-1")
         topic = sns.create_topic(Name="reviews")["TopicArn"]
@@ -94,9 +101,8 @@ def test_a_queued_item_is_published_to_the_topic(store: Store, store_settings: S
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
         sns.subscribe(TopicArn=topic, Protocol="sqs",
                       Endpoint=arn["Attributes"]["QueueArn"])  # fmt: skip
-        queue = ReviewQueue(store_settings, store, Notifier(topic))
-        # WHEN an answer enters the queue
-        item_id = record(queue, model="mini", reason="flagged")
+        # WHEN the item is announced
+        Notifier(topic).queued(row)
         # THEN the team receives its id, tenant and reason, and not the question
         messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
     (message,) = messages
