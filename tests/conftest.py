@@ -181,3 +181,16 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return nodeid
 
     return SynthesisOnOneWorker(config, log)
+
+
+@pytest.fixture(autouse=True)
+def _emf_switch_restored() -> Iterator[None]:
+    """``ragline`` commands run in-process (eval, ask, ingest, sync) turn EMF off in
+    ``os.environ`` (``without_emf``); put the switch back after each test, so the tests a
+    worker runs next still read their metrics."""
+    before = os.environ.get("POWERTOOLS_METRICS_DISABLED")
+    yield
+    if before is None:
+        os.environ.pop("POWERTOOLS_METRICS_DISABLED", None)
+    else:
+        os.environ["POWERTOOLS_METRICS_DISABLED"] = before
