@@ -17,7 +17,7 @@ unexport PYTHONDONTWRITEBYTECODE
 WORKERS ?= auto
 PARALLEL := -n $(WORKERS) --dist loadgroup
 
-.PHONY: setup demo check fast test lint style types suite unit integration infrastructure e2e bench synth clean
+.PHONY: setup demo check fast test lint style types suite unit integration infrastructure e2e browser bench synth clean
 
 setup: $(VENV)/.installed
 
@@ -53,7 +53,7 @@ fast: setup
 test: setup node_modules/.installed style
 	$(MAKE) --no-print-directory -j2 --output-sync=target types suite
 
-suite: setup node_modules/.installed
+suite: setup node_modules/.installed browser
 	$(BIN)/pytest tests $(PARALLEL) -q
 
 lint: style types
@@ -76,8 +76,15 @@ integration: setup
 infrastructure: setup node_modules/.installed
 	$(BIN)/pytest tests/infrastructure $(PARALLEL) -q
 
-e2e: setup
+e2e: setup browser
 	$(BIN)/pytest tests/e2e $(PARALLEL) -q
+
+# The console's browser test (tests/e2e/test_console.py) drives Debian's chromium through
+# its chromedriver: installed once with apt-get when either is missing (root, or sudo).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium chromium-driver; }
 
 bench: setup
 	$(BIN)/python bench/ingest.py

@@ -48,6 +48,7 @@ from constructs import Construct
 from stacks.auth import AUTHORIZATION_TYPES, UserPoolAuthorizer, add_token_refusal
 from stacks.nag import acknowledge
 from stacks.request_models import cdk_request_models
+from stacks.reviews import add_review_routes
 
 if TYPE_CHECKING:
     from stacks.settings import DeploymentSettings
@@ -321,6 +322,7 @@ class Api(Construct):
         self._add(root.resource_for_path("/v1/models"), "GET", "/v1/models", integration)
         self._add(root.add_resource("health"), "GET", "/health", integration)
         self._add(root.add_resource("swagger"), "GET", "/swagger", integration)
+        add_review_routes(self, integration)
 
     def _streamed_routes(self, settings: DeploymentSettings, function: lambda_.IFunction) -> None:
         """Through one ``STREAM`` integration (:func:`streamed_integration`), bodies

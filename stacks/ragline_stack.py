@@ -24,6 +24,7 @@ from stacks.monitoring import SERVICE, Monitoring
 from stacks.nag import acknowledge
 from stacks.network import Network
 from stacks.packaging import CommonLayer
+from stacks.reviews import Reviews
 from stacks.settings import DeploymentSettings, parse_model_string
 from stacks.waf import Waf
 
@@ -105,6 +106,10 @@ class RaglineStack(Stack):
             else None
         )
         self.monitoring = self._monitoring()
+        self.reviews = Reviews(
+            self, "Reviews", settings=settings, api=self.api, monitoring=self.monitoring,
+            queries=[self.query.function, self.query_stream.function],
+        )  # fmt: skip
         self._outputs()
 
     def _query_function(

@@ -296,6 +296,13 @@ class DeploymentSettings(BaseModel):
     daily_cost_budget_usd: float = Field(default=5.0, gt=0)
     # A daily cost alarm per tenant: {tenant: USD}, on the tenant's CostUSD over a day.
     tenant_cost_alarms: dict[str, float] = Field(default_factory=dict)
+    # The review queue (stacks/reviews.py): alarm when fewer than this share of a day's
+    # reviewed answers are approved as given (0: no alarm).
+    review_approval_bar: float = Field(default=0.8, ge=0, le=1)
+
+    # The console (console/, stacks/reviews.py): a private bucket behind CloudFront, off
+    # by default; idle it costs under $0.01 a month (CloudFront bills per request).
+    console: bool = False
 
     @model_validator(mode="before")
     @classmethod

@@ -93,6 +93,7 @@ def clear_caches() -> None:
         ledger,
         metering,
         rerankers,
+        reviews,
         store,
         tenancy,
     )
@@ -110,6 +111,7 @@ def clear_caches() -> None:
         ledger.get_ledger,
         metering.get_endpoint_meter,
         tenancy.get_keys,
+        reviews.get_review_queue,
         pricing.get_price_table,
         # model SDK clients read OPENAI_BASE_URL, AWS endpoints and keys when created
         clients.openai_connection,
@@ -179,3 +181,16 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return nodeid
 
     return SynthesisOnOneWorker(config, log)
+
+
+@pytest.fixture(autouse=True)
+def _emf_switch_restored() -> Iterator[None]:
+    """``ragline`` commands run in-process (eval, ask, ingest, sync) turn EMF off in
+    ``os.environ`` (``without_emf``); put the switch back after each test, so the tests a
+    worker runs next still read their metrics."""
+    before = os.environ.get("POWERTOOLS_METRICS_DISABLED")
+    yield
+    if before is None:
+        os.environ.pop("POWERTOOLS_METRICS_DISABLED", None)
+    else:
+        os.environ["POWERTOOLS_METRICS_DISABLED"] = before

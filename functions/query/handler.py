@@ -42,6 +42,8 @@ from ragline.catalog import get_catalog
 from ragline.config import get_settings
 from ragline.identity import Identity
 from ragline.ledger import get_ledger
+from ragline.reviews import HeldAnswer, get_review_queue
+from ragline.reviews.routes import HELD, after_feedback, held_or_answer, review_routes
 from ragline.schemas import (
     COLLECTION_PATTERN,
     CURSOR_PATTERN,
@@ -62,6 +64,8 @@ auth = authentication(settings)  # API keys, IAM principals or Cognito claims
 app = RestResolver(profiles=list(answerer.router.routes), auth=settings.api_auth)
 app.enable_swagger(path="/swagger", title="ragline", version="0.1.0")
 handle_errors(app, logger)
+app.include_router(review_routes(settings))  # /reviews (ragline.reviews.routes)
+get_review_queue(settings).attach(answerer)  # answers needing review enter the queue
 # Streamed answers: the same validation and errors, a body of events (not in OpenAPI).
 streams = RestResolver()
 handle_errors(streams, logger)
@@ -78,14 +82,17 @@ def conversation(body: QueryRequest) -> list[tuple[Role, str]] | None:
     return None if body.history is None else [(t.role, t.content) for t in body.history]
 
 
-@app.post("/query", responses=documented_errors(404, 409, 413, 502, streams=QueryResponse))
-def query(body: QueryRequest) -> QueryResponse:
+@app.post(
+    "/query", responses={**documented_errors(404, 409, 413, 502, streams=QueryResponse), **HELD}
+)
+def query(body: QueryRequest) -> QueryResponse | HeldAnswer:
     request_id = app.current_event.request_context.request_id
-    return answerer.answer(
+    response = answerer.answer(
         body.question, collection=body.collection, top_k=body.top_k, profile=body.profile,
         request_id=request_id, ef_search=body.ef_search, where=body.filter,
         identity=who(), session_id=body.session_id, history=conversation(body),
     )  # fmt: skip
+    return held_or_answer(response)  # type: ignore[return-value]  # a held one: 202
 
 
 # No return annotation: Powertools would validate (and so read out) the body iterator.
@@ -160,7 +167,8 @@ def retrieve(body: RetrieveRequest) -> RetrieveResponse:
 def feedback(body: FeedbackRequest) -> dict[str, Any]:
     identity = who()
     ledger.feedback(body.request_id, body.rating, body.comment, identity=identity)
-    return {"request_id": body.request_id, "rating": body.rating}
+    queued = after_feedback(settings, body.request_id, body.rating, body.comment, identity)
+    return {"request_id": body.request_id, "rating": body.rating, **queued}
 
 
 @app.get("/documents", responses=documented_errors())

@@ -106,6 +106,9 @@ CONFIGURATIONS: dict[str, dict[str, str]] = {
         "tenant_usage_plans": '{"acme": {"rate": 5, "burst": 10, "quota": 1000}, '
         '"globex": {"rate": 50, "burst": 100, "quota": 100000}}',
         "authorizer_cache_seconds": "60",
+        # The review console: a private bucket behind CloudFront (off by default).
+        "console": "true",
+        "review_approval_bar": "0.75",
     },
     # IAM (SigV4) callers, their principals mapped to tenants; two tenants' daily cost alarms.
     "iam": {

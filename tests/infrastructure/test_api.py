@@ -30,6 +30,13 @@ ROUTES = {
     ("GET", "/swagger"),
     ("POST", "/v1/chat/completions"),
     ("GET", "/v1/models"),
+    # the review queue (stacks/reviews.py)
+    ("GET", "/reviews"),
+    ("GET", "/reviews/{id}"),
+    *(
+        ("POST", f"/reviews/{{id}}/{action}")
+        for action in ("claim", "approve", "correct", "reject")
+    ),
 }
 # The OpenAI-compatible door's routes: the key as Authorization: Bearer (stacks/api.py).
 OPENAI_ROUTES = {("POST", "/v1/chat/completions"), ("GET", "/v1/models")}
@@ -223,6 +230,8 @@ def test_request_bodies_are_validated_against_draft4_models(nat: Synthesized) ->
         ("POST", "/retrieve"),
         ("POST", "/feedback"),
         ("POST", "/v1/chat/completions"),
+        ("POST", "/reviews/{id}/correct"),
+        ("POST", "/reviews/{id}/reject"),
     }
     for route, schema in models.items():
         # THEN a validator checks the body against a valid draft-4 JSON schema

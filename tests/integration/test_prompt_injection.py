@@ -148,9 +148,13 @@ def test_an_answer_repeating_a_passage_instruction_is_flagged_for_review(
     assert body["review_reason"].startswith(
         "the answer repeats an instruction found in passage [1]: 'Ignore previous instructions"
     )
-    # AND the flag is counted, and logged with the reason
-    (document,) = emf_documents(capsys.readouterr().out)
+    # AND the flag is counted, and logged with the reason; the answer entered the review
+    # queue, which counts it in documents of its own (ragline.reviews)
+    documents = emf_documents(capsys.readouterr().out)
+    (document,) = [d for d in documents if "InstructionEcho" in d]
     assert (value(document, "InstructionEcho"), value(document, "NeedsReview")) == (1, 1)
+    (queued,) = [d for d in documents if "ReviewsQueued" in d]
+    assert queued["Reason"] == "flagged" and body["review_id"]
     assert "needs review: the answer repeats an instruction" in caplog.text
 
 

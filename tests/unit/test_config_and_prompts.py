@@ -46,6 +46,7 @@ def test_every_field_is_read_from_its_variable_by_one_rule() -> None:
         "usage_plan_keys": "acme=usage-key-a,*=usage-key-b", "api_auth": "iam",
         "iam_principals": '{"arn:aws:iam::123456789012:role/etl": {"tenant": "acme", '
                           '"scopes": ["read"]}}',
+        "review_topic_arn": "arn:aws:sns:eu-west-1:123456789012:reviews",
     }  # fmt: skip
     environ = {}
     for field, info in Settings.model_fields.items():

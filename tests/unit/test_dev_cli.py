@@ -129,3 +129,14 @@ def test_ingest_summary_counts_outcomes_and_gives_reasons() -> None:
     assert "3 chunks written, 120 embedding tokens" in text
     assert "unsupported: file:///c.pdf: unsupported document type '.pdf'" in text
     assert "failed: file:///d.md: not valid UTF-8 text" in text
+
+
+def test_export_reviews_defaults_to_stdout_and_ninety_days() -> None:
+    # WHEN export-reviews is parsed without options, then with them
+    bare = build_parser().parse_args(["export-reviews"])
+    given = build_parser().parse_args(
+        ["export-reviews", "-o", "set.jsonl", "--since", "7d", "--tenant", "acme"]
+    )
+    # THEN it writes to stdout every tenant's last 90 days, or what the options say
+    assert (bare.output, bare.since, bare.tenant) == (None, "90d", None)
+    assert (given.output, given.since, given.tenant) == (Path("set.jsonl"), "7d", "acme")

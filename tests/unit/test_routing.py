@@ -100,7 +100,7 @@ def test_environment_references_fail_saying_what_to_write(value: str, message: s
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ("[profiles.fast]\ntopk = 3", "unknown key 'topk'; known: description, llm"),
+        ("[profiles.fast]\ntopk = 3", "unknown key 'topk'; known: description, hold, llm"),
         ('[profiles.fast]\ntop_k = "3"', "top_k has the wrong type"),
         ("[profiles.fast]\nreview = 1", "review has the wrong type"),
         ("[profiles.fast]\ntop_k = 500", "top_k must be 1..50"),

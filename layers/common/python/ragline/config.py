@@ -226,6 +226,13 @@ class Settings(BaseSettings):
     iam_principals: Annotated[tuple[tuple[str, str, tuple[str, ...]], ...], NoDecode] = ()
     tenant_claim: str = Field(default="custom:tenant", pattern=r"^[A-Za-z0-9_:.-]{1,128}$")
 
+    # The review queue (ragline.reviews, docs/review.md). An answer nobody queued is kept
+    # this many hours so that a thumbs-down can queue it with its passages (0: not kept,
+    # and a thumbs-down queues nothing). An SNS topic gets an event per queued item (unset:
+    # a log line only). The approval-rate alarm's bar is a CDK context key, not a setting.
+    review_feedback_hours: int = Field(default=24, ge=0, le=24 * 90)
+    review_topic_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:sns:")
+
     # The Lambda authorizer's usage identifiers: ``tenant=value`` pairs (``*=value`` for
     # every other tenant), the values of the API Gateway keys of the stack's usage plans.
     usage_plan_keys: Annotated[tuple[tuple[str, str], ...], NoDecode] = ()

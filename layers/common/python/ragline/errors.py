@@ -103,6 +103,13 @@ class SupersededError(RaglineError):
     status_code = 409
 
 
+class ConflictError(RaglineError):
+    """The resource is not in a state that allows the action (a review item decided
+    already, or claimed by another reviewer)."""
+
+    status_code = 409
+
+
 class EmbeddingDimensionError(RaglineError):
     """The embedder's dimension differs from the one the collection was built with."""
 

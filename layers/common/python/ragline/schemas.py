@@ -281,6 +281,16 @@ class QueryResponse(_Response):
     rewrite: RewriteInfo | None = Field(
         default=None, description="How rewritten_query was written; null without one."
     )
+    review_id: str | None = Field(
+        default=None,
+        description="The review queue's item for this answer (GET /reviews/{id}); null "
+        "when it was not queued.",
+    )
+    held: bool = Field(
+        default=False,
+        description="The profile holds answers until a person reviews them: answer is "
+        "empty and the reviewed one comes from GET /reviews/{review_id} (/query's 202).",
+    )
 
 
 class RetrievedItem(_Response):

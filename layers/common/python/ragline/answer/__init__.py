@@ -8,7 +8,7 @@ composes them.
 
 from __future__ import annotations
 
-from ragline.answer.answerer import Answerer, get_answerer
+from ragline.answer.answerer import Answerer, Reviewable, ReviewHook, get_answerer
 from ragline.answer.conversation import Role, standalone_query
 from ragline.answer.events import Answered, AnswerEvent, Failed, Retrieved, TextDelta
 from ragline.answer.guard import is_abstention
@@ -22,6 +22,8 @@ __all__ = [
     "Failed",
     "Profile",
     "Retrieved",
+    "ReviewHook",
+    "Reviewable",
     "Role",
     "Route",
     "Router",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -41,13 +41,21 @@ from ragline.llm import (
 from ragline.outcomes import QueryRecord
 from ragline.rerankers import get_reranker
 from ragline.retrieval import Retriever
-from ragline.schemas import Latency, QueryResponse, RetrieveResponse, RewriteInfo, UsageInfo
+from ragline.schemas import (
+    Citation,
+    Latency,
+    QueryResponse,
+    RetrieveResponse,
+    RewriteInfo,
+    UsageInfo,
+)
 from ragline.store import get_store
 from ragline.telemetry.pricing import Cost
 
 if TYPE_CHECKING:
     from ragline.answer.conversation import Message, Role
     from ragline.answer.guard import Verdict
+    from ragline.answer.routing import Profile
     from ragline.config import Settings
     from ragline.embeddings import Embedder
     from ragline.filters import Filter
@@ -60,6 +68,23 @@ logger = logging.getLogger("ragline.answer")
 # The query-log status of a streamed answer whose client went away before its end (the
 # status nginx logs for a request its client closed): its usage so far is recorded.
 CUT_OFF_BY_CLIENT = 499
+
+
+@dataclass(frozen=True)
+class Reviewable:
+    """An answer as a reviewer would see it: what :attr:`Answerer.review` is handed."""
+
+    response: QueryResponse
+    question: str
+    collection: str
+    passages: list[Citation]  # every passage the model was shown
+    profile: Profile
+    identity: Identity
+
+
+# Called with each answer once it is recorded; returns the response to give (the review
+# queue, ragline.reviews, adds a review id, or holds the answer back).
+ReviewHook = Callable[[Reviewable], QueryResponse]
 
 
 class Answerer:
@@ -88,6 +113,7 @@ class Answerer:
         )
         self.ledger = ledger
         self.costs = ledger.costs if ledger is not None else Costs.from_settings(settings)
+        self.review: ReviewHook | None = None  # set by ragline.reviews.ReviewQueue.attach
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Answerer:
@@ -364,6 +390,11 @@ class Answerer:
         response = _conversation_response(response, conversation, rewrite, rewrite_cost, rewrite_ms)
         self._record(response, question, collection, retrieval, identity.tenant)
         self._remember(conversation, identity, response, question, rewrite.query)
+        if self.review is not None:
+            passages = responses.citations(chunks)
+            response = self.review(
+                Reviewable(response, question, collection, passages, rules, identity)
+            )
         yield Answered(response)
 
     def _conversation(

@@ -148,6 +148,9 @@ def _extras(response: QueryResponse) -> dict[str, Any]:
         "abstained": response.abstained,
         "needs_review": response.needs_review,
         "review_reason": response.review_reason,
+        # a holding profile's answer is empty until reviewed: GET /reviews/{review_id}
+        "review_id": response.review_id,
+        "held": response.held,
         "rewritten_query": response.rewritten_query,
         "cost_usd": response.usage.cost_usd,
         "embedding_tokens": response.usage.embedding_tokens,

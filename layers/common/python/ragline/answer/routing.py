@@ -2,7 +2,7 @@
 
 A profile file (the packaged ``profiles.toml``, or ``RAGLINE_PROFILES_FILE``) has one
 ``[profiles.<name>]`` table per profile with ``llm``, ``prompt``, ``top_k``,
-``min_score``, ``require_citations``, ``review`` and ``description``, all optional.
+``min_score``, ``require_citations``, ``review``, ``hold`` and ``description``, all optional.
 ``llm`` is a ``provider:model`` string, or ``@<setting>``: the model setting of that name
 (``@reasoning_llm`` is ``RAGLINE_REASONING_LLM``), or ``llm`` when that setting is unset.
 Omitted or empty, it is ``llm`` (``RAGLINE_LLM``). So a deployment swaps models by
@@ -57,6 +57,9 @@ class Profile:
     min_score: float | None = None
     require_citations: bool = False
     review: bool = False
+    # Hold the answer until a person approves or corrects it: /query answers 202 with a
+    # review id, GET /reviews/{id} the reviewed answer (ragline.reviews).
+    hold: bool = False
     description: str = ""
     task: str = "answer"
 
@@ -66,7 +69,7 @@ class Profile:
         citations does not: its guard may withhold the whole answer once it is complete
         (an answer citing nothing becomes the abstention), and text already sent cannot
         be taken back. Its stream carries the retrieval, then the checked final answer."""
-        return not self.require_citations
+        return not (self.require_citations or self.hold)
 
 
 # key -> the TOML types it accepts (bool is not an int here, however Python sees it).
@@ -77,6 +80,7 @@ _KEYS: dict[str, tuple[type, ...]] = {
     "min_score": (int, float),
     "require_citations": (bool,),
     "review": (bool,),
+    "hold": (bool,),
     "description": (str,),
     "task": (str,),
 }
@@ -157,7 +161,8 @@ def _profile(name: str, table: Any, origin: str, settings: Settings) -> Profile:
         top_k=top_k,
         min_score=None if min_score is None else float(min_score),
         require_citations=table.get("require_citations", False),
-        review=table.get("review", False),
+        review=table.get("review", False) or table.get("hold", False),
+        hold=table.get("hold", False),
         description=table.get("description", ""),
         task=task,
     )

@@ -1,4 +1,5 @@
 """The ``ragline`` command line: ``dev``, ``ingest``, ``ask``, ``demo``, ``stats``, ``eval``,
+``export-reviews``,
 ``sync``, ``dlq`` and ``keys``.
 
 Each subcommand is a module under ``ragline.dev.commands`` that registers its own parser
@@ -11,7 +12,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Protocol
 
-from ragline.dev.commands import ask, demo, dev, dlq, ingest, keys, stats, sync
+from ragline.dev.commands import ask, demo, dev, dlq, export_reviews, ingest, keys, stats, sync
 from ragline.dev.commands import eval as evaluation
 
 if TYPE_CHECKING:
@@ -27,7 +28,9 @@ class Command(Protocol):
         """Add the command's parser and options; its ``run`` default runs it."""
 
 
-COMMANDS: tuple[Command, ...] = (dev, ingest, ask, demo, stats, evaluation, sync, dlq, keys)
+COMMANDS: tuple[Command, ...] = (
+    dev, ingest, ask, demo, stats, evaluation, export_reviews, sync, dlq, keys,
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

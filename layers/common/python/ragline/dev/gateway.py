@@ -40,6 +40,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ragline.dev.context import ACCOUNT_ID, LambdaFunction
+from ragline.dev.static import console_file
 from ragline.errors import UnauthorizedError
 
 logger = logging.getLogger(__name__)
@@ -331,6 +332,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if body is None:
             self.close_connection = True
             return gateway_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+        if self.command in ("GET", "HEAD"):  # the console's page (ragline.dev.static)
+            page = console_file(self.path)
+            if page is not None:
+                status, kind, content = page
+                return HttpResponse(status, [("Content-Type", kind)], content)
         host = self.headers.get("Host", "localhost").split(":")[0]
         headers = [(name, value) for name, value in self.headers.items()]
         # HEAD is GET without the body: the function answers the GET, _write drops the body.

@@ -196,6 +196,38 @@ def plot_stats(rows: list[dict[str, Any]], since: datetime, now: datetime, path:
     plt.close(figure)
 
 
+def _seconds(value: float | None) -> str:
+    """A duration as its largest unit: 45 s, 12.5 min, 3.2 h."""
+    if value is None:
+        return "-"
+    if value < 120:
+        return f"{value:.0f} s"
+    return f"{value / 60:.1f} min" if value < 7200 else f"{value / 3600:.1f} h"
+
+
+def render_reviews(stats: dict[str, Any]) -> str:
+    """The review queue now, and its decisions in the window (``Store.review_stats``)."""
+    decided = stats["decided"]
+    rate = "-" if not decided else f"{stats['approved'] / decided:.0%}"
+    lines = [
+        f"review queue  {stats['depth']} waiting ({stats['held']} held)    oldest "
+        f"{_seconds(stats['oldest_age_seconds'] if stats['depth'] else None)}",
+        f"decisions     {decided}: {stats['approved']} approved, {stats['corrected']} "
+        f"corrected, {stats['rejected']} rejected    approval {rate}    time to decision "
+        f"p50 {_seconds(stats['decision_p50_seconds'])}, p95 "
+        f"{_seconds(stats['decision_p95_seconds'])}",
+    ]
+    if stats["by_model_prompt"]:
+        lines.append(f"  {'model':<34} {'prompt':<18} {'decided':>7} {'approved':>8}")
+        for row in stats["by_model_prompt"]:
+            same = row["provider"] == row["model"]
+            name = row["provider"] if same else f"{row['provider']}:{row['model']}"
+            lines.append(
+                f"  {name:<34} {row['prompt']:<18} {row['decided']:>7} {row['approval_rate']:>8.0%}"
+            )
+    return "\n".join(lines)
+
+
 def run_stats(
     store: Store, since: timedelta, plot: Path | None = None, tenant: str | None = None
 ) -> str:
@@ -204,6 +236,7 @@ def run_stats(
     now = datetime.now(UTC)
     start = now - since
     report = render_stats(store.query_stats(start, tenant=tenant), start, now, tenant)
+    report += "\n\n" + render_reviews(store.review_stats(start, tenant=tenant))
     if plot is not None:
         plot_stats(store.query_log(start, tenant=tenant), start, now, plot)
         report += f"\n\nplot written to {plot}"

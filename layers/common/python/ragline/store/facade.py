@@ -33,11 +33,11 @@ class _OnFirstUse:
 
 
 if TYPE_CHECKING:
-    from ragline.store import conversations, documents, search, tenants
+    from ragline.store import conversations, documents, reviews, search, tenants
     from ragline.store import query_log as queries
 else:
-    conversations, documents, search, tenants = (
-        _OnFirstUse(n) for n in ("conversations", "documents", "search", "tenants")
+    conversations, documents, reviews, search, tenants = (
+        _OnFirstUse(n) for n in ("conversations", "documents", "reviews", "search", "tenants")
     )
     queries = _OnFirstUse("query_log")
 
@@ -429,3 +429,45 @@ class Store:
         """Aggregates of the query log since ``since`` (of ``tenant`` only, unless None):
         totals, latency percentiles per stage, and tokens and cost by model and by profile."""
         return queries.query_stats(self.connection(), since, tenant)
+
+    # --- the review queue (store/reviews.py) ----------------------------------------------
+
+    def record_answer(self, item: dict[str, Any]) -> dict[str, Any]:
+        """Keep an answer for review (queued, or recorded for a later thumbs-down); a
+        second record of the same request changes nothing. Returns the stored row."""
+        return reviews.record_answer(self.connection(), item)
+
+    def queue_recorded(
+        self, request_id: str, *, tenant: str, reason: str, detail: str | None = None
+    ) -> dict[str, Any] | None:
+        """Queue a recorded answer of ``tenant``; None when none is waiting unqueued."""
+        return reviews.queue_recorded(self.connection(), request_id, tenant, reason, detail)
+
+    def purge_recorded_answers(self, hours: int) -> int:
+        """Delete recorded answers nobody queued within ``hours``; return how many."""
+        return reviews.purge_recorded(self.connection(), hours)
+
+    def review_item(self, item_id: UUID, *, tenant: str) -> dict[str, Any] | None:
+        return reviews.get_item(self.connection(), item_id, tenant)
+
+    def review_items(self, tenant: str, **filters: Any) -> list[dict[str, Any]]:
+        """Queued items of ``tenant``, oldest first (filters: ``store.reviews.list_items``)."""
+        return reviews.list_items(self.connection(), tenant, **filters)
+
+    def claim_review(self, item_id: UUID, *, tenant: str, reviewer: str) -> dict[str, Any] | None:
+        return reviews.claim(self.connection(), item_id, tenant, reviewer)
+
+    def decide_review(
+        self, item_id: UUID, *, tenant: str, **decision: Any
+    ) -> dict[str, Any] | None:
+        """Record a decision once (``store.reviews.decide``); None when it cannot be made."""
+        return reviews.decide(self.connection(), item_id, tenant, **decision)
+
+    def decided_reviews(
+        self, since: datetime, *, tenant: str | None = None
+    ) -> list[dict[str, Any]]:
+        return reviews.decided_since(self.connection(), since, tenant)
+
+    def review_stats(self, since: datetime, *, tenant: str | None = None) -> dict[str, Any]:
+        """The queue's depth and oldest age now, its decisions since ``since``."""
+        return reviews.queue_stats(self.connection(), since, tenant)

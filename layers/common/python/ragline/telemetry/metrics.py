@@ -175,3 +175,28 @@ class MetricsEmitter:
         with self._document() as m:
             m.add_dimensions(service=self.service, Rating=rating)
             m.add_metric(name="Feedback", unit=COUNT, value=1)
+
+    # --- the review queue (ragline.reviews): on ``service``, and approvals per model ---
+
+    def review_queued(self, reason: str) -> None:
+        """An item entered the review queue, counted by why."""
+        with self._document() as m:
+            m.add_dimensions(service=self.service, Reason=reason)
+            m.add_metric(name="ReviewsQueued", unit=COUNT, value=1)
+
+    def review_queue(self, depth: int, oldest_age_seconds: float) -> None:
+        """A reading of the queue (every tenant's), taken whenever it changes."""
+        with self._document() as m:
+            m.add_metric(name="ReviewQueueDepth", unit=COUNT, value=depth)
+            m.add_metric(name="ReviewOldestAge", unit=MetricUnit.Seconds, value=oldest_age_seconds)
+
+    def review_decided(self, *, approved: bool, model: str, prompt: str, seconds: float) -> None:
+        """A decision: ``ReviewApproved`` is 1 for approved, 0 for corrected or rejected,
+        so its average is the approval rate, on ``service`` (the daily alarm) and per
+        ``Model, Prompt`` (Powertools puts each document on ``service`` as well, so one
+        document serves both); ``ReviewDecisionTime`` is the wait from queue to decision."""
+        with self._document() as m:
+            m.add_metric(name="ReviewDecisionTime", unit=MetricUnit.Seconds, value=seconds)
+        with self._document() as m:
+            m.add_dimensions(service=self.service, Model=model, Prompt=prompt)
+            m.add_metric(name="ReviewApproved", unit=COUNT, value=int(approved))

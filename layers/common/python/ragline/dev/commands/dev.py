@@ -119,6 +119,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         print(
             f"ragline dev is ready ({stack.endpoints_file})\n"
             f"  API       {endpoints.api}   (Swagger UI: {endpoints.api}/swagger)\n"
+            f"  Console   {endpoints.api}/console/   (playground and review queue)\n"
             f"  S3        {endpoints.s3}   bucket {endpoints.bucket}\n"
             f"  SQS       {endpoints.queue}\n"
             f"  DLQ       {endpoints.dlq}\n"
