@@ -202,6 +202,26 @@ def test_a_held_answer_is_202_until_approved_then_returned(call: Callable[..., A
     assert body["answer"] == "25 days a year [1]." and len(body["citations"]) == 1
 
 
+def test_a_held_answer_stays_out_of_its_session_until_reviewed(
+    call: Callable[..., Any], seeded: str
+) -> None:
+    from ragline.answer.answerer import HELD_TURN
+    from ragline.config import get_settings
+
+    # GIVEN a holding profile's answer given in a session
+    session = str(uuid.uuid4())
+    body = {"question": "How many vacation days?", "profile": "held", "session_id": session}
+    status, held = call("POST", "/query", body)
+    assert status == 202, held
+    # WHEN the session is read back, as the next follow-up would read it
+    turns = get_store(get_settings()).open_session(
+        session, tenant="default", ttl_hours=24, turns=10
+    )
+    # THEN it keeps the question, but not the text nobody has approved
+    assert turns is not None and [t.question for t in turns] == ["How many vacation days?"]
+    assert turns[0].answer == HELD_TURN and "25" not in turns[0].answer
+
+
 def test_a_thumbs_down_queues_the_kept_answer(call: Callable[..., Any]) -> None:
     # GIVEN an answer that was not queued
     answer = ask(call, "simple", "What are meals reimbursed up to?")

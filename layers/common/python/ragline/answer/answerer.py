@@ -82,6 +82,9 @@ class Reviewable:
     identity: Identity
 
 
+# What a session remembers of an answer held for review (the caller has not seen it).
+HELD_TURN = "(This answer is held for review and has not been given.)"
+
 # Called with each answer once it is recorded; returns the response to give (the review
 # queue, ragline.reviews, adds a review id, or holds the answer back).
 ReviewHook = Callable[[Reviewable], QueryResponse]
@@ -389,7 +392,10 @@ class Answerer:
         )
         response = _conversation_response(response, conversation, rewrite, rewrite_cost, rewrite_ms)
         self._record(response, question, collection, retrieval, identity.tenant)
-        self._remember(conversation, identity, response, question, rewrite.query)
+        # A held answer is not the caller's yet: its turn keeps the question, not the text
+        # nobody has approved, so no follow-up builds on it.
+        held = self.review is not None and rules.hold
+        self._remember(conversation, identity, response, question, rewrite.query, held=held)
         if self.review is not None:
             passages = responses.citations(chunks)
             response = self.review(
@@ -435,15 +441,18 @@ class Answerer:
         response: QueryResponse,
         question: str,
         search_query: str,
+        *,
+        held: bool = False,
     ) -> None:
-        """Add the answered turn to its session (the answer stands if that fails)."""
+        """Add the answered turn to its session (the answer stands if that fails); a held
+        answer's turn carries :data:`HELD_TURN` in place of its text."""
         if conversation.session_id is None:
             return
         try:
             self.store.append_turn(
                 conversation.session_id, tenant=identity.tenant,
                 request_id=response.request_id, question=question,
-                search_query=search_query, answer=response.answer,
+                search_query=search_query, answer=HELD_TURN if held else response.answer,
                 ttl_hours=self.settings.session_ttl_hours,
             )  # fmt: skip
         except Exception:
