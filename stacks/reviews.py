@@ -22,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
@@ -35,7 +35,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 from ragline.reviews.models import CorrectRequest, RejectRequest
 
-from stacks.monitoring import DAY, PERIOD, SERVICE, WIDTH
+from stacks.monitoring import DAY, WIDTH
 from stacks.nag import acknowledge, reference
 from stacks.request_models import as_cdk, request_model
 
@@ -110,7 +110,7 @@ class Reviews(Construct):
             query.add_environment("RAGLINE_REVIEW_TOPIC_ARN", self.topic.topic_arn)
         CfnOutput(self, "ReviewTopicArn", value=self.topic.topic_arn,
                   description="Subscribe to route queued review items")  # fmt: skip
-        self.namespace = settings.metrics_namespace
+        self.monitoring = monitoring
         self.alarm = (
             self._approval_alarm(settings.review_approval_bar, monitoring)
             if settings.review_approval_bar > 0
@@ -120,16 +120,6 @@ class Reviews(Construct):
             monitoring.dashboard.add_widgets(*self._widgets())
         self.console = self._console(api) if settings.console else None
 
-    def metric(self, name: str, statistic: str, period: Duration = PERIOD) -> cw.Metric:
-        return cw.Metric(
-            namespace=self.namespace,
-            metric_name=name,
-            dimensions_map={"service": SERVICE},
-            statistic=statistic,
-            period=period,
-            label=name,
-        )
-
     def _approval_alarm(self, bar: float, monitoring: Monitoring) -> cw.Alarm:
         """A day's approvals over its decisions below ``bar``; a day without decisions
         is no breach."""
@@ -138,7 +128,7 @@ class Reviews(Construct):
             "DailyApprovalRate",
             alarm_description=f"ragline: share of reviewed answers approved as given over "
             f"the last 24 hours below {bar}",
-            metric=self.metric("ReviewApproved", "Average", DAY),
+            metric=self.monitoring.metric("ReviewApproved", "Average", DAY),
             threshold=bar,
             comparison_operator=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
             evaluation_periods=1,
@@ -152,7 +142,7 @@ class Reviews(Construct):
     def _widgets(self) -> list[cw.IWidget]:
         per_model = cw.MathExpression(
             expression=(
-                f"SEARCH('{{{self.namespace},service,Model,Prompt}} "
+                f"SEARCH('{{{self.monitoring.namespace},service,Model,Prompt}} "
                 f"MetricName=\"ReviewApproved\"', 'Average', {int(DAY.to_seconds())})"
             ),
             label="",
@@ -161,18 +151,18 @@ class Reviews(Construct):
         return [
             cw.GraphWidget(
                 title="Review queue: depth and oldest item (s)",
-                left=[self.metric("ReviewQueueDepth", "Maximum")],
-                right=[self.metric("ReviewOldestAge", "Maximum")],
+                left=[self.monitoring.metric("ReviewQueueDepth", "Maximum")],
+                right=[self.monitoring.metric("ReviewOldestAge", "Maximum")],
                 width=WIDTH,
                 height=6,
             ),
             cw.GraphWidget(
                 title="Review: time to decision (s), items queued",
                 left=[
-                    self.metric("ReviewDecisionTime", "p50").with_(label="p50"),
-                    self.metric("ReviewDecisionTime", "p95").with_(label="p95"),
+                    self.monitoring.metric("ReviewDecisionTime", "p50").with_(label="p50"),
+                    self.monitoring.metric("ReviewDecisionTime", "p95").with_(label="p95"),
                 ],
-                right=[self.metric("ReviewsQueued", "Sum")],
+                right=[self.monitoring.metric("ReviewsQueued", "Sum")],
                 width=WIDTH,
                 height=6,
             ),

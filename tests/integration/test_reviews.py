@@ -18,6 +18,8 @@ from ragline.identity import Identity
 from ragline.ingest import Ingestor
 from ragline.store import get_store
 
+from tests.support.api import proxy_request
+
 pytestmark = pytest.mark.both_drivers
 
 HANDBOOK = {
@@ -77,14 +79,7 @@ def call(
         query: dict[str, str] | None = None,
         who: Identity | None = None,
     ) -> tuple[int, Any]:
-        request = copy.deepcopy(event("api_query"))
-        request.update(
-            httpMethod=method,
-            path=path,
-            queryStringParameters=query,
-            multiValueQueryStringParameters={k: [v] for k, v in (query or {}).items()} or None,
-            body=None if body is None else json.dumps(body),
-        )
+        request = proxy_request(event("api_query"), method, path, body, query)
         request["requestContext"]["requestId"] = str(uuid.uuid4())
         if who is not None:
             request["requestContext"]["authorizer"] = who.to_authorizer()

@@ -21,6 +21,8 @@ from ragline.ingest import Ingestor
 from ragline.store import get_store
 from ragline.tenancy import Keys
 
+from tests.support.api import proxy_request
+
 pytestmark = pytest.mark.both_drivers
 
 TENANTS = ("alpha", "beta")
@@ -86,20 +88,13 @@ def send(api: ModuleType, event: Callable[[str], dict[str, Any]], lambda_context
         query: dict[str, str] | None = None,
         request_id: str = "req-matrix",
     ) -> tuple[int, Any]:
-        request = copy.deepcopy(event("api_query"))
+        request = proxy_request(event("api_query"), method, path, body, query)
         context = request["requestContext"]
         context["requestId"] = request_id
         if identity is None:
             context.pop("authorizer")
         else:
             context["authorizer"] = identity.to_authorizer()
-        request.update(
-            httpMethod=method,
-            path=path,
-            queryStringParameters=query,
-            multiValueQueryStringParameters={k: [v] for k, v in (query or {}).items()} or None,
-            body=None if body is None else json.dumps(body),
-        )
         response = api.lambda_handler(request, lambda_context)
         return response["statusCode"], json.loads(response["body"])
 
