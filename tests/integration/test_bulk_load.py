@@ -22,8 +22,6 @@ def environment(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     monkeypatch.setenv("RAGLINE_DATABASE_URL", database_url)
     monkeypatch.setenv("RAGLINE_EMBEDDINGS", f"hash:{DIMENSIONS}")
     monkeypatch.setenv("RAGLINE_INDEX_BUILD_MEMORY_MB", "64")
-    # what `ragline ingest` sets for itself, set here so that it ends with the test
-    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     clear_caches()
     yield
     clear_caches()

@@ -111,9 +111,6 @@ def environment(
         "OPENAI_BASE_URL": server.base_url,
         "OPENAI_API_KEY": "test",
         "RAGLINE_LLM_MAX_RETRIES": "0",
-        # what `ragline eval` sets for itself, set here so that it ends with the test
-        # (it would otherwise stay set, and later tests on this worker would emit no EMF)
-        "POWERTOOLS_METRICS_DISABLED": "true",
     }.items():
         monkeypatch.setenv(name, value)
     clear_caches()

@@ -42,9 +42,6 @@ def environment(
         (corpus / name).write_text(text)
     monkeypatch.setenv("RAGLINE_DATABASE_URL", database_url)
     monkeypatch.setenv("RAGLINE_DATA_DIR", str(tmp_path / "data"))
-    # ragline eval turns EMF off in os.environ (without_emf); set here, it is undone after
-    # the test, so later tests of the worker still read their metrics
-    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     clear_caches()
     yield tmp_path
     clear_caches()
