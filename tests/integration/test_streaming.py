@@ -114,11 +114,16 @@ def open_stream(url: str, body: dict[str, Any], **headers: str) -> http.client.H
     return connection.getresponse()
 
 
-def logged(database_url: str, request_id: str) -> dict[str, Any]:
+def logged_rows(database_url: str, request_id: str) -> list[dict[str, Any]]:
+    """The query-log rows of a request from the last hour."""
     rows = get_store(Settings(database_url=database_url)).query_log(
         datetime.now(UTC) - timedelta(hours=1)
     )
-    return next(r for r in rows if r["request_id"] == request_id)
+    return [r for r in rows if r["request_id"] == request_id]
+
+
+def logged(database_url: str, request_id: str) -> dict[str, Any]:
+    return next(iter(logged_rows(database_url, request_id)))
 
 
 def events(response: http.client.HTTPResponse) -> Iterator[Received]:
@@ -267,13 +272,7 @@ def test_a_model_failing_mid_answer_records_its_usage_so_far(
     received = list(events(open_stream(url, {"question": QUESTION, "stream": True})))
     error = received[-1].data
     # THEN its one query-log row has the error status and the usage the error event reports
-    rows = [
-        r
-        for r in get_store(Settings(database_url=seeded)).query_log(
-            datetime.now(UTC) - timedelta(hours=1)
-        )
-        if r["request_id"] == error["request_id"]
-    ]
+    rows = logged_rows(seeded, error["request_id"])
     assert len(rows) == 1
     (row,) = rows
     assert row["status_code"] == 502
