@@ -75,14 +75,33 @@ def test_building_and_embedding_imports_no_torch() -> None:
     assert not {name.partition(".")[0] for name in result["modules"]} & heavy
 
 
-def test_the_thread_setting_reaches_the_session() -> None:
-    # GIVEN RAGLINE_ONNX_THREADS=1
-    settings = Settings.from_env({"RAGLINE_ONNX_THREADS": "1"})
-    # WHEN the embedder is built from the settings
+def test_the_thread_setting_is_the_number_of_single_threaded_sessions() -> None:
+    # GIVEN RAGLINE_ONNX_THREADS=3
+    settings = Settings.from_env({"RAGLINE_ONNX_THREADS": "3"})
+    # WHEN the embedder is built from the settings and embeds a question
     embedder = create_embedder("minilm-onnx", settings)
-    # THEN ONNX Runtime computes with one thread
     assert isinstance(embedder, MiniLMOnnxEmbedder)
-    assert embedder._session.get_session_options().intra_op_num_threads == 1
+    embedder.embed_query("How do I read a file?")
+    # THEN one session answered it; a batch of five then runs on three sessions
+    assert len(embedder._sessions) == 1
+    embedder.embed_documents([f"text number {n} " * (n + 1) for n in range(5)])
+    assert len(embedder._sessions) == 3
+    # AND each of them computes on one thread
+    options = [session.get_session_options() for session in embedder._sessions]
+    assert [o.intra_op_num_threads for o in options] == [1, 1, 1]
+
+
+def test_a_texts_vector_does_not_depend_on_the_texts_batched_with_it() -> None:
+    # GIVEN sentences of different lengths, embedded together (on two sessions)
+    embedder = MiniLMOnnxEmbedder(threads=2)
+    together = embedder.embed_documents(SENTENCES)
+    # WHEN each is embedded alone, and the batch again in reverse order
+    alone = np.vstack([embedder.embed_documents([text]).vectors for text in SENTENCES])
+    reversed_batch = embedder.embed_documents(SENTENCES[::-1]).vectors[::-1]
+    # THEN every text has the same vector in each case, in the order it was given
+    assert np.array_equal(together.vectors, alone)
+    assert np.array_equal(together.vectors, reversed_batch)
+    assert together.tokens == sum(embedder.embed_documents([t]).tokens for t in SENTENCES)
 
 
 @pytest.mark.slow
@@ -94,6 +113,12 @@ def test_an_export_agrees_with_the_torch_model(tmp_path: Path) -> None:
     assert export(["--out", str(tmp_path)]) == 0
     assert {MODEL_FILE, TOKENIZER_FILE, MANIFEST} <= {p.name for p in tmp_path.iterdir()}
     manifest = json.loads((tmp_path / MANIFEST).read_text())
+    # AND each of the six layers' attention is one fused int8 node, not the traced ops
+    import onnx
+
+    ops = [node.op_type for node in onnx.load(str(tmp_path / MODEL_FILE)).graph.node]
+    assert manifest["format"] == 2 and manifest["fused"]["Attention"] == 6
+    assert ops.count("QAttention") == 6 and "Softmax" not in ops and "Where" not in ops
     onnx_model = create_embedder(f"minilm-onnx:{tmp_path}", Settings())
     torch_model = MiniLMEmbedder()
     # WHEN both embed the same sentences (of different lengths, in one padded batch)
@@ -119,3 +144,30 @@ def test_an_export_agrees_with_the_torch_model(tmp_path: Path) -> None:
         onnx_model.embed_query(long_text).vectors[0] @ torch_model.embed_query(long_text).vectors[0]
     )
     assert long_cosine >= 0.98
+
+
+def test_an_export_of_an_older_format_is_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a directory holding an export from before formats were recorded
+    import ragline.embeddings.export_onnx as export_onnx
+
+    (tmp_path / MODEL_FILE).write_bytes(b"onnx")
+    (tmp_path / MANIFEST).write_text(json.dumps({"max_seq_length": 256, "dimensions": 384}))
+    exported: list[Path] = []
+
+    def record(out: Path) -> dict[str, object]:
+        exported.append(out)
+        return {}
+
+    monkeypatch.setattr(export_onnx, "export", record)
+    # WHEN `make setup` runs the export command over it
+    assert export_onnx.export_format(tmp_path) == 1
+    assert export_onnx.main(["--out", str(tmp_path)]) == 0
+    # THEN it exports again, saying why
+    assert exported == [tmp_path]
+    assert "holds export format 1; exporting format 2" in capsys.readouterr().out
+    # AND an export of the current format is left alone
+    (tmp_path / MANIFEST).write_text(json.dumps({"format": export_onnx.EXPORT_FORMAT}))
+    assert export_onnx.main(["--out", str(tmp_path)]) == 0
+    assert exported == [tmp_path]
