@@ -14,11 +14,14 @@ git; nothing here is committed but this script):
     seen before. Writes chunks.jsonl (one chunk a line: id, source, path, title,
     section, text, tokens) and manifest.json (counts and bytes by source).
 ``embed``
-    Embeds chunks in file order with ``minilm-onnx`` into vectors.npy, a float16 memmap of
-    (chunks, 384) beside chunks.jsonl, checkpointing progress.json every --checkpoint
-    chunks: stop it at any time, run it again and it goes on where it stopped. --limit
-    bounds the chunks embedded by one run. Prints chunks/s and the projected hours for
-    the whole corpus.
+    Embeds chunks with ``minilm-onnx`` into vectors.npy, a float16 memmap of (chunks, 384)
+    beside chunks.jsonl (row i is chunk i), in a seeded random order (order.npy, a
+    permutation of the chunk ids written by the first run), so the chunks embedded so
+    far are always a uniform sample of every source, not the first sources read. It
+    checkpoints progress.json every --checkpoint chunks: stop it at any time, run it
+    again and it goes on where it stopped. --limit bounds the chunks embedded by one run.
+    Prints chunks/s and the projected hours for the whole corpus. Benches take the
+    embedded chunks through :func:`embedded` (the first n of the order).
 ``queries``
     queries.jsonl: every question of the three dev sets, and --sampled passage-derived
     queries (a span of 6-12 words from a chunk drawn at random, seeded; its chunk id is
@@ -208,26 +211,89 @@ def assemble(out: Path, max_chunks: int | None) -> None:
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     # The vectors belong to the chunks they were made from: a new corpus starts them over.
-    for stale in ("vectors.npy", "progress.json"):
+    for stale in ("vectors.npy", "progress.json", "order.npy", "offsets.npy"):
         (out / stale).unlink(missing_ok=True)
     print(json.dumps(manifest, indent=2))
 
 
-def _chunk_lines(path: Path, start: int) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as lines:
-        for n, line in enumerate(lines):
-            if n >= start:
-                yield json.loads(line)
+ORDER_SEED = 23
+
+
+def _offsets(out: Path) -> Any:
+    """Byte offset of each line of chunks.jsonl (offsets.npy, made once)."""
+    import numpy as np
+
+    path = out / "offsets.npy"
+    if path.exists() and path.stat().st_mtime >= (out / "chunks.jsonl").stat().st_mtime:
+        return np.load(path)
+    offsets, position = [], 0
+    with (out / "chunks.jsonl").open("rb") as lines:
+        for line in lines:
+            offsets.append(position)
+            position += len(line)
+    array = np.asarray(offsets, dtype=np.int64)
+    np.save(path, array)
+    return array
+
+
+def _order(out: Path, total: int) -> Any:
+    """The seeded permutation of chunk ids the embed step follows (order.npy)."""
+    import numpy as np
+
+    path = out / "order.npy"
+    if path.exists():
+        order = np.load(path)
+        if len(order) == total:
+            return order
+    order = np.random.default_rng(ORDER_SEED).permutation(total).astype(np.int64)
+    np.save(path, order)
+    return order
+
+
+def read_chunks(out: Path, ids: Any) -> list[dict[str, Any]]:
+    """The chunks of these ids, in the order given (random access into chunks.jsonl)."""
+    offsets = _offsets(out)
+    rows = []
+    with (out / "chunks.jsonl").open("rb") as lines:
+        for chunk_id in ids:
+            lines.seek(int(offsets[int(chunk_id)]))
+            rows.append(json.loads(lines.readline()))
+    return rows
+
+
+def embedded(out: Path = DEFAULT_OUT, count: int | None = None) -> tuple[Any, Any]:
+    """(chunk ids, float16 vectors) of the first ``count`` chunks embedded (all so far by
+    default): a uniform sample of the corpus at any count."""
+    import numpy as np
+
+    done = json.loads((out / "progress.json").read_text())["done"]
+    if count is not None and count > done:
+        raise SystemExit(f"{count:,} chunks asked for, {done:,} embedded: run the embed step")
+    ids = np.load(out / "order.npy")[: done if count is None else count]
+    vectors = np.load(out / "vectors.npy", mmap_mode="r")
+    return ids, vectors[np.sort(ids)][np.argsort(np.argsort(ids))]
 
 
 def embed(out: Path, limit: int, checkpoint: int, threads: int | None) -> None:
     import numpy as np
     from ragline.documents.chunking import SECTION_SEPARATOR
+    from ragline.embeddings.export_onnx import EXPORT_FORMAT
     from ragline.embeddings.minilm_onnx import MiniLMOnnxEmbedder
 
     manifest = json.loads((out / "manifest.json").read_text())
     total = int(manifest["chunks"])
     vectors_path, progress_path = out / "vectors.npy", out / "progress.json"
+    progress = json.loads(progress_path.read_text()) if progress_path.exists() else {}
+    if progress and (progress.get("order_seed"), progress.get("export")) != (
+        ORDER_SEED,
+        EXPORT_FORMAT,
+    ):
+        # vectors from another order or another export of the model: start again
+        print(
+            f"progress {progress} is from another order or export: starting over", file=sys.stderr
+        )
+        progress = {}
+        vectors_path.unlink(missing_ok=True)
     if vectors_path.exists():
         vectors = np.lib.format.open_memmap(vectors_path, mode="r+")
         if vectors.shape != (total, DIMENSIONS):
@@ -236,24 +302,27 @@ def embed(out: Path, limit: int, checkpoint: int, threads: int | None) -> None:
         vectors = np.lib.format.open_memmap(
             vectors_path, mode="w+", dtype=np.float16, shape=(total, DIMENSIONS)
         )
-    done = json.loads(progress_path.read_text())["done"] if progress_path.exists() else 0
+    done = int(progress.get("done", 0))
+    order = _order(out, total)
     embedder = MiniLMOnnxEmbedder(threads=threads)
     stop = min(total, done + limit)
     print(f"embedding chunks {done:,}..{stop:,} of {total:,}", file=sys.stderr)
     started, first = time.perf_counter(), done
-    batch: list[str] = []
-    for chunk in _chunk_lines(out / "chunks.jsonl", done):
-        if done + len(batch) >= stop:
-            break
-        path = SECTION_SEPARATOR.join(p for p in (chunk["title"], *chunk["section"]) if p)
-        batch.append(f"{path}\n{chunk['text']}" if path else chunk["text"])
-        if len(batch) == checkpoint:
-            done = _store(embedder, vectors, batch, done, progress_path)
-            batch = []
-            rate = (done - first) / (time.perf_counter() - started)
-            print(f"  {done:,} done, {rate:.1f} chunks/s", file=sys.stderr)
-    if batch:
-        done = _store(embedder, vectors, batch, done, progress_path)
+    while done < stop:
+        ids = order[done : min(stop, done + checkpoint)]
+        texts = []
+        for chunk in read_chunks(out, ids):
+            path = SECTION_SEPARATOR.join(p for p in (chunk["title"], *chunk["section"]) if p)
+            texts.append(f"{path}\n{chunk['text']}" if path else chunk["text"])
+        result = embedder.embed_documents(texts)  # normalized, as the ingest embeds
+        vectors[ids] = np.asarray(result.vectors, dtype=np.float16)
+        vectors.flush()
+        done += len(ids)
+        # written after the vectors are on disk
+        record = {"done": done, "order_seed": ORDER_SEED, "export": EXPORT_FORMAT}
+        progress_path.write_text(json.dumps(record) + "\n")
+        rate = (done - first) / (time.perf_counter() - started)
+        print(f"  {done:,} done, {rate:.1f} chunks/s", file=sys.stderr, flush=True)
     seconds = time.perf_counter() - started
     rate = (done - first) / seconds if seconds else 0.0
     left = total - done
@@ -271,17 +340,6 @@ def embed(out: Path, limit: int, checkpoint: int, threads: int | None) -> None:
             indent=2,
         )
     )
-
-
-def _store(embedder: Any, vectors: Any, texts: list[str], done: int, progress: Path) -> int:
-    import numpy as np
-
-    result = embedder.embed_documents(texts)  # batched and normalized, as the ingest embeds
-    vectors[done : done + len(texts)] = np.asarray(result.vectors, dtype=np.float16)
-    vectors.flush()
-    done += len(texts)
-    progress.write_text(json.dumps({"done": done}) + "\n")  # after the vectors are on disk
-    return done
 
 
 def queries(out: Path, sampled: int, seed: int) -> None:
