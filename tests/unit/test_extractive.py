@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ragline.llm import GenerationRequest, Passage
-from ragline.llm.extractive import ExtractiveModel, content_terms
+from ragline.llm.extractive import ExtractiveModel, content_terms, question_names
 
 ABSTAIN = "The documents do not answer this."
 
@@ -87,8 +87,6 @@ def test_answers_in_the_users_own_words_when_the_names_are_there() -> None:
 
 
 def test_question_names_are_proper_nouns_and_identifiers() -> None:
-    from ragline.llm.extractive import question_names
-
     names = question_names(
         "I'm on Python 3.11. Does GitHub's Team plan use asyncio.ThreadGate or max_workers in v1.2?"
     )
@@ -270,3 +268,65 @@ def test_an_option_in_a_list_is_named_with_its_description() -> None:
     )
     assert text.startswith("gc.auto: When there are more than this many loose objects"), text
     assert "The default value is 6700. [1]" in text
+
+
+def test_a_name_only_in_the_documents_title_or_section_path_counts() -> None:
+    question = "With xcolor, LaTeX stops on an undefined color. Can it warn instead?"
+    text = "With the hideerrors option xcolor only warns about an undefined color."
+
+    def answer(title: str, section: str) -> str:
+        passage = Passage(1, text, title, section=section)
+        request = GenerationRequest("", "", question, (passage,), ABSTAIN)
+        return ExtractiveModel().generate(request).text
+
+    # GIVEN a passage whose text never says "LaTeX", from a manual of another title
+    # WHEN the question names LaTeX, THEN the model abstains: nothing mentions it
+    assert answer("Handbook", "2.13 Color information") == ABSTAIN
+    # AND when the passage's document is titled with the name, the title vouches for it
+    assert answer("LaTeX News", "2.13 Color information").startswith("With the hideerrors")
+    # AND so does the passage's section path
+    assert answer("Handbook", "LaTeX News > Issue 32").startswith("With the hideerrors")
+
+
+def test_the_documents_title_counts_toward_the_answering_sentence() -> None:
+    # GIVEN a long question and an option's description that states little of it itself
+    question = (
+        "In my code listings, spaces inside quoted strings show up as little visible marks."
+        " Which package option turns that off?"
+    )
+    text = "showstringspaces=true|false\n\ntrue lets blank spaces in strings appear as a symbol."
+
+    def answer(title: str) -> str:
+        passage = Passage(1, text, title, section="4.3 Options")
+        request = GenerationRequest("", "", question, (passage,), ABSTAIN)
+        return ExtractiveModel().generate(request).text
+
+    # WHEN the document's title adds nothing, THEN no sentence covers enough: it abstains
+    assert answer("Handbook") == ABSTAIN
+    # AND WHEN the title is the manual's ("The Listings Package"), THEN it counts toward the
+    # sentence, as the section path does, and the description answers
+    assert answer("The Listings Package") == (
+        "true lets blank spaces in strings appear as a symbol. [1]"
+    )
+
+
+def test_the_users_setting_is_not_a_name_the_passages_must_mention() -> None:
+    passage = "To carry a repository to another machine, git bundle packs it into a single file."
+    # GIVEN a passage that answers but never says Windows, USB or PDF
+    # WHEN the question names them as the user's setting (platform, hardware, file format)
+    request = _request(
+        "I'm on Windows: how do I carry a repository to another machine as a single file on"
+        " a USB stick, or in a PDF?",
+        passage,
+    )
+    # THEN the model answers from the passage
+    assert ExtractiveModel().generate(request).text.startswith("To carry a repository")
+    # AND a product the passage never mentions is still refused in the same setting
+    request = _request(
+        "I'm on Windows: how do I carry a repository to another machine as a single file on"
+        " Bitbucket Cloud?",
+        passage,
+    )
+    assert ExtractiveModel().generate(request).text == ABSTAIN
+    # AND the setting's words are no names of the question, the product's are
+    assert question_names("I'm on Windows with a USB stick and a PDF from GitHub.") == {"github"}

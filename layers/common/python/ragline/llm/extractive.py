@@ -14,10 +14,15 @@ inside a sentence (``Kubernetes``, ``Unreal Engine``) or an identifier
 (``asyncio.ThreadGate``, ``turbo_loads``). Questions about products and APIs a corpus
 does not document share many ordinary words with it, so word coverage alone cannot tell
 them from questions users phrase in their own words; the names they ask about can.
-Version numbers (``3.11``, ``v1.2``) are values, not names, and do not count. A name
-counts as mentioned only by a passage at least 0.4 times as similar to the question as
-the best one (when the retriever knows similarities): a keyword hit that names the thing in
-passing, in a passage about something else, does not make a question answerable.
+Version numbers (``3.11``, ``v1.2``) are values, not names, and do not count, nor do the
+words of the user's setting (``Windows``, ``Linux``, ``PDF``, ``USB``): a manual answers
+"I'm on Windows, how do I ..." without naming Windows. A passage mentions what its text,
+its section path or its document's title says (a PDF manual's sections do not repeat its
+title: "LaTeX News" > "Issue 32"), and the title and path count toward the coverage of
+each of its sentences. A name counts as mentioned only by a passage at least 0.4 times as
+similar to the question as the best one (when the retriever knows similarities): a keyword
+hit that names the thing in passing, in a passage about something else, does not make a
+question answerable.
 
 Calibrated on the Python docs evaluation set only (``ragline eval``): with the name
 check, coverage below 0.25 is the point where no answerable question is lost to the
@@ -51,6 +56,15 @@ _NOT_A_THING_TEXT = """
     same external whole python built-in core
 """
 _NOT_A_THING = frozenset(_NOT_A_THING_TEXT.split())
+# The user's setting, not the subject: operating systems, everyday file formats and
+# encodings, hardware ("I'm on Windows", "on a USB stick", "in the PDF it produced"). A
+# manual answers such a question without naming them, so they are not names it must mention.
+_SETTING_TEXT = """
+    windows linux mac macos osx unix ubuntu debian android ios
+    pdf html csv json xml yaml ascii unicode utf-8 utf8
+    usb cpu gpu ram ssd
+"""
+_SETTING = frozenset(_SETTING_TEXT.split())
 # Words that set a direction on a quantity: a sentence or table row with the opposite
 # one answers another question ("over 6 hours" is not answered by "under 6 hours").
 _MORE_TEXT = "over more above greater longer exceed exceeds exceeding larger higher"
@@ -124,7 +138,8 @@ def content_terms(text: str) -> dict[str, float]:
 def question_names(question: str) -> set[str]:
     """The names ``question`` asks about, lower-cased: capitalised words other than a
     sentence's first, and identifiers. Possessives are stripped; contractions, version
-    numbers and single letters are not names."""
+    numbers, single letters and the words of the user's setting (:data:`_SETTING`) are not
+    names."""
     return set(_names(question))
 
 
@@ -136,6 +151,8 @@ def _names(question: str) -> dict[str, bool]:
         for position, raw in enumerate(_NAME_WORD.findall(sentence)):
             word = re.sub(r"['\u2019]s$", "", raw).rstrip(".'\u2019-")
             if len(word) < 2 or "'" in word or "\u2019" in word or _VERSION.fullmatch(word):
+                continue
+            if word.lower() in _SETTING:
                 continue
             if (position > 0 and word[0].isupper()) or _is_identifier(word):
                 names[word.lower()] = not word.isupper()
@@ -267,8 +284,10 @@ class ExtractiveModel(ChatModel):
             found = content_terms(text)
             return sum(w for term, w in question.items() if term in found) / total
 
-        texts = [f"{p.section} {p.text}" for p in request.passages]
-        words = _passage_words([f"{p.section} {p.text}" for p in self._vouching(request.passages)])
+        texts = [f"{_heading(p)} {p.text}" for p in request.passages]
+        words = _passage_words(
+            [f"{_heading(p)} {p.text}" for p in self._vouching(request.passages)]
+        )
         names = {**_thing_names(request.question), **_names(request.question)}
         if any(not _mentions(words, name, plural) for name, plural in names.items()):
             return request.abstain_text
@@ -283,8 +302,8 @@ class ExtractiveModel(ChatModel):
             for position, (sentence, context, term) in enumerate(units[passage.n]):
                 if len(sentence) < 12:
                     continue
-                # The section heading (and a row's header) counts toward the sentence.
-                heading = f"{passage.section} {context}"
+                # The title and section path (and a row's header) count toward the sentence.
+                heading = f"{_heading(passage)} {context}"
                 score = 0.8 * coverage(sentence) + 0.2 * coverage(f"{heading} {sentence}")
                 if score <= 0:
                     continue
@@ -329,6 +348,15 @@ class ExtractiveModel(ChatModel):
             return list(passages)
         floor = self.name_relevance * max(known)
         return [p for p in passages if p.similarity is None or p.similarity >= floor]
+
+
+def _heading(passage: Passage) -> str:
+    """The passage's document title and section path ("The Listings Package", "4.3
+    Options"), the title once when the path already starts with it."""
+    title = (passage.title or "").strip()
+    if not title or passage.section.startswith(title):
+        return passage.section
+    return f"{title} > {passage.section}" if passage.section else title
 
 
 def _with_value_after(
