@@ -69,6 +69,39 @@ def test_without_an_outline_larger_type_is_a_heading() -> None:
     ]
 
 
+def test_without_a_title_entry_the_covers_large_type_is_the_title_not_the_first_heading() -> None:
+    # GIVEN a manual whose file names no title (none, or only the file it was made from),
+    # with a cover set in large type and an outline that opens at "Acknowledgements"
+    cover = Page(
+        [
+            (24, 720, "Harbour Handbook"),
+            (24, 690, "for Pilots"),
+            (12, 640, "Second edition"),
+            (11, 600, "Port Authority"),
+        ]
+    )
+    body = text_page(["Acknowledgements", "Thanks to the pilots of the outer buoy."])
+    outline = [("Acknowledgements", 1)]
+    for title in ("", "handbook.dvi", "Microsoft Word - handbook.docx"):
+        # WHEN it is parsed
+        doc = parse_document("handbook.pdf", build_pdf([cover, body], outline=outline, title=title))
+        # THEN its title is the cover's, the lines in its largest type together
+        assert doc.title == "Harbour Handbook for Pilots", title
+    # AND a real title entry still wins over the cover
+    named = build_pdf([cover, body], outline=outline, title="Pilot's Handbook")
+    assert parse_document("handbook.pdf", named).title == "Pilot's Handbook"
+
+
+def test_a_first_page_in_one_type_size_leaves_the_title_to_the_first_heading() -> None:
+    # GIVEN a PDF without a title entry whose first page is all body text, then a heading
+    first = text_page(["Ships moor at the north quay.", "Tugs are booked a day ahead."])
+    second = Page([(16, 720, "Pilotage"), (11, 690, "A pilot boards at the outer buoy.")])
+    # WHEN it is parsed
+    doc = parse_document("notes.pdf", build_pdf([first, second]))
+    # THEN no body line is taken for a title: the first heading is
+    assert doc.title == "Pilotage"
+
+
 def test_wrapped_lines_join_into_paragraphs_and_gaps_split_them() -> None:
     doc = parse_document(
         "p.pdf",

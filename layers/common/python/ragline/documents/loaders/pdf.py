@@ -169,10 +169,13 @@ def _read(document: Any, *, drop_running: bool = True) -> ParsedDocument:
     outline = _outline(document)
     body_size = None if outline else _body_size(document)
     running = _running_lines(document) if drop_running else set()
-    parsed = ParsedDocument(title=(metadata.get("Title") or "").strip(), format="pdf")
+    title = " ".join((metadata.get("Title") or "").split())
+    parsed = ParsedDocument(title="" if _FILE_NAME_TITLE.fullmatch(title) else title, format="pdf")
     headings: list[tuple[int, str]] = []
     for index in range(len(document)):
         lines = _page_lines(document, index)
+        if index == 0 and not parsed.title:
+            parsed.title = _cover_title(lines)
         kept = [
             line
             for position, line in enumerate(lines)
@@ -183,6 +186,32 @@ def _read(document: Any, *, drop_running: bool = True) -> ParsedDocument:
             parsed.title = headings[0][1]
     parsed.blocks = [block for block in parsed.blocks if block.text.strip()]
     return parsed
+
+
+# A Title entry that is only the name of the file it was made from ("guide.dvi",
+# "Microsoft Word - guide.docx") names no document.
+_FILE_NAME_TITLE = re.compile(
+    r"(?i)(microsoft \w+ - .*|[\w .-]*\.(dvi|tex|pdf|ps|docx?|odt|rtf|txt|indd|qxd))"
+)
+# The cover's title: its largest type, at least this much larger than the page's smaller type
+# (its lower quartile: a cover sets most of its lines large).
+COVER_TITLE_RATIO = 1.25
+
+
+def _cover_title(lines: list[_Line]) -> str:
+    """The first page's title when the file names none: the run of lines set in the
+    page's largest type (up to three), if that type stands out from the rest. Without it
+    the first heading is the title, which on a manual with an outline is "Introduction"
+    or "Acknowledgements" rather than the manual's name."""
+    if not lines:
+        return ""
+    sizes = sorted(line.size for line in lines)
+    largest = sizes[-1]
+    if largest < COVER_TITLE_RATIO * sizes[len(sizes) // 4]:
+        return ""
+    first = next(i for i, line in enumerate(lines) if line.size >= largest - 0.5)
+    run = [line.text for line in lines[first : first + 3] if line.size >= largest - 0.5]
+    return " ".join(run)[:200]
 
 
 def _at_edge(position: int, count: int) -> bool:
