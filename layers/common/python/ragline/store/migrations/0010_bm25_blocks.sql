@@ -50,34 +50,33 @@ CROSS JOIN LATERAL unnest(k.ids, k.tfs, k.lengths) AS p(chunk_id, tf, length);
 
 CREATE OR REPLACE FUNCTION bm25_chunks_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
-DECLARE
-    vacated_collections text[];
-    vacated_lexemes     text[];
 BEGIN
     -- Collection totals first, in collection order: the row lock serialises concurrent
     -- writers of one collection here, before either touches a term or a block, so their
-    -- updates can never deadlock.
+    -- updates can never deadlock. A term's id is read once per term and statement, by its
+    -- primary key (OFFSET 0 keeps the probe a probe: joined, the planner may read every
+    -- term of the store into a hash), one statement after the terms were written.
     IF TG_OP IN ('DELETE', 'UPDATE') THEN
         UPDATE bm25_collections s SET chunks = s.chunks - o.chunks, tokens = s.tokens - o.tokens
         FROM (SELECT collection, count(*) AS chunks, sum(bm25_length(tsv)) AS tokens
               FROM old_chunks GROUP BY collection) o
         WHERE s.collection = o.collection;
-        -- Document frequencies down; each removed posting taken out of its block (a
-        -- block left empty goes). The terms no chunk holds any more are then deleted.
-        WITH terms AS (
-            UPDATE bm25_terms t SET df = t.df - d.df
-            FROM (SELECT o.collection, u.lexeme, count(*) AS df
-                  FROM old_chunks o, unnest(o.tsv) u GROUP BY 1, 2 ORDER BY 1, 2) d
-            WHERE t.collection = d.collection AND t.lexeme = d.lexeme
-            RETURNING t.id, t.collection, t.lexeme, t.df
+        -- Each removed posting taken out of its block (a block left empty goes).
+        WITH gone AS MATERIALIZED (
+            SELECT t.id AS term, g.ids
+            FROM (SELECT o.collection, u.lexeme, array_agg(o.id) AS ids
+                  FROM old_chunks o, unnest(o.tsv) u GROUP BY 1, 2) g
+            CROSS JOIN LATERAL (
+                SELECT t.id FROM bm25_terms t
+                WHERE t.collection = g.collection AND t.lexeme = g.lexeme OFFSET 0
+            ) t
         ), located AS (
-            SELECT t.id AS term, k.last_id, array_agg(o.id) AS gone
-            FROM old_chunks o
-            CROSS JOIN LATERAL unnest(o.tsv) u
-            JOIN terms t ON t.collection = o.collection AND t.lexeme = u.lexeme
+            SELECT g.term, k.last_id, array_agg(x.id) AS gone
+            FROM gone g
+            CROSS JOIN LATERAL unnest(g.ids) AS x(id)
             CROSS JOIN LATERAL (
                 SELECT e.last_id FROM bm25_blocks e
-                WHERE e.term = t.id AND e.last_id >= o.id ORDER BY e.last_id LIMIT 1
+                WHERE e.term = g.term AND e.last_id >= x.id ORDER BY e.last_id LIMIT 1
             ) k
             GROUP BY 1, 2
         ), kept AS (
@@ -93,19 +92,17 @@ BEGIN
         ), emptied AS (
             DELETE FROM bm25_blocks e USING kept k
             WHERE e.term = k.term AND e.last_id = k.last_id AND k.ids IS NULL
-            RETURNING 1
-        ), shrunk AS (
-            UPDATE bm25_blocks e SET ids = k.ids, tfs = k.tfs, lengths = k.lengths
-            FROM kept k
-            WHERE e.term = k.term AND e.last_id = k.last_id AND k.ids IS NOT NULL
-            RETURNING 1
         )
-        SELECT array_agg(t.collection), array_agg(t.lexeme)
-        INTO vacated_collections, vacated_lexemes
-        FROM terms t WHERE t.df <= 0;
+        UPDATE bm25_blocks e SET ids = k.ids, tfs = k.tfs, lengths = k.lengths
+        FROM kept k
+        WHERE e.term = k.term AND e.last_id = k.last_id AND k.ids IS NOT NULL;
+        UPDATE bm25_terms t SET df = t.df - d.df
+        FROM (SELECT o.collection, u.lexeme, count(*) AS df
+              FROM old_chunks o, unnest(o.tsv) u GROUP BY 1, 2) d
+        WHERE t.collection = d.collection AND t.lexeme = d.lexeme;
         DELETE FROM bm25_terms t
-        USING unnest(vacated_collections, vacated_lexemes) AS v(collection, lexeme)
-        WHERE t.collection = v.collection AND t.lexeme = v.lexeme AND t.df <= 0;
+        USING (SELECT DISTINCT o.collection, u.lexeme FROM old_chunks o, unnest(o.tsv) u) d
+        WHERE t.collection = d.collection AND t.lexeme = d.lexeme AND t.df <= 0;
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
         INSERT INTO bm25_collections AS s (collection, chunks, tokens)
@@ -113,34 +110,51 @@ BEGIN
         GROUP BY collection ORDER BY collection
         ON CONFLICT (collection) DO UPDATE
         SET chunks = s.chunks + EXCLUDED.chunks, tokens = s.tokens + EXCLUDED.tokens;
-        WITH terms AS (
-            INSERT INTO bm25_terms AS t (collection, lexeme, df)
-            SELECT n.collection, u.lexeme, count(*) FROM new_chunks n, unnest(n.tsv) u
-            GROUP BY 1, 2 ORDER BY 1, 2
-            ON CONFLICT (collection, lexeme) DO UPDATE SET df = t.df + EXCLUDED.df
-            RETURNING t.id, t.collection, t.lexeme
-        ), fresh AS (
-            SELECT t.id AS term, n.id AS chunk_id,
-                   coalesce(array_length(u.positions, 1), 1)::smallint AS tf,
-                   bm25_length(n.tsv) AS length
-            FROM new_chunks n
-            CROSS JOIN LATERAL unnest(n.tsv) u
-            JOIN terms t ON t.collection = n.collection AND t.lexeme = u.lexeme
-        ), lasts AS (  -- each term's last block, if it has one
-            SELECT f.term, k.last_id, k.size
-            FROM (SELECT DISTINCT term FROM fresh) f
+        INSERT INTO bm25_terms AS t (collection, lexeme, df)
+        SELECT n.collection, u.lexeme, count(*) FROM new_chunks n, unnest(n.tsv) u
+        GROUP BY 1, 2 ORDER BY 1, 2
+        ON CONFLICT (collection, lexeme) DO UPDATE SET df = t.df + EXCLUDED.df;
+        -- Per term: its new postings (ids ascending) and its last block. Postings past the
+        -- last block that fit in it are appended to its arrays; the others are placed.
+        WITH fresh AS MATERIALIZED (
+            SELECT t.id AS term, g.ids, g.tfs, g.lengths
+            FROM (SELECT n.collection, u.lexeme, array_agg(n.id ORDER BY n.id) AS ids,
+                         array_agg(coalesce(array_length(u.positions, 1), 1)::smallint
+                                   ORDER BY n.id) AS tfs,
+                         array_agg(n.length ORDER BY n.id) AS lengths
+                  FROM (SELECT id, collection, tsv, bm25_length(tsv) AS length
+                        FROM new_chunks) n,
+                       unnest(n.tsv) u
+                  GROUP BY 1, 2) g
             CROSS JOIN LATERAL (
+                SELECT t.id FROM bm25_terms t
+                WHERE t.collection = g.collection AND t.lexeme = g.lexeme OFFSET 0
+            ) t
+        ), plan AS MATERIALIZED (
+            SELECT f.term, f.ids, f.tfs, f.lengths, k.last_id, k.size,
+                   coalesce(f.ids[1] > k.last_id AND k.size + cardinality(f.ids) <= 128, false)
+                   AS fits
+            FROM fresh f
+            LEFT JOIN LATERAL (
                 SELECT e.last_id, cardinality(e.ids) AS size FROM bm25_blocks e
                 WHERE e.term = f.term ORDER BY e.last_id DESC LIMIT 1
-            ) k
-        ), placed AS (  -- the block each new posting goes into (NULL: a new block)
-            SELECT f.term, f.chunk_id, f.tf, f.length,
-                   CASE WHEN s.last_id IS NULL THEN NULL
-                        WHEN f.chunk_id > s.last_id THEN CASE WHEN s.size < 128 THEN s.last_id END
+            ) k ON true
+        ), appended AS (
+            UPDATE bm25_blocks e
+            SET last_id = p.ids[cardinality(p.ids)], ids = e.ids || p.ids,
+                tfs = e.tfs || p.tfs, lengths = e.lengths || p.lengths
+            FROM plan p
+            WHERE p.fits AND e.term = p.term AND e.last_id = p.last_id
+        ), placed AS MATERIALIZED (  -- the block each other posting goes into (NULL: a new one)
+            SELECT p.term, x.chunk_id, x.tf, x.length,
+                   CASE WHEN p.last_id IS NULL THEN NULL
+                        WHEN x.chunk_id > p.last_id THEN CASE WHEN p.size < 128 THEN p.last_id END
                         ELSE (SELECT min(e.last_id) FROM bm25_blocks e
-                              WHERE e.term = f.term AND e.last_id >= f.chunk_id)
+                              WHERE e.term = p.term AND e.last_id >= x.chunk_id)
                    END AS target
-            FROM fresh f LEFT JOIN lasts s ON s.term = f.term
+            FROM plan p
+            CROSS JOIN LATERAL unnest(p.ids, p.tfs, p.lengths) AS x(chunk_id, tf, length)
+            WHERE NOT p.fits
         ), reopened AS (
             DELETE FROM bm25_blocks e
             USING (SELECT DISTINCT term, target FROM placed WHERE target IS NOT NULL) p
