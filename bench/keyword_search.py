@@ -17,6 +17,7 @@ tokens (the lexemes of each chunk's tsvector, each repeated by its count, and th
 lexemes), bm25s with its own tokenizer and fed ragline's tokens. Both use Lucene's BM25
 (k1 1.2, b 0.75), as ragline does; overlap@10 against ragline is printed beside them.
 
+    pip install -e ".[bench]"   # tantivy and bm25s (MIT), kept out of the layer
     python bench/keyword_search.py [--chunks 100000] [--queries 300] [--before 9]
 
 Figures, not a test: compare within a run (`nice -n 10`; load average printed).
