@@ -43,7 +43,12 @@ def fresh_database(server: str) -> tuple[str, str]:
 
 
 def load(
-    server: str, files: list[Path], embedder: str, *, deferred: bool, keep: list[tuple] | None = None
+    server: str,
+    files: list[Path],
+    embedder: str,
+    *,
+    deferred: bool,
+    keep: list[tuple] | None = None,
 ) -> dict[str, float]:
     """Ingest ``files`` into a fresh database; the seconds spent loading and indexing.
     With ``keep``, the chunk rows written are appended to it."""
@@ -106,18 +111,22 @@ def raw_copy(server: str, rows: list[tuple], dimensions: int, *, deferred: bool)
             documents: dict[str, uuid.UUID] = {}
             for row in rows:
                 documents.setdefault(row[0], uuid.uuid4())
-            with conn.cursor() as cur, cur.copy(
-                "COPY documents (id, collection, source, status) FROM STDIN"
-            ) as copy:
+            with (
+                conn.cursor() as cur,
+                cur.copy("COPY documents (id, collection, source, status) FROM STDIN") as copy,
+            ):
                 for source, document in documents.items():
                     copy.write_row((document, "bench", source, "ingested"))
             if deferred:
                 assert store.defer_vector_index(dimensions)
             started = time.perf_counter()
-            with conn.cursor() as cur, cur.copy(
-                "COPY chunks (document_id, collection, ordinal, section, text, token_count,"
-                " metadata, dimensions, embedding) FROM STDIN WITH (FORMAT BINARY)"
-            ) as copy:
+            with (
+                conn.cursor() as cur,
+                cur.copy(
+                    "COPY chunks (document_id, collection, ordinal, section, text, token_count,"
+                    " metadata, dimensions, embedding) FROM STDIN WITH (FORMAT BINARY)"
+                ) as copy,
+            ):
                 copy.set_types(["uuid", "text", "int4", "text", "text", "int4", "jsonb", "int4",
                                 "vector"])  # fmt: skip
                 for source, *rest in rows:

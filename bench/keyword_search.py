@@ -82,19 +82,24 @@ def load(conn: Any, chunks: list[dict[str, Any]], batch: int) -> float:
     documents: dict[str, uuid.UUID] = {}
     for chunk in chunks:
         documents.setdefault(chunk["path"], uuid.uuid4())
-    with conn.cursor() as cur, cur.copy(
-        "COPY documents (id, collection, source, title, status) FROM STDIN"
-    ) as copy:
+    with (
+        conn.cursor() as cur,
+        cur.copy("COPY documents (id, collection, source, title, status) FROM STDIN") as copy,
+    ):
         for path, doc in documents.items():
             copy.write_row((doc, COLLECTION, f"file://{path}", None, "ingested"))
     started = time.perf_counter()
     ordinals: dict[str, int] = {}
     for first in range(0, len(chunks), batch):
         vectors = rng.standard_normal((min(batch, len(chunks) - first), DIMENSIONS))
-        with conn.transaction(), conn.cursor() as cur, cur.copy(
-            "COPY chunks (document_id, collection, ordinal, section, text, token_count,"
-            " dimensions, embedding) FROM STDIN"
-        ) as copy:
+        with (
+            conn.transaction(),
+            conn.cursor() as cur,
+            cur.copy(
+                "COPY chunks (document_id, collection, ordinal, section, text, token_count,"
+                " dimensions, embedding) FROM STDIN"
+            ) as copy,
+        ):
             copy.set_types(["uuid", "text", "int4", "text", "text", "int4", "int4", "vector"])
             for chunk, vector in zip(chunks[first : first + batch], vectors, strict=False):
                 ordinal = ordinals.get(chunk["path"], 0)
@@ -107,6 +112,7 @@ def load(conn: Any, chunks: list[dict[str, Any]], batch: int) -> float:
 
 def sizes(conn: Any, n: int) -> dict[str, float]:
     """Bytes per chunk: the chunks table (rows, TOAST, indexes) and the BM25 tables."""
+
     def total(table: str) -> int:
         row = conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()
         if row[0] is None:
@@ -242,14 +248,22 @@ def report(phase: str, result: dict[str, Any], size: dict[str, float]) -> None:
         print(f"  {name:32} {p50:8.2f} {p95:8.2f} {ratio:>14} {shared:>10}")
 
 
-def same_rankings(before: list[list[tuple[int, float]]], after: list[list[tuple[int, float]]]) -> str:
+def same_rankings(
+    before: list[list[tuple[int, float]]], after: list[list[tuple[int, float]]]
+) -> str:
     identical = sum(
         [i for i, _ in a] == [i for i, _ in b]
         and all(abs(x - y) <= 1e-9 * max(abs(x), 1) for (_, x), (_, y) in zip(a, b, strict=True))
         for a, b in zip(before, after, strict=True)
     )
-    overlaps = [len({i for i, _ in a} & {i for i, _ in b}) / len(a) for a, b in zip(before, after, strict=True) if a]
-    return f"{identical}/{len(before)} identical rankings, overlap@k {statistics.mean(overlaps):.4f}"
+    overlaps = [
+        len({i for i, _ in a} & {i for i, _ in b}) / len(a)
+        for a, b in zip(before, after, strict=True)
+        if a
+    ]
+    return (
+        f"{identical}/{len(before)} identical rankings, overlap@k {statistics.mean(overlaps):.4f}"
+    )
 
 
 def main() -> int:
@@ -259,8 +273,12 @@ def main() -> int:
     parser.add_argument("--top-k", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--batch", type=int, default=2000, help="chunks per COPY statement")
-    parser.add_argument("--before", type=int, default=9,
-                        help="the last migration of the 'before' phase (0: no before phase)")
+    parser.add_argument(
+        "--before",
+        type=int,
+        default=9,
+        help="the last migration of the 'before' phase (0: no before phase)",
+    )
     parser.add_argument("--scale-dir", type=Path, default=SCALE)
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="ragline-bench-keyword-"))
@@ -316,7 +334,10 @@ def main() -> int:
         after = measure(store, peers, questions, lexemes, position, args.top_k, args.repeat)
         report("after: every migration", after, sizes(conn, len(ids)))
         if results:
-            print("\nbefore against after: " + same_rankings(results[0]["rankings"], after["rankings"]))
+            print(
+                "\nbefore against after: "
+                + same_rankings(results[0]["rankings"], after["rankings"])
+            )
         store.database.close()
     finally:
         if conn is not None:

@@ -269,9 +269,11 @@ def test_postings_landing_inside_earlier_blocks_keep_them_exact(store: Store) ->
     store.ensure_collection("ranges", "test:4", 4)
     _save(store, "ranges", "s3://b/ranges/doc.txt", ["seed"])
     conn = store.connection()
-    (document,) = conn.execute(
+    found = conn.execute(
         "SELECT id FROM documents WHERE source = 's3://b/ranges/doc.txt'"
     ).fetchone()
+    assert found is not None
+    document = found[0]
     base = 10_000_000
     words = [f"w{n}" for n in range(60)]
 

@@ -197,7 +197,7 @@ DROP FUNCTION IF EXISTS bm25_term(
 
 -- BM25 of each of `candidates` for the terms `terms` (bm25_terms ids) with their IDFs:
 -- for each term and candidate, the one block that may hold the posting (an index probe),
--- and the candidate's place in it.
+-- and the candidate's place in it (width_bucket: a binary search of the sorted ids).
 CREATE OR REPLACE FUNCTION bm25_score(
     terms bigint[], idfs double precision[], candidates bigint[],
     avg_length double precision, k1 double precision, b double precision
@@ -212,8 +212,8 @@ LANGUAGE sql STABLE AS $$
         SELECT e.tfs[x.i] AS tf, e.lengths[x.i] AS length
         FROM (SELECT k.ids, k.tfs, k.lengths FROM bm25_blocks k
               WHERE k.term = q.term AND k.last_id >= c.id ORDER BY k.last_id LIMIT 1) e
-        CROSS JOIN LATERAL (SELECT array_position(e.ids, c.id) AS i) x
-        WHERE x.i IS NOT NULL
+        CROSS JOIN LATERAL (SELECT width_bucket(c.id, e.ids) AS i) x
+        WHERE x.i > 0 AND e.ids[x.i] = c.id
     ) p
     GROUP BY c.id
 $$;
@@ -357,8 +357,8 @@ BEGIN
                     FROM (SELECT k.ids, k.tfs, k.lengths FROM bm25_blocks k
                           WHERE k.term = term_id AND k.last_id >= u.id
                           ORDER BY k.last_id LIMIT 1) e
-                    CROSS JOIN LATERAL (SELECT array_position(e.ids, u.id) AS i) x
-                    WHERE x.i IS NOT NULL
+                    CROSS JOIN LATERAL (SELECT width_bucket(u.id, e.ids) AS i) x
+                    WHERE x.i > 0 AND e.ids[x.i] = u.id
                 ) p ON true
             ) f;
         ELSE  -- many: one pass over the term's blocks, joined by hash
