@@ -9,11 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psycopg
 import pytest
 from ragline.config import Settings
 from ragline.ingest import Ingestor
 from ragline.store import ChunkWrite, DocumentWrite, Store
 from rank_bm25 import BM25Okapi
+
+from tests.support.databases import create_database
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "docs"
 K1, B = 1.2, 0.75
@@ -162,7 +165,13 @@ def test_exact_copies_tie_and_rank_in_chunk_order(store: Store) -> None:
 
 def _drift(store: Store) -> dict[str, list[Any]]:
     """Differences between the BM25 statistics and a recount from the chunks themselves."""
-    conn = store.connection()
+    return drift_of(store.connection())
+
+
+def drift_of(conn: Any) -> dict[str, list[Any]]:
+    """``_drift`` on a connection, with the blocks' own rules: each holds 1 to 128
+    postings, ids ascending, none past its key, and a term's blocks cover disjoint ranges
+    (each block's first id past the previous block's key); no block of a deleted term."""
     checks = {
         "postings": "(SELECT collection, lexeme, chunk_id, tf, length FROM bm25_postings)"
         " EXCEPT ALL (SELECT c.collection, u.lexeme, c.id,"
@@ -178,6 +187,15 @@ def _drift(store: Store) -> dict[str, list[Any]]:
         "collections": "(SELECT collection, chunks, tokens FROM bm25_collections"
         " WHERE chunks > 0) EXCEPT ALL (SELECT collection, count(*), sum(bm25_length(tsv))"
         " FROM chunks GROUP BY collection)",
+        "blocks": "SELECT k.term, k.last_id FROM bm25_blocks k"
+        " WHERE cardinality(k.ids) NOT BETWEEN 1 AND 128"
+        " OR cardinality(k.tfs) <> cardinality(k.ids)"
+        " OR cardinality(k.lengths) <> cardinality(k.ids)"
+        " OR k.ids[cardinality(k.ids)] > k.last_id"
+        " OR k.ids <> ARRAY(SELECT DISTINCT i FROM unnest(k.ids) i ORDER BY i)"
+        " OR k.ids[1] <= coalesce((SELECT max(e.last_id) FROM bm25_blocks e"
+        " WHERE e.term = k.term AND e.last_id < k.last_id), 0)"
+        " OR NOT EXISTS (SELECT 1 FROM bm25_terms t WHERE t.id = k.term)",
     }
     return {name: conn.execute(query).fetchall() for name, query in checks.items()}
 
@@ -231,3 +249,104 @@ def test_a_deleted_collection_leaves_no_statistics(store: Store) -> None:
         "SELECT chunks, tokens FROM bm25_collections WHERE collection = 'gone'"
     ).fetchone() == (0, 0)
     assert store.keyword_search("gone", "paddle", 5) == []
+
+
+def _insert(conn: Any, collection: str, document: Any, rows: list[tuple[int, str]]) -> None:
+    """Chunks with the ids given, in one statement (as a writer that took its ids before
+    another writer committed later ones would land them)."""
+    conn.execute(
+        "INSERT INTO chunks (id, document_id, collection, ordinal, text, token_count,"
+        " dimensions, embedding) OVERRIDING SYSTEM VALUE"
+        " SELECT r.id, %s, %s, r.id, r.text, 1, 4, '[1,1,1,1]'"
+        " FROM unnest(%s::bigint[], %s::text[]) AS r(id, text)",
+        (document, collection, [i for i, _ in rows], [t for _, t in rows]),
+    )
+
+
+def test_postings_landing_inside_earlier_blocks_keep_them_exact(store: Store) -> None:
+    # GIVEN 400 chunks with even ids, all holding "shared" (four blocks of its postings)
+    rng = random.Random(3)
+    store.ensure_collection("ranges", "test:4", 4)
+    _save(store, "ranges", "s3://b/ranges/doc.txt", ["seed"])
+    conn = store.connection()
+    found = conn.execute(
+        "SELECT id FROM documents WHERE source = 's3://b/ranges/doc.txt'"
+    ).fetchone()
+    assert found is not None
+    document = found[0]
+    base = 10_000_000
+    words = [f"w{n}" for n in range(60)]
+
+    def text() -> str:
+        return " ".join(["shared", *rng.choices(words, k=rng.randint(2, 12))])
+
+    _insert(conn, "ranges", document, [(base + 2 * n, text()) for n in range(400)])
+    # WHEN the odd ids in between arrive later (every block's range gains postings, past
+    # 128), then ids below them all, then some go and some are rewritten
+    _insert(conn, "ranges", document, [(base + 2 * n + 1, text()) for n in range(0, 400, 3)])
+    _insert(conn, "ranges", document, [(base - n, text()) for n in range(1, 150)])
+    conn.execute(
+        "DELETE FROM chunks WHERE collection = 'ranges' AND id %% 7 = 0 AND id > %s", (base,)
+    )
+    conn.execute(
+        "UPDATE chunks SET text = text || ' w1 rewritten' WHERE collection = 'ranges'"
+        " AND id %% %s = 0",
+        (5,),
+    )
+    # THEN every posting is where the blocks' rules put it, and counts match the chunks
+    assert drift_of(conn) == {name: [] for name in drift_of(conn)}
+    blocks = conn.execute(
+        "SELECT count(*) FROM bm25_blocks k JOIN bm25_terms t ON t.id = k.term"
+        " WHERE t.collection = 'ranges' AND t.lexeme = 'share'"
+    ).fetchone()
+    assert blocks is not None and blocks[0] >= 5
+    # AND the ranking is still the exhaustive one
+    corpus = tokens_of(store, "ranges")
+    for question in ["shared w1", "w3 w7 rewritten", "w59 shared w0", "seed"]:
+        got = [(c.chunk_id, c.score) for c in store.keyword_search("ranges", question, 20)]
+        assert_same_ranking(got, reference_top(corpus, query_terms(store, question), 20))
+
+
+def test_postings_written_before_the_blocks_move_into_them(
+    postgres_server: str,
+) -> None:
+    # GIVEN a database at migration 0009, with postings one row each
+    from ragline.store.migrate import apply_migrations, available_migrations
+
+    url = create_database(postgres_server, "bm25_blocks_upgrade")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for version, name, text in available_migrations():
+            if version <= 9:
+                conn.execute(text.encode())
+                conn.execute("INSERT INTO schema_migrations VALUES (%s, %s)", (version, name))
+        conn.execute("INSERT INTO collections (name, embedding_model, dimensions)"
+                     " VALUES ('old', 'test:4', 4)")  # fmt: skip
+        conn.execute("INSERT INTO documents (collection, source, status)"
+                     " VALUES ('old', 's3://b/old.txt', 'ingested')")  # fmt: skip
+        rng = random.Random(5)
+        texts = [text for document in _zipf_corpus(rng, 40) for text in document]
+        conn.execute(
+            "INSERT INTO chunks (document_id, collection, ordinal, text, token_count,"
+            " dimensions, embedding) SELECT d.id, 'old', r.n, r.text, 1, 4, '[1,1,1,1]'"
+            " FROM documents d, unnest(%s::text[]) WITH ORDINALITY AS r(text, n)",
+            (texts,),
+        )
+        questions = ["w0 w17 w230", "w3", "w1 w2 w5 w8 w13 w21 w34"]
+        before = [
+            conn.execute("SELECT * FROM bm25_search('old', %s, 10)", (q,)).fetchall()
+            for q in questions
+        ]
+        # WHEN the remaining migrations are applied
+        assert 10 in apply_migrations(conn)
+        # THEN the postings are in blocks, exact, and every ranking is unchanged
+        assert drift_of(conn) == {name: [] for name in drift_of(conn)}
+        assert conn.execute("SELECT count(*) FROM bm25_blocks").fetchone() != (0,)
+        after = [
+            conn.execute("SELECT * FROM bm25_search('old', %s, 10)", (q,)).fetchall()
+            for q in questions
+        ]
+        assert after == before and all(before)

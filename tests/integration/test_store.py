@@ -45,13 +45,13 @@ def test_schema_has_the_indexes_retrieval_relies_on(store: Store) -> None:
         )
     }
     assert "chunks_tsv" not in indexes  # keyword search reads the BM25 postings instead
-    postings = (
+    blocks = (
         store.connection()
-        .execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'bm25_postings_pkey'")
+        .execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'bm25_blocks_pkey'")
         .fetchone()
     )
-    assert postings is not None
-    assert "(collection, lexeme, chunk_id) INCLUDE (tf, length)" in postings[0]
+    assert blocks is not None
+    assert "(term, last_id)" in blocks[0]
     hnsw = indexes["chunks_embedding_hnsw_8"]
     assert "USING hnsw" in hnsw and "vector_cosine_ops" in hnsw and "(dimensions = 8)" in hnsw
 

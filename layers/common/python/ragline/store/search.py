@@ -193,7 +193,7 @@ def keyword_search(
     """The ``limit`` best chunks for ``text`` by Okapi BM25 over the collection, or over
     the chunks of ``selection``'s documents.
 
-    Ranked by ``bm25_search`` (migrations 0003, 0006): exact scores from statistics that the
+    Ranked by ``bm25_search`` (migrations 0003, 0006, 0010): exact scores from statistics the
     chunk writes keep current, without scoring every chunk that shares a common word.
     A filter never changes a chunk's score (IDF and mean length stay the collection's),
     and never loses one: a selection of at most ``exact_max_chunks`` chunks is scored

@@ -1,0 +1,352 @@
+"""Keyword search on the scale corpus: ragline's BM25 before and after a migration, beside
+tantivy and bm25s, on the same chunks and queries, in one run (issue 23).
+
+The first ``--chunks`` lines of the scale corpus (bench/scale_corpus.py, read-only) go into
+a fresh database of an embedded PostgreSQL holding the migrations up to ``--before``
+(hash-sized random vectors: the keyword path never reads them; no HNSW index is built,
+so the chunks table below is its rows and B-tree indexes alone). Then, per phase:
+
+* ``before``: bytes per chunk of the BM25 tables (postings and statistics) against the
+  chunks table, and keyword latency per query, each query run by ragline and by each peer
+  in turn (interleaved, so the machine's load falls on all alike);
+* the remaining migrations are applied (timed), and ``after`` measures the same; the two
+  phases' rankings are compared (same chunk ids in the same order, scores within 1e-9).
+
+Peers: tantivy with its own English tokenizer (stemming), tantivy fed ragline's own
+tokens (the lexemes of each chunk's tsvector, each repeated by its count, and the query's
+lexemes), bm25s with its own tokenizer and fed ragline's tokens. Both use Lucene's BM25
+(k1 1.2, b 0.75), as ragline does; overlap@10 against ragline is printed beside them.
+
+    pip install -e ".[bench]"   # tantivy and bm25s (MIT), kept out of the layer
+    python bench/keyword_search.py [--chunks 100000] [--queries 300] [--before 9]
+
+Figures, not a test: compare within a run (`nice -n 10`; load average printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SCALE = Path.home() / ".cache" / "ragline" / "scale"
+COLLECTION = "scale"
+DIMENSIONS = 384
+BM25_TABLES = ("bm25_postings", "bm25_blocks", "bm25_terms", "bm25_collections")
+
+
+def corpus(path: Path, limit: int) -> Iterator[dict[str, Any]]:
+    with path.open() as lines:
+        for n, line in enumerate(lines):
+            if n >= limit:
+                return
+            yield json.loads(line)
+
+
+def queries(path: Path, limit: int) -> list[str]:
+    """The dev sets' questions first, then passage-derived queries, ``limit`` in all."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows.sort(key=lambda row: row["kind"] != "dev")
+    return [row["question"] for row in rows[:limit]]
+
+
+def migrate_upto(conn: Any, last: int) -> None:
+    from ragline.store.migrate import available_migrations
+
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
+        " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+    )
+    for version, name, text in available_migrations():
+        if version <= last:
+            conn.execute(text.encode())
+            conn.execute("INSERT INTO schema_migrations VALUES (%s, %s)", (version, name))
+
+
+def load(conn: Any, chunks: list[dict[str, Any]], batch: int) -> float:
+    """Write the chunks, ``batch`` to a statement (each its own transaction), with one
+    document per path; the seconds it took."""
+    rng = np.random.default_rng(0)
+    documents: dict[str, uuid.UUID] = {}
+    for chunk in chunks:
+        documents.setdefault(chunk["path"], uuid.uuid4())
+    with (
+        conn.cursor() as cur,
+        cur.copy("COPY documents (id, collection, source, title, status) FROM STDIN") as copy,
+    ):
+        for path, doc in documents.items():
+            copy.write_row((doc, COLLECTION, f"file://{path}", None, "ingested"))
+    started = time.perf_counter()
+    ordinals: dict[str, int] = {}
+    for first in range(0, len(chunks), batch):
+        vectors = rng.standard_normal((min(batch, len(chunks) - first), DIMENSIONS))
+        with (
+            conn.transaction(),
+            conn.cursor() as cur,
+            cur.copy(
+                "COPY chunks (document_id, collection, ordinal, section, text, token_count,"
+                " dimensions, embedding) FROM STDIN"
+            ) as copy,
+        ):
+            copy.set_types(["uuid", "text", "int4", "text", "text", "int4", "int4", "vector"])
+            for chunk, vector in zip(chunks[first : first + batch], vectors, strict=False):
+                ordinal = ordinals.get(chunk["path"], 0)
+                ordinals[chunk["path"]] = ordinal + 1
+                copy.write_row((documents[chunk["path"]], COLLECTION, ordinal,
+                                " > ".join(chunk["section"]), chunk["text"], chunk["tokens"],
+                                DIMENSIONS, vector.astype(np.float32)))  # fmt: skip
+    return time.perf_counter() - started
+
+
+def sizes(conn: Any, n: int) -> dict[str, float]:
+    """Bytes per chunk: the chunks table (rows, TOAST, indexes) and the BM25 tables."""
+
+    def total(table: str) -> int:
+        row = conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()
+        if row[0] is None:
+            return 0
+        return int(conn.execute("SELECT pg_total_relation_size(%s)", (table,)).fetchone()[0])
+
+    bm25 = {table: total(table) / n for table in BM25_TABLES}
+    return {"chunks": total("chunks") / n, "bm25": sum(bm25.values()), **bm25}
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+
+
+class Peers:
+    """The keyword peers, indexed once over the same chunks."""
+
+    def __init__(self, texts: list[str], tokens: list[list[str]], workdir: Path) -> None:
+        import bm25s
+        import tantivy
+
+        self.runs: dict[str, Callable[[str, list[str], int], list[int]]] = {}
+        started = time.perf_counter()
+        builder = tantivy.SchemaBuilder()
+        builder.add_integer_field("id", stored=True, fast=True)
+        builder.add_text_field("body", tokenizer_name="en_stem")
+        builder.add_text_field("lexemes", tokenizer_name="whitespace")
+        schema = builder.build()
+        workdir.mkdir(parents=True, exist_ok=True)
+        index = tantivy.Index(schema, path=str(workdir))
+        writer = index.writer(heap_size=256_000_000, num_threads=1)
+        for n, (text, lexemes) in enumerate(zip(texts, tokens, strict=True)):
+            writer.add_document(tantivy.Document(id=n, body=text, lexemes=" ".join(lexemes)))
+        writer.commit()
+        writer.wait_merging_threads()
+        index.reload()
+        searcher = index.searcher()
+        print(f"  tantivy indexed in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+
+        def hits(query: Any, k: int) -> list[int]:
+            found = searcher.search(query, k).hits
+            return [searcher.doc(address)["id"][0] for _, address in found]
+
+        def tantivy_own(text: str, _lexemes: list[str], k: int) -> list[int]:
+            words = re.sub(r"[^\w]+", " ", text).strip()
+            if not words:
+                return []
+            return hits(index.parse_query(words, ["body"]), k)
+
+        def tantivy_fed(_text: str, lexemes: list[str], k: int) -> list[int]:
+            if not lexemes:
+                return []
+            clauses = [(tantivy.Occur.Should, tantivy.Query.term_query(schema, "lexemes", t))
+                       for t in lexemes]  # fmt: skip
+            return hits(tantivy.Query.boolean_query(clauses), k)
+
+        started = time.perf_counter()
+        own = bm25s.BM25(method="lucene", k1=1.2, b=0.75)
+        own.index(bm25s.tokenize(texts, stopwords="en", show_progress=False), show_progress=False)
+        fed = bm25s.BM25(method="lucene", k1=1.2, b=0.75)
+        fed.index(tokens, show_progress=False)
+        print(f"  bm25s indexed in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+
+        def bm25s_own(text: str, _lexemes: list[str], k: int) -> list[int]:
+            tokenized = bm25s.tokenize([text], stopwords="en", show_progress=False)
+            if not tokenized.ids[0]:
+                return []
+            found, scores = own.retrieve(tokenized, k=min(k, len(texts)), show_progress=False,
+                                         n_threads=1)  # fmt: skip
+            return [int(i) for i, s in zip(found[0], scores[0], strict=True) if s > 0]
+
+        def bm25s_fed(_text: str, lexemes: list[str], k: int) -> list[int]:
+            known = [t for t in lexemes if t in fed.vocab_dict]
+            if not known:
+                return []
+            found, scores = fed.retrieve([known], k=min(k, len(texts)), show_progress=False,
+                                         n_threads=1)  # fmt: skip
+            return [int(i) for i, s in zip(found[0], scores[0], strict=True) if s > 0]
+
+        self.runs = {
+            "tantivy, its own tokenizer": tantivy_own,
+            "tantivy, fed ragline's tokens": tantivy_fed,
+            "bm25s, its own tokenizer": bm25s_own,
+            "bm25s, fed ragline's tokens": bm25s_fed,
+        }
+
+
+def measure(store: Any, peers: Peers, questions: list[str], lexemes: list[list[str]],
+            position: dict[int, int], k: int, repeat: int) -> dict[str, Any]:  # fmt: skip
+    """Each query by ragline and each peer in turn, best of ``repeat``; latencies in ms,
+    ragline's rankings, and each peer's overlap@k with them."""
+    times: dict[str, list[float]] = {"ragline keyword (BM25)": []}
+    times.update({name: [] for name in peers.runs})
+    overlap: dict[str, list[float]] = {name: [] for name in peers.runs}
+    rankings: list[list[tuple[int, float]]] = []
+    for question, terms in zip(questions, lexemes, strict=True):
+        best = float("inf")
+        for _ in range(repeat):
+            started = time.perf_counter()
+            found = store.keyword_search(COLLECTION, question, k)
+            best = min(best, time.perf_counter() - started)
+        times["ragline keyword (BM25)"].append(best * 1000)
+        ranking = [(position[c.chunk_id], c.score) for c in found]
+        rankings.append(ranking)
+        ours = {n for n, _ in ranking}
+        for name, run in peers.runs.items():
+            best = float("inf")
+            for _ in range(repeat):
+                started = time.perf_counter()
+                theirs = run(question, terms, k)
+                best = min(best, time.perf_counter() - started)
+            times[name].append(best * 1000)
+            if ours:
+                overlap[name].append(len(ours & set(theirs)) / len(ours))
+    return {"times": times, "overlap": overlap, "rankings": rankings}
+
+
+def report(phase: str, result: dict[str, Any], size: dict[str, float]) -> None:
+    load = os.getloadavg()
+    print(f"\n[{phase}] load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(f"  bytes per chunk: chunks table {size['chunks']:,.0f}, BM25 {size['bm25']:,.0f}"
+          f" ({size['bm25'] / size['chunks']:.2f}x the chunks table: "
+          + ", ".join(f"{t} {size[t]:,.0f}" for t in BM25_TABLES if size[t]) + ")")  # fmt: skip
+    times = result["times"]
+    ours = percentiles(times["ragline keyword (BM25)"])
+    print(f"  {'search':32} {'p50 ms':>8} {'p95 ms':>8} {'ragline / it':>14} {'overlap@k':>10}")
+    for name, samples in times.items():
+        p50, p95 = percentiles(samples)
+        ratio = f"{ours[0] / p50:5.1f}x/{ours[1] / p95:5.1f}x"
+        agree = result["overlap"].get(name)
+        shared = f"{statistics.mean(agree):.3f}" if agree else ""
+        print(f"  {name:32} {p50:8.2f} {p95:8.2f} {ratio:>14} {shared:>10}")
+
+
+def same_rankings(
+    before: list[list[tuple[int, float]]], after: list[list[tuple[int, float]]]
+) -> str:
+    identical = sum(
+        [i for i, _ in a] == [i for i, _ in b]
+        and all(abs(x - y) <= 1e-9 * max(abs(x), 1) for (_, x), (_, y) in zip(a, b, strict=True))
+        for a, b in zip(before, after, strict=True)
+    )
+    overlaps = [
+        len({i for i, _ in a} & {i for i, _ in b}) / len(a)
+        for a, b in zip(before, after, strict=True)
+        if a
+    ]
+    return (
+        f"{identical}/{len(before)} identical rankings, overlap@k {statistics.mean(overlaps):.4f}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--top-k", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=2000, help="chunks per COPY statement")
+    parser.add_argument(
+        "--before",
+        type=int,
+        default=9,
+        help="the last migration of the 'before' phase (0: no before phase)",
+    )
+    parser.add_argument("--scale-dir", type=Path, default=SCALE)
+    args = parser.parse_args()
+    data_dir = Path(tempfile.mkdtemp(prefix="ragline-bench-keyword-"))
+    os.environ.update(RAGLINE_DATA_DIR=str(data_dir), POWERTOOLS_METRICS_DISABLED="true")
+    import psycopg
+    from pgvector.psycopg import register_vector
+    from ragline.config import Settings
+    from ragline.store import Store
+    from ragline.store.database import embedded_url
+
+    server = embedded_url(Settings.from_env())
+    name = f"bench_keyword_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = re.sub(r"/postgres(\?|$)", f"/{name}\\1", server, count=1)
+    conn = None
+    try:
+        chunks = list(corpus(args.scale_dir / "chunks.jsonl", args.chunks))
+        questions = queries(args.scale_dir / "queries.jsonl", args.queries)
+        conn = psycopg.connect(url, autocommit=True)
+        migrate_upto(conn, args.before or 10**6)
+        register_vector(conn)
+        conn.execute("INSERT INTO collections (name, embedding_model, dimensions)"
+                     " VALUES (%s, 'random', %s)", (COLLECTION, DIMENSIONS))  # fmt: skip
+        seconds = load(conn, chunks, args.batch)
+        print(f"{len(chunks):,} chunks loaded in {seconds:.1f} s ({len(chunks) / seconds:,.0f}"
+              f" chunks/s, {args.batch} a statement), migrations up to {args.before}")  # fmt: skip
+        conn.execute("VACUUM ANALYZE")
+        ids = [row[0] for row in conn.execute("SELECT id FROM chunks ORDER BY id")]
+        position = {chunk_id: n for n, chunk_id in enumerate(ids)}
+        tokens = [[] for _ in ids]
+        for chunk_id, lexeme, count in conn.execute(
+            "SELECT c.id, u.lexeme, coalesce(array_length(u.positions, 1), 1)"
+            " FROM chunks c, unnest(c.tsv) u"
+        ):
+            tokens[position[chunk_id]].extend([lexeme] * count)
+        texts = [" ".join(c["section"]) + "\n" + c["text"] for c in chunks]
+        lexemes = [[row[0] for row in conn.execute(
+            "SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', %s))", (q,))]
+            for q in questions]  # fmt: skip
+        peers = Peers(texts, tokens, data_dir / "tantivy")
+        store = Store(Settings.from_env().with_overrides(database_url=url))
+        store._migrated = True  # the phases decide which migrations are applied
+        results = []
+        if args.before:
+            before = measure(store, peers, questions, lexemes, position, args.top_k, args.repeat)
+            report(f"before: migrations up to {args.before}", before, sizes(conn, len(ids)))
+            results.append(before)
+            started = time.perf_counter()
+            applied = Store(store.settings).migrate()
+            print(f"\nmigrations {applied} applied in {time.perf_counter() - started:.1f} s")
+            conn.execute("VACUUM ANALYZE")
+        after = measure(store, peers, questions, lexemes, position, args.top_k, args.repeat)
+        report("after: every migration", after, sizes(conn, len(ids)))
+        if results:
+            print(
+                "\nbefore against after: "
+                + same_rankings(results[0]["rankings"], after["rankings"])
+            )
+        store.database.close()
+    finally:
+        if conn is not None:
+            conn.close()
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
