@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from pgvector.psycopg import register_vector
 from ragline.config import Settings
-from ragline.store import Store
+from ragline.store import ChunkWrite, DocumentWrite, Store
 from ragline.store.migrate import apply_migrations, available_migrations
 
 from tests.support.databases import create_database
@@ -140,3 +140,26 @@ def test_a_vector_beyond_half_precision_stops_the_migration_with_nothing_changed
             "SELECT (embedding::real[])[3] FROM chunks WHERE ordinal = 1"
         ).fetchone()
         assert huge is not None and huge[0] == 1e6
+
+
+def test_a_dimension_past_float32_hnsw_limit_is_indexed_and_searched(url: str) -> None:
+    # GIVEN a store and 3,072-dimensional embeddings (text-embedding-3-large), past the
+    # 2,000 dimensions pgvector indexes as float32 but within halfvec's 4,000
+    store = Store(Settings(database_url=url))
+    rng = np.random.default_rng(3072)
+    vectors = rng.standard_normal((6, 3072)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    # WHEN a collection of them is created and a document saved into it
+    store.ensure_collection("large", "openai:text-embedding-3-large", 3072)
+    chunks = [ChunkWrite(n, "", f"chunk {n}", 2) for n in range(6)]
+    store.save_document(
+        DocumentWrite("large", "s3://b/large.txt"),
+        chunks,
+        vectors,
+        embedding_model="openai:text-embedding-3-large",
+    )
+    # THEN the dimension has its HNSW index over halfvec, and a search finds a chunk by its
+    # own vector
+    assert "halfvec_cosine_ops" in _index(store.connection(), 3072)  # type: ignore[arg-type]
+    found = store.vector_search("large", vectors[4], 2)
+    assert found[0].text == "chunk 4" and found[0].score == pytest.approx(1.0, abs=1e-3)
