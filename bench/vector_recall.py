@@ -1,23 +1,43 @@
-"""Vector recall against exact search, and its latency, per HNSW ef_search (and build).
+"""Vector search on real MiniLM vectors: recall@10 against exact search and latency per
+HNSW ef_search, ragline beside its peers, and bytes per chunk, float32 against halfvec.
 
-Builds, or reuses from ``--data-dir``, a collection of about ``--chunks`` chunks in the
-embedded PostgreSQL: the Python docs (../shared/corpora/python-docs, about 10k chunks)
-ingested with the ``hash`` embedder through the real pipeline, then again as perturbed
-replicas until the count is reached. Replica r > 0 of a document has a share
-(``--perturb``) of its words replaced by other words of the same document, so every
-chunk has near-duplicates, as versioned or mirrored documentation has.
+The collection is a uniform sample of the scale corpus (bench/scale_corpus.py: distinct
+chunks of text on this machine, their minilm-onnx vectors cached as float16): the first
+n chunks of its seeded order, for each n of ``--sizes`` (capped at what is embedded so
+far; the count used is printed). Each is written straight into the tables with COPY, text
+and all, as an ingest would leave them (the BM25 upkeep triggers off: keyword search is
+not measured here), then its HNSW index is built once (m 16, ef_construction 64).
 
-Queries are the evaluation questions (../shared/eval/*.jsonl) and a seeded sample of
-chunk texts. For each, the exact top 10 comes from a sequential scan (index scans off);
-then, for each ef_search, ``Store.vector_search`` runs every query and the script prints
-recall@10 against exact (a result counts when its distance is within the 10th exact
-distance, so ties between duplicates are not misses), the share of queries whose exact
-nearest chunk is among the results, and p50/p95 latency. ``--builds m:ef_construction,...``
-rebuilds the index with those parameters and prints its build time, size and curve.
-Figures, not a test: the machine is shared, so compare within one run.
+Queries: every dev-set question of queries.jsonl and a seeded sample of its
+passage-derived queries, embedded with minilm-onnx (cached beside the data). The exact
+top 10 of each is computed in numpy over the stored vectors; a result counts when its
+distance is within the 10th exact one (ties between near-duplicates are not misses).
 
-    python bench/vector_recall.py [--data-dir .ragline/bench-vector-recall] [--chunks 100000]
-        [--ef 40,64,100,200,400,800] [--builds 16:64,32:128] [--shared-buffers 1GB]
+For each ef_search the systems run one query after another, interleaved, so they share
+the machine's load:
+
+* ``ragline``: ``Store.vector_search`` (halfvec, the chunks table, rows and all);
+* ``pg halfvec``: the same index by plain SQL (nearest ids only, no ragline code);
+* ``pg float32``: plain SQL on a copy of the chunks table whose column is vector (the
+  schema before migration 0011) with its own vector HNSW index;
+* ``faiss``: faiss IndexHNSWFlat (float32, M 16, efConstruction 64, efSearch = ef_search),
+  inner product over the normalized vectors (cosine);
+* ``pg binary``: pgvector's binary quantization, an HNSW index over the sign bits
+  (``binary_quantize``, Hamming), its ef_search nearest re-scored by cosine on the
+  stored halfvec (not what ragline runs: measured to see whether it earns its place).
+
+Printed as recall@10, p50 and p95 ms, and ragline's time divided by the peer's. Then
+bytes per chunk: the chunks table and its HNSW index as float32 and as halfvec, and the
+binary index; binary quantization's ceiling (the exact Hamming top N re-scored by
+cosine, in numpy: what a perfect binary index would give); half precision's own recall cost
+(exact search over the stored values against float32 originals drawn within half an ulp
+of them: the cache keeps float16); and the exact-scan cliff check: ragline at
+ef_search 1000 at the smallest size, and the same statement with sorting allowed (the
+plan before the fix). Figures, not a test: the machine is shared, compare within a run.
+
+    python bench/vector_recall.py [--sizes 10000,100000] [--ef 40,100,200,400]
+        [--queries 400] [--data-dir .ragline/bench-vector-recall]
+    (needs the bench extra: pip install -e ".[bench]")
 """
 
 from __future__ import annotations
@@ -26,297 +46,410 @@ import argparse
 import hashlib
 import json
 import os
-import random
-import re
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+sys.path.insert(0, str(ROOT / "bench"))
+from scale_corpus import DEFAULT_OUT, embedded, read_chunks  # noqa: E402
+
 COLLECTION = "vector-recall"
-EXACT_K = 10
-TIE = 1e-6  # distances this close to the 10th exact one count as found
-_WORD = re.compile(r"^[A-Za-z]{3,}$")
+MODEL = "minilm-onnx"
+DIMENSIONS = 384
+K = 10
+TIE = 1e-4  # distances this close to the 10th exact one count as found (half precision)
+F32 = "bench_chunks_f32"
 
 
-def perturbed(text: str, share: float, rng: random.Random) -> str:
-    """``text`` with ``share`` of its plain words replaced by other words of the text.
-
-    Lines and markup stay where they are, so the document parses and chunks like the
-    original; only the words differ, as in a revised copy.
-    """
-    lines = text.split("\n")
-    vocabulary = sorted({w for line in lines for w in line.split(" ") if _WORD.match(w)})
-    if not vocabulary:
-        return text
-    out = []
-    for line in lines:
-        words = line.split(" ")
-        for i, word in enumerate(words):
-            if _WORD.match(word) and rng.random() < share:
-                words[i] = rng.choice(vocabulary)
-        out.append(" ".join(words))
-    return "\n".join(out)
+def load_queries(out: Path, wanted: int, seed: int) -> list[dict[str, Any]]:
+    """Every dev-set question, then a seeded sample of passage-derived queries."""
+    rows = [json.loads(line) for line in (out / "queries.jsonl").read_text().splitlines()]
+    dev = [r for r in rows if r["kind"] == "dev"]
+    passages = [r for r in rows if r["kind"] != "dev"]
+    rng = np.random.default_rng(seed)
+    picked = rng.choice(len(passages), size=max(0, min(wanted - len(dev), len(passages))),
+                        replace=False)  # fmt: skip
+    return dev + [passages[int(i)] for i in sorted(picked)]
 
 
-def build(ingestor: Any, corpus: Path, target: int, share: float) -> tuple[int, float]:
-    """Ingest replicas of the corpus until the collection holds ``target`` chunks.
+def embed_queries(data_dir: Path, queries: list[dict[str, Any]]) -> np.ndarray:
+    texts = [q["question"] for q in queries]
+    key = hashlib.sha256(json.dumps(texts).encode()).hexdigest()[:16]
+    cached = data_dir / f"queries-{key}.npy"
+    if cached.exists():
+        return np.load(cached)
+    from ragline.embeddings.minilm_onnx import MiniLMOnnxEmbedder
 
-    Re-running resumes: documents already stored with the same content are unchanged.
-    Returns the chunk count and the seconds spent ingesting (0 when nothing was needed).
-    """
-    files = sorted(p for p in corpus.rglob("*.txt") if p.is_file())
-    started = time.perf_counter()
-    replica, count = 0, _count(ingestor.store)
-    while count < target:
-        stored = 0
-        for path in files:
-            rel = path.relative_to(corpus).as_posix()
-            text = path.read_text(encoding="utf-8", errors="replace")
-            if replica:
-                text = perturbed(text, share, random.Random(f"{replica}/{rel}"))
-            try:
-                result = ingestor.ingest_bytes(
-                    f"bench://replica-{replica}/{rel}",
-                    text.encode(),
-                    name=path.name,
-                    collection=COLLECTION,
-                )
-                stored += result.status == "ingested"
-            except Exception as exc:  # a document that fails is left out, not a crash
-                print(f"  {rel}: {type(exc).__name__}", file=sys.stderr)
-        replica += 1
-        count = _count(ingestor.store)
-        if stored:
-            elapsed = time.perf_counter() - started
-            print(f"  replica {replica - 1}: {count} chunks, {elapsed:.0f} s", flush=True)
-        elif replica > 1000:
-            raise SystemExit("the corpus yields no chunks")
-    return count, (time.perf_counter() - started) if replica else 0.0
+    embedder = MiniLMOnnxEmbedder()
+    vectors = np.vstack([embedder.embed_query(text).vectors[0] for text in texts])
+    vectors = vectors.astype(np.float32)
+    np.save(cached, vectors)
+    return vectors
 
 
-def _count(store: Any) -> int:
-    row = (
-        store.connection()
-        .execute("SELECT count(*) FROM chunks WHERE collection = %s", (COLLECTION,))
-        .fetchone()
-    )
-    return int(row[0])
+def exact_top(stored: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Cosine distances of the exact top K per query, nearest first: (queries, K)."""
+    norms = np.linalg.norm(stored, axis=1)
+    distances = []
+    for start in range(0, len(queries), 64):
+        q = queries[start : start + 64]
+        sims = (q @ stored.T) / np.outer(np.linalg.norm(q, axis=1), norms)
+        top = np.partition(-sims, K, axis=1)[:, :K]
+        distances.append(np.sort(1.0 + top, axis=1))
+    return np.vstack(distances)
 
 
-def queries(store: Any, eval_dir: Path, sample: int, seed: int) -> list[tuple[str, str]]:
-    """(kind, text): every evaluation question, then a seeded sample of chunk texts."""
-    found = [
-        ("question", json.loads(line)["question"])
-        for path in sorted(eval_dir.glob("*.jsonl"))
-        for line in path.read_text().splitlines()
-        if line.strip()
-    ]
-    rows = (
-        store.connection()
-        .execute(
-            "SELECT text FROM chunks WHERE collection = %s ORDER BY md5(id::text || %s) LIMIT %s",
-            (COLLECTION, str(seed), sample),
-        )
-        .fetchall()
-    )
-    return found + [("chunk", row[0]) for row in rows]
+def recall(found: list[float], truth: np.ndarray) -> float:
+    bound = float(truth[-1]) + TIE
+    return sum(d <= bound for d in found[:K]) / K
 
 
-def exact_neighbours(store: Any, vector: Any) -> list[tuple[int, float]]:
-    """The exact top 10 (id, cosine distance): a sequential scan, the index switched off."""
-    from psycopg import sql
+def load(store: Any, ids: np.ndarray, vectors: np.ndarray) -> float:
+    """Write the sample into chunks (and its float32 copy) unless it is there; seconds."""
+    from pgvector import HalfVector
+    from psycopg.types.json import Jsonb
 
-    dims = sql.Literal(int(vector.shape[0]))
     conn = store.connection()
+    held = conn.execute("SELECT count(*) FROM chunks WHERE collection = %s", (COLLECTION,))
+    if held.fetchone()[0] == len(ids):
+        return 0.0
+    started = time.perf_counter()
+    store.ensure_collection(COLLECTION, MODEL, DIMENSIONS)
+    chunks = read_chunks(DEFAULT_OUT, ids)
     with conn.transaction():
-        conn.execute("SET LOCAL enable_indexscan = off")
-        conn.execute("SET LOCAL enable_bitmapscan = off")
-        rows = conn.execute(
-            sql.SQL(
-                "SELECT id, embedding::vector({dims}) <=> %s::vector({dims}) AS distance"
-                " FROM chunks WHERE dimensions = {dims} AND collection = %s"
-                " ORDER BY distance, id LIMIT %s"
-            ).format(dims=dims),
-            (vector, COLLECTION, EXACT_K),
-        ).fetchall()
-    return [(int(r[0]), float(r[1])) for r in rows]
-
-
-def index_name(dimensions: int) -> str:
-    return f"chunks_embedding_hnsw_{dimensions}"
-
-
-def index_info(store: Any, dimensions: int) -> tuple[str, int]:
-    """The index's definition and its size in bytes."""
-    row = (
-        store.connection()
-        .execute(
-            "SELECT pg_get_indexdef(c.oid), pg_relation_size(c.oid) FROM pg_class c"
-            " WHERE c.relname = %s",
-            (index_name(dimensions),),
+        conn.execute("SET LOCAL session_replication_role = replica")  # no BM25 upkeep
+        conn.execute("DELETE FROM chunks WHERE collection = %s", (COLLECTION,))
+        conn.execute("DELETE FROM documents WHERE collection = %s", (COLLECTION,))
+        conn.execute(f"DROP INDEX IF EXISTS chunks_embedding_hnsw_{DIMENSIONS}")
+        conn.execute(f"DROP TABLE IF EXISTS {F32}")
+        titles = {c["path"]: c["title"] for c in chunks}
+        with conn.cursor() as cur, cur.copy(
+            "COPY documents (collection, source, title, status, chunk_count, embedding_model)"
+            " FROM STDIN"
+        ) as copy:  # fmt: skip
+            counts: dict[str, int] = {}
+            for c in chunks:
+                counts[c["path"]] = counts.get(c["path"], 0) + 1
+            for path in sorted(titles):
+                copy.write_row((COLLECTION, f"scale://{path}", titles[path], "ingested",
+                                counts[path], MODEL))  # fmt: skip
+        document_ids = {
+            source.removeprefix("scale://"): document_id
+            for source, document_id in conn.execute(
+                "SELECT source, id FROM documents WHERE collection = %s", (COLLECTION,)
+            )
+        }
+        ordinals: dict[str, int] = {}
+        with conn.cursor() as cur, cur.copy(
+            "COPY chunks (document_id, collection, ordinal, section, text, token_count,"
+            " metadata, dimensions, embedding) FROM STDIN WITH (FORMAT BINARY)"
+        ) as copy:  # fmt: skip
+            copy.set_types(
+                ["uuid", "text", "int4", "text", "text", "int4", "jsonb", "int4", "halfvec"]
+            )
+            for chunk, vector in zip(chunks, vectors, strict=True):
+                ordinal = ordinals.get(chunk["path"], 0)
+                ordinals[chunk["path"]] = ordinal + 1
+                copy.write_row((document_ids[chunk["path"]], COLLECTION, ordinal,
+                                " > ".join(chunk["section"]), chunk["text"], chunk["tokens"],
+                                Jsonb({"scale_id": int(chunk["id"])}), DIMENSIONS,
+                                HalfVector(vector)))  # fmt: skip
+        # The schema before 0011: the same rows with a float32 column.
+        conn.execute(f"CREATE TABLE {F32} (LIKE chunks INCLUDING DEFAULTS INCLUDING GENERATED)")
+        conn.execute(f"ALTER TABLE {F32} ALTER COLUMN embedding TYPE vector")
+        conn.execute(
+            f"INSERT INTO {F32} (id, document_id, collection, ordinal, section, text,"
+            " token_count, metadata, dimensions, embedding) SELECT id, document_id, collection,"
+            " ordinal, section, text, token_count, metadata, dimensions, embedding::vector"
+            " FROM chunks WHERE collection = %s",
+            (COLLECTION,),
         )
-        .fetchone()
-    )
-    return (row[0], int(row[1])) if row else ("(none)", 0)
-
-
-def rebuild(store: Any, dimensions: int, m: int, ef_construction: int) -> float:
-    """Drop and build the dimension's HNSW index with these parameters; return seconds."""
-    from psycopg import sql
-
-    conn = store.connection()
-    conn.execute("SET maintenance_work_mem = '1GB'")  # the whole graph fits: no spill
-    conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index_name(dimensions))))
-    started = time.perf_counter()
+    conn.execute("SET maintenance_work_mem = '1GB'")
+    built = time.perf_counter()
+    store.build_vector_index(DIMENSIONS)
+    half_seconds = time.perf_counter() - built
+    built = time.perf_counter()
     conn.execute(
-        sql.SQL(
-            "CREATE INDEX {index} ON chunks USING hnsw ((embedding::vector({dims}))"
-            " vector_cosine_ops) WITH (m = {m}, ef_construction = {efc})"
-            " WHERE dimensions = {dims}"
-        ).format(
-            index=sql.Identifier(index_name(dimensions)),
-            dims=sql.Literal(dimensions),
-            m=sql.Literal(m),
-            efc=sql.Literal(ef_construction),
-        )
+        f"CREATE INDEX {F32}_hnsw ON {F32} USING hnsw ((embedding::vector({DIMENSIONS}))"
+        f" vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
     )
-    seconds = time.perf_counter() - started
+    print(
+        f"  HNSW build: halfvec {half_seconds:.1f} s, float32 {time.perf_counter() - built:.1f} s"
+    )
     conn.execute("ANALYZE chunks")
-    return seconds
+    conn.execute(f"ANALYZE {F32}")
+    return time.perf_counter() - started
 
 
-def plan(store: Any, vector: Any, ef_search: int) -> str:
-    """Which scan the planner picks for the search's nearest-chunks statement at this
-    ef_search, under the settings the search sets.
+def sizes(store: Any) -> dict[str, float]:
+    conn = store.connection()
 
-    pgvector costs an HNSW scan by its ef_search, so past some value the planner would
-    prefer a sequential scan (exact, but as slow as the exact search above) had the
-    search not kept the walk the plan (``ragline.store.search.HNSW_SETTINGS``).
-    """
+    def size(expression: str) -> float:
+        return float(conn.execute(f"SELECT {expression}").fetchone()[0])
+
+    n = size(f"count(*) FROM chunks WHERE collection = '{COLLECTION}'")
+    return {
+        "halfvec table": size("pg_table_size('chunks')") / n,
+        "halfvec HNSW": size(f"pg_relation_size('chunks_embedding_hnsw_{DIMENSIONS}')") / n,
+        "float32 table": size(f"pg_table_size('{F32}')") / n,
+        "float32 HNSW": size(f"pg_relation_size('{F32}_hnsw')") / n,
+        "binary HNSW": size(f"pg_relation_size('{BINARY}')") / n,
+        "halfvec column": size(
+            f"avg(pg_column_size(embedding)) FROM chunks WHERE collection = '{COLLECTION}'"
+        ),
+        "float32 column": size(f"avg(pg_column_size(embedding)) FROM {F32}"),
+        "other chunk indexes": (
+            size("pg_indexes_size('chunks')")
+            - size(f"pg_relation_size('chunks_embedding_hnsw_{DIMENSIONS}')")
+            - size(f"pg_relation_size('{BINARY}')")
+        )
+        / n,
+    }
+
+
+BINARY = f"chunks_binary_hnsw_{DIMENSIONS}"
+
+
+def binary_index(store: Any) -> None:
+    """pgvector's binary quantization: an HNSW index over the sign bits (Hamming)."""
+    conn = store.connection()
+    if conn.execute("SELECT to_regclass(%s)", (BINARY,)).fetchone()[0] is None:
+        started = time.perf_counter()
+        conn.execute("SET maintenance_work_mem = '1GB'")
+        conn.execute(
+            f"CREATE INDEX {BINARY} ON chunks USING hnsw ((binary_quantize(embedding)"
+            f"::bit({DIMENSIONS})) bit_hamming_ops) WITH (m = 16, ef_construction = 64)"
+            f" WHERE dimensions = {DIMENSIONS}"
+        )
+        print(f"  binary HNSW build: {time.perf_counter() - started:.1f} s")
+
+
+def rescored(conn: Any) -> Any:
+    """ef_search candidates by Hamming distance through the binary index, re-scored by
+    cosine on the stored halfvec: the top 10."""
+    query = (
+        f"SELECT embedding::halfvec({DIMENSIONS}) <=> %(q)s::halfvec({DIMENSIONS}) AS d FROM ("
+        f" SELECT embedding FROM chunks WHERE dimensions = {DIMENSIONS} AND collection = %(c)s"
+        f" ORDER BY binary_quantize(embedding)::bit({DIMENSIONS})"
+        f" <~> binary_quantize(%(q)s::halfvec({DIMENSIONS}))::bit({DIMENSIONS}) LIMIT %(n)s) c"
+        f" ORDER BY d LIMIT {K}"
+    )
+
+    def run(vector: np.ndarray, candidates: int) -> list[float]:
+        params = {"q": vector, "c": COLLECTION, "n": candidates}
+        return [float(r[0]) for r in conn.execute(query, params, prepare=True)]
+
+    return run
+
+
+def raw(conn: Any, table: str, cast: str) -> Any:
+    query = (
+        f"SELECT embedding::{cast}({DIMENSIONS}) <=> %(q)s::{cast}({DIMENSIONS}) AS d"
+        f" FROM {table} WHERE dimensions = {DIMENSIONS} AND collection = %(c)s"
+        f" ORDER BY embedding::{cast}({DIMENSIONS}) <=> %(q)s::{cast}({DIMENSIONS}) LIMIT {K}"
+    )
+
+    def run(vector: np.ndarray) -> list[float]:
+        return [
+            float(r[0]) for r in conn.execute(query, {"q": vector, "c": COLLECTION}, prepare=True)
+        ]
+
+    return run
+
+
+def measure(
+    store: Any, faiss_index: Any, queries: np.ndarray, truth: np.ndarray, ef_values: list[int]
+) -> None:
+    raw_conn = store.connection()  # plain SQL outside a transaction: session settings
+
+    def ragline(v: np.ndarray, ef: int) -> list[float]:
+        return [1.0 - r.similarity for r in store.vector_search(COLLECTION, v, K, ef_search=ef)]
+
+    half, full = raw(raw_conn, "chunks", "halfvec"), raw(raw_conn, F32, "vector")
+    binary = rescored(raw_conn)
+
+    def faiss_search(v: np.ndarray, ef: int) -> list[float]:
+        faiss_index.hnsw.efSearch = ef
+        scores, _ = faiss_index.search((v / np.linalg.norm(v))[None, :], K)
+        return [1.0 - float(s) for s in scores[0]]
+
+    systems = {
+        "ragline": ragline,
+        "pg halfvec": lambda v, ef: half(v),
+        "pg float32": lambda v, ef: full(v),
+        "faiss": faiss_search,
+        "pg binary": binary,  # ef_search candidates re-scored
+    }
+    print(f"  {'system':<11} {'ef':>4} {'recall@10':>9} {'p50 ms':>7} {'p95 ms':>7}"
+          f"  {'ragline ÷ system (p50 / p95)':>28}")  # fmt: skip
+    for ef in ef_values:
+        raw_conn.execute(f"SET hnsw.ef_search = {ef}")
+        for v in queries[:20]:  # warm caches and plans
+            for run in systems.values():
+                run(v, ef)
+        times: dict[str, list[float]] = {name: [] for name in systems}
+        recalls: dict[str, list[float]] = {name: [] for name in systems}
+        for n, (v, t) in enumerate(zip(queries, truth, strict=True)):
+            names = list(systems)
+            names = names[n % len(names) :] + names[: n % len(names)]  # rotate who goes first
+            for name in names:
+                started = time.perf_counter()
+                found = systems[name](v, ef)
+                times[name].append((time.perf_counter() - started) * 1000)
+                recalls[name].append(recall(found, t))
+        cuts = {name: statistics.quantiles(times[name], n=100) for name in systems}
+        base = cuts["ragline"]
+        for name in systems:
+            c = cuts[name]
+            ratio = (
+                "" if name == "ragline" else f"{base[49] / c[49]:.2f}x / {base[94] / c[94]:.2f}x"
+            )
+            print(f"  {name:<11} {ef:>4} {statistics.fmean(recalls[name]):>9.3f}"
+                  f" {c[49]:>7.2f} {c[94]:>7.2f}  {ratio:>28}", flush=True)  # fmt: skip
+    raw_conn.execute("RESET hnsw.ef_search")
+
+
+def cliff(store: Any, queries: np.ndarray) -> None:
+    """ragline at ef_search 1000, and its statement planned with sorting allowed (before
+    the fix): the plan each takes and its latency."""
     from psycopg import sql
     from ragline.store.search import HNSW_SETTINGS, hnsw_settings, nearest_query
 
     conn = store.connection()
-    with conn.transaction():
-        conn.execute(HNSW_SETTINGS, hnsw_settings(ef_search, EXACT_K, 20000, "relaxed_order"))
-        rows = conn.execute(
-            sql.SQL("EXPLAIN ") + nearest_query(int(vector.shape[0]), exact=False, documents=False),
-            {"q": vector, "c": COLLECTION, "k": EXACT_K, "docs": None},
-        ).fetchall()
-    text = " ".join(row[0] for row in rows)
-    return "hnsw" if "hnsw" in text else "seq" if "Seq Scan" in text else "other"
-
-
-def curve(
-    store: Any,
-    vectors: list[Any],
-    exact: list[list[tuple[int, float]]],
-    ef_values: list[int],
-    repeats: int,
-) -> None:
-    """Print recall@10, nearest-found share and latency for each ef_search."""
-    print(f"  {'ef_search':>9} {'recall@10':>9} {'nn found':>8} {'p50 ms':>7} {'p95 ms':>7}  plan")
-    for ef in ef_values:
-        for vector in vectors[:20]:  # warm the cache and the plan
-            store.vector_search(COLLECTION, vector, EXACT_K, ef_search=ef)
-        recalls, nearest, latencies = [], 0, []
-        for vector, truth in zip(vectors, exact, strict=True):
-            for _ in range(repeats):
+    query = nearest_query(DIMENSIONS, exact=False, documents=False)
+    for label, sort in (("ragline (enable_sort off)", "off"), ("sorting allowed (before)", "on")):
+        latencies, plan = [], ""
+        for v in queries[:60]:
+            params = {"q": v, "c": COLLECTION, "k": K, "docs": None}
+            with conn.transaction():
+                conn.execute(HNSW_SETTINGS, hnsw_settings(1000, K, 20000, "relaxed_order"))
+                conn.execute(f"SET LOCAL enable_sort = {sort}")
+                if not plan:
+                    text = " ".join(r[0] for r in conn.execute(sql.SQL("EXPLAIN ") + query, params))
+                    plan = "hnsw walk" if "hnsw" in text else "seq scan + sort"
                 started = time.perf_counter()
-                results = store.vector_search(COLLECTION, vector, EXACT_K, ef_search=ef)
+                conn.execute(query, params).fetchall()
                 latencies.append((time.perf_counter() - started) * 1000)
-            distances = [1.0 - float(r.similarity) for r in results]
-            bound = truth[-1][1] + TIE
-            recalls.append(sum(d <= bound for d in distances) / len(truth))
-            nearest += any(d <= truth[0][1] + TIE for d in distances)
         cuts = statistics.quantiles(latencies, n=100)
-        print(
-            f"  {ef:>9} {statistics.fmean(recalls):>9.3f} {nearest / len(vectors):>8.1%}"
-            f" {cuts[49]:>7.2f} {cuts[94]:>7.2f}  {plan(store, vectors[0], ef)}",
-            flush=True,
+        print(f"  ef_search 1000, {label}: {plan}, p50 {cuts[49]:.1f} ms, p95 {cuts[94]:.1f} ms")
+
+
+def migration_cost(store: Any) -> None:
+    """What migration 0011 costs this collection: the float32 copy's column rewritten to
+    halfvec and its HNSW index rebuilt, in a transaction rolled back afterwards."""
+    conn = store.connection()
+    started = time.perf_counter()
+    with conn.transaction(force_rollback=True):
+        conn.execute("SET LOCAL maintenance_work_mem = '1GB'")
+        conn.execute(f"DROP INDEX {F32}_hnsw")
+        conn.execute(
+            f"ALTER TABLE {F32} ALTER COLUMN embedding TYPE halfvec USING embedding::halfvec"
         )
+        rewritten = time.perf_counter() - started
+        conn.execute(
+            f"CREATE INDEX {F32}_hnsw ON {F32} USING hnsw ((embedding::halfvec({DIMENSIONS}))"
+            f" halfvec_cosine_ops) WITH (m = 16, ef_construction = 64)"
+        )
+        seconds = time.perf_counter() - started
+    print(f"  migration 0011 on this collection: rewrite {rewritten:.1f} s,"
+          f" with the index rebuilt {seconds:.1f} s (maintenance_work_mem 1GB)")  # fmt: skip
+
+
+def binary_quantization(stored: np.ndarray, queries: np.ndarray, truth: np.ndarray) -> None:
+    """recall@10 after exact Hamming top-N on sign bits, re-scored by cosine."""
+    bits = np.packbits(stored > 0, axis=1)
+    unit = stored / np.linalg.norm(stored, axis=1, keepdims=True)
+    popcount = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(axis=1)
+    depths = (40, 100, 200, 400, 1000)
+    scores: dict[int, list[float]] = {n: [] for n in depths}
+    for v, t in zip(queries, truth, strict=True):
+        hamming = popcount[np.bitwise_xor(bits, np.packbits(v > 0))].sum(axis=1)
+        order = np.argsort(hamming, kind="stable")
+        for n in depths:
+            top = order[:n]
+            d = np.sort(1.0 - unit[top] @ (v / np.linalg.norm(v)))[:K]
+            scores[n].append(recall(list(d), t))
+    line = [f"{n}: {statistics.fmean(scores[n]):.3f}" for n in depths]
+    print(f"  binary (sign bits, exact Hamming top N, re-scored): {', '.join(line)}")
+
+
+def half_precision_cost(stored: np.ndarray, queries: np.ndarray, seed: int) -> None:
+    """Recall@10 of exact search over the half-precision values against float32
+    originals drawn uniformly within half an ulp of each (what rounding could have lost)."""
+    half = stored.astype(np.float16)
+    spacing = np.spacing(half).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    original = stored + (rng.random(stored.shape, dtype=np.float32) - 0.5) * spacing
+    truth = exact_top(original, queries)
+    unit = stored / np.linalg.norm(stored, axis=1, keepdims=True)
+    o_unit = original / np.linalg.norm(original, axis=1, keepdims=True)
+    kept = []
+    for v, t in zip(queries, truth, strict=True):
+        q16 = v.astype(np.float16).astype(np.float32)
+        top = np.argsort(1.0 - unit @ (q16 / np.linalg.norm(q16)))[:K]
+        # the found chunks' distances under the float32 originals, the full query
+        d = np.sort(1.0 - o_unit[top] @ (v / np.linalg.norm(v)))
+        kept.append(recall(list(d), t))
+    print(f"  half precision alone (exact search, stored and query rounded): recall@10"
+          f" {statistics.fmean(kept):.4f}")  # fmt: skip
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".ragline" / "bench-vector-recall")
-    parser.add_argument("--corpus", type=Path, default=SHARED / "corpora" / "python-docs")
-    parser.add_argument("--eval-dir", type=Path, default=SHARED / "eval")
-    parser.add_argument("--chunks", type=int, default=100_000)
-    parser.add_argument("--perturb", type=float, default=0.1, help="share of words replaced")
-    parser.add_argument("--sample", type=int, default=300, help="chunk texts used as queries")
-    parser.add_argument("--ef", default="40,64,100,200,400,800")
-    parser.add_argument("--builds", default="", help="m:ef_construction pairs to rebuild with")
-    parser.add_argument("--repeats", type=int, default=1, help="timed runs per query")
-    parser.add_argument("--seed", type=int, default=12)
-    parser.add_argument(
-        "--shared-buffers",
-        default="",
-        help="e.g. 1GB: the embedded server's buffer cache from this run on (an existing"
-        " data dir) or the next (a new one); the default 128MB holds less than the index",
-    )
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--ef", default="40,100,200,400")
+    parser.add_argument("--queries", type=int, default=400, help="dev questions + passages")
+    parser.add_argument("--seed", type=int, default=23)
     args = parser.parse_args()
-    settings_file = args.data_dir / "pgdata" / "postgresql.auto.conf"
-    if args.shared_buffers and settings_file.exists():  # read when the server starts
-        kept = [
-            line
-            for line in settings_file.read_text().splitlines()
-            if not line.startswith("shared_buffers")
-        ]
-        kept.append(f"shared_buffers = '{args.shared_buffers}'")
-        settings_file.write_text("\n".join(kept) + "\n")
-    ef_values = [int(v) for v in args.ef.split(",")]
-    builds = [tuple(int(x) for x in pair.split(":")) for pair in args.builds.split(",") if pair]
-
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # figures, not EMF lines
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    import faiss
     from ragline.config import Settings
-    from ragline.ingest import Ingestor
+    from ragline.store import Store
 
-    settings = Settings.from_env().with_overrides(
-        data_dir=args.data_dir, database_url=None, embeddings="hash"
-    )
-    ingestor = Ingestor.from_settings(settings)
-    store, embedder = ingestor.store, ingestor.embedder
-    print(f"data dir {args.data_dir}; embedder {embedder.name} ({embedder.dimensions} dims)")
-    count, seconds = build(ingestor, args.corpus, args.chunks, args.perturb)
-    if seconds:
-        print(f"ingested through the pipeline (index built insert by insert) in {seconds:.0f} s")
-    conn = store.connection()
-    conn.execute("ANALYZE chunks")
-    definition, size = index_info(store, embedder.dimensions)
-    shared_buffers = conn.execute("SHOW shared_buffers").fetchone()[0]  # type: ignore[index]
-    print(f"{count} chunks; index {size / 2**20:.0f} MiB; shared_buffers {shared_buffers}")
-    print(f"  {definition}")
-
-    asked = queries(store, args.eval_dir, args.sample, args.seed)
-    vectors = [embedder.embed_query(text).vectors[0] for _, text in asked]
-    kinds = {kind: sum(k == kind for k, _ in asked) for kind, _ in asked}
-    print(f"{len(asked)} queries ({', '.join(f'{n} {k}s' for k, n in kinds.items())})")
-    # The exact answers depend only on the rows and the queries: kept beside the data.
-    key = hashlib.sha256(json.dumps([count, asked]).encode()).hexdigest()[:16]
-    cached = args.data_dir / f"exact-{key}.json"
-    if cached.exists():
-        exact = [[(int(i), float(d)) for i, d in rows] for rows in json.loads(cached.read_text())]
-    else:
-        started = time.perf_counter()
-        exact = [exact_neighbours(store, vector) for vector in vectors]
-        exact_ms = (time.perf_counter() - started) * 1000 / len(vectors)
-        print(f"exact top {EXACT_K} by sequential scan: {exact_ms:.0f} ms a query")
-        cached.write_text(json.dumps(exact))
-    print(f"\nthe index as it stands (RAGLINE_HNSW_EF_SEARCH default {settings.hnsw_ef_search})")
-    curve(store, vectors, exact, ef_values, args.repeats)
-    for m, ef_construction in builds:
-        seconds = rebuild(store, embedder.dimensions, m, ef_construction)
-        _, size = index_info(store, embedder.dimensions)
-        print(
-            f"\nrebuilt m={m} ef_construction={ef_construction}:"
-            f" {seconds:.0f} s, {size / 2**20:.0f} MiB"
+    faiss.omp_set_num_threads(1)  # one query on one core, as PostgreSQL answers it
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    available = json.loads((DEFAULT_OUT / "progress.json").read_text())["done"]
+    asked = load_queries(DEFAULT_OUT, args.queries, args.seed)
+    queries = embed_queries(args.data_dir, asked)
+    dev = sum(q["kind"] == "dev" for q in asked)
+    print(f"{len(asked)} queries ({dev} dev-set questions, {len(asked) - dev} passage-derived);"
+          f" {available:,} chunks embedded so far")  # fmt: skip
+    ef_values = [int(v) for v in args.ef.split(",")]
+    for n, wanted in enumerate(int(s) for s in args.sizes.split(",")):
+        count = min(wanted, available)
+        settings = Settings.from_env().with_overrides(
+            data_dir=args.data_dir / f"n{wanted}", database_url=None, embeddings="hash"
         )
-        curve(store, vectors, exact, ef_values, args.repeats)
+        store = Store(settings)
+        ids, vectors = embedded(DEFAULT_OUT, count)
+        print(f"\n== {count:,} chunks (a uniform sample of the scale corpus) ==")
+        seconds = load(store, ids, np.asarray(vectors, dtype=np.float32))
+        if seconds:
+            print(f"  loaded by COPY, indexes built: {seconds:.0f} s")
+        binary_index(store)
+        stored = np.asarray(vectors, dtype=np.float32)  # exactly the halfvec values stored
+        truth = exact_top(stored, queries)
+        faiss_index = faiss.IndexHNSWFlat(DIMENSIONS, 16, faiss.METRIC_INNER_PRODUCT)
+        faiss_index.hnsw.efConstruction = 64
+        started = time.perf_counter()
+        faiss_index.add(stored / np.linalg.norm(stored, axis=1, keepdims=True))
+        print(f"  faiss HNSW build: {time.perf_counter() - started:.1f} s")
+        measure(store, faiss_index, queries, truth, ef_values)
+        per_chunk = sizes(store)
+        print("  bytes per chunk: " + ", ".join(f"{k} {v:,.0f}" for k, v in per_chunk.items()))
+        held = faiss.serialize_index(faiss_index).nbytes / count
+        print(f"  faiss HNSW (in memory, float32): {held:,.0f}")
+        binary_quantization(stored, queries, truth)
+        half_precision_cost(stored, queries, args.seed)
+        migration_cost(store)
+        if n == 0:
+            cliff(store, queries)
     return 0
 
 

@@ -64,7 +64,7 @@ def test_a_first_load_indexes_its_vectors_once_after_writing_them(
         conn.execute("SET LOCAL enable_seqscan = off")
         plan = conn.execute(
             f"EXPLAIN SELECT id FROM chunks WHERE dimensions = {DIMENSIONS}"
-            f" ORDER BY embedding::vector({DIMENSIONS}) <=> (SELECT embedding::vector"
+            f" ORDER BY embedding::halfvec({DIMENSIONS}) <=> (SELECT embedding::halfvec"
             f"({DIMENSIONS}) FROM chunks WHERE collection = 'bulk-first' LIMIT 1) LIMIT 3"
         ).fetchall()
     assert INDEX in "\n".join(row[0] for row in plan)

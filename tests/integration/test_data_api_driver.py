@@ -68,13 +68,13 @@ def test_vectors_travel_as_text_cast_to_vector_and_values_carry_type_hints(
     # WHEN it reads a document by id and searches by vector
     store.get_document(saved.id)
     store.vector_search("batched", vectors[0], 1)
-    # THEN the id is a UUID-hinted string, the vector a string the SQL casts to vector
+    # THEN the id is a UUID-hinted string, the vector a string the SQL casts to halfvec
     requests = [request for op, request in adapter.calls if op == "ExecuteStatement"]
     by_id = next(r for r in requests if "WHERE id = :p1" in r["sql"])
     assert by_id["parameters"] == [
         {"name": "p1", "value": {"stringValue": str(saved.id)}, "typeHint": "UUID"}
     ]
-    search = next(r for r in requests if ":q::vector(8)" in r["sql"])
+    search = next(r for r in requests if ":q::halfvec(8)" in r["sql"])
     (vector,) = [p for p in search["parameters"] if p["name"] == "q"]
     assert vector["value"]["stringValue"].startswith("[")
     assert "%(" not in search["sql"] and "%s" not in search["sql"]

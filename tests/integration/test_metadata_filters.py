@@ -172,7 +172,7 @@ def _exact_nearest(store: Store, query: np.ndarray, kind: str, k: int) -> list[i
     rows = store.connection().execute(
         "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id"
         " WHERE c.collection = %s AND d.metadata -> 'attributes' ->> 'kind' = %s"
-        " ORDER BY c.embedding::vector(384) <=> %s::vector(384), c.id LIMIT %s",
+        " ORDER BY c.embedding::halfvec(384) <=> %s::halfvec(384), c.id LIMIT %s",
         (RECALL_COLLECTION, kind, query, k),
     )
     return [row[0] for row in rows]
@@ -205,7 +205,7 @@ def _hnsw_only(store: Store, query: np.ndarray, documents: list[Any], mode: str)
         rows = conn.execute(
             "SELECT id FROM chunks WHERE dimensions = 384 AND (collection = %s) IS TRUE"
             " AND (document_id = ANY(%s)) IS TRUE"
-            " ORDER BY embedding::vector(384) <=> %s::vector(384) LIMIT 10",
+            " ORDER BY embedding::halfvec(384) <=> %s::halfvec(384) LIMIT 10",
             (RECALL_COLLECTION, documents, query),
         ).fetchall()
     return [row[0] for row in rows]

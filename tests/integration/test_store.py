@@ -53,7 +53,7 @@ def test_schema_has_the_indexes_retrieval_relies_on(store: Store) -> None:
     assert blocks is not None
     assert "(term, last_id)" in blocks[0]
     hnsw = indexes["chunks_embedding_hnsw_8"]
-    assert "USING hnsw" in hnsw and "vector_cosine_ops" in hnsw and "(dimensions = 8)" in hnsw
+    assert "USING hnsw" in hnsw and "halfvec_cosine_ops" in hnsw and "(dimensions = 8)" in hnsw
 
 
 def test_the_hnsw_index_is_built_with_the_configured_parameters(store: Store) -> None:

@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from pgvector import HalfVector
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
@@ -36,9 +37,11 @@ _COPY_CHUNKS = (
 )
 _INSERT_CHUNK = (
     "INSERT INTO chunks (document_id, collection, ordinal, section, text, token_count, metadata,"
-    " dimensions, embedding) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::vector)"
+    " dimensions, embedding) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::halfvec)"
 )
-_COPY_TYPES = ["uuid", "text", "int4", "text", "text", "int4", "jsonb", "int4", "vector"]
+# Vectors are stored in half precision (migration 0011): COPY's binary format takes the
+# column's own type, so each goes as a HalfVector.
+_COPY_TYPES = ["uuid", "text", "int4", "text", "text", "int4", "jsonb", "int4", "halfvec"]
 
 
 def _document(row: dict[str, Any] | None) -> DocumentRecord | None:
@@ -124,7 +127,8 @@ def build_vector_index(
     hnsw_ef_construction: int = 64,
     maintenance_work_mem_mb: int | None = None,
 ) -> None:
-    """Create the dimension's partial HNSW index if it is missing.
+    """Create the dimension's partial HNSW index if it is missing: over the vectors in half
+    precision, as they are stored (migration 0011), by cosine distance.
 
     Over rows already written, PostgreSQL builds the graph in one pass (in memory, up to
     ``maintenance_work_mem``), which is several times cheaper than inserting into it row by
@@ -140,7 +144,7 @@ def build_vector_index(
         conn.execute(
             sql.SQL(
                 "CREATE INDEX IF NOT EXISTS {index} ON chunks USING hnsw"
-                " ((embedding::vector({dims})) vector_cosine_ops)"
+                " ((embedding::halfvec({dims})) halfvec_cosine_ops)"
                 " WITH (m = {m}, ef_construction = {ef_construction})"
                 " WHERE dimensions = {dims}"
             ).format(
@@ -327,7 +331,7 @@ def _replace_chunks(
         with conn.cursor() as writer, writer.copy(_COPY_CHUNKS) as copy:
             copy.set_types(_COPY_TYPES)
             for row in rows:
-                copy.write_row(row)
+                copy.write_row((*row[:-1], HalfVector(row[-1])))
     return record
 
 

@@ -159,7 +159,7 @@ def nearest_query(dimensions: int, *, exact: bool, documents: bool) -> sql.Compo
         scope = sql.SQL("document_id = ANY(%(docs)s)" if documents else "collection = %(c)s")
         nearest = sql.SQL(
             "WITH selected AS MATERIALIZED ("
-            " SELECT id, embedding::vector({dims}) <=> %(q)s::vector({dims}) AS distance"
+            " SELECT id, embedding::halfvec({dims}) <=> %(q)s::halfvec({dims}) AS distance"
             " FROM chunks WHERE dimensions = {dims} AND {scope}),"
             " nearest AS MATERIALIZED (SELECT id, distance FROM selected"
             " ORDER BY distance, id LIMIT %(k)s)"
@@ -167,7 +167,7 @@ def nearest_query(dimensions: int, *, exact: bool, documents: bool) -> sql.Compo
     else:
         nearest = sql.SQL(
             "WITH nearest AS MATERIALIZED ("
-            " SELECT id, embedding::vector({dims}) <=> %(q)s::vector({dims}) AS distance"
+            " SELECT id, embedding::halfvec({dims}) <=> %(q)s::halfvec({dims}) AS distance"
             " FROM chunks WHERE dimensions = {dims} AND collection = %(c)s{among}"
             " ORDER BY distance LIMIT %(k)s)"
         )
@@ -242,7 +242,7 @@ def similarities(
     dims = sql.Literal(int(vector.shape[0]))
     rows = conn.execute(
         sql.SQL(
-            "SELECT id, 1 - (embedding::vector({dims}) <=> %s::vector({dims}))"
+            "SELECT id, 1 - (embedding::halfvec({dims}) <=> %s::halfvec({dims}))"
             " FROM chunks WHERE id = ANY(%s) AND dimensions = {dims}"
         ).format(dims=dims),
         (vector, list(chunk_ids)),
