@@ -24,19 +24,14 @@ ALTER TABLE bm25_terms ADD COLUMN IF NOT EXISTS id bigint GENERATED ALWAYS AS ID
 CREATE TABLE IF NOT EXISTS bm25_blocks (
     term     bigint NOT NULL,    -- bm25_terms.id
     last_id  bigint NOT NULL,    -- the last chunk id of the block's range (>= every id it holds)
-    -- Bounds of the block's BM25 contributions: at least its largest tf, at most its
-    -- shortest length (a delete may leave them looser, never wrong). The key includes them,
-    -- so a query reads the bounds of a term's blocks from the index alone.
-    max_tf      smallint NOT NULL,
-    min_length  integer NOT NULL,
     ids      bigint[] NOT NULL,  -- ascending
     tfs      smallint[] NOT NULL,  -- a tsvector keeps at most 256 positions of a lexeme
     lengths  integer[] NOT NULL,
-    PRIMARY KEY (term, last_id) INCLUDE (max_tf, min_length)
+    PRIMARY KEY (term, last_id)
 );
 
-INSERT INTO bm25_blocks (term, last_id, max_tf, min_length, ids, tfs, lengths)
-SELECT s.term, max(s.chunk_id), max(s.tf), min(s.length), array_agg(s.chunk_id ORDER BY s.chunk_id),
+INSERT INTO bm25_blocks (term, last_id, ids, tfs, lengths)
+SELECT s.term, max(s.chunk_id), array_agg(s.chunk_id ORDER BY s.chunk_id),
        array_agg(s.tf ORDER BY s.chunk_id), array_agg(s.length ORDER BY s.chunk_id)
 FROM (
     SELECT t.id AS term, p.chunk_id, p.tf::smallint AS tf, p.length,
@@ -85,13 +80,12 @@ BEGIN
             ) k
             GROUP BY 1, 2
         ), kept AS (
-            SELECT l.term, l.last_id, r.max_tf, r.min_length, r.ids, r.tfs, r.lengths
+            SELECT l.term, l.last_id, r.ids, r.tfs, r.lengths
             FROM located l
             JOIN bm25_blocks e ON e.term = l.term AND e.last_id = l.last_id
             CROSS JOIN LATERAL (
                 SELECT array_agg(p.id ORDER BY p.id) AS ids, array_agg(p.tf ORDER BY p.id) AS tfs,
-                       array_agg(p.length ORDER BY p.id) AS lengths,
-                       max(p.tf) AS max_tf, min(p.length) AS min_length
+                       array_agg(p.length ORDER BY p.id) AS lengths
                 FROM unnest(e.ids, e.tfs, e.lengths) AS p(id, tf, length)
                 WHERE p.id <> ALL (l.gone)
             ) r
@@ -99,8 +93,7 @@ BEGIN
             DELETE FROM bm25_blocks e USING kept k
             WHERE e.term = k.term AND e.last_id = k.last_id AND k.ids IS NULL
         )
-        UPDATE bm25_blocks e SET ids = k.ids, tfs = k.tfs, lengths = k.lengths,
-                                 max_tf = k.max_tf, min_length = k.min_length
+        UPDATE bm25_blocks e SET ids = k.ids, tfs = k.tfs, lengths = k.lengths
         FROM kept k
         WHERE e.term = k.term AND e.last_id = k.last_id AND k.ids IS NOT NULL;
         UPDATE bm25_terms t SET df = t.df - d.df
@@ -126,13 +119,11 @@ BEGIN
         WITH chunks AS MATERIALIZED (  -- each chunk's length, once
             SELECT id, collection, tsv, bm25_length(tsv) AS length FROM new_chunks
         ), fresh AS MATERIALIZED (
-            SELECT t.id AS term, g.ids, g.tfs, g.lengths, g.max_tf, g.min_length
+            SELECT t.id AS term, g.ids, g.tfs, g.lengths
             FROM (SELECT n.collection, u.lexeme, array_agg(n.id ORDER BY n.id) AS ids,
                          array_agg(coalesce(array_length(u.positions, 1), 1)::smallint
                                    ORDER BY n.id) AS tfs,
-                         array_agg(n.length ORDER BY n.id) AS lengths,
-                         max(coalesce(array_length(u.positions, 1), 1))::smallint AS max_tf,
-                         min(n.length) AS min_length
+                         array_agg(n.length ORDER BY n.id) AS lengths
                   FROM chunks n, unnest(n.tsv) u
                   GROUP BY 1, 2) g
             CROSS JOIN LATERAL (
@@ -140,7 +131,7 @@ BEGIN
                 WHERE t.collection = g.collection AND t.lexeme = g.lexeme OFFSET 0
             ) t
         ), plan AS MATERIALIZED (
-            SELECT f.term, f.ids, f.tfs, f.lengths, f.max_tf, f.min_length, k.last_id, k.size,
+            SELECT f.term, f.ids, f.tfs, f.lengths, k.last_id, k.size,
                    coalesce(f.ids[1] > k.last_id AND k.size + cardinality(f.ids) <= 128, false)
                    AS fits
             FROM fresh f
@@ -151,8 +142,7 @@ BEGIN
         ), appended AS (
             UPDATE bm25_blocks e
             SET last_id = p.ids[cardinality(p.ids)], ids = e.ids || p.ids,
-                tfs = e.tfs || p.tfs, lengths = e.lengths || p.lengths,
-                max_tf = greatest(e.max_tf, p.max_tf), min_length = least(e.min_length, p.min_length)
+                tfs = e.tfs || p.tfs, lengths = e.lengths || p.lengths
             FROM plan p
             WHERE p.fits AND e.term = p.term AND e.last_id = p.last_id
         ), placed AS MATERIALIZED (  -- the block each other posting goes into (NULL: a new one)
@@ -176,9 +166,8 @@ BEGIN
             SELECT r.term, r.last_id, p.id, p.tf, p.length
             FROM reopened r, unnest(r.ids, r.tfs, r.lengths) AS p(id, tf, length)
         )
-        INSERT INTO bm25_blocks (term, last_id, max_tf, min_length, ids, tfs, lengths)
-        SELECT m.term, max(m.chunk_id), max(m.tf), min(m.length),
-               array_agg(m.chunk_id ORDER BY m.chunk_id),
+        INSERT INTO bm25_blocks (term, last_id, ids, tfs, lengths)
+        SELECT m.term, max(m.chunk_id), array_agg(m.chunk_id ORDER BY m.chunk_id),
                array_agg(m.tf ORDER BY m.chunk_id), array_agg(m.length ORDER BY m.chunk_id)
         FROM (SELECT *, (row_number() OVER (PARTITION BY term, target ORDER BY chunk_id) - 1)
                         / 128 AS piece
@@ -244,55 +233,6 @@ LANGUAGE sql STABLE AS $$
         SELECT unnest(k.ids) AS id, unnest(k.tfs) AS tf, unnest(k.lengths) AS length
         FROM bm25_blocks k WHERE k.term = q.term
     ) p
-    GROUP BY p.id
-$$;
-
--- Block-max: what bm25_score_all(terms[scored:], ...) returns, less the chunks that cannot
--- reach `floor_score` on all of `terms`. A block bounds its term's contribution to each
--- chunk of its range (its largest tf at its shortest length: BM25 grows with tf and falls
--- with length, for k1 >= 0 and b in [0, 1]); a term's blocks cover disjoint ranges of
--- chunk ids, from the id past the previous block's last to the block's last. Cut the ids
--- wherever a block of a query term begins or ends, and over each span the bounds of the
--- blocks covering it, one per term at most, sum to a bound on the score of every chunk in
--- the span. Only spans whose bound reaches the floor are read (the blocks of the scored
--- terms that overlap them, and in those blocks only the postings inside them), and the
--- bounds are read from the key's index, never from the arrays.
-CREATE OR REPLACE FUNCTION bm25_score_live(
-    terms bigint[], idfs double precision[], scored integer, floor_score double precision,
-    avg_length double precision, k1 double precision, b double precision
-) RETURNS TABLE (chunk_id bigint, score double precision)
-LANGUAGE sql STABLE AS $$
-    WITH blocks AS MATERIALIZED (
-        SELECT q.term, q.idf, q.n >= scored AS is_scored, k.last_id,
-               coalesce(lag(k.last_id) OVER (PARTITION BY q.term ORDER BY k.last_id) + 1,
-                        -9223372036854775807) AS first_id,
-               q.idf * k.max_tf * (k1 + 1)
-               / (k.max_tf + k1 * (1 - b + b * k.min_length / avg_length)) AS bound
-        FROM unnest(terms, idfs) WITH ORDINALITY AS q(term, idf, n)
-        JOIN bm25_blocks k ON k.term = q.term
-    ), levels AS (  -- from each cut to the next, the sum of the bounds covering it
-        SELECT s.at, sum(sum(s.delta)) OVER (ORDER BY s.at) AS bound
-        FROM (SELECT first_id AS at, bound AS delta FROM blocks
-              UNION ALL
-              SELECT last_id + 1, -bound FROM blocks) s
-        GROUP BY s.at
-    ), live AS MATERIALIZED (
-        -- A score is a sum of terms rounded to 2^-32, so a bound a few 1e-10 short of it:
-        -- the slack keeps every chunk that could tie the floor.
-        SELECT array_agg(l.lo ORDER BY l.lo) AS los, array_agg(l.hi ORDER BY l.lo) AS his
-        FROM (SELECT at AS lo, lead(at) OVER (ORDER BY at) - 1 AS hi, bound FROM levels) l
-        WHERE l.bound >= floor_score - 1e-6 AND l.hi IS NOT NULL
-    )
-    SELECT p.id,
-           sum(round(c.idf * p.tf * (k1 + 1) / (p.tf + k1 * (1 - b + b * p.length / avg_length))
-                     * 4294967296.0) / 4294967296.0)
-    FROM live v
-    CROSS JOIN blocks c
-    JOIN bm25_blocks k ON k.term = c.term AND k.last_id = c.last_id
-    CROSS JOIN LATERAL unnest(k.ids, k.tfs, k.lengths) AS p(id, tf, length)
-    WHERE c.is_scored
-      AND c.first_id <= v.his[width_bucket(c.last_id, v.los)]  -- the block meets a live span
-      AND p.id <= v.his[width_bucket(p.id, v.los)]             -- the posting lies in one
     GROUP BY p.id
 $$;
 
@@ -369,17 +309,10 @@ BEGIN
         optional := i;
     END LOOP;
 
-    -- 3. Every chunk holding an essential term, with its score on those terms: past a
-    -- floor, only the chunks whose blocks' bounds reach it (block-max).
-    IF floor_score > 0 AND k1 >= 0 AND b BETWEEN 0 AND 1 THEN
-        SELECT array_agg(e.chunk_id), array_agg(e.score)
-        INTO ids, partials
-        FROM bm25_score_live(terms, idfs, optional + 1, floor_score, avg_length, k1, b) e;
-    ELSE
-        SELECT array_agg(e.chunk_id), array_agg(e.score)
-        INTO ids, partials
-        FROM bm25_score_all(terms[optional + 1:], idfs[optional + 1:], avg_length, k1, b) e;
-    END IF;
+    -- 3. Every chunk holding an essential term, with its score on those terms.
+    SELECT array_agg(e.chunk_id), array_agg(e.score)
+    INTO ids, partials
+    FROM bm25_score_all(terms[optional + 1:], idfs[optional + 1:], avg_length, k1, b) e;
     IF ids IS NULL THEN
         RETURN;
     END IF;
