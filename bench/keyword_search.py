@@ -19,6 +19,7 @@ lexemes), bm25s with its own tokenizer and fed ragline's tokens. Both use Lucene
 
     pip install -e ".[bench]"   # tantivy and bm25s (MIT), kept out of the layer
     python bench/keyword_search.py [--chunks 100000] [--queries 300] [--before 9]
+    python bench/keyword_search.py --before 0 --baseline main   # bm25_search then and now
 
 Figures, not a test: compare within a run (`nice -n 10`; load average printed).
 """
@@ -31,6 +32,7 @@ import os
 import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -131,11 +133,15 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
 class Peers:
     """The keyword peers, indexed once over the same chunks."""
 
-    def __init__(self, texts: list[str], tokens: list[list[str]], workdir: Path) -> None:
+    def __init__(
+        self, texts: list[str], tokens: list[list[str]], workdir: Path, enabled: bool = True
+    ) -> None:
+        self.runs: dict[str, Callable[[str, list[str], int], list[int]]] = {}
+        if not enabled:
+            return
         import bm25s
         import tantivy
 
-        self.runs: dict[str, Callable[[str, list[str], int], list[int]]] = {}
         started = time.perf_counter()
         builder = tantivy.SchemaBuilder()
         builder.add_integer_field("id", stored=True, fast=True)
@@ -201,15 +207,52 @@ class Peers:
         }
 
 
+def baseline_search(conn: Any, revision: str) -> None:
+    """``bm25_search`` as migration 0010 defined it at ``revision`` (git), created beside
+    the current one as ``bm25_search_baseline``: both read the same blocks."""
+    path = "layers/common/python/ragline/store/migrations/0010_bm25_blocks.sql"
+    text = subprocess.run(
+        ["git", "show", f"{revision}:{path}"], check=True, capture_output=True, text=True
+    ).stdout
+    found = re.search(r"CREATE OR REPLACE FUNCTION bm25_search\(.*?\n\$\$;", text, re.S)
+    if found is None:
+        raise SystemExit(f"no bm25_search in {path} at {revision}")
+    conn.execute(found.group(0).replace("bm25_search(", "bm25_search_baseline(", 1).encode())
+
+
+def sql_search(conn: Any, function: str) -> Callable[[str, int], list[tuple[int, float]]]:
+    def run(question: str, k: int) -> list[tuple[int, float]]:
+        rows = conn.execute(
+            f"SELECT chunk_id, score FROM {function}(%s, %s, %s)", (COLLECTION, question, k)
+        )
+        return [(int(i), float(s)) for i, s in rows]
+
+    return run
+
+
 def measure(store: Any, peers: Peers, questions: list[str], lexemes: list[list[str]],
-            position: dict[int, int], k: int, repeat: int) -> dict[str, Any]:  # fmt: skip
+            position: dict[int, int], k: int, repeat: int,
+            functions: dict[str, Callable[[str, int], list[tuple[int, float]]]] | None = None,
+            ) -> dict[str, Any]:  # fmt: skip
     """Each query by ragline and each peer in turn, best of ``repeat``; latencies in ms,
-    ragline's rankings, and each peer's overlap@k with them."""
+    ragline's rankings, and each peer's overlap@k with them. ``functions``: search
+    functions called in SQL alone, timed in the same turn, their rankings kept too."""
+    functions = functions or {}
     times: dict[str, list[float]] = {"ragline keyword (BM25)": []}
+    times.update({name: [] for name in functions})
     times.update({name: [] for name in peers.runs})
     overlap: dict[str, list[float]] = {name: [] for name in peers.runs}
     rankings: list[list[tuple[int, float]]] = []
+    by_function: dict[str, list[list[tuple[int, float]]]] = {name: [] for name in functions}
     for question, terms in zip(questions, lexemes, strict=True):
+        for name, function in functions.items():
+            best = float("inf")
+            for _ in range(repeat):
+                started = time.perf_counter()
+                ranked = function(question, k)
+                best = min(best, time.perf_counter() - started)
+            times[name].append(best * 1000)
+            by_function[name].append([(position[i], score) for i, score in ranked])
         best = float("inf")
         for _ in range(repeat):
             started = time.perf_counter()
@@ -228,7 +271,7 @@ def measure(store: Any, peers: Peers, questions: list[str], lexemes: list[list[s
             times[name].append(best * 1000)
             if ours:
                 overlap[name].append(len(ours & set(theirs)) / len(ours))
-    return {"times": times, "overlap": overlap, "rankings": rankings}
+    return {"times": times, "overlap": overlap, "rankings": rankings, "functions": by_function}
 
 
 def report(phase: str, result: dict[str, Any], size: dict[str, float]) -> None:
@@ -280,6 +323,11 @@ def main() -> int:
         help="the last migration of the 'before' phase (0: no before phase)",
     )
     parser.add_argument("--scale-dir", type=Path, default=SCALE)
+    parser.add_argument("--no-peers", action="store_true", help="ragline alone: no tantivy, bm25s")
+    parser.add_argument(
+        "--baseline",
+        help="a git revision: its 0010 bm25_search timed beside the current one, in SQL alone",
+    )
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="ragline-bench-keyword-"))
     os.environ.update(RAGLINE_DATA_DIR=str(data_dir), POWERTOOLS_METRICS_DISABLED="true")
@@ -319,7 +367,7 @@ def main() -> int:
         lexemes = [[row[0] for row in conn.execute(
             "SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', %s))", (q,))]
             for q in questions]  # fmt: skip
-        peers = Peers(texts, tokens, data_dir / "tantivy")
+        peers = Peers(texts, tokens, data_dir / "tantivy", enabled=not args.no_peers)
         store = Store(Settings.from_env().with_overrides(database_url=url))
         store._migrated = True  # the phases decide which migrations are applied
         results = []
@@ -331,8 +379,20 @@ def main() -> int:
             applied = Store(store.settings).migrate()
             print(f"\nmigrations {applied} applied in {time.perf_counter() - started:.1f} s")
             conn.execute("VACUUM ANALYZE")
-        after = measure(store, peers, questions, lexemes, position, args.top_k, args.repeat)
+        functions = {}
+        if args.baseline:
+            baseline_search(conn, args.baseline)
+            functions = {
+                f"bm25_search at {args.baseline} (SQL)": sql_search(conn, "bm25_search_baseline"),
+                "bm25_search (SQL)": sql_search(conn, "bm25_search"),
+            }
+        after = measure(
+            store, peers, questions, lexemes, position, args.top_k, args.repeat, functions
+        )
         report("after: every migration", after, sizes(conn, len(ids)))
+        if args.baseline:
+            old, new = after["functions"].values()
+            print(f"\nbm25_search at {args.baseline} against now: " + same_rankings(old, new))
         if results:
             print(
                 "\nbefore against after: "

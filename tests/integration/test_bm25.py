@@ -350,3 +350,54 @@ def test_postings_written_before_the_blocks_move_into_them(
             for q in questions
         ]
         assert after == before and all(before)
+
+
+PYTHON_DOCS = Path(__file__).resolve().parents[2].parent / "shared" / "corpora" / "python-docs"
+
+
+# The query's term ids and IDFs, commonest first, as bm25_search takes them, and the
+# collection's average length (in SQL: the Data API driver passes no arrays).
+QUERY_TERMS = (
+    "WITH q AS (SELECT array_agg(t.id ORDER BY t.df DESC, t.lexeme) AS terms,"
+    " array_agg(ln(1 + (s.chunks - t.df + 0.5) / (t.df + 0.5)) ORDER BY t.df DESC, t.lexeme)"
+    " AS idfs, s.tokens::double precision / s.chunks AS avg_length"
+    " FROM bm25_terms t JOIN bm25_collections s USING (collection)"
+    " WHERE t.collection = %(c)s AND t.df > 0"
+    " AND t.lexeme IN (SELECT lexeme FROM unnest(to_tsvector('english', %(t)s)))"
+    " GROUP BY s.chunks, s.tokens) "
+)
+
+
+def test_pruned_search_is_exhaustive_scorings_top_on_real_docs(store: Store) -> None:
+    # GIVEN 2,000-odd chunks of the Python documentation (code identifiers, prose, tables)
+    if not PYTHON_DOCS.is_dir():
+        pytest.skip("the shared python-docs corpus is not on this machine")
+    rng = random.Random(23)
+    store.ensure_collection("pydocs", "test:4", 4)
+    passages: list[str] = []
+    for path in sorted((PYTHON_DOCS / "library").glob("*.rst.txt"))[:60]:
+        words = path.read_text(errors="replace").split()
+        texts = [" ".join(words[n : n + 50]) for n in range(0, len(words), 50)]
+        _save(store, "pydocs", f"s3://b/pydocs/{path.name}", texts)
+        passages.extend(texts)
+    corpus = tokens_of(store, "pydocs")
+    assert len(corpus) > 2000
+    # WHEN long strings of words lifted from passages (8-14 of them, identifiers included)
+    # are ranked by bm25_search, and every chunk holding one of their terms is scored
+    conn = store.connection()
+    for _ in range(60):
+        words = rng.choice(passages).split()
+        start = rng.randrange(max(len(words) - 14, 1))
+        question, limit = " ".join(words[start : start + rng.randint(8, 14)]), rng.choice([5, 10])
+        asked = {"c": "pydocs", "t": question}
+        everything = conn.execute(
+            QUERY_TERMS + "SELECT e.chunk_id, e.score FROM q,"
+            f" bm25_score_all(q.terms, q.idfs, q.avg_length, {K1}, {B}) e"
+            " ORDER BY 2 DESC, 1",
+            asked,
+        ).fetchall()
+        top = [(chunk_id, score) for chunk_id, score in everything[:limit]]
+        got = [(c.chunk_id, c.score) for c in store.keyword_search("pydocs", question, limit)]
+        # THEN the pruned search's top-k is the exhaustive one, and the reference's
+        assert_same_ranking(got, top)
+        assert_same_ranking(got, reference_top(corpus, query_terms(store, question), limit))
