@@ -15,8 +15,8 @@
 -- grow, so new postings almost always land past the last block; a writer that committed
 -- after a later one lands inside a range, which stays correct.
 --
--- Scoring is the same Okapi BM25, term shares rounded as in 0006, written inline rather
--- than through bm25_term() (a call per posting), over arrays read from the blocks.
+-- Scoring is the same Okapi BM25, each term's share from 0006's bm25_term (a one-line SQL
+-- function the planner inlines: no call per posting), over arrays read from the blocks.
 -- bm25_postings stays as a view, for reading the postings one by one (tests, checks).
 
 ALTER TABLE bm25_terms ADD COLUMN IF NOT EXISTS id bigint GENERATED ALWAYS AS IDENTITY;
@@ -191,9 +191,6 @@ DROP FUNCTION IF EXISTS bm25_score(
 DROP FUNCTION IF EXISTS bm25_score_all(
     text, text[], double precision[], double precision, double precision, double precision
 );
-DROP FUNCTION IF EXISTS bm25_term(
-    double precision, integer, integer, double precision, double precision, double precision
-);
 
 -- BM25 of each of `candidates` for the terms `terms` (bm25_terms ids) with their IDFs:
 -- for each term and candidate, the one block that may hold the posting (an index probe),
@@ -204,8 +201,7 @@ CREATE OR REPLACE FUNCTION bm25_score(
 ) RETURNS TABLE (chunk_id bigint, score double precision)
 LANGUAGE sql STABLE AS $$
     SELECT c.id,
-           sum(round(q.idf * p.tf * (k1 + 1) / (p.tf + k1 * (1 - b + b * p.length / avg_length))
-                     * 4294967296.0) / 4294967296.0)
+           sum(bm25_term(q.idf, p.tf, p.length, avg_length, k1, b))
     FROM unnest(terms, idfs) AS q(term, idf)
     CROSS JOIN unnest(candidates) AS c(id)
     CROSS JOIN LATERAL (
@@ -226,8 +222,7 @@ CREATE OR REPLACE FUNCTION bm25_score_all(
 ) RETURNS TABLE (chunk_id bigint, score double precision)
 LANGUAGE sql STABLE AS $$
     SELECT p.id,
-           sum(round(q.idf * p.tf * (k1 + 1) / (p.tf + k1 * (1 - b + b * p.length / avg_length))
-                     * 4294967296.0) / 4294967296.0)
+           sum(bm25_term(q.idf, p.tf, p.length, avg_length, k1, b))
     FROM unnest(terms, idfs) AS q(term, idf)
     CROSS JOIN LATERAL (
         SELECT unnest(k.ids) AS id, unnest(k.tfs) AS tf, unnest(k.lengths) AS length
@@ -348,9 +343,7 @@ BEGIN
             INTO ids, partials
             FROM (
                 SELECT u.id, u.partial,
-                       round(weight * p.tf * (k1 + 1)
-                             / (p.tf + k1 * (1 - b + b * p.length / avg_length))
-                             * 4294967296.0) / 4294967296.0 AS contribution
+                       bm25_term(weight, p.tf, p.length, avg_length, k1, b) AS contribution
                 FROM unnest(ids, partials) AS u(id, partial)
                 LEFT JOIN LATERAL (
                     SELECT e.tfs[x.i] AS tf, e.lengths[x.i] AS length
@@ -364,9 +357,7 @@ BEGIN
         ELSE  -- many: one pass over the term's blocks, joined by hash
             SELECT array_agg(u.id),
                    array_agg(u.partial + coalesce(
-                       round(weight * p.tf * (k1 + 1)
-                             / (p.tf + k1 * (1 - b + b * p.length / avg_length))
-                             * 4294967296.0) / 4294967296.0, 0))
+                       bm25_term(weight, p.tf, p.length, avg_length, k1, b), 0))
             INTO ids, partials
             FROM unnest(ids, partials) AS u(id, partial)
             LEFT JOIN (
