@@ -43,6 +43,9 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scale_store import migrate_upto, write_chunks
+
 SCALE = Path.home() / ".cache" / "ragline" / "scale"
 COLLECTION = "scale"
 DIMENSIONS = 384
@@ -64,52 +67,13 @@ def queries(path: Path, limit: int) -> list[str]:
     return [row["question"] for row in rows[:limit]]
 
 
-def migrate_upto(conn: Any, last: int) -> None:
-    from ragline.store.migrate import available_migrations
-
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
-        " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-    )
-    for version, name, text in available_migrations():
-        if version <= last:
-            conn.execute(text.encode())
-            conn.execute("INSERT INTO schema_migrations VALUES (%s, %s)", (version, name))
-
-
 def load(conn: Any, chunks: list[dict[str, Any]], batch: int) -> float:
     """Write the chunks, ``batch`` to a statement (each its own transaction), with one
-    document per path; the seconds it took."""
+    document per path and random vectors (the keyword path never reads them); the seconds
+    it took."""
     rng = np.random.default_rng(0)
-    documents: dict[str, uuid.UUID] = {}
-    for chunk in chunks:
-        documents.setdefault(chunk["path"], uuid.uuid4())
-    with (
-        conn.cursor() as cur,
-        cur.copy("COPY documents (id, collection, source, title, status) FROM STDIN") as copy,
-    ):
-        for path, doc in documents.items():
-            copy.write_row((doc, COLLECTION, f"file://{path}", None, "ingested"))
-    started = time.perf_counter()
-    ordinals: dict[str, int] = {}
-    for first in range(0, len(chunks), batch):
-        vectors = rng.standard_normal((min(batch, len(chunks) - first), DIMENSIONS))
-        with (
-            conn.transaction(),
-            conn.cursor() as cur,
-            cur.copy(
-                "COPY chunks (document_id, collection, ordinal, section, text, token_count,"
-                " dimensions, embedding) FROM STDIN"
-            ) as copy,
-        ):
-            copy.set_types(["uuid", "text", "int4", "text", "text", "int4", "int4", "vector"])
-            for chunk, vector in zip(chunks[first : first + batch], vectors, strict=False):
-                ordinal = ordinals.get(chunk["path"], 0)
-                ordinals[chunk["path"]] = ordinal + 1
-                copy.write_row((documents[chunk["path"]], COLLECTION, ordinal,
-                                " > ".join(chunk["section"]), chunk["text"], chunk["tokens"],
-                                DIMENSIONS, vector.astype(np.float32)))  # fmt: skip
-    return time.perf_counter() - started
+    vectors = (rng.standard_normal(DIMENSIONS) for _ in chunks)
+    return write_chunks(conn, COLLECTION, chunks, vectors, model="random", batch=batch)
 
 
 def sizes(conn: Any, n: int) -> dict[str, float]:

@@ -43,7 +43,6 @@ plan before the fix). Figures, not a test: the machine is shared, compare within
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import statistics
@@ -57,6 +56,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 from scale_corpus import DEFAULT_OUT, embedded, read_chunks  # noqa: E402
+from scale_store import embed_queries, load_queries, write_chunks  # noqa: E402
 
 COLLECTION = "vector-recall"
 MODEL = "minilm-onnx"
@@ -64,32 +64,6 @@ DIMENSIONS = 384
 K = 10
 TIE = 1e-4  # distances this close to the 10th exact one count as found (half precision)
 F32 = "bench_chunks_f32"
-
-
-def load_queries(out: Path, wanted: int, seed: int) -> list[dict[str, Any]]:
-    """Every dev-set question, then a seeded sample of passage-derived queries."""
-    rows = [json.loads(line) for line in (out / "queries.jsonl").read_text().splitlines()]
-    dev = [r for r in rows if r["kind"] == "dev"]
-    passages = [r for r in rows if r["kind"] != "dev"]
-    rng = np.random.default_rng(seed)
-    picked = rng.choice(len(passages), size=max(0, min(wanted - len(dev), len(passages))),
-                        replace=False)  # fmt: skip
-    return dev + [passages[int(i)] for i in sorted(picked)]
-
-
-def embed_queries(data_dir: Path, queries: list[dict[str, Any]]) -> np.ndarray:
-    texts = [q["question"] for q in queries]
-    key = hashlib.sha256(json.dumps(texts).encode()).hexdigest()[:16]
-    cached = data_dir / f"queries-{key}.npy"
-    if cached.exists():
-        return np.load(cached)
-    from ragline.embeddings.minilm_onnx import MiniLMOnnxEmbedder
-
-    embedder = MiniLMOnnxEmbedder()
-    vectors = np.vstack([embedder.embed_query(text).vectors[0] for text in texts])
-    vectors = vectors.astype(np.float32)
-    np.save(cached, vectors)
-    return vectors
 
 
 def exact_top(stored: np.ndarray, queries: np.ndarray) -> np.ndarray:
@@ -111,8 +85,6 @@ def recall(found: list[float], truth: np.ndarray) -> float:
 
 def load(store: Any, ids: np.ndarray, vectors: np.ndarray) -> float:
     """Write the sample into chunks (and its float32 copy) unless it is there; seconds."""
-    from pgvector import HalfVector
-    from psycopg.types.json import Jsonb
 
     conn = store.connection()
     held = conn.execute("SELECT count(*) FROM chunks WHERE collection = %s", (COLLECTION,))
@@ -127,38 +99,7 @@ def load(store: Any, ids: np.ndarray, vectors: np.ndarray) -> float:
         conn.execute("DELETE FROM documents WHERE collection = %s", (COLLECTION,))
         conn.execute(f"DROP INDEX IF EXISTS chunks_embedding_hnsw_{DIMENSIONS}")
         conn.execute(f"DROP TABLE IF EXISTS {F32}")
-        titles = {c["path"]: c["title"] for c in chunks}
-        with conn.cursor() as cur, cur.copy(
-            "COPY documents (collection, source, title, status, chunk_count, embedding_model)"
-            " FROM STDIN"
-        ) as copy:  # fmt: skip
-            counts: dict[str, int] = {}
-            for c in chunks:
-                counts[c["path"]] = counts.get(c["path"], 0) + 1
-            for path in sorted(titles):
-                copy.write_row((COLLECTION, f"scale://{path}", titles[path], "ingested",
-                                counts[path], MODEL))  # fmt: skip
-        document_ids = {
-            source.removeprefix("scale://"): document_id
-            for source, document_id in conn.execute(
-                "SELECT source, id FROM documents WHERE collection = %s", (COLLECTION,)
-            )
-        }
-        ordinals: dict[str, int] = {}
-        with conn.cursor() as cur, cur.copy(
-            "COPY chunks (document_id, collection, ordinal, section, text, token_count,"
-            " metadata, dimensions, embedding) FROM STDIN WITH (FORMAT BINARY)"
-        ) as copy:  # fmt: skip
-            copy.set_types(
-                ["uuid", "text", "int4", "text", "text", "int4", "jsonb", "int4", "halfvec"]
-            )
-            for chunk, vector in zip(chunks, vectors, strict=True):
-                ordinal = ordinals.get(chunk["path"], 0)
-                ordinals[chunk["path"]] = ordinal + 1
-                copy.write_row((document_ids[chunk["path"]], COLLECTION, ordinal,
-                                " > ".join(chunk["section"]), chunk["text"], chunk["tokens"],
-                                Jsonb({"scale_id": int(chunk["id"])}), DIMENSIONS,
-                                HalfVector(vector)))  # fmt: skip
+        write_chunks(conn, COLLECTION, chunks, vectors, model=MODEL)
         # The schema before 0011: the same rows with a float32 column.
         conn.execute(f"CREATE TABLE {F32} (LIKE chunks INCLUDING DEFAULTS INCLUDING GENERATED)")
         conn.execute(f"ALTER TABLE {F32} ALTER COLUMN embedding TYPE vector")
