@@ -6,15 +6,18 @@ dimension's (empty) HNSW index, loads, then builds the index in one pass. This t
 same corpus both ways, each into a fresh embedded PostgreSQL, per embedder, in one run:
 
     python bench/bulk_load.py [--corpus DIR] [--embedders hash,minilm] [--files N]
+                              [--concurrency 1,2]
 
 Then, for the first embedder, the rows the ingest wrote (chunks with their vectors) are
 written again by one raw COPY into a fresh database's chunks table, with its indexes but
 without the BM25 triggers, both ways (HNSW row by row, and built after): the ingest
 (reading, chunking, embedding, BM25 upkeep and all) against the bare write of its rows.
 
-`--files` caps the corpus per embedder as `hash=0,minilm=80` (0: every file): MiniLM
-embeds about 26 chunks a second on the 2-core development machine, so its share of the
-time is the model's, whatever the index does. Figures, not a test: compare within a run.
+`--concurrency` lists the RAGLINE_INGEST_CONCURRENCY values to load with (documents
+worked on at once), each both ways. `--files` caps the corpus per embedder as
+`hash=0,minilm=80` (0: every file): MiniLM embeds about 26 chunks a second on the 2-core
+development machine, so its share of the time is the model's, whatever the index does.
+Figures, not a test: compare within a run.
 """
 
 from __future__ import annotations
@@ -48,10 +51,12 @@ def load(
     embedder: str,
     *,
     deferred: bool,
+    concurrency: int = 1,
     keep: list[tuple] | None = None,
 ) -> dict[str, float]:
-    """Ingest ``files`` into a fresh database; the seconds spent loading and indexing.
-    With ``keep``, the chunk rows written are appended to it."""
+    """Ingest ``files`` into a fresh database, ``concurrency`` at a time, as `ragline
+    ingest` does; the seconds spent loading and indexing. With ``keep``, the chunk rows
+    written are appended to it."""
     import psycopg
     from ragline.config import Settings
     from ragline.embeddings import create_embedder
@@ -59,7 +64,9 @@ def load(
     from ragline.store import Store
 
     name, url = fresh_database(server)
-    settings = Settings.from_env().with_overrides(database_url=url, embeddings=embedder)
+    settings = Settings.from_env().with_overrides(
+        database_url=url, embeddings=embedder, ingest_concurrency=concurrency
+    )
     store = Store(settings)
     store.migrate()
     ingestor = Ingestor(settings, store, create_embedder(settings.embeddings, settings))
@@ -68,9 +75,7 @@ def load(
         started = time.perf_counter()
         if deferred:
             assert store.defer_vector_index(dimensions)
-        chunks = 0
-        for path in files:
-            chunks += ingestor.ingest_file(path).chunks
+        chunks = sum(result.chunks for result in ingestor.ingest_files(files))
         loaded = time.perf_counter()
         if deferred:
             store.build_vector_index(dimensions)
@@ -128,7 +133,7 @@ def raw_copy(server: str, rows: list[tuple], dimensions: int, *, deferred: bool)
                 ) as copy,
             ):
                 copy.set_types(["uuid", "text", "int4", "text", "text", "int4", "jsonb", "int4",
-                                "vector"])  # fmt: skip
+                                "halfvec"])  # fmt: skip
                 for source, *rest in rows:
                     ordinal, section, text, tokens, metadata, dims, vector = rest
                     copy.write_row((documents[source], "bench", ordinal, section, text, tokens,
@@ -147,6 +152,7 @@ def main() -> int:
     parser.add_argument("--corpus", type=Path, default=SHARED / "corpora" / "python-docs")
     parser.add_argument("--embedders", default="hash,minilm")
     parser.add_argument("--files", default="hash=0,minilm=80")
+    parser.add_argument("--concurrency", default="1,2")
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="ragline-bench-bulk-"))
     os.environ.update(RAGLINE_DATA_DIR=str(data_dir), POWERTOOLS_METRICS_DISABLED="true")
@@ -156,32 +162,38 @@ def main() -> int:
     server = embedded_url(Settings.from_env())
     caps = {k: int(v) for k, v in (item.split("=") for item in args.files.split(",") if item)}
     every = sorted(p for p in args.corpus.rglob("*.txt") if p.is_file())
-    print(f"{'embedder':8} {'files':>5} {'chunks':>6} {'row by row s':>13} "
+    jobs = [int(c) for c in args.concurrency.split(",") if c.strip()]
+    print(f"{'embedder':8} {'jobs':>4} {'files':>5} {'chunks':>6} {'row by row s':>13} "
           f"{'bulk: load s':>13} {'+ index s':>10} {'= total s':>10} {'speed-up':>9}")  # fmt: skip
     written: list[tuple] = []
-    timings: dict[str, dict[str, float]] = {}
+    timings: dict[tuple[str, int], dict[str, float]] = {}
     for embedder in (e.strip() for e in args.embedders.split(",") if e.strip()):
         files = every[: caps.get(embedder) or len(every)]
-        rows = load(server, files, embedder, deferred=False)
-        bulk = load(server, files, embedder, deferred=True, keep=None if written else written)
-        timings.setdefault(embedder, {"rows": rows["total"], "bulk": bulk["total"]})
-        print(
-            f"{embedder:8} {len(files):5} {int(bulk['chunks']):6} {rows['total']:13.1f} "
-            f"{bulk['load']:13.1f} {bulk['index']:10.1f} {bulk['total']:10.1f} "
-            f"{rows['total'] / bulk['total']:8.2f}x",
-            flush=True,
-        )
+        for concurrency in jobs:
+            rows = load(server, files, embedder, deferred=False, concurrency=concurrency)
+            bulk = load(server, files, embedder, deferred=True, concurrency=concurrency,
+                        keep=None if written else written)  # fmt: skip
+            timings[embedder, concurrency] = {"rows": rows["total"], "bulk": bulk["total"]}
+            print(
+                f"{embedder:8} {concurrency:4} {len(files):5} {int(bulk['chunks']):6} "
+                f"{rows['total']:13.1f} {bulk['load']:13.1f} {bulk['index']:10.1f} "
+                f"{bulk['total']:10.1f} {rows['total'] / bulk['total']:8.2f}x",
+                flush=True,
+            )
     if written:
-        first = next(iter(timings))
+        first = next(iter(timings))[0]
         dimensions = len(written[0][-1].to_list())
         print(f"\n{first}: the ingest against one raw COPY of the {len(written)} rows it wrote"
               " (no BM25 triggers); ingest speed as a share of the COPY's")  # fmt: skip
-        print(f"{'HNSW':18} {'ingest s':>9} {'raw COPY s':>11} {'ingest / COPY':>14}")
+        print(f"{'HNSW':12} {'jobs':>4} {'ingest s':>9} {'raw COPY s':>11} {'ingest / COPY':>14}")
         for label, key, deferred in (("row by row", "rows", False),
                                      ("built after", "bulk", True)):  # fmt: skip
             copied = raw_copy(server, written, dimensions, deferred=deferred)
-            ingest = timings[first][key]
-            print(f"{label:18} {ingest:9.1f} {copied:11.1f} {copied / ingest:13.2f}x", flush=True)
+            for concurrency in jobs:
+                ingest = timings[first, concurrency][key]
+                print(f"{label:12} {concurrency:4} {ingest:9.1f} {copied:11.1f} "
+                      f"{copied / ingest:13.2f}x", flush=True)  # fmt: skip
+    print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     shutil.rmtree(data_dir, ignore_errors=True)
     return 0
 

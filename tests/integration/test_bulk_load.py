@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from ragline.config import Settings
 from ragline.dev.cli import main
+from ragline.documents.loaders import registry
+from ragline.documents.loaders.base import Loader, ParsedDocument
 from ragline.store import get_store
 
 from tests.conftest import clear_caches
@@ -76,3 +80,63 @@ def test_a_first_load_indexes_its_vectors_once_after_writing_them(
     assert main(["ingest", str(corpus), "--collection", "bulk-later", "--quiet"]) == 0
     # THEN the index stays (other collections search through it) and takes them row by row
     assert seen and all(seen)
+
+
+@pytest.mark.usefixtures("environment")
+def test_files_ingested_two_at_a_time_fail_alone_and_rank_as_one_at_a_time(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN documents sharing words, a file whose parser hangs (past a 1 s deadline) and
+    # one that cannot be parsed, in two directories (two sources each)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    words = ("tide", "kayak", "lantern", "harbour", "ferry", "paddle", "buoy", "quay")
+    for n in range(12):
+        body = " ".join(words[(n + k) % len(words)] for k in range(n % 5 + 2))
+        (corpus / f"doc{n:02}.md").write_text(f"# Part {n}\n\n{body}. The {words[n % 8]} log.\n")
+    (corpus / "hangs.rst").write_text("Never read to the end.\n")
+    (corpus / "broken.json").write_text("{")
+    shutil.copytree(corpus, tmp_path / "copy")
+
+    def hang(text: str) -> ParsedDocument:
+        time.sleep(30)
+        return ParsedDocument("never", "rst", [])
+
+    # (the parse child is forked from the ingesting thread, so it runs this loader too)
+    monkeypatch.setitem(registry._LOADERS, "rst", Loader("rst", (".rst",), parse=hang))
+    monkeypatch.setenv("RAGLINE_PARSE_TIMEOUT_SECONDS", "1")
+    conn = get_store(Settings(database_url=database_url)).connection()
+    for concurrency, collection, directory in (
+        (1, "one-at-a-time", corpus), (2, "two-at-a-time", tmp_path / "copy")
+    ):  # fmt: skip
+        monkeypatch.setenv("RAGLINE_INGEST_CONCURRENCY", str(concurrency))
+        clear_caches()
+        # WHEN they are ingested one at a time, then two at a time
+        assert main(["ingest", str(directory), "--collection", collection, "--quiet"]) == 1
+        # THEN the hostile files failed with their reasons, and every other was ingested
+        statuses = dict(
+            conn.execute(
+                "SELECT regexp_replace(source, '.*/', ''), status || ': ' || coalesce(error, '')"
+                " FROM documents WHERE collection = %s", (collection,),
+            ).fetchall()
+        )  # fmt: skip
+        assert statuses.pop("hangs.rst") == "failed: parsing took longer than 1 s " + (
+            "(RAGLINE_PARSE_TIMEOUT_SECONDS)"
+        )
+        assert statuses.pop("broken.json").startswith("failed: invalid JSON")
+        assert statuses == {f"doc{n:02}.md": "ingested: " for n in range(12)}
+    # AND keyword search ranks the same chunks with the same scores either way
+    store = get_store(Settings(database_url=database_url))
+    for question in ("kayak lantern", "ferry", "buoy quay log", "harbour tide paddle"):
+        ranked = [
+            [(hit.text, round(hit.score, 9)) for hit in store.keyword_search(c, question, 20)]
+            for c in ("one-at-a-time", "two-at-a-time")
+        ]
+        assert ranked[0] and ranked[0] == ranked[1]
+    totals = conn.execute(
+        "SELECT s.collection, s.chunks, s.tokens, (SELECT count(*) FROM chunks c"
+        " WHERE c.collection = s.collection) FROM bm25_collections s"
+        " WHERE s.collection IN ('one-at-a-time', 'two-at-a-time') ORDER BY 1"
+    ).fetchall()
+    first, second = [row[1:] for row in totals]
+    assert first == second and first[0] == first[2] == 12

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -13,9 +14,9 @@ from typing import Any
 import pytest
 from ragline.documents import budgets, parse_document
 from ragline.documents.budgets import BudgetExceededError, Budgets
-from ragline.documents.isolation import parse_within_budgets
+from ragline.documents.isolation import parse_within_budgets, stop_workers
 from ragline.documents.loaders import registry
-from ragline.documents.loaders.base import Loader, ParsedDocument
+from ragline.documents.loaders.base import Block, Loader, ParsedDocument
 from ragline.documents.sanitize import REPLACEMENT, clean_value
 from ragline.errors import DocumentParseError
 from ragline.ingest.attributes import SidecarError, parse_sidecar
@@ -146,10 +147,13 @@ def runaway(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, object]]:
             time.sleep(30)
         elif action == "abort":
             os.abort()
+        elif action == "pid":  # which process parsed it
+            return ParsedDocument(str(os.getpid()), "rst", [Block("parsed")])
         return ParsedDocument("ok", "rst", [])
 
     monkeypatch.setitem(registry._LOADERS, "rst", Loader("rst", (".rst",), parse=parse))
     yield behaviour
+    stop_workers()
 
 
 def test_a_parse_that_runs_out_of_memory_fails_alone(runaway: dict[str, object]) -> None:
@@ -174,6 +178,76 @@ def test_a_parser_that_crashes_fails_its_document_with_the_reason(
     runaway["action"] = "abort"
     with pytest.raises(DocumentParseError, match=r"the parser crashed \(SIGABRT\)"):
         parse_within_budgets("x.rst", b"text", Budgets())
+
+
+def _parsed_by(budgets: Budgets | None = None) -> int:
+    return int(parse_within_budgets("x.rst", b"text", budgets or Budgets()).title)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie not yet reaped is gone too
+        return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_one_worker_parses_document_after_document(runaway: dict[str, object]) -> None:
+    # GIVEN isolated parses WHEN two documents are parsed one after the other
+    runaway["action"] = "pid"
+    first, second = _parsed_by(), _parsed_by()
+    # THEN one child process parsed both (no fork per document), not this process
+    assert first == second != os.getpid()
+
+
+@pytest.mark.parametrize(
+    ("action", "budgets", "error"),
+    [
+        ("sleep", Budgets(seconds=0.5), "parsing took longer than 0.5 s"),
+        ("allocate", Budgets(memory_mb=64), "parsing needs more than 64 MB"),
+        ("abort", Budgets(), r"the parser crashed \(SIGABRT\)"),
+    ],
+)
+def test_after_a_runaway_parse_the_next_document_gets_a_fresh_worker(
+    runaway: dict[str, object], action: str, budgets: Budgets, error: str
+) -> None:
+    # GIVEN a worker that has parsed a document
+    runaway["action"] = "pid"
+    before = _parsed_by()
+    stop_workers()  # the next fork sees the runaway action
+    runaway["action"] = action
+    # WHEN a document runs away in the next one
+    with pytest.raises(DocumentParseError, match=error):
+        parse_within_budgets("x.rst", b"text", budgets)
+    # THEN the document after it is parsed, by a process that is neither of them
+    runaway["action"] = "pid"
+    after = _parsed_by()
+    assert after not in (before, os.getpid())
+
+
+def test_a_worker_that_died_while_idle_is_replaced(runaway: dict[str, object]) -> None:
+    # GIVEN an idle worker that is then killed (not by any document)
+    runaway["action"] = "pid"
+    worker = _parsed_by()
+    os.kill(worker, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while not _gone(worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # WHEN the next document comes THEN a fresh worker parses it
+    assert _parsed_by() not in (worker, os.getpid())
+
+
+def test_a_frozen_then_thawed_worker_goes_on(runaway: dict[str, object]) -> None:
+    # GIVEN an idle worker frozen and thawed, as Lambda freezes an environment between
+    # invocations
+    runaway["action"] = "pid"
+    worker = _parsed_by()
+    os.kill(worker, signal.SIGSTOP)
+    time.sleep(0.3)
+    os.kill(worker, signal.SIGCONT)
+    # WHEN the next document comes THEN the same worker parses it
+    assert _parsed_by() == worker
 
 
 def test_an_isolated_parse_returns_what_the_parse_returns() -> None:

@@ -205,6 +205,9 @@ class Settings(BaseSettings):
     parse_timeout_seconds: float = Field(default=60.0, gt=0, le=900)
     parse_memory_mb: int = Field(default=512, ge=64)
     parse_isolation: bool = True
+    # Documents `ragline ingest` works on at once, each in its own thread, connection and
+    # transaction: one parses and embeds while another's rows are written (docs/ingestion.md).
+    ingest_concurrency: int = Field(default=2, ge=1, le=16)
 
     # Telemetry.
     log_questions: bool = False

@@ -23,14 +23,16 @@ metadata they choose; a sidecar, having its document's key, follows the same rul
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
+import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -75,6 +77,8 @@ _COLLECTION = re.compile(COLLECTION_PATTERN)
 _MAX_REASON_CHARS = 2000
 _TENANT = re.compile(TENANT_PATTERN)
 TENANT_PREFIX = "tenants/"
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def object_tenant(source: str) -> str | None:
@@ -203,6 +207,35 @@ class Ingestor:
         path = path.resolve()
         return self.ingest_bytes(
             path.as_uri(), path.read_bytes(), name=path.name, collection=collection, tenant=tenant
+        )
+
+    def ingest_files(
+        self,
+        paths: Iterable[Path],
+        collection: str | None = None,
+        *,
+        tenant: str | None = None,
+    ) -> Generator[IngestResult, None, None]:
+        """Ingest each file as :meth:`ingest_file` does, yielding the results in order.
+
+        Up to ``ingest_concurrency`` files are worked on at once, each in a thread of its
+        own with its own connection, so one file is parsed and embedded while another's
+        rows are written: each document is still its own transaction, and fails alone. A
+        file that fails is a ``failed`` result with the reason, whatever the error (the
+        others go on). Stopping early (or an interrupt) lets the files under way finish.
+        """
+
+        def one(path: Path) -> IngestResult:
+            try:
+                return self.ingest_file(path, collection, tenant=tenant)
+            except DocumentFailedError as exc:  # recorded as failed, with the reason
+                return exc.result
+            except Exception as exc:  # one file's failure must not stop the others
+                error = f"{type(exc).__name__}: {exc}"
+                return IngestResult(path.resolve().as_uri(), "failed", error=error)
+
+        yield from overlapped(
+            list(paths), one, self.settings.ingest_concurrency, self.store.database.close
         )
 
     def ingest_bytes(
@@ -437,6 +470,63 @@ def _superseded(document: DocumentWrite, exc: SupersededError, started: float) -
         document.source, "superseded", collection=document.collection, error=str(exc),
         latency_ms=_elapsed(started),
     )  # fmt: skip
+
+
+def overlapped(
+    items: Sequence[T], work: Callable[[T], R], workers: int, finish: Callable[[], object]
+) -> Iterator[R]:
+    """``work(item)`` for each item, by up to ``workers`` threads at once, in order.
+
+    ``finish`` runs in each thread once it has no more work (it closes the thread's
+    connection). With one worker, or one item, the work is done in the caller's thread.
+    An exception ``work`` raises is raised here, when its item's turn comes; the
+    threads take no new item once the caller stops reading.
+    """
+    if workers <= 1 or len(items) <= 1:
+        for item in items:
+            yield work(item)
+        return
+    done: dict[int, tuple[bool, Any]] = {}
+    changed = threading.Condition()
+    taken = iter(range(len(items)))
+    stopped = False
+
+    def run() -> None:
+        try:
+            while True:
+                with changed:
+                    index = None if stopped else next(taken, None)
+                if index is None:
+                    return
+                try:
+                    outcome: tuple[bool, Any] = (True, work(items[index]))
+                except BaseException as exc:  # raised in the caller's thread, in turn
+                    outcome = (False, exc)
+                with changed:
+                    done[index] = outcome
+                    changed.notify_all()
+        finally:
+            finish()
+
+    threads = [
+        threading.Thread(target=run, name=f"ragline-ingest-{n}", daemon=True)
+        for n in range(min(workers, len(items)))
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        for index in range(len(items)):
+            with changed:
+                changed.wait_for(functools.partial(done.__contains__, index))
+                ok, value = done.pop(index)
+            if not ok:
+                raise value
+            yield value
+    finally:
+        with changed:
+            stopped = True
+        for thread in threads:
+            thread.join()
 
 
 def _transient(exc: Exception) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,7 +69,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ragline.errors import RaglineError
-    from ragline.ingest import DocumentFailedError, IngestResult, get_ingestor
+    from ragline.ingest import get_ingestor
 
     try:  # the tenant's documents, into its collections (checked before any file is read)
         tenant = acting_identity(args.tenant).tenant if args.tenant else None
@@ -81,14 +82,17 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     dimensions = ingestor.embedder.dimensions
     deferred = len(files) > 1 and ingestor.store.defer_vector_index(dimensions)
     try:
-        with tqdm(files, unit="file", desc="ingesting", disable=args.quiet) as progress:
-            for path in progress:
-                try:
-                    result = ingestor.ingest_file(path, collection=args.collection, tenant=tenant)
-                except DocumentFailedError as exc:  # recorded as failed, with the reason
-                    result = exc.result
-                except Exception as exc:  # one file's failure must not stop the others
-                    result = IngestResult(path.resolve().as_uri(), "failed", error=_describe(exc))
+        # A few files at once, each its own transaction (RAGLINE_INGEST_CONCURRENCY); closed
+        # on the way out, so no file is still being written when the index is built.
+        ingested = ingestor.ingest_files(files, args.collection, tenant=tenant)
+        outcomes = zip(files, ingested, strict=True)
+        with (
+            closing(ingested),
+            tqdm(
+                outcomes, total=len(files), unit="file", desc="ingesting", disable=args.quiet
+            ) as progress,
+        ):
+            for path, result in progress:
                 results.append(result)
                 progress.set_postfix_str(f"{result.status}: {path.name}", refresh=False)
     finally:  # interrupted too: the store is never left without its index
@@ -101,7 +105,3 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     print(format_ingest_summary(results))
     return 1 if any(result.status == "failed" for result in results) else 0
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
