@@ -13,7 +13,8 @@ import psycopg
 import pytest
 from ragline.config import Settings
 from ragline.ingest import Ingestor
-from ragline.store import ChunkWrite, DocumentWrite, Store
+from ragline.store import ChunkWrite, DocumentWrite, Selection, Store
+from ragline.store import search as store_search
 from rank_bm25 import BM25Okapi
 
 from tests.support.databases import create_database
@@ -401,3 +402,83 @@ def test_pruned_search_is_exhaustive_scorings_top_on_real_docs(store: Store) -> 
         # THEN the pruned search's top-k is the exhaustive one, and the reference's
         assert_same_ranking(got, top)
         assert_same_ranking(got, reference_top(corpus, query_terms(store, question), limit))
+        # AND so is each scorer's, bm25_search in SQL and (psycopg) the client's, whose
+        # scores are bm25_search's to the bit
+        ranked = {
+            scorer: [(c.chunk_id, c.score) for c in store_search.keyword_search(
+                conn, "pydocs", question, limit, scorer=scorer)]
+            for scorer in scorers(store)
+        }  # fmt: skip
+        for scorer in ranked.values():
+            assert_same_ranking(scorer, top)
+        if "client" in ranked:
+            assert ranked["client"] == ranked["sql"]
+
+
+def scorers(store: Store) -> list[str]:
+    """The BM25 scorers a store's driver offers: the client's needs psycopg."""
+    return ["sql", "client"] if store.settings.database_driver == "psycopg" else ["sql"]
+
+
+def test_the_client_scorer_ranks_as_bm25_search_at_the_edges(store: Store) -> None:
+    # GIVEN the example handbook and a skewed vocabulary in one collection (psycopg: the
+    # client scorer reads binary results), one document of it then deleted
+    if store.settings.database_driver != "psycopg":
+        pytest.skip("the client scorer runs on psycopg only")
+    settings = Settings(
+        database_url=store.settings.database_url, default_collection="edges",
+        chunk_tokens=64, chunk_overlap=8,
+    )  # fmt: skip
+    ingestor = Ingestor(settings, store, Ingestor.from_settings(settings).embedder)
+    for path in sorted(EXAMPLES.iterdir()):
+        ingestor.ingest_file(path)
+    dimensions = ingestor.embedder.dimensions
+    rng = random.Random(5)
+    vectors = np.ones((1, dimensions), dtype=np.float32)
+    for n, texts in enumerate(_zipf_corpus(rng, 40)):
+        chunks = [ChunkWrite(i, "", t, len(t.split())) for i, t in enumerate(texts)]
+        store.save_document(DocumentWrite("edges", f"s3://b/edges/{n}.txt"), chunks,
+                            np.repeat(vectors, len(chunks), axis=0),
+                            embedding_model=ingestor.embedder.name)  # fmt: skip
+    conn = store.connection()
+    gone = {row[0] for row in conn.execute(
+        "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id"
+        " WHERE d.source = 's3://b/edges/0.txt'")}  # fmt: skip
+    assert gone and store.delete_by_source("s3://b/edges/0.txt") is not None
+
+    def both(question: str, limit: int, **kw: Any) -> dict[str, list[tuple[int, float]]]:
+        return {
+            scorer: [(c.chunk_id, c.score) for c in store_search.keyword_search(
+                conn, "edges", question, limit, scorer=scorer, **kw)]
+            for scorer in ("sql", "client")
+        }  # fmt: skip
+
+    # WHEN each scorer ranks empty, unknown, one-word, stop-word-only, repeated and
+    # mixed questions, for 1 to more chunks than match
+    questions = ["", "   ", "zzyzx qwxv", "the of and", "w0", "w399", "kayak",
+                 "rental rental", "w0 w1 w2 w3 w5 w8 w13", "life jacket safety w0 w1",
+                 "refund w7 zzyzx"]  # fmt: skip
+    for question in questions:
+        for limit in (1, 3, 10, 5000):
+            ranked = both(question, limit)
+            # THEN they agree: the same chunks in the same order, the same scores
+            assert ranked["client"] == ranked["sql"], (question, limit)
+    assert both("", 10)["client"] == [] and both("zzyzx", 10)["client"] == []
+    many = both("w0", 5000)["client"]
+    assert len(many) > 100  # more than a block of postings, fewer than the limit
+    assert len(both("w0 kayak", 0)["client"]) == 0
+    # AND the deleted document's chunks are in neither
+    assert not gone & {chunk_id for chunk_id, _ in many}
+    # AND among a selection of documents, scored whole or read deeper, they agree too
+    documents = [row[0] for row in conn.execute(
+        "SELECT id FROM documents WHERE collection = 'edges' ORDER BY source LIMIT 12"
+    )]  # fmt: skip
+    chunks = conn.execute(
+        "SELECT count(*) FROM chunks WHERE document_id = ANY(%s)", (documents,)
+    ).fetchone()[0]
+    total = conn.execute("SELECT count(*) FROM chunks WHERE collection = 'edges'").fetchone()[0]
+    selection = Selection(chunks, documents, total, total)
+    for question in ("w0 w1 w4", "w3 vacation days", "zzyzx", "w2"):
+        for exact_max_chunks in (0, 100_000):
+            ranked = both(question, 10, selection=selection, exact_max_chunks=exact_max_chunks)
+            assert ranked["client"] == ranked["sql"], (question, exact_max_chunks)

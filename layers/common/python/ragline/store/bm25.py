@@ -1,0 +1,266 @@
+"""BM25 scored in the client: the query's postings in one round trip, ranked in numpy.
+
+``bm25_search`` (migrations 0006, 0010) ranks in plpgsql, row by row; here the same
+ranking is computed from the same blocks (``bm25_blocks``) with numpy. One statement
+reads the collection's statistics, the query's terms (id, df and IDF, computed by the
+server as ``bm25_search`` computes them) and each term's postings as one ``bytea`` per
+column, the blocks' arrays concatenated server-side in chunk id order without unnesting
+them: ``array_send`` of a one-dimensional array without NULLs is a 20-byte header, then
+per element its length (int32) and its value, so with the headers stripped a column is a
+run of fixed-width records numpy reads in one call.
+
+The scores are ``bm25_term``'s (0006), bit for bit: the same float64 operations in the
+same order, the same rounding to a multiple of 2^-32 (half to even, as PostgreSQL's
+``round(float8)``), so sums are exact whatever their order, and the ranking (score
+descending, chunk id ascending) is ``bm25_search``'s. MaxScore prunes as it does: a floor
+from the rarest terms' best chunks, scored in full; the commonest terms whose bounds
+sum below the floor are optional, looked up (a binary search) only for the chunks that
+hold an essential term and could still reach the floor.
+
+psycopg only: binary results, and a term's postings can exceed the Data API's 1 MiB
+response limit (that driver keeps ``bm25_search``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import psycopg
+
+K1 = 1.2
+B = 0.75
+# 2^32: a term's share is rounded to a multiple of its inverse (bm25_term).
+_SCALE = 4294967296.0
+# Sums of floats: a chunk exactly at the floor must never be dropped (as bm25_search).
+_SLACK = 1e-9
+# array_send's header for a one-dimensional array: ndim, has-null flag, element type,
+# length, lower bound (int32 each).
+_HEADER = 20
+_IDS = np.dtype([("n", ">i4"), ("v", ">i8")])
+_TFS = np.dtype([("n", ">i4"), ("v", ">i2")])
+_LENGTHS = np.dtype([("n", ">i4"), ("v", ">i4")])
+
+# The statistics, then a row per query term present in the collection (none: one row
+# with NULL term), each column of its postings concatenated in chunk id order. n_chunks,
+# avg_length and idf are the expressions of bm25_search, so the same float64 bits.
+POSTINGS = f"""
+WITH s AS (
+    SELECT b.chunks::double precision AS n_chunks,
+           b.tokens::double precision / greatest(b.chunks, 1) AS avg_length
+    FROM bm25_collections b WHERE b.collection = %(c)s AND b.chunks > 0
+)
+SELECT s.n_chunks, s.avg_length, t.id, t.df,
+       ln(1 + (s.n_chunks - t.df + 0.5) / (t.df + 0.5)), p.ids, p.tfs, p.lengths
+FROM s
+LEFT JOIN bm25_terms t
+  ON t.collection = %(c)s AND t.df > 0
+ AND t.lexeme IN (SELECT q.lexeme FROM unnest(to_tsvector('english', %(t)s)) q)
+LEFT JOIN LATERAL (
+    SELECT string_agg(substring(array_send(k.ids) FROM {_HEADER + 1}), ''::bytea
+                      ORDER BY k.last_id) AS ids,
+           string_agg(substring(array_send(k.tfs) FROM {_HEADER + 1}), ''::bytea
+                      ORDER BY k.last_id) AS tfs,
+           string_agg(substring(array_send(k.lengths) FROM {_HEADER + 1}), ''::bytea
+                      ORDER BY k.last_id) AS lengths
+    FROM bm25_blocks k WHERE k.term = t.id
+) p ON true
+"""
+
+
+@dataclass
+class Term:
+    """A query term's postings: chunk ids ascending, with each chunk's term frequency
+    and length."""
+
+    df: int
+    idf: float
+    ids: np.ndarray
+    tfs: np.ndarray
+    lengths: np.ndarray
+    bound: float = 0.0  # no share of this term exceeds it
+
+
+@dataclass
+class Postings:
+    """What ranking a query needs: the collection's mean length, the query's terms."""
+
+    avg_length: float
+    terms: list[Term]
+    nbytes: int  # the postings' bytes as read
+
+
+def _column(buffer: bytes | None, dtype: np.dtype[Any]) -> np.ndarray:
+    if not buffer:
+        return np.zeros(0, dtype=dtype["v"].newbyteorder("="))
+    records = np.frombuffer(buffer, dtype=dtype)
+    if records.size and not (records["n"] == dtype["v"].itemsize).all():
+        raise ValueError("unexpected array_send layout for BM25 postings")
+    return records["v"].astype(dtype["v"].newbyteorder("="))
+
+
+def fetch(conn: psycopg.Connection[Any], collection: str, text: str) -> Postings | None:
+    """The query's postings, in one statement; None when the collection has no chunks."""
+    with conn.cursor(binary=True) as cur:
+        cur.execute(POSTINGS, {"c": collection, "t": text})
+        rows = cur.fetchall()
+    if not rows:
+        return None
+    avg_length = float(rows[0][1])
+    terms: list[Term] = []
+    nbytes = 0
+    for _, _, term, df, idf, ids, tfs, lengths in rows:
+        if term is None:
+            continue
+        nbytes += len(ids or b"") + len(tfs or b"") + len(lengths or b"")
+        found = Term(int(df), float(idf), _column(ids, _IDS), _column(tfs, _TFS),
+                     _column(lengths, _LENGTHS))  # fmt: skip
+        if found.ids.size:
+            terms.append(found)
+    return Postings(avg_length, terms, nbytes)
+
+
+def shares(
+    idf: float, tfs: np.ndarray, lengths: np.ndarray, avg_length: float,
+    k1: float = K1, b: float = B,
+) -> np.ndarray:  # fmt: skip
+    """``bm25_term`` (0006) of each posting: the same float64 operations in the same
+    order, rounded to a multiple of 2^-32, half to even."""
+    tf = tfs.astype(np.float64)
+    length = lengths.astype(np.float64)
+    okapi = idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / avg_length))
+    rounded: np.ndarray = np.rint(okapi * _SCALE) / _SCALE
+    return rounded
+
+
+def lookup(term: Term, candidates: np.ndarray, avg_length: float) -> np.ndarray:
+    """The term's share of each candidate (ascending or not; 0 where it is absent)."""
+    found = np.zeros(candidates.size)
+    if not candidates.size:
+        return found
+    at = np.minimum(np.searchsorted(term.ids, candidates), term.ids.size - 1)
+    hit = term.ids[at] == candidates
+    where = at[hit]
+    found[hit] = shares(term.idf, term.tfs[where], term.lengths[where], avg_length)
+    return found
+
+
+def best(ids: np.ndarray, scores: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``limit`` best, by score descending then chunk id ascending."""
+    if ids.size > limit:
+        kth = np.partition(scores, ids.size - limit)[ids.size - limit]
+        keep = scores >= kth
+        ids, scores = ids[keep], scores[keep]
+    order = np.lexsort((ids, -scores))[:limit]
+    return ids[order], scores[order]
+
+
+def _kth(scores: np.ndarray, limit: int) -> float:
+    """The ``limit``-th best score (0 when there are fewer)."""
+    if scores.size < limit:
+        return 0.0
+    return float(np.partition(scores, scores.size - limit)[scores.size - limit])
+
+
+def _full(terms: list[Term], candidates: np.ndarray, avg_length: float) -> np.ndarray:
+    total = np.zeros(candidates.size)
+    for term in terms:
+        total += lookup(term, candidates, avg_length)
+    return total
+
+
+def _union(terms: list[Term], avg_length: float) -> tuple[np.ndarray, np.ndarray]:
+    """Every chunk holding one of ``terms``, ascending, with its score on them."""
+    if len(terms) == 1:
+        term = terms[0]
+        return term.ids, shares(term.idf, term.tfs, term.lengths, avg_length)
+    ids = np.concatenate([t.ids for t in terms])
+    scores = np.concatenate([shares(t.idf, t.tfs, t.lengths, avg_length) for t in terms])
+    chunks, where = np.unique(ids, return_inverse=True)
+    return chunks, np.bincount(where, weights=scores, minlength=chunks.size)
+
+
+def rank(postings: Postings, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``limit`` best chunks and their scores, as ``bm25_search`` ranks them."""
+    empty = np.zeros(0, dtype=np.int64), np.zeros(0)
+    terms = sorted(postings.terms, key=lambda t: -t.df)  # commonest first
+    if limit <= 0 or not terms:
+        return empty
+    avg = postings.avg_length
+    for term in terms:
+        strongest = np.array([term.tfs.max()]), np.array([term.lengths.min()])
+        term.bound = float(shares(term.idf, *strongest, avg)[0])
+
+    # 1. A first floor: the best chunks of the rarest terms, scored in full.
+    floor = 0.0
+    rare, seen = 0, 0
+    for i in range(len(terms) - 1, -1, -1):
+        rare += 1
+        seen += terms[i].ids.size
+        if seen >= limit and (i == 0 or seen + terms[i - 1].ids.size > 2000 + 4 * limit):
+            break
+    if rare < len(terms):
+        ids, partial = _union(terms[len(terms) - rare :], avg)
+        if ids.size > 4 * limit:
+            ids, partial = best(ids, partial, 4 * limit)
+        others = terms[: len(terms) - rare]
+        floor = _kth(partial + _full(others, ids, avg), limit)
+
+    # 2. The optional terms: the commonest, whose bounds sum below the floor.
+    optional, bound = 0, 0.0
+    for term in terms:
+        if bound + term.bound >= floor:
+            break
+        bound += term.bound
+        optional += 1
+
+    # 3. Every chunk holding an essential term, with its score on those terms.
+    ids, partial = _union(terms[optional:], avg)
+    if optional == 0:
+        return best(ids, partial, limit)
+
+    # 4. Raise the floor: the best partial scorers, scored in full.
+    top, top_partial = best(ids, partial, 4 * limit)
+    floor = max(floor, _kth(top_partial + _full(terms[:optional], top, avg), limit))
+
+    # 5. The optional terms, rarest first, for the chunks that can still reach the floor.
+    for i in range(optional - 1, -1, -1):
+        keep = partial + bound >= floor - _SLACK
+        ids, partial = ids[keep], partial[keep]
+        if not ids.size:
+            break
+        bound -= terms[i].bound
+        partial = partial + lookup(terms[i], ids, avg)
+        floor = max(floor, _kth(partial, limit))
+    return best(ids, partial, limit)
+
+
+def search(
+    conn: psycopg.Connection[Any], collection: str, text: str, limit: int
+) -> tuple[list[int], list[float], int]:
+    """``bm25_search(collection, text, limit)`` computed in the client: the chunk ids,
+    their scores, and the bytes of postings read."""
+    postings = fetch(conn, collection, text)
+    if postings is None:
+        return [], [], 0
+    ids, scores = rank(postings, limit)
+    return ids.tolist(), scores.tolist(), postings.nbytes
+
+
+def rank_among(
+    postings: Postings, candidates: np.ndarray, limit: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``limit`` best of ``candidates`` (chunk ids) that hold a query term, as
+    ``bm25_search_among`` ranks them: each scored in full."""
+    if limit <= 0 or not postings.terms or not candidates.size:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    candidates = np.unique(candidates)
+    scores = _full(postings.terms, candidates, postings.avg_length)
+    held = np.zeros(candidates.size, dtype=bool)
+    for term in postings.terms:
+        at = np.minimum(np.searchsorted(term.ids, candidates), term.ids.size - 1)
+        held |= term.ids[at] == candidates
+    return best(candidates[held], scores[held], limit)
