@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from ragline.config import Settings
 from ragline.ingest import Ingestor
-from ragline.store import ChunkWrite, DocumentWrite, Selection, Store
+from ragline.store import ChunkWrite, DocumentWrite, Selection, Store, bm25
 from ragline.store import search as store_search
 from rank_bm25 import BM25Okapi
 
@@ -413,6 +413,11 @@ def test_pruned_search_is_exhaustive_scorings_top_on_real_docs(store: Store) -> 
             assert_same_ranking(scorer, top)
         if "client" in ranked:
             assert ranked["client"] == ranked["sql"]
+            # (reading the commonest terms' blocks on demand, as at a million chunks)
+            postings = bm25.fetch(conn, "pydocs", question, whole_max_df=50)  # type: ignore[arg-type]
+            assert postings is not None
+            ids, scores = bm25.rank(postings, limit)
+            assert list(zip(ids.tolist(), scores.tolist(), strict=True)) == ranked["client"]
 
 
 def scorers(store: Store) -> list[str]:
@@ -420,7 +425,9 @@ def scorers(store: Store) -> list[str]:
     return ["sql", "client"] if store.settings.database_driver == "psycopg" else ["sql"]
 
 
-def test_the_client_scorer_ranks_as_bm25_search_at_the_edges(store: Store) -> None:
+def test_the_client_scorer_ranks_as_bm25_search_at_the_edges(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # GIVEN the example handbook and a skewed vocabulary in one collection (psycopg: the
     # client scorer reads binary results), one document of it then deleted
     if store.settings.database_driver != "psycopg":
@@ -458,11 +465,13 @@ def test_the_client_scorer_ranks_as_bm25_search_at_the_edges(store: Store) -> No
     questions = ["", "   ", "zzyzx qwxv", "the of and", "w0", "w399", "kayak",
                  "rental rental", "w0 w1 w2 w3 w5 w8 w13", "life jacket safety w0 w1",
                  "refund w7 zzyzx"]  # fmt: skip
-    for question in questions:
-        for limit in (1, 3, 10, 5000):
-            ranked = both(question, limit)
-            # THEN they agree: the same chunks in the same order, the same scores
-            assert ranked["client"] == ranked["sql"], (question, limit)
+    for whole_max_df in (bm25.WHOLE_MAX_DF, 40, 0):  # the common terms' blocks on demand
+        monkeypatch.setattr(bm25, "WHOLE_MAX_DF", whole_max_df)
+        for question in questions:
+            for limit in (1, 3, 10, 5000):
+                ranked = both(question, limit)
+                # THEN they agree: the same chunks in the same order, the same scores
+                assert ranked["client"] == ranked["sql"], (question, limit, whole_max_df)
     assert both("", 10)["client"] == [] and both("zzyzx", 10)["client"] == []
     many = both("w0", 5000)["client"]
     assert len(many) > 100  # more than a block of postings, fewer than the limit
@@ -478,7 +487,10 @@ def test_the_client_scorer_ranks_as_bm25_search_at_the_edges(store: Store) -> No
     ).fetchone()[0]
     total = conn.execute("SELECT count(*) FROM chunks WHERE collection = 'edges'").fetchone()[0]
     selection = Selection(chunks, documents, total, total)
-    for question in ("w0 w1 w4", "w3 vacation days", "zzyzx", "w2"):
-        for exact_max_chunks in (0, 100_000):
-            ranked = both(question, 10, selection=selection, exact_max_chunks=exact_max_chunks)
-            assert ranked["client"] == ranked["sql"], (question, exact_max_chunks)
+    for whole_max_df in (bm25.WHOLE_MAX_DF, 0):
+        monkeypatch.setattr(bm25, "WHOLE_MAX_DF", whole_max_df)
+        for question in ("w0 w1 w4", "w3 vacation days", "zzyzx", "w2"):
+            for exact_max_chunks in (0, 100_000):
+                kw = {"selection": selection, "exact_max_chunks": exact_max_chunks}
+                ranked = both(question, 10, **kw)
+                assert ranked["client"] == ranked["sql"], (question, exact_max_chunks)

@@ -44,9 +44,22 @@ _IDS = np.dtype([("n", ">i4"), ("v", ">i8")])
 _TFS = np.dtype([("n", ">i4"), ("v", ">i2")])
 _LENGTHS = np.dtype([("n", ">i4"), ("v", ">i4")])
 
+# Terms in more chunks than this are not read whole up front: their block keys only
+# (8 bytes a block of 128), then the blocks that may hold a candidate's posting, on demand.
+# MaxScore looks the commonest terms up for few chunks, and reading them whole is most of
+# the cost of a query at a million chunks (a term in half of them: 13 MB).
+WHOLE_MAX_DF = 16384
+
+_COLUMNS = ", ".join(
+    f"string_agg(substring(array_send(k.{column}) FROM {_HEADER + 1}), ''::bytea"
+    f" ORDER BY k.last_id)"
+    for column in ("ids", "tfs", "lengths")
+)
+
 # The statistics, then a row per query term present in the collection (none: one row
-# with NULL term), each column of its postings concatenated in chunk id order. n_chunks,
-# avg_length and idf are the expressions of bm25_search, so the same float64 bits.
+# with NULL term): each column of its postings concatenated in chunk id order, or for a
+# common term its blocks' keys. n_chunks, avg_length and idf are the expressions of
+# bm25_search, so the same float64 bits.
 POSTINGS = f"""
 WITH s AS (
     SELECT b.chunks::double precision AS n_chunks,
@@ -54,43 +67,109 @@ WITH s AS (
     FROM bm25_collections b WHERE b.collection = %(c)s AND b.chunks > 0
 )
 SELECT s.n_chunks, s.avg_length, t.id, t.df,
-       ln(1 + (s.n_chunks - t.df + 0.5) / (t.df + 0.5)), p.ids, p.tfs, p.lengths
+       ln(1 + (s.n_chunks - t.df + 0.5) / (t.df + 0.5)), p.ids, p.tfs, p.lengths, r.keys
 FROM s
 LEFT JOIN bm25_terms t
   ON t.collection = %(c)s AND t.df > 0
  AND t.lexeme IN (SELECT q.lexeme FROM unnest(to_tsvector('english', %(t)s)) q)
 LEFT JOIN LATERAL (
-    SELECT string_agg(substring(array_send(k.ids) FROM {_HEADER + 1}), ''::bytea
-                      ORDER BY k.last_id) AS ids,
-           string_agg(substring(array_send(k.tfs) FROM {_HEADER + 1}), ''::bytea
-                      ORDER BY k.last_id) AS tfs,
-           string_agg(substring(array_send(k.lengths) FROM {_HEADER + 1}), ''::bytea
-                      ORDER BY k.last_id) AS lengths
-    FROM bm25_blocks k WHERE k.term = t.id
-) p ON true
+    SELECT {_COLUMNS}
+    FROM bm25_blocks k WHERE k.term = t.id AND t.df <= %(whole)s
+) p(ids, tfs, lengths) ON true
+LEFT JOIN LATERAL (
+    SELECT string_agg(int8send(k.last_id), ''::bytea ORDER BY k.last_id)
+    FROM bm25_blocks k WHERE k.term = t.id AND t.df > %(whole)s
+) r(keys) ON true
+"""
+
+# Every block of these terms.
+WHOLE = f"SELECT k.term, {_COLUMNS} FROM bm25_blocks k WHERE k.term = ANY(%s) GROUP BY k.term"
+
+# The blocks of these (term, key) pairs, a row per term.
+BLOCKS = f"""
+SELECT k.term, {_COLUMNS}
+FROM unnest(%s::bigint[], %s::bigint[]) AS w(term, last_id)
+JOIN bm25_blocks k ON k.term = w.term AND k.last_id = w.last_id
+GROUP BY k.term
 """
 
 
 @dataclass
 class Term:
-    """A query term's postings: chunk ids ascending, with each chunk's term frequency
-    and length."""
+    """A query term's postings at hand: chunk ids ascending, with each chunk's term
+    frequency and length. All of them, or (``keys`` set) those of the blocks read so far:
+    ``keys`` is every block's last chunk id, ``read`` which of them are here."""
 
+    id: int
     df: int
     idf: float
     ids: np.ndarray
     tfs: np.ndarray
     lengths: np.ndarray
+    keys: np.ndarray | None = None
+    read: np.ndarray | None = None
     bound: float = 0.0  # no share of this term exceeds it
 
 
 @dataclass
 class Postings:
-    """What ranking a query needs: the collection's mean length, the query's terms."""
+    """What ranking a query needs: the collection's mean length, the query's terms, and
+    the connection that reads the blocks of common terms when they are needed."""
 
     avg_length: float
     terms: list[Term]
-    nbytes: int  # the postings' bytes as read
+    nbytes: int  # the postings' bytes read
+    conn: Any = None
+
+    def whole(self, terms: list[Term]) -> None:
+        """Read these terms' postings whole, where they are not yet."""
+        partial = {t.id: t for t in terms if t.keys is not None}
+        if not partial:
+            return
+        for term_id, ids, tfs, lengths in self._rows(WHOLE, (list(partial),)):
+            term = partial[term_id]
+            term.ids, term.tfs, term.lengths = ids, tfs, lengths
+            term.keys = term.read = None
+
+    def blocks(self, terms: list[Term], candidates: np.ndarray) -> None:
+        """Read the blocks of these terms that may hold a posting of a candidate."""
+        wanted_terms: list[int] = []
+        wanted_keys: list[np.ndarray] = []
+        by_id = {}
+        for term in terms:
+            if term.keys is None or term.read is None or not candidates.size:
+                continue
+            at = np.searchsorted(term.keys, candidates)
+            at = np.unique(at[at < term.keys.size])
+            at = at[~term.read[at]]
+            if at.size:
+                term.read[at] = True
+                wanted_terms.extend([term.id] * at.size)
+                wanted_keys.append(term.keys[at])
+                by_id[term.id] = term
+        if not wanted_terms:
+            return
+        keys = np.concatenate(wanted_keys).tolist()
+        for term_id, ids, tfs, lengths in self._rows(BLOCKS, (wanted_terms, keys)):
+            term = by_id[term_id]
+            ids = np.concatenate([term.ids, ids])
+            order = np.argsort(ids, kind="stable")
+            term.ids = ids[order]
+            term.tfs = np.concatenate([term.tfs, tfs])[order]
+            term.lengths = np.concatenate([term.lengths, lengths])[order]
+
+    def _rows(
+        self, query: str, params: tuple[Any, ...]
+    ) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+        with self.conn.cursor(binary=True) as cur:
+            cur.execute(query, params)
+            rows = cur.fetchall()
+        found = []
+        for term_id, ids, tfs, lengths in rows:
+            self.nbytes += len(ids) + len(tfs) + len(lengths)
+            found.append((int(term_id), _column(ids, _IDS), _column(tfs, _TFS),
+                          _column(lengths, _LENGTHS)))  # fmt: skip
+        return found
 
 
 def _column(buffer: bytes | None, dtype: np.dtype[Any]) -> np.ndarray:
@@ -102,25 +181,31 @@ def _column(buffer: bytes | None, dtype: np.dtype[Any]) -> np.ndarray:
     return records["v"].astype(dtype["v"].newbyteorder("="))
 
 
-def fetch(conn: psycopg.Connection[Any], collection: str, text: str) -> Postings | None:
-    """The query's postings, in one statement; None when the collection has no chunks."""
+def fetch(
+    conn: psycopg.Connection[Any], collection: str, text: str, whole_max_df: int | None = None
+) -> Postings | None:
+    """The query's postings, in one statement (the block keys alone of terms in more
+    than ``whole_max_df`` chunks, by default ``WHOLE_MAX_DF``); None when the collection
+    has no chunks."""
+    whole = WHOLE_MAX_DF if whole_max_df is None else whole_max_df
     with conn.cursor(binary=True) as cur:
-        cur.execute(POSTINGS, {"c": collection, "t": text})
+        cur.execute(POSTINGS, {"c": collection, "t": text, "whole": whole})
         rows = cur.fetchall()
     if not rows:
         return None
-    avg_length = float(rows[0][1])
-    terms: list[Term] = []
-    nbytes = 0
-    for _, _, term, df, idf, ids, tfs, lengths in rows:
-        if term is None:
+    postings = Postings(float(rows[0][1]), [], 0, conn)
+    for _, _, term_id, df, idf, ids, tfs, lengths, keys in rows:
+        if term_id is None:
             continue
-        nbytes += len(ids or b"") + len(tfs or b"") + len(lengths or b"")
-        found = Term(int(df), float(idf), _column(ids, _IDS), _column(tfs, _TFS),
-                     _column(lengths, _LENGTHS))  # fmt: skip
-        if found.ids.size:
-            terms.append(found)
-    return Postings(avg_length, terms, nbytes)
+        postings.nbytes += sum(len(v or b"") for v in (ids, tfs, lengths, keys))
+        term = Term(int(term_id), int(df), float(idf), _column(ids, _IDS), _column(tfs, _TFS),
+                    _column(lengths, _LENGTHS))  # fmt: skip
+        if keys is not None:
+            term.keys = np.frombuffer(keys, dtype=">i8").astype(np.int64)
+            term.read = np.zeros(term.keys.size, dtype=bool)
+        if term.ids.size or term.keys is not None:
+            postings.terms.append(term)
+    return postings
 
 
 def shares(
@@ -139,7 +224,7 @@ def shares(
 def lookup(term: Term, candidates: np.ndarray, avg_length: float) -> np.ndarray:
     """The term's share of each candidate (ascending or not; 0 where it is absent)."""
     found = np.zeros(candidates.size)
-    if not candidates.size:
+    if not candidates.size or not term.ids.size:
         return found
     at = np.minimum(np.searchsorted(term.ids, candidates), term.ids.size - 1)
     hit = term.ids[at] == candidates
@@ -191,22 +276,27 @@ def rank(postings: Postings, limit: int) -> tuple[np.ndarray, np.ndarray]:
         return empty
     avg = postings.avg_length
     for term in terms:
-        strongest = np.array([term.tfs.max()]), np.array([term.lengths.min()])
-        term.bound = float(shares(term.idf, *strongest, avg)[0])
+        if term.keys is None:  # the share of its strongest tf at its shortest length
+            strongest = np.array([term.tfs.max()]), np.array([term.lengths.min()])
+            term.bound = float(shares(term.idf, *strongest, avg)[0])
+        else:  # BM25's own bound, and a rounding's worth (as bm25_search's)
+            term.bound = term.idf * (K1 + 1) + 1 / _SCALE
 
     # 1. A first floor: the best chunks of the rarest terms, scored in full.
     floor = 0.0
     rare, seen = 0, 0
     for i in range(len(terms) - 1, -1, -1):
         rare += 1
-        seen += terms[i].ids.size
-        if seen >= limit and (i == 0 or seen + terms[i - 1].ids.size > 2000 + 4 * limit):
+        seen += terms[i].df
+        if seen >= limit and (i == 0 or seen + terms[i - 1].df > 2000 + 4 * limit):
             break
     if rare < len(terms):
+        postings.whole(terms[len(terms) - rare :])
         ids, partial = _union(terms[len(terms) - rare :], avg)
         if ids.size > 4 * limit:
             ids, partial = best(ids, partial, 4 * limit)
         others = terms[: len(terms) - rare]
+        postings.blocks(others, ids)
         floor = _kth(partial + _full(others, ids, avg), limit)
 
     # 2. The optional terms: the commonest, whose bounds sum below the floor.
@@ -218,12 +308,14 @@ def rank(postings: Postings, limit: int) -> tuple[np.ndarray, np.ndarray]:
         optional += 1
 
     # 3. Every chunk holding an essential term, with its score on those terms.
+    postings.whole(terms[optional:])
     ids, partial = _union(terms[optional:], avg)
     if optional == 0:
         return best(ids, partial, limit)
 
     # 4. Raise the floor: the best partial scorers, scored in full.
     top, top_partial = best(ids, partial, 4 * limit)
+    postings.blocks(terms[:optional], top)
     floor = max(floor, _kth(top_partial + _full(terms[:optional], top, avg), limit))
 
     # 5. The optional terms, rarest first, for the chunks that can still reach the floor.
@@ -233,6 +325,7 @@ def rank(postings: Postings, limit: int) -> tuple[np.ndarray, np.ndarray]:
         if not ids.size:
             break
         bound -= terms[i].bound
+        postings.blocks([terms[i]], ids)
         partial = partial + lookup(terms[i], ids, avg)
         floor = max(floor, _kth(partial, limit))
     return best(ids, partial, limit)
@@ -258,9 +351,12 @@ def rank_among(
     if limit <= 0 or not postings.terms or not candidates.size:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
     candidates = np.unique(candidates)
+    postings.blocks(postings.terms, candidates)
     scores = _full(postings.terms, candidates, postings.avg_length)
     held = np.zeros(candidates.size, dtype=bool)
     for term in postings.terms:
+        if not term.ids.size:
+            continue
         at = np.minimum(np.searchsorted(term.ids, candidates), term.ids.size - 1)
         held |= term.ids[at] == candidates
     return best(candidates[held], scores[held], limit)
