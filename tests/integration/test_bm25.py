@@ -482,10 +482,11 @@ def test_the_client_scorer_ranks_as_bm25_search_at_the_edges(
     documents = [row[0] for row in conn.execute(
         "SELECT id FROM documents WHERE collection = 'edges' ORDER BY source LIMIT 12"
     )]  # fmt: skip
-    chunks = conn.execute(
-        "SELECT count(*) FROM chunks WHERE document_id = ANY(%s)", (documents,)
-    ).fetchone()[0]
-    total = conn.execute("SELECT count(*) FROM chunks WHERE collection = 'edges'").fetchone()[0]
+    chunks, total = conn.execute(
+        "SELECT count(*) FILTER (WHERE document_id = ANY(%s)), count(*) FROM chunks"
+        " WHERE collection = 'edges'",
+        (documents,),
+    ).fetchall()[0]
     selection = Selection(chunks, documents, total, total)
     for whole_max_df in (bm25.WHOLE_MAX_DF, 0):
         monkeypatch.setattr(bm25, "WHOLE_MAX_DF", whole_max_df)
