@@ -136,17 +136,21 @@ class Postings:
         wanted_terms: list[int] = []
         wanted_keys: list[np.ndarray] = []
         by_id = {}
+        whole = []
         for term in terms:
             if term.keys is None or term.read is None or not candidates.size:
                 continue
             at = np.searchsorted(term.keys, candidates)
             at = np.unique(at[at < term.keys.size])
             at = at[~term.read[at]]
-            if at.size:
+            if at.size * 2 > term.keys.size:  # most of its blocks: read it whole
+                whole.append(term)
+            elif at.size:
                 term.read[at] = True
                 wanted_terms.extend([term.id] * at.size)
                 wanted_keys.append(term.keys[at])
                 by_id[term.id] = term
+        self.whole(whole)
         if not wanted_terms:
             return
         keys = np.concatenate(wanted_keys).tolist()
