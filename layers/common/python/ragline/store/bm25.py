@@ -85,13 +85,9 @@ LEFT JOIN LATERAL (
 # Every block of these terms.
 WHOLE = f"SELECT k.term, {_COLUMNS} FROM bm25_blocks k WHERE k.term = ANY(%s) GROUP BY k.term"
 
-# The blocks of these (term, key) pairs, a row per term.
-BLOCKS = f"""
-SELECT k.term, {_COLUMNS}
-FROM unnest(%s::bigint[], %s::bigint[]) AS w(term, last_id)
-JOIN bm25_blocks k ON k.term = w.term AND k.last_id = w.last_id
-GROUP BY k.term
-"""
+# The blocks of a term with these keys (a probe of the primary key for each).
+BLOCKS = f"SELECT k.term, {_COLUMNS} FROM bm25_blocks k WHERE k.term = %s AND k.last_id = ANY(%s)" \
+    " GROUP BY k.term"  # fmt: skip
 
 
 @dataclass
@@ -133,9 +129,7 @@ class Postings:
 
     def blocks(self, terms: list[Term], candidates: np.ndarray) -> None:
         """Read the blocks of these terms that may hold a posting of a candidate."""
-        wanted_terms: list[int] = []
-        wanted_keys: list[np.ndarray] = []
-        by_id = {}
+        wanted: list[tuple[Term, np.ndarray]] = []
         whole = []
         for term in terms:
             if term.keys is None or term.read is None or not candidates.size:
@@ -147,15 +141,13 @@ class Postings:
                 whole.append(term)
             elif at.size:
                 term.read[at] = True
-                wanted_terms.extend([term.id] * at.size)
-                wanted_keys.append(term.keys[at])
-                by_id[term.id] = term
+                wanted.append((term, term.keys[at]))
         self.whole(whole)
-        if not wanted_terms:
-            return
-        keys = np.concatenate(wanted_keys).tolist()
-        for term_id, ids, tfs, lengths in self._rows(BLOCKS, (wanted_terms, keys)):
-            term = by_id[term_id]
+        for term, keys in wanted:
+            rows = self._rows(BLOCKS, (term.id, keys.tolist()))
+            if not rows:
+                continue
+            _, ids, tfs, lengths = rows[0]
             ids = np.concatenate([term.ids, ids])
             order = np.argsort(ids, kind="stable")
             term.ids = ids[order]
@@ -268,8 +260,27 @@ def _union(terms: list[Term], avg_length: float) -> tuple[np.ndarray, np.ndarray
         return term.ids, shares(term.idf, term.tfs, term.lengths, avg_length)
     ids = np.concatenate([t.ids for t in terms])
     scores = np.concatenate([shares(t.idf, t.tfs, t.lengths, avg_length) for t in terms])
+    if not ids.size:
+        return ids, scores
+    first, last = int(ids.min()), int(ids.max())
+    if last - first < 8 * ids.size + 65536:  # dense enough: sum by id, no sort
+        at = ids - first
+        held = np.flatnonzero(np.bincount(at, minlength=last - first + 1))
+        total = np.bincount(at, weights=scores, minlength=last - first + 1)
+        return held + first, total[held]
     chunks, where = np.unique(ids, return_inverse=True)
     return chunks, np.bincount(where, weights=scores, minlength=chunks.size)
+
+
+def _optional(terms: list[Term], floor: float) -> tuple[int, float]:
+    """How many of the commonest terms have bounds summing below the floor, and the sum."""
+    optional, bound = 0, 0.0
+    for term in terms:
+        if bound + term.bound >= floor:
+            break
+        bound += term.bound
+        optional += 1
+    return optional, bound
 
 
 def rank(postings: Postings, limit: int) -> tuple[np.ndarray, np.ndarray]:
@@ -304,12 +315,16 @@ def rank(postings: Postings, limit: int) -> tuple[np.ndarray, np.ndarray]:
         floor = _kth(partial + _full(others, ids, avg), limit)
 
     # 2. The optional terms: the commonest, whose bounds sum below the floor.
-    optional, bound = 0, 0.0
-    for term in terms:
-        if bound + term.bound >= floor:
-            break
-        bound += term.bound
-        optional += 1
+    optional, bound = _optional(terms, floor)
+    held = [t for t in terms[optional:] if t.keys is None]
+    if held and len(held) < len(terms) - optional:
+        # Essential terms not read whole: raise the floor with the best chunks of those
+        # that are, scored in full, before reading them (they may turn optional).
+        ids, partial = best(*_union(held, avg), 4 * limit)
+        others = [t for t in terms if t not in held]
+        postings.blocks(others, ids)
+        floor = max(floor, _kth(partial + _full(others, ids, avg), limit))
+        optional, bound = _optional(terms, floor)
 
     # 3. Every chunk holding an essential term, with its score on those terms.
     postings.whole(terms[optional:])
