@@ -291,6 +291,8 @@ def measure(store: Any, peers: Peers, questions: list[str], lexemes: list[list[s
             times[name].append(best * 1000)
             rankings[name].append([(position[c.chunk_id], c.score) for c in found])
         postings = bm25.fetch(conn, COLLECTION, question) if blocks else None
+        if postings is not None:
+            bm25.rank(postings, k)  # the blocks of common terms it reads too
         transferred.append(postings.nbytes if postings else 0)
         ours = {n for n, _ in rankings[SQL][-1]}
         if ours and blocks:
