@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from psycopg import sql
+from psycopg import IsolationLevel, sql
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
 from ragline.store.filtering import compile_filter
@@ -244,11 +245,35 @@ def _client_search(
     exact_max_chunks: int,
 ) -> list[RetrievedChunk]:
     """``keyword_search`` with the ranking computed in the client (store/bm25.py): the
-    postings are read once, then ranked as deep as the selection needs."""
-    from ragline.store import bm25  # numpy, on the keyword path only
+    postings are read once, then ranked as deep as the selection needs.
 
+    Its statements share one snapshot (a read-only REPEATABLE READ transaction, unless
+    the caller has one open): the blocks of common terms are read by the keys the first
+    statement saw, which a concurrent write may cut into other blocks."""
     if limit <= 0:
         return []
+    if conn.info.transaction_status != TransactionStatus.IDLE:  # type: ignore[union-attr]
+        return _client_ranked(conn, collection, text, limit, selection, exact_max_chunks)
+    # The BEGIN psycopg sends names the level: no statement of its own.
+    saved = conn.isolation_level, conn.read_only  # type: ignore[union-attr]
+    conn.isolation_level, conn.read_only = IsolationLevel.REPEATABLE_READ, True  # type: ignore[union-attr]
+    try:
+        with conn.transaction():
+            return _client_ranked(conn, collection, text, limit, selection, exact_max_chunks)
+    finally:
+        conn.isolation_level, conn.read_only = saved  # type: ignore[union-attr]
+
+
+def _client_ranked(
+    conn: Connection,
+    collection: str,
+    text: str,
+    limit: int,
+    selection: Selection | None,
+    exact_max_chunks: int,
+) -> list[RetrievedChunk]:
+    from ragline.store import bm25  # numpy, on the keyword path only
+
     postings = bm25.fetch(conn, collection, text)  # type: ignore[arg-type]
     if postings is None or not postings.terms:
         return []
