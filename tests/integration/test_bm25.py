@@ -495,3 +495,49 @@ def test_the_client_scorer_ranks_as_bm25_search_at_the_edges(
                 kw = {"selection": selection, "exact_max_chunks": exact_max_chunks}
                 ranked = both(question, 10, **kw)
                 assert ranked["client"] == ranked["sql"], (question, exact_max_chunks)
+
+
+def test_the_client_scorer_reads_one_snapshot_while_chunks_are_written(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a collection whose terms' blocks are all read on demand (psycopg), and a
+    # writer that adds documents holding the query's words between the client scorer's
+    # first statement and its block reads
+    if store.settings.database_driver != "psycopg":
+        pytest.skip("the client scorer runs on psycopg only")
+    rng = random.Random(17)
+    store.ensure_collection("snapshot", "test:4", 4)
+    for n, texts in enumerate(_zipf_corpus(rng, 30)):
+        _save(store, "snapshot", f"s3://b/snapshot/{n}.txt", texts)
+    question = "w0 w1 w3 w9 w27"
+    conn = store.connection()
+    before = [(c.chunk_id, c.score) for c in store_search.keyword_search(
+        conn, "snapshot", question, 10, scorer="sql")]  # fmt: skip
+    monkeypatch.setattr(bm25, "WHOLE_MAX_DF", 0)
+    writer = Store(store.settings)
+    reads = bm25.Postings._rows
+    written: list[int] = []
+
+    def write_then_read(self: bm25.Postings, query: str, params: Any) -> Any:
+        if not written:  # before the first read of blocks
+            texts = [" ".join(["w0 w1 w3 w9 w27"] * 3)] * 40
+            _save(writer, "snapshot", "s3://b/snapshot/late.txt", texts)
+            written.append(1)
+        return reads(self, query, params)
+
+    monkeypatch.setattr(bm25.Postings, "_rows", write_then_read)
+    # WHEN the client scorer ranks the question
+    got = [(c.chunk_id, c.score) for c in store_search.keyword_search(
+        conn, "snapshot", question, 10, scorer="client")]  # fmt: skip
+    writer.database.close()
+    # THEN it ranked the collection as it was when it began, as bm25_search did then
+    assert written
+    assert got == before
+    # AND afterwards, the new chunks rank (and the connection is back to its defaults)
+    monkeypatch.setattr(bm25.Postings, "_rows", reads)
+    after = [(c.chunk_id, c.score) for c in store_search.keyword_search(
+        conn, "snapshot", question, 10, scorer="client")]  # fmt: skip
+    assert after != before
+    assert after == [(c.chunk_id, c.score) for c in store_search.keyword_search(
+        conn, "snapshot", question, 10, scorer="sql")]  # fmt: skip
+    assert (conn.isolation_level, conn.read_only) == (None, None)  # type: ignore[union-attr]

@@ -1,13 +1,14 @@
-"""BM25 scored in the client: the query's postings in one round trip, ranked in numpy.
+"""BM25 scored in the client: the query's postings read in one statement, ranked in numpy.
 
 ``bm25_search`` (migrations 0006, 0010) ranks in plpgsql, row by row; here the same
 ranking is computed from the same blocks (``bm25_blocks``) with numpy. One statement
 reads the collection's statistics, the query's terms (id, df and IDF, computed by the
 server as ``bm25_search`` computes them) and each term's postings as one ``bytea`` per
-column, the blocks' arrays concatenated server-side in chunk id order without unnesting
-them: ``array_send`` of a one-dimensional array without NULLs is a 20-byte header, then
-per element its length (int32) and its value, so with the headers stripped a column is a
-run of fixed-width records numpy reads in one call.
+column, the blocks' arrays concatenated server-side without unnesting them:
+``array_send`` of a one-dimensional array without NULLs is a 20-byte header, then per
+element its length (int32) and its value, so with the headers stripped a column is a
+run of fixed-width records numpy reads in one call. The commonest terms come as their
+blocks' keys alone; their blocks are read when MaxScore looks them up (``WHOLE_MAX_DF``).
 
 The scores are ``bm25_term``'s (0006), bit for bit: the same float64 operations in the
 same order, the same rounding to a multiple of 2^-32 (half to even, as PostgreSQL's
