@@ -260,8 +260,9 @@ def _client_search(
     try:
         with conn.transaction():
             return _client_ranked(conn, collection, text, limit, selection, exact_max_chunks)
-    finally:
-        conn.isolation_level, conn.read_only = saved  # type: ignore[union-attr]
+    finally:  # (a broken connection is replaced, never reused: leave it be)
+        if conn.info.transaction_status == TransactionStatus.IDLE:  # type: ignore[union-attr]
+            conn.isolation_level, conn.read_only = saved  # type: ignore[union-attr]
 
 
 def _client_ranked(
