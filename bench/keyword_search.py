@@ -37,7 +37,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,13 +98,23 @@ class Peers:
     """The keyword peers, indexed once over the same chunks."""
 
     def __init__(
-        self, texts: list[str], tokens: list[list[str]], workdir: Path, enabled: bool = True
+        self,
+        texts: Iterable[str],
+        tokens: Iterable[list[str] | str],
+        workdir: Path,
+        enabled: bool = True,
+        with_bm25s: bool = True,
     ) -> None:
+        """``texts`` and ``tokens`` (lists of lexemes, or lexemes joined by spaces) are
+        read once, in chunk order; a tantivy index already in ``workdir`` is reused."""
         self.runs: dict[str, Callable[[str, list[str], int], list[int]]] = {}
         if not enabled:
             return
         import bm25s
         import tantivy
+
+        if with_bm25s:  # read twice: kept
+            texts, tokens = list(texts), [t.split() if isinstance(t, str) else t for t in tokens]
 
         started = time.perf_counter()
         builder = tantivy.SchemaBuilder()
@@ -112,16 +122,20 @@ class Peers:
         builder.add_text_field("body", tokenizer_name="en_stem")
         builder.add_text_field("lexemes", tokenizer_name="whitespace")
         schema = builder.build()
+        kept = (workdir / "meta.json").exists()
         workdir.mkdir(parents=True, exist_ok=True)
         index = tantivy.Index(schema, path=str(workdir))
-        writer = index.writer(heap_size=256_000_000, num_threads=1)
-        for n, (text, lexemes) in enumerate(zip(texts, tokens, strict=True)):
-            writer.add_document(tantivy.Document(id=n, body=text, lexemes=" ".join(lexemes)))
-        writer.commit()
-        writer.wait_merging_threads()
+        if not kept:
+            writer = index.writer(heap_size=256_000_000, num_threads=1)
+            for n, (text, lexemes) in enumerate(zip(texts, tokens, strict=True)):
+                words = lexemes if isinstance(lexemes, str) else " ".join(lexemes)
+                writer.add_document(tantivy.Document(id=n, body=text, lexemes=words))
+            writer.commit()
+            writer.wait_merging_threads()
         index.reload()
         searcher = index.searcher()
-        print(f"  tantivy indexed in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+        print(f"  tantivy {'opened' if kept else 'indexed'} in"
+              f" {time.perf_counter() - started:.1f} s", file=sys.stderr)  # fmt: skip
 
         def hits(query: Any, k: int) -> list[int]:
             found = searcher.search(query, k).hits
@@ -140,6 +154,13 @@ class Peers:
                        for t in lexemes]  # fmt: skip
             return hits(tantivy.Query.boolean_query(clauses), k)
 
+        self.runs = {
+            "tantivy, its own tokenizer": tantivy_own,
+            "tantivy, fed ragline's tokens": tantivy_fed,
+        }
+        if not with_bm25s:
+            return
+        assert isinstance(texts, list) and isinstance(tokens, list)
         started = time.perf_counter()
         own = bm25s.BM25(method="lucene", k1=1.2, b=0.75)
         own.index(bm25s.tokenize(texts, stopwords="en", show_progress=False), show_progress=False)
@@ -163,12 +184,8 @@ class Peers:
                                          n_threads=1)  # fmt: skip
             return [int(i) for i, s in zip(found[0], scores[0], strict=True) if s > 0]
 
-        self.runs = {
-            "tantivy, its own tokenizer": tantivy_own,
-            "tantivy, fed ragline's tokens": tantivy_fed,
-            "bm25s, its own tokenizer": bm25s_own,
-            "bm25s, fed ragline's tokens": bm25s_fed,
-        }
+        self.runs["bm25s, its own tokenizer"] = bm25s_own
+        self.runs["bm25s, fed ragline's tokens"] = bm25s_fed
 
 
 def baseline_search(conn: Any, revision: str) -> None:
@@ -194,20 +211,32 @@ def sql_search(conn: Any, function: str) -> Callable[[str, int], list[tuple[int,
     return run
 
 
+SQL, CLIENT = "ragline SQL (bm25_search)", "ragline client scorer"
+SCORERS = {SQL: "sql", CLIENT: "client"}
+
+
 def measure(store: Any, peers: Peers, questions: list[str], lexemes: list[list[str]],
             position: dict[int, int], k: int, repeat: int,
             functions: dict[str, Callable[[str, int], list[tuple[int, float]]]] | None = None,
             ) -> dict[str, Any]:  # fmt: skip
-    """Each query by ragline and each peer in turn, best of ``repeat``; latencies in ms,
-    ragline's rankings, and each peer's overlap@k with them. ``functions``: search
-    functions called in SQL alone, timed in the same turn, their rankings kept too."""
+    """Each query by ragline (its SQL scorer and its client scorer, each through
+    ``keyword_search``, result rows included) and each peer in turn, best of ``repeat``;
+    latencies in ms, ragline's rankings, the postings' bytes the client scorer read, and
+    each peer's overlap@k with the exact ranking. ``functions``: search functions called
+    in SQL alone, timed in the same turn, their rankings kept too."""
+    from ragline.store import bm25, search
+
     functions = functions or {}
-    times: dict[str, list[float]] = {"ragline keyword (BM25)": []}
+    conn = store.connection()
+    blocks = conn.execute("SELECT to_regclass('bm25_blocks') IS NOT NULL").fetchone()[0]
+    scorers = SCORERS if blocks else {SQL: "sql"}  # the client reads 0010's blocks
+    times: dict[str, list[float]] = {name: [] for name in scorers}
     times.update({name: [] for name in functions})
     times.update({name: [] for name in peers.runs})
-    overlap: dict[str, list[float]] = {name: [] for name in peers.runs}
-    rankings: list[list[tuple[int, float]]] = []
+    overlap: dict[str, list[float]] = {name: [] for name in [CLIENT, *peers.runs]}
+    rankings: dict[str, list[list[tuple[int, float]]]] = {name: [] for name in SCORERS}
     by_function: dict[str, list[list[tuple[int, float]]]] = {name: [] for name in functions}
+    transferred: list[int] = []
     for question, terms in zip(questions, lexemes, strict=True):
         for name, function in functions.items():
             best = float("inf")
@@ -217,15 +246,22 @@ def measure(store: Any, peers: Peers, questions: list[str], lexemes: list[list[s
                 best = min(best, time.perf_counter() - started)
             times[name].append(best * 1000)
             by_function[name].append([(position[i], score) for i, score in ranked])
-        best = float("inf")
-        for _ in range(repeat):
-            started = time.perf_counter()
-            found = store.keyword_search(COLLECTION, question, k)
-            best = min(best, time.perf_counter() - started)
-        times["ragline keyword (BM25)"].append(best * 1000)
-        ranking = [(position[c.chunk_id], c.score) for c in found]
-        rankings.append(ranking)
-        ours = {n for n, _ in ranking}
+        for name, scorer in scorers.items():
+            best = float("inf")
+            for _ in range(repeat):
+                started = time.perf_counter()
+                found = search.keyword_search(conn, COLLECTION, question, k, scorer=scorer)
+                best = min(best, time.perf_counter() - started)
+            times[name].append(best * 1000)
+            rankings[name].append([(position[c.chunk_id], c.score) for c in found])
+        postings = bm25.fetch(conn, COLLECTION, question) if blocks else None
+        if postings is not None:
+            bm25.rank(postings, k)  # the blocks of common terms it reads too
+        transferred.append(postings.nbytes if postings else 0)
+        ours = {n for n, _ in rankings[SQL][-1]}
+        if ours and blocks:
+            client = {n for n, _ in rankings[CLIENT][-1]}
+            overlap[CLIENT].append(len(ours & client) / len(ours))
         for name, run in peers.runs.items():
             best = float("inf")
             for _ in range(repeat):
@@ -235,7 +271,9 @@ def measure(store: Any, peers: Peers, questions: list[str], lexemes: list[list[s
             times[name].append(best * 1000)
             if ours:
                 overlap[name].append(len(ours & set(theirs)) / len(ours))
-    return {"times": times, "overlap": overlap, "rankings": rankings, "functions": by_function}
+    return {"times": times, "overlap": overlap, "rankings": rankings[SQL],
+            "client": rankings[CLIENT], "functions": by_function,
+            "bytes": transferred}  # fmt: skip
 
 
 def report(phase: str, result: dict[str, Any], size: dict[str, float]) -> None:
@@ -244,15 +282,24 @@ def report(phase: str, result: dict[str, Any], size: dict[str, float]) -> None:
     print(f"  bytes per chunk: chunks table {size['chunks']:,.0f}, BM25 {size['bm25']:,.0f}"
           f" ({size['bm25'] / size['chunks']:.2f}x the chunks table: "
           + ", ".join(f"{t} {size[t]:,.0f}" for t in BM25_TABLES if size[t]) + ")")  # fmt: skip
+    sent = sorted(result["bytes"])
+    print(f"  postings read by the client scorer per query: p50 {statistics.median(sent):,.0f}"
+          f" B, p95 {sent[min(len(sent) - 1, int(0.95 * len(sent)))]:,.0f} B,"
+          f" max {sent[-1]:,.0f} B")  # fmt: skip
     times = result["times"]
-    ours = percentiles(times["ragline keyword (BM25)"])
-    print(f"  {'search':32} {'p50 ms':>8} {'p95 ms':>8} {'ragline / it':>14} {'overlap@k':>10}")
+    sql = percentiles(times[SQL])
+    client = percentiles(times[CLIENT]) if CLIENT in times else sql
+    print(f"  {'search':32} {'p50 ms':>8} {'p95 ms':>8} {'SQL / it':>14} {'client / it':>14}"
+          f" {'overlap@k':>10}")  # fmt: skip
     for name, samples in times.items():
         p50, p95 = percentiles(samples)
-        ratio = f"{ours[0] / p50:5.1f}x/{ours[1] / p95:5.1f}x"
+        ratios = [f"{ours[0] / p50:5.1f}x/{ours[1] / p95:5.1f}x" for ours in (sql, client)]
         agree = result["overlap"].get(name)
         shared = f"{statistics.mean(agree):.3f}" if agree else ""
-        print(f"  {name:32} {p50:8.2f} {p95:8.2f} {ratio:>14} {shared:>10}")
+        print(f"  {name:32} {p50:8.2f} {p95:8.2f} {ratios[0]:>14} {ratios[1]:>14} {shared:>10}")
+    if result["client"]:
+        print("  client scorer against SQL: "
+              + same_rankings(result["rankings"], result["client"]))  # fmt: skip
 
 
 def same_rankings(
@@ -273,6 +320,25 @@ def same_rankings(
     )
 
 
+def lexeme_strings(conn: Any) -> Iterator[str]:
+    """Each chunk's tsvector as tokens (each lexeme repeated by its count, joined by
+    spaces), in chunk id order, streamed from a server-side cursor."""
+    with conn.transaction(), conn.cursor(name="lexemes") as cur:
+        cur.itersize = 5000
+        cur.execute(
+            "SELECT (SELECT coalesce(string_agg(repeat(u.lexeme || ' ',"
+            " coalesce(array_length(u.positions, 1), 1)), ''), '') FROM unnest(c.tsv) u)"
+            " FROM chunks c ORDER BY c.id"
+        )
+        for (text,) in cur:
+            yield text
+
+
+def texts_of(path: Path, limit: int) -> Iterator[str]:
+    for chunk in corpus(path, limit):
+        yield " ".join(chunk["section"]) + "\n" + chunk["text"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=100_000)
@@ -288,12 +354,29 @@ def main() -> int:
     )
     parser.add_argument("--scale-dir", type=Path, default=SCALE)
     parser.add_argument("--no-peers", action="store_true", help="ragline alone: no tantivy, bm25s")
+    parser.add_argument("--no-bm25s", action="store_true", help="tantivy alone as the peer")
     parser.add_argument(
         "--baseline",
         help="a git revision: its 0010 bm25_search timed beside the current one, in SQL alone",
     )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="a directory keeping the loaded database (its embedded PostgreSQL) and the"
+        " tantivy index, reused by the next run with the same --chunks (implies --before 0)",
+    )
+    parser.add_argument(
+        "--load-only", action="store_true", help="with --keep: load and index, then stop"
+    )
     args = parser.parse_args()
-    data_dir = Path(tempfile.mkdtemp(prefix="ragline-bench-keyword-"))
+    if args.keep is not None:
+        args.before = 0
+        data_dir = args.keep.expanduser().resolve()
+        data_dir.mkdir(parents=True, exist_ok=True)
+    elif args.load_only:
+        parser.error("--load-only needs --keep")
+    else:
+        data_dir = Path(tempfile.mkdtemp(prefix="ragline-bench-keyword-"))
     os.environ.update(RAGLINE_DATA_DIR=str(data_dir), POWERTOOLS_METRICS_DISABLED="true")
     import psycopg
     from pgvector.psycopg import register_vector
@@ -302,36 +385,47 @@ def main() -> int:
     from ragline.store.database import embedded_url
 
     server = embedded_url(Settings.from_env())
-    name = f"bench_keyword_{uuid.uuid4().hex[:8]}"
+    name = f"bench_keyword_{args.chunks}" if args.keep else f"bench_keyword_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            admin.execute(f'CREATE DATABASE "{name}"')
     url = re.sub(r"/postgres(\?|$)", f"/{name}\\1", server, count=1)
     conn = None
     try:
-        chunks = list(corpus(args.scale_dir / "chunks.jsonl", args.chunks))
         questions = queries(args.scale_dir / "queries.jsonl", args.queries)
         conn = psycopg.connect(url, autocommit=True)
-        migrate_upto(conn, args.before or 10**6)
-        register_vector(conn)
-        conn.execute("INSERT INTO collections (name, embedding_model, dimensions)"
-                     " VALUES (%s, 'random', %s)", (COLLECTION, DIMENSIONS))  # fmt: skip
-        seconds = load(conn, chunks, args.batch)
-        print(f"{len(chunks):,} chunks loaded in {seconds:.1f} s ({len(chunks) / seconds:,.0f}"
-              f" chunks/s, {args.batch} a statement), migrations up to {args.before}")  # fmt: skip
-        conn.execute("VACUUM ANALYZE")
+        marker = conn.execute("SELECT to_regclass('bench_loaded') IS NOT NULL").fetchone()
+        loaded = bool(exists and marker and marker[0])
+        if not loaded:
+            migrate_upto(conn, args.before or 10**6)
+            register_vector(conn)
+            conn.execute("INSERT INTO collections (name, embedding_model, dimensions)"
+                         " VALUES (%s, 'random', %s)", (COLLECTION, DIMENSIONS))  # fmt: skip
+            chunks = list(corpus(args.scale_dir / "chunks.jsonl", args.chunks))
+            seconds = load(conn, chunks, args.batch)
+            del chunks
+            print(f"{args.chunks:,} chunks loaded in {seconds:.1f} s ({args.chunks / seconds:,.0f}"
+                  f" chunks/s, {args.batch} a statement), migrations up to {args.before}",
+                  flush=True)  # fmt: skip
+            conn.execute("VACUUM ANALYZE")
+            if args.keep:
+                conn.execute("CREATE TABLE bench_loaded (chunks integer, seconds float8)")
+                conn.execute("INSERT INTO bench_loaded VALUES (%s, %s)", (args.chunks, seconds))
         ids = [row[0] for row in conn.execute("SELECT id FROM chunks ORDER BY id")]
         position = {chunk_id: n for n, chunk_id in enumerate(ids)}
-        tokens = [[] for _ in ids]
-        for chunk_id, lexeme, count in conn.execute(
-            "SELECT c.id, u.lexeme, coalesce(array_length(u.positions, 1), 1)"
-            " FROM chunks c, unnest(c.tsv) u"
-        ):
-            tokens[position[chunk_id]].extend([lexeme] * count)
-        texts = [" ".join(c["section"]) + "\n" + c["text"] for c in chunks]
         lexemes = [[row[0] for row in conn.execute(
             "SELECT DISTINCT lexeme FROM unnest(to_tsvector('english', %s))", (q,))]
             for q in questions]  # fmt: skip
-        peers = Peers(texts, tokens, data_dir / "tantivy", enabled=not args.no_peers)
+        peers = Peers(
+            texts_of(args.scale_dir / "chunks.jsonl", args.chunks),
+            lexeme_strings(conn),
+            data_dir / f"tantivy-{args.chunks}",
+            enabled=not args.no_peers,
+            with_bm25s=not args.no_bm25s,
+        )
+        if args.load_only:
+            return 0
         store = Store(Settings.from_env().with_overrides(database_url=url))
         store._migrated = True  # the phases decide which migrations are applied
         results = []
@@ -343,6 +437,10 @@ def main() -> int:
             applied = Store(store.settings).migrate()
             print(f"\nmigrations {applied} applied in {time.perf_counter() - started:.1f} s")
             conn.execute("VACUUM ANALYZE")
+        elif args.keep:
+            applied = Store(store.settings).migrate()
+            if applied:
+                print(f"migrations {applied} applied to the kept database")
         functions = {}
         if args.baseline:
             baseline_search(conn, args.baseline)
@@ -366,9 +464,10 @@ def main() -> int:
     finally:
         if conn is not None:
             conn.close()
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        shutil.rmtree(data_dir, ignore_errors=True)
+        if args.keep is None:
+            with psycopg.connect(server, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            shutil.rmtree(data_dir, ignore_errors=True)
     return 0
 
 

@@ -13,7 +13,8 @@ import psycopg
 import pytest
 from ragline.config import Settings
 from ragline.ingest import Ingestor
-from ragline.store import ChunkWrite, DocumentWrite, Store
+from ragline.store import ChunkWrite, DocumentWrite, Selection, Store, bm25
+from ragline.store import search as store_search
 from rank_bm25 import BM25Okapi
 
 from tests.support.databases import create_database
@@ -401,3 +402,142 @@ def test_pruned_search_is_exhaustive_scorings_top_on_real_docs(store: Store) -> 
         # THEN the pruned search's top-k is the exhaustive one, and the reference's
         assert_same_ranking(got, top)
         assert_same_ranking(got, reference_top(corpus, query_terms(store, question), limit))
+        # AND so is each scorer's, bm25_search in SQL and (psycopg) the client's, whose
+        # scores are bm25_search's to the bit
+        ranked = {
+            scorer: [(c.chunk_id, c.score) for c in store_search.keyword_search(
+                conn, "pydocs", question, limit, scorer=scorer)]
+            for scorer in scorers(store)
+        }  # fmt: skip
+        for scorer in ranked.values():
+            assert_same_ranking(scorer, top)
+        if "client" in ranked:
+            assert ranked["client"] == ranked["sql"]
+            # (reading the commonest terms' blocks on demand, as at a million chunks)
+            postings = bm25.fetch(conn, "pydocs", question, whole_max_df=50)  # type: ignore[arg-type]
+            assert postings is not None
+            ids, scores = bm25.rank(postings, limit)
+            assert list(zip(ids.tolist(), scores.tolist(), strict=True)) == ranked["client"]
+
+
+def scorers(store: Store) -> list[str]:
+    """The BM25 scorers a store's driver offers: the client's needs psycopg."""
+    return ["sql", "client"] if store.settings.database_driver == "psycopg" else ["sql"]
+
+
+def test_the_client_scorer_ranks_as_bm25_search_at_the_edges(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the example handbook and a skewed vocabulary in one collection (psycopg: the
+    # client scorer reads binary results), one document of it then deleted
+    if store.settings.database_driver != "psycopg":
+        pytest.skip("the client scorer runs on psycopg only")
+    settings = Settings(
+        database_url=store.settings.database_url, default_collection="edges",
+        chunk_tokens=64, chunk_overlap=8,
+    )  # fmt: skip
+    ingestor = Ingestor(settings, store, Ingestor.from_settings(settings).embedder)
+    for path in sorted(EXAMPLES.iterdir()):
+        ingestor.ingest_file(path)
+    dimensions = ingestor.embedder.dimensions
+    rng = random.Random(5)
+    vectors = np.ones((1, dimensions), dtype=np.float32)
+    for n, texts in enumerate(_zipf_corpus(rng, 40)):
+        chunks = [ChunkWrite(i, "", t, len(t.split())) for i, t in enumerate(texts)]
+        store.save_document(DocumentWrite("edges", f"s3://b/edges/{n}.txt"), chunks,
+                            np.repeat(vectors, len(chunks), axis=0),
+                            embedding_model=ingestor.embedder.name)  # fmt: skip
+    conn = store.connection()
+    gone = {row[0] for row in conn.execute(
+        "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id"
+        " WHERE d.source = 's3://b/edges/0.txt'")}  # fmt: skip
+    assert gone and store.delete_by_source("s3://b/edges/0.txt") is not None
+
+    def both(question: str, limit: int, **kw: Any) -> dict[str, list[tuple[int, float]]]:
+        return {
+            scorer: [(c.chunk_id, c.score) for c in store_search.keyword_search(
+                conn, "edges", question, limit, scorer=scorer, **kw)]
+            for scorer in ("sql", "client")
+        }  # fmt: skip
+
+    # WHEN each scorer ranks empty, unknown, one-word, stop-word-only, repeated and
+    # mixed questions, for 1 to more chunks than match
+    questions = ["", "   ", "zzyzx qwxv", "the of and", "w0", "w399", "kayak",
+                 "rental rental", "w0 w1 w2 w3 w5 w8 w13", "life jacket safety w0 w1",
+                 "refund w7 zzyzx"]  # fmt: skip
+    for whole_max_df in (bm25.WHOLE_MAX_DF, 40, 0):  # the common terms' blocks on demand
+        monkeypatch.setattr(bm25, "WHOLE_MAX_DF", whole_max_df)
+        for question in questions:
+            for limit in (1, 3, 10, 5000):
+                ranked = both(question, limit)
+                # THEN they agree: the same chunks in the same order, the same scores
+                assert ranked["client"] == ranked["sql"], (question, limit, whole_max_df)
+    assert both("", 10)["client"] == [] and both("zzyzx", 10)["client"] == []
+    many = both("w0", 5000)["client"]
+    assert len(many) > 100  # more than a block of postings, fewer than the limit
+    assert len(both("w0 kayak", 0)["client"]) == 0
+    # AND the deleted document's chunks are in neither
+    assert not gone & {chunk_id for chunk_id, _ in many}
+    # AND among a selection of documents, scored whole or read deeper, they agree too
+    documents = [row[0] for row in conn.execute(
+        "SELECT id FROM documents WHERE collection = 'edges' ORDER BY source LIMIT 12"
+    )]  # fmt: skip
+    chunks, total = conn.execute(
+        "SELECT count(*) FILTER (WHERE document_id = ANY(%s)), count(*) FROM chunks"
+        " WHERE collection = 'edges'",
+        (documents,),
+    ).fetchall()[0]
+    selection = Selection(chunks, documents, total, total)
+    for whole_max_df in (bm25.WHOLE_MAX_DF, 0):
+        monkeypatch.setattr(bm25, "WHOLE_MAX_DF", whole_max_df)
+        for question in ("w0 w1 w4", "w3 vacation days", "zzyzx", "w2"):
+            for exact_max_chunks in (0, 100_000):
+                kw = {"selection": selection, "exact_max_chunks": exact_max_chunks}
+                ranked = both(question, 10, **kw)
+                assert ranked["client"] == ranked["sql"], (question, exact_max_chunks)
+
+
+def test_the_client_scorer_reads_one_snapshot_while_chunks_are_written(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a collection whose terms' blocks are all read on demand (psycopg), and a
+    # writer that adds documents holding the query's words between the client scorer's
+    # first statement and its block reads
+    if store.settings.database_driver != "psycopg":
+        pytest.skip("the client scorer runs on psycopg only")
+    rng = random.Random(17)
+    store.ensure_collection("snapshot", "test:4", 4)
+    for n, texts in enumerate(_zipf_corpus(rng, 30)):
+        _save(store, "snapshot", f"s3://b/snapshot/{n}.txt", texts)
+    question = "w0 w1 w3 w9 w27"
+    conn = store.connection()
+    before = [(c.chunk_id, c.score) for c in store_search.keyword_search(
+        conn, "snapshot", question, 10, scorer="sql")]  # fmt: skip
+    monkeypatch.setattr(bm25, "WHOLE_MAX_DF", 0)
+    writer = Store(store.settings)
+    reads = bm25.Postings._rows
+    written: list[int] = []
+
+    def write_then_read(self: bm25.Postings, query: str, params: Any) -> Any:
+        if not written:  # before the first read of blocks
+            texts = [" ".join(["w0 w1 w3 w9 w27"] * 3)] * 40
+            _save(writer, "snapshot", "s3://b/snapshot/late.txt", texts)
+            written.append(1)
+        return reads(self, query, params)
+
+    monkeypatch.setattr(bm25.Postings, "_rows", write_then_read)
+    # WHEN the client scorer ranks the question
+    got = [(c.chunk_id, c.score) for c in store_search.keyword_search(
+        conn, "snapshot", question, 10, scorer="client")]  # fmt: skip
+    writer.database.close()
+    # THEN it ranked the collection as it was when it began, as bm25_search did then
+    assert written
+    assert got == before
+    # AND afterwards, the new chunks rank (and the connection is back to its defaults)
+    monkeypatch.setattr(bm25.Postings, "_rows", reads)
+    after = [(c.chunk_id, c.score) for c in store_search.keyword_search(
+        conn, "snapshot", question, 10, scorer="client")]  # fmt: skip
+    assert after != before
+    assert after == [(c.chunk_id, c.score) for c in store_search.keyword_search(
+        conn, "snapshot", question, 10, scorer="sql")]  # fmt: skip
+    assert (conn.isolation_level, conn.read_only) == (None, None)  # type: ignore[union-attr]

@@ -223,10 +223,13 @@ def test_hnsw_alone_loses_the_rows_the_exact_path_finds(store: Store, many: dict
     assert len(found) == 10
 
 
+@pytest.mark.parametrize("scorer", ["sql", "client"])
 @pytest.mark.parametrize("exact_max_chunks", [0, 100_000])
 def test_filtered_keyword_search_is_exact_either_way(
-    store: Store, many: dict[str, Any], exact_max_chunks: int
+    store: Store, many: dict[str, Any], exact_max_chunks: int, scorer: str
 ) -> None:
+    if scorer == "client" and store.settings.database_driver != "psycopg":
+        pytest.skip("the client scorer runs on psycopg only")
     # GIVEN the 1% filter, and the collection's unfiltered BM25 ranking filtered by hand
     selection = store.select(RECALL_COLLECTION, DIMENSIONS, parse_filter(_f("eq", "kind", "rare")))
     conn = store.connection()
@@ -237,7 +240,7 @@ def test_filtered_keyword_search_is_exact_either_way(
     # deeper and deeper (exact_max_chunks 0)
     found = store_search.keyword_search(
         conn, RECALL_COLLECTION, "audit safety", 10, selection=selection,
-        exact_max_chunks=exact_max_chunks,
+        exact_max_chunks=exact_max_chunks, scorer=scorer,
     )  # fmt: skip
     # THEN both return the 10 best rare chunks, scored as unfiltered search scores them
     assert len(expected) == 10

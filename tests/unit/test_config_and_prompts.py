@@ -39,6 +39,7 @@ def test_every_field_is_read_from_its_variable_by_one_rule() -> None:
     chosen = {
         "database_driver": "data-api", "data_dir": "/srv/ragline", "llm_fallback": "a:x,b:y",
         "sagemaker_payload": "tgi", "profiles_file": "/p.toml", "prompts_dir": "/prompts",
+        "keyword_scorer": "sql",
         "prices_file": "/prices.json", "reranker_url": "http://tei:80", "fusion": "rrf",
         "fusion_vector_weight": "0.25", "index_build_memory_mb": "256", "chunk_overlap": "41",
         "embedding_dimensions": "256", "log_questions": "true", "tracing": "true",
@@ -128,6 +129,20 @@ def test_hnsw_build_parameters_are_checked_as_pgvector_would() -> None:
         Settings.from_env({"RAGLINE_HNSW_M": "1"})
     settings = Settings.from_env({"RAGLINE_HNSW_M": "24", "RAGLINE_HNSW_EF_CONSTRUCTION": "200"})
     assert (settings.hnsw_m, settings.hnsw_ef_construction) == (24, 200)
+
+
+def test_the_client_keyword_scorer_needs_psycopg() -> None:
+    # GIVEN the Data API driver, whose responses stop at 1 MiB (a term's postings may not)
+    data_api = {"RAGLINE_DATABASE_DRIVER": "data-api"}
+    # WHEN the client scorer is asked for THEN the error names the variable
+    with pytest.raises(ConfigurationError, match="RAGLINE_KEYWORD_SCORER"):
+        Settings.from_env({**data_api, "RAGLINE_KEYWORD_SCORER": "client"})
+    with pytest.raises(ConfigurationError, match="RAGLINE_KEYWORD_SCORER"):
+        Settings.from_env({"RAGLINE_KEYWORD_SCORER": "numpy"})
+    # AND "auto" or "sql" are fine on either driver
+    chosen = Settings.from_env({**data_api, "RAGLINE_KEYWORD_SCORER": "auto"})
+    assert chosen.keyword_scorer == "auto"
+    assert Settings.from_env({"RAGLINE_KEYWORD_SCORER": "client"}).keyword_scorer == "client"
 
 
 def test_packaged_answer_template_renders() -> None:

@@ -168,6 +168,12 @@ class Settings(BaseSettings):
     # scans, visiting at most hnsw_max_scan_tuples chunks (pgvector's default; raising it
     # bought no recall in bench/filtered_recall.py, which measures both).
     filter_exact_max_chunks: int = Field(default=5000, ge=0, le=10_000_000)
+    # Where BM25 ranks: "sql" (bm25_search, in the database), "client" (the query's
+    # postings read in one statement and ranked in numpy, store/bm25.py: the same scores
+    # and order, several times faster at 100k+ chunks; psycopg only, a term's postings
+    # can exceed the Data API's 1 MiB response) or "auto" (client on psycopg, sql on the
+    # Data API).
+    keyword_scorer: Literal["auto", "sql", "client"] = "auto"
     hnsw_max_scan_tuples: int = Field(default=20000, ge=1000, le=10_000_000)
     # maintenance_work_mem for an HNSW index built after a bulk load (None: the server's).
     index_build_memory_mb: int | None = Field(default=None, ge=64, le=65536)
@@ -301,6 +307,13 @@ class Settings(BaseSettings):
         size = info.data.get("chunk_tokens")
         if size is not None and value >= size:
             raise ValueError("must be smaller than RAGLINE_CHUNK_TOKENS")
+        return value
+
+    @field_validator("keyword_scorer")
+    @classmethod
+    def _client_scorer_on_psycopg(cls, value: str, info: Any) -> str:
+        if value == "client" and info.data.get("database_driver") == "data-api":
+            raise ValueError("'client' needs the psycopg driver: use 'auto' or 'sql'")
         return value
 
     @field_validator("hnsw_ef_construction")

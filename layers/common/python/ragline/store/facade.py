@@ -389,7 +389,16 @@ class Store:
             limit,
             selection=selection,
             exact_max_chunks=self.settings.filter_exact_max_chunks,
+            scorer=self.keyword_scorer,
         )
+
+    @property
+    def keyword_scorer(self) -> str:
+        """Where BM25 ranks: ``keyword_scorer``, "auto" resolved by the driver."""
+        scorer = self.settings.keyword_scorer
+        if scorer == "auto":
+            return "client" if self.settings.database_driver == "psycopg" else "sql"
+        return scorer
 
     def similarities(self, chunk_ids: Sequence[int], vector: np.ndarray) -> dict[int, float]:
         """Cosine similarity of the query to each of these chunks."""

@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from psycopg import sql
+from psycopg import IsolationLevel, sql
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
 from ragline.store.filtering import compile_filter
@@ -181,6 +182,9 @@ def nearest_query(dimensions: int, *, exact: bool, documents: bool) -> sql.Compo
     )
 
 
+KEYWORD_SCORERS = ("sql", "client")
+
+
 def keyword_search(
     conn: Connection,
     collection: str,
@@ -189,34 +193,121 @@ def keyword_search(
     *,
     selection: Selection | None = None,
     exact_max_chunks: int = 0,
+    scorer: str = "sql",
 ) -> list[RetrievedChunk]:
     """The ``limit`` best chunks for ``text`` by Okapi BM25 over the collection, or over
     the chunks of ``selection``'s documents.
 
     Ranked by ``bm25_search`` (migrations 0003, 0006, 0010): exact scores from statistics the
     chunk writes keep current, without scoring every chunk that shares a common word.
+    With ``scorer`` "client" (psycopg only) the same ranking is computed in numpy from the
+    query's postings, read in one statement (store/bm25.py): the same scores, bit for
+    bit, and the same order.
     A filter never changes a chunk's score (IDF and mean length stay the collection's),
     and never loses one: a selection of at most ``exact_max_chunks`` chunks is scored
     whole (``bm25_search_among``); a larger one takes the collection's ranking, deeper
     and deeper, until ``limit`` selected chunks are found or the ranking ends.
     """
+    if scorer not in KEYWORD_SCORERS:
+        raise ValueError(f"scorer must be one of {', '.join(KEYWORD_SCORERS)}")
+    if selection is not None and selection.document_ids is not None and selection.chunks == 0:
+        return []
+    if scorer == "client":
+        return _client_search(conn, collection, text, limit, selection, exact_max_chunks)
     if selection is None or selection.document_ids is None:
         return _ranked(conn, "bm25_search(%(c)s, %(t)s, %(k)s)", collection, text, limit)
-    if selection.chunks == 0:
-        return []
     documents = set(selection.document_ids)
     if selection.chunks <= exact_max_chunks:
         ranking = "bm25_search_among(%(c)s, %(t)s, %(k)s, ARRAY(SELECT id FROM chunks" \
             " WHERE document_id = ANY(%(docs)s)))"  # fmt: skip
         return _ranked(conn, ranking, collection, text, limit, list(documents))
-    share = selection.chunks / max(selection.collection_chunks or selection.chunks, 1)
-    depth = max(limit * 2, int(limit / max(share, 1e-6) * 1.5))
+    depth = _first_depth(selection, limit)
     while True:
         found = _ranked(conn, "bm25_search(%(c)s, %(t)s, %(k)s)", collection, text, depth)
         kept = [chunk for chunk in found if chunk.document_id in documents]
         if len(kept) >= limit or len(found) < depth:
             return kept[:limit]
         depth *= 4
+
+
+def _first_depth(selection: Selection, limit: int) -> int:
+    """How deep the collection's ranking is read first, for a selection of its chunks."""
+    share = selection.chunks / max(selection.collection_chunks or selection.chunks, 1)
+    return max(limit * 2, int(limit / max(share, 1e-6) * 1.5))
+
+
+def _client_search(
+    conn: Connection,
+    collection: str,
+    text: str,
+    limit: int,
+    selection: Selection | None,
+    exact_max_chunks: int,
+) -> list[RetrievedChunk]:
+    """``keyword_search`` with the ranking computed in the client (store/bm25.py): the
+    postings are read once, then ranked as deep as the selection needs.
+
+    Its statements share one snapshot (a read-only REPEATABLE READ transaction, unless
+    the caller has one open): the blocks of common terms are read by the keys the first
+    statement saw, which a concurrent write may cut into other blocks."""
+    if limit <= 0:
+        return []
+    if conn.info.transaction_status != TransactionStatus.IDLE:  # type: ignore[union-attr]
+        return _client_ranked(conn, collection, text, limit, selection, exact_max_chunks)
+    # The BEGIN psycopg sends names the level: no statement of its own.
+    saved = conn.isolation_level, conn.read_only  # type: ignore[union-attr]
+    conn.isolation_level, conn.read_only = IsolationLevel.REPEATABLE_READ, True  # type: ignore[union-attr]
+    try:
+        with conn.transaction():
+            return _client_ranked(conn, collection, text, limit, selection, exact_max_chunks)
+    finally:  # (a broken connection is replaced, never reused: leave it be)
+        if conn.info.transaction_status == TransactionStatus.IDLE:  # type: ignore[union-attr]
+            conn.isolation_level, conn.read_only = saved  # type: ignore[union-attr]
+
+
+def _client_ranked(
+    conn: Connection,
+    collection: str,
+    text: str,
+    limit: int,
+    selection: Selection | None,
+    exact_max_chunks: int,
+) -> list[RetrievedChunk]:
+    from ragline.store import bm25  # numpy, on the keyword path only
+
+    postings = bm25.fetch(conn, collection, text)  # type: ignore[arg-type]
+    if postings is None or not postings.terms:
+        return []
+    if selection is None or selection.document_ids is None:
+        return _scored(conn, *bm25.rank(postings, limit), limit)
+    documents = set(selection.document_ids)
+    if selection.chunks <= exact_max_chunks:
+        rows = conn.execute(
+            "SELECT id FROM chunks WHERE document_id = ANY(%s) ORDER BY id", (list(documents),)
+        )
+        candidates = bm25.np.fromiter((row[0] for row in rows), dtype=bm25.np.int64)
+        return _scored(conn, *bm25.rank_among(postings, candidates, limit), limit)
+    depth = _first_depth(selection, limit)
+    while True:
+        found = _scored(conn, *bm25.rank(postings, depth), depth)
+        kept = [chunk for chunk in found if chunk.document_id in documents]
+        if len(kept) >= limit or len(found) < depth:
+            return kept[:limit]
+        depth *= 4
+
+
+def _scored(
+    conn: Connection, ids: np.ndarray, scores: np.ndarray, limit: int
+) -> list[RetrievedChunk]:
+    """The rows of a ranking computed in the client, best first."""
+    if not ids.size:
+        return []
+    query = ranked_query(
+        "unnest(%(ids)s::bigint[], %(scores)s::double precision[]) AS r(chunk_id, score)", limit
+    )
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query, {"ids": ids.tolist(), "scores": scores.tolist()})
+        return [RetrievedChunk(**row) for row in cur.fetchall()]
 
 
 def _ranked(
