@@ -425,13 +425,12 @@ def scorers(store: Store) -> list[str]:
     return ["sql", "client"] if store.settings.database_driver == "psycopg" else ["sql"]
 
 
+@pytest.mark.parametrize("store_settings", ["psycopg"], indirect=True)  # binary results
 def test_the_client_scorer_ranks_as_bm25_search_at_the_edges(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN the example handbook and a skewed vocabulary in one collection (psycopg: the
     # client scorer reads binary results), one document of it then deleted
-    if store.settings.database_driver != "psycopg":
-        pytest.skip("the client scorer runs on psycopg only")
     settings = Settings(
         database_url=store.settings.database_url, default_collection="edges",
         chunk_tokens=64, chunk_overlap=8,
@@ -497,14 +496,13 @@ def test_the_client_scorer_ranks_as_bm25_search_at_the_edges(
                 assert ranked["client"] == ranked["sql"], (question, exact_max_chunks)
 
 
+@pytest.mark.parametrize("store_settings", ["psycopg"], indirect=True)  # binary results
 def test_the_client_scorer_reads_one_snapshot_while_chunks_are_written(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a collection whose terms' blocks are all read on demand (psycopg), and a
     # writer that adds documents holding the query's words between the client scorer's
     # first statement and its block reads
-    if store.settings.database_driver != "psycopg":
-        pytest.skip("the client scorer runs on psycopg only")
     rng = random.Random(17)
     store.ensure_collection("snapshot", "test:4", 4)
     for n, texts in enumerate(_zipf_corpus(rng, 30)):
