@@ -67,6 +67,12 @@ def queries(path: Path, limit: int) -> list[str]:
     return [row["question"] for row in rows[:limit]]
 
 
+def dev_questions(path: Path) -> int:
+    """How many of the queries are the dev sets' questions (they come first)."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return sum(row["kind"] == "dev" for row in rows)
+
+
 def load(conn: Any, chunks: list[dict[str, Any]], batch: int) -> float:
     """Write the chunks, ``batch`` to a statement (each its own transaction), with one
     document per path and random vectors (the keyword path never reads them); the seconds
@@ -276,7 +282,7 @@ def measure(store: Any, peers: Peers, questions: list[str], lexemes: list[list[s
             "bytes": transferred}  # fmt: skip
 
 
-def report(phase: str, result: dict[str, Any], size: dict[str, float]) -> None:
+def report(phase: str, result: dict[str, Any], size: dict[str, float], dev: int = 0) -> None:
     load = os.getloadavg()
     print(f"\n[{phase}] load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(f"  bytes per chunk: chunks table {size['chunks']:,.0f}, BM25 {size['bm25']:,.0f}"
@@ -297,6 +303,11 @@ def report(phase: str, result: dict[str, Any], size: dict[str, float]) -> None:
         agree = result["overlap"].get(name)
         shared = f"{statistics.mean(agree):.3f}" if agree else ""
         print(f"  {name:32} {p50:8.2f} {p95:8.2f} {ratios[0]:>14} {ratios[1]:>14} {shared:>10}")
+    if 0 < dev < len(times[SQL]):  # the dev sets' questions, then the passage spans
+        print(f"  by kind (p50/p95 ms): {'dev questions':>18} {'passage spans':>18}")
+        for name, samples in times.items():
+            kinds = [percentiles(samples[:dev]), percentiles(samples[dev:])]
+            print(f"  {name:32} " + " ".join(f"{a:8.2f}/{b:<8.2f}" for a, b in kinds))
     if result["client"]:
         print("  client scorer against SQL: "
               + same_rankings(result["rankings"], result["client"]))  # fmt: skip
@@ -394,6 +405,7 @@ def main() -> int:
     conn = None
     try:
         questions = queries(args.scale_dir / "queries.jsonl", args.queries)
+        dev = min(dev_questions(args.scale_dir / "queries.jsonl"), len(questions))
         conn = psycopg.connect(url, autocommit=True)
         marker = conn.execute("SELECT to_regclass('bench_loaded') IS NOT NULL").fetchone()
         loaded = bool(exists and marker and marker[0])
@@ -431,7 +443,7 @@ def main() -> int:
         results = []
         if args.before:
             before = measure(store, peers, questions, lexemes, position, args.top_k, args.repeat)
-            report(f"before: migrations up to {args.before}", before, sizes(conn, len(ids)))
+            report(f"before: migrations up to {args.before}", before, sizes(conn, len(ids)), dev)
             results.append(before)
             started = time.perf_counter()
             applied = Store(store.settings).migrate()
@@ -451,7 +463,7 @@ def main() -> int:
         after = measure(
             store, peers, questions, lexemes, position, args.top_k, args.repeat, functions
         )
-        report("after: every migration", after, sizes(conn, len(ids)))
+        report("after: every migration", after, sizes(conn, len(ids)), dev)
         if args.baseline:
             old, new = after["functions"].values()
             print(f"\nbm25_search at {args.baseline} against now: " + same_rankings(old, new))
