@@ -116,7 +116,6 @@ class Peers:
         self.runs: dict[str, Callable[[str, list[str], int], list[int]]] = {}
         if not enabled:
             return
-        import bm25s
         import tantivy
 
         if with_bm25s:  # read twice: kept
@@ -167,6 +166,8 @@ class Peers:
         if not with_bm25s:
             return
         assert isinstance(texts, list) and isinstance(tokens, list)
+        import bm25s  # only when asked for (--no-bm25s runs without it)
+
         started = time.perf_counter()
         own = bm25s.BM25(method="lucene", k1=1.2, b=0.75)
         own.index(bm25s.tokenize(texts, stopwords="en", show_progress=False), show_progress=False)
