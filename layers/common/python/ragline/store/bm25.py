@@ -362,18 +362,6 @@ def rank(postings: Postings, limit: int) -> tuple[np.ndarray, np.ndarray]:
     return best(ids, partial, limit)
 
 
-def search(
-    conn: psycopg.Connection[Any], collection: str, text: str, limit: int
-) -> tuple[list[int], list[float], int]:
-    """``bm25_search(collection, text, limit)`` computed in the client: the chunk ids,
-    their scores, and the bytes of postings read."""
-    postings = fetch(conn, collection, text)
-    if postings is None:
-        return [], [], 0
-    ids, scores = rank(postings, limit)
-    return ids.tolist(), scores.tolist(), postings.nbytes
-
-
 def rank_among(
     postings: Postings, candidates: np.ndarray, limit: int
 ) -> tuple[np.ndarray, np.ndarray]:
