@@ -37,6 +37,7 @@ plan before the fix). Figures, not a test: the machine is shared, compare within
 
     python bench/vector_recall.py [--sizes 10000,100000] [--ef 40,100,200,400]
         [--queries 400] [--data-dir .ragline/bench-vector-recall]
+        [--build-memory 1GB] [--skip float32,binary,migration,ceilings]
     (needs the bench extra: pip install -e ".[bench]")
 """
 
@@ -64,6 +65,11 @@ DIMENSIONS = 384
 K = 10
 TIE = 1e-4  # distances this close to the 10th exact one count as found (half precision)
 F32 = "bench_chunks_f32"
+# What --skip may leave out: the float32 copy and its index (pg float32, and migration
+# 0011's cost, which rewrites that copy), the binary index (pg binary) and binary
+# quantization's numpy ceiling, and the half-precision check.
+OPTIONAL = ("float32", "binary", "migration", "ceilings")
+BUILD_MEMORY = "1GB"  # maintenance_work_mem of every index build (--build-memory)
 
 
 def exact_top(stored: np.ndarray, queries: np.ndarray) -> np.ndarray:
@@ -83,8 +89,9 @@ def recall(found: list[float], truth: np.ndarray) -> float:
     return sum(d <= bound for d in found[:K]) / K
 
 
-def load(store: Any, ids: np.ndarray, vectors: np.ndarray) -> float:
-    """Write the sample into chunks (and its float32 copy) unless it is there; seconds."""
+def load(store: Any, ids: np.ndarray, vectors: np.ndarray, float32: bool = True) -> float:
+    """Write the sample into chunks (and its float32 copy, with ``float32``) unless it is
+    there; seconds."""
 
     conn = store.connection()
     held = conn.execute("SELECT count(*) FROM chunks WHERE collection = %s", (COLLECTION,))
@@ -100,7 +107,27 @@ def load(store: Any, ids: np.ndarray, vectors: np.ndarray) -> float:
         conn.execute(f"DROP INDEX IF EXISTS chunks_embedding_hnsw_{DIMENSIONS}")
         conn.execute(f"DROP TABLE IF EXISTS {F32}")
         write_chunks(conn, COLLECTION, chunks, vectors, model=MODEL)
-        # The schema before 0011: the same rows with a float32 column.
+    if float32:
+        float32_copy(conn)
+    conn.execute(f"SET maintenance_work_mem = '{BUILD_MEMORY}'")
+    built = time.perf_counter()
+    store.build_vector_index(DIMENSIONS)
+    print(f"  HNSW build: halfvec {time.perf_counter() - built:.1f} s")
+    if float32:
+        built = time.perf_counter()
+        conn.execute(
+            f"CREATE INDEX {F32}_hnsw ON {F32} USING hnsw ((embedding::vector({DIMENSIONS}))"
+            f" vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
+        )
+        print(f"  HNSW build: float32 {time.perf_counter() - built:.1f} s")
+        conn.execute(f"ANALYZE {F32}")
+    conn.execute("ANALYZE chunks")
+    return time.perf_counter() - started
+
+
+def float32_copy(conn: Any) -> None:
+    """The schema before 0011: the same rows with a float32 column."""
+    with conn.transaction():
         conn.execute(f"CREATE TABLE {F32} (LIKE chunks INCLUDING DEFAULTS INCLUDING GENERATED)")
         conn.execute(f"ALTER TABLE {F32} ALTER COLUMN embedding TYPE vector")
         conn.execute(
@@ -110,21 +137,6 @@ def load(store: Any, ids: np.ndarray, vectors: np.ndarray) -> float:
             " FROM chunks WHERE collection = %s",
             (COLLECTION,),
         )
-    conn.execute("SET maintenance_work_mem = '1GB'")
-    built = time.perf_counter()
-    store.build_vector_index(DIMENSIONS)
-    half_seconds = time.perf_counter() - built
-    built = time.perf_counter()
-    conn.execute(
-        f"CREATE INDEX {F32}_hnsw ON {F32} USING hnsw ((embedding::vector({DIMENSIONS}))"
-        f" vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
-    )
-    print(
-        f"  HNSW build: halfvec {half_seconds:.1f} s, float32 {time.perf_counter() - built:.1f} s"
-    )
-    conn.execute("ANALYZE chunks")
-    conn.execute(f"ANALYZE {F32}")
-    return time.perf_counter() - started
 
 
 def sizes(store: Any) -> dict[str, float]:
@@ -133,24 +145,30 @@ def sizes(store: Any) -> dict[str, float]:
     def size(expression: str) -> float:
         return float(conn.execute(f"SELECT {expression}").fetchone()[0])
 
+    def relation(name: str) -> float:  # 0 when it was not built (--skip)
+        return size(f"coalesce(pg_relation_size(to_regclass('{name}')), 0)")
+
     n = size(f"count(*) FROM chunks WHERE collection = '{COLLECTION}'")
-    return {
+    found = {
         "halfvec table": size("pg_table_size('chunks')") / n,
-        "halfvec HNSW": size(f"pg_relation_size('chunks_embedding_hnsw_{DIMENSIONS}')") / n,
-        "float32 table": size(f"pg_table_size('{F32}')") / n,
-        "float32 HNSW": size(f"pg_relation_size('{F32}_hnsw')") / n,
-        "binary HNSW": size(f"pg_relation_size('{BINARY}')") / n,
+        "halfvec HNSW": relation(f"chunks_embedding_hnsw_{DIMENSIONS}") / n,
         "halfvec column": size(
             f"avg(pg_column_size(embedding)) FROM chunks WHERE collection = '{COLLECTION}'"
         ),
-        "float32 column": size(f"avg(pg_column_size(embedding)) FROM {F32}"),
         "other chunk indexes": (
             size("pg_indexes_size('chunks')")
-            - size(f"pg_relation_size('chunks_embedding_hnsw_{DIMENSIONS}')")
-            - size(f"pg_relation_size('{BINARY}')")
+            - relation(f"chunks_embedding_hnsw_{DIMENSIONS}")
+            - relation(BINARY)
         )
         / n,
     }
+    if relation(BINARY):
+        found["binary HNSW"] = relation(BINARY) / n
+    if relation(F32):
+        found["float32 table"] = size(f"pg_table_size('{F32}')") / n
+        found["float32 HNSW"] = relation(f"{F32}_hnsw") / n
+        found["float32 column"] = size(f"avg(pg_column_size(embedding)) FROM {F32}")
+    return found
 
 
 BINARY = f"chunks_binary_hnsw_{DIMENSIONS}"
@@ -161,7 +179,7 @@ def binary_index(store: Any) -> None:
     conn = store.connection()
     if conn.execute("SELECT to_regclass(%s)", (BINARY,)).fetchone()[0] is None:
         started = time.perf_counter()
-        conn.execute("SET maintenance_work_mem = '1GB'")
+        conn.execute(f"SET maintenance_work_mem = '{BUILD_MEMORY}'")
         conn.execute(
             f"CREATE INDEX {BINARY} ON chunks USING hnsw ((binary_quantize(embedding)"
             f"::bit({DIMENSIONS})) bit_hamming_ops) WITH (m = 16, ef_construction = 64)"
@@ -204,28 +222,32 @@ def raw(conn: Any, table: str, cast: str) -> Any:
 
 
 def measure(
-    store: Any, faiss_index: Any, queries: np.ndarray, truth: np.ndarray, ef_values: list[int]
+    store: Any,
+    faiss_index: Any,
+    queries: np.ndarray,
+    truth: np.ndarray,
+    ef_values: list[int],
+    skip: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> None:
     raw_conn = store.connection()  # plain SQL outside a transaction: session settings
 
     def ragline(v: np.ndarray, ef: int) -> list[float]:
         return [1.0 - r.similarity for r in store.vector_search(COLLECTION, v, K, ef_search=ef)]
 
-    half, full = raw(raw_conn, "chunks", "halfvec"), raw(raw_conn, F32, "vector")
-    binary = rescored(raw_conn)
+    half = raw(raw_conn, "chunks", "halfvec")
 
     def faiss_search(v: np.ndarray, ef: int) -> list[float]:
         faiss_index.hnsw.efSearch = ef
         scores, _ = faiss_index.search((v / np.linalg.norm(v))[None, :], K)
         return [1.0 - float(s) for s in scores[0]]
 
-    systems = {
-        "ragline": ragline,
-        "pg halfvec": lambda v, ef: half(v),
-        "pg float32": lambda v, ef: full(v),
-        "faiss": faiss_search,
-        "pg binary": binary,  # ef_search candidates re-scored
-    }
+    systems = {"ragline": ragline, "pg halfvec": lambda v, ef: half(v)}
+    if "float32" not in skip:
+        full = raw(raw_conn, F32, "vector")
+        systems["pg float32"] = lambda v, ef: full(v)
+    systems["faiss"] = faiss_search
+    if "binary" not in skip:
+        systems["pg binary"] = rescored(raw_conn)  # ef_search candidates re-scored
     print(f"  {'system':<11} {'ef':>4} {'recall@10':>9} {'p50 ms':>7} {'p95 ms':>7}"
           f"  {'ragline ÷ system (p50 / p95)':>28}")  # fmt: skip
     for ef in ef_values:
@@ -286,7 +308,7 @@ def migration_cost(store: Any) -> None:
     conn = store.connection()
     started = time.perf_counter()
     with conn.transaction(force_rollback=True):
-        conn.execute("SET LOCAL maintenance_work_mem = '1GB'")
+        conn.execute(f"SET LOCAL maintenance_work_mem = '{BUILD_MEMORY}'")
         conn.execute(f"DROP INDEX {F32}_hnsw")
         conn.execute(
             f"ALTER TABLE {F32} ALTER COLUMN embedding TYPE halfvec USING embedding::halfvec"
@@ -297,8 +319,10 @@ def migration_cost(store: Any) -> None:
             f" halfvec_cosine_ops) WITH (m = 16, ef_construction = 64)"
         )
         seconds = time.perf_counter() - started
-    print(f"  migration 0011 on this collection: rewrite {rewritten:.1f} s,"
-          f" with the index rebuilt {seconds:.1f} s (maintenance_work_mem 1GB)")  # fmt: skip
+    print(
+        f"  migration 0011 on this collection: rewrite {rewritten:.1f} s,"
+        f" with the index rebuilt {seconds:.1f} s (maintenance_work_mem {BUILD_MEMORY})"
+    )
 
 
 def binary_quantization(stored: np.ndarray, queries: np.ndarray, truth: np.ndarray) -> None:
@@ -347,7 +371,23 @@ def main() -> int:
     parser.add_argument("--ef", default="40,100,200,400")
     parser.add_argument("--queries", type=int, default=400, help="dev questions + passages")
     parser.add_argument("--seed", type=int, default=23)
+    parser.add_argument(
+        "--build-memory", default="1GB",
+        help="maintenance_work_mem for each HNSW build (a 1M-chunk graph needs over 1GB)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--skip", default="",
+        help=f"parts left out, comma-separated, of: {', '.join(OPTIONAL)} (each is minutes"
+        " at 1M chunks: an index build, or numpy over every vector per query)",
+    )  # fmt: skip
     args = parser.parse_args()
+    skip = {part.strip() for part in args.skip.split(",") if part.strip()}
+    if skip - set(OPTIONAL):
+        parser.error(
+            f"--skip takes {', '.join(OPTIONAL)}, not {', '.join(sorted(skip - set(OPTIONAL)))}"
+        )
+    global BUILD_MEMORY
+    BUILD_MEMORY = args.build_memory
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     import faiss
     from ragline.config import Settings
@@ -370,10 +410,11 @@ def main() -> int:
         store = Store(settings)
         ids, vectors = embedded(DEFAULT_OUT, count)
         print(f"\n== {count:,} chunks (a uniform sample of the scale corpus) ==")
-        seconds = load(store, ids, np.asarray(vectors, dtype=np.float32))
+        seconds = load(store, ids, np.asarray(vectors, dtype=np.float32), "float32" not in skip)
         if seconds:
             print(f"  loaded by COPY, indexes built: {seconds:.0f} s")
-        binary_index(store)
+        if "binary" not in skip:
+            binary_index(store)
         stored = np.asarray(vectors, dtype=np.float32)  # exactly the halfvec values stored
         truth = exact_top(stored, queries)
         faiss_index = faiss.IndexHNSWFlat(DIMENSIONS, 16, faiss.METRIC_INNER_PRODUCT)
@@ -381,14 +422,16 @@ def main() -> int:
         started = time.perf_counter()
         faiss_index.add(stored / np.linalg.norm(stored, axis=1, keepdims=True))
         print(f"  faiss HNSW build: {time.perf_counter() - started:.1f} s")
-        measure(store, faiss_index, queries, truth, ef_values)
+        measure(store, faiss_index, queries, truth, ef_values, skip)
         per_chunk = sizes(store)
         print("  bytes per chunk: " + ", ".join(f"{k} {v:,.0f}" for k, v in per_chunk.items()))
         held = faiss.serialize_index(faiss_index).nbytes / count
         print(f"  faiss HNSW (in memory, float32): {held:,.0f}")
-        binary_quantization(stored, queries, truth)
-        half_precision_cost(stored, queries, args.seed)
-        migration_cost(store)
+        if "ceilings" not in skip:
+            binary_quantization(stored, queries, truth)
+            half_precision_cost(stored, queries, args.seed)
+        if not {"float32", "migration"} & skip:
+            migration_cost(store)
         if n == 0:
             cliff(store, queries)
     return 0
