@@ -57,7 +57,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 from scale_corpus import DEFAULT_OUT, embedded, read_chunks  # noqa: E402
-from scale_store import embed_queries, load_queries, write_chunks  # noqa: E402
+from scale_store import database, embed_queries, load_queries, write_chunks  # noqa: E402
 
 COLLECTION = "vector-recall"
 MODEL = "minilm-onnx"
@@ -380,14 +380,24 @@ def main() -> int:
         help=f"parts left out, comma-separated, of: {', '.join(OPTIONAL)} (each is minutes"
         " at 1M chunks: an index build, or numpy over every vector per query)",
     )  # fmt: skip
+    parser.add_argument(
+        "--search-latency-keep", type=Path, metavar="DIR",
+        help="measure on the databases bench/search_latency.py --keep DIR kept (a size's"
+        " 'scale' collection, the same first n chunks with BM25 and the HNSW index ragline"
+        " builds): nothing is loaded or built here, and float32, binary and migration are"
+        " left out (a million chunks loads and indexes once for both benches)",
+    )  # fmt: skip
     args = parser.parse_args()
     skip = {part.strip() for part in args.skip.split(",") if part.strip()}
     if skip - set(OPTIONAL):
         parser.error(
             f"--skip takes {', '.join(OPTIONAL)}, not {', '.join(sorted(skip - set(OPTIONAL)))}"
         )
-    global BUILD_MEMORY
+    global BUILD_MEMORY, COLLECTION
     BUILD_MEMORY = args.build_memory
+    if args.search_latency_keep is not None:
+        skip |= {"float32", "binary", "migration"}
+        COLLECTION = "scale"  # bench/search_latency.py's
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     import faiss
     from ragline.config import Settings
@@ -404,37 +414,69 @@ def main() -> int:
     ef_values = [int(v) for v in args.ef.split(",")]
     for n, wanted in enumerate(int(s) for s in args.sizes.split(",")):
         count = min(wanted, available)
+        ids, vectors = embedded(DEFAULT_OUT, count)
+        print(f"\n== {count:,} chunks (a uniform sample of the scale corpus) ==")
+        if args.search_latency_keep is not None:
+            name = f"search_latency_{wanted}"
+            with database(name, args.search_latency_keep) as (url, existed):
+                store = Store(Settings.from_env().with_overrides(database_url=url))
+                held = store.connection().execute(
+                    "SELECT count(*) FROM chunks WHERE collection = %s", (COLLECTION,)
+                )
+                if not existed or (held.fetchone() or [0])[0] != count:
+                    parser.error(
+                        f"{args.search_latency_keep} keeps no complete {name}: run"
+                        f" bench/search_latency.py --sizes {wanted} --keep first"
+                    )
+                print(f"  the database bench/search_latency.py kept in {args.search_latency_keep}")
+                one_size(store, n, count, vectors, queries, ef_values, skip, args.seed)
+                store.database.close()
+            continue
         settings = Settings.from_env().with_overrides(
             data_dir=args.data_dir / f"n{wanted}", database_url=None, embeddings="hash"
         )
         store = Store(settings)
-        ids, vectors = embedded(DEFAULT_OUT, count)
-        print(f"\n== {count:,} chunks (a uniform sample of the scale corpus) ==")
         seconds = load(store, ids, np.asarray(vectors, dtype=np.float32), "float32" not in skip)
         if seconds:
             print(f"  loaded by COPY, indexes built: {seconds:.0f} s")
         if "binary" not in skip:
             binary_index(store)
-        stored = np.asarray(vectors, dtype=np.float32)  # exactly the halfvec values stored
-        truth = exact_top(stored, queries)
-        faiss_index = faiss.IndexHNSWFlat(DIMENSIONS, 16, faiss.METRIC_INNER_PRODUCT)
-        faiss_index.hnsw.efConstruction = 64
-        started = time.perf_counter()
-        faiss_index.add(stored / np.linalg.norm(stored, axis=1, keepdims=True))
-        print(f"  faiss HNSW build: {time.perf_counter() - started:.1f} s")
-        measure(store, faiss_index, queries, truth, ef_values, skip)
-        per_chunk = sizes(store)
-        print("  bytes per chunk: " + ", ".join(f"{k} {v:,.0f}" for k, v in per_chunk.items()))
-        held = faiss.serialize_index(faiss_index).nbytes / count
-        print(f"  faiss HNSW (in memory, float32): {held:,.0f}")
-        if "ceilings" not in skip:
-            binary_quantization(stored, queries, truth)
-            half_precision_cost(stored, queries, args.seed)
-        if not {"float32", "migration"} & skip:
-            migration_cost(store)
-        if n == 0:
-            cliff(store, queries)
+        one_size(store, n, count, vectors, queries, ef_values, skip, args.seed)
     return 0
+
+
+def one_size(
+    store: Any,
+    n: int,
+    count: int,
+    vectors: Any,
+    queries: np.ndarray,
+    ef_values: list[int],
+    skip: set[str],
+    seed: int,
+) -> None:
+    """Every measure of one size, on its loaded and indexed collection."""
+    import faiss
+
+    stored = np.asarray(vectors, dtype=np.float32)  # exactly the halfvec values stored
+    truth = exact_top(stored, queries)
+    faiss_index = faiss.IndexHNSWFlat(DIMENSIONS, 16, faiss.METRIC_INNER_PRODUCT)
+    faiss_index.hnsw.efConstruction = 64
+    started = time.perf_counter()
+    faiss_index.add(stored / np.linalg.norm(stored, axis=1, keepdims=True))
+    print(f"  faiss HNSW build: {time.perf_counter() - started:.1f} s")
+    measure(store, faiss_index, queries, truth, ef_values, skip)
+    per_chunk = sizes(store)
+    print("  bytes per chunk: " + ", ".join(f"{k} {v:,.0f}" for k, v in per_chunk.items()))
+    held = faiss.serialize_index(faiss_index).nbytes / count
+    print(f"  faiss HNSW (in memory, float32): {held:,.0f}")
+    if "ceilings" not in skip:
+        binary_quantization(stored, queries, truth)
+        half_precision_cost(stored, queries, seed)
+    if not {"float32", "migration"} & skip:
+        migration_cost(store)
+    if n == 0:
+        cliff(store, queries)
 
 
 if __name__ == "__main__":
