@@ -16,7 +16,8 @@ passage-derived queries (--queries in all), their minilm-onnx query vectors comp
 once beforehand (cached): the search is timed, not the model. Each query is sent as the
 query function sends it (``Retriever.search``, the settings' fusion and weights, no
 reranker) in each mode, keyword (BM25), vector (HNSW at the default ef_search) and
-hybrid, the modes taking turns per query, and each query's fastest of --repeat rounds
+hybrid (its keyword half on a second thread, RAGLINE_HYBRID_PARALLEL, and one half after
+the other), the modes taking turns per query, and each query's fastest of --repeat rounds
 counts, so another process's burst on a shared machine does not set the percentiles.
 Then bytes per chunk: the chunks table (heap and TOAST), its HNSW index, its other
 indexes, and the BM25 tables. The load average is printed with each size.
@@ -194,23 +195,34 @@ def measure(store: Any, embedder: Any, texts: list[str], top_k: int, repeat: int
     from ragline.retrieval import Retriever
 
     settings = store.settings
-    retriever = Retriever(
-        store, embedder, fusion=settings.fusion, vector_weight=settings.fusion_vector_weight
-    )
+    retrievers = {
+        parallel: Retriever(
+            store,
+            embedder,
+            fusion=settings.fusion,
+            vector_weight=settings.fusion_vector_weight,
+            parallel=parallel,
+        )
+        for parallel in (True, False)
+    }
 
     def run(mode: str) -> Callable[[int], Any]:
-        return lambda n: retriever.search(texts[n], collection=COLLECTION, top_k=top_k, mode=mode)
+        retriever = retrievers[mode != "hybrid, one after the other"]
+        kind = mode.split(",")[0]
+        return lambda n: retriever.search(texts[n], collection=COLLECTION, top_k=top_k, mode=kind)
 
-    times = time_interleaved({mode: run(mode) for mode in MODES}, len(texts), repeat)
+    modes = (*MODES, "hybrid, one after the other")
+    times = time_interleaved({mode: run(mode) for mode in modes}, len(texts), repeat)
     labels = {
         "keyword": "keyword (BM25)",
         "vector": f"vector (HNSW, ef_search {settings.hnsw_ef_search})",
-        "hybrid": f"hybrid ({settings.fusion} fusion)",
+        "hybrid": f"hybrid ({settings.fusion} fusion, in parallel)",
+        "hybrid, one after the other": "hybrid, one half after the other",
     }
-    print(f"  {'search':32} {'p50 ms':>8} {'p95 ms':>8}")
-    for mode in MODES:
+    print(f"  {'search':40} {'p50 ms':>8} {'p95 ms':>8}")
+    for mode in modes:
         p50, p95 = percentiles(times[mode])
-        print(f"  {labels[mode]:32} {p50 * 1000:8.2f} {p95 * 1000:8.2f}", flush=True)
+        print(f"  {labels[mode]:40} {p50 * 1000:8.2f} {p95 * 1000:8.2f}", flush=True)
 
 
 def report(store: Any, embedder: Any, texts: list[str], size: int, top_k: int, repeat: int) -> None:

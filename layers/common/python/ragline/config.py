@@ -174,6 +174,10 @@ class Settings(BaseSettings):
     # can exceed the Data API's 1 MiB response) or "auto" (client on psycopg, sql on the
     # Data API).
     keyword_scorer: Literal["auto", "sql", "client"] = "auto"
+    # Hybrid search runs its keyword half on a second thread (with a second database
+    # connection) while the query is embedded and the vector half runs; false: one after
+    # the other, on one connection.
+    hybrid_parallel: bool = True
     hnsw_max_scan_tuples: int = Field(default=20000, ge=1000, le=10_000_000)
     # maintenance_work_mem for an HNSW index built after a bulk load (None: the server's).
     index_build_memory_mb: int | None = Field(default=None, ge=64, le=65536)

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from itertools import pairwise
 from typing import TYPE_CHECKING
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
     from ragline.filters import Filter
     from ragline.rerankers import Reranker
     from ragline.store import RetrievedChunk, Store
+    from ragline.store.records import Selection
 
 logger = logging.getLogger(__name__)
 
@@ -253,6 +256,7 @@ class Retriever:
         rerank_depth: int = 20,
         fusion: str = "adaptive",
         vector_weight: float | None = None,
+        parallel: bool = True,
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -260,6 +264,23 @@ class Retriever:
         self.rerank_depth = rerank_depth
         self.fusion = fusion
         self.vector_weight = vector_weight  # None: the embedder's own, calibrated for it
+        # Hybrid search's keyword half on a thread of its own (RAGLINE_HYBRID_PARALLEL),
+        # started on first use and kept: its connection (the store's are per thread) is
+        # reused from one search to the next, as the calling thread's is.
+        self.parallel = parallel
+        self._worker: ThreadPoolExecutor | None = None
+        self._worker_lock = threading.Lock()
+
+    def _keyword_later(
+        self, collection: str, query: str, limit: int, selection: Selection | None
+    ) -> Future[list[RetrievedChunk]]:
+        """The keyword search, started on the retriever's worker thread."""
+        with self._worker_lock:
+            if self._worker is None:
+                self._worker = ThreadPoolExecutor(1, thread_name_prefix="ragline-keyword")
+        return self._worker.submit(
+            self.store.keyword_search, collection, query, limit, selection=selection
+        )
 
     def search(
         self,
@@ -332,6 +353,41 @@ class Retriever:
         if mode == "keyword":
             found = self.store.keyword_search(collection, query, deeper, selection=selection)
             return Retrieval(_finished(query, found, top_k), 0)
+        depth = max(20, top_k * 4)  # hybrid: each list this deep (>= deeper)
+        pending = None
+        if mode == "hybrid" and self.parallel:
+            # The keyword half needs no query vector: it runs while the query is embedded
+            # and the vector half runs, both waiting on the database (or the model) at once.
+            pending = self._keyword_later(collection, query, depth, selection)
+        try:
+            return self._with_vector(
+                query, collection, top_k, mode, ef_search, selection, deeper, depth, pending
+            )
+        finally:
+            if pending is not None and not pending.done():
+                pending.exception()  # a failed vector half waits for its keyword half
+
+    def _with_vector(
+        self,
+        query: str,
+        collection: str,
+        top_k: int,
+        mode: str,
+        ef_search: int | None,
+        selection: Selection | None,
+        deeper: int,
+        depth: int,
+        pending: Future[list[RetrievedChunk]] | None,
+    ) -> Retrieval:
+        """Vector or hybrid search (``pending``: the hybrid's keyword half, under way)."""
+
+        def by_keyword(limit: int) -> list[RetrievedChunk]:
+            if pending is None:
+                return self.store.keyword_search(collection, query, limit, selection=selection)
+            # BM25's ranking is exact (score, then chunk id): its first ``limit`` of a
+            # deeper ranking are the ranking of ``limit``.
+            return pending.result()[:limit]
+
         # A query vector from another model would be silently meaningless: refuse instead.
         self.store.ensure_collection(collection, self.embedder.name, self.embedder.dimensions)
         embedded = self.embedder.embed_query(query)
@@ -342,7 +398,7 @@ class Retriever:
             # Vector search finds nothing; hybrid search is the keyword search alone.
             if mode == "vector":
                 return Retrieval([], embedded.tokens)
-            found = self.store.keyword_search(collection, query, deeper, selection=selection)
+            found = by_keyword(deeper)
             return Retrieval(_finished(query, found, top_k), embedded.tokens)
         if mode == "vector":
             found = self.store.vector_search(
@@ -353,20 +409,19 @@ class Retriever:
                 embedded.tokens,
                 embedding_seconds=embedded.seconds,
             )
-        depth = max(20, top_k * 4)
         by_vector = self.store.vector_search(
             collection, vector, depth, ef_search=ef_search, selection=selection
         )
-        by_keyword = self.store.keyword_search(collection, query, depth, selection=selection)
+        by_keyword_found = by_keyword(depth)
         weight = self.vector_weight
         if weight is None:
             weight = self.embedder.fusion_weight
         if self.fusion == "adaptive":
-            fused = adaptive_fusion(by_vector, by_keyword, vector_weight=weight)
+            fused = adaptive_fusion(by_vector, by_keyword_found, vector_weight=weight)
         elif self.fusion == "relative":
-            fused = relative_score_fusion(by_vector, by_keyword, vector_weight=weight)
+            fused = relative_score_fusion(by_vector, by_keyword_found, vector_weight=weight)
         else:
-            fused = reciprocal_rank_fusion([by_vector, by_keyword])
+            fused = reciprocal_rank_fusion([by_vector, by_keyword_found])
         fused = _finished(query, fused, top_k)
         missing = [c.chunk_id for c in fused if c.similarity is None]
         if missing:

@@ -107,6 +107,7 @@ class Answerer:
         self.retriever = Retriever(
             store, embedder, reranker, rerank_depth=settings.rerank_depth,
             fusion=settings.fusion, vector_weight=settings.fusion_vector_weight,
+            parallel=settings.hybrid_parallel,
         )  # fmt: skip
         self.router = router
         self.condenser = Condenser(
