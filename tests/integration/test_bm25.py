@@ -380,8 +380,8 @@ def test_blocks_packed_by_0012_keep_every_posting_and_ranking(postgres_server: s
         texts = iter(text for document in _zipf_corpus(rng, 200) for text in document)
         _insert(conn, "old", found[0], [(2 * n + 2, next(texts)) for n in range(500)])
         _insert(conn, "old", found[0], [(2 * n + 1, next(texts)) for n in range(0, 500, 4)])
-        conn.execute("DELETE FROM chunks WHERE id %% 9 = 0 OR id BETWEEN 300 AND 420")
-        conn.execute("UPDATE chunks SET text = text || ' w399 w1' WHERE id %% 11 = 0")
+        conn.execute("DELETE FROM chunks WHERE id % 9 = 0 OR id BETWEEN 300 AND 420")
+        conn.execute("UPDATE chunks SET text = text || ' w399 w1' WHERE id % 11 = 0")
         postings = "SELECT * FROM bm25_postings ORDER BY collection, lexeme, chunk_id"
         before_postings = conn.execute(postings).fetchall()
         questions = ["w0 w17 w230", "w3", "w1 w2 w5 w8 w13 w21 w34", "w0 w1 w2 w399", "w250"]
