@@ -422,7 +422,9 @@ def test_a_block_emptied_by_deletes_goes(store: Store) -> None:
         " WHERE t.collection = 'emptied' AND t.lexeme = 'lantern' ORDER BY k.last_id"
     )
     assert conn.execute(blocks).fetchall() == [
-        (base + 127, 128), (base + 255, 128), (base + 383, 128)
+        (base + 127, 128),
+        (base + 255, 128),
+        (base + 383, 128),
     ]
     # WHEN every chunk of the middle block goes, and one of the last
     conn.execute(

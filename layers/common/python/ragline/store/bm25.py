@@ -88,8 +88,10 @@ LEFT JOIN LATERAL (
 WHOLE = f"SELECT k.term, {_POSTINGS} FROM bm25_blocks k WHERE k.term = ANY(%s) GROUP BY k.term"
 
 # The blocks of a term with these keys (a probe of the primary key for each).
-BLOCKS = f"SELECT k.term, {_POSTINGS} FROM bm25_blocks k WHERE k.term = %s AND k.last_id = ANY(%s)" \
-    " GROUP BY k.term"  # fmt: skip
+BLOCKS = (
+    f"SELECT k.term, {_POSTINGS} FROM bm25_blocks k"
+    " WHERE k.term = %s AND k.last_id = ANY(%s) GROUP BY k.term"
+)
 
 
 @dataclass
