@@ -62,30 +62,39 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     WHERE p.id = chunk
 $$;
 
-DROP VIEW bm25_postings;
+-- The blocks rewritten once: a database whose blocks are packed already (this file run
+-- by hand first, see docs/deploy.md) keeps them.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                   WHERE table_schema = current_schema() AND table_name = 'bm25_blocks'
+                     AND column_name = 'ids') THEN
+        RETURN;
+    END IF;
+    DROP VIEW bm25_postings;
+    CREATE TABLE bm25_blocks_packed (
+        term      bigint NOT NULL,  -- bm25_terms.id
+        last_id   bigint NOT NULL,  -- the last chunk id of the block's range (>= each id in it)
+        -- 1 to 128 postings (bm25_pack), chunk ids ascending; at most 1,792 bytes, kept
+        -- in the row as they are (a compressed value would be decompressed by each get_byte)
+        postings  bytea STORAGE PLAIN NOT NULL CHECK (
+            octet_length(postings) BETWEEN 14 AND 1792 AND octet_length(postings) % 14 = 0
+        )
+    );
+    INSERT INTO bm25_blocks_packed (term, last_id, postings)
+    SELECT k.term, k.last_id,
+           (SELECT string_agg(bm25_pack(p.id, p.tf, p.length), ''::bytea ORDER BY p.id)
+            FROM unnest(k.ids, k.tfs, k.lengths) AS p(id, tf, length))
+    FROM bm25_blocks k;
+    DROP TABLE bm25_blocks;
+    ALTER TABLE bm25_blocks_packed RENAME TO bm25_blocks;
+    ALTER TABLE bm25_blocks ADD CONSTRAINT bm25_blocks_pkey PRIMARY KEY (term, last_id);
+    ALTER TABLE bm25_blocks RENAME CONSTRAINT bm25_blocks_packed_postings_check
+        TO bm25_blocks_postings_check;
+END
+$$;
 
-CREATE TABLE bm25_blocks_packed (
-    term      bigint NOT NULL,  -- bm25_terms.id
-    last_id   bigint NOT NULL,  -- the last chunk id of the block's range (>= every id it holds)
-    -- 1 to 128 postings (bm25_pack), chunk ids ascending; at most 1,792 bytes, stored
-    -- in the row as they are (a compressed value would be decompressed by each get_byte)
-    postings  bytea STORAGE PLAIN NOT NULL
-        CHECK (octet_length(postings) BETWEEN 14 AND 1792 AND octet_length(postings) % 14 = 0)
-);
-
-INSERT INTO bm25_blocks_packed (term, last_id, postings)
-SELECT k.term, k.last_id,
-       (SELECT string_agg(bm25_pack(p.id, p.tf, p.length), ''::bytea ORDER BY p.id)
-        FROM unnest(k.ids, k.tfs, k.lengths) AS p(id, tf, length))
-FROM bm25_blocks k;
-
-DROP TABLE bm25_blocks;
-ALTER TABLE bm25_blocks_packed RENAME TO bm25_blocks;
-ALTER TABLE bm25_blocks ADD CONSTRAINT bm25_blocks_pkey PRIMARY KEY (term, last_id);
-ALTER TABLE bm25_blocks RENAME CONSTRAINT bm25_blocks_packed_postings_check
-    TO bm25_blocks_postings_check;
-
-CREATE VIEW bm25_postings AS
+CREATE OR REPLACE VIEW bm25_postings AS
 SELECT t.collection, t.lexeme, p.id AS chunk_id, p.tf, p.length
 FROM bm25_terms t
 JOIN bm25_blocks k ON k.term = t.id
