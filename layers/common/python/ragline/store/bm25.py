@@ -48,9 +48,10 @@ POSTING = np.dtype([("id", ">i8"), ("tf", ">i2"), ("length", ">i4")])
 # the cost of a query at a million chunks (a term in half of them: 7 MB).
 WHOLE_MAX_DF = 16384
 
-# Chunk ids spanning up to this many (and more, 8 a posting) are summed by id in arrays
-# over the span (9 bytes an id: 18 MB at this bound), not sorted: at a million chunks the
-# essential terms' postings always are, and sorting them was a fifth of the ranking.
+# The essential terms' postings are summed by chunk id in arrays indexed by the id (9
+# bytes an id of their span: 18 MB at this bound) while their ids span at most this many
+# plus 8 a posting, and sorted beyond. At a million chunks they always span less, and
+# the sort was a fifth of the ranking.
 DENSE_SPAN = 1 << 21
 
 # Without an ORDER BY: the blocks come in one order, in practice the primary key's; the
@@ -59,9 +60,9 @@ DENSE_SPAN = 1 << 21
 _POSTINGS = "string_agg(k.postings, ''::bytea)"
 
 # The statistics, then a row per query term present in the collection (none: one row
-# with NULL term): its postings, its blocks' concatenated, or for a common term its
-# blocks' keys. n_chunks, avg_length and idf are the expressions of
-# bm25_search, so the same float64 bits.
+# with NULL term): its blocks' postings concatenated, or for a common term its blocks'
+# keys. n_chunks, avg_length and idf are the expressions of bm25_search, so the same
+# float64 bits.
 POSTINGS = f"""
 WITH s AS (
     SELECT b.chunks::double precision AS n_chunks,
