@@ -451,9 +451,12 @@ def main() -> int:
             print(f"\nmigrations {applied} applied in {time.perf_counter() - started:.1f} s")
             conn.execute("VACUUM ANALYZE")
         elif args.keep:
+            started = time.perf_counter()
             applied = Store(store.settings).migrate()
             if applied:
-                print(f"migrations {applied} applied to the kept database")
+                print(f"migrations {applied} applied to the kept database in"
+                      f" {time.perf_counter() - started:.1f} s")  # fmt: skip
+                conn.execute("VACUUM ANALYZE")
         functions = {}
         if args.baseline:
             baseline_search(conn, args.baseline)

@@ -188,13 +188,13 @@ def drift_of(conn: Any) -> dict[str, list[Any]]:
         "collections": "(SELECT collection, chunks, tokens FROM bm25_collections"
         " WHERE chunks > 0) EXCEPT ALL (SELECT collection, count(*), sum(bm25_length(tsv))"
         " FROM chunks GROUP BY collection)",
-        "blocks": "SELECT k.term, k.last_id FROM bm25_blocks k"
-        " WHERE cardinality(k.ids) NOT BETWEEN 1 AND 128"
-        " OR cardinality(k.tfs) <> cardinality(k.ids)"
-        " OR cardinality(k.lengths) <> cardinality(k.ids)"
-        " OR k.ids[cardinality(k.ids)] > k.last_id"
-        " OR k.ids <> ARRAY(SELECT DISTINCT i FROM unnest(k.ids) i ORDER BY i)"
-        " OR k.ids[1] <= coalesce((SELECT max(e.last_id) FROM bm25_blocks e"
+        "blocks": "SELECT k.term, k.last_id FROM bm25_blocks k,"
+        " LATERAL (SELECT ARRAY(SELECT p.id FROM bm25_unpack(k.postings) p) AS ids) a"
+        " WHERE octet_length(k.postings) % 14 <> 0"
+        " OR cardinality(a.ids) NOT BETWEEN 1 AND 128"
+        " OR a.ids[cardinality(a.ids)] > k.last_id"
+        " OR a.ids <> ARRAY(SELECT DISTINCT i FROM unnest(a.ids) i ORDER BY i)"
+        " OR a.ids[1] <= coalesce((SELECT max(e.last_id) FROM bm25_blocks e"
         " WHERE e.term = k.term AND e.last_id < k.last_id), 0)"
         " OR NOT EXISTS (SELECT 1 FROM bm25_terms t WHERE t.id = k.term)",
     }
@@ -254,11 +254,12 @@ def test_a_deleted_collection_leaves_no_statistics(store: Store) -> None:
 
 def _insert(conn: Any, collection: str, document: Any, rows: list[tuple[int, str]]) -> None:
     """Chunks with the ids given, in one statement (as a writer that took its ids before
-    another writer committed later ones would land them)."""
+    another writer committed later ones would land them); each id's low 31 bits are its
+    ordinal."""
     conn.execute(
         "INSERT INTO chunks (id, document_id, collection, ordinal, text, token_count,"
         " dimensions, embedding) OVERRIDING SYSTEM VALUE"
-        " SELECT r.id, %s, %s, r.id, r.text, 1, 4, '[1,1,1,1]'"
+        " SELECT r.id, %s, %s, r.id %% 2147483648, r.text, 1, 4, '[1,1,1,1]'"
         " FROM unnest(%s::bigint[], %s::text[]) AS r(id, text)",
         (document, collection, [i for i, _ in rows], [t for _, t in rows]),
     )
@@ -351,6 +352,133 @@ def test_postings_written_before_the_blocks_move_into_them(
             for q in questions
         ]
         assert after == before and all(before)
+
+
+def test_blocks_packed_by_0012_keep_every_posting_and_ranking(postgres_server: str) -> None:
+    # GIVEN a database at migration 0011 whose blocks were cut and emptied by its trigger:
+    # chunks in id order, ids landing inside earlier ranges, deletes and rewrites
+    from ragline.store.migrate import apply_migrations, available_migrations
+
+    url = create_database(postgres_server, "bm25_packed_upgrade")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for version, name, text in available_migrations():
+            if version <= 11:
+                conn.execute(text.encode())
+                conn.execute("INSERT INTO schema_migrations VALUES (%s, %s)", (version, name))
+        conn.execute("INSERT INTO collections (name, embedding_model, dimensions)"
+                     " VALUES ('old', 'test:4', 4)")  # fmt: skip
+        found = conn.execute(
+            "INSERT INTO documents (collection, source, status)"
+            " VALUES ('old', 's3://b/old.txt', 'ingested') RETURNING id"
+        ).fetchone()
+        assert found is not None
+        rng = random.Random(12)
+        texts = iter(text for document in _zipf_corpus(rng, 200) for text in document)
+        _insert(conn, "old", found[0], [(2 * n + 2, next(texts)) for n in range(500)])
+        _insert(conn, "old", found[0], [(2 * n + 1, next(texts)) for n in range(0, 500, 4)])
+        conn.execute("DELETE FROM chunks WHERE id % 9 = 0 OR id BETWEEN 300 AND 420")
+        conn.execute("UPDATE chunks SET text = text || ' w399 w1' WHERE id % 11 = 0")
+        postings = "SELECT * FROM bm25_postings ORDER BY collection, lexeme, chunk_id"
+        before_postings = conn.execute(postings).fetchall()
+        questions = ["w0 w17 w230", "w3", "w1 w2 w5 w8 w13 w21 w34", "w0 w1 w2 w399", "w250"]
+        searches = [
+            ("SELECT * FROM bm25_search('old', %s, %s)", (q, limit))
+            for q in questions
+            for limit in (1, 10, 100)
+        ] + [
+            ("SELECT * FROM bm25_search_among('old', %s, 10, %s)", (q, list(range(1, 999, 3))))
+            for q in questions
+        ]
+        before = [conn.execute(query, args).fetchall() for query, args in searches]
+        # WHEN migration 0012 packs the blocks
+        assert apply_migrations(conn) == [12]
+        # THEN every posting is the one it was, the blocks keep their rules, and every
+        # ranking has the same chunks with the same scores, to the bit
+        assert conn.execute(postings).fetchall() == before_postings
+        assert drift_of(conn) == {name: [] for name in drift_of(conn)}
+        after = [conn.execute(query, args).fetchall() for query, args in searches]
+        assert after == before and all(before)
+        assert conn.execute("SELECT to_regclass('bm25_blocks_packed')").fetchone() == (None,)
+        # AND run again (by hand, before a deploy), it leaves the packed blocks as they are
+        conn.execute(next(t for v, _, t in available_migrations() if v == 12).encode())
+        assert conn.execute(postings).fetchall() == before_postings
+
+
+def test_a_block_emptied_by_deletes_goes(store: Store) -> None:
+    # GIVEN a word in 384 chunks: three full blocks of its postings
+    store.ensure_collection("emptied", "test:4", 4)
+    _save(store, "emptied", "s3://b/emptied/doc.txt", ["seed"])
+    conn = store.connection()
+    found = conn.execute(
+        "SELECT id FROM documents WHERE source = 's3://b/emptied/doc.txt'"
+    ).fetchone()
+    assert found is not None
+    base = 20_000_000
+    _insert(conn, "emptied", found[0], [(base + n, f"lantern w{n % 7}") for n in range(384)])
+    blocks = (
+        "SELECT k.last_id, octet_length(k.postings) / 14 FROM bm25_blocks k"
+        " JOIN bm25_terms t ON t.id = k.term"
+        " WHERE t.collection = 'emptied' AND t.lexeme = 'lantern' ORDER BY k.last_id"
+    )
+    assert conn.execute(blocks).fetchall() == [
+        (base + 127, 128),
+        (base + 255, 128),
+        (base + 383, 128),
+    ]
+    # WHEN every chunk of the middle block goes, and one of the last
+    conn.execute(
+        "DELETE FROM chunks WHERE id BETWEEN %s AND %s OR id = %s",
+        (base + 128, base + 255, base + 300),
+    )
+    # THEN the middle block is gone, the last lost one posting, and all is exact
+    assert conn.execute(blocks).fetchall() == [(base + 127, 128), (base + 383, 127)]
+    assert drift_of(conn) == {name: [] for name in drift_of(conn)}
+    corpus = tokens_of(store, "emptied")
+    for question in ["lantern w3", "w6", "w2 w5"]:
+        got = [(c.chunk_id, c.score) for c in store.keyword_search("emptied", question, 20)]
+        assert_same_ranking(got, reference_top(corpus, query_terms(store, question), 20))
+
+
+def test_a_chunk_id_spelled_across_another_posting_is_found(store: Store) -> None:
+    # GIVEN two chunks holding "kayak", the second's id spelled, in a block's bytes,
+    # by the first's posting off a record's start: the first's id ends 00 01, its tf is
+    # 1 (00 01) and its length 5 (00 00 00 05), and the second's id is 0x0001000100000005
+    store.ensure_collection("spelled", "test:4", 4)
+    _save(store, "spelled", "s3://b/spelled/doc.txt", ["seed"])
+    conn = store.connection()
+    found = conn.execute(
+        "SELECT id FROM documents WHERE source = 's3://b/spelled/doc.txt'"
+    ).fetchone()
+    assert found is not None
+    first, second = 2**48 + 1, 2**48 + 2**32 + 5
+    _insert(
+        conn,
+        "spelled",
+        found[0],
+        [(first, "kayak canoe river otter heron"), (second, "kayak lake")],
+    )
+    at = (
+        "SELECT position(int8send(%s) IN k.postings) FROM bm25_blocks k"
+        " JOIN bm25_terms t ON t.id = k.term WHERE t.collection = 'spelled' AND t.lexeme = %s"
+    )
+    assert conn.execute(at, (second, "kayak")).fetchone() == (7,)  # inside the first record
+    assert conn.execute(at, (second, "cano")).fetchone() == (7,)
+    # WHEN each is looked up in those blocks, by bm25_score (a filtered search) and the
+    # client scorer
+    among = "SELECT * FROM bm25_search_among('spelled', %s, 10, %s)"
+    kayak = conn.execute(among, ("kayak", [second])).fetchall()
+    canoe = conn.execute(among, ("canoe", [second])).fetchall()
+    # THEN the second is found where it holds the word, and not where it does not
+    corpus = tokens_of(store, "spelled")
+    assert_same_ranking(kayak, [r for r in reference_top(corpus, ["kayak"], 10) if r[0] == second])
+    assert kayak and canoe == []
+    for question in ["kayak", "canoe lake", "kayak heron"]:
+        got = [(c.chunk_id, c.score) for c in store.keyword_search("spelled", question, 5)]
+        assert_same_ranking(got, reference_top(corpus, query_terms(store, question), 5))
 
 
 PYTHON_DOCS = Path(__file__).resolve().parents[2].parent / "shared" / "corpora" / "python-docs"

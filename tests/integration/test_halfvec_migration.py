@@ -96,7 +96,7 @@ def test_float32_chunks_are_converted_and_their_indexes_rebuilt_over_halfvec(url
         _write(conn, "three", three)
         assert _column_type(conn) == "vector"
         # WHEN the migrations run (as the next deploy runs them)
-        assert apply_migrations(conn) == [HALFVEC]
+        assert apply_migrations(conn) == [v for v, _, _ in available_migrations() if v >= HALFVEC]
         # THEN the column holds half precision, every value kept to half precision's rounding
         assert _column_type(conn) == "halfvec"
         stored = conn.execute(

@@ -10,11 +10,10 @@ import pytest
 from ragline.store import bm25
 
 
-def _sent(values: list[int], code: str) -> bytes:
-    """Elements as PostgreSQL's array_send writes them after its header: per element a
-    big-endian int32 length, then the value."""
-    size = struct.calcsize(f">{code}")
-    return b"".join(struct.pack(f">i{code}", size, v) for v in values)
+def _packed(postings: list[tuple[int, int, int]]) -> bytes:
+    """Postings as migration 0012's bm25_pack writes them: per posting the chunk id
+    (int8), tf (int2) and length (int4), big-endian (int8send, int2send, int4send)."""
+    return b"".join(struct.pack(">qhi", *posting) for posting in postings)
 
 
 def test_shares_round_to_multiples_of_2_to_the_minus_32_half_to_even() -> None:
@@ -30,20 +29,31 @@ def test_shares_round_to_multiples_of_2_to_the_minus_32_half_to_even() -> None:
     assert np.rint(np.array([0.5, 1.5, 2.5])).tolist() == [0.0, 2.0, 2.0]
 
 
-def test_postings_decode_from_array_send_records_in_chunk_order() -> None:
-    # GIVEN two blocks' columns concatenated out of order (a plan that read the second first)
-    ids = _sent([300, 301, 950], "q") + _sent([4, 17, 42], "q")
-    tfs = _sent([5, 6, 7], "h") + _sent([1, 2, 3], "h")
-    lengths = _sent([50, 60, 70], "i") + _sent([10, 20, 30], "i")
+def test_postings_decode_from_packed_records_in_chunk_order() -> None:
+    # GIVEN two blocks concatenated out of order (a plan that read the second first)
+    packed = _packed([(300, 5, 50), (301, 6, 60), (950, 7, 70)]) + _packed(
+        [(4, 1, 10), (17, 2, 20), (2**40 + 42, 256, 2**31 - 1)]
+    )
     # WHEN they are decoded
-    chunks, counts, sizes = bm25._decoded(ids, tfs, lengths)
+    chunks, counts, sizes = bm25._decoded(packed)
     # THEN the postings are in chunk id order, each with its own tf and length
-    assert chunks.tolist() == [4, 17, 42, 300, 301, 950]
-    assert counts.tolist() == [1, 2, 3, 5, 6, 7]
-    assert sizes.tolist() == [10, 20, 30, 50, 60, 70]
-    # AND a layout other than fixed-width records is refused, not misread
-    with pytest.raises(ValueError, match="array_send layout"):
-        bm25._decoded(_sent([1, 2], "i") + b"\0" * 8, None, None)
+    assert chunks.tolist() == [4, 17, 300, 301, 950, 2**40 + 42]
+    assert counts.tolist() == [1, 2, 5, 6, 7, 256]
+    assert sizes.tolist() == [10, 20, 50, 60, 70, 2**31 - 1]
+    # AND nothing decodes to empty postings
+    assert [a.size for a in bm25._decoded(None)] == [0, 0, 0]
+
+
+def test_a_buffer_that_is_not_whole_records_is_refused() -> None:
+    # GIVEN buffers whose length is not a multiple of 14 bytes (a record cut short, or
+    # the arrays of migration 0010 read as array_send writes them)
+    cut = _packed([(4, 1, 10), (17, 2, 20)])[:-3]
+    array_send = struct.pack(">iq", 8, 4) * 3
+    for buffer in (cut, array_send):
+        # WHEN it is decoded
+        # THEN it is refused, not misread
+        with pytest.raises(ValueError, match="not a run of 14-byte records"):
+            bm25._decoded(buffer)
 
 
 def test_ties_rank_by_chunk_id_and_the_limit_cuts_after_them() -> None:

@@ -1,14 +1,15 @@
 """BM25 scored in the client: the query's postings read in one statement, ranked in numpy.
 
-``bm25_search`` (migrations 0006, 0010) ranks in plpgsql, row by row; here the same
+``bm25_search`` (migrations 0006, 0010, 0012) ranks in plpgsql, row by row; here the same
 ranking is computed from the same blocks (``bm25_blocks``) with numpy. One statement
 reads the collection's statistics, the query's terms (id, df and IDF, computed by the
-server as ``bm25_search`` computes them) and each term's postings as one ``bytea`` per
-column, the blocks' arrays concatenated server-side without unnesting them:
-``array_send`` of a one-dimensional array without NULLs is a 20-byte header, then per
-element its length (int32) and its value, so with the headers stripped a column is a
-run of fixed-width records numpy reads in one call. The commonest terms come as their
-blocks' keys alone; their blocks are read when MaxScore looks them up (``WHOLE_MAX_DF``).
+server as ``bm25_search`` computes them) and each term's postings as one ``bytea``: its
+blocks' ``postings`` concatenated server-side (``string_agg``), nothing unpacked. A block
+stores its postings (0012) as fixed 14-byte records in chunk id order, each the chunk id
+(int64), the term frequency (int16) and the chunk's length (int32), big-endian as
+PostgreSQL's ``int8send``, ``int2send`` and ``int4send`` write them, so a term's postings
+are one numpy record array (``POSTING``). The commonest terms come as their blocks' keys
+alone; their blocks are read when MaxScore looks them up (``WHOLE_MAX_DF``).
 
 The scores are ``bm25_term``'s (0006), bit for bit: the same float64 operations in the
 same order, the same rounding to a multiple of 2^-32 (half to even, as PostgreSQL's
@@ -38,31 +39,30 @@ B = 0.75
 _SCALE = 4294967296.0
 # Sums of floats: a chunk exactly at the floor must never be dropped (as bm25_search).
 _SLACK = 1e-9
-# array_send's header for a one-dimensional array: ndim, has-null flag, element type,
-# length, lower bound (int32 each).
-_HEADER = 20
-_IDS = np.dtype([("n", ">i4"), ("v", ">i8")])
-_TFS = np.dtype([("n", ">i4"), ("v", ">i2")])
-_LENGTHS = np.dtype([("n", ">i4"), ("v", ">i4")])
+# A posting as a block stores it (migration 0012's bm25_pack).
+POSTING = np.dtype([("id", ">i8"), ("tf", ">i2"), ("length", ">i4")])
 
 # Terms in more chunks than this are not read whole up front: their block keys only
 # (8 bytes a block of 128), then the blocks that may hold a candidate's posting, on demand.
 # MaxScore looks the commonest terms up for few chunks, and reading them whole is most of
-# the cost of a query at a million chunks (a term in half of them: 13 MB).
+# the cost of a query at a million chunks (a term in half of them: 7 MB).
 WHOLE_MAX_DF = 16384
 
-# Without an ORDER BY: the three aggregates read the blocks in one order (so the columns
-# stay aligned), in practice the primary key's; the client sorts by chunk id if not (an
-# ordered aggregate sorts its input again: a quarter of the statement's time).
-_COLUMNS = ", ".join(
-    f"string_agg(substring(array_send(k.{column}) FROM {_HEADER + 1}), ''::bytea)"
-    for column in ("ids", "tfs", "lengths")
-)
+# The essential terms' postings are summed by chunk id in arrays indexed by the id (9
+# bytes an id of their span: 18 MB at this bound) while their ids span at most this many
+# plus 8 a posting, and sorted beyond. At a million chunks they always span less, and
+# the sort was a fifth of the ranking.
+DENSE_SPAN = 1 << 21
+
+# Without an ORDER BY: the blocks come in one order, in practice the primary key's; the
+# client sorts by chunk id if not (an ordered aggregate sorts its input again: a quarter
+# of the statement's time).
+_POSTINGS = "string_agg(k.postings, ''::bytea)"
 
 # The statistics, then a row per query term present in the collection (none: one row
-# with NULL term): each column of its postings concatenated in chunk id order, or for a
-# common term its blocks' keys. n_chunks, avg_length and idf are the expressions of
-# bm25_search, so the same float64 bits.
+# with NULL term): its blocks' postings concatenated, or for a common term its blocks'
+# keys. n_chunks, avg_length and idf are the expressions of bm25_search, so the same
+# float64 bits.
 POSTINGS = f"""
 WITH s AS (
     SELECT b.chunks::double precision AS n_chunks,
@@ -70,15 +70,15 @@ WITH s AS (
     FROM bm25_collections b WHERE b.collection = %(c)s AND b.chunks > 0
 )
 SELECT s.n_chunks, s.avg_length, t.id, t.df,
-       ln(1 + (s.n_chunks - t.df + 0.5) / (t.df + 0.5)), p.ids, p.tfs, p.lengths, r.keys
+       ln(1 + (s.n_chunks - t.df + 0.5) / (t.df + 0.5)), p.postings, r.keys
 FROM s
 LEFT JOIN bm25_terms t
   ON t.collection = %(c)s AND t.df > 0
  AND t.lexeme IN (SELECT q.lexeme FROM unnest(to_tsvector('english', %(t)s)) q)
 LEFT JOIN LATERAL (
-    SELECT {_COLUMNS}
+    SELECT {_POSTINGS}
     FROM bm25_blocks k WHERE k.term = t.id AND t.df <= %(whole)s
-) p(ids, tfs, lengths) ON true
+) p(postings) ON true
 LEFT JOIN LATERAL (
     SELECT string_agg(int8send(k.last_id), ''::bytea ORDER BY k.last_id)
     FROM bm25_blocks k WHERE k.term = t.id AND t.df > %(whole)s
@@ -86,11 +86,13 @@ LEFT JOIN LATERAL (
 """
 
 # Every block of these terms.
-WHOLE = f"SELECT k.term, {_COLUMNS} FROM bm25_blocks k WHERE k.term = ANY(%s) GROUP BY k.term"
+WHOLE = f"SELECT k.term, {_POSTINGS} FROM bm25_blocks k WHERE k.term = ANY(%s) GROUP BY k.term"
 
 # The blocks of a term with these keys (a probe of the primary key for each).
-BLOCKS = f"SELECT k.term, {_COLUMNS} FROM bm25_blocks k WHERE k.term = %s AND k.last_id = ANY(%s)" \
-    " GROUP BY k.term"  # fmt: skip
+BLOCKS = (
+    f"SELECT k.term, {_POSTINGS} FROM bm25_blocks k"
+    " WHERE k.term = %s AND k.last_id = ANY(%s) GROUP BY k.term"
+)
 
 
 @dataclass
@@ -164,30 +166,28 @@ class Postings:
             cur.execute(query, params)
             rows = cur.fetchall()
         found = []
-        for term_id, ids, tfs, lengths in rows:
-            self.nbytes += len(ids) + len(tfs) + len(lengths)
-            found.append((int(term_id), *_decoded(ids, tfs, lengths)))
+        for term_id, packed in rows:
+            self.nbytes += len(packed or b"")
+            found.append((int(term_id), *_decoded(packed)))
         return found
 
 
-def _decoded(
-    ids: bytes | None, tfs: bytes | None, lengths: bytes | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A term's postings from their three columns, in chunk id order."""
-    chunks, counts, sizes = _column(ids, _IDS), _column(tfs, _TFS), _column(lengths, _LENGTHS)
+def _decoded(packed: bytes | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A term's postings from its blocks' packed records: chunk ids, term frequencies
+    and lengths, in chunk id order."""
+    if not packed:
+        return np.zeros(0, np.int64), np.zeros(0, np.int16), np.zeros(0, np.int32)
+    if len(packed) % POSTING.itemsize:
+        raise ValueError(
+            f"BM25 postings of {len(packed)} bytes: not a run of {POSTING.itemsize}-byte"
+            " records (id int8, tf int2, length int4), as migration 0012 packs them"
+        )
+    records = np.frombuffer(packed, dtype=POSTING)
+    chunks = records["id"].astype(np.int64)
     if chunks.size > 1 and not (chunks[1:] > chunks[:-1]).all():
         order = np.argsort(chunks, kind="stable")
-        chunks, counts, sizes = chunks[order], counts[order], sizes[order]
-    return chunks, counts, sizes
-
-
-def _column(buffer: bytes | None, dtype: np.dtype[Any]) -> np.ndarray:
-    if not buffer:
-        return np.zeros(0, dtype=dtype["v"].newbyteorder("="))
-    records = np.frombuffer(buffer, dtype=dtype)
-    if records.size and not (records["n"] == dtype["v"].itemsize).all():
-        raise ValueError("unexpected array_send layout for BM25 postings")
-    return records["v"].astype(dtype["v"].newbyteorder("="))
+        records, chunks = records[order], chunks[order]
+    return chunks, records["tf"].astype(np.int16), records["length"].astype(np.int32)
 
 
 def fetch(
@@ -203,11 +203,11 @@ def fetch(
     if not rows:
         return None
     postings = Postings(float(rows[0][1]), [], 0, conn)
-    for _, _, term_id, df, idf, ids, tfs, lengths, keys in rows:
+    for _, _, term_id, df, idf, packed, keys in rows:
         if term_id is None:
             continue
-        postings.nbytes += sum(len(v or b"") for v in (ids, tfs, lengths, keys))
-        term = Term(int(term_id), int(df), float(idf), *_decoded(ids, tfs, lengths))
+        postings.nbytes += len(packed or b"") + len(keys or b"")
+        term = Term(int(term_id), int(df), float(idf), *_decoded(packed))
         if keys is not None:
             term.keys = np.frombuffer(keys, dtype=">i8").astype(np.int64)
             term.read = np.zeros(term.keys.size, dtype=bool)
@@ -274,11 +274,14 @@ def _union(terms: list[Term], avg_length: float) -> tuple[np.ndarray, np.ndarray
     scores = np.concatenate([shares(t.idf, t.tfs, t.lengths, avg_length) for t in terms])
     if not ids.size:
         return ids, scores
-    first, last = int(ids.min()), int(ids.max())
-    if last - first < 8 * ids.size + 65536:  # dense enough: sum by id, no sort
+    first = min(int(t.ids[0]) for t in terms if t.ids.size)  # each term's ids ascend
+    span = max(int(t.ids[-1]) for t in terms if t.ids.size) - first + 1
+    if span <= 8 * ids.size + DENSE_SPAN:  # sum by id over the span, no sort
         at = ids - first
-        held = np.flatnonzero(np.bincount(at, minlength=last - first + 1))
-        total = np.bincount(at, weights=scores, minlength=last - first + 1)
+        seen = np.zeros(span, dtype=bool)
+        seen[at] = True
+        held = np.flatnonzero(seen)
+        total = np.bincount(at, weights=scores, minlength=span)
         return held + first, total[held]
     chunks, where = np.unique(ids, return_inverse=True)
     return chunks, np.bincount(where, weights=scores, minlength=chunks.size)
