@@ -463,7 +463,9 @@ def one_size(
     faiss_index = faiss.IndexHNSWFlat(DIMENSIONS, 16, faiss.METRIC_INNER_PRODUCT)
     faiss_index.hnsw.efConstruction = 64
     started = time.perf_counter()
+    faiss.omp_set_num_threads(os.cpu_count() or 1)  # the build on every core, as PostgreSQL's
     faiss_index.add(stored / np.linalg.norm(stored, axis=1, keepdims=True))
+    faiss.omp_set_num_threads(1)
     print(f"  faiss HNSW build: {time.perf_counter() - started:.1f} s")
     measure(store, faiss_index, queries, truth, ef_values, skip)
     per_chunk = sizes(store)
