@@ -67,8 +67,8 @@ TIE = 1e-4  # distances this close to the 10th exact one count as found (half pr
 F32 = "bench_chunks_f32"
 # What --skip may leave out: the float32 copy and its index (pg float32, and migration
 # 0011's cost, which rewrites that copy), the binary index (pg binary) and binary
-# quantization's numpy ceiling, and the half-precision check.
-OPTIONAL = ("float32", "binary", "migration", "ceilings")
+# quantization's numpy ceiling, the half-precision check, and faiss (minutes to build).
+OPTIONAL = ("float32", "binary", "migration", "ceilings", "faiss")
 BUILD_MEMORY = "1GB"  # maintenance_work_mem of every index build (--build-memory)
 
 
@@ -245,7 +245,8 @@ def measure(
     if "float32" not in skip:
         full = raw(raw_conn, F32, "vector")
         systems["pg float32"] = lambda v, ef: full(v)
-    systems["faiss"] = faiss_search
+    if faiss_index is not None:
+        systems["faiss"] = faiss_search
     if "binary" not in skip:
         systems["pg binary"] = rescored(raw_conn)  # ef_search candidates re-scored
     print(f"  {'system':<11} {'ef':>4} {'recall@10':>9} {'p50 ms':>7} {'p95 ms':>7}"
@@ -428,7 +429,14 @@ def main() -> int:
                         f"{args.search_latency_keep} keeps no complete {name}: run"
                         f" bench/search_latency.py --sizes {wanted} --keep first"
                     )
-                print(f"  the database bench/search_latency.py kept in {args.search_latency_keep}")
+                options = store.connection().execute(
+                    "SELECT reloptions FROM pg_class WHERE relname = %s",
+                    (f"chunks_embedding_hnsw_{DIMENSIONS}",),
+                )
+                print(
+                    f"  the database bench/search_latency.py kept in {args.search_latency_keep},"
+                    f" its HNSW index built with {(options.fetchone() or [None])[0] or 'defaults'}"
+                )
                 one_size(store, n, count, vectors, queries, ef_values, skip, args.seed)
                 store.database.close()
             continue
@@ -460,18 +468,21 @@ def one_size(
 
     stored = np.asarray(vectors, dtype=np.float32)  # exactly the halfvec values stored
     truth = exact_top(stored, queries)
-    faiss_index = faiss.IndexHNSWFlat(DIMENSIONS, 16, faiss.METRIC_INNER_PRODUCT)
-    faiss_index.hnsw.efConstruction = 64
-    started = time.perf_counter()
-    faiss.omp_set_num_threads(os.cpu_count() or 1)  # the build on every core, as PostgreSQL's
-    faiss_index.add(stored / np.linalg.norm(stored, axis=1, keepdims=True))
-    faiss.omp_set_num_threads(1)
-    print(f"  faiss HNSW build: {time.perf_counter() - started:.1f} s")
+    faiss_index = None
+    if "faiss" not in skip:
+        faiss_index = faiss.IndexHNSWFlat(DIMENSIONS, 16, faiss.METRIC_INNER_PRODUCT)
+        faiss_index.hnsw.efConstruction = 64
+        started = time.perf_counter()
+        faiss.omp_set_num_threads(os.cpu_count() or 1)  # the build on every core, as PostgreSQL's
+        faiss_index.add(stored / np.linalg.norm(stored, axis=1, keepdims=True))
+        faiss.omp_set_num_threads(1)
+        print(f"  faiss HNSW build: {time.perf_counter() - started:.1f} s")
     measure(store, faiss_index, queries, truth, ef_values, skip)
     per_chunk = sizes(store)
     print("  bytes per chunk: " + ", ".join(f"{k} {v:,.0f}" for k, v in per_chunk.items()))
-    held = faiss.serialize_index(faiss_index).nbytes / count
-    print(f"  faiss HNSW (in memory, float32): {held:,.0f}")
+    if faiss_index is not None:
+        held = faiss.serialize_index(faiss_index).nbytes / count
+        print(f"  faiss HNSW (in memory, float32): {held:,.0f}")
     if "ceilings" not in skip:
         binary_quantization(stored, queries, truth)
         half_precision_cost(stored, queries, seed)
